@@ -1,0 +1,105 @@
+//! `berth`: the command line. It parses, calls the libraries, and prints.
+
+mod output;
+mod runtime_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use berth_runtime::monitor::{self, MonitorArgs};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "berth", version, about = "Amazon ECS on your own Linux hosts")]
+struct Cli {
+    /// Keep all of berth's state under DIR (runtime state in DIR/run).
+    /// Default: /var/lib/berth, with runtime state in /run/berth.
+    #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    /// Log filter (error, warn, info, debug, trace, or tracing directives).
+    #[arg(long, global = true, env = "BERTH_LOG", default_value = "warn,libcgroups=error")]
+    log_level: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Low-level OCI runtime verbs, for tests, benchmarks and debugging.
+    #[command(subcommand)]
+    Runtime(runtime_cmd::RuntimeCommand),
+}
+
+/// Where state lives, from `--root`.
+pub struct Roots {
+    pub state: PathBuf,
+    pub runtime: PathBuf,
+}
+
+impl Roots {
+    fn new(root: Option<PathBuf>) -> Self {
+        match root {
+            Some(dir) => Self {
+                runtime: dir.join("run"),
+                state: dir,
+            },
+            None => Self {
+                state: PathBuf::from("/var/lib/berth"),
+                runtime: PathBuf::from("/run/berth"),
+            },
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(monitor_args) = MonitorArgs::from_args(&args) {
+        init_monitor_logging(&monitor_args);
+        return ExitCode::from(monitor::run(monitor_args).clamp(0, 255) as u8);
+    }
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    let roots = Roots::new(cli.root);
+    let result = match cli.command {
+        Command::Runtime(cmd) => runtime_cmd::run(cmd, &roots),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The monitor has no terminal: it logs (with libcontainer's errors) into
+/// the container's state directory.
+fn init_monitor_logging(args: &MonitorArgs) {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(args.log_file())
+    else {
+        return;
+    };
+    let filter = std::env::var("BERTH_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(filter)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .init();
+}

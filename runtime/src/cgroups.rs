@@ -1,0 +1,133 @@
+//! The host's cgroup layout, cgroup paths berth creates, OOM counters, and
+//! removal of what berth made. Resource limits themselves are applied by
+//! libcontainer from the OCI spec.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use cgroups_rs::{hierarchies, Cgroup};
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// How resource controllers are mounted. A hybrid host (v1 controllers plus
+/// a cgroup2 mount for systemd) counts as v1: its controllers live there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupLayout {
+    V1,
+    V2,
+}
+
+pub fn layout() -> CgroupLayout {
+    match nix::sys::statfs::statfs(CGROUP_ROOT) {
+        Ok(fs) if fs.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC => CgroupLayout::V2,
+        _ => CgroupLayout::V1,
+    }
+}
+
+/// `/<parent>/<id>`: the OCI `linux.cgroupsPath` of a container.
+pub fn container_path(parent: &str, id: &str) -> String {
+    let parent = parent.trim_matches('/');
+    if parent.is_empty() {
+        format!("/{id}")
+    } else {
+        format!("/{parent}/{id}")
+    }
+}
+
+/// The directory holding `file` for the cgroup at `path` (a cgroupsPath).
+pub fn dir_of(layout: CgroupLayout, controller: &str, path: &str) -> PathBuf {
+    let rel = path.trim_start_matches('/');
+    match layout {
+        CgroupLayout::V1 => Path::new(CGROUP_ROOT).join(controller).join(rel),
+        CgroupLayout::V2 => Path::new(CGROUP_ROOT).join(rel),
+    }
+}
+
+/// How many processes the kernel's OOM killer has killed in the cgroup.
+pub fn oom_kill_count(layout: CgroupLayout, path: &str) -> Option<u64> {
+    let file = match layout {
+        CgroupLayout::V1 => dir_of(layout, "memory", path).join("memory.oom_control"),
+        CgroupLayout::V2 => dir_of(layout, "", path).join("memory.events"),
+    };
+    parse_counter(&fs::read_to_string(file).ok()?, "oom_kill")
+}
+
+/// A `key value` line from a flat-keyed cgroup file.
+pub fn parse_counter(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// Kill whatever is left in the cgroup at `path` and remove it from every
+/// hierarchy. Missing cgroups are fine: removal must work on half-made
+/// containers.
+pub fn remove(path: &str) -> Result<(), String> {
+    let cgroup = Cgroup::load(hierarchies::auto(), path.trim_start_matches('/'));
+    if !cgroup.exists() {
+        return Ok(());
+    }
+    for pid in cgroup.procs() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid.pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    // Killed processes leave the cgroup asynchronously; rmdir retries briefly.
+    let mut last = String::new();
+    for _ in 0..50 {
+        match cgroup.delete() {
+            Ok(()) if !cgroup.exists() => return Ok(()),
+            Ok(()) => {}
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Err(format!("remove cgroup {path}: {last}"))
+}
+
+/// Remove an empty parent cgroup (a task's or a test's) from every hierarchy.
+pub fn remove_if_empty(path: &str) -> Result<(), String> {
+    let cgroup = Cgroup::load(hierarchies::auto(), path.trim_start_matches('/'));
+    if !cgroup.exists() {
+        return Ok(());
+    }
+    if !cgroup.procs().is_empty() {
+        return Err(format!("cgroup {path} still has processes"));
+    }
+    cgroup
+        .delete()
+        .map_err(|e| format!("remove cgroup {path}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(container_path("berth", "c1"), "/berth/c1");
+        assert_eq!(container_path("/a/b/", "c1"), "/a/b/c1");
+        assert_eq!(container_path("", "c1"), "/c1");
+        assert_eq!(
+            dir_of(CgroupLayout::V2, "memory", "/berth/c1"),
+            Path::new("/sys/fs/cgroup/berth/c1")
+        );
+        assert_eq!(
+            dir_of(CgroupLayout::V1, "memory", "/berth/c1"),
+            Path::new("/sys/fs/cgroup/memory/berth/c1")
+        );
+    }
+
+    #[test]
+    fn oom_counters_v1_and_v2() {
+        let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
+        assert_eq!(parse_counter(v1, "oom_kill"), Some(3));
+        assert_eq!(parse_counter(v1, "oom_kill_disable"), Some(0));
+        let v2 = "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(parse_counter(v2, "oom_kill"), Some(1));
+        assert_eq!(parse_counter(v2, "missing"), None);
+    }
+}

@@ -1,0 +1,30 @@
+//! berth's container runtime: OCI containers started through youki's
+//! `libcontainer`, each parented by a small monitor process so that no daemon
+//! is needed (Podman's conmon is the model).
+//!
+//! This crate knows nothing of ECS: callers hand it a [`ContainerSpec`] (or an
+//! OCI bundle), a cgroup parent and a state root, and get back container
+//! states, exit records and logs.
+
+pub mod cgroups;
+mod container;
+mod error;
+pub mod exit;
+mod fsutil;
+mod meta;
+pub mod logs;
+pub mod monitor;
+mod paths;
+pub mod proc;
+pub mod resources;
+pub mod spec;
+
+pub use container::{
+    Created, ExitWaiter, Source,
+    ContainerState, ContainerStatus, CreateOptions, ExecSpec, MonitorStatus, Runtime,
+    StopOutcome,
+};
+pub use error::{Error, Result};
+pub use paths::RuntimeRoot;
+pub use resources::Resources;
+pub use spec::{ContainerSpec, Mount, NamespaceJoin, Rlimit};

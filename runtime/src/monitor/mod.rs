@@ -1,0 +1,188 @@
+//! The per-container monitor, after Podman's conmon.
+//!
+//! `berth` re-executes itself with [`MONITOR_ARG`]; the monitor forks once
+//! more so that it is parented by init (or the nearest subreaper), not by
+//! the command that started it, becomes a child subreaper, builds the
+//! container through libcontainer (so the container's init is its child),
+//! copies the container's stdout/stderr into the log, reaps it and records
+//! how it ended. It talks to its starter over one pipe, fd 3, with JSON
+//! lines: first [`Message::Created`] or [`Message::Failed`], then
+//! [`Message::Exited`]. The starter may go away at any time.
+
+mod process;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::exit::ExitRecord;
+
+pub use process::run;
+
+/// argv[1] that turns `berth` into a monitor.
+pub const MONITOR_ARG: &str = "__berth-monitor";
+const SYNC_FD: RawFd = 3;
+const TEE_STDOUT_FD: RawFd = 4;
+const TEE_STDERR_FD: RawFd = 5;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum Message {
+    Created { pid: i32 },
+    Failed { error: String },
+    Exited(ExitRecord),
+}
+
+/// What a monitor is asked to do, parsed from its argv.
+#[derive(Debug, Clone)]
+pub struct MonitorArgs {
+    pub container_dir: PathBuf,
+    pub libcontainer_root: PathBuf,
+    /// Start the container as soon as it is created.
+    pub start: bool,
+    /// Also copy output to fds 4 and 5 (the starter's stdout and stderr).
+    pub tee: bool,
+}
+
+impl MonitorArgs {
+    /// `Some` when this process was started as a monitor.
+    pub fn from_args(args: &[String]) -> Option<Self> {
+        if args.get(1).map(String::as_str) != Some(MONITOR_ARG) {
+            return None;
+        }
+        Some(Self {
+            container_dir: PathBuf::from(args.get(2)?),
+            libcontainer_root: PathBuf::from(args.get(3)?),
+            start: args.iter().any(|a| a == "--start"),
+            tee: args.iter().any(|a| a == "--tee"),
+        })
+    }
+
+    /// Where the monitor's own diagnostics (and libcontainer's) go.
+    pub fn log_file(&self) -> PathBuf {
+        crate::paths::ContainerFiles::new(self.container_dir.clone()).monitor_log()
+    }
+}
+
+/// The starter's end of the pipe to a monitor.
+pub(crate) struct MonitorHandle {
+    reader: BufReader<File>,
+}
+
+impl MonitorHandle {
+    fn next(&mut self, id: &str) -> Result<Option<Message>> {
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line).map_err(|e| Error::Monitor {
+            id: id.to_string(),
+            reason: format!("read from monitor: {e}"),
+        })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_str(&line).map(Some).map_err(|e| Error::Monitor {
+            id: id.to_string(),
+            reason: format!("bad message {line:?}: {e}"),
+        })
+    }
+
+    /// Wait for the container to be created; returns its init pid.
+    pub fn wait_created(&mut self, id: &str) -> Result<i32> {
+        match self.next(id)? {
+            Some(Message::Created { pid }) => Ok(pid),
+            Some(Message::Failed { error }) => Err(Error::Monitor {
+                id: id.to_string(),
+                reason: error,
+            }),
+            Some(other) => Err(Error::Monitor {
+                id: id.to_string(),
+                reason: format!("unexpected message {other:?}"),
+            }),
+            None => Err(Error::Monitor {
+                id: id.to_string(),
+                reason: "exited before the container was created (see monitor.log)".into(),
+            }),
+        }
+    }
+
+    /// Wait for the container to exit; `None` if the monitor died first.
+    pub fn wait_exited(&mut self, id: &str) -> Result<Option<ExitRecord>> {
+        loop {
+            match self.next(id)? {
+                Some(Message::Exited(record)) => return Ok(Some(record)),
+                Some(_) => continue,
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+fn dup_high(fd: RawFd) -> Result<OwnedFd> {
+    let new = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
+        .map_err(|e| Error::sys("duplicate fd for monitor", e))?;
+    // SAFETY: fcntl just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Start a monitor for the container whose state is in `container_dir`.
+pub(crate) fn spawn(
+    container_dir: &Path,
+    libcontainer_root: &Path,
+    start: bool,
+    tee: bool,
+) -> Result<MonitorHandle> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("find the berth binary", e))?;
+    let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::sys("create monitor pipe", e))?;
+    // Keep the fds we hand over clear of 3..=5 so the dup2s cannot collide.
+    let sync_w = dup_high(sync_w.as_raw_fd())?;
+    let tee_fds = if tee {
+        Some((dup_high(1)?, dup_high(2)?))
+    } else {
+        None
+    };
+    let mut cmd = Command::new(&exe);
+    cmd.arg(MONITOR_ARG)
+        .arg(container_dir)
+        .arg(libcontainer_root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if start {
+        cmd.arg("--start");
+    }
+    if tee {
+        cmd.arg("--tee");
+    }
+    let sync_raw = sync_w.as_raw_fd();
+    let tee_raw = tee_fds.as_ref().map(|(o, e)| (o.as_raw_fd(), e.as_raw_fd()));
+    // SAFETY: between fork and exec only async-signal-safe calls are made.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::unistd::setsid()?;
+            nix::unistd::dup2(sync_raw, SYNC_FD)?;
+            if let Some((out, err)) = tee_raw {
+                nix::unistd::dup2(out, TEE_STDOUT_FD)?;
+                nix::unistd::dup2(err, TEE_STDERR_FD)?;
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::io(format!("start monitor {}", exe.display()), e))?;
+    drop(sync_w);
+    drop(tee_fds);
+    // The monitor's first act is to fork and let this child exit.
+    child
+        .wait()
+        .map_err(|e| Error::io("wait for monitor to detach", e))?;
+    Ok(MonitorHandle {
+        reader: BufReader::new(File::from(sync_r)),
+    })
+}

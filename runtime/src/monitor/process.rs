@@ -1,0 +1,275 @@
+//! The monitor process itself.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+
+use super::{Message, MonitorArgs, SYNC_FD, TEE_STDERR_FD, TEE_STDOUT_FD};
+use crate::cgroups;
+use crate::exit::ExitRecord;
+use crate::fsutil::{read_json, write_json_atomic};
+use crate::logs::{JsonFileWriter, LineSplitter, Stream};
+use crate::meta::{ContainerMeta, Started};
+use crate::paths::ContainerFiles;
+use crate::proc::ProcessId;
+
+/// How long output may still arrive after init exits (from processes that
+/// escaped the container's pid namespace teardown, which should be none).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+/// Run as a monitor; returns the process exit code. Call it before any
+/// thread exists: it forks.
+pub fn run(args: MonitorArgs) -> i32 {
+    // SAFETY: the process is single-threaded here (the caller's contract).
+    match unsafe { fork() } {
+        Ok(ForkResult::Parent { .. }) => return 0,
+        Ok(ForkResult::Child) => {}
+        Err(e) => {
+            tracing::error!("monitor fork: {e}");
+            return 1;
+        }
+    }
+    // SAFETY: fd 3 was set up by `spawn` for this process alone.
+    let sync = unsafe { File::from_raw_fd(SYNC_FD) };
+    let mut monitor = Monitor {
+        files: ContainerFiles::new(args.container_dir.clone()),
+        sync: Some(sync),
+        tee: args.tee.then(|| {
+            // SAFETY: as above, fds 4 and 5 were handed over by `spawn`.
+            unsafe { (File::from_raw_fd(TEE_STDOUT_FD), File::from_raw_fd(TEE_STDERR_FD)) }
+        }),
+    };
+    match monitor.run(&args) {
+        Ok(()) => 0,
+        Err(error) => {
+            tracing::error!("{error}");
+            monitor.send(&Message::Failed { error });
+            1
+        }
+    }
+}
+
+struct Monitor {
+    files: ContainerFiles,
+    sync: Option<File>,
+    tee: Option<(File, File)>,
+}
+
+impl Monitor {
+    /// Tell the starter; once it has gone, stop trying.
+    fn send(&mut self, message: &Message) {
+        let Some(sync) = self.sync.as_mut() else {
+            return;
+        };
+        let mut line = serde_json::to_vec(message).unwrap_or_default();
+        line.push(b'\n');
+        if sync.write_all(&line).is_err() {
+            self.sync = None;
+        }
+    }
+
+    fn run(&mut self, args: &MonitorArgs) -> Result<(), String> {
+        // The container inherits this mask: start it from a clean one, whatever
+        // the starter had blocked.
+        SigSet::empty()
+            .thread_set_mask()
+            .map_err(|e| format!("reset signal mask: {e}"))?;
+        // A lost write to a departed starter must not kill the monitor.
+        // SAFETY: installing SIG_IGN has no handler to race with.
+        unsafe {
+            let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
+        }
+        nix::sys::prctl::set_child_subreaper(true).map_err(|e| format!("set subreaper: {e}"))?;
+        let me = ProcessId::of(std::process::id() as i32).ok_or("read own /proc/self/stat")?;
+        write_json_atomic(&self.files.monitor(), &me).map_err(|e| e.to_string())?;
+        let meta: ContainerMeta = read_json(&self.files.meta())
+            .map_err(|e| e.to_string())?
+            .ok_or("container.json is missing")?;
+        let mut log = JsonFileWriter::open(meta.log.clone())
+            .map_err(|e| format!("open log {}: {e}", meta.log.path.display()))?;
+
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let devnull = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+        let mut container = ContainerBuilder::new(meta.id.clone(), SyscallType::default())
+            .with_root_path(args.libcontainer_root.clone())
+            .and_then(|b| b.validate_id())
+            .map_err(|e| e.to_string())?
+            .with_stdin(OwnedFd::from(devnull))
+            .with_stdout(out_w)
+            .with_stderr(err_w)
+            .as_init(&meta.bundle)
+            .with_systemd(false)
+            .with_detach(true)
+            .build()
+            .map_err(|e| format!("create: {e}"))?;
+        let init = container
+            .pid()
+            .ok_or("libcontainer reported no init pid")?;
+        if args.start {
+            container.start().map_err(|e| format!("start: {e}"))?;
+            write_json_atomic(&self.files.started(), &Started { at: Utc::now() })
+                .map_err(|e| e.to_string())?;
+        }
+        self.send(&Message::Created {
+            pid: init.as_raw(),
+        });
+
+        let status = self.pump(init, &out_r, &err_r, &mut log)?;
+        let oom_killed = cgroups::oom_kill_count(cgroups::layout(), &meta.cgroups_path)
+            .is_some_and(|n| n > 0);
+        let started_at = read_json::<Started>(&self.files.started())
+            .ok()
+            .flatten()
+            .map(|s| s.at);
+        let record = ExitRecord::from_wait(status, oom_killed, started_at)
+            .ok_or("init ended without an exit status")?;
+        write_json_atomic(&self.files.exit(), &record).map_err(|e| e.to_string())?;
+        tracing::info!(exit_code = record.exit_code, oom = record.oom_killed, "container exited");
+        self.send(&Message::Exited(record));
+        Ok(())
+    }
+
+    /// Copy output into the log until init has exited and its pipes closed;
+    /// reap every child meanwhile. Returns init's wait status.
+    fn pump(
+        &mut self,
+        init: Pid,
+        out_r: &OwnedFd,
+        err_r: &OwnedFd,
+        log: &mut JsonFileWriter,
+    ) -> Result<WaitStatus, String> {
+        let mut mask = SigSet::empty();
+        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+            mask.add(s);
+        }
+        mask.thread_block().map_err(|e| format!("block signals: {e}"))?;
+        let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| format!("signalfd: {e}"))?;
+
+        let mut streams = [
+            (Some(out_r.as_fd()), Stream::Stdout, LineSplitter::default()),
+            (Some(err_r.as_fd()), Stream::Stderr, LineSplitter::default()),
+        ];
+        // A SIGCHLD may have come before the mask: look once up front.
+        let mut status = reap(init);
+        let mut deadline = status.map(|_| Instant::now() + DRAIN_AFTER_EXIT);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let open: Vec<BorrowedFd> = streams.iter().filter_map(|s| s.0).collect();
+            if open.is_empty() && status.is_some() {
+                break;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            let mut fds: Vec<PollFd> = open
+                .iter()
+                .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+                .collect();
+            fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
+            let timeout = if deadline.is_some() {
+                PollTimeout::from(100u16)
+            } else {
+                PollTimeout::NONE
+            };
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(format!("poll: {e}")),
+            }
+            let ready: Vec<RawFd> = fds
+                .iter()
+                .filter(|p| p.revents().is_some_and(|r| !r.is_empty()))
+                .map(|p| p.as_fd().as_raw_fd())
+                .collect();
+            drop(fds);
+            if ready.contains(&sfd.as_fd().as_raw_fd()) {
+                while let Ok(Some(_)) = sfd.read_signal() {}
+                if status.is_none() {
+                    status = reap(init);
+                    if status.is_some() {
+                        deadline = Some(Instant::now() + DRAIN_AFTER_EXIT);
+                    }
+                } else {
+                    reap(init);
+                }
+            }
+            for (fd, stream, splitter) in streams.iter_mut() {
+                let Some(raw) = fd.map(|f| f.as_raw_fd()) else {
+                    continue;
+                };
+                if !ready.contains(&raw) {
+                    continue;
+                }
+                match nix::unistd::read(raw, &mut buf) {
+                    Ok(0) => {
+                        splitter.finish(|line| write_entry(log, *stream, line));
+                        *fd = None;
+                    }
+                    Ok(n) => {
+                        self.tee_out(*stream, &buf[..n]);
+                        splitter.push(&buf[..n], |line| write_entry(log, *stream, line));
+                    }
+                    Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+                    Err(e) => {
+                        tracing::warn!("read {stream:?}: {e}");
+                        *fd = None;
+                    }
+                }
+            }
+        }
+        for (_, stream, splitter) in streams.iter_mut() {
+            splitter.finish(|line| write_entry(log, *stream, line));
+        }
+        status.ok_or_else(|| "lost track of the container's init".to_string())
+    }
+
+    fn tee_out(&mut self, stream: Stream, data: &[u8]) {
+        if let Some((out, err)) = self.tee.as_mut() {
+            let target = match stream {
+                Stream::Stdout => out,
+                Stream::Stderr => err,
+            };
+            if target.write_all(data).is_err() {
+                self.tee = None;
+            }
+        }
+    }
+}
+
+fn write_entry(log: &mut JsonFileWriter, stream: Stream, line: &[u8]) {
+    if let Err(e) = log.write(stream, line) {
+        tracing::warn!("write log: {e}");
+    }
+}
+
+/// Reap every exited child; return init's status if it was among them.
+fn reap(init: Pid) -> Option<WaitStatus> {
+    let mut found = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return found,
+            Ok(status) => {
+                if status.pid() == Some(init)
+                    && matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..))
+                {
+                    found = Some(status);
+                }
+            }
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
