@@ -1,1 +1,276 @@
+//! Harness for berth's end-to-end tests. Each [`World`] has its own state
+//! root and cgroup parent, and removes every container, cgroup and file it
+//! made when dropped, failed test or not.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The `berth` binary: `BERTH_BIN`, or beside the test executable's dir.
+pub fn berth_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("BERTH_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("berth");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build` (or `make test`) first",
+        bin.display()
+    );
+    bin
+}
+
+/// The busybox root filesystem: `BERTH_TEST_ROOTFS`, or built once into
+/// the workspace's .build/ by the same script `make images` runs.
+pub fn busybox_rootfs() -> PathBuf {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS
+        .get_or_init(|| {
+            if let Some(dir) = std::env::var_os("BERTH_TEST_ROOTFS") {
+                return PathBuf::from(dir);
+            }
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let dir = workspace.join(".build/busybox");
+            if !dir.join("bin/busybox").exists() {
+                let status = Command::new(workspace.join("scripts/busybox-rootfs.sh"))
+                    .arg(&dir)
+                    .status()
+                    .expect("run scripts/busybox-rootfs.sh");
+                assert!(status.success(), "building the busybox rootfs failed");
+            }
+            dir.canonicalize().expect("rootfs path")
+        })
+        .clone()
+}
+
+pub struct World {
+    pub root: tempfile::TempDir,
+    pub cgroup_parent: String,
+    bin: PathBuf,
+    rootfs: PathBuf,
+}
+
+impl World {
+    pub fn new(name: &str) -> Self {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let root = tempfile::Builder::new()
+            .prefix(&format!("berth-test-{name}-"))
+            .tempdir()
+            .expect("state root");
+        Self {
+            root,
+            cgroup_parent: format!("berth-test-{}-{n}-{name}", std::process::id()),
+            bin: berth_bin(),
+            rootfs: busybox_rootfs(),
+        }
+    }
+
+    pub fn rootfs(&self) -> &Path {
+        &self.rootfs
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--root").arg(self.root.path());
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// `berth --root ROOT ARGS…`
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run berth")
+    }
+
+    /// `berth runtime run --rootfs busybox --cgroup-parent P FLAGS… -- CMD…`
+    pub fn run(&self, flags: &[&str], cmd: &[&str]) -> Output {
+        self.command()
+            .args(self.run_args(flags, cmd))
+            .output()
+            .expect("run berth")
+    }
+
+    pub fn run_args(&self, flags: &[&str], cmd: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "runtime".into(),
+            "run".into(),
+            "--rootfs".into(),
+            self.rootfs.display().to_string(),
+            "--cgroup-parent".into(),
+            self.cgroup_parent.clone(),
+        ];
+        args.extend(flags.iter().map(|s| s.to_string()));
+        args.push("--".into());
+        args.extend(cmd.iter().map(|s| s.to_string()));
+        args
+    }
+
+    /// Start `cmd` detached as container `id`; returns its state.
+    pub fn run_detached(&self, id: &str, flags: &[&str], cmd: &[&str]) -> Value {
+        let mut all = vec!["-d", "--id", id];
+        all.extend_from_slice(flags);
+        let out = self.run(&all, cmd);
+        assert_ok(&out);
+        parse_json(&out)
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        let out = self.berth(&["runtime", "state", id]);
+        assert_ok(&out);
+        parse_json(&out)
+    }
+
+    /// Wait until `pred` holds for the container's state.
+    pub fn wait_for(&self, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.berth(&["runtime", "state", id]);
+            let state = if out.status.success() {
+                parse_json(&out)
+            } else {
+                Value::Null
+            };
+            if pred(&state) {
+                return state;
+            }
+            assert!(Instant::now() < deadline, "{id}: timed out waiting for {what}: {state}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn container_ids(&self) -> Vec<String> {
+        let out = self.berth(&["runtime", "list"]);
+        if !out.status.success() {
+            return Vec::new();
+        }
+        parse_json(&out)
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every cgroup directory under this world's parent, in any hierarchy.
+    pub fn leftover_cgroups(&self) -> Vec<PathBuf> {
+        cgroup_dirs(&self.cgroup_parent)
+            .into_iter()
+            .flat_map(|d| std::fs::read_dir(&d).into_iter().flatten())
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+            .map(|e| e.path())
+            .collect()
+    }
+
+    /// Assert nothing of the world's containers remains (call at the end).
+    pub fn assert_clean(&self) {
+        assert_eq!(self.container_ids(), Vec::<String>::new(), "containers left");
+        assert_eq!(self.leftover_cgroups(), Vec::<PathBuf>::new(), "cgroups left");
+        for dir in ["run/containers", "run/libcontainer"] {
+            let path = self.root.path().join(dir);
+            let left: Vec<_> = std::fs::read_dir(&path)
+                .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+                .unwrap_or_default();
+            assert!(left.is_empty(), "{} not empty: {left:?}", path.display());
+        }
+        assert!(self.monitors().is_empty(), "monitors still running");
+    }
+
+    /// Pids of monitor processes of this world.
+    pub fn monitors(&self) -> Vec<i32> {
+        let needle = self.root.path().display().to_string();
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| {
+                        let c = String::from_utf8_lossy(&c);
+                        c.contains(berth_runtime::monitor::MONITOR_ARG) && c.contains(&needle)
+                    })
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for id in self.container_ids() {
+            let _ = self.berth(&["runtime", "delete", "--force", &id]);
+        }
+        for pid in self.monitors() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+        let mut dirs = cgroup_dirs(&self.cgroup_parent);
+        // Children first.
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for dir in self.leftover_cgroups().into_iter().chain(dirs) {
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+}
+
+/// The parent's directory in every mounted hierarchy that has it.
+fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
+    let base = Path::new("/sys/fs/cgroup");
+    let mut out = Vec::new();
+    if base.join(parent).is_dir() {
+        out.push(base.join(parent));
+    }
+    for entry in std::fs::read_dir(base).into_iter().flatten().flatten() {
+        let dir = entry.path().join(parent);
+        if dir.is_dir() {
+            out.push(dir);
+        }
+    }
+    out
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn parse_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(out), stderr(out)))
+}
+
+#[track_caller]
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "berth failed ({:?})\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// Require root: the suite runs real containers.
+pub fn require_root() {
+    assert!(
+        nix_euid_is_root(),
+        "berth's end-to-end tests run as root"
+    );
+}
+
+fn nix_euid_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}

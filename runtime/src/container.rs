@@ -266,11 +266,17 @@ impl Runtime {
     pub fn start(&self, id: &str) -> Result<ContainerState> {
         self.meta(id)?;
         let mut container = self.load(id)?;
-        container.start().map_err(|source| Error::Libcontainer {
-            id: id.to_string(),
-            source,
-        })?;
-        write_json_atomic(&self.files(id).started(), &Started { at: Utc::now() })?;
+        // Recorded before the process runs: a short-lived one may exit, and
+        // its monitor read the record, before `start()` returns here.
+        let started = self.files(id).started();
+        write_json_atomic(&started, &Started { at: Utc::now() })?;
+        if let Err(source) = container.start() {
+            let _ = fs::remove_file(&started);
+            return Err(Error::Libcontainer {
+                id: id.to_string(),
+                source,
+            });
+        }
         self.state(id)
     }
 
@@ -489,7 +495,24 @@ impl Runtime {
         if exec.args.is_empty() || exec.args[0].is_empty() {
             return Err(Error::spec("args", "no command to run"));
         }
-        let user = user::resolve(&state.rootfs, exec.user.as_deref(), &[])?;
+        // As `docker exec`: the container's own user unless one is given.
+        let user = match exec.user.as_deref() {
+            Some(name) => user::resolve(&state.rootfs, Some(name), &[])?,
+            None => {
+                let config = state.bundle.join("config.json");
+                let spec = Spec::load(&config).map_err(|e| Error::InvalidBundle {
+                    path: config.clone(),
+                    reason: e.to_string(),
+                })?;
+                let u = spec.process().as_ref().map(|p| p.user().clone()).unwrap_or_default();
+                user::ResolvedUser {
+                    uid: u.uid(),
+                    gid: u.gid(),
+                    additional_gids: u.additional_gids().clone().unwrap_or_default(),
+                    home: None,
+                }
+            }
+        };
         let mut env: HashMap<String, String> = HashMap::new();
         for (i, e) in exec.env.iter().enumerate() {
             let (k, v) = e

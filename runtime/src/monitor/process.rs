@@ -117,9 +117,9 @@ impl Monitor {
             .pid()
             .ok_or("libcontainer reported no init pid")?;
         if args.start {
-            container.start().map_err(|e| format!("start: {e}"))?;
             write_json_atomic(&self.files.started(), &Started { at: Utc::now() })
                 .map_err(|e| e.to_string())?;
+            container.start().map_err(|e| format!("start: {e}"))?;
         }
         self.send(&Message::Created {
             pid: init.as_raw(),

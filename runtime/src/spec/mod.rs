@@ -284,6 +284,15 @@ impl ContainerSpec {
             .iter()
             .map(|c| c.to_string())
             .collect();
+        // Drops first, then adds: `--cap-drop ALL --cap-add X` leaves X.
+        for (i, drop) in self.cap_drop.iter().enumerate() {
+            if drop.eq_ignore_ascii_case("ALL") {
+                caps.clear();
+                continue;
+            }
+            let cap = capability_name(drop).map_err(|r| Error::spec(format!("capDrop[{i}]"), r))?;
+            caps.retain(|c| *c != cap);
+        }
         for (i, add) in self.cap_add.iter().enumerate() {
             if add.eq_ignore_ascii_case("ALL") {
                 caps = defaults::ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
@@ -293,14 +302,6 @@ impl ContainerSpec {
             if !caps.contains(&cap) {
                 caps.push(cap);
             }
-        }
-        for (i, drop) in self.cap_drop.iter().enumerate() {
-            if drop.eq_ignore_ascii_case("ALL") {
-                caps.clear();
-                continue;
-            }
-            let cap = capability_name(drop).map_err(|r| Error::spec(format!("capDrop[{i}]"), r))?;
-            caps.retain(|c| *c != cap);
         }
         Ok(caps)
     }
