@@ -140,7 +140,10 @@ impl World {
             if pred(&state) {
                 return state;
             }
-            assert!(Instant::now() < deadline, "{id}: timed out waiting for {what}: {state}");
+            assert!(
+                Instant::now() < deadline,
+                "{id}: timed out waiting for {what}: {state}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -173,8 +176,16 @@ impl World {
 
     /// Assert nothing of the world's containers remains (call at the end).
     pub fn assert_clean(&self) {
-        assert_eq!(self.container_ids(), Vec::<String>::new(), "containers left");
-        assert_eq!(self.leftover_cgroups(), Vec::<PathBuf>::new(), "cgroups left");
+        assert_eq!(
+            self.container_ids(),
+            Vec::<String>::new(),
+            "containers left"
+        );
+        assert_eq!(
+            self.leftover_cgroups(),
+            Vec::<PathBuf>::new(),
+            "cgroups left"
+        );
         for dir in ["run/containers", "run/libcontainer"] {
             let path = self.root.path().join(dir);
             let left: Vec<_> = std::fs::read_dir(&path)
@@ -264,10 +275,7 @@ pub fn assert_ok(out: &Output) {
 
 /// Require root: the suite runs real containers.
 pub fn require_root() {
-    assert!(
-        nix_euid_is_root(),
-        "berth's end-to-end tests run as root"
-    );
+    assert!(nix_euid_is_root(), "berth's end-to-end tests run as root");
 }
 
 fn nix_euid_is_root() -> bool {

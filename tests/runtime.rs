@@ -19,7 +19,10 @@ fn exit_codes_come_back() {
     assert_eq!(code(&w.run(&[], &["sh", "-c", "exit 3"])), Some(3));
     // A signal death is 128+N, whether a child's reported by the shell or
     // the container's own init killed from outside.
-    assert_eq!(code(&w.run(&[], &["sh", "-c", "sh -c 'kill -9 $$'; exit $?"])), Some(137));
+    assert_eq!(
+        code(&w.run(&[], &["sh", "-c", "sh -c 'kill -9 $$'; exit $?"])),
+        Some(137)
+    );
     w.run_detached("victim", &[], &["sleep", "60"]);
     assert_ok(&w.berth(&["runtime", "kill", "victim", "KILL"]));
     let state = w.wait_for("victim", "exit", |s| !s["exit"].is_null());
@@ -33,7 +36,10 @@ fn exit_codes_come_back() {
 fn output_passes_through_and_lands_in_the_log() {
     require_root();
     let w = World::new("logs");
-    let out = w.run(&["--keep", "--id", "c"], &["sh", "-c", "echo to-out; echo to-err >&2"]);
+    let out = w.run(
+        &["--keep", "--id", "c"],
+        &["sh", "-c", "echo to-out; echo to-err >&2"],
+    );
     assert_ok(&out);
     assert_eq!(stdout(&out), "to-out\n");
     assert!(stderr(&out).contains("to-err"), "{}", stderr(&out));
@@ -52,7 +58,9 @@ fn output_passes_through_and_lands_in_the_log() {
     };
     assert_eq!(find("stdout")["log"], "to-out\n");
     assert_eq!(find("stderr")["log"], "to-err\n");
-    assert!(find("stdout")["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(find("stdout")["time"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
     assert_ok(&w.berth(&["runtime", "delete", "c"]));
     w.assert_clean();
 }
@@ -62,8 +70,20 @@ fn logs_rotate_by_size() {
     require_root();
     let w = World::new("rotate");
     let out = w.run(
-        &["--keep", "--id", "r", "--log-max-size", "2000", "--log-max-files", "2"],
-        &["sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done"],
+        &[
+            "--keep",
+            "--id",
+            "r",
+            "--log-max-size",
+            "2000",
+            "--log-max-files",
+            "2",
+        ],
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done",
+        ],
     );
     assert_ok(&out);
     let log = std::path::PathBuf::from(w.state("r")["logPath"].as_str().expect("logPath"));
@@ -85,11 +105,27 @@ fn env_cwd_user_and_hostname_apply() {
     require_root();
     let w = World::new("process");
     let out = w.run(
-        &["--env", "GREETING=hi there", "--workdir", "/tmp", "--user", "app", "--hostname", "box1"],
-        &["sh", "-c", "echo \"$GREETING|$(pwd)|$(id -u):$(id -g):$(id -G)|$(hostname)|$HOME\""],
+        &[
+            "--env",
+            "GREETING=hi there",
+            "--workdir",
+            "/tmp",
+            "--user",
+            "app",
+            "--hostname",
+            "box1",
+        ],
+        &[
+            "sh",
+            "-c",
+            "echo \"$GREETING|$(pwd)|$(id -u):$(id -g):$(id -G)|$(hostname)|$HOME\"",
+        ],
     );
     assert_ok(&out);
-    assert_eq!(stdout(&out).trim(), "hi there|/tmp|1000:1000:1000 50|box1|/home/app");
+    assert_eq!(
+        stdout(&out).trim(),
+        "hi there|/tmp|1000:1000:1000 50|box1|/home/app"
+    );
     let out = w.run(&["--user", "33:50"], &["id"]);
     assert_eq!(stdout(&out).trim(), "uid=33(www-data) gid=50(staff)");
     w.assert_clean();
@@ -123,7 +159,11 @@ fn pids_limit_stops_a_fork_bomb() {
     let w = World::new("pids");
     let out = w.run(
         &["--pids", "20"],
-        &["sh", "-c", "i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done; echo forked-all"],
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done; echo forked-all",
+        ],
     );
     assert!(stderr(&out).contains("can't fork"), "{}", stderr(&out));
     assert!(!stdout(&out).contains("forked-all"));
@@ -143,22 +183,42 @@ fn resources_are_written_to_the_cgroup() {
     };
     let state = w.run_detached(
         "res",
-        &["--cpu", "512", "--cpus", "0.5", "--memory", "64", "--memory-reservation", "32", "--pids", "50"],
+        &[
+            "--cpu",
+            "512",
+            "--cpus",
+            "0.5",
+            "--memory",
+            "64",
+            "--memory-reservation",
+            "32",
+            "--pids",
+            "50",
+        ],
         &["sleep", "60"],
     );
-    let path = state["cgroupsPath"].as_str().expect("cgroupsPath").to_string();
+    let path = state["cgroupsPath"]
+        .as_str()
+        .expect("cgroupsPath")
+        .to_string();
     assert_eq!(path, format!("/{}/res", w.cgroup_parent));
     let layout = cgroups::layout();
     let settings = resources.cgroup_settings(layout);
-    assert!(settings.iter().any(|s| s.file.contains("quota") || s.file == "cpu.max"));
+    assert!(settings
+        .iter()
+        .any(|s| s.file.contains("quota") || s.file == "cpu.max"));
     for s in settings {
         let file = cgroups::dir_of(layout, s.controller, &path).join(s.file);
-        let got = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let got =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert_eq!(got.trim(), s.value, "{}", file.display());
     }
     if layout == CgroupLayout::V1 {
         let quota = cgroups::dir_of(layout, "cpu", &path).join("cpu.cfs_quota_us");
-        assert_eq!(std::fs::read_to_string(quota).expect("quota").trim(), "50000");
+        assert_eq!(
+            std::fs::read_to_string(quota).expect("quota").trim(),
+            "50000"
+        );
     }
     assert_ok(&w.berth(&["runtime", "delete", "--force", "res"]));
     w.assert_clean();
@@ -168,10 +228,20 @@ fn resources_are_written_to_the_cgroup() {
 fn read_only_root_refuses_writes() {
     require_root();
     let w = World::new("ro");
-    let out = w.run(&["--read-only", "--tmpfs", "/scratch"], &["sh", "-c", "touch /x"]);
+    let out = w.run(
+        &["--read-only", "--tmpfs", "/scratch"],
+        &["sh", "-c", "touch /x"],
+    );
     assert_ne!(code(&out), Some(0));
-    assert!(stderr(&out).contains("Read-only file system"), "{}", stderr(&out));
-    let out = w.run(&["--read-only", "--tmpfs", "/scratch"], &["sh", "-c", "touch /scratch/x && echo ok"]);
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
+    let out = w.run(
+        &["--read-only", "--tmpfs", "/scratch"],
+        &["sh", "-c", "touch /scratch/x && echo ok"],
+    );
     assert_eq!(stdout(&out).trim(), "ok", "{}", stderr(&out));
     w.assert_clean();
 }
@@ -180,24 +250,50 @@ fn read_only_root_refuses_writes() {
 fn default_container_is_confined() {
     require_root();
     let w = World::new("confined");
-    let out = w.run(&[], &["sh", "-c", "ip link add b0 type bridge && echo LINK-ADDED"]);
+    let out = w.run(
+        &[],
+        &["sh", "-c", "ip link add b0 type bridge && echo LINK-ADDED"],
+    );
     assert!(!stdout(&out).contains("LINK-ADDED"));
-    assert!(stderr(&out).contains("Operation not permitted"), "{}", stderr(&out));
-    let out = w.run(&[], &["sh", "-c", "mount -t tmpfs none /mnt && echo MOUNTED"]);
+    assert!(
+        stderr(&out).contains("Operation not permitted"),
+        "{}",
+        stderr(&out)
+    );
+    let out = w.run(
+        &[],
+        &["sh", "-c", "mount -t tmpfs none /mnt && echo MOUNTED"],
+    );
     assert!(!stdout(&out).contains("MOUNTED"));
     let out = w.run(&[], &["sh", "-c", "head -c 16 /proc/kcore | wc -c"]);
     assert_eq!(stdout(&out).trim(), "0");
-    let out = w.run(&[], &["sh", "-c", "echo 1 > /proc/sys/kernel/ns_last_pid && echo WROTE"]);
+    let out = w.run(
+        &[],
+        &[
+            "sh",
+            "-c",
+            "echo 1 > /proc/sys/kernel/ns_last_pid && echo WROTE",
+        ],
+    );
     assert!(!stdout(&out).contains("WROTE"));
     // seccomp: no new namespaces from inside.
     let out = w.run(&[], &["sh", "-c", "unshare -n true && echo UNSHARED"]);
     assert!(!stdout(&out).contains("UNSHARED"), "{}", stderr(&out));
-    let out = w.run(&[], &["sh", "-c", "grep -E '^(Seccomp|CapEff):' /proc/self/status"]);
+    let out = w.run(
+        &[],
+        &["sh", "-c", "grep -E '^(Seccomp|CapEff):' /proc/self/status"],
+    );
     let status = stdout(&out);
     assert!(status.contains("Seccomp:\t2"), "{status}");
-    assert!(status.contains("CapEff:\t00000000a80425fb"), "Docker's 14 default caps: {status}");
+    assert!(
+        status.contains("CapEff:\t00000000a80425fb"),
+        "Docker's 14 default caps: {status}"
+    );
     // The same commands work when privileged: the confinement is berth's.
-    let out = w.run(&["--privileged"], &["sh", "-c", "ip link add b0 type bridge && echo LINK-ADDED"]);
+    let out = w.run(
+        &["--privileged"],
+        &["sh", "-c", "ip link add b0 type bridge && echo LINK-ADDED"],
+    );
     assert!(stdout(&out).contains("LINK-ADDED"), "{}", stderr(&out));
     w.assert_clean();
 }
@@ -222,16 +318,50 @@ fn exec_returns_its_exit_code_and_output() {
     require_root();
     let w = World::new("exec");
     w.run_detached("svc", &["--user", "app"], &["sleep", "60"]);
-    let out = w.berth(&["runtime", "exec", "svc", "--", "sh", "-c", "id -u; echo oops >&2; exit 5"]);
+    let out = w.berth(&[
+        "runtime",
+        "exec",
+        "svc",
+        "--",
+        "sh",
+        "-c",
+        "id -u; echo oops >&2; exit 5",
+    ]);
     assert_eq!(code(&out), Some(5));
-    assert_eq!(stdout(&out).trim(), "1000", "exec runs as the container's user");
+    assert_eq!(
+        stdout(&out).trim(),
+        "1000",
+        "exec runs as the container's user"
+    );
     assert_eq!(stderr(&out).trim(), "oops");
-    let out = w.berth(&["runtime", "exec", "--user", "root", "--env", "A=b", "--cwd", "/tmp", "svc", "--", "sh", "-c", "echo $(id -u) $A $(pwd)"]);
+    let out = w.berth(&[
+        "runtime",
+        "exec",
+        "--user",
+        "root",
+        "--env",
+        "A=b",
+        "--cwd",
+        "/tmp",
+        "svc",
+        "--",
+        "sh",
+        "-c",
+        "echo $(id -u) $A $(pwd)",
+    ]);
     assert_ok(&out);
     assert_eq!(stdout(&out).trim(), "0 b /tmp");
     // exec shares the container's namespaces.
     let ns = |args: &[&str]| stdout(&w.berth(args)).trim().to_string();
-    let pid1 = ns(&["runtime", "exec", "svc", "--", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"]);
+    let pid1 = ns(&[
+        "runtime",
+        "exec",
+        "svc",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '",
+    ]);
     assert_eq!(pid1, "sleep 60");
     assert_ok(&w.berth(&["runtime", "delete", "--force", "svc"]));
     w.assert_clean();
@@ -243,7 +373,14 @@ fn killing_the_cli_leaves_the_container_running() {
     let w = World::new("cli-kill");
     let mut child = w
         .command()
-        .args(w.run_args(&["--id", "fg"], &["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]))
+        .args(w.run_args(
+            &["--id", "fg"],
+            &[
+                "sh",
+                "-c",
+                "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+            ],
+        ))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -272,7 +409,10 @@ fn killing_the_monitor_orphans_the_container() {
     let state = w.run_detached("orph", &[], &["sleep", "60"]);
     let monitor = state["monitor"]["pid"].as_i64().expect("monitor pid");
     let pid = state["pid"].as_i64().expect("pid");
-    Command::new("kill").args(["-9", &monitor.to_string()]).status().expect("kill");
+    Command::new("kill")
+        .args(["-9", &monitor.to_string()])
+        .status()
+        .expect("kill");
     let state = w.wait_for("orph", "orphaned", |s| s["orphaned"] == true);
     assert_eq!(state["status"], "running");
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
@@ -296,7 +436,15 @@ fn killing_the_monitor_orphans_the_container() {
 fn stop_escalates_to_sigkill_after_the_timeout() {
     require_root();
     let w = World::new("stop");
-    w.run_detached("stubborn", &[], &["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 0.1; done"]);
+    w.run_detached(
+        "stubborn",
+        &[],
+        &[
+            "sh",
+            "-c",
+            "trap '' TERM; echo ready; while true; do sleep 0.1; done",
+        ],
+    );
     let out = w.berth(&["runtime", "stop", "--time", "1", "stubborn"]);
     assert_ok(&out);
     let outcome = parse_json(&out);
@@ -304,7 +452,15 @@ fn stop_escalates_to_sigkill_after_the_timeout() {
     assert_eq!(outcome["exit"]["exitCode"], 137);
 
     // A container that honours its stop signal is not killed.
-    w.run_detached("polite", &["--stop-signal", "SIGUSR1"], &["sh", "-c", "trap 'exit 0' USR1; while true; do sleep 0.1; done"]);
+    w.run_detached(
+        "polite",
+        &["--stop-signal", "SIGUSR1"],
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 0' USR1; while true; do sleep 0.1; done",
+        ],
+    );
     let out = w.berth(&["runtime", "stop", "--time", "10", "polite"]);
     assert_ok(&out);
     let outcome = parse_json(&out);
@@ -330,13 +486,33 @@ fn create_start_state_delete_over_a_bundle() {
     });
     std::fs::write(bundle.path().join("config.json"), config.to_string()).expect("config");
     let bundle_arg = bundle.path().display().to_string();
-    let out = w.berth(&["runtime", "create", "--bundle", &bundle_arg, "--cgroup-parent", &w.cgroup_parent, "b1"]);
+    let out = w.berth(&[
+        "runtime",
+        "create",
+        "--bundle",
+        &bundle_arg,
+        "--cgroup-parent",
+        &w.cgroup_parent,
+        "b1",
+    ]);
     assert_ok(&out);
     assert_eq!(parse_json(&out)["status"], "created");
     assert_eq!(w.state("b1")["status"], "created");
-    let dup = w.berth(&["runtime", "create", "--bundle", &bundle_arg, "--cgroup-parent", &w.cgroup_parent, "b1"]);
+    let dup = w.berth(&[
+        "runtime",
+        "create",
+        "--bundle",
+        &bundle_arg,
+        "--cgroup-parent",
+        &w.cgroup_parent,
+        "b1",
+    ]);
     assert!(stderr(&dup).contains("already exists"), "{}", stderr(&dup));
-    assert_eq!(w.state("b1")["status"], "created", "a duplicate leaves the first alone");
+    assert_eq!(
+        w.state("b1")["status"],
+        "created",
+        "a duplicate leaves the first alone"
+    );
     assert_ok(&w.berth(&["runtime", "start", "b1"]));
     let out = w.berth(&["runtime", "wait", "b1"]);
     assert_ok(&out);
@@ -344,7 +520,10 @@ fn create_start_state_delete_over_a_bundle() {
     assert_eq!(state["status"], "stopped");
     assert_eq!(state["exit"]["exitCode"], 7);
     assert!(state["exit"]["startedAt"].is_string());
-    assert_eq!(stdout(&w.berth(&["runtime", "logs", "b1"])), "from-bundle\n");
+    assert_eq!(
+        stdout(&w.berth(&["runtime", "logs", "b1"])),
+        "from-bundle\n"
+    );
     assert_ok(&w.berth(&["runtime", "delete", "b1"]));
     w.assert_clean();
 }
@@ -371,15 +550,25 @@ fn bad_input_is_refused_and_leaves_nothing() {
     let w = World::new("bad");
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
-            vec!["runtime", "run", "--rootfs", "/nonexistent/rootfs", "--", "true"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            vec![
+                "runtime",
+                "run",
+                "--rootfs",
+                "/nonexistent/rootfs",
+                "--",
+                "true",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
             "/nonexistent/rootfs",
         ),
         (w.run_args(&["--id", "x"], &[]), "args"),
         (w.run_args(&["--user", "ghost"], &["true"]), "ghost"),
-        (w.run_args(&["--id", "bad/id"], &["true"]), "invalid container id"),
+        (
+            w.run_args(&["--id", "bad/id"], &["true"]),
+            "invalid container id",
+        ),
         (w.run_args(&["--cap-add", "FLYING"], &["true"]), "FLYING"),
         (w.run_args(&["--env", "NOEQUALS"], &["true"]), "env[0]"),
         (w.run_args(&[], &["/bin/no-such-binary"]), "no-such-binary"),
@@ -388,7 +577,10 @@ fn bad_input_is_refused_and_leaves_nothing() {
         let out = w.command().args(&args).output().expect("berth");
         assert!(!out.status.success(), "{args:?} should fail");
         let err = stderr(&out);
-        assert!(err.contains(needle), "{args:?}: error should name {needle:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: error should name {needle:?}: {err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
         w.assert_clean();
     }
@@ -415,13 +607,21 @@ fn delete_cleans_a_half_created_container() {
     assert_ok(&bundle_state);
     assert_ok(&w.berth(&["runtime", "delete", "tmpl"]));
     let out = w.berth(&[
-        "runtime", "create", "--cgroup-parent", &w.cgroup_parent, "--bundle",
-        &make_bundle(&w), "half",
+        "runtime",
+        "create",
+        "--cgroup-parent",
+        &w.cgroup_parent,
+        "--bundle",
+        &make_bundle(&w),
+        "half",
     ]);
     assert_ok(&out);
     let state = parse_json(&out);
     let monitor = state["monitor"]["pid"].as_i64().expect("monitor");
-    Command::new("kill").args(["-9", &monitor.to_string()]).status().expect("kill");
+    Command::new("kill")
+        .args(["-9", &monitor.to_string()])
+        .status()
+        .expect("kill");
     // And remove libcontainer's record, as if the crash came mid-create.
     let lc = w.root.path().join("run/libcontainer/half");
     let state = w.wait_for("half", "orphaned", |s| s["monitor"]["alive"] == false);

@@ -18,7 +18,12 @@ struct Cli {
     root: Option<PathBuf>,
 
     /// Log filter (error, warn, info, debug, trace, or tracing directives).
-    #[arg(long, global = true, env = "BERTH_LOG", default_value = "warn,libcgroups=error")]
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_LOG",
+        default_value = "warn,libcgroups=error"
+    )]
     log_level: String,
 
     #[command(subcommand)]

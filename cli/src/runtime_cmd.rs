@@ -184,7 +184,8 @@ pub fn run(cmd: RuntimeCommand, roots: &Roots) -> anyhow::Result<i32> {
     let runtime = Runtime::new(RuntimeRoot::new(&roots.runtime));
     match cmd {
         RuntimeCommand::Create { bundle, common, id } => {
-            let created = runtime.create(&id, Source::Bundle(&bundle), &common.options(false, false))?;
+            let created =
+                runtime.create(&id, Source::Bundle(&bundle), &common.options(false, false))?;
             output::json(&created.state)?;
         }
         RuntimeCommand::Start { id } => {
@@ -230,13 +231,23 @@ pub fn run(cmd: RuntimeCommand, roots: &Roots) -> anyhow::Result<i32> {
                                 s.id.clone(),
                                 s.pid.map(|p| p.to_string()).unwrap_or_default(),
                                 s.status.to_string(),
-                                s.exit.as_ref().map(|e| e.exit_code.to_string()).unwrap_or_default(),
-                                if s.orphaned { "orphaned".into() } else { String::new() },
+                                s.exit
+                                    .as_ref()
+                                    .map(|e| e.exit_code.to_string())
+                                    .unwrap_or_default(),
+                                if s.orphaned {
+                                    "orphaned".into()
+                                } else {
+                                    String::new()
+                                },
                                 s.created_at.to_rfc3339(),
                             ]
                         })
                         .collect();
-                    output::table(&["ID", "PID", "STATUS", "EXIT", "MONITOR", "CREATED"], &rows);
+                    output::table(
+                        &["ID", "PID", "STATUS", "EXIT", "MONITOR", "CREATED"],
+                        &rows,
+                    );
                 }
             }
         }
@@ -287,7 +298,10 @@ fn run_container(runtime: &Runtime, args: RunArgs) -> anyhow::Result<i32> {
         }
         (None, Some(rootfs)) => {
             spec = args.spec()?;
-            Source::Spec { rootfs, spec: &spec }
+            Source::Spec {
+                rootfs,
+                spec: &spec,
+            }
         }
         (None, None) => bail!("give --rootfs DIR or --bundle DIR"),
     };
@@ -299,7 +313,9 @@ fn run_container(runtime: &Runtime, args: RunArgs) -> anyhow::Result<i32> {
     let exit = created.exit.wait()?;
     let code = match &exit {
         Some(record) => record.exit_code,
-        None => bail!("the monitor of {id} died before the container exited; see `berth runtime state {id}`"),
+        None => bail!(
+            "the monitor of {id} died before the container exited; see `berth runtime state {id}`"
+        ),
     };
     if !args.keep {
         runtime.delete(&id, false)?;
@@ -339,7 +355,10 @@ impl RunArgs {
             let (dest, size) = match t.split_once(':') {
                 Some((d, s)) => (
                     d,
-                    Some(s.parse::<u64>().with_context(|| format!("--tmpfs {t:?}: bad size"))?),
+                    Some(
+                        s.parse::<u64>()
+                            .with_context(|| format!("--tmpfs {t:?}: bad size"))?,
+                    ),
                 ),
                 None => (t.as_str(), None),
             };

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use cgroups_rs::{hierarchies, Cgroup};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 /// How resource controllers are mounted. A hybrid host (v1 controllers plus
 /// a cgroup2 mount for systemd) counts as v1: its controllers live there.
@@ -20,7 +19,7 @@ pub enum CgroupLayout {
 
 pub fn layout() -> CgroupLayout {
     match nix::sys::statfs::statfs(CGROUP_ROOT) {
-        Ok(fs) if fs.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC => CgroupLayout::V2,
+        Ok(fs) if fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC => CgroupLayout::V2,
         _ => CgroupLayout::V1,
     }
 }

@@ -233,10 +233,11 @@ impl Runtime {
 
         let bundle = files.generated_bundle();
         fs::create_dir_all(&bundle).context(|| format!("create {}", bundle.display()))?;
-        spec.save(bundle.join("config.json")).map_err(|e| Error::InvalidBundle {
-            path: bundle.clone(),
-            reason: e.to_string(),
-        })?;
+        spec.save(bundle.join("config.json"))
+            .map_err(|e| Error::InvalidBundle {
+                path: bundle.clone(),
+                reason: e.to_string(),
+            })?;
         let meta = ContainerMeta {
             id: id.to_string(),
             bundle,
@@ -251,7 +252,12 @@ impl Runtime {
             created_at: Utc::now(),
         };
         write_json_atomic(&files.meta(), &meta)?;
-        let mut handle = monitor::spawn(&files.dir, &self.root.libcontainer_root(), opts.start, opts.tee_output)?;
+        let mut handle = monitor::spawn(
+            &files.dir,
+            &self.root.libcontainer_root(),
+            opts.start,
+            opts.tee_output,
+        )?;
         handle.wait_created(id)?;
         Ok(Created {
             state: self.state(id)?,
@@ -283,7 +289,10 @@ impl Runtime {
     /// Send `signal` to the container's init, or with `all` to every process.
     pub fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<()> {
         let state = self.state(id)?;
-        if !matches!(state.status, ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused) {
+        if !matches!(
+            state.status,
+            ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused
+        ) {
             return Err(Error::WrongState {
                 id: id.to_string(),
                 status: state.status.to_string(),
@@ -291,17 +300,22 @@ impl Runtime {
             });
         }
         let mut container = self.load(id)?;
-        container.kill(signal, all).map_err(|source| Error::Libcontainer {
-            id: id.to_string(),
-            source,
-        })
+        container
+            .kill(signal, all)
+            .map_err(|source| Error::Libcontainer {
+                id: id.to_string(),
+                source,
+            })
     }
 
     /// Ask the container to stop with its stop signal; after `timeout`,
     /// SIGKILL every process in it.
     pub fn stop(&self, id: &str, timeout: Duration, signal: Option<Signal>) -> Result<StopOutcome> {
         let state = self.state(id)?;
-        if !matches!(state.status, ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused) {
+        if !matches!(
+            state.status,
+            ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused
+        ) {
             return Ok(StopOutcome {
                 killed: false,
                 exit: state.exit,
@@ -309,7 +323,8 @@ impl Runtime {
         }
         let signal = match signal {
             Some(s) => s,
-            None => parse_signal(&state.stop_signal).map_err(|r| Error::spec(STOP_SIGNAL_ANNOTATION, r))?,
+            None => parse_signal(&state.stop_signal)
+                .map_err(|r| Error::spec(STOP_SIGNAL_ANNOTATION, r))?,
         };
         let all = state.status == ContainerStatus::Created;
         self.kill(id, signal, all).or_else(ignore_not_running)?;
@@ -320,7 +335,8 @@ impl Runtime {
             });
         }
         tracing::info!(id, "stop timeout passed; sending SIGKILL");
-        self.kill(id, Signal::SIGKILL, true).or_else(ignore_not_running)?;
+        self.kill(id, Signal::SIGKILL, true)
+            .or_else(ignore_not_running)?;
         self.wait_stopped(id, Duration::from_secs(10))?;
         Ok(StopOutcome {
             killed: true,
@@ -443,7 +459,8 @@ impl Runtime {
                 });
             }
             if live {
-                self.kill(id, Signal::SIGKILL, true).or_else(ignore_not_running)?;
+                self.kill(id, Signal::SIGKILL, true)
+                    .or_else(ignore_not_running)?;
                 self.wait_stopped(id, MONITOR_GRACE)?;
             } else if state.monitor.alive && !force {
                 // Let the monitor finish writing the exit record.
@@ -504,7 +521,11 @@ impl Runtime {
                     path: config.clone(),
                     reason: e.to_string(),
                 })?;
-                let u = spec.process().as_ref().map(|p| p.user().clone()).unwrap_or_default();
+                let u = spec
+                    .process()
+                    .as_ref()
+                    .map(|p| p.user().clone())
+                    .unwrap_or_default();
                 user::ResolvedUser {
                     uid: u.uid(),
                     gid: u.gid(),
@@ -518,7 +539,9 @@ impl Runtime {
             let (k, v) = e
                 .split_once('=')
                 .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| Error::spec(format!("env[{i}]"), format!("{e:?} is not KEY=VALUE")))?;
+                .ok_or_else(|| {
+                    Error::spec(format!("env[{i}]"), format!("{e:?} is not KEY=VALUE"))
+                })?;
             env.insert(k.to_string(), v.to_string());
         }
         // The exec'd process may be parented by our child; adopt it.
@@ -603,17 +626,26 @@ fn load_bundle(bundle: &Path, default_cgroup: &str) -> Result<Spec> {
         return Err(invalid("no such file".into()));
     }
     let mut spec = Spec::load(&config).map_err(|e| invalid(e.to_string()))?;
-    let mut root = spec.root().clone().ok_or_else(|| invalid("root: missing".into()))?;
+    let mut root = spec
+        .root()
+        .clone()
+        .ok_or_else(|| invalid("root: missing".into()))?;
     let path = bundle.join(root.path());
     let path = path
         .canonicalize()
         .map_err(|e| invalid(format!("root.path {}: {e}", path.display())))?;
     if !path.is_dir() {
-        return Err(invalid(format!("root.path {} is not a directory", path.display())));
+        return Err(invalid(format!(
+            "root.path {} is not a directory",
+            path.display()
+        )));
     }
     root.set_path(path);
     spec.set_root(Some(root));
-    let process = spec.process().as_ref().ok_or_else(|| invalid("process: missing".into()))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process: missing".into()))?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(invalid("process.args: no command to run".into()));
     }

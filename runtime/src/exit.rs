@@ -50,8 +50,12 @@ mod tests {
         let pid = Pid::from_raw(1);
         let r = ExitRecord::from_wait(WaitStatus::Exited(pid, 3), false, None).expect("exit");
         assert_eq!((r.exit_code, r.signal), (3, None));
-        let r = ExitRecord::from_wait(WaitStatus::Signaled(pid, Signal::SIGKILL, false), true, None)
-            .expect("signal");
+        let r = ExitRecord::from_wait(
+            WaitStatus::Signaled(pid, Signal::SIGKILL, false),
+            true,
+            None,
+        )
+        .expect("signal");
         assert_eq!(r.exit_code, 137);
         assert_eq!(r.signal.as_deref(), Some("SIGKILL"));
         assert!(r.oom_killed);

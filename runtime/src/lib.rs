@@ -11,8 +11,8 @@ mod container;
 mod error;
 pub mod exit;
 mod fsutil;
-mod meta;
 pub mod logs;
+mod meta;
 pub mod monitor;
 mod paths;
 pub mod proc;
@@ -20,9 +20,8 @@ pub mod resources;
 pub mod spec;
 
 pub use container::{
-    Created, ExitWaiter, Source,
-    ContainerState, ContainerStatus, CreateOptions, ExecSpec, MonitorStatus, Runtime,
-    StopOutcome,
+    ContainerState, ContainerStatus, CreateOptions, Created, ExecSpec, ExitWaiter, MonitorStatus,
+    Runtime, Source, StopOutcome,
 };
 pub use error::{Error, Result};
 pub use paths::RuntimeRoot;

@@ -147,7 +147,10 @@ pub fn read_entries(path: &Path, max_files: u32) -> io::Result<Vec<LogEntry>> {
         for line in BufReader::new(f).lines() {
             let line = line?;
             let entry = serde_json::from_str(&line).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", file.display()))
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: {e}", file.display()),
+                )
             })?;
             out.push(entry);
         }
@@ -183,7 +186,8 @@ mod tests {
         };
         let mut w = JsonFileWriter::open(config.clone()).expect("open");
         for i in 0..20 {
-            w.write(Stream::Stdout, format!("line {i}\n").as_bytes()).expect("write");
+            w.write(Stream::Stdout, format!("line {i}\n").as_bytes())
+                .expect("write");
         }
         w.write(Stream::Stderr, b"last\n").expect("write");
         assert!(rotated(&config.path, 1).exists());
@@ -195,7 +199,12 @@ mod tests {
         assert_eq!((last.log.as_str(), last.stream), ("last\n", Stream::Stderr));
         let logs: Vec<&str> = entries.iter().map(|e| e.log.as_str()).collect();
         let mut sorted = logs.clone();
-        sorted.sort_by_key(|l| l.trim_start_matches("line ").trim().parse::<u32>().unwrap_or(99));
+        sorted.sort_by_key(|l| {
+            l.trim_start_matches("line ")
+                .trim()
+                .parse::<u32>()
+                .unwrap_or(99)
+        });
         assert_eq!(logs, sorted, "oldest first");
         for f in [config.path.clone(), rotated(&config.path, 1)] {
             assert!(fs::metadata(&f).expect("meta").len() <= 200);

@@ -120,11 +120,19 @@ impl Resources {
                     out.push(set("cpu", "cpu.shares", cpu_shares(units).to_string()));
                 }
                 if let Some(cpus) = self.cpus {
-                    out.push(set("cpu", "cpu.cfs_quota_us", cpu_quota_us(cpus).to_string()));
+                    out.push(set(
+                        "cpu",
+                        "cpu.cfs_quota_us",
+                        cpu_quota_us(cpus).to_string(),
+                    ));
                     out.push(set("cpu", "cpu.cfs_period_us", CFS_PERIOD_US.to_string()));
                 }
                 if let Some(mib) = self.memory_mib {
-                    out.push(set("memory", "memory.limit_in_bytes", (mib * MIB).to_string()));
+                    out.push(set(
+                        "memory",
+                        "memory.limit_in_bytes",
+                        (mib * MIB).to_string(),
+                    ));
                 }
                 if let Some(mib) = self.memory_reservation_mib {
                     out.push(set(

@@ -78,17 +78,22 @@ pub(crate) struct MonitorHandle {
 impl MonitorHandle {
     fn next(&mut self, id: &str) -> Result<Option<Message>> {
         let mut line = String::new();
-        let n = self.reader.read_line(&mut line).map_err(|e| Error::Monitor {
-            id: id.to_string(),
-            reason: format!("read from monitor: {e}"),
-        })?;
+        let n = self
+            .reader
+            .read_line(&mut line)
+            .map_err(|e| Error::Monitor {
+                id: id.to_string(),
+                reason: format!("read from monitor: {e}"),
+            })?;
         if n == 0 {
             return Ok(None);
         }
-        serde_json::from_str(&line).map(Some).map_err(|e| Error::Monitor {
-            id: id.to_string(),
-            reason: format!("bad message {line:?}: {e}"),
-        })
+        serde_json::from_str(&line)
+            .map(Some)
+            .map_err(|e| Error::Monitor {
+                id: id.to_string(),
+                reason: format!("bad message {line:?}: {e}"),
+            })
     }
 
     /// Wait for the container to be created; returns its init pid.
@@ -160,7 +165,9 @@ pub(crate) fn spawn(
         cmd.arg("--tee");
     }
     let sync_raw = sync_w.as_raw_fd();
-    let tee_raw = tee_fds.as_ref().map(|(o, e)| (o.as_raw_fd(), e.as_raw_fd()));
+    let tee_raw = tee_fds
+        .as_ref()
+        .map(|(o, e)| (o.as_raw_fd(), e.as_raw_fd()));
     // SAFETY: between fork and exec only async-signal-safe calls are made.
     unsafe {
         cmd.pre_exec(move || {

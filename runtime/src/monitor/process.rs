@@ -46,7 +46,12 @@ pub fn run(args: MonitorArgs) -> i32 {
         sync: Some(sync),
         tee: args.tee.then(|| {
             // SAFETY: as above, fds 4 and 5 were handed over by `spawn`.
-            unsafe { (File::from_raw_fd(TEE_STDOUT_FD), File::from_raw_fd(TEE_STDERR_FD)) }
+            unsafe {
+                (
+                    File::from_raw_fd(TEE_STDOUT_FD),
+                    File::from_raw_fd(TEE_STDERR_FD),
+                )
+            }
         }),
     };
     match monitor.run(&args) {
@@ -113,21 +118,17 @@ impl Monitor {
             .with_detach(true)
             .build()
             .map_err(|e| format!("create: {e}"))?;
-        let init = container
-            .pid()
-            .ok_or("libcontainer reported no init pid")?;
+        let init = container.pid().ok_or("libcontainer reported no init pid")?;
         if args.start {
             write_json_atomic(&self.files.started(), &Started { at: Utc::now() })
                 .map_err(|e| e.to_string())?;
             container.start().map_err(|e| format!("start: {e}"))?;
         }
-        self.send(&Message::Created {
-            pid: init.as_raw(),
-        });
+        self.send(&Message::Created { pid: init.as_raw() });
 
         let status = self.pump(init, &out_r, &err_r, &mut log)?;
-        let oom_killed = cgroups::oom_kill_count(cgroups::layout(), &meta.cgroups_path)
-            .is_some_and(|n| n > 0);
+        let oom_killed =
+            cgroups::oom_kill_count(cgroups::layout(), &meta.cgroups_path).is_some_and(|n| n > 0);
         let started_at = read_json::<Started>(&self.files.started())
             .ok()
             .flatten()
@@ -135,7 +136,11 @@ impl Monitor {
         let record = ExitRecord::from_wait(status, oom_killed, started_at)
             .ok_or("init ended without an exit status")?;
         write_json_atomic(&self.files.exit(), &record).map_err(|e| e.to_string())?;
-        tracing::info!(exit_code = record.exit_code, oom = record.oom_killed, "container exited");
+        tracing::info!(
+            exit_code = record.exit_code,
+            oom = record.oom_killed,
+            "container exited"
+        );
         self.send(&Message::Exited(record));
         Ok(())
     }
@@ -150,10 +155,16 @@ impl Monitor {
         log: &mut JsonFileWriter,
     ) -> Result<WaitStatus, String> {
         let mut mask = SigSet::empty();
-        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        for s in [
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+        ] {
             mask.add(s);
         }
-        mask.thread_block().map_err(|e| format!("block signals: {e}"))?;
+        mask.thread_block()
+            .map_err(|e| format!("block signals: {e}"))?;
         let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| format!("signalfd: {e}"))?;
 

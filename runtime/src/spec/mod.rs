@@ -107,7 +107,10 @@ impl ContainerSpec {
         if !env.iter().any(|e| e.starts_with("HOME=")) {
             env.push(format!(
                 "HOME={}",
-                user.home.as_deref().filter(|h| !h.is_empty()).unwrap_or("/")
+                user.home
+                    .as_deref()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or("/")
             ));
         }
         let hostname = self
@@ -118,10 +121,17 @@ impl ContainerSpec {
         let mut rlimits: Vec<Value> = Vec::new();
         let mut have_nofile = false;
         for (i, r) in self.rlimits.iter().enumerate() {
-            let name = rlimit_name(&r.name)
-                .ok_or_else(|| Error::spec(format!("rlimits[{i}].name"), format!("unknown rlimit {:?}", r.name)))?;
+            let name = rlimit_name(&r.name).ok_or_else(|| {
+                Error::spec(
+                    format!("rlimits[{i}].name"),
+                    format!("unknown rlimit {:?}", r.name),
+                )
+            })?;
             if r.soft > r.hard {
-                return Err(Error::spec(format!("rlimits[{i}]"), "soft limit above hard limit"));
+                return Err(Error::spec(
+                    format!("rlimits[{i}]"),
+                    "soft limit above hard limit",
+                ));
             }
             have_nofile |= name == "RLIMIT_NOFILE";
             rlimits.push(json!({ "type": name, "soft": r.soft, "hard": r.hard }));
@@ -136,10 +146,12 @@ impl ContainerSpec {
 
         let namespaces: Vec<Value> = NAMESPACES
             .iter()
-            .map(|kind| match self.join_namespaces.iter().find(|j| j.kind == *kind) {
-                Some(join) => json!({ "type": kind, "path": join.path }),
-                None => json!({ "type": kind }),
-            })
+            .map(
+                |kind| match self.join_namespaces.iter().find(|j| j.kind == *kind) {
+                    Some(join) => json!({ "type": kind, "path": join.path }),
+                    None => json!({ "type": kind }),
+                },
+            )
             .collect();
 
         let mut linux = json!({
@@ -203,12 +215,18 @@ impl ContainerSpec {
         }
         if let Some(cwd) = &self.cwd {
             if !cwd.starts_with('/') {
-                return Err(Error::spec("cwd", format!("{cwd:?} is not an absolute path")));
+                return Err(Error::spec(
+                    "cwd",
+                    format!("{cwd:?} is not an absolute path"),
+                ));
             }
         }
         for (i, e) in self.env.iter().enumerate() {
             if !e.contains('=') || e.starts_with('=') {
-                return Err(Error::spec(format!("env[{i}]"), format!("{e:?} is not KEY=VALUE")));
+                return Err(Error::spec(
+                    format!("env[{i}]"),
+                    format!("{e:?} is not KEY=VALUE"),
+                ));
             }
         }
         if let Some(h) = &self.hostname {
@@ -278,7 +296,10 @@ impl ContainerSpec {
 
     fn requested_capabilities(&self) -> Result<Vec<String>> {
         if self.privileged {
-            return Ok(defaults::ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect());
+            return Ok(defaults::ALL_CAPABILITIES
+                .iter()
+                .map(|c| c.to_string())
+                .collect());
         }
         let mut caps: Vec<String> = defaults::DEFAULT_CAPABILITIES
             .iter()
@@ -295,7 +316,10 @@ impl ContainerSpec {
         }
         for (i, add) in self.cap_add.iter().enumerate() {
             if add.eq_ignore_ascii_case("ALL") {
-                caps = defaults::ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+                caps = defaults::ALL_CAPABILITIES
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect();
                 continue;
             }
             let cap = capability_name(add).map_err(|r| Error::spec(format!("capAdd[{i}]"), r))?;
@@ -432,7 +456,8 @@ mod tests {
     fn rootfs() -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("etc")).expect("etc");
-        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").expect("passwd");
+        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n")
+            .expect("passwd");
         dir
     }
 
@@ -446,14 +471,22 @@ mod tests {
     #[test]
     fn defaults_follow_docker() {
         let r = rootfs();
-        let oci = spec(&["/bin/sh"]).to_oci("c1", r.path(), "/berth/c1").expect("spec");
+        let oci = spec(&["/bin/sh"])
+            .to_oci("c1", r.path(), "/berth/c1")
+            .expect("spec");
         let v = serde_json::to_value(&oci).expect("json");
-        let caps = v["process"]["capabilities"]["bounding"].as_array().expect("caps");
+        let caps = v["process"]["capabilities"]["bounding"]
+            .as_array()
+            .expect("caps");
         assert_eq!(caps.len(), 14);
-        assert!(!caps.iter().any(|c| c == "CAP_SYS_ADMIN" || c == "CAP_NET_ADMIN"));
+        assert!(!caps
+            .iter()
+            .any(|c| c == "CAP_SYS_ADMIN" || c == "CAP_NET_ADMIN"));
         assert_eq!(v["hostname"], "c1");
         assert_eq!(v["linux"]["cgroupsPath"], "/berth/c1");
-        assert!(v["linux"]["maskedPaths"].to_string().contains("/proc/kcore"));
+        assert!(v["linux"]["maskedPaths"]
+            .to_string()
+            .contains("/proc/kcore"));
         assert_eq!(v["process"]["env"][0], format!("PATH={DEFAULT_PATH}"));
         assert!(v["process"]["env"].to_string().contains("HOME=/root"));
         assert_eq!(v["annotations"][STOP_SIGNAL_ANNOTATION], "SIGTERM");
@@ -481,7 +514,9 @@ mod tests {
         s.privileged = true;
         let v = serde_json::to_value(s.to_oci("c", r.path(), "/p/c").expect("spec")).expect("json");
         assert!(v["linux"]["seccomp"].is_null());
-        assert!(v["process"]["capabilities"]["bounding"].to_string().contains("CAP_SYS_ADMIN"));
+        assert!(v["process"]["capabilities"]["bounding"]
+            .to_string()
+            .contains("CAP_SYS_ADMIN"));
     }
 
     #[test]
@@ -489,14 +524,48 @@ mod tests {
         let r = rootfs();
         let cases: Vec<(ContainerSpec, &str)> = vec![
             (spec(&[]), "args"),
-            (ContainerSpec { cwd: Some("rel".into()), ..spec(&["x"]) }, "cwd"),
-            (ContainerSpec { env: vec!["NOEQUALS".into()], ..spec(&["x"]) }, "env[0]"),
-            (ContainerSpec { cap_add: vec!["FLY".into()], ..spec(&["x"]) }, "capAdd[0]"),
-            (ContainerSpec { user: Some("ghost".into()), ..spec(&["x"]) }, "user"),
-            (ContainerSpec { stop_signal: Some("SIGNOPE".into()), ..spec(&["x"]) }, "stopSignal"),
             (
                 ContainerSpec {
-                    rlimits: vec![Rlimit { name: "bogus".into(), soft: 1, hard: 1 }],
+                    cwd: Some("rel".into()),
+                    ..spec(&["x"])
+                },
+                "cwd",
+            ),
+            (
+                ContainerSpec {
+                    env: vec!["NOEQUALS".into()],
+                    ..spec(&["x"])
+                },
+                "env[0]",
+            ),
+            (
+                ContainerSpec {
+                    cap_add: vec!["FLY".into()],
+                    ..spec(&["x"])
+                },
+                "capAdd[0]",
+            ),
+            (
+                ContainerSpec {
+                    user: Some("ghost".into()),
+                    ..spec(&["x"])
+                },
+                "user",
+            ),
+            (
+                ContainerSpec {
+                    stop_signal: Some("SIGNOPE".into()),
+                    ..spec(&["x"])
+                },
+                "stopSignal",
+            ),
+            (
+                ContainerSpec {
+                    rlimits: vec![Rlimit {
+                        name: "bogus".into(),
+                        soft: 1,
+                        hard: 1,
+                    }],
                     ..spec(&["x"])
                 },
                 "rlimits[0].name",
@@ -506,7 +575,9 @@ mod tests {
             let err = s.to_oci("c", r.path(), "/p/c").unwrap_err().to_string();
             assert!(err.contains(field), "{field}: {err}");
         }
-        let err = spec(&["x"]).to_oci("c", Path::new("/nonexistent/rootfs"), "/p/c").unwrap_err();
+        let err = spec(&["x"])
+            .to_oci("c", Path::new("/nonexistent/rootfs"), "/p/c")
+            .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/rootfs"));
     }
 

@@ -55,7 +55,7 @@ pub fn resolve(rootfs: &Path, user: Option<&str>, extra_groups: &[String]) -> Re
         None => user_part.parse().map_err(|_| err("not a uid".into()))?,
     };
     let gid = match group_part {
-        Some(g) => lookup_group(&groups, g).map_err(|r| err(r))?,
+        Some(g) => lookup_group(&groups, g).map_err(err)?,
         None => entry.map(|e| e.gid).unwrap_or(0),
     };
     let mut additional_gids = Vec::new();
@@ -64,7 +64,7 @@ pub fn resolve(rootfs: &Path, user: Option<&str>, extra_groups: &[String]) -> Re
             additional_gids.extend(
                 groups
                     .iter()
-                    .filter(|g| g.gid != gid && g.members.iter().any(|m| *m == e.name))
+                    .filter(|g| g.gid != gid && g.members.contains(&e.name))
                     .map(|g| g.gid),
             );
         }
@@ -191,7 +191,9 @@ mod tests {
     #[test]
     fn unknown_names_are_errors() {
         let r = rootfs();
-        let e = resolve(r.path(), Some("nobody"), &[]).unwrap_err().to_string();
+        let e = resolve(r.path(), Some("nobody"), &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("user") && e.contains("nobody"), "{e}");
         assert!(resolve(r.path(), Some("www:nogroup"), &[]).is_err());
         assert!(resolve(r.path(), Some(":"), &[]).is_err());

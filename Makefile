@@ -1,0 +1,59 @@
+# berth: `make demo` shows it, `make test` proves it. Both install what they
+# need from Debian first. Run as root.
+
+SHELL := /bin/bash
+# Builds live outside the clone so fresh clones (CI) reuse them.
+CARGO_TARGET_DIR ?= /var/tmp/berth-target
+export CARGO_TARGET_DIR
+BERTH := $(CARGO_TARGET_DIR)/debug/berth
+BERTH_RELEASE := $(CARGO_TARGET_DIR)/release/berth
+ROOTFS := $(CURDIR)/.build/busybox
+APT_PACKAGES := busybox-static libseccomp-dev pkg-config
+BENCH_PACKAGES := runc crun
+
+.PHONY: all deps bench-deps build images test lint demo bench clean
+
+all: build
+
+# Install only what is missing; `apt-get update` once, first.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(APT_PACKAGES))
+
+bench-deps: deps
+	$(call apt_install,$(BENCH_PACKAGES))
+
+build: deps
+	cargo build --workspace
+
+images: deps
+	@[ -x $(ROOTFS)/bin/busybox ] || scripts/busybox-rootfs.sh $(ROOTFS)
+	@echo "busybox rootfs: $(ROOTFS)"
+
+lint: deps
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test: lint build images
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		BERTH_BIN=$(BERTH) BERTH_TEST_ROOTFS=$(ROOTFS) cargo nextest run --workspace --no-fail-fast; \
+	else \
+		BERTH_BIN=$(BERTH) BERTH_TEST_ROOTFS=$(ROOTFS) cargo test --workspace --no-fail-fast; \
+	fi
+
+demo: build images
+	BERTH=$(BERTH) ROOTFS=$(ROOTFS) scripts/demo.sh
+
+bench: bench-deps images
+	cargo build --release -p berth-cli
+	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench.py
+
+clean:
+	rm -rf .build
