@@ -98,12 +98,14 @@ fn init_monitor_logging(args: &MonitorArgs) {
     else {
         return;
     };
-    let filter = std::env::var("BERTH_LOG").unwrap_or_else(|_| "info".into());
+    // A plain level, not an EnvFilter: the monitor lives as long as its
+    // container and should stay small.
+    let level = std::env::var("BERTH_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(filter)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_max_level(level)
         .with_ansi(false)
         .with_writer(std::sync::Mutex::new(file))
         .init();

@@ -10,8 +10,9 @@ use serde::Serialize;
 use crate::error::{Error, IoContext, Result};
 
 /// Write `bytes` to `path` so that a reader sees either the old file or the
-/// whole new one, and the new one survives a crash once this returns.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// whole new one. With `durable`, the new one also survives a host crash
+/// once this returns (two fsyncs, about a millisecond on a disk).
+fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -22,12 +23,17 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let mut file = File::create(&tmp).context(|| format!("create {}", tmp.display()))?;
         file.write_all(bytes)
             .context(|| format!("write {}", tmp.display()))?;
-        file.sync_all()
-            .context(|| format!("fsync {}", tmp.display()))?;
+        if durable {
+            file.sync_all()
+                .context(|| format!("fsync {}", tmp.display()))?;
+        }
         fs::rename(&tmp, path).context(|| format!("rename to {}", path.display()))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .context(|| format!("fsync {}", dir.display()))
+        if durable {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .context(|| format!("fsync {}", dir.display()))?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -35,12 +41,23 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
-pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|source| Error::Json {
+fn encode<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(value).map_err(|source| Error::Json {
         context: format!("encode {}", path.display()),
         source,
-    })?;
-    write_atomic(path, &bytes)
+    })
+}
+
+/// Atomic, not fsynced: for records of live processes, which a host crash
+/// ends anyway.
+pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_atomic(path, &encode(path, value)?, false)
+}
+
+/// Atomic and fsynced: for records that must outlive the process, such as
+/// how a container exited.
+pub(crate) fn write_json_durable<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_atomic(path, &encode(path, value)?, true)
 }
 
 /// `Ok(None)` when the file does not exist.

@@ -48,6 +48,16 @@ pub struct MonitorArgs {
     pub start: bool,
     /// Also copy output to fds 4 and 5 (the starter's stdout and stderr).
     pub tee: bool,
+    /// Set in the monitor's second image, which only pumps output and
+    /// records the exit of an already created container.
+    pub pump: Option<PumpArgs>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PumpArgs {
+    pub init_pid: i32,
+    pub stdout_fd: RawFd,
+    pub stderr_fd: RawFd,
 }
 
 impl MonitorArgs {
@@ -56,12 +66,44 @@ impl MonitorArgs {
         if args.get(1).map(String::as_str) != Some(MONITOR_ARG) {
             return None;
         }
+        let pump = args.iter().position(|a| a == "--pump").and_then(|i| {
+            let num = |n: usize| args.get(i + n)?.parse().ok();
+            Some(PumpArgs {
+                init_pid: num(1)?,
+                stdout_fd: num(2)?,
+                stderr_fd: num(3)?,
+            })
+        });
         Some(Self {
             container_dir: PathBuf::from(args.get(2)?),
             libcontainer_root: PathBuf::from(args.get(3)?),
             start: args.iter().any(|a| a == "--start"),
             tee: args.iter().any(|a| a == "--tee"),
+            pump,
         })
+    }
+
+    /// The argv that [`from_args`](Self::from_args) reads back.
+    pub(crate) fn to_argv(&self, pump: Option<&PumpArgs>) -> Vec<std::ffi::OsString> {
+        let mut argv: Vec<std::ffi::OsString> = vec![
+            "berth".into(),
+            MONITOR_ARG.into(),
+            self.container_dir.clone().into(),
+            self.libcontainer_root.clone().into(),
+        ];
+        if self.start {
+            argv.push("--start".into());
+        }
+        if self.tee {
+            argv.push("--tee".into());
+        }
+        if let Some(p) = pump {
+            argv.push("--pump".into());
+            for n in [p.init_pid, p.stdout_fd, p.stderr_fd] {
+                argv.push(n.to_string().into());
+            }
+        }
+        argv
     }
 
     /// Where the monitor's own diagnostics (and libcontainer's) go.
@@ -151,19 +193,18 @@ pub(crate) fn spawn(
     } else {
         None
     };
+    let args = MonitorArgs {
+        container_dir: container_dir.to_path_buf(),
+        libcontainer_root: libcontainer_root.to_path_buf(),
+        start,
+        tee,
+        pump: None,
+    };
     let mut cmd = Command::new(&exe);
-    cmd.arg(MONITOR_ARG)
-        .arg(container_dir)
-        .arg(libcontainer_root)
+    cmd.args(&args.to_argv(None)[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    if start {
-        cmd.arg("--start");
-    }
-    if tee {
-        cmd.arg("--tee");
-    }
     let sync_raw = sync_w.as_raw_fd();
     let tee_raw = tee_fds
         .as_ref()
@@ -192,4 +233,36 @@ pub(crate) fn spawn(
     Ok(MonitorHandle {
         reader: BufReader::new(File::from(sync_r)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_round_trips() {
+        let args = MonitorArgs {
+            container_dir: "/run/berth/containers/c".into(),
+            libcontainer_root: "/run/berth/libcontainer".into(),
+            start: true,
+            tee: false,
+            pump: None,
+        };
+        let pump = PumpArgs {
+            init_pid: 42,
+            stdout_fd: 7,
+            stderr_fd: 9,
+        };
+        let argv: Vec<String> = args
+            .to_argv(Some(&pump))
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let back = MonitorArgs::from_args(&argv).expect("monitor args");
+        assert_eq!(back.container_dir, args.container_dir);
+        assert!(back.start && !back.tee);
+        let p = back.pump.expect("pump");
+        assert_eq!((p.init_pid, p.stdout_fd, p.stderr_fd), (42, 7, 9));
+        assert!(MonitorArgs::from_args(&["berth".into(), "runtime".into()]).is_none());
+    }
 }

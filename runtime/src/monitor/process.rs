@@ -14,10 +14,10 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
-use super::{Message, MonitorArgs, SYNC_FD, TEE_STDERR_FD, TEE_STDOUT_FD};
+use super::{Message, MonitorArgs, PumpArgs, SYNC_FD, TEE_STDERR_FD, TEE_STDOUT_FD};
 use crate::cgroups;
 use crate::exit::ExitRecord;
-use crate::fsutil::{read_json, write_json_atomic};
+use crate::fsutil::{read_json, write_json_atomic, write_json_durable};
 use crate::logs::{JsonFileWriter, LineSplitter, Stream};
 use crate::meta::{ContainerMeta, Started};
 use crate::paths::ContainerFiles;
@@ -30,16 +30,19 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// Run as a monitor; returns the process exit code. Call it before any
 /// thread exists: it forks.
 pub fn run(args: MonitorArgs) -> i32 {
-    // SAFETY: the process is single-threaded here (the caller's contract).
-    match unsafe { fork() } {
-        Ok(ForkResult::Parent { .. }) => return 0,
-        Ok(ForkResult::Child) => {}
-        Err(e) => {
-            tracing::error!("monitor fork: {e}");
-            return 1;
+    if args.pump.is_none() {
+        // SAFETY: the process is single-threaded here (the caller's contract).
+        match unsafe { fork() } {
+            Ok(ForkResult::Parent { .. }) => return 0,
+            Ok(ForkResult::Child) => {}
+            Err(e) => {
+                tracing::error!("monitor fork: {e}");
+                return 1;
+            }
         }
     }
-    // SAFETY: fd 3 was set up by `spawn` for this process alone.
+    // SAFETY: fd 3 was set up by `spawn` for this process alone, and kept
+    // open across the re-exec into pump mode.
     let sync = unsafe { File::from_raw_fd(SYNC_FD) };
     let mut monitor = Monitor {
         files: ContainerFiles::new(args.container_dir.clone()),
@@ -54,7 +57,11 @@ pub fn run(args: MonitorArgs) -> i32 {
             }
         }),
     };
-    match monitor.run(&args) {
+    let result = match args.pump {
+        Some(pump) => monitor.pump_phase(pump),
+        None => monitor.setup_phase(&args),
+    };
+    match result {
         Ok(()) => 0,
         Err(error) => {
             tracing::error!("{error}");
@@ -83,7 +90,9 @@ impl Monitor {
         }
     }
 
-    fn run(&mut self, args: &MonitorArgs) -> Result<(), String> {
+    /// Create (and with `--start`, start) the container, report it, then
+    /// become the lean pump.
+    fn setup_phase(&mut self, args: &MonitorArgs) -> Result<(), String> {
         // The container inherits this mask: start it from a clean one, whatever
         // the starter had blocked.
         SigSet::empty()
@@ -97,11 +106,7 @@ impl Monitor {
         nix::sys::prctl::set_child_subreaper(true).map_err(|e| format!("set subreaper: {e}"))?;
         let me = ProcessId::of(std::process::id() as i32).ok_or("read own /proc/self/stat")?;
         write_json_atomic(&self.files.monitor(), &me).map_err(|e| e.to_string())?;
-        let meta: ContainerMeta = read_json(&self.files.meta())
-            .map_err(|e| e.to_string())?
-            .ok_or("container.json is missing")?;
-        let mut log = JsonFileWriter::open(meta.log.clone())
-            .map_err(|e| format!("open log {}: {e}", meta.log.path.display()))?;
+        let meta = self.meta()?;
 
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
@@ -125,7 +130,51 @@ impl Monitor {
             container.start().map_err(|e| format!("start: {e}"))?;
         }
         self.send(&Message::Created { pid: init.as_raw() });
+        drop(container);
 
+        // The pages libcontainer touched would stay resident for the
+        // container's whole life; a fresh image of the same binary that only
+        // pumps keeps the monitor small. Same process, so init stays our
+        // child, and the subreaper flag survives execve.
+        let pump = PumpArgs {
+            init_pid: init.as_raw(),
+            stdout_fd: out_r.as_raw_fd(),
+            stderr_fd: err_r.as_raw_fd(),
+        };
+        if let Err(e) = reexec_as_pump(args, &pump) {
+            tracing::warn!("re-exec as pump failed ({e}); pumping in place");
+        }
+        self.finish(&meta, init, out_r, err_r)
+    }
+
+    fn pump_phase(&mut self, pump: PumpArgs) -> Result<(), String> {
+        let meta = self.meta()?;
+        // SAFETY: the setup phase left these fds open for this image alone.
+        let (out_r, err_r) = unsafe {
+            (
+                OwnedFd::from_raw_fd(pump.stdout_fd),
+                OwnedFd::from_raw_fd(pump.stderr_fd),
+            )
+        };
+        self.finish(&meta, Pid::from_raw(pump.init_pid), out_r, err_r)
+    }
+
+    fn meta(&self) -> Result<ContainerMeta, String> {
+        read_json(&self.files.meta())
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "container.json is missing".to_string())
+    }
+
+    /// Log the container's output until it exits; record and report how.
+    fn finish(
+        &mut self,
+        meta: &ContainerMeta,
+        init: Pid,
+        out_r: OwnedFd,
+        err_r: OwnedFd,
+    ) -> Result<(), String> {
+        let mut log = JsonFileWriter::open(meta.log.clone())
+            .map_err(|e| format!("open log {}: {e}", meta.log.path.display()))?;
         let status = self.pump(init, &out_r, &err_r, &mut log)?;
         let oom_killed =
             cgroups::oom_kill_count(cgroups::layout(), &meta.cgroups_path).is_some_and(|n| n > 0);
@@ -135,7 +184,7 @@ impl Monitor {
             .map(|s| s.at);
         let record = ExitRecord::from_wait(status, oom_killed, started_at)
             .ok_or("init ended without an exit status")?;
-        write_json_atomic(&self.files.exit(), &record).map_err(|e| e.to_string())?;
+        write_json_durable(&self.files.exit(), &record).map_err(|e| e.to_string())?;
         tracing::info!(
             exit_code = record.exit_code,
             oom = record.oom_killed,
@@ -279,6 +328,38 @@ fn reap(init: Pid) -> Option<WaitStatus> {
             }
         }
     }
+}
+
+/// Replace this process's image with `berth __berth-monitor … --pump …`,
+/// keeping the sync, tee and output fds. Returns only on failure.
+fn reexec_as_pump(args: &MonitorArgs, pump: &PumpArgs) -> Result<(), String> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    for fd in [pump.stdout_fd, pump.stderr_fd] {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .map_err(|e| format!("keep fd {fd} open: {e}"))?;
+    }
+    let argv: Vec<CString> = args
+        .to_argv(Some(pump))
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    // /proc/self/exe works even if the binary was replaced since.
+    let exe = CString::new("/proc/self/exe").map_err(|e| e.to_string())?;
+    let env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).ok()
+        })
+        .collect();
+    let err = nix::unistd::execve(&exe, &argv, &env).err();
+    Err(format!("execve: {err:?}"))
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
