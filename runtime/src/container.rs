@@ -474,7 +474,7 @@ impl Runtime {
     fn remove(&self, id: &str, files: &ContainerFiles) -> Result<()> {
         let meta: Option<ContainerMeta> = read_json(&files.meta()).ok().flatten();
         if let Ok(mut container) = self.load(id) {
-            let _ = container.kill(Signal::SIGKILL, true);
+            // With force, libcontainer kills whatever still runs.
             if let Err(e) = container.delete(true) {
                 tracing::warn!(id, "libcontainer delete: {e}");
             }

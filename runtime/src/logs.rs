@@ -5,7 +5,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Docker's json-file defaults are unbounded; berth bounds them.
@@ -53,14 +55,7 @@ impl JsonFileWriter {
     }
 
     pub fn write(&mut self, stream: Stream, text: &[u8]) -> io::Result<()> {
-        let time = Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true);
-        let line = serde_json::json!({
-            "log": String::from_utf8_lossy(text),
-            "stream": stream,
-            "time": time,
-        });
-        let mut bytes = line.to_string().into_bytes();
-        bytes.push(b'\n');
+        let bytes = encode_entry(stream, text, SystemTime::now());
         if self.size > 0 && self.size + bytes.len() as u64 > self.config.max_size {
             self.rotate()?;
         }
@@ -88,6 +83,73 @@ impl JsonFileWriter {
         self.size = 0;
         Ok(())
     }
+}
+
+/// One json-file line. Encoded by hand: it runs for every line a container
+/// prints, inside the monitor that should stay small.
+fn encode_entry(stream: Stream, text: &[u8], time: SystemTime) -> Vec<u8> {
+    let text = String::from_utf8_lossy(text);
+    let mut out = Vec::with_capacity(text.len() + 80);
+    out.extend_from_slice(b"{\"log\":");
+    push_json_string(&mut out, &text);
+    out.extend_from_slice(match stream {
+        Stream::Stdout => b",\"stream\":\"stdout\",\"time\":\"",
+        Stream::Stderr => b",\"stream\":\"stderr\",\"time\":\"",
+    });
+    out.extend_from_slice(rfc3339_nanos(time).as_bytes());
+    out.extend_from_slice(b"\"}\n");
+    out
+}
+
+fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+/// `2006-01-02T15:04:05.999999999Z`, as Docker writes log times.
+fn rfc3339_nanos(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_nanos()
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
@@ -174,6 +236,37 @@ mod tests {
         let mut pieces = 0;
         s.push(&vec![b'x'; MAX_LINE * 2 + 1], |_| pieces += 1);
         assert_eq!(pieces, 2);
+    }
+
+    #[test]
+    fn entries_are_docker_json() {
+        let time = UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 123_456_789);
+        let line = encode_entry(Stream::Stderr, "a \"q\" \\ \t\u{1}é\n".as_bytes(), time);
+        assert_eq!(line.last(), Some(&b'\n'));
+        let entry: LogEntry = serde_json::from_slice(&line).expect("valid JSON");
+        assert_eq!(entry.log, "a \"q\" \\ \t\u{1}é\n");
+        assert_eq!(entry.stream, Stream::Stderr);
+        assert_eq!(entry.time, DateTime::<Utc>::from(time));
+        let lossy: LogEntry =
+            serde_json::from_slice(&encode_entry(Stream::Stdout, b"\xff!", time)).expect("json");
+        assert_eq!(lossy.log, "\u{fffd}!");
+    }
+
+    #[test]
+    fn times_match_chrono() {
+        for secs in [
+            0u64,
+            951_782_400,
+            1_709_164_800,
+            4_102_444_799,
+            1_795_532_133,
+        ] {
+            let t = UNIX_EPOCH + std::time::Duration::new(secs, 5);
+            let ours = rfc3339_nanos(t);
+            let theirs =
+                DateTime::<Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            assert_eq!(ours, theirs);
+        }
     }
 
     #[test]
