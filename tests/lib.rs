@@ -60,6 +60,7 @@ pub struct World {
 
 impl World {
     pub fn new(name: &str) -> Self {
+        require_root();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let root = tempfile::Builder::new()
             .prefix(&format!("berth-test-{name}-"))
@@ -119,6 +120,18 @@ impl World {
         let out = self.run(&all, cmd);
         assert_ok(&out);
         parse_json(&out)
+    }
+
+    /// `berth runtime delete ID`, which must succeed.
+    #[track_caller]
+    pub fn delete(&self, id: &str) {
+        assert_ok(&self.berth(&["runtime", "delete", id]));
+    }
+
+    /// `berth runtime delete --force ID`, which must succeed.
+    #[track_caller]
+    pub fn delete_force(&self, id: &str) {
+        assert_ok(&self.berth(&["runtime", "delete", "--force", id]));
     }
 
     pub fn state(&self, id: &str) -> Value {

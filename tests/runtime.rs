@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use berth_runtime::cgroups::{self, CgroupLayout};
 use berth_runtime::Resources;
-use berth_tests::{assert_ok, parse_json, require_root, stderr, stdout, World};
+use berth_tests::{assert_ok, parse_json, stderr, stdout, World};
 
 fn code(out: &std::process::Output) -> Option<i32> {
     out.status.code()
@@ -13,7 +13,6 @@ fn code(out: &std::process::Output) -> Option<i32> {
 
 #[test]
 fn exit_codes_come_back() {
-    require_root();
     let w = World::new("exit");
     assert_eq!(code(&w.run(&[], &["true"])), Some(0));
     assert_eq!(code(&w.run(&[], &["sh", "-c", "exit 3"])), Some(3));
@@ -28,13 +27,12 @@ fn exit_codes_come_back() {
     let state = w.wait_for("victim", "exit", |s| !s["exit"].is_null());
     assert_eq!(state["exit"]["exitCode"], 137);
     assert_eq!(state["exit"]["signal"], "SIGKILL");
-    assert_ok(&w.berth(&["runtime", "delete", "victim"]));
+    w.delete("victim");
     w.assert_clean();
 }
 
 #[test]
 fn output_passes_through_and_lands_in_the_log() {
-    require_root();
     let w = World::new("logs");
     let out = w.run(
         &["--keep", "--id", "c"],
@@ -61,13 +59,12 @@ fn output_passes_through_and_lands_in_the_log() {
     assert!(find("stdout")["time"]
         .as_str()
         .is_some_and(|t| t.ends_with('Z')));
-    assert_ok(&w.berth(&["runtime", "delete", "c"]));
+    w.delete("c");
     w.assert_clean();
 }
 
 #[test]
 fn logs_rotate_by_size() {
-    require_root();
     let w = World::new("rotate");
     let out = w.run(
         &[
@@ -96,13 +93,12 @@ fn logs_rotate_by_size() {
     let text = stdout(&w.berth(&["runtime", "logs", "r"]));
     assert!(text.ends_with("line-199\n"), "{text}");
     assert!(!text.contains("line-0\n"), "oldest lines are rotated away");
-    assert_ok(&w.berth(&["runtime", "delete", "r"]));
+    w.delete("r");
     w.assert_clean();
 }
 
 #[test]
 fn env_cwd_user_and_hostname_apply() {
-    require_root();
     let w = World::new("process");
     let out = w.run(
         &[
@@ -133,7 +129,6 @@ fn env_cwd_user_and_hostname_apply() {
 
 #[test]
 fn memory_limit_oom_kills_and_is_reported() {
-    require_root();
     let w = World::new("oom");
     let out = w.run(
         &["--keep", "--id", "hog", "--memory", "16"],
@@ -143,19 +138,18 @@ fn memory_limit_oom_kills_and_is_reported() {
     let exit = &w.state("hog")["exit"];
     assert_eq!(exit["oomKilled"], true, "{exit}");
     assert_eq!(exit["signal"], "SIGKILL");
-    assert_ok(&w.berth(&["runtime", "delete", "hog"]));
+    w.delete("hog");
 
     // A container that stays under its limit is not reported as OOM.
     let out = w.run(&["--keep", "--id", "fine", "--memory", "64"], &["true"]);
     assert_ok(&out);
     assert_eq!(w.state("fine")["exit"]["oomKilled"], false);
-    assert_ok(&w.berth(&["runtime", "delete", "fine"]));
+    w.delete("fine");
     w.assert_clean();
 }
 
 #[test]
 fn pids_limit_stops_a_fork_bomb() {
-    require_root();
     let w = World::new("pids");
     let out = w.run(
         &["--pids", "20"],
@@ -172,7 +166,6 @@ fn pids_limit_stops_a_fork_bomb() {
 
 #[test]
 fn resources_are_written_to_the_cgroup() {
-    require_root();
     let w = World::new("cgroup");
     let resources = Resources {
         cpu_units: Some(512),
@@ -220,13 +213,12 @@ fn resources_are_written_to_the_cgroup() {
             "50000"
         );
     }
-    assert_ok(&w.berth(&["runtime", "delete", "--force", "res"]));
+    w.delete_force("res");
     w.assert_clean();
 }
 
 #[test]
 fn read_only_root_refuses_writes() {
-    require_root();
     let w = World::new("ro");
     let out = w.run(
         &["--read-only", "--tmpfs", "/scratch"],
@@ -248,7 +240,6 @@ fn read_only_root_refuses_writes() {
 
 #[test]
 fn default_container_is_confined() {
-    require_root();
     let w = World::new("confined");
     let out = w.run(
         &[],
@@ -300,7 +291,6 @@ fn default_container_is_confined() {
 
 #[test]
 fn no_new_privileges_and_caps() {
-    require_root();
     let w = World::new("nnp");
     let out = w.run(
         &["--no-new-privileges", "--cap-drop", "ALL", "--cap-add", "NET_ADMIN"],
@@ -315,7 +305,6 @@ fn no_new_privileges_and_caps() {
 
 #[test]
 fn exec_returns_its_exit_code_and_output() {
-    require_root();
     let w = World::new("exec");
     w.run_detached("svc", &["--user", "app"], &["sleep", "60"]);
     let out = w.berth(&[
@@ -363,13 +352,12 @@ fn exec_returns_its_exit_code_and_output() {
         "cat /proc/1/cmdline | tr '\\0' ' '",
     ]);
     assert_eq!(pid1, "sleep 60");
-    assert_ok(&w.berth(&["runtime", "delete", "--force", "svc"]));
+    w.delete_force("svc");
     w.assert_clean();
 }
 
 #[test]
 fn killing_the_cli_leaves_the_container_running() {
-    require_root();
     let w = World::new("cli-kill");
     let mut child = w
         .command()
@@ -398,13 +386,12 @@ fn killing_the_cli_leaves_the_container_running() {
     let outcome = parse_json(&out);
     assert_eq!(outcome["killed"], false, "{outcome}");
     assert_eq!(outcome["exit"]["exitCode"], 0, "{outcome}");
-    assert_ok(&w.berth(&["runtime", "delete", "fg"]));
+    w.delete("fg");
     w.assert_clean();
 }
 
 #[test]
 fn killing_the_monitor_orphans_the_container() {
-    require_root();
     let w = World::new("orphan");
     let state = w.run_detached("orph", &[], &["sleep", "60"]);
     let monitor = state["monitor"]["pid"].as_i64().expect("monitor pid");
@@ -419,7 +406,7 @@ fn killing_the_monitor_orphans_the_container() {
     let out = w.berth(&["runtime", "delete", "orph"]);
     assert!(!out.status.success(), "a running container needs --force");
     assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
-    assert_ok(&w.berth(&["runtime", "delete", "--force", "orph"]));
+    w.delete_force("orph");
     // Reaped by init once the container is gone.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -434,7 +421,6 @@ fn killing_the_monitor_orphans_the_container() {
 
 #[test]
 fn stop_escalates_to_sigkill_after_the_timeout() {
-    require_root();
     let w = World::new("stop");
     w.run_detached(
         "stubborn",
@@ -467,14 +453,13 @@ fn stop_escalates_to_sigkill_after_the_timeout() {
     assert_eq!(outcome["killed"], false, "{outcome}");
     assert_eq!(outcome["exit"]["exitCode"], 0);
     for id in ["stubborn", "polite"] {
-        assert_ok(&w.berth(&["runtime", "delete", id]));
+        w.delete(id);
     }
     w.assert_clean();
 }
 
 #[test]
 fn create_start_state_delete_over_a_bundle() {
-    require_root();
     let w = World::new("bundle");
     let bundle = tempfile::tempdir().expect("bundle");
     let config = serde_json::json!({
@@ -524,13 +509,12 @@ fn create_start_state_delete_over_a_bundle() {
         stdout(&w.berth(&["runtime", "logs", "b1"])),
         "from-bundle\n"
     );
-    assert_ok(&w.berth(&["runtime", "delete", "b1"]));
+    w.delete("b1");
     w.assert_clean();
 }
 
 #[test]
 fn containers_can_share_a_network_namespace() {
-    require_root();
     let w = World::new("netns");
     let first = w.run_detached("first", &[], &["sleep", "60"]);
     let pid = first["pid"].as_i64().expect("pid");
@@ -540,13 +524,12 @@ fn containers_can_share_a_network_namespace() {
     assert_eq!(stdout(&out).trim(), want.display().to_string());
     let out = w.run(&[], &["readlink", "/proc/self/ns/net"]);
     assert_ne!(stdout(&out).trim(), want.display().to_string());
-    assert_ok(&w.berth(&["runtime", "delete", "--force", "first"]));
+    w.delete_force("first");
     w.assert_clean();
 }
 
 #[test]
 fn bad_input_is_refused_and_leaves_nothing() {
-    require_root();
     let w = World::new("bad");
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
@@ -589,7 +572,7 @@ fn bad_input_is_refused_and_leaves_nothing() {
     let out = w.run(&["--id", "dup"], &["true"]);
     assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
     assert_eq!(w.state("dup")["status"], "running");
-    assert_ok(&w.berth(&["runtime", "delete", "--force", "dup"]));
+    w.delete_force("dup");
     let out = w.berth(&["runtime", "state", "nope"]);
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
     let out = w.berth(&["runtime", "delete", "nope"]);
@@ -599,13 +582,12 @@ fn bad_input_is_refused_and_leaves_nothing() {
 
 #[test]
 fn delete_cleans_a_half_created_container() {
-    require_root();
     let w = World::new("half");
     // Leave a container as a crash would: created, then its monitor killed
     // before the process ever started.
     let bundle_state = w.run(&["--keep", "--id", "tmpl"], &["true"]);
     assert_ok(&bundle_state);
-    assert_ok(&w.berth(&["runtime", "delete", "tmpl"]));
+    w.delete("tmpl");
     let out = w.berth(&[
         "runtime",
         "create",
@@ -627,7 +609,7 @@ fn delete_cleans_a_half_created_container() {
     let state = w.wait_for("half", "orphaned", |s| s["monitor"]["alive"] == false);
     let _ = state;
     std::fs::remove_dir_all(&lc).expect("remove libcontainer state");
-    assert_ok(&w.berth(&["runtime", "delete", "--force", "half"]));
+    w.delete_force("half");
     w.assert_clean();
 }
 
