@@ -626,3 +626,66 @@ fn make_bundle(w: &World) -> String {
     std::fs::write(dir.join("config.json"), config.to_string()).expect("config");
     dir.display().to_string()
 }
+
+#[test]
+fn signals_to_a_foreground_run_reach_the_container() {
+    let w = World::new("sigfwd");
+    let child = w
+        .command()
+        .args(w.run_args(
+            &["--id", "fg"],
+            &[
+                "sh",
+                "-c",
+                "trap 'echo got-term; exit 4' TERM; while true; do sleep 0.1; done",
+            ],
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn berth");
+    w.wait_for("fg", "running", |s| s["status"] == "running");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "got-term\n");
+    w.assert_clean();
+}
+
+#[test]
+fn sysctls_and_bind_mounts_apply() {
+    let w = World::new("mounts");
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(host.path().join("in.txt"), "from-host").expect("write");
+    let vol = format!("{}:/data", host.path().display());
+    let out = w.run(
+        &[
+            "--volume",
+            &vol,
+            "--sysctl",
+            "net.ipv4.ip_unprivileged_port_start=80",
+        ],
+        &[
+            "sh",
+            "-c",
+            "cat /data/in.txt; echo from-container > /data/out.txt; \
+             echo; cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
+        ],
+    );
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "from-host\n80\n");
+    let written = std::fs::read_to_string(host.path().join("out.txt")).expect("out.txt");
+    assert_eq!(written, "from-container\n");
+    let ro = format!("{}:/data:ro", host.path().display());
+    let out = w.run(&["--volume", &ro], &["sh", "-c", "echo x > /data/nope"]);
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!host.path().join("nope").exists());
+    w.assert_clean();
+}

@@ -310,6 +310,7 @@ fn run_container(runtime: &Runtime, args: RunArgs) -> anyhow::Result<i32> {
         output::json(&created.state)?;
         return Ok(0);
     }
+    forward_signals(runtime.root().clone(), id.clone());
     let exit = created.exit.wait()?;
     let code = match &exit {
         Some(record) => record.exit_code,
@@ -321,6 +322,33 @@ fn run_container(runtime: &Runtime, args: RunArgs) -> anyhow::Result<i32> {
         runtime.delete(&id, false)?;
     }
     Ok(code)
+}
+
+/// As `runc run` does, pass SIGINT, SIGTERM, SIGHUP and SIGQUIT on to the
+/// container while it runs in the foreground. (SIGKILL cannot be caught:
+/// killing this process leaves the container to its monitor.)
+fn forward_signals(root: RuntimeRoot, id: String) {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        set.add(s);
+    }
+    if set.thread_block().is_err() {
+        return;
+    }
+    std::thread::spawn(move || {
+        let runtime = Runtime::new(root);
+        while let Ok(signal) = set.wait() {
+            if let Err(e) = runtime.kill(&id, signal, false) {
+                tracing::warn!("forward {signal} to {id}: {e}");
+            }
+        }
+    });
 }
 
 impl RunArgs {
