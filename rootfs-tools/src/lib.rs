@@ -1,1 +1,18 @@
-//! placeholder
+//! OCI images for berth, after containerd's seams: a content store of
+//! verified blobs and references, importers that fill it, an unpacker that
+//! turns layers into read-only directories (never writing outside them),
+//! and a snapshotter that gives each container an overlayfs root.
+//!
+//! Knows nothing of containers' processes or of ECS.
+
+pub mod digest;
+mod error;
+pub mod image;
+pub mod reference;
+pub mod store;
+pub mod unpack;
+
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use reference::Reference;
+pub use store::ContentStore;
