@@ -1,5 +1,8 @@
 //! `berth`: the command line. It parses, calls the libraries, and prints.
 
+mod flags;
+mod image_cmd;
+mod image_run;
 mod output;
 mod runtime_cmd;
 
@@ -32,6 +35,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Images: import, build from a directory, list, inspect, remove, prune.
+    #[command(subcommand)]
+    Image(image_cmd::ImageCommand),
     /// Low-level OCI runtime verbs, for tests, benchmarks and debugging.
     #[command(subcommand)]
     Runtime(runtime_cmd::RuntimeCommand),
@@ -68,6 +74,7 @@ fn main() -> ExitCode {
     init_logging(&cli.log_level);
     let roots = Roots::new(cli.root);
     let result = match cli.command {
+        Command::Image(cmd) => image_cmd::run(cmd, &roots),
         Command::Runtime(cmd) => runtime_cmd::run(cmd, &roots),
     };
     match result {

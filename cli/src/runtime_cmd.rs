@@ -14,6 +14,8 @@ use clap::{Args, Subcommand};
 
 use crate::output::{self, Format};
 use crate::Roots;
+use crate::{flags, image_cmd, image_run};
+use berth_rootfs::snapshot::Snapshotter;
 
 #[derive(Subcommand)]
 pub enum RuntimeCommand {
@@ -105,11 +107,18 @@ pub struct RunArgs {
     #[arg(long)]
     id: Option<String>,
     /// An OCI bundle to run.
-    #[arg(long, short, conflicts_with = "rootfs")]
+    #[arg(long, short, conflicts_with_all = ["rootfs", "image"])]
     bundle: Option<PathBuf>,
     /// A root filesystem directory; berth writes the bundle.
-    #[arg(long, required_unless_present = "bundle")]
+    #[arg(long, conflicts_with = "image")]
     rootfs: Option<PathBuf>,
+    /// An image in berth's store: its layers under an overlay root, its
+    /// config's command, env, workdir, user and stop signal as defaults.
+    #[arg(long)]
+    image: Option<String>,
+    /// Replace the image's entrypoint (JSON array or words).
+    #[arg(long, requires = "image")]
+    pub(crate) entrypoint: Option<String>,
     /// Return once the container runs instead of waiting; keep it.
     #[arg(long, short)]
     detach: bool,
@@ -191,7 +200,7 @@ pub fn run(cmd: RuntimeCommand, roots: &Roots) -> anyhow::Result<i32> {
         RuntimeCommand::Start { id } => {
             runtime.start(&id)?;
         }
-        RuntimeCommand::Run(args) => return run_container(&runtime, *args),
+        RuntimeCommand::Run(args) => return run_container(&runtime, roots, *args),
         RuntimeCommand::State { id } => output::json(&runtime.state(&id)?)?,
         RuntimeCommand::Kill { id, signal, all } => {
             let signal = parse_signal(&signal).map_err(anyhow::Error::msg)?;
@@ -203,7 +212,12 @@ pub fn run(cmd: RuntimeCommand, roots: &Roots) -> anyhow::Result<i32> {
                 .transpose()?;
             output::json(&runtime.stop(&id, Duration::from_secs(time), signal)?)?;
         }
-        RuntimeCommand::Delete { force, id } => runtime.delete(&id, force)?,
+        RuntimeCommand::Delete { force, id } => {
+            runtime.delete(&id, force)?;
+            // A root filesystem `run --image` made for it goes too.
+            let store = image_cmd::open_store(roots)?;
+            Snapshotter::new(&store).remove(&id)?;
+        }
         RuntimeCommand::Exec {
             env,
             cwd,
@@ -282,12 +296,39 @@ impl CommonCreate {
     }
 }
 
-fn run_container(runtime: &Runtime, args: RunArgs) -> anyhow::Result<i32> {
+fn run_container(runtime: &Runtime, roots: &Roots, args: RunArgs) -> anyhow::Result<i32> {
     let id = args
         .id
         .clone()
         .unwrap_or_else(|| format!("berth-{}", std::process::id()));
     let opts = args.common.options(true, !args.detach);
+    if let Some(image) = &args.image {
+        let store = image_cmd::open_store(roots)?;
+        let snapshots = Snapshotter::new(&store);
+        let (rootfs, spec) = image_run::prepare(&store, &id, image, &args)?;
+        let created = runtime.create(
+            &id,
+            Source::Spec {
+                rootfs: &rootfs,
+                spec: &spec,
+            },
+            &opts,
+        );
+        let created = match created {
+            Ok(c) => c,
+            Err(e) => {
+                if !matches!(e, berth_runtime::Error::AlreadyExists(_)) {
+                    let _ = snapshots.remove(&id);
+                }
+                return Err(e.into());
+            }
+        };
+        let code = finish_run(runtime, &id, &args, created)?;
+        if !args.keep && !args.detach {
+            snapshots.remove(&id)?;
+        }
+        return Ok(code);
+    }
     let spec;
     let source = match (&args.bundle, &args.rootfs) {
         (Some(bundle), _) => {
@@ -303,9 +344,21 @@ fn run_container(runtime: &Runtime, args: RunArgs) -> anyhow::Result<i32> {
                 spec: &spec,
             }
         }
-        (None, None) => bail!("give --rootfs DIR or --bundle DIR"),
+        (None, None) => bail!("give --rootfs DIR, --image REF or --bundle DIR"),
     };
     let created = runtime.create(&id, source, &opts)?;
+    finish_run(runtime, &id, &args, created)
+}
+
+/// Detached: print the state. Foreground: wait, forward signals, delete
+/// unless kept, and return the container's exit code.
+fn finish_run(
+    runtime: &Runtime,
+    id: &str,
+    args: &RunArgs,
+    created: berth_runtime::Created,
+) -> anyhow::Result<i32> {
+    let id = id.to_string();
     if args.detach {
         output::json(&created.state)?;
         return Ok(0);
@@ -352,21 +405,15 @@ fn forward_signals(root: RuntimeRoot, id: String) {
 }
 
 impl RunArgs {
-    fn spec(&self) -> anyhow::Result<ContainerSpec> {
-        let split_kv = |flag: &str, s: &str| -> anyhow::Result<(String, String)> {
-            s.split_once('=')
-                .filter(|(k, _)| !k.is_empty())
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .with_context(|| format!("--{flag} {s:?}: expected KEY=VALUE"))
-        };
+    pub(crate) fn spec(&self) -> anyhow::Result<ContainerSpec> {
         let mut sysctls = std::collections::BTreeMap::new();
         for s in &self.sysctl {
-            let (k, v) = split_kv("sysctl", s)?;
+            let (k, v) = flags::key_value("sysctl", s)?;
             sysctls.insert(k, v);
         }
         let mut rlimits = Vec::new();
         for u in &self.ulimit {
-            let (name, limits) = split_kv("ulimit", u)?;
+            let (name, limits) = flags::key_value("ulimit", u)?;
             let (soft, hard) = limits.split_once(':').unwrap_or((&limits, &limits));
             let parse = |v: &str| {
                 v.parse::<u64>()

@@ -121,7 +121,12 @@ mod tests {
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert_eq!(d.to_string().parse::<Digest>().expect("parse"), d);
-        for bad in ["", "sha256:abc", "md5:00", &format!("sha256:{}", "G".repeat(64))] {
+        for bad in [
+            "",
+            "sha256:abc",
+            "md5:00",
+            &format!("sha256:{}", "G".repeat(64)),
+        ] {
             assert!(bad.parse::<Digest>().is_err(), "{bad}");
         }
         let mut w = DigestWriter::new(Vec::new());

@@ -28,8 +28,7 @@ pub mod media {
     /// Layer media types berth can unpack, non-distributable ones included.
     pub fn is_layer(media_type: &str) -> bool {
         let base = media_type.replace(".nondistributable", "");
-        [OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, DOCKER_LAYER_GZIP]
-            .contains(&base.as_str())
+        [OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, DOCKER_LAYER_GZIP].contains(&base.as_str())
             || base == "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
     }
 }
@@ -101,21 +100,21 @@ pub struct Index {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerConfig {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
 }
 
@@ -179,7 +178,10 @@ pub fn declared_media_type(bytes: &[u8]) -> Option<String> {
 /// Check a manifest: known media types throughout.
 pub fn parse_manifest(image: &str, bytes: &[u8]) -> Result<Manifest> {
     let manifest: Manifest = parse(&format!("manifest of {image}"), bytes)?;
-    let declared = manifest.media_type.as_deref().unwrap_or(media::OCI_MANIFEST);
+    let declared = manifest
+        .media_type
+        .as_deref()
+        .unwrap_or(media::OCI_MANIFEST);
     if !media::MANIFESTS.contains(&declared) {
         return Err(Error::UnsupportedMediaType {
             what: format!("manifest of {image}"),
@@ -295,12 +297,18 @@ mod tests {
             cmd: Some(v(&["--serve"])),
             ..Default::default()
         };
-        assert_eq!(resolve_command(&config, None, None), v(&["/entry", "--serve"]));
+        assert_eq!(
+            resolve_command(&config, None, None),
+            v(&["/entry", "--serve"])
+        );
         assert_eq!(
             resolve_command(&config, None, Some(&v(&["--debug"]))),
             v(&["/entry", "--debug"])
         );
-        assert_eq!(resolve_command(&config, Some(&v(&["sh"])), None), v(&["sh"]));
+        assert_eq!(
+            resolve_command(&config, Some(&v(&["sh"])), None),
+            v(&["sh"])
+        );
         assert_eq!(
             resolve_command(&config, Some(&v(&["sh", "-c"])), Some(&v(&["echo"]))),
             v(&["sh", "-c", "echo"])
@@ -321,7 +329,9 @@ mod tests {
         assert_eq!(m.layers.len(), 1);
         let mut odd = docker.clone();
         odd["layers"][0]["mediaType"] = "application/x-strange".into();
-        let err = parse_manifest("x", odd.to_string().as_bytes()).unwrap_err().to_string();
+        let err = parse_manifest("x", odd.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("application/x-strange"), "{err}");
         let mut odd = docker;
         odd["mediaType"] = "application/vnd.example+json".into();
@@ -352,6 +362,12 @@ mod tests {
                 },
             ],
         };
-        assert_eq!(select_platform("x", &index).expect("host").digest.to_string(), config);
+        assert_eq!(
+            select_platform("x", &index)
+                .expect("host")
+                .digest
+                .to_string(),
+            config
+        );
     }
 }

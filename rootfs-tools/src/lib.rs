@@ -5,10 +5,14 @@
 //!
 //! Knows nothing of containers' processes or of ECS.
 
+pub mod build_image;
 pub mod digest;
 mod error;
 pub mod image;
+pub mod images;
+pub mod import;
 pub mod reference;
+pub mod snapshot;
 pub mod store;
 pub mod unpack;
 

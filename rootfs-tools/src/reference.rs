@@ -132,13 +132,22 @@ mod tests {
         assert_eq!(norm("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(norm("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(norm("user/app"), "docker.io/user/app:latest");
-        assert_eq!(norm("127.0.0.1:5000/busybox"), "127.0.0.1:5000/busybox:latest");
+        assert_eq!(
+            norm("127.0.0.1:5000/busybox"),
+            "127.0.0.1:5000/busybox:latest"
+        );
         assert_eq!(norm("localhost/a/b:v1"), "localhost/a/b:v1");
         assert_eq!(norm("quay.io/x/y:z"), "quay.io/x/y:z");
         let d = format!("sha256:{}", "a".repeat(64));
-        assert_eq!(norm(&format!("busybox@{d}")), format!("docker.io/library/busybox@{d}"));
+        assert_eq!(
+            norm(&format!("busybox@{d}")),
+            format!("docker.io/library/busybox@{d}")
+        );
         let r: Reference = "localhost:5000/x:1".parse().expect("ref");
-        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("localhost:5000", "x"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("localhost:5000", "x")
+        );
     }
 
     #[test]

@@ -35,8 +35,7 @@ struct RefIndex {
     refs: BTreeMap<String, RefEntry>,
 }
 
-/// Held while the store is changed in ways others must not interleave with
-/// (reference updates, removal of blobs and layers).
+/// A file lock on the store, released when dropped.
 pub struct StoreLock {
     _lock: nix::fcntl::Flock<File>,
 }
@@ -115,7 +114,10 @@ impl ContentStore {
     ) -> Result<(Digest, u64)> {
         if let Some(d) = expected {
             if self.has_blob(d) {
-                return Ok((d.clone(), fs::metadata(self.blob_path(d)).map_or(0, |m| m.len())));
+                return Ok((
+                    d.clone(),
+                    fs::metadata(self.blob_path(d)).map_or(0, |m| m.len()),
+                ));
             }
         }
         let (file, tmp) = self.ingest_file()?;
@@ -198,18 +200,28 @@ impl ContentStore {
         Ok(out)
     }
 
-    /// Take the store's exclusive lock (blocks until it is free).
-    pub fn lock(&self) -> Result<StoreLock> {
-        let path = self.root.join("lock");
+    fn flock(&self, name: &str, arg: nix::fcntl::FlockArg) -> Result<StoreLock> {
+        let path = self.root.join(name);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
             .context(|| format!("open {}", path.display()))?;
-        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        let lock = nix::fcntl::Flock::lock(file, arg)
             .map_err(|(_, e)| Error::io(format!("lock {}", path.display()), e.into()))?;
         Ok(StoreLock { _lock: lock })
+    }
+
+    /// Held (shared) by anything that adds content: garbage collection
+    /// waits for it, so a blob written but not yet referenced survives.
+    pub fn writer_lease(&self) -> Result<StoreLock> {
+        self.flock("gc.lock", nix::fcntl::FlockArg::LockShared)
+    }
+
+    /// Held by garbage collection: no writer runs meanwhile.
+    pub fn gc_lock(&self) -> Result<StoreLock> {
+        self.flock("gc.lock", nix::fcntl::FlockArg::LockExclusive)
     }
 
     fn refs_path(&self) -> PathBuf {
@@ -235,15 +247,14 @@ impl ContentStore {
         &self,
         change: impl FnOnce(&mut BTreeMap<String, RefEntry>) -> Result<T>,
     ) -> Result<T> {
-        let _lock = self.lock()?;
+        let _lock = self.flock("refs.lock", nix::fcntl::FlockArg::LockExclusive)?;
         let mut refs = self.refs()?;
         let out = change(&mut refs)?;
-        let bytes = serde_json::to_vec_pretty(&RefIndex { refs }).map_err(|source| {
-            Error::Json {
+        let bytes =
+            serde_json::to_vec_pretty(&RefIndex { refs }).map_err(|source| Error::Json {
                 context: "encode refs".into(),
                 source,
-            }
-        })?;
+            })?;
         let (mut file, tmp) = self.ingest_file()?;
         let written = file
             .write_all(&bytes)
@@ -288,7 +299,9 @@ mod tests {
         assert!(err.contains("corrupt or truncated"), "{err}");
         assert!(!store.has_blob(&wrong));
         let truncated = Digest::of(b"hello world");
-        assert!(store.write_blob(&b"hello"[..], Some(&truncated), Some(11)).is_err());
+        assert!(store
+            .write_blob(&b"hello"[..], Some(&truncated), Some(11))
+            .is_err());
         assert_eq!(fs::read_dir(store.ingest_dir()).expect("ingest").count(), 0);
         assert_eq!(store.list_blobs().expect("list"), vec![d]);
     }
@@ -298,7 +311,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = ContentStore::open(dir.path()).expect("open");
         let d = Digest::of(b"m");
-        store.set_ref("docker.io/library/busybox:latest", &d).expect("set");
+        store
+            .set_ref("docker.io/library/busybox:latest", &d)
+            .expect("set");
         let refs = store.refs().expect("refs");
         assert_eq!(refs["docker.io/library/busybox:latest"].manifest, d);
         store

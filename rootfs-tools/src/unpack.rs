@@ -108,8 +108,10 @@ struct Unpacker<'a> {
 
 impl Unpacker<'_> {
     fn io(&self, entry: &Path, what: &str, e: impl std::fmt::Display) -> Error {
-        self.ctx
-            .bad(format!("entry {:?}: {what}: {e}", entry.display().to_string()))
+        self.ctx.bad(format!(
+            "entry {:?}: {what}: {e}",
+            entry.display().to_string()
+        ))
     }
 
     /// Make the parent directories of `rel`, refusing to pass through a
@@ -155,7 +157,9 @@ impl Unpacker<'_> {
     fn clear(&self, entry: &Path, path: &Path, keep_dir: bool) -> Result<()> {
         match fs::symlink_metadata(path) {
             Ok(m) if m.is_dir() && keep_dir => Ok(()),
-            Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(|e| self.io(entry, "replace", e)),
+            Ok(m) if m.is_dir() => {
+                fs::remove_dir_all(path).map_err(|e| self.io(entry, "replace", e))
+            }
             Ok(_) => fs::remove_file(path).map_err(|e| self.io(entry, "replace", e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io(entry, "stat", e)),
@@ -185,7 +189,10 @@ impl Unpacker<'_> {
         };
         self.parents(&raw, &rel)?;
         let path = self.root.join(&rel);
-        let name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
 
         if name == OPAQUE_WHITEOUT {
             let dir = path.parent().unwrap_or(self.root);
@@ -249,7 +256,8 @@ impl Unpacker<'_> {
                 file.set_permissions(fs::Permissions::from_mode(mode))
                     .map_err(|e| self.io(&raw, "chmod", e))?;
                 let t = TimeSpec::new(mtime as i64, 0);
-                nix::sys::stat::futimens(file.as_raw_fd(), &t, &t).map_err(|e| self.io(&raw, "utimes", e))?;
+                nix::sys::stat::futimens(file.as_raw_fd(), &t, &t)
+                    .map_err(|e| self.io(&raw, "utimes", e))?;
             }
             T::Symlink => {
                 let target = entry
@@ -257,7 +265,8 @@ impl Unpacker<'_> {
                     .map_err(|e| self.io(&raw, "link name", e))?
                     .ok_or_else(|| self.ctx.unsafe_entry(&raw, "symlink without a target"))?;
                 self.clear(&raw, &path, false)?;
-                std::os::unix::fs::symlink(&target, &path).map_err(|e| self.io(&raw, "symlink", e))?;
+                std::os::unix::fs::symlink(&target, &path)
+                    .map_err(|e| self.io(&raw, "symlink", e))?;
                 lchown(&path, uid, gid).map_err(|e| self.io(&raw, "chown", e))?;
                 set_mtime_nofollow(&path, mtime).map_err(|e| self.io(&raw, "utimes", e))?;
             }
@@ -268,7 +277,12 @@ impl Unpacker<'_> {
                     .ok_or_else(|| self.ctx.unsafe_entry(&raw, "hardlink without a target"))?
                     .into_owned();
                 let target_rel = clean(&link)
-                    .map_err(|_| self.ctx.unsafe_entry(&raw, format!("hardlink to {} is outside the layer", link.display())))?
+                    .map_err(|_| {
+                        self.ctx.unsafe_entry(
+                            &raw,
+                            format!("hardlink to {} is outside the layer", link.display()),
+                        )
+                    })?
                     .ok_or_else(|| self.ctx.unsafe_entry(&raw, "hardlink to the layer's root"))?;
                 self.parents(&raw, &target_rel)?;
                 let target = self.root.join(&target_rel);
@@ -324,7 +338,8 @@ impl Unpacker<'_> {
 
     /// Directory modes and times last: writing children changed them.
     fn finish_dirs(&mut self) -> Result<()> {
-        self.dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
+        self.dirs
+            .sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
         for d in &self.dirs {
             fs::set_permissions(&d.path, fs::Permissions::from_mode(d.mode))
                 .map_err(|e| self.io(&d.path, "chmod", e))?;
@@ -370,7 +385,13 @@ fn set_xattr_nofollow(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     let n = cstr(name)?;
     // SAFETY: valid NUL-terminated strings and a buffer of the given length.
     let rc = unsafe {
-        libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0)
+        libc::lsetxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
     };
     if rc == 0 {
         Ok(())
@@ -426,7 +447,9 @@ pub fn ensure_layers(store: &ContentStore, image: &Image) -> Result<Vec<PathBuf>
         .map(|l| store.layers_dir().join(l.digest.hex()))
         .collect();
     let missing: Vec<usize> = (0..layers.len()).filter(|&i| !dirs[i].is_dir()).collect();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(1);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(1);
     for chunk in missing.chunks(threads) {
         let results: Vec<Result<()>> = std::thread::scope(|scope| {
             let handles: Vec<_> = chunk
@@ -460,9 +483,11 @@ fn unpack_one(store: &ContentStore, image: &Image, i: usize, dir: &Path) -> Resu
         layer: &layer.digest,
     };
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = store
-        .layers_dir()
-        .join(format!(".tmp-{}-{}-{n}", layer.digest.short(), std::process::id()));
+    let tmp = store.layers_dir().join(format!(
+        ".tmp-{}-{}-{n}",
+        layer.digest.short(),
+        std::process::id()
+    ));
     let diff_id = unpack_layer(store.open_blob(&layer.digest)?, &tmp, ctx)?;
     let want = &image.config.rootfs.diff_ids[i];
     if &diff_id != want {
@@ -489,7 +514,13 @@ mod tests {
 
     /// A tar entry with a raw name, bypassing the tar crate's own checks
     /// (the point is to feed the unpacker what an attacker would).
-    fn raw_entry(b: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, name: &str, link: &str, data: &[u8]) {
+    fn raw_entry(
+        b: &mut tar::Builder<Vec<u8>>,
+        kind: tar::EntryType,
+        name: &str,
+        link: &str,
+        data: &[u8],
+    ) {
         let mut h = tar::Header::new_ustar();
         h.set_entry_type(kind);
         h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
@@ -541,16 +572,33 @@ mod tests {
             (T::Regular, "gone/.wh.old", "", b""),
             (T::Regular, "opaque/.wh..wh..opq", "", b""),
         ]);
-        for bytes in [tar.clone(), gzip(&tar), zstd::encode_all(&tar[..], 1).expect("zstd")] {
+        for bytes in [
+            tar.clone(),
+            gzip(&tar),
+            zstd::encode_all(&tar[..], 1).expect("zstd"),
+        ] {
             let (_dir, dest, r) = unpack(&bytes);
-            assert_eq!(r.expect("unpack"), Digest::of(&tar), "diff id is the tar's digest");
-            assert_eq!(fs::read_to_string(dest.join("etc/hosts")).expect("hosts"), "127.0.0.1 localhost\n");
-            assert_eq!(fs::read_link(dest.join("etc/link")).expect("link"), Path::new("/etc/hosts"));
+            assert_eq!(
+                r.expect("unpack"),
+                Digest::of(&tar),
+                "diff id is the tar's digest"
+            );
+            assert_eq!(
+                fs::read_to_string(dest.join("etc/hosts")).expect("hosts"),
+                "127.0.0.1 localhost\n"
+            );
+            assert_eq!(
+                fs::read_link(dest.join("etc/link")).expect("link"),
+                Path::new("/etc/hosts")
+            );
             let a = fs::metadata(dest.join("etc/hosts")).expect("meta");
             let b = fs::metadata(dest.join("etc/hard")).expect("meta");
             assert_eq!((a.ino(), a.nlink()), (b.ino(), 2));
             assert_eq!(a.mtime(), 1_600_000_000);
-            assert!(fs::metadata(dest.join("run.fifo")).expect("fifo").file_type().is_fifo());
+            assert!(fs::metadata(dest.join("run.fifo"))
+                .expect("fifo")
+                .file_type()
+                .is_fifo());
             let wh = fs::symlink_metadata(dest.join("gone/old")).expect("whiteout");
             assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
             assert!(!dest.join("gone/.wh.old").exists());
@@ -558,7 +606,9 @@ mod tests {
             let name = cstr(OPAQUE_XATTR).expect("name");
             let path = cstr(dest.join("opaque").as_os_str().as_encoded_bytes()).expect("path");
             // SAFETY: valid strings and buffer.
-            let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), 4) };
+            let n = unsafe {
+                libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), 4)
+            };
             assert_eq!(&buf[..n.max(0) as usize], b"y");
         }
     }
@@ -592,8 +642,14 @@ mod tests {
             ],
             "symlink up",
         );
-        refused(&[(T::Link, "passwd", "../../etc/passwd", b"")], "outside the layer");
-        refused(&[(T::Link, "passwd", "/etc/passwd", b"")], "outside the layer");
+        refused(
+            &[(T::Link, "passwd", "../../etc/passwd", b"")],
+            "outside the layer",
+        );
+        refused(
+            &[(T::Link, "passwd", "/etc/passwd", b"")],
+            "outside the layer",
+        );
         refused(
             &[
                 (T::Symlink, "etc", "/etc", b""),

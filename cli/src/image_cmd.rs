@@ -1,0 +1,202 @@
+//! `berth image …`: the content store, importers and snapshotter.
+
+use std::path::PathBuf;
+
+use berth_rootfs::image::{ContainerConfig, Image};
+use berth_rootfs::import::{self, Source};
+use berth_rootfs::snapshot::Snapshotter;
+use berth_rootfs::{build_image, images, ContentStore, Reference};
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::flags;
+use crate::output::{self, Format};
+use crate::Roots;
+
+#[derive(Subcommand)]
+pub enum ImageCommand {
+    /// Import an image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or
+    /// docker-archive:FILE.
+    Import {
+        source: String,
+        /// Name the image NAME[:TAG] instead of the name it carries.
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// Pack a directory as a one-layer image.
+    BuildRootfs {
+        dir: PathBuf,
+        #[arg(long)]
+        tag: String,
+        /// JSON array (["/bin/sh","-c"]) or words.
+        #[arg(long)]
+        entrypoint: Option<String>,
+        /// JSON array or words.
+        #[arg(long)]
+        cmd: Option<String>,
+        #[arg(long = "env", short, value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        #[arg(long)]
+        workdir: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        stop_signal: Option<String>,
+        #[arg(long, value_name = "KEY=VALUE")]
+        label: Vec<String>,
+        /// PORT[/PROTO], e.g. 80/tcp.
+        #[arg(long, value_name = "PORT[/PROTO]")]
+        expose: Vec<String>,
+    },
+    /// List images.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(long, short, value_enum, default_value_t)]
+        output: Format,
+    },
+    /// Show an image's manifest, config and how its root filesystems are made.
+    Inspect { name: String },
+    /// Remove image names (refused while a container uses the image).
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove blobs and layers no image and no container uses.
+    Prune,
+}
+
+pub fn open_store(roots: &Roots) -> anyhow::Result<ContentStore> {
+    Ok(ContentStore::open(roots.state.join("images"))?)
+}
+
+/// `busybox` → `docker.io/library/busybox:latest`.
+pub fn full_name(name: &str) -> anyhow::Result<String> {
+    Ok(name.parse::<Reference>()?.to_string())
+}
+
+pub fn run(cmd: ImageCommand, roots: &Roots) -> anyhow::Result<i32> {
+    let store = open_store(roots)?;
+    match cmd {
+        ImageCommand::Import { source, tag } => {
+            let source: Source = source.parse()?;
+            let tag = tag.map(|t| t.parse::<Reference>()).transpose()?;
+            let imported = import::import(&store, &source, tag.as_ref())?;
+            output::json(&json!({
+                "images": imported.iter().map(|i| json!({
+                    "name": i.name,
+                    "id": i.manifest_digest,
+                })).collect::<Vec<_>>()
+            }))?;
+        }
+        ImageCommand::BuildRootfs {
+            dir,
+            tag,
+            entrypoint,
+            cmd,
+            env,
+            workdir,
+            user,
+            stop_signal,
+            label,
+            expose,
+        } => {
+            let name: Reference = tag.parse()?;
+            let words =
+                |flag: &str, v: Option<String>| v.map(|s| flags::words(flag, &s)).transpose();
+            let mut labels = std::collections::BTreeMap::new();
+            for l in &label {
+                let (k, v) = flags::key_value("label", l)?;
+                labels.insert(k, v);
+            }
+            let config = ContainerConfig {
+                entrypoint: words("entrypoint", entrypoint)?,
+                cmd: words("cmd", cmd)?,
+                env: (!env.is_empty()).then_some(env),
+                working_dir: workdir,
+                user,
+                stop_signal,
+                exposed_ports: (!expose.is_empty()).then(|| {
+                    expose
+                        .iter()
+                        .map(|p| {
+                            let p = if p.contains('/') {
+                                p.clone()
+                            } else {
+                                format!("{p}/tcp")
+                            };
+                            (p, json!({}))
+                        })
+                        .collect()
+                }),
+                labels: (!labels.is_empty()).then_some(labels),
+            };
+            let image = build_image::build_rootfs(&store, &dir, &name, &config)?;
+            output::json(&json!({ "name": image.name, "id": image.manifest_digest }))?;
+        }
+        ImageCommand::Ls { output } => {
+            let list = images::list(&store)?;
+            match output {
+                Format::Json => output::json(&json!({ "images": list }))?,
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = list
+                        .iter()
+                        .map(|i| {
+                            vec![
+                                i.name.clone(),
+                                i.id.short().to_string(),
+                                human_size(i.size),
+                                i.layers.to_string(),
+                                i.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                            ]
+                        })
+                        .collect();
+                    output::table(&["NAME", "ID", "SIZE", "LAYERS", "CREATED"], &rows);
+                }
+            }
+        }
+        ImageCommand::Inspect { name } => {
+            let name = full_name(&name)?;
+            let image = Image::load(&store, &name)?;
+            let unpacked: Vec<bool> = image
+                .manifest
+                .layers
+                .iter()
+                .map(|l| store.layers_dir().join(l.digest.hex()).is_dir())
+                .collect();
+            output::json(&json!({
+                "name": image.name,
+                "id": image.manifest_digest,
+                "manifest": image.manifest,
+                "config": image.config,
+                "layersUnpacked": unpacked,
+                "snapshotter": Snapshotter::kind(),
+            }))?;
+        }
+        ImageCommand::Rm { names } => {
+            let mut removed = Vec::new();
+            for name in names {
+                let name = full_name(&name)?;
+                images::remove(&store, &name)?;
+                removed.push(name);
+            }
+            output::json(&json!({ "removed": removed }))?;
+        }
+        ImageCommand::Prune => output::json(&images::prune(&store)?)?,
+    }
+    Ok(0)
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1000.0 && unit < UNITS.len() - 1 {
+        size /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{size:.1}{}", UNITS[unit])
+    }
+}

@@ -1,0 +1,58 @@
+//! `runtime run --image`: an image's root filesystem and config defaults
+//! under a container. (The orchestrator takes this over for tasks.)
+
+use std::path::PathBuf;
+
+use berth_rootfs::image::{resolve_command, Image};
+use berth_rootfs::snapshot::Snapshotter;
+use berth_rootfs::ContentStore;
+use berth_runtime::ContainerSpec;
+
+use crate::flags;
+use crate::image_cmd::full_name;
+use crate::runtime_cmd::RunArgs;
+
+/// Make `id`'s root filesystem from `image` and the spec to run in it.
+pub fn prepare(
+    store: &ContentStore,
+    id: &str,
+    image: &str,
+    args: &RunArgs,
+) -> anyhow::Result<(PathBuf, ContainerSpec)> {
+    let name = full_name(image)?;
+    let image = Image::load(store, &name)?;
+    let mut spec = args.spec()?;
+    let defaults = &image.config.config;
+    let entry = args
+        .entrypoint
+        .as_deref()
+        .map(|e| flags::words("entrypoint", e))
+        .transpose()?;
+    let command = (!spec.args.is_empty()).then(|| spec.args.clone());
+    spec.args = resolve_command(defaults, entry.as_deref(), command.as_deref());
+    if spec.args.is_empty() {
+        anyhow::bail!("image {name} has no Entrypoint or Cmd: give a command after --");
+    }
+    spec.env = merge_env(defaults.env.as_deref().unwrap_or_default(), &spec.env);
+    spec.cwd = spec
+        .cwd
+        .or_else(|| defaults.working_dir.clone().filter(|w| !w.is_empty()));
+    spec.user = spec
+        .user
+        .or_else(|| defaults.user.clone().filter(|u| !u.is_empty()));
+    spec.stop_signal = spec.stop_signal.or_else(|| defaults.stop_signal.clone());
+    let snapshot = Snapshotter::new(store).prepare(id, &image)?;
+    Ok((snapshot.rootfs, spec))
+}
+
+/// The image's environment with the caller's entries replacing same keys.
+fn merge_env(image: &[String], ours: &[String]) -> Vec<String> {
+    let key = |e: &String| e.split('=').next().unwrap_or_default().to_string();
+    let mut out: Vec<String> = image
+        .iter()
+        .filter(|e| !ours.iter().any(|o| key(o) == key(e)))
+        .cloned()
+        .collect();
+    out.extend(ours.iter().cloned());
+    out
+}
