@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 BERTH := $(CARGO_TARGET_DIR)/debug/berth
 BERTH_RELEASE := $(CARGO_TARGET_DIR)/release/berth
 ROOTFS := $(CURDIR)/.build/busybox
-APT_PACKAGES := busybox-static libseccomp-dev pkg-config
+APT_PACKAGES := busybox-static libseccomp-dev pkg-config docker-registry skopeo apache2-utils
 BENCH_PACKAGES := runc crun
 
 .PHONY: all deps bench-deps build images test lint demo bench clean

@@ -99,14 +99,11 @@ impl World {
     }
 
     pub fn run_args(&self, flags: &[&str], cmd: &[&str]) -> Vec<String> {
-        let mut args: Vec<String> = vec![
-            "runtime".into(),
-            "run".into(),
-            "--rootfs".into(),
-            self.rootfs.display().to_string(),
-            "--cgroup-parent".into(),
-            self.cgroup_parent.clone(),
-        ];
+        let mut args: Vec<String> = vec!["runtime".into(), "run".into()];
+        if !flags.contains(&"--image") {
+            args.extend(["--rootfs".into(), self.rootfs.display().to_string()]);
+        }
+        args.extend(["--cgroup-parent".into(), self.cgroup_parent.clone()]);
         args.extend(flags.iter().map(|s| s.to_string()));
         args.push("--".into());
         args.extend(cmd.iter().map(|s| s.to_string()));
@@ -207,6 +204,35 @@ impl World {
             assert!(left.is_empty(), "{} not empty: {left:?}", path.display());
         }
         assert!(self.monitors().is_empty(), "monitors still running");
+        assert_eq!(self.mounts(), Vec::<String>::new(), "mounts left");
+        let snapshots = self.root.path().join("images/snapshots");
+        let left: Vec<_> = std::fs::read_dir(&snapshots)
+            .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "snapshots left: {left:?}");
+    }
+
+    /// Mount points under this world's root, deepest first.
+    pub fn mounts(&self) -> Vec<String> {
+        let root = self.root.path().display().to_string();
+        let mut out: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        out.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        out
+    }
+
+    /// `berth image build-rootfs` of the busybox rootfs as `tag`.
+    pub fn busybox_image(&self, tag: &str, extra: &[&str]) -> Value {
+        let rootfs = self.rootfs.display().to_string();
+        let mut args = vec!["image", "build-rootfs", &rootfs, "--tag", tag];
+        args.extend_from_slice(extra);
+        let out = self.berth(&args);
+        assert_ok(&out);
+        parse_json(&out)
     }
 
     /// Pids of monitor processes of this world.
@@ -236,6 +262,9 @@ impl Drop for World {
         }
         for pid in self.monitors() {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+        for mount in self.mounts() {
+            let _ = Command::new("umount").args(["-l", &mount]).status();
         }
         let mut dirs = cgroup_dirs(&self.cgroup_parent);
         // Children first.
@@ -295,3 +324,4 @@ fn nix_euid_is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+pub mod oci;

@@ -2,19 +2,27 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use berth_rootfs::image::{ContainerConfig, Image};
 use berth_rootfs::import::{self, Source};
+use berth_rootfs::pull::{self, PullOptions};
 use berth_rootfs::snapshot::Snapshotter;
 use berth_rootfs::{build_image, images, ContentStore, Reference};
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::flags;
 use crate::output::{self, Format};
 use crate::Roots;
+use crate::{flags, progress};
 
 #[derive(Subcommand)]
 pub enum ImageCommand {
+    /// Pull an image from a registry.
+    Pull {
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
     /// Import an image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or
     /// docker-archive:FILE.
     Import {
@@ -48,6 +56,8 @@ pub enum ImageCommand {
         #[arg(long, value_name = "PORT[/PROTO]")]
         expose: Vec<String>,
     },
+    /// Write an image out as an OCI layout: oci:DIR[:TAG].
+    Export { name: String, destination: String },
     /// List images.
     #[command(alias = "list")]
     Ls {
@@ -65,6 +75,57 @@ pub enum ImageCommand {
     Prune,
 }
 
+/// How to reach registries.
+#[derive(clap::Args, Clone, Default)]
+pub struct RegistryArgs {
+    /// Speak plain HTTP to this registry (HOST:PORT). Repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub insecure_registry: Vec<String>,
+    /// Registry user; the password is read from stdin (--password-stdin).
+    #[arg(long, requires = "password_stdin")]
+    pub username: Option<String>,
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+}
+
+impl RegistryArgs {
+    pub fn options(&self) -> anyhow::Result<PullOptions> {
+        let credentials = match &self.username {
+            Some(user) => {
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_line(&mut password)
+                    .context("read the password from stdin")?;
+                Some((
+                    user.clone(),
+                    password.trim_end_matches(['\r', '\n']).to_string(),
+                ))
+            }
+            None => None,
+        };
+        Ok(PullOptions {
+            insecure_registries: self.insecure_registry.clone(),
+            credentials,
+            docker_config: None,
+            max_concurrent_downloads: 4,
+        })
+    }
+}
+
+/// Pull `reference` into the store.
+pub fn pull(
+    store: &ContentStore,
+    reference: &Reference,
+    registry: &RegistryArgs,
+) -> anyhow::Result<Image> {
+    Ok(pull::pull_blocking(
+        store,
+        reference,
+        &registry.options()?,
+        progress::for_downloads(),
+    )?)
+}
+
 pub fn open_store(roots: &Roots) -> anyhow::Result<ContentStore> {
     Ok(ContentStore::open(roots.state.join("images"))?)
 }
@@ -77,6 +138,13 @@ pub fn full_name(name: &str) -> anyhow::Result<String> {
 pub fn run(cmd: ImageCommand, roots: &Roots) -> anyhow::Result<i32> {
     let store = open_store(roots)?;
     match cmd {
+        ImageCommand::Pull {
+            reference,
+            registry,
+        } => {
+            let image = pull(&store, &reference.parse()?, &registry)?;
+            output::json(&json!({ "name": image.name, "id": image.manifest_digest }))?;
+        }
         ImageCommand::Import { source, tag } => {
             let source: Source = source.parse()?;
             let tag = tag.map(|t| t.parse::<Reference>()).transpose()?;
@@ -180,6 +248,25 @@ pub fn run(cmd: ImageCommand, roots: &Roots) -> anyhow::Result<i32> {
                 removed.push(name);
             }
             output::json(&json!({ "removed": removed }))?;
+        }
+        ImageCommand::Export { name, destination } => {
+            let name = full_name(&name)?;
+            let image = Image::load(&store, &name)?;
+            let (dir, tag) = match destination.parse::<Source>()? {
+                Source::OciDir { dir, tag } => (dir, tag),
+                _ => anyhow::bail!("{destination:?}: berth exports to oci:DIR[:TAG]"),
+            };
+            let tag = tag.unwrap_or_else(|| {
+                image
+                    .name
+                    .rsplit_once(':')
+                    .map_or("latest", |(_, t)| t)
+                    .to_string()
+            });
+            berth_rootfs::export::export_oci_dir(&store, &image, &dir, &tag)?;
+            output::json(
+                &json!({ "name": image.name, "id": image.manifest_digest, "destination": destination }),
+            )?;
         }
         ImageCommand::Prune => output::json(&images::prune(&store)?)?,
     }

@@ -9,8 +9,9 @@ use berth_rootfs::ContentStore;
 use berth_runtime::ContainerSpec;
 
 use crate::flags;
-use crate::image_cmd::full_name;
-use crate::runtime_cmd::RunArgs;
+use crate::image_cmd;
+use crate::runtime_cmd::{PullPolicy, RunArgs};
+use berth_rootfs::Reference;
 
 /// Make `id`'s root filesystem from `image` and the spec to run in it.
 pub fn prepare(
@@ -19,8 +20,15 @@ pub fn prepare(
     image: &str,
     args: &RunArgs,
 ) -> anyhow::Result<(PathBuf, ContainerSpec)> {
-    let name = full_name(image)?;
-    let image = Image::load(store, &name)?;
+    let reference: Reference = image.parse()?;
+    let name = reference.to_string();
+    let image = match (args.pull, Image::load(store, &name)) {
+        (PullPolicy::Always, _)
+        | (PullPolicy::Missing, Err(berth_rootfs::Error::ImageNotFound(_))) => {
+            image_cmd::pull(store, &reference, &args.registry)?
+        }
+        (_, loaded) => loaded?,
+    };
     let mut spec = args.spec()?;
     let defaults = &image.config.config;
     let entry = args

@@ -4,6 +4,7 @@ mod flags;
 mod image_cmd;
 mod image_run;
 mod output;
+mod progress;
 mod runtime_cmd;
 
 use std::path::PathBuf;

@@ -101,6 +101,13 @@ pub struct CommonCreate {
     log_max_files: u32,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullPolicy {
+    Always,
+    Missing,
+    Never,
+}
+
 #[derive(Args)]
 pub struct RunArgs {
     /// Container id (default: berth-<pid>).
@@ -116,6 +123,11 @@ pub struct RunArgs {
     /// config's command, env, workdir, user and stop signal as defaults.
     #[arg(long)]
     image: Option<String>,
+    /// When to pull the image: missing (default), always, never.
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing, requires = "image")]
+    pub(crate) pull: PullPolicy,
+    #[command(flatten)]
+    pub(crate) registry: image_cmd::RegistryArgs,
     /// Replace the image's entrypoint (JSON array or words).
     #[arg(long, requires = "image")]
     pub(crate) entrypoint: Option<String>,

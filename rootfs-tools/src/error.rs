@@ -39,6 +39,8 @@ pub enum Error {
     BadSource { path: PathBuf, reason: String },
     #[error("image {image}: {reason}")]
     BadImage { image: String, reason: String },
+    #[error("pull {image}: {reason}")]
+    Registry { image: String, reason: String },
     #[error("image {image} is used by {users}")]
     InUse { image: String, users: String },
     #[error("{context}: {source}")]

@@ -8,9 +8,11 @@
 pub mod build_image;
 pub mod digest;
 mod error;
+pub mod export;
 pub mod image;
 pub mod images;
 pub mod import;
+pub mod pull;
 pub mod reference;
 pub mod snapshot;
 pub mod store;
