@@ -253,22 +253,25 @@ fn rm_is_refused_in_use_and_prune_frees() {
     w.assert_clean();
 }
 
+/// A real registry holding the busybox image (whose Cmd is `cmd`) as
+/// `repo`; with `user`, behind basic auth.
+fn registry_with_busybox(w: &World, cmd: &str, repo: &str, user: Option<(&str, &str)>) -> Registry {
+    w.busybox_image("busybox:latest", &["--cmd", cmd]);
+    let dir = tempfile::tempdir().expect("dir");
+    let dest = format!("oci:{}:latest", dir.path().display());
+    assert_ok(&w.berth(&["image", "export", "busybox", &dest]));
+    let registry = Registry::start(user);
+    let creds = user.map(|(u, p)| format!("{u}:{p}"));
+    registry.push(dir.path(), repo, creds.as_deref());
+    assert_ok(&w.berth(&["image", "rm", "busybox"]));
+    assert_ok(&w.berth(&["image", "prune"]));
+    registry
+}
+
 #[test]
 fn pull_from_a_local_registry() {
     let w = World::new("img-pull");
-    w.busybox_image("busybox:latest", &["--cmd", "echo pulled"]);
-    let dir = tempfile::tempdir().expect("dir");
-    assert_ok(&w.berth(&[
-        "image",
-        "export",
-        "busybox",
-        &format!("oci:{}:latest", dir.path().display()),
-    ]));
-    let registry = Registry::start(None);
-    registry.push(dir.path(), "lab/busybox:latest", None);
-    assert_ok(&w.berth(&["image", "rm", "busybox"]));
-    assert_ok(&w.berth(&["image", "prune"]));
-
+    let registry = registry_with_busybox(&w, "echo pulled", "lab/busybox:latest", None);
     let name = format!("{}/lab/busybox", registry.addr);
     let out = w.berth(&[
         "image",
@@ -307,16 +310,12 @@ fn pull_from_a_local_registry() {
 #[test]
 fn pull_with_basic_auth() {
     let w = World::new("img-auth");
-    w.busybox_image("busybox:latest", &["--cmd", "echo authed"]);
-    let dir = tempfile::tempdir().expect("dir");
-    assert_ok(&w.berth(&[
-        "image",
-        "export",
-        "busybox",
-        &format!("oci:{}:latest", dir.path().display()),
-    ]));
-    let registry = Registry::start(Some(("alice", "s3cret")));
-    registry.push(dir.path(), "private/bb:latest", Some("alice:s3cret"));
+    let registry = registry_with_busybox(
+        &w,
+        "echo authed",
+        "private/bb:latest",
+        Some(("alice", "s3cret")),
+    );
     let name = format!("{}/private/bb", registry.addr);
 
     let out = w.berth(&[

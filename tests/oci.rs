@@ -17,32 +17,7 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
-/// One tar entry: (kind, name, link target, data). Names are written raw,
-/// so a test can say what an attacker would.
-pub type Entry<'a> = (tar::EntryType, &'a str, &'a str, &'a [u8]);
-
-pub fn tar_of(entries: &[Entry<'_>]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (kind, name, link, data) in entries {
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(*kind);
-        h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
-        h.set_size(data.len() as u64);
-        h.set_mtime(1_600_000_000);
-        let old = h.as_old_mut();
-        old.name[..name.len()].copy_from_slice(name.as_bytes());
-        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
-        h.set_cksum();
-        b.append(&h, *data).expect("append");
-    }
-    b.into_inner().expect("tar")
-}
-
-pub fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).expect("gzip");
-    e.finish().expect("gzip")
-}
+pub use berth_rootfs::testing::{gzip, tar_of};
 
 /// The blobs of one image: manifest, config, layers.
 pub struct ImageBlobs {

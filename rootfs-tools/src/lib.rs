@@ -16,6 +16,8 @@ pub mod pull;
 pub mod reference;
 pub mod snapshot;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod unpack;
 
 pub use digest::Digest;

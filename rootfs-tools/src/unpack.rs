@@ -509,43 +509,9 @@ fn unpack_one(store: &ContentStore, image: &Image, i: usize, dir: &Path) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-    /// A tar entry with a raw name, bypassing the tar crate's own checks
-    /// (the point is to feed the unpacker what an attacker would).
-    fn raw_entry(
-        b: &mut tar::Builder<Vec<u8>>,
-        kind: tar::EntryType,
-        name: &str,
-        link: &str,
-        data: &[u8],
-    ) {
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(kind);
-        h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
-        h.set_size(data.len() as u64);
-        h.set_mtime(1_600_000_000);
-        let old = h.as_old_mut();
-        old.name[..name.len()].copy_from_slice(name.as_bytes());
-        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
-        h.set_cksum();
-        b.append(&h, data).expect("append");
-    }
-
-    fn tarball(entries: &[(tar::EntryType, &str, &str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (kind, name, link, data) in entries {
-            raw_entry(&mut b, *kind, name, link, data);
-        }
-        b.into_inner().expect("tar")
-    }
-
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(bytes).expect("gzip");
-        e.finish().expect("gzip")
-    }
+    use crate::testing::{gzip, tar_of as tarball};
 
     fn unpack(bytes: &[u8]) -> (tempfile::TempDir, PathBuf, Result<Digest>) {
         let dir = tempfile::tempdir().expect("tempdir");
