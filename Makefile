@@ -9,9 +9,9 @@ BERTH := $(CARGO_TARGET_DIR)/debug/berth
 BERTH_RELEASE := $(CARGO_TARGET_DIR)/release/berth
 ROOTFS := $(CURDIR)/.build/busybox
 APT_PACKAGES := busybox-static libseccomp-dev pkg-config docker-registry skopeo apache2-utils
-BENCH_PACKAGES := runc crun
+BENCH_PACKAGES := runc crun umoci debootstrap
 
-.PHONY: all deps bench-deps build images test lint demo bench clean
+.PHONY: all deps bench-deps build images bench-images test lint demo bench clean
 
 all: build
 
@@ -33,9 +33,20 @@ bench-deps: deps
 build: deps
 	cargo build --workspace
 
-images: deps
+# The busybox root filesystem (from busybox-static), and the busybox image
+# berth builds from it, exported as an OCI layout for other tools. The tests
+# build and push their own copies (into their own stores and registries).
+images: build
 	@[ -x $(ROOTFS)/bin/busybox ] || scripts/busybox-rootfs.sh $(ROOTFS)
-	@echo "busybox rootfs: $(ROOTFS)"
+	@rm -rf .build/image-root .build/busybox-oci
+	@$(BERTH) --root $(CURDIR)/.build/image-root image build-rootfs $(ROOTFS) --tag busybox:latest --cmd sh >/dev/null
+	@$(BERTH) --root $(CURDIR)/.build/image-root image export busybox oci:$(CURDIR)/.build/busybox-oci:latest >/dev/null
+	@rm -rf .build/image-root
+	@echo "busybox rootfs: $(ROOTFS); OCI layout: .build/busybox-oci"
+
+# A larger 3-layer image (Debian minbase) for the image benchmarks.
+bench-images: bench-deps
+	scripts/debian-layers.sh $(CURDIR)/.build/debian
 
 lint: deps
 	cargo fmt --all --check
@@ -51,9 +62,10 @@ test: lint build images
 demo: build images
 	BERTH=$(BERTH) ROOTFS=$(ROOTFS) scripts/demo.sh
 
-bench: bench-deps images
+bench: bench-deps images bench-images
 	cargo build --release -p berth-cli
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench.py
+	BERTH=$(BERTH_RELEASE) LAYERS=$(CURDIR)/.build/debian python3 scripts/bench_images.py
 
 clean:
 	rm -rf .build

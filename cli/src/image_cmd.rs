@@ -31,9 +31,10 @@ pub enum ImageCommand {
         #[arg(long)]
         tag: Option<String>,
     },
-    /// Pack a directory as a one-layer image.
+    /// Pack directories as an image, one layer each (bottom first).
     BuildRootfs {
-        dir: PathBuf,
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
         #[arg(long)]
         tag: String,
         /// JSON array (["/bin/sh","-c"]) or words.
@@ -64,6 +65,8 @@ pub enum ImageCommand {
         #[arg(long, short, value_enum, default_value_t)]
         output: Format,
     },
+    /// Unpack an image's layers now, so its first container starts at once.
+    Unpack { name: String },
     /// Show an image's manifest, config and how its root filesystems are made.
     Inspect { name: String },
     /// Remove image names (refused while a container uses the image).
@@ -122,7 +125,7 @@ pub fn pull(
         store,
         reference,
         &registry.options()?,
-        progress::for_downloads(),
+        progress::bars("pull"),
     )?)
 }
 
@@ -157,7 +160,7 @@ pub fn run(cmd: ImageCommand, roots: &Roots) -> anyhow::Result<i32> {
             }))?;
         }
         ImageCommand::BuildRootfs {
-            dir,
+            dirs,
             tag,
             entrypoint,
             cmd,
@@ -198,7 +201,8 @@ pub fn run(cmd: ImageCommand, roots: &Roots) -> anyhow::Result<i32> {
                 }),
                 labels: (!labels.is_empty()).then_some(labels),
             };
-            let image = build_image::build_rootfs(&store, &dir, &name, &config)?;
+            let dirs: Vec<&std::path::Path> = dirs.iter().map(PathBuf::as_path).collect();
+            let image = build_image::build_rootfs(&store, &dirs, &name, &config)?;
             output::json(&json!({ "name": image.name, "id": image.manifest_digest }))?;
         }
         ImageCommand::Ls { output } => {
@@ -239,6 +243,16 @@ pub fn run(cmd: ImageCommand, roots: &Roots) -> anyhow::Result<i32> {
                 "layersUnpacked": unpacked,
                 "snapshotter": Snapshotter::kind(),
             }))?;
+        }
+        ImageCommand::Unpack { name } => {
+            let image = Image::load(&store, &full_name(&name)?)?;
+            let _lease = store.writer_lease()?;
+            let layers = berth_rootfs::unpack::ensure_layers_with(
+                &store,
+                &image,
+                progress::bars("unpack").as_ref(),
+            )?;
+            output::json(&json!({ "name": image.name, "layers": layers }))?;
         }
         ImageCommand::Rm { names } => {
             let mut removed = Vec::new();

@@ -9,8 +9,8 @@ use berth_rootfs::ContentStore;
 use berth_runtime::ContainerSpec;
 
 use crate::flags;
-use crate::image_cmd;
 use crate::runtime_cmd::{PullPolicy, RunArgs};
+use crate::{image_cmd, progress};
 use berth_rootfs::Reference;
 
 /// Make `id`'s root filesystem from `image` and the spec to run in it.
@@ -49,7 +49,8 @@ pub fn prepare(
         .user
         .or_else(|| defaults.user.clone().filter(|u| !u.is_empty()));
     spec.stop_signal = spec.stop_signal.or_else(|| defaults.stop_signal.clone());
-    let snapshot = Snapshotter::new(store).prepare(id, &image)?;
+    let snapshot =
+        Snapshotter::new(store).prepare_with(id, &image, progress::bars("unpack").as_ref())?;
     Ok((snapshot.rootfs, spec))
 }
 

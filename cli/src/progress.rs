@@ -4,11 +4,12 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
-use berth_rootfs::pull::{Progress, Quiet};
+use berth_rootfs::progress::{Progress, Quiet};
 use berth_rootfs::Digest;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 struct Bars {
+    verb: &'static str,
     multi: MultiProgress,
     bars: Mutex<HashMap<Digest, ProgressBar>>,
 }
@@ -23,7 +24,7 @@ impl Progress for Bars {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
-        bar.set_prefix(digest.short().to_string());
+        bar.set_prefix(format!("{} {}", self.verb, digest.short()));
         if let Ok(mut bars) = self.bars.lock() {
             bars.insert(digest.clone(), bar);
         }
@@ -42,9 +43,11 @@ impl Progress for Bars {
     }
 }
 
-pub fn for_downloads() -> Arc<dyn Progress> {
+/// Bars labelled `verb` ("pull", "unpack") on a terminal; else silence.
+pub fn bars(verb: &'static str) -> Arc<dyn Progress> {
     if std::io::stderr().is_terminal() {
         Arc::new(Bars {
+            verb,
             multi: MultiProgress::new(),
             bars: Mutex::new(HashMap::new()),
         })

@@ -1,5 +1,5 @@
-//! `berth image build-rootfs`: a directory becomes a one-layer image, so a
-//! lab user can make an image with no registry and no Docker.
+//! `berth image build-rootfs`: directories become an image (one layer
+//! each), so a lab user can make an image with no registry and no Docker.
 
 use std::fs;
 use std::io::{self, Write};
@@ -153,19 +153,18 @@ pub fn write_manifest(
     Ok(image)
 }
 
-/// Pack `dir` as a one-layer image named `name`.
+/// Pack `dirs` as an image named `name`, one layer each, bottom first.
 pub fn build_rootfs(
     store: &ContentStore,
-    dir: &Path,
+    dirs: &[&Path],
     name: &Reference,
     config: &ContainerConfig,
 ) -> Result<Image> {
     let _lease = store.writer_lease()?;
-    let (digest, size, diff_id) = pack_layer(store, dir)?;
-    write_image(
-        store,
-        name,
-        &[(digest, size, diff_id, media::OCI_LAYER_GZIP)],
-        config,
-    )
+    let mut layers = Vec::new();
+    for dir in dirs {
+        let (digest, size, diff_id) = pack_layer(store, dir)?;
+        layers.push((digest, size, diff_id, media::OCI_LAYER_GZIP));
+    }
+    write_image(store, name, &layers, config)
 }

@@ -12,6 +12,7 @@ pub mod export;
 pub mod image;
 pub mod images;
 pub mod import;
+pub mod progress;
 pub mod pull;
 pub mod reference;
 pub mod snapshot;

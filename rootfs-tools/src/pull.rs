@@ -17,6 +17,7 @@ use tokio::io::AsyncWriteExt;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::{self, media, Descriptor, Image};
+pub use crate::progress::{Progress, Quiet};
 use crate::reference::{Reference, DEFAULT_REGISTRY};
 use crate::store::ContentStore;
 
@@ -31,16 +32,6 @@ pub struct PullOptions {
     /// Layers downloaded at once (default 4).
     pub max_concurrent_downloads: usize,
 }
-
-/// Told about downloads, for progress bars.
-pub trait Progress: Send + Sync {
-    fn blob_started(&self, _digest: &Digest, _size: u64) {}
-    fn blob_advanced(&self, _digest: &Digest, _bytes: u64) {}
-    fn blob_finished(&self, _digest: &Digest) {}
-}
-
-pub struct Quiet;
-impl Progress for Quiet {}
 
 fn registry_error(image: &str, e: OciDistributionError) -> Error {
     let reason = match e {

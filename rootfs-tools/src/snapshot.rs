@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::Image;
+use crate::progress::{Progress, Quiet};
 use crate::store::ContentStore;
-use crate::unpack::{ensure_layers, OPAQUE_XATTR};
+use crate::unpack::{ensure_layers_with, OPAQUE_XATTR};
 
 /// Set to `copy` to force the flattened-copy snapshotter.
 pub const SNAPSHOTTER_ENV: &str = "BERTH_SNAPSHOTTER";
@@ -67,6 +68,16 @@ impl<'a> Snapshotter<'a> {
 
     /// Make the root filesystem for `key` (a container id) from `image`.
     pub fn prepare(&self, key: &str, image: &Image) -> Result<Snapshot> {
+        self.prepare_with(key, image, &Quiet)
+    }
+
+    /// [`prepare`](Self::prepare), reporting the unpacking of layers.
+    pub fn prepare_with(
+        &self,
+        key: &str,
+        image: &Image,
+        progress: &dyn Progress,
+    ) -> Result<Snapshot> {
         if key.is_empty() || key.contains('/') || key.starts_with('.') {
             return Err(Error::BadImage {
                 image: image.name.clone(),
@@ -74,7 +85,7 @@ impl<'a> Snapshotter<'a> {
             });
         }
         let _lease = self.store.writer_lease()?;
-        let layers = ensure_layers(self.store, image)?;
+        let layers = ensure_layers_with(self.store, image, progress)?;
         let dir = self.dir(key);
         fs::create_dir_all(dir.parent().unwrap_or(&dir))
             .context(|| format!("create {}", dir.display()))?;

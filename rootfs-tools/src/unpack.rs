@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::Image;
+use crate::progress::{Progress, ProgressReader, Quiet};
 use crate::store::ContentStore;
 
 /// overlayfs marks a directory whose lower contents are hidden with this.
@@ -441,6 +442,15 @@ pub fn unpack_layer(blob: impl Read, dest: &Path, ctx: LayerContext<'_>) -> Resu
 /// (in parallel) those not yet on disk. Each layer is unpacked once, by
 /// digest, and checked against its diff id.
 pub fn ensure_layers(store: &ContentStore, image: &Image) -> Result<Vec<PathBuf>> {
+    ensure_layers_with(store, image, &Quiet)
+}
+
+/// [`ensure_layers`], reporting each layer's progress.
+pub fn ensure_layers_with(
+    store: &ContentStore,
+    image: &Image,
+    progress: &dyn Progress,
+) -> Result<Vec<PathBuf>> {
     let layers = &image.manifest.layers;
     let dirs: Vec<PathBuf> = layers
         .iter()
@@ -456,7 +466,7 @@ pub fn ensure_layers(store: &ContentStore, image: &Image) -> Result<Vec<PathBuf>
                 .iter()
                 .map(|&i| {
                     let dir = &dirs[i];
-                    scope.spawn(move || unpack_one(store, image, i, dir))
+                    scope.spawn(move || unpack_one(store, image, i, dir, progress))
                 })
                 .collect();
             handles
@@ -476,7 +486,13 @@ pub fn ensure_layers(store: &ContentStore, image: &Image) -> Result<Vec<PathBuf>
     Ok(dirs)
 }
 
-fn unpack_one(store: &ContentStore, image: &Image, i: usize, dir: &Path) -> Result<()> {
+fn unpack_one(
+    store: &ContentStore,
+    image: &Image,
+    i: usize,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<()> {
     let layer = &image.manifest.layers[i];
     let ctx = LayerContext {
         image: &image.name,
@@ -488,7 +504,14 @@ fn unpack_one(store: &ContentStore, image: &Image, i: usize, dir: &Path) -> Resu
         layer.digest.short(),
         std::process::id()
     ));
-    let diff_id = unpack_layer(store.open_blob(&layer.digest)?, &tmp, ctx)?;
+    progress.blob_started(&layer.digest, layer.size);
+    let blob = ProgressReader {
+        inner: store.open_blob(&layer.digest)?,
+        digest: &layer.digest,
+        progress,
+    };
+    let diff_id = unpack_layer(blob, &tmp, ctx)?;
+    progress.blob_finished(&layer.digest);
     let want = &image.config.rootfs.diff_ids[i];
     if &diff_id != want {
         let _ = fs::remove_dir_all(&tmp);
