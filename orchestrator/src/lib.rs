@@ -1,1 +1,7 @@
-//! placeholder
+//! ECS's model on berth's hosts: clusters, task definitions, tasks and
+//! container instances, kept in a [`store::Store`] (SQLite by default).
+//!
+//! Knows nothing of netlink or libcontainer: it decides, validates and
+//! records; the runtime and the network code act.
+
+pub mod store;

@@ -1,0 +1,72 @@
+//! The store behind the orchestrator: keyed records with revisions,
+//! compare-and-swap, listing by prefix, multi-key transactions and leases.
+//! Narrow on purpose, so that etcd fits behind it as well as SQLite.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// A record and the store revision that last wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub value: Vec<u8>,
+    pub revision: u64,
+}
+
+/// What a write expects to find, so that concurrent writers never lose an
+/// update: the read-modify-write of one process fails if another came in
+/// between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Write whatever is there.
+    Any,
+    /// The key must not exist.
+    Absent,
+    /// The key must still be at this revision.
+    Revision(u64),
+}
+
+#[derive(Clone, Debug)]
+pub enum Op {
+    Put {
+        key: String,
+        value: Vec<u8>,
+        expect: Expect,
+    },
+    Delete {
+        key: String,
+        expect: Expect,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An expectation failed: someone else wrote first. Re-read and retry.
+    #[error("conflict on {0}: it changed since it was read")]
+    Conflict(String),
+    #[error("store: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+pub trait Store: Send + Sync {
+    fn get(&self, key: &str) -> StoreResult<Option<Record>>;
+
+    /// All records whose key starts with `prefix`, in key order.
+    fn list(&self, prefix: &str) -> StoreResult<Vec<(String, Record)>>;
+
+    /// Apply all `ops` or none; returns the new store revision.
+    fn commit(&self, ops: &[Op]) -> StoreResult<u64>;
+
+    /// Take or renew the lease `name` for `holder` for `ttl`; false when
+    /// another holder has it and it has not expired.
+    fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> StoreResult<bool>;
+
+    fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
+}

@@ -1,0 +1,326 @@
+//! The embedded store: SQLite (bundled) in WAL mode. Every `berth` command
+//! is a short-lived process and many run at once, so each commit is one
+//! `BEGIN IMMEDIATE` transaction, waits for the write lock with a bound,
+//! and checks its expectations inside the lock.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{Expect, Op, Record, Store, StoreError, StoreResult};
+
+/// How long a writer waits for another's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| backend(format!("create {}: {e}", dir.display())))?;
+        }
+        let conn =
+            Connection::open(path).map_err(|e| backend(format!("open {}: {e}", path.display())))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+        // WAL: readers never wait for the writer; NORMAL sync is durable
+        // across process crashes and loses at most the last commits on a
+        // power cut.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(backend)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS kv (
+                 key TEXT PRIMARY KEY,
+                 value BLOB NOT NULL,
+                 revision INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS meta (
+                 name TEXT PRIMARY KEY,
+                 value INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS leases (
+                 name TEXT PRIMARY KEY,
+                 holder TEXT NOT NULL,
+                 expires_ms INTEGER NOT NULL
+             );
+             INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);",
+        )
+        .map_err(backend)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> StoreResult<std::sync::MutexGuard<'_, Connection>> {
+        self.conn
+            .lock()
+            .map_err(|_| backend("connection lock poisoned"))
+    }
+}
+
+fn current_revision(tx: &Connection, key: &str) -> StoreResult<Option<u64>> {
+    tx.query_row("SELECT revision FROM kv WHERE key = ?1", [key], |r| {
+        r.get::<_, i64>(0)
+    })
+    .optional()
+    .map(|r| r.map(|v| v as u64))
+    .map_err(backend)
+}
+
+fn check(tx: &Connection, key: &str, expect: Expect) -> StoreResult<()> {
+    let ok = match (expect, current_revision(tx, key)?) {
+        (Expect::Any, _) => true,
+        (Expect::Absent, found) => found.is_none(),
+        (Expect::Revision(want), Some(have)) => want == have,
+        (Expect::Revision(_), None) => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(key.to_string()))
+    }
+}
+
+impl Store for SqliteStore {
+    fn get(&self, key: &str) -> StoreResult<Option<Record>> {
+        self.conn()?
+            .query_row(
+                "SELECT value, revision FROM kv WHERE key = ?1",
+                [key],
+                |r| {
+                    Ok(Record {
+                        value: r.get(0)?,
+                        revision: r.get::<_, i64>(1)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn list(&self, prefix: &str) -> StoreResult<Vec<(String, Record)>> {
+        let conn = self.conn()?;
+        // Keys in [prefix, prefix + U+10FFFF) share the prefix.
+        let upper = format!("{prefix}\u{10FFFF}");
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT key, value, revision FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![prefix, upper], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Record {
+                        value: r.get(1)?,
+                        revision: r.get::<_, i64>(2)? as u64,
+                    },
+                ))
+            })
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn commit(&self, ops: &[Op]) -> StoreResult<u64> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let revision: i64 = tx
+            .query_row("SELECT value FROM meta WHERE name = 'revision'", [], |r| {
+                r.get(0)
+            })
+            .map_err(backend)?;
+        let revision = revision + 1;
+        for op in ops {
+            match op {
+                Op::Put { key, value, expect } => {
+                    check(&tx, key, *expect)?;
+                    tx.execute(
+                        "INSERT INTO kv (key, value, revision) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(key) DO UPDATE SET value = excluded.value, revision = excluded.revision",
+                        params![key, value, revision],
+                    )
+                    .map_err(backend)?;
+                }
+                Op::Delete { key, expect } => {
+                    check(&tx, key, *expect)?;
+                    tx.execute("DELETE FROM kv WHERE key = ?1", [key])
+                        .map_err(backend)?;
+                }
+            }
+        }
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE name = 'revision'",
+            [revision],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(revision as u64)
+    }
+
+    fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreResult<bool> {
+        let now = now_ms();
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let current: Option<(String, i64)> = tx
+            .query_row(
+                "SELECT holder, expires_ms FROM leases WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(backend)?;
+        if let Some((other, expires)) = current {
+            if other != holder && expires > now {
+                return Ok(false);
+            }
+        }
+        tx.execute(
+            "INSERT INTO leases (name, holder, expires_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms",
+            params![name, holder, now + ttl.as_millis() as i64],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(true)
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        self.conn()?
+            .execute(
+                "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+                params![name, holder],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn put(key: &str, value: &str, expect: Expect) -> Op {
+        Op::Put {
+            key: key.into(),
+            value: value.as_bytes().to_vec(),
+            expect,
+        }
+    }
+
+    #[test]
+    fn cas_list_and_transactions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("state.db")).expect("open");
+        let r1 = store
+            .commit(&[put("a/1", "x", Expect::Absent)])
+            .expect("create");
+        assert!(matches!(
+            store.commit(&[put("a/1", "y", Expect::Absent)]),
+            Err(StoreError::Conflict(_))
+        ));
+        store
+            .commit(&[
+                put("a/1", "y", Expect::Revision(r1)),
+                put("a/2", "z", Expect::Absent),
+            ])
+            .expect("update");
+        // A failed expectation anywhere undoes the whole transaction.
+        assert!(store
+            .commit(&[
+                put("a/3", "w", Expect::Absent),
+                put("a/1", "v", Expect::Revision(r1))
+            ])
+            .is_err());
+        assert!(store.get("a/3").expect("get").is_none());
+        let listed: Vec<String> = store
+            .list("a/")
+            .expect("list")
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(listed, ["a/1", "a/2"]);
+        assert_eq!(store.list("b/").expect("list").len(), 0);
+        store
+            .commit(&[Op::Delete {
+                key: "a/2".into(),
+                expect: Expect::Any,
+            }])
+            .expect("delete");
+        assert!(store.get("a/2").expect("get").is_none());
+    }
+
+    #[test]
+    fn concurrent_increments_lose_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        SqliteStore::open(&path)
+            .expect("open")
+            .commit(&[put("n", "0", Expect::Absent)])
+            .expect("init");
+        let path = Arc::new(path);
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    // A connection each, as separate processes would have.
+                    let store = SqliteStore::open(&path).expect("open");
+                    for _ in 0..25 {
+                        loop {
+                            let rec = store.get("n").expect("get").expect("n");
+                            let n: u64 = String::from_utf8_lossy(&rec.value).parse().expect("num");
+                            let op = put("n", &(n + 1).to_string(), Expect::Revision(rec.revision));
+                            match store.commit(&[op]) {
+                                Ok(_) => break,
+                                Err(StoreError::Conflict(_)) => continue,
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let store = SqliteStore::open(&path).expect("open");
+        let rec = store.get("n").expect("get").expect("n");
+        assert_eq!(String::from_utf8_lossy(&rec.value), "200");
+    }
+
+    #[test]
+    fn leases_exclude_other_holders_until_expiry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("state.db")).expect("open");
+        let ttl = Duration::from_millis(200);
+        assert!(store.acquire_lease("reconcile", "a", ttl).expect("a"));
+        assert!(!store.acquire_lease("reconcile", "b", ttl).expect("b"));
+        assert!(store.acquire_lease("reconcile", "a", ttl).expect("renew"));
+        store.release_lease("reconcile", "a").expect("release");
+        assert!(store
+            .acquire_lease("reconcile", "b", Duration::from_millis(1))
+            .expect("b"));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(store.acquire_lease("reconcile", "a", ttl).expect("expired"));
+    }
+}
