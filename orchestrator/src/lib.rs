@@ -4,4 +4,9 @@
 //! Knows nothing of netlink or libcontainer: it decides, validates and
 //! records; the runtime and the network code act.
 
+mod error;
+pub mod model;
 pub mod store;
+pub mod taskdef;
+
+pub use error::{EcsError, EcsResult, ErrorKind};

@@ -1,0 +1,30 @@
+use serde::{Deserialize, Serialize};
+
+use super::Tag;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cluster {
+    pub cluster_arn: String,
+    pub cluster_name: String,
+    /// ACTIVE, or INACTIVE once deleted.
+    pub status: String,
+    #[serde(default)]
+    pub registered_container_instances_count: u64,
+    #[serde(default)]
+    pub running_tasks_count: u64,
+    #[serde(default)]
+    pub pending_tasks_count: u64,
+    #[serde(default)]
+    pub active_services_count: u64,
+    #[serde(default)]
+    pub statistics: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(default)]
+    pub settings: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub capacity_providers: Vec<String>,
+    #[serde(default)]
+    pub default_capacity_provider_strategy: Vec<serde_json::Value>,
+}

@@ -1,0 +1,59 @@
+//! ECS's shapes (botocore's `ecs/2014-11-13`), in the camelCase JSON that
+//! `aws ecs` prints.
+
+mod cluster;
+mod taskdef;
+
+pub use cluster::Cluster;
+pub use taskdef::{ContainerDefinition, DependsOn, PortMapping, TaskDefinition};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Where ARNs say berth's resources live.
+#[derive(Clone, Debug)]
+pub struct Partition {
+    pub region: String,
+    pub account: String,
+}
+
+impl Default for Partition {
+    fn default() -> Self {
+        Self {
+            region: "local".into(),
+            account: "000000000000".into(),
+        }
+    }
+}
+
+impl Partition {
+    /// `arn:aws:ecs:<region>:<account>:<resource>`
+    pub fn arn(&self, resource: &str) -> String {
+        format!("arn:aws:ecs:{}:{}:{resource}", self.region, self.account)
+    }
+}
+
+/// The last path part of an ARN, or the name itself: ECS takes either.
+pub fn name_from_arn(s: &str) -> &str {
+    if s.starts_with("arn:") {
+        s.rsplit('/').next().unwrap_or(s)
+    } else {
+        s
+    }
+}
