@@ -63,8 +63,9 @@ const RESPONSE_ONLY: &[&str] = &[
 
 /// Fargate's task sizes: cpu units → allowed memory (MiB).
 pub fn fargate_memory_allowed(cpu: u64, memory: u64) -> bool {
-    let range =
-        |lo: u64, hi: u64, step: u64| memory >= lo && memory <= hi && (memory - lo) % step == 0;
+    let range = |lo: u64, hi: u64, step: u64| {
+        memory >= lo && memory <= hi && (memory - lo).is_multiple_of(step)
+    };
     match cpu {
         256 => [512, 1024, 2048].contains(&memory),
         512 => range(1024, 4096, 1024),
