@@ -1,5 +1,6 @@
 //! `berth`: the command line. It parses, calls the libraries, and prints.
 
+mod ecs_cmd;
 mod flags;
 mod image_cmd;
 mod image_run;
@@ -21,6 +22,10 @@ struct Cli {
     #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
 
+    /// json (as aws prints it) or table, for the ECS verbs.
+    #[arg(long, global = true, value_enum, default_value_t = output::Format::Json)]
+    output: output::Format,
+
     /// Log filter (error, warn, info, debug, trace, or tracing directives).
     #[arg(
         long,
@@ -36,6 +41,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Ecs(ecs_cmd::EcsCommand),
     /// Images: import, build from a directory, list, inspect, remove, prune.
     #[command(subcommand)]
     Image(image_cmd::ImageCommand),
@@ -75,6 +82,7 @@ fn main() -> ExitCode {
     init_logging(&cli.log_level);
     let roots = Roots::new(cli.root);
     let result = match cli.command {
+        Command::Ecs(cmd) => ecs_cmd::run(cmd, &roots, cli.output),
         Command::Image(cmd) => image_cmd::run(cmd, &roots),
         Command::Runtime(cmd) => runtime_cmd::run(cmd, &roots),
     };

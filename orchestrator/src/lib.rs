@@ -10,3 +10,6 @@ pub mod store;
 pub mod taskdef;
 
 pub use error::{EcsError, EcsResult, ErrorKind};
+pub mod ecs;
+
+pub use ecs::Ecs;

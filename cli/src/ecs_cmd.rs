@@ -1,0 +1,328 @@
+//! The `aws ecs`-shaped verbs: same names, same flags, same JSON.
+
+use anyhow::Context;
+use berth_orchestrator::model::{Partition, Tag, TaskDefinition};
+use berth_orchestrator::{Ecs, EcsError};
+use clap::Subcommand;
+use serde_json::Value;
+
+use crate::output::{self, Format};
+use crate::Roots;
+
+#[derive(Subcommand)]
+pub enum EcsCommand {
+    /// Create a cluster (idempotent for an existing one).
+    CreateCluster {
+        #[arg(long)]
+        cluster_name: String,
+        /// key=K,value=V … (or a JSON array).
+        #[arg(long, num_args = 1..)]
+        tags: Vec<String>,
+    },
+    ListClusters,
+    DescribeClusters {
+        #[arg(long, num_args = 1..)]
+        clusters: Vec<String>,
+    },
+    /// Delete a cluster with no tasks, services or container instances.
+    DeleteCluster {
+        #[arg(long)]
+        cluster: String,
+    },
+    /// Register a task definition: ECS's JSON as AWS documents it.
+    RegisterTaskDefinition {
+        /// The whole request: JSON, or file://PATH.
+        #[arg(long)]
+        cli_input_json: Option<String>,
+        #[arg(long)]
+        family: Option<String>,
+        /// JSON array, or file://PATH.
+        #[arg(long)]
+        container_definitions: Option<String>,
+        #[arg(long)]
+        network_mode: Option<String>,
+        #[arg(long, num_args = 1..)]
+        requires_compatibilities: Vec<String>,
+        #[arg(long)]
+        cpu: Option<String>,
+        #[arg(long)]
+        memory: Option<String>,
+        /// JSON array, or file://PATH.
+        #[arg(long)]
+        volumes: Option<String>,
+        #[arg(long)]
+        task_role_arn: Option<String>,
+        #[arg(long)]
+        execution_role_arn: Option<String>,
+        #[arg(long, num_args = 1..)]
+        tags: Vec<String>,
+    },
+    DescribeTaskDefinition {
+        #[arg(long)]
+        task_definition: String,
+        /// TAGS to include the definition's tags.
+        #[arg(long, num_args = 1..)]
+        include: Vec<String>,
+    },
+    ListTaskDefinitions {
+        #[arg(long)]
+        family_prefix: Option<String>,
+        /// ACTIVE (default), INACTIVE or ALL.
+        #[arg(long)]
+        status: Option<String>,
+        /// ASC (default) or DESC.
+        #[arg(long)]
+        sort: Option<String>,
+    },
+    ListTaskDefinitionFamilies {
+        #[arg(long)]
+        family_prefix: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Mark a revision INACTIVE: running tasks go on, new runs are refused.
+    DeregisterTaskDefinition {
+        #[arg(long)]
+        task_definition: String,
+    },
+}
+
+impl EcsCommand {
+    /// ECS's name for the call, as aws prints it in errors.
+    fn operation(&self) -> &'static str {
+        match self {
+            Self::CreateCluster { .. } => "CreateCluster",
+            Self::ListClusters => "ListClusters",
+            Self::DescribeClusters { .. } => "DescribeClusters",
+            Self::DeleteCluster { .. } => "DeleteCluster",
+            Self::RegisterTaskDefinition { .. } => "RegisterTaskDefinition",
+            Self::DescribeTaskDefinition { .. } => "DescribeTaskDefinition",
+            Self::ListTaskDefinitions { .. } => "ListTaskDefinitions",
+            Self::ListTaskDefinitionFamilies { .. } => "ListTaskDefinitionFamilies",
+            Self::DeregisterTaskDefinition { .. } => "DeregisterTaskDefinition",
+        }
+    }
+}
+
+/// JSON given inline or as `file://PATH`, as aws takes it.
+fn json_arg(flag: &str, value: &str) -> anyhow::Result<Value> {
+    let text = match value.strip_prefix("file://") {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("--{flag}: read {path}"))?
+        }
+        None => value.to_string(),
+    };
+    serde_json::from_str(&text).with_context(|| format!("--{flag}: not valid JSON"))
+}
+
+/// aws's tag shorthand `key=K,value=V`, or a JSON array of tags.
+fn parse_tags(args: &[String]) -> anyhow::Result<Vec<Tag>> {
+    if let [one] = args {
+        if one.trim_start().starts_with('[') {
+            return serde_json::from_str(one).context("--tags: not a JSON array of {key, value}");
+        }
+    }
+    args.iter()
+        .map(|arg| {
+            let mut tag = Tag::default();
+            for part in arg.split(',') {
+                match part.split_once('=') {
+                    Some(("key", k)) => tag.key = k.to_string(),
+                    Some(("value", v)) => tag.value = v.to_string(),
+                    _ => anyhow::bail!("--tags {arg:?}: expected key=K,value=V"),
+                }
+            }
+            anyhow::ensure!(!tag.key.is_empty(), "--tags {arg:?}: no key");
+            Ok(tag)
+        })
+        .collect()
+}
+
+pub fn partition() -> Partition {
+    let mut p = Partition::default();
+    if let Ok(region) = std::env::var("BERTH_REGION") {
+        p.region = region;
+    }
+    if let Ok(account) = std::env::var("BERTH_ACCOUNT") {
+        p.account = account;
+    }
+    p
+}
+
+pub fn run(cmd: EcsCommand, roots: &Roots, format: Format) -> anyhow::Result<i32> {
+    let operation = cmd.operation();
+    let ecs = Ecs::open(&roots.state, partition())
+        .map_err(|e| anyhow::anyhow!("open the store in {}: {e}", roots.state.display()))?;
+    match call(&ecs, cmd) {
+        Ok(Outcome::Value(v)) => print(&v, format)?,
+        Ok(Outcome::Usage(e)) => return Err(e),
+        Err(e) => {
+            eprintln!(
+                "\nAn error occurred ({}) when calling the {operation} operation: {}",
+                e.kind.as_str(),
+                e.message
+            );
+            return Ok(1);
+        }
+    }
+    Ok(0)
+}
+
+enum Outcome {
+    Value(Value),
+    /// A flag could not be read: not the service's error.
+    Usage(anyhow::Error),
+}
+
+fn call(ecs: &Ecs, cmd: EcsCommand) -> Result<Outcome, EcsError> {
+    let usage = |e: anyhow::Error| Ok(Outcome::Usage(e));
+    let v = match cmd {
+        EcsCommand::CreateCluster { cluster_name, tags } => {
+            let tags = match parse_tags(&tags) {
+                Ok(t) => t,
+                Err(e) => return usage(e),
+            };
+            ecs.create_cluster(&cluster_name, tags)?
+        }
+        EcsCommand::ListClusters => ecs.list_clusters()?,
+        EcsCommand::DescribeClusters { clusters } => ecs.describe_clusters(&clusters)?,
+        EcsCommand::DeleteCluster { cluster } => ecs.delete_cluster(&cluster)?,
+        EcsCommand::RegisterTaskDefinition {
+            cli_input_json,
+            family,
+            container_definitions,
+            network_mode,
+            requires_compatibilities,
+            cpu,
+            memory,
+            volumes,
+            task_role_arn,
+            execution_role_arn,
+            tags,
+        } => {
+            let request = (|| -> anyhow::Result<TaskDefinition> {
+                let mut req = match &cli_input_json {
+                    Some(j) => json_arg("cli-input-json", j)?,
+                    None => serde_json::json!({}),
+                };
+                let set = |req: &mut Value, k: &str, v: Value| req[k] = v;
+                if let Some(f) = family {
+                    set(&mut req, "family", f.into());
+                }
+                if let Some(c) = &container_definitions {
+                    set(
+                        &mut req,
+                        "containerDefinitions",
+                        json_arg("container-definitions", c)?,
+                    );
+                }
+                if let Some(v) = &volumes {
+                    set(&mut req, "volumes", json_arg("volumes", v)?);
+                }
+                for (k, v) in [
+                    ("networkMode", network_mode),
+                    ("cpu", cpu),
+                    ("memory", memory),
+                    ("taskRoleArn", task_role_arn),
+                    ("executionRoleArn", execution_role_arn),
+                ] {
+                    if let Some(v) = v {
+                        set(&mut req, k, v.into());
+                    }
+                }
+                if !requires_compatibilities.is_empty() {
+                    set(
+                        &mut req,
+                        "requiresCompatibilities",
+                        requires_compatibilities.into(),
+                    );
+                }
+                if !tags.is_empty() {
+                    set(&mut req, "tags", serde_json::to_value(parse_tags(&tags)?)?);
+                }
+                serde_json::from_value(req).context("the task definition does not have ECS's shape")
+            })();
+            let request = match request {
+                Ok(r) => r,
+                Err(e) => return Err(EcsError::client(format!("{e:#}"))),
+            };
+            let (out, ignored) = ecs.register_task_definition(request)?;
+            if !ignored.is_empty() {
+                eprintln!(
+                    "berth: note: accepted but not acted on by berth: {}",
+                    ignored.join(", ")
+                );
+            }
+            out
+        }
+        EcsCommand::DescribeTaskDefinition {
+            task_definition,
+            include,
+        } => ecs.describe_task_definition(&task_definition, include.iter().any(|i| i == "TAGS"))?,
+        EcsCommand::ListTaskDefinitions {
+            family_prefix,
+            status,
+            sort,
+        } => ecs.list_task_definitions(
+            family_prefix.as_deref(),
+            status.as_deref(),
+            sort.as_deref() == Some("DESC"),
+        )?,
+        EcsCommand::ListTaskDefinitionFamilies {
+            family_prefix,
+            status,
+        } => ecs.list_task_definition_families(family_prefix.as_deref(), status.as_deref())?,
+        EcsCommand::DeregisterTaskDefinition { task_definition } => {
+            ecs.deregister_task_definition(&task_definition)?
+        }
+    };
+    Ok(Outcome::Value(v))
+}
+
+/// JSON as aws prints it, or a table: a list of strings becomes a column,
+/// a list of objects becomes rows of their plain fields.
+fn print(v: &Value, format: Format) -> anyhow::Result<()> {
+    if let Format::Json = format {
+        return output::json(v);
+    }
+    let Some((key, list)) = v
+        .as_object()
+        .and_then(|o| o.iter().find(|(_, val)| val.is_array()))
+    else {
+        return output::json(v);
+    };
+    let items = list.as_array().cloned().unwrap_or_default();
+    if items.iter().all(Value::is_string) {
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|s| vec![s.as_str().unwrap_or_default().to_string()])
+            .collect();
+        output::table(&[key.as_str()], &rows);
+        return Ok(());
+    }
+    let columns: Vec<String> = items
+        .first()
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .filter(|(_, v)| v.is_string() || v.is_number())
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|item| {
+            columns
+                .iter()
+                .map(|c| match &item[c] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let headers: Vec<&str> = columns.iter().map(String::as_str).collect();
+    output::table(&headers, &rows);
+    Ok(())
+}

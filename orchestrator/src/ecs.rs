@@ -1,0 +1,579 @@
+//! The ECS API over a [`Store`]: each method is one ECS action, taking and
+//! returning ECS's shapes.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::{EcsError, EcsResult, ErrorKind};
+use crate::model::{name_from_arn, Cluster, Failure, Partition, Tag, TaskDefinition};
+use crate::store::{Expect, Op, SqliteStore, Store, StoreError};
+use crate::taskdef;
+
+pub const DEFAULT_CLUSTER: &str = "default";
+/// Attempts at an optimistic read-modify-write before giving up.
+const MAX_RETRIES: usize = 200;
+
+pub struct Ecs {
+    store: Box<dyn Store>,
+    partition: Partition,
+}
+
+/// A task definition as stored: the definition and its tags.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct StoredTaskDefinition {
+    definition: TaskDefinition,
+    #[serde(default)]
+    tags: Vec<Tag>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Family {
+    latest: u64,
+}
+
+fn cluster_key(name: &str) -> String {
+    format!("clusters/{name}")
+}
+
+fn family_key(family: &str) -> String {
+    format!("families/{family}")
+}
+
+fn taskdef_key(family: &str, revision: u64) -> String {
+    // Zero-padded so that keys sort by revision.
+    format!("taskdefs/{family}/{revision:010}")
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> EcsResult<T> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+fn encode<T: Serialize>(value: &T) -> EcsResult<Vec<u8>> {
+    Ok(serde_json::to_vec(value)?)
+}
+
+/// Run `attempt` until it commits without a conflict.
+fn retry<T>(mut attempt: impl FnMut() -> EcsResult<Result<T, StoreError>>) -> EcsResult<T> {
+    for _ in 0..MAX_RETRIES {
+        match attempt()? {
+            Ok(v) => return Ok(v),
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(EcsError::new(
+        ErrorKind::ServerException,
+        "too much contention on the store; try again",
+    ))
+}
+
+impl Ecs {
+    /// The embedded store under `state_root` (`state.db`).
+    pub fn open(state_root: &Path, partition: Partition) -> EcsResult<Self> {
+        let store = SqliteStore::open(&state_root.join("state.db"))?;
+        Self::with_store(Box::new(store), partition)
+    }
+
+    pub fn with_store(store: Box<dyn Store>, partition: Partition) -> EcsResult<Self> {
+        let ecs = Self { store, partition };
+        ecs.ensure_cluster(DEFAULT_CLUSTER)?;
+        Ok(ecs)
+    }
+
+    pub fn partition(&self) -> &Partition {
+        &self.partition
+    }
+
+    fn cluster_arn(&self, name: &str) -> String {
+        self.partition.arn(&format!("cluster/{name}"))
+    }
+
+    /// The `default` cluster exists on first use, as in ECS.
+    fn ensure_cluster(&self, name: &str) -> EcsResult<()> {
+        if self.store.get(&cluster_key(name))?.is_some() {
+            return Ok(());
+        }
+        let cluster = self.new_cluster(name, Vec::new());
+        match self.store.commit(&[Op::Put {
+            key: cluster_key(name),
+            value: encode(&cluster)?,
+            expect: Expect::Absent,
+        }]) {
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn new_cluster(&self, name: &str, tags: Vec<Tag>) -> Cluster {
+        Cluster {
+            cluster_arn: self.cluster_arn(name),
+            cluster_name: name.to_string(),
+            status: "ACTIVE".into(),
+            tags,
+            ..Default::default()
+        }
+    }
+
+    /// The ACTIVE cluster a name or ARN refers to (default when absent).
+    pub fn cluster(&self, name_or_arn: Option<&str>) -> EcsResult<Cluster> {
+        let name = name_from_arn(name_or_arn.unwrap_or(DEFAULT_CLUSTER));
+        match self.store.get(&cluster_key(name))? {
+            Some(rec) => {
+                let c: Cluster = decode(&rec.value)?;
+                if c.status == "ACTIVE" {
+                    return self.with_counts(c);
+                }
+                Err(EcsError::new(
+                    ErrorKind::ClusterNotFoundException,
+                    format!("Cluster not found: {name} is INACTIVE"),
+                ))
+            }
+            None => Err(EcsError::new(
+                ErrorKind::ClusterNotFoundException,
+                format!("Cluster not found: {name}"),
+            )),
+        }
+    }
+
+    /// Counts ECS reports with a cluster, from what the store holds.
+    fn with_counts(&self, mut c: Cluster) -> EcsResult<Cluster> {
+        let count =
+            |prefix: String| -> EcsResult<u64> { Ok(self.store.list(&prefix)?.len() as u64) };
+        c.registered_container_instances_count = count(format!("instances/{}/", c.cluster_name))?;
+        c.active_services_count = count(format!("services/{}/", c.cluster_name))?;
+        let mut running = 0;
+        let mut pending = 0;
+        for (_, rec) in self.store.list(&format!("tasks/{}/", c.cluster_name))? {
+            let task: serde_json::Value = decode(&rec.value)?;
+            match task["lastStatus"].as_str() {
+                Some("RUNNING") => running += 1,
+                Some("STOPPED") => {}
+                _ => pending += 1,
+            }
+        }
+        c.running_tasks_count = running;
+        c.pending_tasks_count = pending;
+        Ok(c)
+    }
+
+    pub fn create_cluster(&self, name: &str, tags: Vec<Tag>) -> EcsResult<serde_json::Value> {
+        if name.is_empty()
+            || name.len() > 255
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(EcsError::invalid(format!(
+                "clusterName: {name:?}: up to 255 letters, numbers, hyphens and underscores are allowed"
+            )));
+        }
+        let cluster = retry(|| {
+            let existing = self.store.get(&cluster_key(name))?;
+            let (cluster, expect) = match existing {
+                // CreateCluster is idempotent for an ACTIVE cluster.
+                Some(rec) => {
+                    let c: Cluster = decode(&rec.value)?;
+                    if c.status == "ACTIVE" {
+                        return Ok(Ok(c));
+                    }
+                    (
+                        self.new_cluster(name, tags.clone()),
+                        Expect::Revision(rec.revision),
+                    )
+                }
+                None => (self.new_cluster(name, tags.clone()), Expect::Absent),
+            };
+            let op = Op::Put {
+                key: cluster_key(name),
+                value: encode(&cluster)?,
+                expect,
+            };
+            Ok(self.store.commit(&[op]).map(|_| cluster))
+        })?;
+        Ok(json!({ "cluster": self.with_counts(cluster)? }))
+    }
+
+    pub fn describe_clusters(&self, names: &[String]) -> EcsResult<serde_json::Value> {
+        let names: Vec<String> = if names.is_empty() {
+            vec![DEFAULT_CLUSTER.to_string()]
+        } else {
+            names.to_vec()
+        };
+        let mut clusters = Vec::new();
+        let mut failures = Vec::new();
+        for n in &names {
+            let name = name_from_arn(n);
+            match self.store.get(&cluster_key(name))? {
+                Some(rec) => clusters.push(self.with_counts(decode(&rec.value)?)?),
+                None => failures.push(Failure {
+                    arn: Some(self.cluster_arn(name)),
+                    reason: "MISSING".into(),
+                    detail: None,
+                }),
+            }
+        }
+        Ok(json!({ "clusters": clusters, "failures": failures }))
+    }
+
+    pub fn list_clusters(&self) -> EcsResult<serde_json::Value> {
+        let mut arns = Vec::new();
+        for (_, rec) in self.store.list("clusters/")? {
+            let c: Cluster = decode(&rec.value)?;
+            if c.status == "ACTIVE" {
+                arns.push(c.cluster_arn);
+            }
+        }
+        Ok(json!({ "clusterArns": arns }))
+    }
+
+    pub fn delete_cluster(&self, name_or_arn: &str) -> EcsResult<serde_json::Value> {
+        let name = name_from_arn(name_or_arn).to_string();
+        let cluster = retry(|| {
+            let rec = self.store.get(&cluster_key(&name))?.ok_or_else(|| {
+                EcsError::new(
+                    ErrorKind::ClusterNotFoundException,
+                    format!("Cluster not found: {name}"),
+                )
+            })?;
+            let c = self.with_counts(decode(&rec.value)?)?;
+            if c.running_tasks_count + c.pending_tasks_count > 0 {
+                return Err(EcsError::new(
+                    ErrorKind::ClusterContainsTasksException,
+                    "The Cluster cannot be deleted while Tasks are active.",
+                ));
+            }
+            if c.active_services_count > 0 {
+                return Err(EcsError::new(
+                    ErrorKind::ClusterContainsServicesException,
+                    "The Cluster cannot be deleted while Services are active.",
+                ));
+            }
+            if c.registered_container_instances_count > 0 {
+                return Err(EcsError::new(
+                    ErrorKind::ClusterContainsContainerInstancesException,
+                    "The Cluster cannot be deleted while Container Instances are active.",
+                ));
+            }
+            let mut inactive = c;
+            inactive.status = "INACTIVE".into();
+            let op = Op::Put {
+                key: cluster_key(&name),
+                value: encode(&inactive)?,
+                expect: Expect::Revision(rec.revision),
+            };
+            Ok(self.store.commit(&[op]).map(|_| inactive))
+        })?;
+        Ok(json!({ "cluster": cluster }))
+    }
+
+    /// Register a new revision of the request's family. Returns the
+    /// response and the field paths accepted but not acted on.
+    pub fn register_task_definition(
+        &self,
+        request: TaskDefinition,
+    ) -> EcsResult<(serde_json::Value, Vec<String>)> {
+        let prepared = taskdef::prepare(request)?;
+        let mut definition = prepared.definition;
+        let tags = std::mem::take(&mut definition.tags);
+        let family = definition.family.clone();
+        let stored = retry(|| {
+            let (latest, expect) = match self.store.get(&family_key(&family))? {
+                Some(rec) => (
+                    decode::<Family>(&rec.value)?.latest,
+                    Expect::Revision(rec.revision),
+                ),
+                None => (0, Expect::Absent),
+            };
+            let revision = latest + 1;
+            let mut d = definition.clone();
+            d.revision = Some(revision);
+            d.status = Some("ACTIVE".into());
+            d.registered_at = Some(now());
+            d.task_definition_arn = Some(
+                self.partition
+                    .arn(&format!("task-definition/{family}:{revision}")),
+            );
+            let stored = StoredTaskDefinition {
+                definition: d,
+                tags: tags.clone(),
+            };
+            let ops = [
+                Op::Put {
+                    key: family_key(&family),
+                    value: encode(&Family { latest: revision })?,
+                    expect,
+                },
+                Op::Put {
+                    key: taskdef_key(&family, revision),
+                    value: encode(&stored)?,
+                    expect: Expect::Absent,
+                },
+            ];
+            Ok(self.store.commit(&ops).map(|_| stored))
+        })?;
+        Ok((
+            json!({ "taskDefinition": stored.definition, "tags": stored.tags }),
+            prepared.ignored,
+        ))
+    }
+
+    /// `family`, `family:revision` or an ARN → the stored record. A bare
+    /// family means its latest ACTIVE revision.
+    fn find_task_definition(
+        &self,
+        reference: &str,
+    ) -> EcsResult<(String, crate::store::Record, StoredTaskDefinition)> {
+        let missing =
+            || EcsError::client(format!("Unable to describe task definition: {reference}"));
+        let spec = name_from_arn(reference);
+        let spec = spec.strip_prefix("task-definition/").unwrap_or(spec);
+        match spec.rsplit_once(':') {
+            Some((family, rev)) => {
+                let revision: u64 = rev.parse().map_err(|_| {
+                    EcsError::client(format!(
+                        "taskDefinition: {reference:?}: revision must be a number"
+                    ))
+                })?;
+                let key = taskdef_key(family, revision);
+                let rec = self.store.get(&key)?.ok_or_else(missing)?;
+                let stored = decode(&rec.value)?;
+                Ok((key, rec, stored))
+            }
+            None => {
+                let mut found = None;
+                for (key, rec) in self.store.list(&format!("taskdefs/{spec}/"))? {
+                    let stored: StoredTaskDefinition = decode(&rec.value)?;
+                    if stored.definition.status.as_deref() == Some("ACTIVE") {
+                        found = Some((key, rec, stored));
+                    }
+                }
+                found.ok_or_else(missing)
+            }
+        }
+    }
+
+    /// The definition a task will run: it must be ACTIVE.
+    pub fn active_task_definition(&self, reference: &str) -> EcsResult<TaskDefinition> {
+        let (_, _, stored) = self.find_task_definition(reference)?;
+        if stored.definition.status.as_deref() != Some("ACTIVE") {
+            return Err(EcsError::client(format!(
+                "TaskDefinition is inactive: {reference}"
+            )));
+        }
+        Ok(stored.definition)
+    }
+
+    pub fn describe_task_definition(
+        &self,
+        reference: &str,
+        include_tags: bool,
+    ) -> EcsResult<serde_json::Value> {
+        let (_, _, stored) = self.find_task_definition(reference)?;
+        let mut out = json!({ "taskDefinition": stored.definition });
+        if include_tags {
+            out["tags"] = json!(stored.tags);
+        }
+        Ok(out)
+    }
+
+    /// ARNs by family then revision; `status` ACTIVE (default), INACTIVE
+    /// or ALL; `descending` reverses.
+    pub fn list_task_definitions(
+        &self,
+        family_prefix: Option<&str>,
+        status: Option<&str>,
+        descending: bool,
+    ) -> EcsResult<serde_json::Value> {
+        let status = status.unwrap_or("ACTIVE");
+        let mut arns = Vec::new();
+        for (_, rec) in self
+            .store
+            .list(&format!("taskdefs/{}", family_prefix.unwrap_or("")))?
+        {
+            let stored: StoredTaskDefinition = decode(&rec.value)?;
+            let d = stored.definition;
+            if status == "ALL" || d.status.as_deref() == Some(status) {
+                arns.extend(d.task_definition_arn);
+            }
+        }
+        if descending {
+            arns.reverse();
+        }
+        Ok(json!({ "taskDefinitionArns": arns }))
+    }
+
+    pub fn list_task_definition_families(
+        &self,
+        family_prefix: Option<&str>,
+        status: Option<&str>,
+    ) -> EcsResult<serde_json::Value> {
+        let status = status.unwrap_or("ACTIVE");
+        let mut families: Vec<String> = Vec::new();
+        for (_, rec) in self
+            .store
+            .list(&format!("taskdefs/{}", family_prefix.unwrap_or("")))?
+        {
+            let stored: StoredTaskDefinition = decode(&rec.value)?;
+            let d = stored.definition;
+            let active = d.status.as_deref() == Some("ACTIVE");
+            let wanted = match status {
+                "ALL" => true,
+                "INACTIVE" => !active,
+                _ => active,
+            };
+            if wanted && families.last() != Some(&d.family) {
+                families.push(d.family);
+            }
+        }
+        if status == "INACTIVE" {
+            // A family is INACTIVE only when none of its revisions is ACTIVE.
+            let active: Vec<String> = match self
+                .list_task_definition_families(family_prefix, Some("ACTIVE"))?["families"]
+                .as_array()
+            {
+                Some(a) => a
+                    .iter()
+                    .filter_map(|f| f.as_str().map(str::to_string))
+                    .collect(),
+                None => Vec::new(),
+            };
+            families.retain(|f| !active.contains(f));
+        }
+        families.dedup();
+        Ok(json!({ "families": families }))
+    }
+
+    pub fn deregister_task_definition(&self, reference: &str) -> EcsResult<serde_json::Value> {
+        if !name_from_arn(reference).contains(':') {
+            return Err(EcsError::client(format!(
+                "taskDefinition: {reference:?}: give family:revision or a full ARN"
+            )));
+        }
+        let definition = retry(|| {
+            let (key, rec, mut stored) = self.find_task_definition(reference)?;
+            stored.definition.status = Some("INACTIVE".into());
+            stored.definition.deregistered_at = Some(now());
+            let op = Op::Put {
+                key,
+                value: encode(&stored)?,
+                expect: Expect::Revision(rec.revision),
+            };
+            Ok(self.store.commit(&[op]).map(|_| stored.definition))
+        })?;
+        Ok(json!({ "taskDefinition": definition }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ecs() -> (tempfile::TempDir, Ecs) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ecs = Ecs::open(dir.path(), Partition::default()).expect("open");
+        (dir, ecs)
+    }
+
+    fn td(family: &str) -> TaskDefinition {
+        serde_json::from_value(json!({
+            "family": family,
+            "containerDefinitions": [{ "name": "web", "image": "busybox", "memory": 32 }],
+        }))
+        .expect("td")
+    }
+
+    #[test]
+    fn clusters() {
+        let (_d, ecs) = ecs();
+        let listed = ecs.list_clusters().expect("list");
+        assert_eq!(
+            listed["clusterArns"][0],
+            "arn:aws:ecs:local:000000000000:cluster/default"
+        );
+        let c = ecs
+            .create_cluster(
+                "lab",
+                vec![Tag {
+                    key: "team".into(),
+                    value: "x".into(),
+                }],
+            )
+            .expect("create");
+        assert_eq!(c["cluster"]["status"], "ACTIVE");
+        assert_eq!(
+            ecs.create_cluster("lab", vec![]).expect("again")["cluster"]["tags"][0]["key"],
+            "team"
+        );
+        let d = ecs
+            .describe_clusters(&["lab".into(), "nope".into()])
+            .expect("describe");
+        assert_eq!(d["clusters"][0]["clusterName"], "lab");
+        assert_eq!(d["failures"][0]["reason"], "MISSING");
+        assert_eq!(
+            ecs.delete_cluster("lab").expect("delete")["cluster"]["status"],
+            "INACTIVE"
+        );
+        assert_eq!(
+            ecs.cluster(Some("lab")).unwrap_err().kind,
+            ErrorKind::ClusterNotFoundException
+        );
+        assert!(ecs.create_cluster("bad name", vec![]).is_err());
+    }
+
+    #[test]
+    fn task_definition_revisions() {
+        let (_d, ecs) = ecs();
+        for n in 1..=3 {
+            let (out, _) = ecs.register_task_definition(td("web")).expect("register");
+            assert_eq!(out["taskDefinition"]["revision"], n);
+        }
+        ecs.register_task_definition(td("worker"))
+            .expect("register");
+        let arn = |s: &str| format!("arn:aws:ecs:local:000000000000:task-definition/{s}");
+        assert_eq!(
+            ecs.describe_task_definition("web", false).expect("latest")["taskDefinition"]
+                ["taskDefinitionArn"],
+            arn("web:3")
+        );
+        ecs.deregister_task_definition("web:3").expect("deregister");
+        assert_eq!(
+            ecs.describe_task_definition("web", false).expect("latest")["taskDefinition"]
+                ["revision"],
+            2
+        );
+        assert!(
+            ecs.active_task_definition("web:3").is_err(),
+            "inactive cannot run"
+        );
+        let all = ecs
+            .list_task_definitions(Some("web"), None, false)
+            .expect("list");
+        assert_eq!(
+            all["taskDefinitionArns"],
+            json!([arn("web:1"), arn("web:2")])
+        );
+        let inactive = ecs
+            .list_task_definitions(None, Some("INACTIVE"), false)
+            .expect("list");
+        assert_eq!(inactive["taskDefinitionArns"], json!([arn("web:3")]));
+        let desc = ecs
+            .list_task_definitions(None, Some("ALL"), true)
+            .expect("list");
+        assert_eq!(desc["taskDefinitionArns"][0], arn("worker:1"));
+        assert_eq!(
+            ecs.list_task_definition_families(None, None).expect("fams")["families"],
+            json!(["web", "worker"])
+        );
+        assert!(ecs.describe_task_definition("nope", false).is_err());
+        assert!(
+            ecs.deregister_task_definition("web").is_err(),
+            "needs a revision"
+        );
+    }
+}
