@@ -81,6 +81,8 @@ impl World {
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--root").arg(self.root.path());
+        // Task cgroups go under this world's parent too.
+        cmd.env("BERTH_CGROUP_PARENT", &self.cgroup_parent);
         cmd.stdin(Stdio::null());
         cmd
     }
@@ -235,7 +237,7 @@ impl World {
         parse_json(&out)
     }
 
-    /// Pids of monitor processes of this world.
+    /// Pids of monitor and task supervisor processes of this world.
     pub fn monitors(&self) -> Vec<i32> {
         let needle = self.root.path().display().to_string();
         std::fs::read_dir("/proc")
@@ -247,7 +249,9 @@ impl World {
                 std::fs::read(format!("/proc/{pid}/cmdline"))
                     .map(|c| {
                         let c = String::from_utf8_lossy(&c);
-                        c.contains(berth_runtime::monitor::MONITOR_ARG) && c.contains(&needle)
+                        (c.contains(berth_runtime::monitor::MONITOR_ARG)
+                            || c.contains(berth_orchestrator::supervisor::SUPERVISOR_ARG))
+                            && c.contains(&needle)
                     })
                     .unwrap_or(false)
             })
@@ -257,6 +261,15 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
+        // Supervisors first, so none starts a container while we clean.
+        for pid in self.monitors() {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline)
+                .contains(berth_orchestrator::supervisor::SUPERVISOR_ARG)
+            {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
         for id in self.container_ids() {
             let _ = self.berth(&["runtime", "delete", "--force", &id]);
         }
@@ -266,11 +279,23 @@ impl Drop for World {
         for mount in self.mounts() {
             let _ = Command::new("umount").args(["-l", &mount]).status();
         }
-        let mut dirs = cgroup_dirs(&self.cgroup_parent);
-        // Children first.
+        // Every cgroup under the parent, deepest first, then the parent.
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for top in cgroup_dirs(&self.cgroup_parent) {
+            collect_dirs(&top, &mut dirs);
+        }
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for dir in self.leftover_cgroups().into_iter().chain(dirs) {
+        for dir in dirs {
             let _ = std::fs::remove_dir(&dir);
+        }
+    }
+}
+
+fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    out.push(dir.to_path_buf());
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            collect_dirs(&entry.path(), out);
         }
     }
 }

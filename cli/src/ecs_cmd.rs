@@ -1,7 +1,10 @@
 //! The `aws ecs`-shaped verbs: same names, same flags, same JSON.
 
 use anyhow::Context;
+use berth_orchestrator::model::Task;
 use berth_orchestrator::model::{Partition, Tag, TaskDefinition};
+use berth_orchestrator::supervisor::{self, SupervisorArgs};
+use berth_orchestrator::tasks::RunTask;
 use berth_orchestrator::{Ecs, EcsError};
 use clap::Subcommand;
 use serde_json::Value;
@@ -85,6 +88,73 @@ pub enum EcsCommand {
         #[arg(long)]
         task_definition: String,
     },
+    /// Run tasks of a task definition on this host.
+    RunTask {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long)]
+        task_definition: String,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// EC2 (default) or FARGATE.
+        #[arg(long)]
+        launch_type: Option<String>,
+        /// JSON ({"containerOverrides": [...]}) or file://PATH.
+        #[arg(long)]
+        overrides: Option<String>,
+        #[arg(long)]
+        started_by: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long, num_args = 1..)]
+        tags: Vec<String>,
+    },
+    StopTask {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long)]
+        task: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    DescribeTasks {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long, num_args = 1.., required = true)]
+        tasks: Vec<String>,
+    },
+    ListTasks {
+        #[arg(long)]
+        cluster: Option<String>,
+        /// RUNNING (default) or STOPPED.
+        #[arg(long)]
+        desired_status: Option<String>,
+        #[arg(long)]
+        family: Option<String>,
+        #[arg(long)]
+        started_by: Option<String>,
+        #[arg(long)]
+        container_instance: Option<String>,
+    },
+    /// Print a task's container logs (ECS's task id or ARN).
+    Logs {
+        task: String,
+        #[arg(long)]
+        cluster: Option<String>,
+        /// One container (default: all, each line prefixed with its name).
+        #[arg(long)]
+        container: Option<String>,
+    },
+    ListContainerInstances {
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    DescribeContainerInstances {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long, num_args = 1.., required = true)]
+        container_instances: Vec<String>,
+    },
 }
 
 impl EcsCommand {
@@ -100,8 +170,24 @@ impl EcsCommand {
             Self::ListTaskDefinitions { .. } => "ListTaskDefinitions",
             Self::ListTaskDefinitionFamilies { .. } => "ListTaskDefinitionFamilies",
             Self::DeregisterTaskDefinition { .. } => "DeregisterTaskDefinition",
+            Self::RunTask { .. } => "RunTask",
+            Self::StopTask { .. } => "StopTask",
+            Self::DescribeTasks { .. } => "DescribeTasks",
+            Self::ListTasks { .. } => "ListTasks",
+            Self::ListContainerInstances { .. } => "ListContainerInstances",
+            Self::Logs { .. } => "Logs",
+            Self::DescribeContainerInstances { .. } => "DescribeContainerInstances",
         }
     }
+}
+
+/// A supervisor records itself within moments of run-task; before that a
+/// task without one is only starting, not orphaned.
+fn started_long_enough_ago(t: &Task) -> bool {
+    chrono::DateTime::parse_from_rfc3339(&t.created_at)
+        .map(|at| chrono::Utc::now().signed_duration_since(at) > chrono::Duration::seconds(5))
+        .unwrap_or(true)
+        || t.berth.as_ref().is_some_and(|b| b.supervisor_pid.is_some())
 }
 
 /// JSON given inline or as `file://PATH`, as aws takes it.
@@ -153,8 +239,9 @@ pub fn run(cmd: EcsCommand, roots: &Roots, format: Format) -> anyhow::Result<i32
     let operation = cmd.operation();
     let ecs = Ecs::open(&roots.state, partition())
         .map_err(|e| anyhow::anyhow!("open the store in {}: {e}", roots.state.display()))?;
-    match call(&ecs, cmd) {
+    match call(&ecs, roots, cmd) {
         Ok(Outcome::Value(v)) => print(&v, format)?,
+        Ok(Outcome::Printed) => {}
         Ok(Outcome::Usage(e)) => return Err(e),
         Err(e) => {
             eprintln!(
@@ -170,11 +257,13 @@ pub fn run(cmd: EcsCommand, roots: &Roots, format: Format) -> anyhow::Result<i32
 
 enum Outcome {
     Value(Value),
+    /// Already written to stdout.
+    Printed,
     /// A flag could not be read: not the service's error.
     Usage(anyhow::Error),
 }
 
-fn call(ecs: &Ecs, cmd: EcsCommand) -> Result<Outcome, EcsError> {
+fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> {
     let usage = |e: anyhow::Error| Ok(Outcome::Usage(e));
     let v = match cmd {
         EcsCommand::CreateCluster { cluster_name, tags } => {
@@ -275,6 +364,149 @@ fn call(ecs: &Ecs, cmd: EcsCommand) -> Result<Outcome, EcsError> {
         EcsCommand::DeregisterTaskDefinition { task_definition } => {
             ecs.deregister_task_definition(&task_definition)?
         }
+        EcsCommand::RunTask {
+            cluster,
+            task_definition,
+            count,
+            launch_type,
+            overrides,
+            started_by,
+            group,
+            tags,
+        } => {
+            let overrides = match overrides
+                .as_deref()
+                .map(|o| json_arg("overrides", o))
+                .transpose()
+            {
+                Ok(o) => o.unwrap_or_else(|| serde_json::json!({})),
+                Err(e) => return usage(e),
+            };
+            let tags = match parse_tags(&tags) {
+                Ok(t) => t,
+                Err(e) => return usage(e),
+            };
+            let request = RunTask {
+                cluster,
+                task_definition,
+                count,
+                launch_type,
+                overrides,
+                started_by,
+                group,
+                tags,
+            };
+            let (out, tasks) = ecs.run_task(&request)?;
+            for task in &tasks {
+                let args = SupervisorArgs {
+                    state_root: roots.state.clone(),
+                    runtime_root: roots.runtime.clone(),
+                    cluster: task
+                        .cluster_arn
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or("default")
+                        .to_string(),
+                    task_id: task.id().to_string(),
+                    cgroup_parent: std::env::var("BERTH_CGROUP_PARENT")
+                        .unwrap_or_else(|_| "berth".into()),
+                };
+                if let Err(e) = args.spawn() {
+                    let reason = format!("start the task supervisor: {e}");
+                    let _ = ecs.update_task(&args.cluster, &args.task_id, |t| {
+                        t.last_status = "STOPPED".into();
+                        t.desired_status = "STOPPED".into();
+                        t.stop_code = Some("TaskFailedToStart".into());
+                        t.stopped_reason = Some(reason.clone());
+                    });
+                }
+            }
+            out
+        }
+        EcsCommand::StopTask {
+            cluster,
+            task,
+            reason,
+        } => {
+            let t = ecs.stop_task(cluster.as_deref(), &task, reason.as_deref())?;
+            // No supervisor to act on it (killed, or its run-task died
+            // before starting one): finish the task here.
+            if !t.is_stopped() && !supervisor::supervisor_alive(&t) && started_long_enough_ago(&t) {
+                let args = SupervisorArgs {
+                    state_root: roots.state.clone(),
+                    runtime_root: roots.runtime.clone(),
+                    cluster: t
+                        .cluster_arn
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or("default")
+                        .to_string(),
+                    task_id: t.id().to_string(),
+                    cgroup_parent: std::env::var("BERTH_CGROUP_PARENT")
+                        .unwrap_or_else(|_| "berth".into()),
+                };
+                if let Err(e) = supervisor::reap_orphan(ecs, &args) {
+                    eprintln!("berth: clean up task {}: {e}", t.id());
+                }
+            }
+            serde_json::json!({ "task": berth_orchestrator::tasks::public(&t) })
+        }
+        EcsCommand::DescribeTasks { cluster, tasks } => {
+            ecs.describe_tasks(cluster.as_deref(), &tasks)?
+        }
+        EcsCommand::ListTasks {
+            cluster,
+            desired_status,
+            family,
+            started_by,
+            container_instance,
+        } => ecs.list_tasks(
+            cluster.as_deref(),
+            desired_status.as_deref(),
+            family.as_deref(),
+            started_by.as_deref(),
+            container_instance.as_deref(),
+        )?,
+        EcsCommand::ListContainerInstances { cluster } => {
+            ecs.list_container_instances(cluster.as_deref())?
+        }
+        EcsCommand::Logs {
+            task,
+            cluster,
+            container,
+        } => {
+            let c = ecs.cluster(cluster.as_deref())?;
+            let t = ecs.task(&c.cluster_name, &task)?;
+            let names: Vec<String> = match &container {
+                Some(n) if t.containers.iter().any(|c| &c.name == n) => vec![n.clone()],
+                Some(n) => {
+                    return Err(EcsError::invalid(format!(
+                        "container: task {task} has no container {n:?}"
+                    )))
+                }
+                None => t.containers.iter().map(|c| c.name.clone()).collect(),
+            };
+            for name in &names {
+                let path = SupervisorArgs::container_log(&roots.state, t.id(), name);
+                let entries = berth_runtime::logs::read_entries(
+                    &path,
+                    berth_runtime::logs::DEFAULT_MAX_FILES,
+                )
+                .unwrap_or_default();
+                for e in entries {
+                    if names.len() > 1 {
+                        print!("{name} | {}", e.log);
+                    } else {
+                        print!("{}", e.log);
+                    }
+                }
+            }
+            return Ok(Outcome::Printed);
+        }
+        EcsCommand::DescribeContainerInstances {
+            cluster,
+            container_instances,
+        } => ecs.describe_container_instances(cluster.as_deref(), &container_instances)?,
     };
     Ok(Outcome::Value(v))
 }

@@ -11,6 +11,7 @@ mod runtime_cmd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use berth_orchestrator::supervisor::{self, SupervisorArgs};
 use berth_runtime::monitor::{self, MonitorArgs};
 use clap::{Parser, Subcommand};
 
@@ -75,8 +76,13 @@ impl Roots {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if let Some(monitor_args) = MonitorArgs::from_args(&args) {
-        init_monitor_logging(&monitor_args);
+        init_file_logging(&monitor_args.log_file());
         return ExitCode::from(monitor::run(monitor_args).clamp(0, 255) as u8);
+    }
+    if let Some(task_args) = SupervisorArgs::from_args(&args) {
+        init_file_logging(&task_args.log_file());
+        let code = supervisor::run(task_args, ecs_cmd::partition());
+        return ExitCode::from(code.clamp(0, 255) as u8);
     }
     let cli = Cli::parse();
     init_logging(&cli.log_level);
@@ -104,13 +110,13 @@ fn init_logging(filter: &str) {
         .init();
 }
 
-/// The monitor has no terminal: it logs (with libcontainer's errors) into
-/// the container's state directory.
-fn init_monitor_logging(args: &MonitorArgs) {
+/// Monitors and supervisors have no terminal: they log (with
+/// libcontainer's errors) into a file.
+fn init_file_logging(path: &std::path::Path) {
     let Ok(file) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(args.log_file())
+        .open(path)
     else {
         return;
     };

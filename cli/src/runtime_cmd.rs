@@ -300,6 +300,8 @@ impl CommonCreate {
     fn options(&self, start: bool, tee_output: bool) -> CreateOptions {
         CreateOptions {
             cgroup_parent: self.cgroup_parent.clone(),
+            cgroup_name: None,
+            log_path: None,
             log_max_size: self.log_max_size,
             log_max_files: self.log_max_files,
             start,
@@ -493,6 +495,7 @@ impl RunArgs {
                     path: p.clone(),
                 })
                 .collect(),
+            host_namespaces: Vec::new(),
             resources: Resources {
                 cpu_units: self.cpu,
                 cpus: self.cpus,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{EcsError, EcsResult, ErrorKind};
+use crate::host::Host;
 use crate::model::{name_from_arn, Cluster, Failure, Partition, Tag, TaskDefinition};
 use crate::store::{Expect, Op, SqliteStore, Store, StoreError};
 use crate::taskdef;
@@ -16,8 +17,9 @@ pub const DEFAULT_CLUSTER: &str = "default";
 const MAX_RETRIES: usize = 200;
 
 pub struct Ecs {
-    store: Box<dyn Store>,
-    partition: Partition,
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) partition: Partition,
+    pub(crate) host: Host,
 }
 
 /// A task definition as stored: the definition and its tags.
@@ -46,20 +48,22 @@ fn taskdef_key(family: &str, revision: u64) -> String {
     format!("taskdefs/{family}/{revision:010}")
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> EcsResult<T> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> EcsResult<T> {
     Ok(serde_json::from_slice(bytes)?)
 }
 
-fn encode<T: Serialize>(value: &T) -> EcsResult<Vec<u8>> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> EcsResult<Vec<u8>> {
     Ok(serde_json::to_vec(value)?)
 }
 
 /// Run `attempt` until it commits without a conflict.
-fn retry<T>(mut attempt: impl FnMut() -> EcsResult<Result<T, StoreError>>) -> EcsResult<T> {
+pub(crate) fn retry<T>(
+    mut attempt: impl FnMut() -> EcsResult<Result<T, StoreError>>,
+) -> EcsResult<T> {
     for _ in 0..MAX_RETRIES {
         match attempt()? {
             Ok(v) => return Ok(v),
@@ -77,11 +81,21 @@ impl Ecs {
     /// The embedded store under `state_root` (`state.db`).
     pub fn open(state_root: &Path, partition: Partition) -> EcsResult<Self> {
         let store = SqliteStore::open(&state_root.join("state.db"))?;
-        Self::with_store(Box::new(store), partition)
+        let host = Host::detect(state_root).map_err(|e| {
+            EcsError::new(
+                ErrorKind::ServerException,
+                format!("read this host's facts: {e}"),
+            )
+        })?;
+        Self::with_store(Box::new(store), partition, host)
     }
 
-    pub fn with_store(store: Box<dyn Store>, partition: Partition) -> EcsResult<Self> {
-        let ecs = Self { store, partition };
+    pub fn with_store(store: Box<dyn Store>, partition: Partition, host: Host) -> EcsResult<Self> {
+        let ecs = Self {
+            store,
+            partition,
+            host,
+        };
         ecs.ensure_cluster(DEFAULT_CLUSTER)?;
         Ok(ecs)
     }
@@ -90,7 +104,7 @@ impl Ecs {
         &self.partition
     }
 
-    fn cluster_arn(&self, name: &str) -> String {
+    pub(crate) fn cluster_arn(&self, name: &str) -> String {
         self.partition.arn(&format!("cluster/{name}"))
     }
 
@@ -356,6 +370,11 @@ impl Ecs {
                 found.ok_or_else(missing)
             }
         }
+    }
+
+    /// Any revision, ACTIVE or not: a running task keeps its definition.
+    pub fn task_definition(&self, reference: &str) -> EcsResult<TaskDefinition> {
+        Ok(self.find_task_definition(reference)?.2.definition)
     }
 
     /// The definition a task will run: it must be ACTIVE.

@@ -10,6 +10,10 @@ pub mod store;
 pub mod taskdef;
 
 pub use error::{EcsError, EcsResult, ErrorKind};
+pub mod containerize;
 pub mod ecs;
+pub mod host;
+pub mod supervisor;
+pub mod tasks;
 
 pub use ecs::Ecs;

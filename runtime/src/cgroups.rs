@@ -87,6 +87,30 @@ pub fn remove(path: &str) -> Result<(), String> {
     Err(format!("remove cgroup {path}: {last}"))
 }
 
+/// Create the cgroup at `path` in every hierarchy with `resources` as its
+/// limits: a task's cgroup, under which its containers' cgroups nest.
+pub fn create_parent(path: &str, resources: &crate::Resources) -> Result<(), String> {
+    use cgroups_rs::cgroup_builder::CgroupBuilder;
+    let rel = path.trim_start_matches('/');
+    let mut builder = CgroupBuilder::new(rel);
+    if let Some(units) = resources.cpu_units {
+        builder = builder
+            .cpu()
+            .shares(crate::resources::cpu_shares(units))
+            .done();
+    }
+    if let Some(mib) = resources.memory_mib {
+        builder = builder
+            .memory()
+            .memory_hard_limit((mib * 1024 * 1024) as i64)
+            .done();
+    }
+    builder
+        .build(hierarchies::auto())
+        .map(|_| ())
+        .map_err(|e| format!("create cgroup {path}: {e}"))
+}
+
 /// Remove an empty parent cgroup (a task's or a test's) from every hierarchy.
 pub fn remove_if_empty(path: &str) -> Result<(), String> {
     let cgroup = Cgroup::load(hierarchies::auto(), path.trim_start_matches('/'));

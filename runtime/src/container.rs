@@ -33,6 +33,12 @@ const POLL: Duration = Duration::from_millis(10);
 pub struct CreateOptions {
     /// Parent of the container's cgroup (a task's, a test's, or `berth`).
     pub cgroup_parent: String,
+    /// The container's own cgroup name under the parent (default: its id),
+    /// e.g. its name within a task.
+    pub cgroup_name: Option<String>,
+    /// Where the container's log goes (default: its state directory, removed
+    /// with it); a task keeps its logs past its containers.
+    pub log_path: Option<PathBuf>,
     pub log_max_size: u64,
     pub log_max_files: u32,
     /// Start the process as soon as it is created (`run`).
@@ -45,6 +51,8 @@ impl Default for CreateOptions {
     fn default() -> Self {
         Self {
             cgroup_parent: "berth".into(),
+            cgroup_name: None,
+            log_path: None,
             log_max_size: DEFAULT_MAX_SIZE,
             log_max_files: DEFAULT_MAX_FILES,
             start: false,
@@ -203,7 +211,10 @@ impl Runtime {
         source: Source<'_>,
         opts: &CreateOptions,
     ) -> Result<Created> {
-        let default_cgroup = cgroups::container_path(&opts.cgroup_parent, id);
+        let default_cgroup = cgroups::container_path(
+            &opts.cgroup_parent,
+            opts.cgroup_name.as_deref().unwrap_or(id),
+        );
         let spec = match source {
             Source::Spec { rootfs, spec } => {
                 let rootfs = rootfs
@@ -245,7 +256,7 @@ impl Runtime {
             cgroups_path,
             stop_signal,
             log: LogConfig {
-                path: files.default_log(),
+                path: opts.log_path.clone().unwrap_or_else(|| files.default_log()),
                 max_size: opts.log_max_size,
                 max_files: opts.log_max_files,
             },

@@ -14,6 +14,7 @@ mod fsutil;
 pub mod logs;
 mod meta;
 pub mod monitor;
+pub mod namespaces;
 mod paths;
 pub mod proc;
 pub mod resources;

@@ -2,9 +2,15 @@
 //! `aws ecs` prints.
 
 mod cluster;
+mod task;
 mod taskdef;
+/// Shapes used inside task definitions.
+pub mod taskdef_types {
+    pub use super::taskdef::KeyValue;
+}
 
 pub use cluster::Cluster;
+pub use task::{Attribute, Container, ContainerInstance, Resource, Task, TaskInternals};
 pub use taskdef::{ContainerDefinition, DependsOn, PortMapping, TaskDefinition};
 
 use serde::{Deserialize, Serialize};

@@ -42,6 +42,9 @@ pub struct ContainerSpec {
     pub shm_size: Option<u64>,
     /// Namespaces to join instead of creating, e.g. a task's network one.
     pub join_namespaces: Vec<NamespaceJoin>,
+    /// Namespaces shared with the host (neither created nor joined), e.g.
+    /// `network` for ECS's host network mode.
+    pub host_namespaces: Vec<String>,
     pub resources: Resources,
     /// Signal that asks the container to stop (`SIGTERM` when absent).
     pub stop_signal: Option<String>,
@@ -245,6 +248,14 @@ impl ContainerSpec {
                 return Err(Error::spec(
                     format!("joinNamespaces[{i}].path"),
                     format!("{} does not exist", j.path.display()),
+                ));
+            }
+        }
+        for (i, kind) in self.host_namespaces.iter().enumerate() {
+            if !matches!(kind.as_str(), "network" | "ipc" | "uts" | "pid") {
+                return Err(Error::spec(
+                    format!("hostNamespaces[{i}]"),
+                    format!("{kind:?}: only network, ipc, uts and pid can be shared with the host"),
                 ));
             }
         }

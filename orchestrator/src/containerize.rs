@@ -1,0 +1,192 @@
+//! A task's container definition, its image's config and the run's
+//! overrides, made into the runtime's container spec.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use berth_rootfs::image::{resolve_command, ContainerConfig};
+use berth_runtime::{ContainerSpec, Mount, NamespaceJoin, Resources, Rlimit};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{EcsError, EcsResult};
+use crate::model::ContainerDefinition;
+
+/// `run-task --overrides` for one container.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerOverride {
+    pub name: String,
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub environment: Vec<crate::model::taskdef_types::KeyValue>,
+    #[serde(default)]
+    pub cpu: Option<u64>,
+    #[serde(default)]
+    pub memory: Option<u64>,
+    #[serde(default)]
+    pub memory_reservation: Option<u64>,
+}
+
+pub fn overrides_for(overrides: &Value, name: &str) -> ContainerOverride {
+    serde_json::from_value::<Vec<ContainerOverride>>(overrides["containerOverrides"].clone())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|o| o.name == name)
+        .unwrap_or_default()
+}
+
+/// The image's environment with later entries replacing same keys.
+pub fn merge_env(base: &[String], ours: &[String]) -> Vec<String> {
+    let key = |e: &String| e.split('=').next().unwrap_or_default().to_string();
+    let mut out: Vec<String> = base
+        .iter()
+        .filter(|e| !ours.iter().any(|o| key(o) == key(e)))
+        .cloned()
+        .collect();
+    out.extend(ours.iter().cloned());
+    out
+}
+
+/// Where a task's containers meet: shared namespaces and volumes.
+pub struct TaskContext {
+    pub hostname: String,
+    /// None: the host's network (ECS's host mode).
+    pub network_ns: Option<PathBuf>,
+    pub ipc_ns: Option<PathBuf>,
+    pub uts_ns: Option<PathBuf>,
+    /// Volume name → host directory.
+    pub volumes: BTreeMap<String, PathBuf>,
+}
+
+pub fn container_spec(
+    def: &ContainerDefinition,
+    image: &ContainerConfig,
+    ov: &ContainerOverride,
+    ctx: &TaskContext,
+) -> EcsResult<ContainerSpec> {
+    let command = ov.command.clone().or_else(|| def.command.clone());
+    let args = resolve_command(image, def.entry_point.as_deref(), command.as_deref());
+    if args.is_empty() {
+        return Err(EcsError::client(format!(
+            "container {:?}: neither the definition nor its image names a command",
+            def.name
+        )));
+    }
+    let ours: Vec<String> = def
+        .environment
+        .iter()
+        .chain(ov.environment.iter())
+        .map(|kv| format!("{}={}", kv.name, kv.value))
+        .collect();
+    let env = merge_env(image.env.as_deref().unwrap_or_default(), &ours);
+    let caps = def
+        .linux_parameters
+        .as_ref()
+        .and_then(|l| l.get("capabilities"));
+    let cap_list = |field: &str| -> Vec<String> {
+        caps.and_then(|c| c.get(field))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    };
+    let rlimits = def
+        .ulimits
+        .iter()
+        .flatten()
+        .filter_map(|u| {
+            Some(Rlimit {
+                name: u.get("name")?.as_str()?.to_string(),
+                soft: u.get("softLimit")?.as_u64()?,
+                hard: u.get("hardLimit")?.as_u64()?,
+            })
+        })
+        .collect();
+    let sysctls = def
+        .system_controls
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s.get("namespace")?.as_str()?.to_string(),
+                s.get("value")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let mut mounts = Vec::new();
+    for (i, mp) in def.mount_points.iter().enumerate() {
+        let source = mp
+            .get("sourceVolume")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let dest = mp
+            .get("containerPath")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let dir = ctx.volumes.get(source).ok_or_else(|| {
+            EcsError::client(format!(
+                "container {:?}: mountPoints[{i}].sourceVolume: no volume named {source:?} in the task definition",
+                def.name
+            ))
+        })?;
+        mounts.push(Mount::Bind {
+            source: dir.clone(),
+            destination: dest.to_string(),
+            read_only: mp.get("readOnly").and_then(Value::as_bool).unwrap_or(false),
+        });
+    }
+    let mut join: Vec<NamespaceJoin> = ctx
+        .network_ns
+        .iter()
+        .map(|p| NamespaceJoin {
+            kind: "network".into(),
+            path: p.clone(),
+        })
+        .collect();
+    let host_namespaces = if ctx.network_ns.is_none() {
+        vec!["network".to_string()]
+    } else {
+        vec![]
+    };
+    if let Some(p) = &ctx.ipc_ns {
+        join.push(NamespaceJoin {
+            kind: "ipc".into(),
+            path: p.clone(),
+        });
+    }
+    if let Some(p) = &ctx.uts_ns {
+        join.push(NamespaceJoin {
+            kind: "uts".into(),
+            path: p.clone(),
+        });
+    }
+    Ok(ContainerSpec {
+        args,
+        env,
+        cwd: def
+            .working_directory
+            .clone()
+            .or_else(|| image.working_dir.clone().filter(|w| !w.is_empty())),
+        user: def
+            .user
+            .clone()
+            .or_else(|| image.user.clone().filter(|u| !u.is_empty())),
+        hostname: Some(def.hostname.clone().unwrap_or_else(|| ctx.hostname.clone())),
+        rlimits,
+        cap_add: cap_list("add"),
+        cap_drop: cap_list("drop"),
+        read_only_root: def.readonly_root_filesystem.unwrap_or(false),
+        privileged: def.privileged.unwrap_or(false),
+        sysctls,
+        mounts,
+        join_namespaces: join,
+        host_namespaces,
+        resources: Resources {
+            cpu_units: ov.cpu.or((def.cpu > 0).then_some(def.cpu)),
+            memory_mib: ov.memory.or(def.memory),
+            memory_reservation_mib: ov.memory_reservation.or(def.memory_reservation),
+            ..Default::default()
+        },
+        stop_signal: image.stop_signal.clone(),
+        ..Default::default()
+    })
+}

@@ -1,0 +1,176 @@
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Tag;
+
+/// A task, as `describe-tasks` prints it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    pub task_arn: String,
+    pub cluster_arn: String,
+    pub task_definition_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_instance_arn: Option<String>,
+    pub last_status: String,
+    pub desired_status: String,
+    pub launch_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    pub containers: Vec<Container>,
+    #[serde(default)]
+    pub overrides: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub version: u64,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_stopped_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopping_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_stopped_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_reason: Option<String>,
+    #[serde(default)]
+    pub health_status: String,
+    #[serde(default)]
+    pub connectivity: String,
+    #[serde(default)]
+    pub attachments: Vec<Value>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    /// berth's own bookkeeping: what the task reserved on its instance,
+    /// and the pid of its supervisor. Not part of ECS's shape.
+    #[serde(default, rename = "x-berth", skip_serializing_if = "Option::is_none")]
+    pub berth: Option<TaskInternals>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskInternals {
+    pub reserved_cpu: u64,
+    pub reserved_memory: u64,
+    #[serde(default)]
+    pub supervisor_pid: Option<i32>,
+    #[serde(default)]
+    pub supervisor_start_time: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    pub container_arn: String,
+    pub task_arn: String,
+    pub name: String,
+    pub image: String,
+    pub last_status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_id: Option<String>,
+    #[serde(default)]
+    pub network_bindings: Vec<Value>,
+    #[serde(default)]
+    pub network_interfaces: Vec<Value>,
+    #[serde(default)]
+    pub health_status: String,
+    #[serde(default)]
+    pub cpu: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<String>,
+}
+
+impl Task {
+    /// The task id: the last part of its ARN.
+    pub fn id(&self) -> &str {
+        self.task_arn.rsplit('/').next().unwrap_or(&self.task_arn)
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.last_status == "STOPPED"
+    }
+}
+
+/// A registered host, as `describe-container-instances` prints it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerInstance {
+    pub container_instance_arn: String,
+    pub ec2_instance_id: String,
+    pub status: String,
+    pub agent_connected: bool,
+    pub registered_resources: Vec<Resource>,
+    pub remaining_resources: Vec<Resource>,
+    pub running_tasks_count: u64,
+    pub pending_tasks_count: u64,
+    pub attributes: Vec<Attribute>,
+    pub version_info: Value,
+    pub registered_at: String,
+    pub version: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resource {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub integer_value: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub string_set_value: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribute {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl ContainerInstance {
+    pub fn id(&self) -> &str {
+        self.container_instance_arn
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.container_instance_arn)
+    }
+
+    fn resource(list: &[Resource], name: &str) -> i64 {
+        list.iter()
+            .find(|r| r.name == name)
+            .map_or(0, |r| r.integer_value)
+    }
+
+    pub fn remaining(&self, name: &str) -> i64 {
+        Self::resource(&self.remaining_resources, name)
+    }
+
+    /// Take (positive) or give back (negative) CPU units and MiB.
+    pub fn adjust(&mut self, cpu: i64, memory: i64) {
+        for r in &mut self.remaining_resources {
+            match r.name.as_str() {
+                "CPU" => r.integer_value -= cpu,
+                "MEMORY" => r.integer_value -= memory,
+                _ => {}
+            }
+        }
+    }
+}

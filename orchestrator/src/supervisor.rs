@@ -1,0 +1,618 @@
+//! The per-task supervisor: `berth __berth-task …`, detached like the
+//! container monitors. It pulls images, makes the task's namespaces,
+//! cgroup and volumes, starts containers in `dependsOn` order, writes
+//! every state change and container exit into the store, stops the task
+//! when an essential container exits or a stop is asked for, and cleans
+//! up. Each container keeps its own monitor: if this process dies, the
+//! containers run on.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use berth_rootfs::image::Image;
+use berth_rootfs::pull::{self, PullOptions, Quiet};
+use berth_rootfs::snapshot::Snapshotter;
+use berth_rootfs::{ContentStore, Reference};
+use berth_runtime::exit::ExitRecord;
+use berth_runtime::namespaces::SharedNamespaces;
+use berth_runtime::{cgroups, CreateOptions, Resources, Runtime, RuntimeRoot, Source};
+use nix::unistd::{fork, ForkResult};
+
+use crate::containerize::{container_spec, overrides_for, TaskContext};
+use crate::ecs::{now, Ecs};
+use crate::model::{ContainerDefinition, Partition, Task, TaskDefinition};
+
+/// argv[1] of a task supervisor.
+pub const SUPERVISOR_ARG: &str = "__berth-task";
+const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory usage";
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Debug)]
+pub struct SupervisorArgs {
+    pub state_root: PathBuf,
+    pub runtime_root: PathBuf,
+    pub cluster: String,
+    pub task_id: String,
+    /// Parent of task cgroups (default `berth`).
+    pub cgroup_parent: String,
+}
+
+impl SupervisorArgs {
+    pub fn from_args(args: &[String]) -> Option<Self> {
+        if args.get(1).map(String::as_str) != Some(SUPERVISOR_ARG) {
+            return None;
+        }
+        Some(Self {
+            state_root: PathBuf::from(args.get(2)?),
+            runtime_root: PathBuf::from(args.get(3)?),
+            cluster: args.get(4)?.clone(),
+            task_id: args.get(5)?.clone(),
+            cgroup_parent: args.get(6).cloned().unwrap_or_else(|| "berth".into()),
+        })
+    }
+
+    fn task_dir(&self) -> PathBuf {
+        self.runtime_root.join("tasks").join(&self.task_id)
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.state_root
+            .join("tasks")
+            .join(format!("{}.log", self.task_id))
+    }
+
+    /// A container's log, kept after the task stops.
+    pub fn container_log(state_root: &std::path::Path, task_id: &str, container: &str) -> PathBuf {
+        state_root
+            .join("tasks")
+            .join(task_id)
+            .join(format!("{container}.log"))
+    }
+
+    /// Start a detached supervisor for this task; returns once it runs.
+    pub fn spawn(&self) -> std::io::Result<()> {
+        use std::os::unix::process::CommandExt;
+        if let Some(dir) = self.log_file().parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut cmd = std::process::Command::new(std::env::current_exe()?);
+        cmd.arg(SUPERVISOR_ARG)
+            .arg(&self.state_root)
+            .arg(&self.runtime_root)
+            .arg(&self.cluster)
+            .arg(&self.task_id)
+            .arg(&self.cgroup_parent)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(Into::into));
+        }
+        // The supervisor forks and this child exits at once.
+        cmd.spawn()?.wait().map(|_| ())
+    }
+}
+
+/// Run as a task supervisor; returns the process exit code. Call before
+/// any thread exists: it forks.
+pub fn run(args: SupervisorArgs, partition: Partition) -> i32 {
+    // SAFETY: single-threaded here (the caller's contract).
+    match unsafe { fork() } {
+        Ok(ForkResult::Parent { .. }) => return 0,
+        Ok(ForkResult::Child) => {}
+        Err(e) => {
+            tracing::error!("fork: {e}");
+            return 1;
+        }
+    }
+    let ecs = match Ecs::open(&args.state_root, partition) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!("open store: {e}");
+            return 1;
+        }
+    };
+    let mut sup = Supervisor::new(&ecs, &args);
+    let me = std::process::id() as i32;
+    let start_time = berth_runtime::proc::start_time(me);
+    let _ = ecs.update_task(&args.cluster, &args.task_id, |t| {
+        if let Some(b) = t.berth.as_mut() {
+            b.supervisor_pid = Some(me);
+            b.supervisor_start_time = start_time;
+        }
+    });
+    let outcome = sup.supervise();
+    if let Err(reason) = &outcome {
+        tracing::error!("task {}: {reason}", args.task_id);
+        sup.set(|t| {
+            t.desired_status = "STOPPED".into();
+            t.stop_code
+                .get_or_insert_with(|| "TaskFailedToStart".into());
+            t.stopped_reason.get_or_insert_with(|| reason.clone());
+        });
+    }
+    sup.cleanup();
+    i32::from(outcome.is_err())
+}
+
+/// A container's name and how it ended (None: its monitor died first).
+type ContainerExit = (String, Option<ExitRecord>);
+
+struct Running {
+    runtime_id: String,
+    essential: bool,
+    stop_timeout: Duration,
+    exit: Option<ExitRecord>,
+}
+
+struct Supervisor<'a> {
+    ecs: &'a Ecs,
+    args: &'a SupervisorArgs,
+    runtime: Runtime,
+    images: Option<ContentStore>,
+    namespaces: Option<SharedNamespaces>,
+    cgroup: String,
+    running: BTreeMap<String, Running>,
+    exits: (mpsc::Sender<ContainerExit>, mpsc::Receiver<ContainerExit>),
+    stopping: bool,
+}
+
+impl<'a> Supervisor<'a> {
+    fn new(ecs: &'a Ecs, args: &'a SupervisorArgs) -> Self {
+        Self {
+            ecs,
+            args,
+            runtime: Runtime::new(RuntimeRoot::new(&args.runtime_root)),
+            images: None,
+            namespaces: None,
+            cgroup: format!("{}/{}", args.cgroup_parent.trim_matches('/'), args.task_id),
+            running: BTreeMap::new(),
+            exits: mpsc::channel(),
+            stopping: false,
+        }
+    }
+
+    fn set(&self, change: impl FnMut(&mut Task)) -> Option<Task> {
+        match self
+            .ecs
+            .update_task(&self.args.cluster, &self.args.task_id, change)
+        {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!("update task: {e}");
+                None
+            }
+        }
+    }
+
+    fn set_container(&self, name: &str, mut change: impl FnMut(&mut crate::model::Container)) {
+        self.set(|t| {
+            if let Some(c) = t.containers.iter_mut().find(|c| c.name == name) {
+                change(c);
+            }
+        });
+    }
+
+    fn task(&self) -> Result<Task, String> {
+        self.ecs
+            .task(&self.args.cluster, &self.args.task_id)
+            .map_err(|e| e.to_string())
+    }
+
+    fn supervise(&mut self) -> Result<(), String> {
+        let task = self.task()?;
+        let td = self
+            .ecs
+            .task_definition(&task.task_definition_arn)
+            .map_err(|e| e.to_string())?;
+        self.set(|t| {
+            t.last_status = "PENDING".into();
+            t.pull_started_at = Some(now());
+        });
+        let images =
+            ContentStore::open(self.args.state_root.join("images")).map_err(|e| e.to_string())?;
+        let mut configs = BTreeMap::new();
+        for c in &td.container_definitions {
+            let image = ensure_image(&images, &c.image)
+                .map_err(|e| format!("CannotPullContainerError: {e}"))?;
+            configs.insert(c.name.clone(), image);
+        }
+        self.images = Some(images);
+        self.set(|t| t.pull_stopped_at = Some(now()));
+
+        let ctx = self.prepare_task(&td, &task)?;
+        for def in start_order(&td.container_definitions) {
+            if !self.wait_for_dependencies(def)? {
+                return Ok(());
+            }
+            self.start_container(def, &configs[&def.name], &task, &ctx)?;
+        }
+        self.set(|t| {
+            if t.desired_status == "RUNNING" {
+                t.last_status = "RUNNING".into();
+                t.started_at.get_or_insert_with(now);
+            }
+        });
+        while self.running.values().any(|r| r.exit.is_none()) {
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    /// Namespaces, cgroup and scratch volumes of the task.
+    fn prepare_task(&mut self, td: &TaskDefinition, task: &Task) -> Result<TaskContext, String> {
+        let host_network = td.network_mode.as_deref() == Some("host");
+        let hostname: String = task
+            .task_arn
+            .rsplit('/')
+            .next()
+            .unwrap_or("task")
+            .chars()
+            .take(12)
+            .collect();
+        let ns =
+            SharedNamespaces::create(&self.args.task_dir().join("ns"), !host_network, &hostname)
+                .map_err(|e| e.to_string())?;
+        self.namespaces = Some(ns.clone());
+        let resources = Resources {
+            cpu_units: td.cpu.as_deref().and_then(|c| c.parse().ok()),
+            memory_mib: td.memory.as_deref().and_then(|m| m.parse().ok()),
+            ..Default::default()
+        };
+        cgroups::create_parent(&self.cgroup, &resources)?;
+        let mut volumes = BTreeMap::new();
+        for (i, v) in td.volumes.iter().enumerate() {
+            let name = v
+                .get("name")
+                .and_then(|n| n.as_str())
+                .ok_or(format!("volumes[{i}].name: missing"))?;
+            let dir = match v
+                .get("host")
+                .and_then(|h| h.get("sourcePath"))
+                .and_then(|p| p.as_str())
+            {
+                Some(host_path) => PathBuf::from(host_path),
+                None => {
+                    let d = self.args.task_dir().join("volumes").join(name);
+                    std::fs::create_dir_all(&d).map_err(|e| format!("volume {name}: {e}"))?;
+                    d
+                }
+            };
+            volumes.insert(name.to_string(), dir);
+        }
+        Ok(TaskContext {
+            hostname,
+            network_ns: ns.path("network"),
+            ipc_ns: ns.path("ipc"),
+            uts_ns: ns.path("uts"),
+            volumes,
+        })
+    }
+
+    /// Wait until `def`'s dependencies allow it to start; false if the task
+    /// stops first.
+    fn wait_for_dependencies(&mut self, def: &ContainerDefinition) -> Result<bool, String> {
+        loop {
+            let mut ready = true;
+            for d in &def.depends_on {
+                let dep = self.running.get(&d.container_name);
+                match (d.condition.as_str(), dep.and_then(|r| r.exit.as_ref())) {
+                    ("START", _) => ready &= dep.is_some(),
+                    ("COMPLETE", exit) => ready &= exit.is_some(),
+                    ("SUCCESS", Some(e)) if e.exit_code != 0 => {
+                        let reason = format!(
+                            "Dependency {} exited with code {} (condition SUCCESS for {})",
+                            d.container_name, e.exit_code, def.name
+                        );
+                        self.request_stop("TaskFailedToStart", &reason);
+                        return Ok(false);
+                    }
+                    ("SUCCESS", exit) => ready &= exit.is_some(),
+                    _ => ready &= dep.is_some(),
+                }
+            }
+            if ready {
+                return Ok(true);
+            }
+            self.step()?;
+            if self.stopping {
+                return Ok(false);
+            }
+        }
+    }
+
+    fn start_container(
+        &mut self,
+        def: &ContainerDefinition,
+        image: &Image,
+        task: &Task,
+        ctx: &TaskContext,
+    ) -> Result<(), String> {
+        let ov = overrides_for(&task.overrides, &def.name);
+        let spec =
+            container_spec(def, &image.config.config, &ov, ctx).map_err(|e| e.to_string())?;
+        let runtime_id = format!("{}-{}", self.args.task_id, def.name);
+        let images = self.images.as_ref().ok_or("no image store")?;
+        let snapshot = Snapshotter::new(images)
+            .prepare(&runtime_id, image)
+            .map_err(|e| format!("container {}: {e}", def.name))?;
+        let log_path =
+            SupervisorArgs::container_log(&self.args.state_root, &self.args.task_id, &def.name);
+        if let Some(dir) = log_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        }
+        let opts = CreateOptions {
+            cgroup_parent: self.cgroup.clone(),
+            cgroup_name: Some(def.name.clone()),
+            log_path: Some(log_path),
+            start: true,
+            ..Default::default()
+        };
+        let created = self
+            .runtime
+            .create(
+                &runtime_id,
+                Source::Spec {
+                    rootfs: &snapshot.rootfs,
+                    spec: &spec,
+                },
+                &opts,
+            )
+            .map_err(|e| format!("CannotStartContainerError: container {}: {e}", def.name))?;
+        let tx = self.exits.0.clone();
+        let name = def.name.clone();
+        std::thread::spawn(move || {
+            let exit = created.exit.wait().ok().flatten();
+            let _ = tx.send((name, exit));
+        });
+        self.running.insert(
+            def.name.clone(),
+            Running {
+                runtime_id: runtime_id.clone(),
+                essential: def.is_essential(),
+                stop_timeout: def
+                    .stop_timeout
+                    .map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs),
+                exit: None,
+            },
+        );
+        self.set_container(&def.name, |c| {
+            c.last_status = "RUNNING".into();
+            c.runtime_id = Some(runtime_id.clone());
+        });
+        Ok(())
+    }
+
+    /// Handle one container exit or notice a stop request.
+    fn step(&mut self) -> Result<(), String> {
+        match self.exits.1.recv_timeout(POLL) {
+            Ok((name, exit)) => self.container_exited(&name, exit),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err("exit channel closed".into()),
+        }
+        if !self.stopping && self.task()?.desired_status == "STOPPED" {
+            self.stop_containers();
+        }
+        Ok(())
+    }
+
+    fn container_exited(&mut self, name: &str, exit: Option<ExitRecord>) {
+        let exit = exit.unwrap_or(ExitRecord {
+            exit_code: 137,
+            signal: None,
+            oom_killed: false,
+            started_at: None,
+            finished_at: chrono::Utc::now(),
+        });
+        let essential = self.running.get(name).is_some_and(|r| r.essential);
+        let code = exit.exit_code;
+        let reason = exit.oom_killed.then(|| OOM_REASON.to_string());
+        self.set_container(name, |c| {
+            c.last_status = "STOPPED".into();
+            c.exit_code = Some(code);
+            c.reason = reason.clone();
+        });
+        if let Some(r) = self.running.get_mut(name) {
+            r.exit = Some(exit);
+        }
+        if essential && !self.stopping {
+            self.request_stop(
+                "EssentialContainerExited",
+                "Essential container in task exited",
+            );
+        }
+    }
+
+    fn request_stop(&mut self, code: &str, reason: &str) {
+        self.set(|t| {
+            t.desired_status = "STOPPED".into();
+            t.stop_code.get_or_insert_with(|| code.to_string());
+            t.stopped_reason.get_or_insert_with(|| reason.to_string());
+            t.stopping_at.get_or_insert_with(now);
+        });
+        self.stop_containers();
+    }
+
+    /// Stop signal, then SIGKILL after each container's stopTimeout; in
+    /// parallel, so one slow container does not hold the others.
+    fn stop_containers(&mut self) {
+        self.stopping = true;
+        self.set(|t| {
+            if t.last_status != "STOPPED" {
+                t.last_status = "DEACTIVATING".into();
+            }
+        });
+        let root = self.args.runtime_root.clone();
+        for r in self.running.values().filter(|r| r.exit.is_none()) {
+            let (id, timeout, root) = (r.runtime_id.clone(), r.stop_timeout, root.clone());
+            std::thread::spawn(move || {
+                let runtime = Runtime::new(RuntimeRoot::new(root));
+                if let Err(e) = runtime.stop(&id, timeout, None) {
+                    tracing::warn!("stop {id}: {e}");
+                }
+            });
+        }
+    }
+
+    fn cleanup(&mut self) {
+        // Containers still running (a failure mid-start) are stopped first.
+        if self.running.values().any(|r| r.exit.is_none()) {
+            if !self.stopping {
+                self.stop_containers();
+            }
+            let deadline = Instant::now() + DEFAULT_STOP_TIMEOUT + Duration::from_secs(15);
+            while self.running.values().any(|r| r.exit.is_none()) && Instant::now() < deadline {
+                if let Ok((name, exit)) = self.exits.1.recv_timeout(POLL) {
+                    self.container_exited(&name, exit);
+                }
+            }
+        }
+        self.set(|t| t.last_status = "DEPROVISIONING".into());
+        let snapshots = self.images.as_ref().map(Snapshotter::new);
+        for r in self.running.values() {
+            if let Err(e) = self.runtime.delete(&r.runtime_id, true) {
+                tracing::warn!("delete {}: {e}", r.runtime_id);
+            }
+            if let Some(s) = &snapshots {
+                if let Err(e) = s.remove(&r.runtime_id) {
+                    tracing::warn!("remove root filesystem of {}: {e}", r.runtime_id);
+                }
+            }
+        }
+        if let Some(ns) = &self.namespaces {
+            if let Err(e) = ns.remove() {
+                tracing::warn!("remove namespaces: {e}");
+            }
+        }
+        if let Err(e) = cgroups::remove(&self.cgroup) {
+            tracing::warn!("{e}");
+        }
+        let _ = std::fs::remove_dir_all(self.args.task_dir());
+        self.set(|t| {
+            t.last_status = "STOPPED".into();
+            t.desired_status = "STOPPED".into();
+            let at = now();
+            t.execution_stopped_at.get_or_insert_with(|| at.clone());
+            t.stopping_at.get_or_insert_with(|| at.clone());
+            t.stopped_at = Some(at);
+            for c in &mut t.containers {
+                if c.last_status != "STOPPED" {
+                    c.last_status = "STOPPED".into();
+                }
+            }
+        });
+    }
+}
+
+/// Finish a task whose supervisor is gone (killed, or never started because
+/// its `run-task` died): stop and remove what exists of it, release its
+/// reservation and mark it STOPPED.
+pub fn reap_orphan(ecs: &Ecs, args: &SupervisorArgs) -> Result<(), String> {
+    let task = ecs
+        .task(&args.cluster, &args.task_id)
+        .map_err(|e| e.to_string())?;
+    if task.is_stopped() {
+        return Ok(());
+    }
+    let mut sup = Supervisor::new(ecs, args);
+    sup.images = ContentStore::open(args.state_root.join("images")).ok();
+    sup.namespaces = Some(SharedNamespaces {
+        dir: args.task_dir().join("ns"),
+    });
+    let runtime = Runtime::new(RuntimeRoot::new(&args.runtime_root));
+    for c in &task.containers {
+        let id = format!("{}-{}", args.task_id, c.name);
+        if let Ok(state) = runtime.state(&id) {
+            let exit = state.exit.clone();
+            if exit.is_none() {
+                let _ = runtime.stop(&id, DEFAULT_STOP_TIMEOUT, None);
+            }
+            let exit = runtime.state(&id).ok().and_then(|s| s.exit);
+            sup.running.insert(
+                c.name.clone(),
+                Running {
+                    runtime_id: id,
+                    essential: false,
+                    stop_timeout: DEFAULT_STOP_TIMEOUT,
+                    exit: exit.clone(),
+                },
+            );
+            if c.last_status != "STOPPED" {
+                sup.container_exited(&c.name, exit);
+            }
+        } else if let Some(images) = &sup.images {
+            // A root filesystem made before its container was.
+            let _ = Snapshotter::new(images).remove(&id);
+        }
+    }
+    sup.stopping = true;
+    sup.cleanup();
+    Ok(())
+}
+
+/// True while the task's supervisor process lives.
+pub fn supervisor_alive(task: &Task) -> bool {
+    let Some(b) = &task.berth else { return false };
+    match (b.supervisor_pid, b.supervisor_start_time) {
+        (Some(pid), Some(start)) => berth_runtime::proc::ProcessId {
+            pid,
+            start_time: start,
+        }
+        .is_alive(),
+        _ => false,
+    }
+}
+
+/// The image a container names: from the store, pulled when missing.
+fn ensure_image(store: &ContentStore, image: &str) -> Result<Image, String> {
+    let reference: Reference = image.parse().map_err(|e| format!("{e}"))?;
+    let name = reference.to_string();
+    match Image::load(store, &name) {
+        Ok(i) => Ok(i),
+        Err(berth_rootfs::Error::ImageNotFound(_)) => {
+            let opts = PullOptions {
+                insecure_registries: std::env::var("BERTH_INSECURE_REGISTRIES")
+                    .map(|v| {
+                        v.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                max_concurrent_downloads: 4,
+                ..Default::default()
+            };
+            pull::pull_blocking(store, &reference, &opts, std::sync::Arc::new(Quiet))
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Containers in an order where each comes after those it depends on.
+fn start_order(defs: &[ContainerDefinition]) -> Vec<&ContainerDefinition> {
+    let mut out: Vec<&ContainerDefinition> = Vec::new();
+    let mut left: Vec<&ContainerDefinition> = defs.iter().collect();
+    while !left.is_empty() {
+        let before = left.len();
+        left.retain(|c| {
+            let ready = c
+                .depends_on
+                .iter()
+                .all(|d| out.iter().any(|o| o.name == d.container_name));
+            if ready {
+                out.push(c);
+            }
+            !ready
+        });
+        if left.len() == before {
+            // Registration refuses cycles; keep the rest in order anyway.
+            out.append(&mut left);
+        }
+    }
+    out
+}

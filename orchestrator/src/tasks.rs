@@ -1,0 +1,511 @@
+//! Container instances and tasks: placement with resource reservation,
+//! the task state machine as records in the store.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::ecs::{decode, encode, now, retry, Ecs};
+use crate::error::{EcsError, EcsResult, ErrorKind};
+use crate::host::random_hex32;
+use crate::model::{
+    name_from_arn, Attribute, Cluster, Container, ContainerInstance, Failure, Resource, Tag, Task,
+    TaskDefinition, TaskInternals,
+};
+use crate::store::{Expect, Op, StoreError};
+
+pub const AGENT_VERSION: &str = concat!("berth-", env!("CARGO_PKG_VERSION"));
+
+fn instance_key(cluster: &str, id: &str) -> String {
+    format!("instances/{cluster}/{id}")
+}
+
+fn task_key(cluster: &str, id: &str) -> String {
+    format!("tasks/{cluster}/{id}")
+}
+
+/// `run-task`'s parameters.
+#[derive(Clone, Debug, Default)]
+pub struct RunTask {
+    pub cluster: Option<String>,
+    pub task_definition: String,
+    pub count: u32,
+    pub launch_type: Option<String>,
+    pub overrides: Value,
+    pub started_by: Option<String>,
+    pub group: Option<String>,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ContainerOverride {
+    name: String,
+    #[serde(default)]
+    cpu: Option<u64>,
+    #[serde(default)]
+    memory: Option<u64>,
+    #[serde(default)]
+    memory_reservation: Option<u64>,
+}
+
+/// CPU units and MiB a task reserves: task-level values, else the sum of
+/// its containers' (after overrides).
+pub fn task_needs(td: &TaskDefinition, overrides: &Value) -> (u64, u64) {
+    let ovs: Vec<ContainerOverride> =
+        serde_json::from_value(overrides["containerOverrides"].clone()).unwrap_or_default();
+    let mut cpu = 0;
+    let mut mem = 0;
+    for c in &td.container_definitions {
+        let o = ovs.iter().find(|o| o.name == c.name);
+        cpu += o.and_then(|o| o.cpu).unwrap_or(c.cpu);
+        mem += o
+            .and_then(|o| o.memory.or(o.memory_reservation))
+            .or(c.memory)
+            .or(c.memory_reservation)
+            .unwrap_or(0);
+    }
+    let task_cpu = td.cpu.as_deref().and_then(|c| c.parse().ok());
+    let task_mem = td.memory.as_deref().and_then(|m| m.parse().ok());
+    (task_cpu.unwrap_or(cpu), task_mem.unwrap_or(mem))
+}
+
+impl Ecs {
+    /// This host's container instance in `cluster`, registered on first use.
+    pub fn host_instance(&self, cluster: &Cluster) -> EcsResult<ContainerInstance> {
+        let key = instance_key(&cluster.cluster_name, &self.host.id);
+        if let Some(rec) = self.store.get(&key)? {
+            return decode(&rec.value);
+        }
+        let int = |name: &str, v: i64| Resource {
+            name: name.into(),
+            kind: "INTEGER".into(),
+            integer_value: v,
+            string_set_value: vec![],
+        };
+        let resources = vec![
+            int("CPU", self.host.cpu_units),
+            int("MEMORY", self.host.memory_mib),
+        ];
+        let instance = ContainerInstance {
+            container_instance_arn: self.partition.arn(&format!(
+                "container-instance/{}/{}",
+                cluster.cluster_name, self.host.id
+            )),
+            ec2_instance_id: self.host.hostname.clone(),
+            status: "ACTIVE".into(),
+            agent_connected: true,
+            registered_resources: resources.clone(),
+            remaining_resources: resources,
+            attributes: vec![
+                Attribute {
+                    name: "ecs.os-type".into(),
+                    value: Some("linux".into()),
+                },
+                Attribute {
+                    name: "ecs.cpu-architecture".into(),
+                    value: Some(self.host.arch.clone()),
+                },
+                Attribute {
+                    name: "ecs.instance-type".into(),
+                    value: Some("berth-host".into()),
+                },
+            ],
+            version_info: json!({ "agentVersion": AGENT_VERSION }),
+            registered_at: now(),
+            version: 1,
+            ..Default::default()
+        };
+        match self.store.commit(&[Op::Put {
+            key: key.clone(),
+            value: encode(&instance)?,
+            expect: Expect::Absent,
+        }]) {
+            Ok(_) => Ok(instance),
+            // Another berth registered it meanwhile: theirs serves.
+            Err(StoreError::Conflict(_)) => decode(
+                &self
+                    .store
+                    .get(&key)?
+                    .ok_or_else(|| EcsError::client("container instance vanished"))?
+                    .value,
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn list_container_instances(&self, cluster: Option<&str>) -> EcsResult<Value> {
+        let cluster = self.cluster(cluster)?;
+        self.host_instance(&cluster)?;
+        let mut arns = Vec::new();
+        for (_, rec) in self
+            .store
+            .list(&format!("instances/{}/", cluster.cluster_name))?
+        {
+            arns.push(decode::<ContainerInstance>(&rec.value)?.container_instance_arn);
+        }
+        Ok(json!({ "containerInstanceArns": arns }))
+    }
+
+    pub fn describe_container_instances(
+        &self,
+        cluster: Option<&str>,
+        ids: &[String],
+    ) -> EcsResult<Value> {
+        let cluster = self.cluster(cluster)?;
+        self.host_instance(&cluster)?;
+        let mut found = Vec::new();
+        let mut failures = Vec::new();
+        for id in ids {
+            match self
+                .store
+                .get(&instance_key(&cluster.cluster_name, name_from_arn(id)))?
+            {
+                Some(rec) => {
+                    let mut ci: ContainerInstance = decode(&rec.value)?;
+                    let (running, pending) =
+                        self.task_counts(&cluster.cluster_name, Some(&ci.container_instance_arn))?;
+                    ci.running_tasks_count = running;
+                    ci.pending_tasks_count = pending;
+                    found.push(ci);
+                }
+                None => failures.push(Failure {
+                    arn: Some(id.clone()),
+                    reason: "MISSING".into(),
+                    detail: None,
+                }),
+            }
+        }
+        Ok(json!({ "containerInstances": found, "failures": failures }))
+    }
+
+    fn task_counts(&self, cluster: &str, instance: Option<&str>) -> EcsResult<(u64, u64)> {
+        let (mut running, mut pending) = (0, 0);
+        for (_, rec) in self.store.list(&format!("tasks/{cluster}/"))? {
+            let t: Task = decode(&rec.value)?;
+            if instance.is_some() && t.container_instance_arn.as_deref() != instance {
+                continue;
+            }
+            match t.last_status.as_str() {
+                "RUNNING" => running += 1,
+                "STOPPED" => {}
+                _ => pending += 1,
+            }
+        }
+        Ok((running, pending))
+    }
+
+    /// Place and record up to `count` tasks, reserving their CPU and memory
+    /// on this host's instance in the same transaction; capacity that runs
+    /// out becomes `failures`, as ECS answers.
+    pub fn run_task(&self, req: &RunTask) -> EcsResult<(Value, Vec<Task>)> {
+        let cluster = self.cluster(req.cluster.as_deref())?;
+        if !(1..=10).contains(&req.count) {
+            return Err(EcsError::invalid("count: must be between 1 and 10"));
+        }
+        let td = self.active_task_definition(&req.task_definition)?;
+        let launch_type = req.launch_type.clone().unwrap_or_else(|| "EC2".into());
+        match launch_type.as_str() {
+            "EC2" => {}
+            "FARGATE" => {
+                if !td.requires_compatibilities.iter().any(|c| c == "FARGATE") {
+                    return Err(EcsError::invalid(
+                        "launchType: Task definition does not support launch_type FARGATE.",
+                    ));
+                }
+            }
+            other => {
+                return Err(EcsError::invalid(format!(
+                    "launchType: {other:?} is not one of EC2, FARGATE"
+                )))
+            }
+        }
+        let mode = td.network_mode.clone().unwrap_or_else(|| "bridge".into());
+        if mode == "bridge" || mode == "awsvpc" {
+            return Err(EcsError::invalid(format!(
+                "networkMode: berth cannot run {mode} tasks yet (its networking is the next issue); use none or host"
+            )));
+        }
+        let (cpu, memory) = task_needs(&td, &req.overrides);
+        let instance = self.host_instance(&cluster)?;
+        let mut tasks = Vec::new();
+        let mut failures = Vec::new();
+        for _ in 0..req.count {
+            let id = random_hex32()
+                .map_err(|e| EcsError::new(ErrorKind::ServerException, e.to_string()))?;
+            let task = self.new_task(
+                &cluster,
+                &td,
+                &id,
+                &launch_type,
+                req,
+                cpu,
+                memory,
+                &instance,
+            );
+            let placed = retry(|| {
+                let mut ops = vec![Op::Put {
+                    key: task_key(&cluster.cluster_name, &id),
+                    value: encode(&task)?,
+                    expect: Expect::Absent,
+                }];
+                // Fargate capacity is not this host's to account.
+                if launch_type == "EC2" {
+                    let key = instance_key(&cluster.cluster_name, instance.id());
+                    let rec = self
+                        .store
+                        .get(&key)?
+                        .ok_or_else(|| EcsError::client("container instance vanished"))?;
+                    let mut ci: ContainerInstance = decode(&rec.value)?;
+                    if ci.status != "ACTIVE" {
+                        return Ok(Ok(Err(Failure {
+                            arn: Some(ci.container_instance_arn),
+                            reason: "AGENT".into(),
+                            detail: Some("the container instance is DRAINING".into()),
+                        })));
+                    }
+                    if ci.remaining("CPU") < cpu as i64 {
+                        return Ok(Ok(Err(Failure {
+                            arn: Some(ci.container_instance_arn),
+                            reason: "RESOURCE:CPU".into(),
+                            detail: None,
+                        })));
+                    }
+                    if ci.remaining("MEMORY") < memory as i64 {
+                        return Ok(Ok(Err(Failure {
+                            arn: Some(ci.container_instance_arn),
+                            reason: "RESOURCE:MEMORY".into(),
+                            detail: None,
+                        })));
+                    }
+                    ci.adjust(cpu as i64, memory as i64);
+                    ci.version += 1;
+                    ops.push(Op::Put {
+                        key,
+                        value: encode(&ci)?,
+                        expect: Expect::Revision(rec.revision),
+                    });
+                }
+                Ok(self.store.commit(&ops).map(|_| Ok(())))
+            })?;
+            match placed {
+                Ok(()) => tasks.push(task),
+                Err(f) => failures.push(f),
+            }
+        }
+        let shown: Vec<Value> = tasks.iter().map(public).collect();
+        Ok((json!({ "tasks": shown, "failures": failures }), tasks))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_task(
+        &self,
+        cluster: &Cluster,
+        td: &TaskDefinition,
+        id: &str,
+        launch_type: &str,
+        req: &RunTask,
+        cpu: u64,
+        memory: u64,
+        instance: &ContainerInstance,
+    ) -> Task {
+        let task_arn = self
+            .partition
+            .arn(&format!("task/{}/{id}", cluster.cluster_name));
+        let containers = td
+            .container_definitions
+            .iter()
+            .map(|c| Container {
+                container_arn: self.partition.arn(&format!(
+                    "container/{}/{id}/{}",
+                    cluster.cluster_name, c.name
+                )),
+                task_arn: task_arn.clone(),
+                name: c.name.clone(),
+                image: c.image.clone(),
+                last_status: "PENDING".into(),
+                health_status: "UNKNOWN".into(),
+                cpu: c.cpu.to_string(),
+                memory: c.memory.map(|m| m.to_string()),
+                memory_reservation: c.memory_reservation.map(|m| m.to_string()),
+                ..Default::default()
+            })
+            .collect();
+        let mut overrides = req.overrides.clone();
+        if !overrides.is_object() {
+            overrides = json!({});
+        }
+        if overrides.get("containerOverrides").is_none() {
+            overrides["containerOverrides"] = json!([]);
+        }
+        Task {
+            task_arn,
+            cluster_arn: cluster.cluster_arn.clone(),
+            task_definition_arn: td.task_definition_arn.clone().unwrap_or_default(),
+            container_instance_arn: (launch_type == "EC2")
+                .then(|| instance.container_instance_arn.clone()),
+            last_status: "PROVISIONING".into(),
+            desired_status: "RUNNING".into(),
+            launch_type: launch_type.to_string(),
+            cpu: Some(cpu.to_string()),
+            memory: Some(memory.to_string()),
+            containers,
+            overrides,
+            started_by: req.started_by.clone(),
+            group: Some(
+                req.group
+                    .clone()
+                    .unwrap_or_else(|| format!("family:{}", td.family)),
+            ),
+            version: 1,
+            created_at: now(),
+            health_status: "UNKNOWN".into(),
+            connectivity: "CONNECTED".into(),
+            tags: req.tags.clone(),
+            berth: Some(TaskInternals {
+                reserved_cpu: if launch_type == "EC2" { cpu } else { 0 },
+                reserved_memory: if launch_type == "EC2" { memory } else { 0 },
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    pub fn task(&self, cluster: &str, id: &str) -> EcsResult<Task> {
+        let rec = self
+            .store
+            .get(&task_key(cluster, name_from_arn(id)))?
+            .ok_or_else(|| {
+                EcsError::invalid(format!("task {id}: not found in cluster {cluster}"))
+            })?;
+        decode(&rec.value)
+    }
+
+    /// Change a task with `change` (re-run on conflicts). A task becoming
+    /// STOPPED gives its reservation back in the same transaction.
+    pub fn update_task(
+        &self,
+        cluster: &str,
+        id: &str,
+        mut change: impl FnMut(&mut Task),
+    ) -> EcsResult<Task> {
+        retry(|| {
+            let key = task_key(cluster, id);
+            let rec = self
+                .store
+                .get(&key)?
+                .ok_or_else(|| EcsError::invalid(format!("task {id}: not found")))?;
+            let before: Task = decode(&rec.value)?;
+            let mut task = before.clone();
+            change(&mut task);
+            if task == before {
+                return Ok(Ok(task));
+            }
+            task.version += 1;
+            let mut ops = vec![Op::Put {
+                key,
+                value: encode(&task)?,
+                expect: Expect::Revision(rec.revision),
+            }];
+            if task.is_stopped() && !before.is_stopped() {
+                if let (Some(arn), Some(b)) = (&task.container_instance_arn, &task.berth) {
+                    let ikey = instance_key(cluster, name_from_arn(arn));
+                    if let Some(irec) = self.store.get(&ikey)? {
+                        let mut ci: ContainerInstance = decode(&irec.value)?;
+                        ci.adjust(-(b.reserved_cpu as i64), -(b.reserved_memory as i64));
+                        ci.version += 1;
+                        ops.push(Op::Put {
+                            key: ikey,
+                            value: encode(&ci)?,
+                            expect: Expect::Revision(irec.revision),
+                        });
+                    }
+                }
+            }
+            Ok(self.store.commit(&ops).map(|_| task))
+        })
+    }
+
+    pub fn describe_tasks(&self, cluster: Option<&str>, ids: &[String]) -> EcsResult<Value> {
+        let cluster = self.cluster(cluster)?;
+        let mut tasks = Vec::new();
+        let mut failures = Vec::new();
+        for id in ids {
+            match self
+                .store
+                .get(&task_key(&cluster.cluster_name, name_from_arn(id)))?
+            {
+                Some(rec) => tasks.push(public(&decode(&rec.value)?)),
+                None => failures.push(Failure {
+                    arn: Some(id.clone()),
+                    reason: "MISSING".into(),
+                    detail: None,
+                }),
+            }
+        }
+        Ok(json!({ "tasks": tasks, "failures": failures }))
+    }
+
+    pub fn list_tasks(
+        &self,
+        cluster: Option<&str>,
+        desired_status: Option<&str>,
+        family: Option<&str>,
+        started_by: Option<&str>,
+        container_instance: Option<&str>,
+    ) -> EcsResult<Value> {
+        let cluster = self.cluster(cluster)?;
+        let desired = desired_status.unwrap_or("RUNNING");
+        let mut arns = Vec::new();
+        for (_, rec) in self
+            .store
+            .list(&format!("tasks/{}/", cluster.cluster_name))?
+        {
+            let t: Task = decode(&rec.value)?;
+            let family_of = name_from_arn(&t.task_definition_arn)
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let keep = t.desired_status == desired
+                && family.is_none_or(|f| f == family_of)
+                && started_by.is_none_or(|s| t.started_by.as_deref() == Some(s))
+                && container_instance.is_none_or(|ci| {
+                    t.container_instance_arn
+                        .as_deref()
+                        .is_some_and(|a| a == ci || name_from_arn(a) == ci)
+                });
+            if keep {
+                arns.push(t.task_arn);
+            }
+        }
+        Ok(json!({ "taskArns": arns }))
+    }
+
+    /// Ask a task to stop; its supervisor stops the containers.
+    pub fn stop_task(
+        &self,
+        cluster: Option<&str>,
+        id: &str,
+        reason: Option<&str>,
+    ) -> EcsResult<Task> {
+        let cluster = self.cluster(cluster)?;
+        let id = name_from_arn(id).to_string();
+        self.task(&cluster.cluster_name, &id)?;
+        self.update_task(&cluster.cluster_name, &id, |t| {
+            if t.desired_status != "STOPPED" {
+                t.desired_status = "STOPPED".into();
+                t.stop_code.get_or_insert_with(|| "UserInitiated".into());
+                t.stopped_reason
+                    .get_or_insert_with(|| reason.unwrap_or("Task stopped by user").to_string());
+                t.stopping_at.get_or_insert_with(now);
+            }
+        })
+    }
+}
+
+/// A task as ECS shows it: without berth's bookkeeping.
+pub fn public(task: &Task) -> Value {
+    let mut t = task.clone();
+    t.berth = None;
+    serde_json::to_value(t).unwrap_or(Value::Null)
+}

@@ -1,0 +1,321 @@
+//! Tasks end to end: run-task through the real binary, real containers,
+//! states and exits read back with describe-tasks.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use berth_tests::{assert_ok, parse_json, stderr, stdout, World};
+use serde_json::{json, Value};
+
+/// Register `td` (a JSON task definition) and return its family.
+fn register(w: &World, td: Value) -> String {
+    let out = w.berth(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &td.to_string(),
+    ]);
+    assert_ok(&out);
+    td["family"].as_str().expect("family").to_string()
+}
+
+fn run_task(w: &World, args: &[&str]) -> Value {
+    let mut all = vec!["run-task"];
+    all.extend_from_slice(args);
+    let out = w.berth(&all);
+    assert_ok(&out);
+    parse_json(&out)
+}
+
+fn task_id(task: &Value) -> String {
+    task["taskArn"]
+        .as_str()
+        .expect("arn")
+        .rsplit('/')
+        .next()
+        .expect("id")
+        .to_string()
+}
+
+fn describe(w: &World, id: &str) -> Value {
+    let out = w.berth(&["describe-tasks", "--tasks", id]);
+    assert_ok(&out);
+    parse_json(&out)["tasks"][0].clone()
+}
+
+fn wait_status(w: &World, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let t = describe(w, id);
+        if t["lastStatus"] == status {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task {id} never reached {status}: {t}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn container<'a>(task: &'a Value, name: &str) -> &'a Value {
+    task["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no container {name} in {task}"))
+}
+
+fn world_with_busybox(name: &str) -> World {
+    let w = World::new(name);
+    w.busybox_image("busybox:latest", &[]);
+    w
+}
+
+#[test]
+fn two_containers_with_depends_on_and_a_shared_volume() {
+    let w = world_with_busybox("task-pair");
+    register(
+        &w,
+        json!({
+            "family": "pair",
+            "networkMode": "none",
+            "volumes": [{ "name": "shared" }],
+            "containerDefinitions": [
+                { "name": "init", "image": "busybox", "memory": 32, "essential": false,
+                  "command": ["sh", "-c", "echo ready > /data/flag; hostname > /data/host"],
+                  "mountPoints": [{ "sourceVolume": "shared", "containerPath": "/data" }] },
+                { "name": "app", "image": "busybox", "memory": 32,
+                  "command": ["sh", "-c", "cat /data/flag; [ \"$(cat /data/host)\" = \"$(hostname)\" ] && echo same-uts; ip -o link | wc -l; exit 3"],
+                  "mountPoints": [{ "sourceVolume": "shared", "containerPath": "/data" }],
+                  "dependsOn": [{ "containerName": "init", "condition": "SUCCESS" }] }
+            ]
+        }),
+    );
+    let out = run_task(&w, &["--task-definition", "pair"]);
+    let task = &out["tasks"][0];
+    assert_eq!(task["lastStatus"], "PROVISIONING");
+    assert_eq!(task["desiredStatus"], "RUNNING");
+    let id = task_id(task);
+    let t = wait_status(&w, &id, "STOPPED");
+    assert_eq!(t["stopCode"], "EssentialContainerExited", "{t}");
+    assert_eq!(t["stoppedReason"], "Essential container in task exited");
+    assert_eq!(container(&t, "init")["exitCode"], 0);
+    assert_eq!(container(&t, "app")["exitCode"], 3);
+    for field in ["createdAt", "startedAt", "stoppingAt", "stoppedAt"] {
+        assert!(t[field].is_string(), "{field} missing: {t}");
+    }
+    let logs = stdout(&w.berth(&["logs", &id, "--container", "app"]));
+    // Loopback only: network mode none.
+    assert_eq!(logs, "ready\nsame-uts\n1\n", "{logs}");
+    let listed = parse_json(&w.berth(&["list-tasks", "--desired-status", "STOPPED"]));
+    assert_eq!(listed["taskArns"][0], t["taskArn"]);
+    w.assert_clean();
+}
+
+#[test]
+fn oom_kill_is_reported_as_ecs_does() {
+    let w = world_with_busybox("task-oom");
+    register(
+        &w,
+        json!({
+            "family": "hog", "networkMode": "none",
+            "containerDefinitions": [{ "name": "hog", "image": "busybox", "memory": 16,
+                "command": ["sh", "-c", "x=a; while true; do x=$x$x; done"] }]
+        }),
+    );
+    let id = task_id(&run_task(&w, &["--task-definition", "hog"])["tasks"][0]);
+    let t = wait_status(&w, &id, "STOPPED");
+    let c = container(&t, "hog");
+    assert_eq!(c["exitCode"], 137, "{t}");
+    assert_eq!(
+        c["reason"],
+        "OutOfMemoryError: Container killed due to memory usage"
+    );
+    w.assert_clean();
+}
+
+#[test]
+fn stop_task_stops_it_and_gives_back_its_reservation() {
+    let w = world_with_busybox("task-stop");
+    register(
+        &w,
+        json!({
+            "family": "svc", "networkMode": "host",
+            "containerDefinitions": [{ "name": "svc", "image": "busybox", "memory": 64, "cpu": 256,
+                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
+        }),
+    );
+    let id =
+        task_id(&run_task(&w, &["--task-definition", "svc", "--started-by", "me"])["tasks"][0]);
+    let t = wait_status(&w, &id, "RUNNING");
+    let ci = t["containerInstanceArn"]
+        .as_str()
+        .expect("instance")
+        .to_string();
+    let inst =
+        parse_json(&w.berth(&["describe-container-instances", "--container-instances", &ci]));
+    let remaining = |inst: &Value, name: &str| {
+        inst["containerInstances"][0]["remainingResources"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["name"] == name))
+            .and_then(|r| r["integerValue"].as_i64())
+            .expect("resource")
+    };
+    let registered = inst["containerInstances"][0]["registeredResources"][1]["integerValue"]
+        .as_i64()
+        .expect("mem");
+    assert_eq!(remaining(&inst, "MEMORY"), registered - 64);
+    assert_eq!(inst["containerInstances"][0]["runningTasksCount"], 1);
+    let listed = parse_json(&w.berth(&["list-tasks", "--started-by", "me"]));
+    assert_eq!(listed["taskArns"].as_array().map(Vec::len), Some(1));
+
+    let out = w.berth(&["stop-task", "--task", &id, "--reason", "maintenance"]);
+    assert_ok(&out);
+    assert_eq!(parse_json(&out)["task"]["desiredStatus"], "STOPPED");
+    let t = wait_status(&w, &id, "STOPPED");
+    assert_eq!(t["stopCode"], "UserInitiated");
+    assert_eq!(t["stoppedReason"], "maintenance");
+    assert_eq!(container(&t, "svc")["exitCode"], 0);
+    let inst =
+        parse_json(&w.berth(&["describe-container-instances", "--container-instances", &ci]));
+    assert_eq!(remaining(&inst, "MEMORY"), registered);
+    w.assert_clean();
+}
+
+#[test]
+fn launch_type_and_network_mode_rules() {
+    let w = world_with_busybox("task-rules");
+    register(
+        &w,
+        json!({
+            "family": "ec2only", "networkMode": "none",
+            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 32 }]
+        }),
+    );
+    let out = w.berth(&[
+        "run-task",
+        "--task-definition",
+        "ec2only",
+        "--launch-type",
+        "FARGATE",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("does not support launch_type FARGATE"),
+        "{}",
+        stderr(&out)
+    );
+    register(
+        &w,
+        json!({
+            "family": "bridged",
+            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 32 }]
+        }),
+    );
+    let out = w.berth(&["run-task", "--task-definition", "bridged"]);
+    assert!(stderr(&out).contains("networkMode"), "{}", stderr(&out));
+    let out = w.berth(&["run-task", "--task-definition", "ghost"]);
+    assert!(stderr(&out).contains("ClientException"), "{}", stderr(&out));
+    let out = w.berth(&["run-task", "--task-definition", "ec2only", "--count", "11"]);
+    assert!(stderr(&out).contains("count"), "{}", stderr(&out));
+    w.assert_clean();
+}
+
+#[test]
+fn concurrent_run_tasks_reserve_exactly_the_capacity() {
+    let w = world_with_busybox("task-capacity");
+    register(
+        &w,
+        json!({
+            "family": "small", "networkMode": "none",
+            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 100,
+                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
+        }),
+    );
+    // An instance that offers 1000 MiB: room for exactly 10 tasks.
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            w.command()
+                .env("BERTH_HOST_MEMORY_MIB", "1000")
+                .args(["run-task", "--task-definition", "small"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut placed = Vec::new();
+    let mut failures = 0;
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert_ok(&out);
+        let v = parse_json(&out);
+        placed.extend(v["tasks"].as_array().cloned().unwrap_or_default());
+        for f in v["failures"].as_array().cloned().unwrap_or_default() {
+            assert_eq!(f["reason"], "RESOURCE:MEMORY", "{f}");
+            failures += 1;
+        }
+    }
+    assert_eq!((placed.len(), failures), (10, 10));
+    let ids: Vec<String> = placed.iter().map(task_id).collect();
+    for id in &ids {
+        wait_status(&w, id, "RUNNING");
+    }
+    for id in &ids {
+        assert_ok(&w.berth(&["stop-task", "--task", id]));
+    }
+    for id in &ids {
+        wait_status(&w, id, "STOPPED");
+    }
+    w.assert_clean();
+}
+
+#[test]
+fn a_killed_cli_leaves_a_consistent_store() {
+    let w = world_with_busybox("task-kill-cli");
+    register(
+        &w,
+        json!({
+            "family": "k", "networkMode": "none",
+            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 32, "command": ["true"] }]
+        }),
+    );
+    for _ in 0..5 {
+        let mut child = w
+            .command()
+            .args(["run-task", "--task-definition", "k", "--count", "3"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(15));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Whatever was recorded is whole: every task describes, and each is
+    // brought to STOPPED, by its supervisor or, if its run-task died before
+    // starting one, by stop-task.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut arns = Vec::new();
+        for status in ["RUNNING", "STOPPED"] {
+            let listed = parse_json(&w.berth(&["list-tasks", "--desired-status", status]));
+            arns.extend(listed["taskArns"].as_array().cloned().unwrap_or_default());
+        }
+        let mut all_stopped = true;
+        for arn in &arns {
+            let arn = arn.as_str().expect("arn");
+            let t = describe(&w, arn);
+            assert!(t["taskArn"].is_string(), "{t}");
+            if t["lastStatus"] != "STOPPED" {
+                all_stopped = false;
+                let _ = w.berth(&["stop-task", "--task", arn]);
+            }
+        }
+        if all_stopped {
+            break;
+        }
+        assert!(Instant::now() < deadline, "tasks never stopped");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    w.assert_clean();
+}
