@@ -181,6 +181,22 @@ impl EcsCommand {
     }
 }
 
+/// The supervisor of `task` under these roots.
+fn supervisor_args(roots: &Roots, task: &Task) -> SupervisorArgs {
+    SupervisorArgs {
+        state_root: roots.state.clone(),
+        runtime_root: roots.runtime.clone(),
+        cluster: task
+            .cluster_arn
+            .rsplit('/')
+            .next()
+            .unwrap_or("default")
+            .to_string(),
+        task_id: task.id().to_string(),
+        cgroup_parent: std::env::var("BERTH_CGROUP_PARENT").unwrap_or_else(|_| "berth".into()),
+    }
+}
+
 /// A supervisor records itself within moments of run-task; before that a
 /// task without one is only starting, not orphaned.
 fn started_long_enough_ago(t: &Task) -> bool {
@@ -398,19 +414,7 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             };
             let (out, tasks) = ecs.run_task(&request)?;
             for task in &tasks {
-                let args = SupervisorArgs {
-                    state_root: roots.state.clone(),
-                    runtime_root: roots.runtime.clone(),
-                    cluster: task
-                        .cluster_arn
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or("default")
-                        .to_string(),
-                    task_id: task.id().to_string(),
-                    cgroup_parent: std::env::var("BERTH_CGROUP_PARENT")
-                        .unwrap_or_else(|_| "berth".into()),
-                };
+                let args = supervisor_args(roots, task);
                 if let Err(e) = args.spawn() {
                     let reason = format!("start the task supervisor: {e}");
                     let _ = ecs.update_task(&args.cluster, &args.task_id, |t| {
@@ -432,19 +436,7 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             // No supervisor to act on it (killed, or its run-task died
             // before starting one): finish the task here.
             if !t.is_stopped() && !supervisor::supervisor_alive(&t) && started_long_enough_ago(&t) {
-                let args = SupervisorArgs {
-                    state_root: roots.state.clone(),
-                    runtime_root: roots.runtime.clone(),
-                    cluster: t
-                        .cluster_arn
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or("default")
-                        .to_string(),
-                    task_id: t.id().to_string(),
-                    cgroup_parent: std::env::var("BERTH_CGROUP_PARENT")
-                        .unwrap_or_else(|_| "berth".into()),
-                };
+                let args = supervisor_args(roots, &t);
                 if let Err(e) = supervisor::reap_orphan(ecs, &args) {
                     eprintln!("berth: clean up task {}: {e}", t.id());
                 }

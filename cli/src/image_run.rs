@@ -41,7 +41,10 @@ pub fn prepare(
     if spec.args.is_empty() {
         anyhow::bail!("image {name} has no Entrypoint or Cmd: give a command after --");
     }
-    spec.env = merge_env(defaults.env.as_deref().unwrap_or_default(), &spec.env);
+    spec.env = berth_orchestrator::containerize::merge_env(
+        defaults.env.as_deref().unwrap_or_default(),
+        &spec.env,
+    );
     spec.cwd = spec
         .cwd
         .or_else(|| defaults.working_dir.clone().filter(|w| !w.is_empty()));
@@ -52,16 +55,4 @@ pub fn prepare(
     let snapshot =
         Snapshotter::new(store).prepare_with(id, &image, progress::bars("unpack").as_ref())?;
     Ok((snapshot.rootfs, spec))
-}
-
-/// The image's environment with the caller's entries replacing same keys.
-fn merge_env(image: &[String], ours: &[String]) -> Vec<String> {
-    let key = |e: &String| e.split('=').next().unwrap_or_default().to_string();
-    let mut out: Vec<String> = image
-        .iter()
-        .filter(|e| !ours.iter().any(|o| key(o) == key(e)))
-        .cloned()
-        .collect();
-    out.extend(ours.iter().cloned());
-    out
 }
