@@ -168,6 +168,40 @@ fn stop_task_stops_it_and_gives_back_its_reservation() {
     let listed = parse_json(&w.berth(&["list-tasks", "--started-by", "me"]));
     assert_eq!(listed["taskArns"].as_array().map(Vec::len), Some(1));
 
+    // ECS Exec into the running container: its exit code comes back.
+    let out = w.berth(&[
+        "exec",
+        "--task",
+        &id,
+        "--container",
+        "svc",
+        "--command",
+        "hostname; exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(!stdout(&out).trim().is_empty());
+    // A DRAINING instance takes no new task.
+    let out = w.berth(&[
+        "update-container-instances-state",
+        "--container-instances",
+        &ci,
+        "--status",
+        "DRAINING",
+    ]);
+    assert_eq!(
+        parse_json(&out)["containerInstances"][0]["status"],
+        "DRAINING"
+    );
+    let refused = run_task(&w, &["--task-definition", "svc"]);
+    assert_eq!(refused["failures"][0]["reason"], "AGENT", "{refused}");
+    assert_ok(&w.berth(&[
+        "update-container-instances-state",
+        "--container-instances",
+        &ci,
+        "--status",
+        "ACTIVE",
+    ]));
+
     let out = w.berth(&["stop-task", "--task", &id, "--reason", "maintenance"]);
     assert_ok(&out);
     assert_eq!(parse_json(&out)["task"]["desiredStatus"], "STOPPED");
@@ -178,6 +212,14 @@ fn stop_task_stops_it_and_gives_back_its_reservation() {
     let inst =
         parse_json(&w.berth(&["describe-container-instances", "--container-instances", &ci]));
     assert_eq!(remaining(&inst, "MEMORY"), registered);
+    let usage = parse_json(&w.berth(&["usage"]));
+    assert_eq!(usage["usage"][0]["launchType"], "EC2");
+    assert!(
+        usage["usage"][0]["vcpuSeconds"]
+            .as_f64()
+            .is_some_and(|v| v > 0.0),
+        "{usage}"
+    );
     w.assert_clean();
 }
 

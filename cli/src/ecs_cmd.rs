@@ -145,6 +145,44 @@ pub enum EcsCommand {
         #[arg(long)]
         container: Option<String>,
     },
+    /// Run a command in a task's container (ECS Exec's shape); exits with
+    /// its exit code.
+    Exec {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long)]
+        task: String,
+        #[arg(long)]
+        container: String,
+        /// Run by /bin/sh -c in the container.
+        #[arg(long)]
+        command: String,
+        /// Accepted for ECS's shape; output streams as it comes.
+        #[arg(long)]
+        interactive: bool,
+    },
+    /// vCPU-seconds and GiB-seconds of tasks, per launch type.
+    Usage {
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    UpdateContainerInstancesState {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long, num_args = 1.., required = true)]
+        container_instances: Vec<String>,
+        /// ACTIVE or DRAINING.
+        #[arg(long)]
+        status: String,
+    },
+    DeregisterContainerInstance {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long)]
+        container_instance: String,
+        #[arg(long)]
+        force: bool,
+    },
     ListContainerInstances {
         #[arg(long)]
         cluster: Option<String>,
@@ -176,6 +214,10 @@ impl EcsCommand {
             Self::ListTasks { .. } => "ListTasks",
             Self::ListContainerInstances { .. } => "ListContainerInstances",
             Self::Logs { .. } => "Logs",
+            Self::Exec { .. } => "ExecuteCommand",
+            Self::Usage { .. } => "Usage",
+            Self::UpdateContainerInstancesState { .. } => "UpdateContainerInstancesState",
+            Self::DeregisterContainerInstance { .. } => "DeregisterContainerInstance",
             Self::DescribeContainerInstances { .. } => "DescribeContainerInstances",
         }
     }
@@ -258,6 +300,7 @@ pub fn run(cmd: EcsCommand, roots: &Roots, format: Format) -> anyhow::Result<i32
     match call(&ecs, roots, cmd) {
         Ok(Outcome::Value(v)) => print(&v, format)?,
         Ok(Outcome::Printed) => {}
+        Ok(Outcome::Exit(code)) => return Ok(code),
         Ok(Outcome::Usage(e)) => return Err(e),
         Err(e) => {
             eprintln!(
@@ -275,6 +318,8 @@ enum Outcome {
     Value(Value),
     /// Already written to stdout.
     Printed,
+    /// Exit with this code (a command's, as `exec` passes it on).
+    Exit(i32),
     /// A flag could not be read: not the service's error.
     Usage(anyhow::Error),
 }
@@ -462,6 +507,50 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
         EcsCommand::ListContainerInstances { cluster } => {
             ecs.list_container_instances(cluster.as_deref())?
         }
+        EcsCommand::Exec {
+            cluster,
+            task,
+            container,
+            command,
+            interactive: _,
+        } => {
+            let c = ecs.cluster(cluster.as_deref())?;
+            let t = ecs.task(&c.cluster_name, &task)?;
+            if !t.containers.iter().any(|x| x.name == container) {
+                return Err(EcsError::invalid(format!(
+                    "container: task {task} has no container {container:?}"
+                )));
+            }
+            if t.last_status != "RUNNING" {
+                return Err(EcsError::invalid(format!(
+                    "task {task} is {}, not RUNNING",
+                    t.last_status
+                )));
+            }
+            let runtime =
+                berth_runtime::Runtime::new(berth_runtime::RuntimeRoot::new(&roots.runtime));
+            let spec = berth_runtime::ExecSpec {
+                args: vec!["/bin/sh".into(), "-c".into(), command],
+                ..Default::default()
+            };
+            let code = runtime
+                .exec(&format!("{}-{container}", t.id()), &spec)
+                .map_err(|e| EcsError::invalid(e.to_string()))?;
+            return Ok(Outcome::Exit(code));
+        }
+        EcsCommand::Usage { cluster } => ecs.usage(cluster.as_deref())?,
+        EcsCommand::UpdateContainerInstancesState {
+            cluster,
+            container_instances,
+            status,
+        } => {
+            ecs.update_container_instances_state(cluster.as_deref(), &container_instances, &status)?
+        }
+        EcsCommand::DeregisterContainerInstance {
+            cluster,
+            container_instance,
+            force,
+        } => ecs.deregister_container_instance(cluster.as_deref(), &container_instance, force)?,
         EcsCommand::Logs {
             task,
             cluster,

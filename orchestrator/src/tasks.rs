@@ -509,3 +509,213 @@ pub fn public(task: &Task) -> Value {
     t.berth = None;
     serde_json::to_value(t).unwrap_or(Value::Null)
 }
+
+impl Ecs {
+    /// Set container instances ACTIVE or DRAINING; DRAINING ones get no new
+    /// tasks.
+    pub fn update_container_instances_state(
+        &self,
+        cluster: Option<&str>,
+        ids: &[String],
+        status: &str,
+    ) -> EcsResult<Value> {
+        if status != "ACTIVE" && status != "DRAINING" {
+            return Err(EcsError::invalid(format!(
+                "status: {status:?} is not ACTIVE or DRAINING"
+            )));
+        }
+        let cluster = self.cluster(cluster)?;
+        self.host_instance(&cluster)?;
+        let mut done = Vec::new();
+        let mut failures = Vec::new();
+        for id in ids {
+            let key = instance_key(&cluster.cluster_name, name_from_arn(id));
+            let updated = retry(|| {
+                let Some(rec) = self.store.get(&key)? else {
+                    return Ok(Ok(None));
+                };
+                let mut ci: ContainerInstance = decode(&rec.value)?;
+                ci.status = status.to_string();
+                ci.version += 1;
+                let op = Op::Put {
+                    key: key.clone(),
+                    value: encode(&ci)?,
+                    expect: Expect::Revision(rec.revision),
+                };
+                Ok(self.store.commit(&[op]).map(|_| Some(ci)))
+            })?;
+            match updated {
+                Some(ci) => done.push(ci),
+                None => failures.push(Failure {
+                    arn: Some(id.clone()),
+                    reason: "MISSING".into(),
+                    detail: None,
+                }),
+            }
+        }
+        Ok(json!({ "containerInstances": done, "failures": failures }))
+    }
+
+    /// Remove a container instance from its cluster (refused while it runs
+    /// tasks, unless `force`).
+    pub fn deregister_container_instance(
+        &self,
+        cluster: Option<&str>,
+        id: &str,
+        force: bool,
+    ) -> EcsResult<Value> {
+        let cluster = self.cluster(cluster)?;
+        let key = instance_key(&cluster.cluster_name, name_from_arn(id));
+        let rec = self
+            .store
+            .get(&key)?
+            .ok_or_else(|| EcsError::invalid(format!("containerInstance: {id} not found")))?;
+        let ci: ContainerInstance = decode(&rec.value)?;
+        let (running, pending) =
+            self.task_counts(&cluster.cluster_name, Some(&ci.container_instance_arn))?;
+        if running + pending > 0 && !force {
+            return Err(EcsError::invalid(format!(
+                "containerInstance: {} has {} task(s) running; stop them or use --force",
+                ci.id(),
+                running + pending
+            )));
+        }
+        self.store.commit(&[Op::Delete {
+            key,
+            expect: Expect::Revision(rec.revision),
+        }])?;
+        let mut out = ci;
+        out.status = "INACTIVE".into();
+        Ok(json!({ "containerInstance": out }))
+    }
+
+    /// FARGATE usage as AWS bills it: vCPU-seconds and GiB-seconds of the
+    /// task-level sizes, from start to stop (or now).
+    pub fn usage(&self, cluster: Option<&str>) -> EcsResult<Value> {
+        let cluster = self.cluster(cluster)?;
+        let tasks: Vec<Task> = self
+            .store
+            .list(&format!("tasks/{}/", cluster.cluster_name))?
+            .into_iter()
+            .map(|(_, rec)| decode(&rec.value))
+            .collect::<EcsResult<_>>()?;
+        Ok(usage_of(&tasks, chrono::Utc::now()))
+    }
+}
+
+/// Per launch type: tasks, vCPU-seconds and GiB-seconds.
+pub fn usage_of(tasks: &[Task], now: chrono::DateTime<chrono::Utc>) -> Value {
+    let parse = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    let mut totals: std::collections::BTreeMap<String, (u64, f64, f64)> = Default::default();
+    for t in tasks {
+        let Some(start) = parse(&t.started_at) else {
+            continue;
+        };
+        let end = parse(&t.stopped_at).unwrap_or(now);
+        let secs = (end - start).num_milliseconds().max(0) as f64 / 1000.0;
+        let vcpu = t
+            .cpu
+            .as_deref()
+            .and_then(|c| c.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0;
+        let gib = t
+            .memory
+            .as_deref()
+            .and_then(|m| m.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0;
+        let e = totals.entry(t.launch_type.clone()).or_default();
+        e.0 += 1;
+        e.1 += vcpu * secs;
+        e.2 += gib * secs;
+    }
+    let rows: Vec<Value> = totals
+        .into_iter()
+        .map(|(lt, (n, cpu, mem))| {
+            json!({
+                "launchType": lt,
+                "tasks": n,
+                "vcpuSeconds": (cpu * 1000.0).round() / 1000.0,
+                "gibSeconds": (mem * 1000.0).round() / 1000.0,
+            })
+        })
+        .collect();
+    json!({ "usage": rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(lt: &str, cpu: &str, mem: &str, start: &str, stop: Option<&str>) -> Task {
+        Task {
+            launch_type: lt.into(),
+            cpu: Some(cpu.into()),
+            memory: Some(mem.into()),
+            started_at: Some(start.into()),
+            stopped_at: stop.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn usage_is_metered_per_launch_type() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:10:00Z")
+            .expect("now")
+            .with_timezone(&chrono::Utc);
+        let tasks = [
+            task(
+                "FARGATE",
+                "512",
+                "1024",
+                "2026-01-01T00:00:00Z",
+                Some("2026-01-01T00:01:40Z"),
+            ),
+            task("FARGATE", "1024", "2048", "2026-01-01T00:09:00Z", None),
+            task(
+                "EC2",
+                "256",
+                "512",
+                "2026-01-01T00:00:00Z",
+                Some("2026-01-01T00:00:10Z"),
+            ),
+            task("EC2", "256", "512", "2026-01-01T00:00:00Z", None).clone(),
+        ];
+        let mut never_started = tasks[2].clone();
+        never_started.started_at = None;
+        let mut all = tasks.to_vec();
+        all.push(never_started);
+        let u = usage_of(&all, now);
+        let fargate = &u["usage"][1];
+        assert_eq!(fargate["launchType"], "FARGATE");
+        assert_eq!(fargate["tasks"], 2);
+        // 0.5 vCPU × 100 s + 1 vCPU × 60 s; 1 GiB × 100 s + 2 GiB × 60 s.
+        assert_eq!(fargate["vcpuSeconds"], 110.0);
+        assert_eq!(fargate["gibSeconds"], 220.0);
+        assert_eq!(u["usage"][0]["tasks"], 2);
+    }
+
+    #[test]
+    fn needs_come_from_task_or_containers_and_overrides() {
+        let td: TaskDefinition = serde_json::from_value(json!({
+            "family": "f",
+            "containerDefinitions": [
+                { "name": "a", "image": "i", "cpu": 128, "memory": 100 },
+                { "name": "b", "image": "i", "memoryReservation": 50 }
+            ]
+        }))
+        .expect("td");
+        assert_eq!(task_needs(&td, &json!({})), (128, 150));
+        let ov = json!({ "containerOverrides": [{ "name": "a", "memory": 300, "cpu": 512 }] });
+        assert_eq!(task_needs(&td, &ov), (512, 350));
+        let mut sized = td.clone();
+        sized.cpu = Some("1024".into());
+        sized.memory = Some("2048".into());
+        assert_eq!(task_needs(&sized, &json!({})), (1024, 2048));
+    }
+}
