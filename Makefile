@@ -66,6 +66,7 @@ bench: bench-deps images bench-images
 	cargo build --release -p berth-cli
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench.py
 	BERTH=$(BERTH_RELEASE) LAYERS=$(CURDIR)/.build/debian python3 scripts/bench_images.py
+	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench_tasks.py
 
 clean:
 	rm -rf .build

@@ -456,11 +456,23 @@ impl Ecs {
         let cluster = self.cluster(cluster)?;
         let desired = desired_status.unwrap_or("RUNNING");
         let mut arns = Vec::new();
+        // Only the fields the filters need: listing reads every task.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Listed {
+            task_arn: String,
+            task_definition_arn: String,
+            desired_status: String,
+            #[serde(default)]
+            started_by: Option<String>,
+            #[serde(default)]
+            container_instance_arn: Option<String>,
+        }
         for (_, rec) in self
             .store
             .list(&format!("tasks/{}/", cluster.cluster_name))?
         {
-            let t: Task = decode(&rec.value)?;
+            let t: Listed = decode(&rec.value)?;
             let family_of = name_from_arn(&t.task_definition_arn)
                 .split(':')
                 .next()
