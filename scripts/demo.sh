@@ -1,42 +1,92 @@
 #!/bin/bash
-# A short tour of berth's runtime: real containers, no daemon.
+# The ECS story on one host, no daemon: an image from busybox, a cluster, a
+# two-container task definition as AWS writes them, tasks run, watched,
+# exec'd into, stopped. Everything lives in a throwaway state root.
 set -euo pipefail
 BERTH=${BERTH:?path to berth}
 ROOTFS=${ROOTFS:?busybox rootfs}
 root=$(mktemp -d /tmp/berth-demo.XXXXXX)
-parent=berth-demo-$$
+export BERTH_CGROUP_PARENT=berth-demo-$$
 b() { "$BERTH" --root "$root" "$@"; }
 cleanup() {
-    for id in $(b runtime list 2>/dev/null | python3 -c 'import json,sys; print(" ".join(c["id"] for c in json.load(sys.stdin)))' 2>/dev/null); do
-        b runtime delete --force "$id" || true
+    for t in $(b list-tasks --cluster demo 2>/dev/null | python3 -c 'import json,sys; print(" ".join(a.split("/")[-1] for a in json.load(sys.stdin)["taskArns"]))' 2>/dev/null); do
+        b stop-task --cluster demo --task "$t" >/dev/null 2>&1 || true
     done
-    for d in /sys/fs/cgroup/*/"$parent" /sys/fs/cgroup/"$parent"; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
+    sleep 1
+    for id in $(b runtime list 2>/dev/null | python3 -c 'import json,sys; print(" ".join(c["id"] for c in json.load(sys.stdin)))' 2>/dev/null); do
+        b runtime delete --force "$id" >/dev/null 2>&1 || true
+    done
+    for d in /sys/fs/cgroup/*/"$BERTH_CGROUP_PARENT" /sys/fs/cgroup/"$BERTH_CGROUP_PARENT"; do
+        [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+    done
     rm -rf "$root"
 }
 trap cleanup EXIT
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+wait_status() {
+    for _ in $(seq 200); do
+        s=$(b describe-tasks --cluster demo --tasks "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tasks"][0]["lastStatus"])')
+        [ "$s" = "$2" ] && return 0
+        sleep 0.05
+    done
+    echo "task $1 did not reach $2" >&2; return 1
+}
 
-step "berth runtime run --rootfs busybox --memory 64 --user app -- sh -c 'id; hostname; cat /proc/self/cgroup | grep memory'"
-b runtime run --rootfs "$ROOTFS" --cgroup-parent "$parent" --memory 64 --user app --hostname demo -- \
-    sh -c 'id; hostname; grep memory /proc/self/cgroup'
+step "berth image build-rootfs .build/busybox --tag busybox:latest"
+b image build-rootfs "$ROOTFS" --tag busybox:latest --cmd sh
+step "berth create-cluster --cluster-name demo"
+b create-cluster --cluster-name demo | python3 -c 'import json,sys; c=json.load(sys.stdin)["cluster"]; print(c["clusterArn"], c["status"])'
 
-step "berth runtime run --memory 16 -- (a memory hog)   # OOM-killed: exit 137"
-b runtime run --rootfs "$ROOTFS" --cgroup-parent "$parent" --memory 16 --keep --id hog -- \
-    sh -c 'x=a; while true; do x=$x$x; done' || echo "exit code: $?"
-b runtime state hog | python3 -c 'import json,sys; print("exit:", json.load(sys.stdin)["exit"])'
-b runtime delete hog
+cat > "$root/web.json" <<'JSON'
+{
+  "family": "web",
+  "networkMode": "none",
+  "volumes": [{ "name": "content" }],
+  "containerDefinitions": [
+    { "name": "setup", "image": "busybox", "memory": 32, "essential": false,
+      "command": ["sh", "-c", "echo '<h1>hello from berth</h1>' > /www/index.html"],
+      "mountPoints": [{ "sourceVolume": "content", "containerPath": "/www" }] },
+    { "name": "web", "image": "busybox", "memory": 64, "cpu": 256,
+      "command": ["sh", "-c", "httpd -p 8080 -h /www; trap 'exit 0' TERM; while true; do wget -qO- http://127.0.0.1:8080/; sleep 1; done"],
+      "mountPoints": [{ "sourceVolume": "content", "containerPath": "/www" }],
+      "dependsOn": [{ "containerName": "setup", "condition": "SUCCESS" }],
+      "logConfiguration": { "logDriver": "awslogs", "options": { "awslogs-group": "/ecs/web" } } }
+  ]
+}
+JSON
+step "berth register-task-definition --cli-input-json file://web.json"
+b register-task-definition --cli-input-json "file://$root/web.json" | python3 -c 'import json,sys; t=json.load(sys.stdin)["taskDefinition"]; print(t["taskDefinitionArn"], t["status"])'
 
-step "berth runtime run -d --id web -- (a service that logs every 0.2s)"
-b runtime run -d --id web --rootfs "$ROOTFS" --cgroup-parent "$parent" -- \
-    sh -c 'trap "echo bye; exit 0" TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done' >/dev/null
-sleep 1
-b runtime list --output table
-step "berth runtime exec web -- ps   # the monitor, not a daemon, parents it"
-b runtime exec web -- ps
-step "berth runtime logs web"
-b runtime logs web | head -3
-step "berth runtime stop web"
-b runtime stop web
-b runtime delete web
+step "berth run-task --cluster demo --task-definition web --count 2"
+out=$(b run-task --cluster demo --task-definition web --count 2)
+echo "$out" | python3 -c 'import json,sys; [print(t["taskArn"], t["lastStatus"]) for t in json.load(sys.stdin)["tasks"]]'
+ids=$(echo "$out" | python3 -c 'import json,sys; print(" ".join(t["taskArn"].split("/")[-1] for t in json.load(sys.stdin)["tasks"]))')
+for id in $ids; do wait_status "$id" RUNNING; done
+first=${ids%% *}
+step "berth describe-tasks --cluster demo --tasks $first"
+b describe-tasks --cluster demo --tasks "$first" | python3 -c '
+import json,sys
+t=json.load(sys.stdin)["tasks"][0]
+print("task", t["lastStatus"], "started", t["startedAt"])
+for c in t["containers"]: print("  container", c["name"], c["lastStatus"], "exitCode", c.get("exitCode"))'
+sleep 1.5
+step "berth logs $first --cluster demo --container web"
+b logs "$first" --cluster demo --container web | head -2
+step "berth exec --cluster demo --task $first --container web --command 'ps'"
+b exec --cluster demo --task "$first" --container web --command ps
+step "berth describe-container-instances   # CPU and memory reserved by the 2 tasks"
+ci=$(b list-container-instances --cluster demo | python3 -c 'import json,sys; print(json.load(sys.stdin)["containerInstanceArns"][0])')
+b describe-container-instances --cluster demo --container-instances "$ci" | python3 -c '
+import json,sys
+i=json.load(sys.stdin)["containerInstances"][0]
+reg={r["name"]: r["integerValue"] for r in i["registeredResources"]}
+rem={r["name"]: r["integerValue"] for r in i["remainingResources"]}
+print("running tasks", i["runningTasksCount"], "| CPU", rem["CPU"], "of", reg["CPU"], "| MEMORY", rem["MEMORY"], "of", reg["MEMORY"], "MiB free")'
+step "berth stop-task --cluster demo --task $first --reason 'demo done'"
+for id in $ids; do b stop-task --cluster demo --task "$id" --reason "demo done" >/dev/null; done
+for id in $ids; do wait_status "$id" STOPPED; done
+b describe-tasks --cluster demo --tasks "$first" | python3 -c 'import json,sys; t=json.load(sys.stdin)["tasks"][0]; print(t["lastStatus"], t["stopCode"], "-", t["stoppedReason"])'
+step "berth usage --cluster demo"
+b usage --cluster demo
 echo
-echo "No daemon ran: each container had only its monitor (berth __berth-monitor)."
+echo "No daemon ran: each task had a supervisor (berth __berth-task), each container a monitor."
