@@ -361,3 +361,52 @@ fn a_killed_cli_leaves_a_consistent_store() {
     }
     w.assert_clean();
 }
+
+#[test]
+fn start_task_and_a_task_that_fails_to_start() {
+    let w = world_with_busybox("task-start");
+    register(
+        &w,
+        json!({
+            "family": "once", "networkMode": "none",
+            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 32, "command": ["true"] }]
+        }),
+    );
+    let ci = parse_json(&w.berth(&["list-container-instances"]))["containerInstanceArns"][0]
+        .as_str()
+        .expect("instance")
+        .to_string();
+    let out = w.berth(&[
+        "start-task",
+        "--task-definition",
+        "once",
+        "--container-instances",
+        &ci,
+        "arn:aws:ecs:local:000000000000:container-instance/default/elsewhere",
+    ]);
+    assert_ok(&out);
+    let v = parse_json(&out);
+    assert_eq!(v["tasks"][0]["containerInstanceArn"], ci.as_str());
+    assert_eq!(v["failures"][0]["reason"], "MISSING");
+    let t = wait_status(&w, &task_id(&v["tasks"][0]), "STOPPED");
+    assert_eq!(container(&t, "a")["exitCode"], 0);
+
+    // An image no registry can give: the task fails to start, as ECS says.
+    register(
+        &w,
+        json!({
+            "family": "nopull", "networkMode": "none",
+            "containerDefinitions": [{ "name": "a", "image": "127.0.0.1:9/missing/image:1", "memory": 32 }]
+        }),
+    );
+    let id = task_id(&run_task(&w, &["--task-definition", "nopull"])["tasks"][0]);
+    let t = wait_status(&w, &id, "STOPPED");
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t}");
+    assert!(
+        t["stoppedReason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("CannotPullContainerError")),
+        "{t}"
+    );
+    w.assert_clean();
+}

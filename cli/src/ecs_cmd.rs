@@ -109,6 +109,23 @@ pub enum EcsCommand {
         #[arg(long, num_args = 1..)]
         tags: Vec<String>,
     },
+    /// Start tasks on named container instances.
+    StartTask {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long)]
+        task_definition: String,
+        #[arg(long, num_args = 1.., required = true)]
+        container_instances: Vec<String>,
+        #[arg(long)]
+        overrides: Option<String>,
+        #[arg(long)]
+        started_by: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long, num_args = 1..)]
+        tags: Vec<String>,
+    },
     StopTask {
         #[arg(long)]
         cluster: Option<String>,
@@ -210,6 +227,7 @@ impl EcsCommand {
             Self::DeregisterTaskDefinition { .. } => "DeregisterTaskDefinition",
             Self::RunTask { .. } => "RunTask",
             Self::StopTask { .. } => "StopTask",
+            Self::StartTask { .. } => "StartTask",
             Self::DescribeTasks { .. } => "DescribeTasks",
             Self::ListTasks { .. } => "ListTasks",
             Self::ListContainerInstances { .. } => "ListContainerInstances",
@@ -219,6 +237,51 @@ impl EcsCommand {
             Self::UpdateContainerInstancesState { .. } => "UpdateContainerInstancesState",
             Self::DeregisterContainerInstance { .. } => "DeregisterContainerInstance",
             Self::DescribeContainerInstances { .. } => "DescribeContainerInstances",
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_request(
+    cluster: Option<String>,
+    task_definition: String,
+    count: u32,
+    launch_type: Option<String>,
+    overrides: Option<String>,
+    started_by: Option<String>,
+    group: Option<String>,
+    tags: Vec<String>,
+) -> anyhow::Result<RunTask> {
+    let overrides = overrides
+        .as_deref()
+        .map(|o| json_arg("overrides", o))
+        .transpose()?
+        .unwrap_or_else(|| serde_json::json!({}));
+    Ok(RunTask {
+        cluster,
+        task_definition,
+        count,
+        launch_type,
+        overrides,
+        started_by,
+        group,
+        tags: parse_tags(&tags)?,
+    })
+}
+
+/// A detached supervisor for each new task; one that cannot start leaves
+/// its task STOPPED with the reason.
+fn start_supervisors(ecs: &Ecs, roots: &Roots, tasks: &[Task]) {
+    for task in tasks {
+        let args = supervisor_args(roots, task);
+        if let Err(e) = args.spawn() {
+            let reason = format!("start the task supervisor: {e}");
+            let _ = ecs.update_task(&args.cluster, &args.task_id, |t| {
+                t.last_status = "STOPPED".into();
+                t.desired_status = "STOPPED".into();
+                t.stop_code = Some("TaskFailedToStart".into());
+                t.stopped_reason = Some(reason.clone());
+            });
         }
     }
 }
@@ -435,19 +498,7 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             group,
             tags,
         } => {
-            let overrides = match overrides
-                .as_deref()
-                .map(|o| json_arg("overrides", o))
-                .transpose()
-            {
-                Ok(o) => o.unwrap_or_else(|| serde_json::json!({})),
-                Err(e) => return usage(e),
-            };
-            let tags = match parse_tags(&tags) {
-                Ok(t) => t,
-                Err(e) => return usage(e),
-            };
-            let request = RunTask {
+            let request = match run_request(
                 cluster,
                 task_definition,
                 count,
@@ -456,20 +507,38 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
                 started_by,
                 group,
                 tags,
+            ) {
+                Ok(r) => r,
+                Err(e) => return usage(e),
             };
             let (out, tasks) = ecs.run_task(&request)?;
-            for task in &tasks {
-                let args = supervisor_args(roots, task);
-                if let Err(e) = args.spawn() {
-                    let reason = format!("start the task supervisor: {e}");
-                    let _ = ecs.update_task(&args.cluster, &args.task_id, |t| {
-                        t.last_status = "STOPPED".into();
-                        t.desired_status = "STOPPED".into();
-                        t.stop_code = Some("TaskFailedToStart".into());
-                        t.stopped_reason = Some(reason.clone());
-                    });
-                }
-            }
+            start_supervisors(ecs, roots, &tasks);
+            out
+        }
+        EcsCommand::StartTask {
+            cluster,
+            task_definition,
+            container_instances,
+            overrides,
+            started_by,
+            group,
+            tags,
+        } => {
+            let request = match run_request(
+                cluster,
+                task_definition,
+                1,
+                None,
+                overrides,
+                started_by,
+                group,
+                tags,
+            ) {
+                Ok(r) => r,
+                Err(e) => return usage(e),
+            };
+            let (out, tasks) = ecs.start_task(&request, &container_instances)?;
+            start_supervisors(ecs, roots, &tasks);
             out
         }
         EcsCommand::StopTask {

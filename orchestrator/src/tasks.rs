@@ -296,6 +296,52 @@ impl Ecs {
         Ok((json!({ "tasks": shown, "failures": failures }), tasks))
     }
 
+    /// `start-task`: one task on each named container instance (this host's,
+    /// the only one a single-host cluster has).
+    pub fn start_task(
+        &self,
+        req: &RunTask,
+        container_instances: &[String],
+    ) -> EcsResult<(Value, Vec<Task>)> {
+        let cluster = self.cluster(req.cluster.as_deref())?;
+        let here = self.host_instance(&cluster)?;
+        if container_instances.is_empty() || container_instances.len() > 10 {
+            return Err(EcsError::invalid(
+                "containerInstances: name 1 to 10 container instances",
+            ));
+        }
+        let mut missing = Vec::new();
+        let mut count = 0;
+        for ci in container_instances {
+            if name_from_arn(ci) == here.id() {
+                count += 1;
+            } else {
+                missing.push(Failure {
+                    arn: Some(ci.clone()),
+                    reason: "MISSING".into(),
+                    detail: None,
+                });
+            }
+        }
+        if count == 0 {
+            return Ok((json!({ "tasks": [], "failures": missing }), Vec::new()));
+        }
+        let req = RunTask {
+            count,
+            launch_type: Some("EC2".into()),
+            ..req.clone()
+        };
+        let (mut out, tasks) = self.run_task(&req)?;
+        if let Some(f) = out["failures"].as_array_mut() {
+            f.extend(
+                missing
+                    .into_iter()
+                    .map(|m| serde_json::to_value(m).unwrap_or(Value::Null)),
+            );
+        }
+        Ok((out, tasks))
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn new_task(
         &self,
