@@ -103,7 +103,13 @@ fn two_containers_with_depends_on_and_a_shared_volume() {
     for field in ["createdAt", "startedAt", "stoppingAt", "stoppedAt"] {
         assert!(t[field].is_string(), "{field} missing: {t}");
     }
-    let logs = stdout(&w.berth(&["logs", &id, "--container", "app"]));
+    let logs = stdout(&w.berth(&["logs", &id, "--container", "app", "--since", "10m"]));
+    let all = stdout(&w.berth(&["logs", &id]));
+    assert!(all.contains("app | ready\n"), "{all}");
+    assert_eq!(
+        stdout(&w.berth(&["logs", &id, "--since", "2100-01-01T00:00:00Z"])),
+        ""
+    );
     // Loopback only: network mode none.
     assert_eq!(logs, "ready\nsame-uts\n1\n", "{logs}");
     let listed = parse_json(&w.berth(&["list-tasks", "--desired-status", "STOPPED"]));

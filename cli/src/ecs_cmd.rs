@@ -161,6 +161,13 @@ pub enum EcsCommand {
         /// One container (default: all, each line prefixed with its name).
         #[arg(long)]
         container: Option<String>,
+        /// Keep printing new lines until the task stops.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only lines newer than this: a duration (30s, 5m, 2h) or an
+        /// RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
     },
     /// Run a command in a task's container (ECS Exec's shape); exits with
     /// its exit code.
@@ -300,6 +307,25 @@ fn supervisor_args(roots: &Roots, task: &Task) -> SupervisorArgs {
         task_id: task.id().to_string(),
         cgroup_parent: std::env::var("BERTH_CGROUP_PARENT").unwrap_or_else(|_| "berth".into()),
     }
+}
+
+/// `--since`: `30s`, `5m`, `2h` ago, or an RFC 3339 time.
+fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .with_context(|| format!("--since {s:?}: expected 30s, 5m, 2h or an RFC 3339 time"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => anyhow::bail!("--since {s:?}: unit must be s, m, h or d"),
+    };
+    Ok(chrono::Utc::now() - chrono::Duration::seconds(secs))
 }
 
 /// A supervisor records itself within moments of run-task; before that a
@@ -624,6 +650,8 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             task,
             cluster,
             container,
+            follow,
+            since,
         } => {
             let c = ecs.cluster(cluster.as_deref())?;
             let t = ecs.task(&c.cluster_name, &task)?;
@@ -636,20 +664,37 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
                 }
                 None => t.containers.iter().map(|c| c.name.clone()).collect(),
             };
-            for name in &names {
-                let path = SupervisorArgs::container_log(&roots.state, t.id(), name);
-                let entries = berth_runtime::logs::read_entries(
-                    &path,
-                    berth_runtime::logs::DEFAULT_MAX_FILES,
-                )
-                .unwrap_or_default();
-                for e in entries {
-                    if names.len() > 1 {
-                        print!("{name} | {}", e.log);
-                    } else {
-                        print!("{}", e.log);
+            let since = match since.as_deref().map(parse_since).transpose() {
+                Ok(s) => s,
+                Err(e) => return usage(e),
+            };
+            let mut printed = vec![0usize; names.len()];
+            loop {
+                for (i, name) in names.iter().enumerate() {
+                    let path = SupervisorArgs::container_log(&roots.state, t.id(), name);
+                    let entries = berth_runtime::logs::read_entries(
+                        &path,
+                        berth_runtime::logs::DEFAULT_MAX_FILES,
+                    )
+                    .unwrap_or_default();
+                    for e in entries.iter().skip(printed[i]) {
+                        if since.is_some_and(|s| e.time < s) {
+                            continue;
+                        }
+                        if names.len() > 1 {
+                            print!("{name} | {}", e.log);
+                        } else {
+                            print!("{}", e.log);
+                        }
                     }
+                    printed[i] = printed[i].max(entries.len());
                 }
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                if !follow || ecs.task(&c.cluster_name, &task)?.is_stopped() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
             }
             return Ok(Outcome::Printed);
         }
