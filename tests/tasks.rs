@@ -84,9 +84,13 @@ fn two_containers_with_depends_on_and_a_shared_volume() {
                   "command": ["sh", "-c", "echo ready > /data/flag; hostname > /data/host"],
                   "mountPoints": [{ "sourceVolume": "shared", "containerPath": "/data" }] },
                 { "name": "app", "image": "busybox", "memory": 32,
-                  "command": ["sh", "-c", "cat /data/flag; [ \"$(cat /data/host)\" = \"$(hostname)\" ] && echo same-uts; ip -o link | wc -l; exit 3"],
+                  "command": ["sh", "-c", "cat /data/flag; [ \"$(cat /data/host)\" = \"$(hostname)\" ] && echo same-uts; ip -o link | wc -l; sleep 1; exit 3"],
                   "mountPoints": [{ "sourceVolume": "shared", "containerPath": "/data" }],
-                  "dependsOn": [{ "containerName": "init", "condition": "SUCCESS" }] }
+                  "dependsOn": [{ "containerName": "init", "condition": "SUCCESS" }] },
+                { "name": "reader", "image": "busybox", "memory": 32, "essential": false,
+                  "command": ["sh", "-c", "cat /data/flag && ! touch /data/nope 2>/dev/null && echo read-only"],
+                  "volumesFrom": [{ "sourceContainer": "app", "readOnly": true }],
+                  "dependsOn": [{ "containerName": "init", "condition": "COMPLETE" }] }
             ]
         }),
     );
@@ -104,6 +108,10 @@ fn two_containers_with_depends_on_and_a_shared_volume() {
         assert!(t[field].is_string(), "{field} missing: {t}");
     }
     let logs = stdout(&w.berth(&["logs", &id, "--container", "app", "--since", "10m"]));
+    assert_eq!(
+        stdout(&w.berth(&["logs", &id, "--container", "reader"])),
+        "ready\nread-only\n"
+    );
     let all = stdout(&w.berth(&["logs", &id]));
     assert!(all.contains("app | ready\n"), "{all}");
     assert_eq!(
@@ -396,6 +404,24 @@ fn start_task_and_a_task_that_fails_to_start() {
     assert_eq!(v["failures"][0]["reason"], "MISSING");
     let t = wait_status(&w, &task_id(&v["tasks"][0]), "STOPPED");
     assert_eq!(container(&t, "a")["exitCode"], 0);
+
+    let out = w.berth(&[
+        "register-container-instance",
+        "--attributes",
+        "name=rack,value=r7",
+    ]);
+    assert_ok(&out);
+    let attrs = parse_json(&out)["containerInstance"]["attributes"].to_string();
+    assert!(
+        attrs.contains("rack") && attrs.contains("ecs.os-type"),
+        "{attrs}"
+    );
+    let out = w.berth(&[
+        "register-container-instance",
+        "--attributes",
+        "name=ecs.os-type,value=x",
+    ]);
+    assert!(stderr(&out).contains("reserved"), "{}", stderr(&out));
 
     // An image no registry can give: the task fails to start, as ECS says.
     register(

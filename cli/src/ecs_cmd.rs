@@ -199,6 +199,14 @@ pub enum EcsCommand {
         #[arg(long)]
         status: String,
     },
+    /// Register this host in a cluster (it also registers on first use).
+    RegisterContainerInstance {
+        #[arg(long)]
+        cluster: Option<String>,
+        /// name=N,value=V … custom attributes.
+        #[arg(long, num_args = 1..)]
+        attributes: Vec<String>,
+    },
     DeregisterContainerInstance {
         #[arg(long)]
         cluster: Option<String>,
@@ -243,6 +251,7 @@ impl EcsCommand {
             Self::Usage { .. } => "Usage",
             Self::UpdateContainerInstancesState { .. } => "UpdateContainerInstancesState",
             Self::DeregisterContainerInstance { .. } => "DeregisterContainerInstance",
+            Self::RegisterContainerInstance { .. } => "RegisterContainerInstance",
             Self::DescribeContainerInstances { .. } => "DescribeContainerInstances",
         }
     }
@@ -357,18 +366,30 @@ fn parse_tags(args: &[String]) -> anyhow::Result<Vec<Tag>> {
     }
     args.iter()
         .map(|arg| {
-            let mut tag = Tag::default();
-            for part in arg.split(',') {
-                match part.split_once('=') {
-                    Some(("key", k)) => tag.key = k.to_string(),
-                    Some(("value", v)) => tag.value = v.to_string(),
-                    _ => anyhow::bail!("--tags {arg:?}: expected key=K,value=V"),
-                }
-            }
-            anyhow::ensure!(!tag.key.is_empty(), "--tags {arg:?}: no key");
-            Ok(tag)
+            let (key, value) = parse_shorthand(arg, "tags")?;
+            Ok(Tag {
+                key,
+                value: value.unwrap_or_default(),
+            })
         })
         .collect()
+}
+
+/// aws's shorthand for a pair: `key=K,value=V` or `name=N,value=V`.
+fn parse_shorthand(arg: &str, flag: &str) -> anyhow::Result<(String, Option<String>)> {
+    let mut name = None;
+    let mut value = None;
+    for part in arg.split(',') {
+        match part.split_once('=') {
+            Some(("key" | "name", k)) => name = Some(k.to_string()),
+            Some(("value", v)) => value = Some(v.to_string()),
+            _ => anyhow::bail!("--{flag} {arg:?}: expected key=K,value=V"),
+        }
+    }
+    let name = name
+        .filter(|n| !n.is_empty())
+        .with_context(|| format!("--{flag} {arg:?}: no key"))?;
+    Ok((name, value))
 }
 
 pub fn partition() -> Partition {
@@ -640,6 +661,23 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             status,
         } => {
             ecs.update_container_instances_state(cluster.as_deref(), &container_instances, &status)?
+        }
+        EcsCommand::RegisterContainerInstance {
+            cluster,
+            attributes,
+        } => {
+            let attrs = match attributes
+                .iter()
+                .map(|a| parse_shorthand(a, "attributes"))
+                .collect::<anyhow::Result<Vec<_>>>()
+            {
+                Ok(pairs) => pairs
+                    .into_iter()
+                    .map(|(name, value)| berth_orchestrator::model::Attribute { name, value })
+                    .collect::<Vec<_>>(),
+                Err(e) => return usage(e),
+            };
+            ecs.register_container_instance(cluster.as_deref(), &attrs)?
         }
         EcsCommand::DeregisterContainerInstance {
             cluster,

@@ -58,6 +58,8 @@ pub struct TaskContext {
     pub uts_ns: Option<PathBuf>,
     /// Volume name → host directory.
     pub volumes: BTreeMap<String, PathBuf>,
+    /// Each container's own mountPoints, for `volumesFrom`.
+    pub mount_points: BTreeMap<String, Vec<Value>>,
 }
 
 pub fn container_spec(
@@ -113,7 +115,33 @@ pub fn container_spec(
         })
         .collect();
     let mut mounts = Vec::new();
-    for (i, mp) in def.mount_points.iter().enumerate() {
+    // Its own mount points, then those of the containers it takes volumes
+    // from (read-only when it says so).
+    let mut points: Vec<Value> = def.mount_points.clone();
+    for (i, from) in def.volumes_from.iter().enumerate() {
+        let source = from
+            .get("sourceContainer")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let theirs = ctx.mount_points.get(source).ok_or_else(|| {
+            EcsError::client(format!(
+                "container {:?}: volumesFrom[{i}].sourceContainer: no container named {source:?}",
+                def.name
+            ))
+        })?;
+        let read_only = from
+            .get("readOnly")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        for mp in theirs {
+            let mut mp = mp.clone();
+            if read_only {
+                mp["readOnly"] = Value::Bool(true);
+            }
+            points.push(mp);
+        }
+    }
+    for (i, mp) in points.iter().enumerate() {
         let source = mp
             .get("sourceVolume")
             .and_then(Value::as_str)

@@ -569,6 +569,43 @@ pub fn public(task: &Task) -> Value {
 }
 
 impl Ecs {
+    /// Register this host in `cluster` (again), adding custom attributes.
+    pub fn register_container_instance(
+        &self,
+        cluster: Option<&str>,
+        attributes: &[Attribute],
+    ) -> EcsResult<Value> {
+        let cluster = self.cluster(cluster)?;
+        self.host_instance(&cluster)?;
+        let key = instance_key(&cluster.cluster_name, &self.host.id);
+        let ci = retry(|| {
+            let rec = self
+                .store
+                .get(&key)?
+                .ok_or_else(|| EcsError::client("container instance vanished"))?;
+            let mut ci: ContainerInstance = decode(&rec.value)?;
+            for a in attributes {
+                if a.name.starts_with("ecs.") {
+                    return Err(EcsError::invalid(format!(
+                        "attributes: {:?}: names starting with ecs. are reserved",
+                        a.name
+                    )));
+                }
+                ci.attributes.retain(|x| x.name != a.name);
+                ci.attributes.push(a.clone());
+            }
+            ci.status = "ACTIVE".into();
+            ci.version += 1;
+            let op = Op::Put {
+                key: key.clone(),
+                value: encode(&ci)?,
+                expect: Expect::Revision(rec.revision),
+            };
+            Ok(self.store.commit(&[op]).map(|_| ci))
+        })?;
+        Ok(json!({ "containerInstance": ci }))
+    }
+
     /// Set container instances ACTIVE or DRAINING; DRAINING ones get no new
     /// tasks.
     pub fn update_container_instances_state(
