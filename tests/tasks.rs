@@ -136,7 +136,10 @@ fn oom_kill_is_reported_as_ecs_does() {
                 "command": ["sh", "-c", "x=a; while true; do x=$x$x; done"] }]
         }),
     );
-    let id = task_id(&run_task(&w, &["--task-definition", "hog"])["tasks"][0]);
+    let input = json!({ "taskDefinition": "hog", "startedBy": "json-input" }).to_string();
+    let out = run_task(&w, &["--cli-input-json", &input]);
+    assert_eq!(out["tasks"][0]["startedBy"], "json-input");
+    let id = task_id(&out["tasks"][0]);
     let t = wait_status(&w, &id, "STOPPED");
     let c = container(&t, "hog");
     assert_eq!(c["exitCode"], 137, "{t}");

@@ -90,12 +90,16 @@ pub enum EcsCommand {
     },
     /// Run tasks of a task definition on this host.
     RunTask {
+        /// The whole request as aws takes it: JSON, or file://PATH; flags
+        /// given as well win.
+        #[arg(long)]
+        cli_input_json: Option<String>,
         #[arg(long)]
         cluster: Option<String>,
+        #[arg(long, required_unless_present = "cli_input_json")]
+        task_definition: Option<String>,
         #[arg(long)]
-        task_definition: String,
-        #[arg(long, default_value_t = 1)]
-        count: u32,
+        count: Option<u32>,
         /// EC2 (default) or FARGATE.
         #[arg(long)]
         launch_type: Option<String>,
@@ -283,6 +287,43 @@ fn run_request(
         group,
         tags: parse_tags(&tags)?,
     })
+}
+
+/// Fill what the flags left out from a `RunTask` request's JSON.
+fn merge_run_input(req: &mut RunTask, input: &Value, count_given: bool) -> anyhow::Result<()> {
+    let text = |k: &str| input.get(k).and_then(Value::as_str).map(str::to_string);
+    if req.cluster.is_none() {
+        req.cluster = text("cluster");
+    }
+    if req.task_definition.is_empty() {
+        req.task_definition =
+            text("taskDefinition").context("--cli-input-json: taskDefinition is required")?;
+    }
+    if !count_given {
+        if let Some(n) = input.get("count").and_then(Value::as_u64) {
+            req.count = u32::try_from(n).context("--cli-input-json: count is too large")?;
+        }
+    }
+    if req.launch_type.is_none() {
+        req.launch_type = text("launchType");
+    }
+    if req.overrides.as_object().is_none_or(|o| o.is_empty()) {
+        if let Some(o) = input.get("overrides") {
+            req.overrides = o.clone();
+        }
+    }
+    if req.started_by.is_none() {
+        req.started_by = text("startedBy");
+    }
+    if req.group.is_none() {
+        req.group = text("group");
+    }
+    if req.tags.is_empty() {
+        if let Some(t) = input.get("tags") {
+            req.tags = serde_json::from_value(t.clone()).context("--cli-input-json: tags")?;
+        }
+    }
+    Ok(())
 }
 
 /// A detached supervisor for each new task; one that cannot start leaves
@@ -536,6 +577,7 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             ecs.deregister_task_definition(&task_definition)?
         }
         EcsCommand::RunTask {
+            cli_input_json,
             cluster,
             task_definition,
             count,
@@ -545,16 +587,27 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             group,
             tags,
         } => {
-            let request = match run_request(
-                cluster,
-                task_definition,
-                count,
-                launch_type,
-                overrides,
-                started_by,
-                group,
-                tags,
-            ) {
+            let request = (|| {
+                let mut req = run_request(
+                    cluster,
+                    task_definition.unwrap_or_default(),
+                    count.unwrap_or(1),
+                    launch_type,
+                    overrides,
+                    started_by,
+                    group,
+                    tags,
+                )?;
+                if let Some(input) = &cli_input_json {
+                    merge_run_input(
+                        &mut req,
+                        &json_arg("cli-input-json", input)?,
+                        count.is_some(),
+                    )?;
+                }
+                Ok(req)
+            })();
+            let request = match request {
                 Ok(r) => r,
                 Err(e) => return usage(e),
             };
