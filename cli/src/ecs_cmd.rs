@@ -103,15 +103,8 @@ pub enum EcsCommand {
         /// EC2 (default) or FARGATE.
         #[arg(long)]
         launch_type: Option<String>,
-        /// JSON ({"containerOverrides": [...]}) or file://PATH.
-        #[arg(long)]
-        overrides: Option<String>,
-        #[arg(long)]
-        started_by: Option<String>,
-        #[arg(long)]
-        group: Option<String>,
-        #[arg(long, num_args = 1..)]
-        tags: Vec<String>,
+        #[command(flatten)]
+        launch: LaunchArgs,
     },
     /// Start tasks on named container instances.
     StartTask {
@@ -121,14 +114,8 @@ pub enum EcsCommand {
         task_definition: String,
         #[arg(long, num_args = 1.., required = true)]
         container_instances: Vec<String>,
-        #[arg(long)]
-        overrides: Option<String>,
-        #[arg(long)]
-        started_by: Option<String>,
-        #[arg(long)]
-        group: Option<String>,
-        #[arg(long, num_args = 1..)]
-        tags: Vec<String>,
+        #[command(flatten)]
+        launch: LaunchArgs,
     },
     StopTask {
         #[arg(long)]
@@ -231,6 +218,20 @@ pub enum EcsCommand {
     },
 }
 
+/// What run-task and start-task share.
+#[derive(clap::Args)]
+pub struct LaunchArgs {
+    /// JSON ({"containerOverrides": [...]}) or file://PATH.
+    #[arg(long)]
+    overrides: Option<String>,
+    #[arg(long)]
+    started_by: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long, num_args = 1..)]
+    tags: Vec<String>,
+}
+
 impl EcsCommand {
     /// ECS's name for the call, as aws prints it in errors.
     fn operation(&self) -> &'static str {
@@ -261,17 +262,19 @@ impl EcsCommand {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_request(
     cluster: Option<String>,
     task_definition: String,
     count: u32,
     launch_type: Option<String>,
-    overrides: Option<String>,
-    started_by: Option<String>,
-    group: Option<String>,
-    tags: Vec<String>,
+    launch: LaunchArgs,
 ) -> anyhow::Result<RunTask> {
+    let LaunchArgs {
+        overrides,
+        started_by,
+        group,
+        tags,
+    } = launch;
     let overrides = overrides
         .as_deref()
         .map(|o| json_arg("overrides", o))
@@ -582,10 +585,7 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             task_definition,
             count,
             launch_type,
-            overrides,
-            started_by,
-            group,
-            tags,
+            launch,
         } => {
             let request = (|| {
                 let mut req = run_request(
@@ -593,10 +593,7 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
                     task_definition.unwrap_or_default(),
                     count.unwrap_or(1),
                     launch_type,
-                    overrides,
-                    started_by,
-                    group,
-                    tags,
+                    launch,
                 )?;
                 if let Some(input) = &cli_input_json {
                     merge_run_input(
@@ -619,21 +616,9 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             cluster,
             task_definition,
             container_instances,
-            overrides,
-            started_by,
-            group,
-            tags,
+            launch,
         } => {
-            let request = match run_request(
-                cluster,
-                task_definition,
-                1,
-                None,
-                overrides,
-                started_by,
-                group,
-                tags,
-            ) {
+            let request = match run_request(cluster, task_definition, 1, None, launch) {
                 Ok(r) => r,
                 Err(e) => return usage(e),
             };
