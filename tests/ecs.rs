@@ -244,6 +244,22 @@ fn clusters_lifecycle() {
     ]));
     assert_eq!(described["clusters"][0]["status"], "ACTIVE");
     assert_eq!(described["failures"][0]["reason"], "MISSING");
+    // --cli-input-json, as aws takes it, for any verb.
+    let input = r#"{"clusterName": "fromjson", "tags": [{"key": "k", "value": "v"}]}"#;
+    let out = w.berth(&["create-cluster", "--cli-input-json", input]);
+    assert_ok(&out);
+    assert_eq!(parse_json(&out)["cluster"]["clusterName"], "fromjson");
+    let file = w.root.path().join("describe.json");
+    std::fs::write(&file, r#"{"clusters": ["fromjson", "lab"]}"#).expect("write");
+    let out = w.berth(&[
+        "describe-clusters",
+        "--cli-input-json",
+        &format!("file://{}", file.display()),
+    ]);
+    assert_eq!(
+        parse_json(&out)["clusters"].as_array().map(Vec::len),
+        Some(2)
+    );
     let out = w.berth(&["delete-cluster", "--cluster", "lab"]);
     assert_eq!(parse_json(&out)["cluster"]["status"], "INACTIVE");
     let out = w.berth(&["delete-cluster", "--cluster", "ghost"]);

@@ -390,6 +390,58 @@ fn started_long_enough_ago(t: &Task) -> bool {
         || t.berth.as_ref().is_some_and(|b| b.supervisor_pid.is_some())
 }
 
+/// Verbs that read `--cli-input-json` themselves (their input has nested
+/// shapes that flags cannot carry).
+const OWN_CLI_INPUT: &[&str] = &["register-task-definition", "run-task"];
+
+/// aws's `--cli-input-json` for the other verbs: each top-level key of the
+/// request becomes its flag (`clusterName` → `--cluster-name`), lists
+/// become repeated values, objects stay JSON. Flags given as well win.
+pub fn expand_cli_input_json(args: Vec<String>) -> anyhow::Result<Vec<String>> {
+    let Some(pos) = args.iter().position(|a| a == "--cli-input-json") else {
+        return Ok(args);
+    };
+    if args.iter().any(|a| OWN_CLI_INPUT.contains(&a.as_str())) {
+        return Ok(args);
+    }
+    let value = args
+        .get(pos + 1)
+        .context("--cli-input-json: needs a value (JSON or file://PATH)")?;
+    let input = json_arg("cli-input-json", value)?;
+    let object = input
+        .as_object()
+        .context("--cli-input-json: expected a JSON object")?;
+    let mut out: Vec<String> = args[..pos].to_vec();
+    out.extend_from_slice(&args[pos + 2..]);
+    for (key, v) in object {
+        let mut flag = String::from("--");
+        for ch in key.chars() {
+            if ch.is_ascii_uppercase() {
+                flag.push('-');
+                flag.push(ch.to_ascii_lowercase());
+            } else {
+                flag.push(ch);
+            }
+        }
+        if out.contains(&flag) {
+            continue;
+        }
+        let values: Vec<String> = match v {
+            Value::Array(items) if items.iter().all(|i| !i.is_object()) => items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                .collect(),
+            Value::String(s) => vec![s.clone()],
+            Value::Bool(true) => vec![],
+            Value::Bool(false) | Value::Null => continue,
+            other => vec![other.to_string()],
+        };
+        out.push(flag);
+        out.extend(values);
+    }
+    Ok(out)
+}
+
 /// JSON given inline or as `file://PATH`, as aws takes it.
 fn json_arg(flag: &str, value: &str) -> anyhow::Result<Value> {
     let text = match value.strip_prefix("file://") {

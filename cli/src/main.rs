@@ -84,7 +84,14 @@ fn main() -> ExitCode {
         let code = supervisor::run(task_args, ecs_cmd::partition());
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
-    let cli = Cli::parse();
+    let args = match ecs_cmd::expand_cli_input_json(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     init_logging(&cli.log_level);
     let roots = Roots::new(cli.root);
     let result = match cli.command {
