@@ -54,6 +54,9 @@ pub fn busybox_rootfs() -> PathBuf {
 pub struct World {
     pub root: tempfile::TempDir,
     pub cgroup_parent: String,
+    /// This world's cluster network: its own bridge and subnet.
+    pub bridge: String,
+    pub subnet: String,
     bin: PathBuf,
     rootfs: PathBuf,
 }
@@ -66,9 +69,12 @@ impl World {
             .prefix(&format!("berth-test-{name}-"))
             .tempdir()
             .expect("state root");
+        let pid = std::process::id();
         Self {
             root,
-            cgroup_parent: format!("berth-test-{}-{n}-{name}", std::process::id()),
+            bridge: format!("bt{}x{n}", pid % 100_000),
+            subnet: format!("10.{}.{}.0/24", 100 + n % 100, pid % 250),
+            cgroup_parent: format!("berth-test-{pid}-{n}-{name}"),
             bin: berth_bin(),
             rootfs: busybox_rootfs(),
         }
@@ -81,8 +87,10 @@ impl World {
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--root").arg(self.root.path());
-        // Task cgroups go under this world's parent too.
+        // Task cgroups go under this world's parent, tasks on its network.
         cmd.env("BERTH_CGROUP_PARENT", &self.cgroup_parent);
+        cmd.env("BERTH_BRIDGE", &self.bridge);
+        cmd.env("BERTH_SUBNET", &self.subnet);
         cmd.stdin(Stdio::null());
         cmd
     }
@@ -188,6 +196,15 @@ impl World {
 
     /// Assert nothing of the world's containers remains (call at the end).
     pub fn assert_clean(&self) {
+        // Supervisors finish (bridge removal, their own exit) just after
+        // they record a task STOPPED: give them a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while (!self.monitors().is_empty()
+            || Path::new("/sys/class/net").join(&self.bridge).exists())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert_eq!(
             self.container_ids(),
             Vec::<String>::new(),
@@ -207,6 +224,11 @@ impl World {
         }
         assert!(self.monitors().is_empty(), "monitors still running");
         assert_eq!(self.mounts(), Vec::<String>::new(), "mounts left");
+        assert!(
+            !Path::new("/sys/class/net").join(&self.bridge).exists(),
+            "bridge {} left",
+            self.bridge
+        );
         let snapshots = self.root.path().join("images/snapshots");
         let left: Vec<_> = std::fs::read_dir(&snapshots)
             .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect())
@@ -278,6 +300,11 @@ impl Drop for World {
         }
         for mount in self.mounts() {
             let _ = Command::new("umount").args(["-l", &mount]).status();
+        }
+        if Path::new("/sys/class/net").join(&self.bridge).exists() {
+            let _ = Command::new("ip")
+                .args(["link", "del", &self.bridge])
+                .status();
         }
         // Every cgroup under the parent, deepest first, then the parent.
         let mut dirs: Vec<PathBuf> = Vec::new();

@@ -20,6 +20,32 @@ pub struct Ecs {
     pub(crate) store: Box<dyn Store>,
     pub(crate) partition: Partition,
     pub(crate) host: Host,
+    pub(crate) network: NetworkConfig,
+}
+
+/// The cluster network awsvpc tasks join: a bridge and its subnet, like
+/// Podman's default (`berth0`, 10.88.0.0/16); `BERTH_BRIDGE` and
+/// `BERTH_SUBNET` change them.
+#[derive(Clone, Debug)]
+pub struct NetworkConfig {
+    pub bridge: String,
+    pub subnet: berth_net::Subnet,
+}
+
+impl NetworkConfig {
+    pub fn from_env() -> EcsResult<Self> {
+        let bridge = std::env::var("BERTH_BRIDGE").unwrap_or_else(|_| "berth0".into());
+        if bridge.is_empty() || bridge.len() > 15 {
+            return Err(EcsError::invalid(format!(
+                "BERTH_BRIDGE {bridge:?}: 1 to 15 characters"
+            )));
+        }
+        let subnet = std::env::var("BERTH_SUBNET").unwrap_or_else(|_| "10.88.0.0/16".into());
+        let subnet = subnet
+            .parse()
+            .map_err(|e: berth_net::Error| EcsError::invalid(format!("BERTH_SUBNET: {e}")))?;
+        Ok(Self { bridge, subnet })
+    }
 }
 
 /// A task definition as stored: the definition and its tags.
@@ -95,6 +121,7 @@ impl Ecs {
             store,
             partition,
             host,
+            network: NetworkConfig::from_env()?,
         };
         ecs.ensure_cluster(DEFAULT_CLUSTER)?;
         Ok(ecs)

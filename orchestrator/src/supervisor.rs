@@ -159,6 +159,7 @@ struct Supervisor<'a> {
     running: BTreeMap<String, Running>,
     exits: (mpsc::Sender<ContainerExit>, mpsc::Receiver<ContainerExit>),
     stopping: bool,
+    network: Option<crate::model::TaskNetwork>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -173,6 +174,7 @@ impl<'a> Supervisor<'a> {
             running: BTreeMap::new(),
             exits: mpsc::channel(),
             stopping: false,
+            network: None,
         }
     }
 
@@ -258,6 +260,33 @@ impl<'a> Supervisor<'a> {
             SharedNamespaces::create(&self.args.task_dir().join("ns"), !host_network, &hostname)
                 .map_err(|e| e.to_string())?;
         self.namespaces = Some(ns.clone());
+        if let Some(net) = task.berth.as_ref().and_then(|b| b.network.clone()) {
+            let netns = ns
+                .path("network")
+                .ok_or("the task has no network namespace")?;
+            let parse = |a: &str| {
+                a.parse::<std::net::Ipv4Addr>()
+                    .map_err(|e| format!("{a}: {e}"))
+            };
+            let (address, gateway) = (parse(&net.address)?, parse(&net.gateway)?);
+            berth_net::ensure_bridge(&net.bridge, gateway, net.prefix)
+                .map_err(|e| e.to_string())?;
+            self.network = Some(net.clone());
+            berth_net::attach(
+                &netns,
+                &net.bridge,
+                &net.host_ifname,
+                address,
+                net.prefix,
+                gateway,
+            )
+            .map_err(|e| e.to_string())?;
+            self.set(|t| {
+                for a in &mut t.attachments {
+                    a["status"] = "ATTACHED".into();
+                }
+            });
+        }
         let resources = Resources {
             cpu_units: td.cpu.as_deref().and_then(|c| c.parse().ok()),
             memory_mib: td.memory.as_deref().and_then(|m| m.parse().ok()),
@@ -488,6 +517,11 @@ impl<'a> Supervisor<'a> {
                 }
             }
         }
+        if let Some(net) = &self.network {
+            if let Err(e) = berth_net::detach(&net.host_ifname) {
+                tracing::warn!("detach {}: {e}", net.host_ifname);
+            }
+        }
         if let Some(ns) = &self.namespaces {
             if let Err(e) = ns.remove() {
                 tracing::warn!("remove namespaces: {e}");
@@ -509,7 +543,18 @@ impl<'a> Supervisor<'a> {
                     c.last_status = "STOPPED".into();
                 }
             }
+            for a in &mut t.attachments {
+                a["status"] = "DELETED".into();
+            }
         });
+        // The bridge goes when no task needs it any more.
+        if let Some(net) = &self.network {
+            if let Ok(false) = self.ecs.addresses_in_use(&self.args.cluster) {
+                if let Err(e) = berth_net::remove_bridge(&net.bridge) {
+                    tracing::warn!("remove bridge {}: {e}", net.bridge);
+                }
+            }
+        }
     }
 }
 
@@ -528,6 +573,7 @@ pub fn reap_orphan(ecs: &Ecs, args: &SupervisorArgs) -> Result<(), String> {
     sup.namespaces = Some(SharedNamespaces {
         dir: args.task_dir().join("ns"),
     });
+    sup.network = task.berth.as_ref().and_then(|b| b.network.clone());
     let runtime = Runtime::new(RuntimeRoot::new(&args.runtime_root));
     for c in &task.containers {
         let id = format!("{}-{}", args.task_id, c.name);

@@ -19,6 +19,10 @@ fn instance_key(cluster: &str, id: &str) -> String {
     format!("instances/{cluster}/{id}")
 }
 
+fn ip_key(cluster: &str, ip: &str) -> String {
+    format!("ips/{cluster}/{ip}")
+}
+
 fn task_key(cluster: &str, id: &str) -> String {
     format!("tasks/{cluster}/{id}")
 }
@@ -220,11 +224,17 @@ impl Ecs {
             }
         }
         let mode = td.network_mode.clone().unwrap_or_else(|| "bridge".into());
-        if mode == "bridge" || mode == "awsvpc" {
-            return Err(EcsError::invalid(format!(
-                "networkMode: berth cannot run {mode} tasks yet (its networking is the next issue); use none or host"
-            )));
+        if mode == "bridge" {
+            return Err(EcsError::invalid(
+                "networkMode: berth cannot run bridge tasks yet; use awsvpc, none or host",
+            ));
         }
+        if mode == "host" && launch_type == "FARGATE" {
+            return Err(EcsError::invalid(
+                "networkMode: FARGATE tasks cannot use host networking",
+            ));
+        }
+        let awsvpc = mode == "awsvpc";
         let (cpu, memory) = task_needs(&td, &req.overrides);
         let instance = self.host_instance(&cluster)?;
         let mut tasks = Vec::new();
@@ -248,6 +258,35 @@ impl Ecs {
                     value: encode(&task)?,
                     expect: Expect::Absent,
                 }];
+                // An awsvpc task's address: a key per address, so two
+                // placements can never take the same one.
+                let mut task = task.clone();
+                if awsvpc {
+                    let used: std::collections::BTreeSet<std::net::Ipv4Addr> = self
+                        .store
+                        .list(&format!("ips/{}/", cluster.cluster_name))?
+                        .into_iter()
+                        .filter_map(|(k, _)| k.rsplit('/').next()?.parse().ok())
+                        .collect();
+                    let Some(ip) = berth_net::allocate(&self.network.subnet, &used) else {
+                        return Ok(Ok(Err(Failure {
+                            arn: Some(instance.container_instance_arn.clone()),
+                            reason: "RESOURCE:ENI".into(),
+                            detail: Some(format!("no free address in {}", self.network.subnet)),
+                        })));
+                    };
+                    self.attach_network(&mut task, ip);
+                    ops[0] = Op::Put {
+                        key: task_key(&cluster.cluster_name, &id),
+                        value: encode(&task)?,
+                        expect: Expect::Absent,
+                    };
+                    ops.push(Op::Put {
+                        key: ip_key(&cluster.cluster_name, &ip.to_string()),
+                        value: id.as_bytes().to_vec(),
+                        expect: Expect::Absent,
+                    });
+                }
                 // Fargate capacity is not this host's to account.
                 if launch_type == "EC2" {
                     let key = instance_key(&cluster.cluster_name, instance.id());
@@ -285,10 +324,10 @@ impl Ecs {
                         expect: Expect::Revision(rec.revision),
                     });
                 }
-                Ok(self.store.commit(&ops).map(|_| Ok(())))
+                Ok(self.store.commit(&ops).map(|_| Ok(task)))
             })?;
             match placed {
-                Ok(()) => tasks.push(task),
+                Ok(task) => tasks.push(task),
                 Err(f) => failures.push(f),
             }
         }
@@ -453,6 +492,12 @@ impl Ecs {
                 expect: Expect::Revision(rec.revision),
             }];
             if task.is_stopped() && !before.is_stopped() {
+                if let Some(net) = task.berth.as_ref().and_then(|b| b.network.as_ref()) {
+                    ops.push(Op::Delete {
+                        key: ip_key(cluster, &net.address),
+                        expect: Expect::Any,
+                    });
+                }
                 if let (Some(arn), Some(b)) = (&task.container_instance_arn, &task.berth) {
                     let ikey = instance_key(cluster, name_from_arn(arn));
                     if let Some(irec) = self.store.get(&ikey)? {
@@ -558,6 +603,51 @@ impl Ecs {
                 t.stopping_at.get_or_insert_with(now);
             }
         })
+    }
+}
+
+impl Ecs {
+    /// Give a task its ENI attachment and its place on the network.
+    fn attach_network(&self, task: &mut Task, ip: std::net::Ipv4Addr) {
+        let id = task.id().to_string();
+        let attachment_id = format!(
+            "{}-{}-{}-{}-{}",
+            &id[..8],
+            &id[8..12],
+            &id[12..16],
+            &id[16..20],
+            &id[20..32]
+        );
+        let eni = format!("eni-{}", &id[..17]);
+        task.attachments = vec![json!({
+            "id": attachment_id,
+            "type": "ElasticNetworkInterface",
+            "status": "PRECREATED",
+            "details": [
+                { "name": "subnetId", "value": self.network.subnet.to_string() },
+                { "name": "networkInterfaceId", "value": eni },
+                { "name": "privateIPv4Address", "value": ip.to_string() },
+            ],
+        })];
+        for c in &mut task.containers {
+            c.network_interfaces = vec![
+                json!({ "attachmentId": attachment_id, "privateIpv4Address": ip.to_string() }),
+            ];
+        }
+        if let Some(b) = task.berth.as_mut() {
+            b.network = Some(crate::model::TaskNetwork {
+                bridge: self.network.bridge.clone(),
+                address: ip.to_string(),
+                prefix: self.network.subnet.prefix,
+                gateway: self.network.subnet.gateway().to_string(),
+                host_ifname: format!("vb{}", &id[..11]),
+            });
+        }
+    }
+
+    /// True while any task of `cluster` holds an address.
+    pub fn addresses_in_use(&self, cluster: &str) -> EcsResult<bool> {
+        Ok(!self.store.list(&format!("ips/{cluster}/"))?.is_empty())
     }
 }
 

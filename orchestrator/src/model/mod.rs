@@ -10,7 +10,9 @@ pub mod taskdef_types {
 }
 
 pub use cluster::Cluster;
-pub use task::{Attribute, Container, ContainerInstance, Resource, Task, TaskInternals};
+pub use task::{
+    Attribute, Container, ContainerInstance, Resource, Task, TaskInternals, TaskNetwork,
+};
 pub use taskdef::{ContainerDefinition, DependsOn, PortMapping, TaskDefinition};
 
 use serde::{Deserialize, Serialize};

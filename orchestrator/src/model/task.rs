@@ -67,6 +67,20 @@ pub struct TaskInternals {
     pub supervisor_pid: Option<i32>,
     #[serde(default)]
     pub supervisor_start_time: Option<u64>,
+    /// An awsvpc task's place on the cluster network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<TaskNetwork>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskNetwork {
+    pub bridge: String,
+    pub address: String,
+    pub prefix: u8,
+    pub gateway: String,
+    /// The host end of the task's veth pair.
+    pub host_ifname: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

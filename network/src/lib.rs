@@ -1,0 +1,24 @@
+//! Task networks over netlink (rtnetlink; no `ip` commands): a bridge per
+//! cluster network, a veth pair per task namespace with its address and
+//! default route, and address management as pure functions over what the
+//! store says is taken.
+//!
+//! A netlink socket belongs to the network namespace of the thread that
+//! opens it, so work inside a task's namespace runs on a thread of its own
+//! that has joined it.
+
+mod ipam;
+mod links;
+
+pub use ipam::{allocate, Subnet};
+pub use links::{attach, detach, ensure_bridge, link_exists, remove_bridge};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{context}: {reason}")]
+    Netlink { context: String, reason: String },
+    #[error("invalid subnet {0:?}: expected A.B.C.D/N with N from 8 to 30")]
+    InvalidSubnet(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,185 @@
+//! awsvpc tasks on a cluster bridge: addresses, reachability, cleanup.
+//! Each test has its own bridge and subnet and talks only to the
+//! namespaces it made.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use berth_tests::{assert_ok, parse_json, stdout, World};
+use serde_json::{json, Value};
+
+fn register(w: &World, td: Value) {
+    assert_ok(&w.berth(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &td.to_string(),
+    ]));
+}
+
+fn describe(w: &World, id: &str) -> Value {
+    parse_json(&w.berth(&["describe-tasks", "--tasks", id]))["tasks"][0].clone()
+}
+
+fn wait_status(w: &World, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let t = describe(w, id);
+        if t["lastStatus"] == status {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task {id} never reached {status}: {t}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn task_ids(out: &Value) -> Vec<String> {
+    out["tasks"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .filter_map(|t| {
+                    t["taskArn"]
+                        .as_str()?
+                        .rsplit('/')
+                        .next()
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn address_of(task: &Value) -> String {
+    task["attachments"][0]["details"]
+        .as_array()
+        .and_then(|d| d.iter().find(|x| x["name"] == "privateIPv4Address"))
+        .and_then(|x| x["value"].as_str())
+        .unwrap_or_else(|| panic!("no address: {task}"))
+        .to_string()
+}
+
+fn http_get(addr: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = TcpStream::connect_timeout(
+            &format!("{addr}:80").parse().expect("addr"),
+            Duration::from_secs(2),
+        ) {
+            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let mut body = String::new();
+            let _ = s.read_to_string(&mut body);
+            if !body.is_empty() {
+                return body;
+            }
+        }
+        assert!(Instant::now() < deadline, "nothing answered on {addr}:80");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_fargate_task_gets_an_address_and_is_reachable() {
+    let w = World::new("net-fargate");
+    w.busybox_image("busybox:latest", &[]);
+    register(
+        &w,
+        json!({
+            "family": "web", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
+            "cpu": "256", "memory": "512",
+            "containerDefinitions": [
+                { "name": "web", "image": "busybox",
+                  "command": ["sh", "-c", "mkdir -p /www; echo hello-awsvpc > /www/index.html; httpd -p 80 -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done"] },
+                { "name": "client", "image": "busybox", "essential": false,
+                  "command": ["sh", "-c", "until wget -qO- http://127.0.0.1:80/; do sleep 0.1; done"] }
+            ]
+        }),
+    );
+    let out = parse_json(&w.berth(&[
+        "run-task",
+        "--task-definition",
+        "web",
+        "--launch-type",
+        "FARGATE",
+    ]));
+    let id = task_ids(&out).pop().expect("task");
+    let t = wait_status(&w, &id, "RUNNING");
+    assert_eq!(t["attachments"][0]["type"], "ElasticNetworkInterface");
+    assert_eq!(t["attachments"][0]["status"], "ATTACHED");
+    let ip = address_of(&t);
+    assert!(
+        ip.starts_with(&w.subnet[..w.subnet.len() - 4]),
+        "{ip} in {}",
+        w.subnet
+    );
+    // From the host, over the bridge.
+    assert!(http_get(&ip).contains("hello-awsvpc"));
+    // Between the task's containers, over localhost.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stdout(&w.berth(&["logs", &id, "--container", "client"])).contains("hello-awsvpc") {
+        assert!(
+            Instant::now() < deadline,
+            "client never fetched over localhost"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_ok(&w.berth(&["stop-task", "--task", &id]));
+    let t = wait_status(&w, &id, "STOPPED");
+    assert_eq!(t["attachments"][0]["status"], "DELETED");
+    let usage = parse_json(&w.berth(&["usage"]));
+    assert_eq!(usage["usage"][0]["launchType"], "FARGATE");
+    assert!(
+        usage["usage"][0]["gibSeconds"]
+            .as_f64()
+            .is_some_and(|v| v > 0.0),
+        "{usage}"
+    );
+    w.assert_clean();
+}
+
+#[test]
+fn concurrent_tasks_get_distinct_addresses() {
+    let w = World::new("net-ipam");
+    w.busybox_image("busybox:latest", &[]);
+    register(
+        &w,
+        json!({
+            "family": "many", "networkMode": "awsvpc",
+            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 16,
+                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
+        }),
+    );
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            w.command()
+                .args(["run-task", "--task-definition", "many", "--count", "5"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().expect("wait");
+        assert_ok(&out);
+        ids.extend(task_ids(&parse_json(&out)));
+    }
+    assert_eq!(ids.len(), 20);
+    let mut addresses = std::collections::BTreeSet::new();
+    for id in &ids {
+        addresses.insert(address_of(&wait_status(&w, id, "RUNNING")));
+    }
+    assert_eq!(addresses.len(), 20, "{addresses:?}");
+    for id in &ids {
+        assert_ok(&w.berth(&["stop-task", "--task", id]));
+    }
+    for id in &ids {
+        wait_status(&w, id, "STOPPED");
+    }
+    w.assert_clean();
+}
