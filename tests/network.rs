@@ -95,7 +95,8 @@ fn a_fargate_task_gets_an_address_and_is_reachable() {
                 { "name": "web", "image": "busybox",
                   "command": ["sh", "-c", "mkdir -p /www; echo hello-awsvpc > /www/index.html; httpd -p 80 -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done"] },
                 { "name": "client", "image": "busybox", "essential": false,
-                  "command": ["sh", "-c", "until wget -qO- http://127.0.0.1:80/; do sleep 0.1; done"] }
+                  "command": ["sh", "-c", "until wget -qO- http://web:80/; do sleep 0.1; done; grep -q nameserver /etc/resolv.conf && echo resolv-ok"],
+              "dnsServers": ["10.0.0.53"] }
             ]
         }),
     );
@@ -118,9 +119,10 @@ fn a_fargate_task_gets_an_address_and_is_reachable() {
     );
     // From the host, over the bridge.
     assert!(http_get(&ip).contains("hello-awsvpc"));
-    // Between the task's containers, over localhost.
+    // Between the task's containers, by name (/etc/hosts), on the task's
+    // own address.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !stdout(&w.berth(&["logs", &id, "--container", "client"])).contains("hello-awsvpc") {
+    while !stdout(&w.berth(&["logs", &id, "--container", "client"])).contains("resolv-ok") {
         assert!(
             Instant::now() < deadline,
             "client never fetched over localhost"

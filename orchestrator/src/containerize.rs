@@ -60,6 +60,53 @@ pub struct TaskContext {
     pub volumes: BTreeMap<String, PathBuf>,
     /// Each container's own mountPoints, for `volumesFrom`.
     pub mount_points: BTreeMap<String, Vec<Value>>,
+    /// The task's /etc/hosts and /etc/resolv.conf, mounted into each
+    /// container.
+    pub etc_files: Vec<(PathBuf, String)>,
+}
+
+/// The task's /etc/hosts: localhost, the task's own name and its
+/// containers' names on its address, and every container's extraHosts.
+pub fn hosts_file(hostname: &str, address: Option<&str>, defs: &[ContainerDefinition]) -> String {
+    let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+    out.push_str(&format!(
+        "{}\t{hostname} {}\n",
+        address.unwrap_or("127.0.1.1"),
+        names.join(" ")
+    ));
+    for d in defs {
+        for h in &d.extra_hosts {
+            out.push_str(&format!("{}\t{}\n", h.ip_address, h.hostname));
+        }
+    }
+    out
+}
+
+/// The task's /etc/resolv.conf: the host's, unless a container names DNS
+/// servers or search domains.
+pub fn resolv_conf(host: &str, defs: &[ContainerDefinition]) -> String {
+    let servers: Vec<&String> = defs.iter().flat_map(|d| &d.dns_servers).collect();
+    let search: Vec<&String> = defs.iter().flat_map(|d| &d.dns_search_domains).collect();
+    if servers.is_empty() && search.is_empty() {
+        return host.to_string();
+    }
+    let mut out = String::new();
+    if !search.is_empty() {
+        let s: Vec<&str> = search.iter().map(|s| s.as_str()).collect();
+        out.push_str(&format!("search {}\n", s.join(" ")));
+    }
+    if servers.is_empty() {
+        out.extend(
+            host.lines()
+                .filter(|l| l.starts_with("nameserver"))
+                .map(|l| format!("{l}\n")),
+        );
+    }
+    for s in servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    out
 }
 
 pub fn container_spec(
@@ -162,6 +209,13 @@ pub fn container_spec(
             read_only: mp.get("readOnly").and_then(Value::as_bool).unwrap_or(false),
         });
     }
+    for (source, dest) in &ctx.etc_files {
+        mounts.push(Mount::Bind {
+            source: source.clone(),
+            destination: dest.clone(),
+            read_only: false,
+        });
+    }
     let mut join: Vec<NamespaceJoin> = ctx
         .network_ns
         .iter()
@@ -217,4 +271,34 @@ pub fn container_spec(
         stop_signal: image.stop_signal.clone(),
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(v: Value) -> ContainerDefinition {
+        serde_json::from_value(v).expect("def")
+    }
+
+    #[test]
+    fn names_files() {
+        let defs = [
+            def(
+                serde_json::json!({ "name": "web", "image": "i", "extraHosts": [{ "hostname": "db", "ipAddress": "10.0.0.9" }] }),
+            ),
+            def(
+                serde_json::json!({ "name": "side", "image": "i", "dnsServers": ["10.0.0.53"], "dnsSearchDomains": ["lab"] }),
+            ),
+        ];
+        let hosts = hosts_file("abc123", Some("10.88.0.2"), &defs);
+        assert!(hosts.contains("10.88.0.2\tabc123 web side\n"), "{hosts}");
+        assert!(hosts.contains("10.0.0.9\tdb\n"));
+        let host = "nameserver 1.1.1.1\noptions ndots:1\n";
+        assert_eq!(resolv_conf(host, &defs[..1]), host);
+        assert_eq!(
+            resolv_conf(host, &defs),
+            "search lab\nnameserver 10.0.0.53\n"
+        );
+    }
 }

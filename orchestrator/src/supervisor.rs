@@ -20,7 +20,7 @@ use berth_runtime::namespaces::SharedNamespaces;
 use berth_runtime::{cgroups, CreateOptions, Resources, Runtime, RuntimeRoot, Source};
 use nix::unistd::{fork, ForkResult};
 
-use crate::containerize::{container_spec, overrides_for, TaskContext};
+use crate::containerize::{container_spec, hosts_file, overrides_for, resolv_conf, TaskContext};
 use crate::ecs::{now, Ecs};
 use crate::model::{ContainerDefinition, Partition, Task, TaskDefinition};
 
@@ -313,7 +313,31 @@ impl<'a> Supervisor<'a> {
             };
             volumes.insert(name.to_string(), dir);
         }
+        let etc = self.args.task_dir().join("etc");
+        std::fs::create_dir_all(&etc).map_err(|e| format!("create {}: {e}", etc.display()))?;
+        let address = task
+            .berth
+            .as_ref()
+            .and_then(|b| b.network.as_ref())
+            .map(|n| n.address.clone());
+        let hosts = etc.join("hosts");
+        std::fs::write(
+            &hosts,
+            hosts_file(&hostname, address.as_deref(), &td.container_definitions),
+        )
+        .map_err(|e| format!("write {}: {e}", hosts.display()))?;
+        let resolv = etc.join("resolv.conf");
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        std::fs::write(
+            &resolv,
+            resolv_conf(&host_resolv, &td.container_definitions),
+        )
+        .map_err(|e| format!("write {}: {e}", resolv.display()))?;
         Ok(TaskContext {
+            etc_files: vec![
+                (hosts, "/etc/hosts".into()),
+                (resolv, "/etc/resolv.conf".into()),
+            ],
             hostname,
             network_ns: ns.path("network"),
             ipc_ns: ns.path("ipc"),

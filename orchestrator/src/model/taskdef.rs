@@ -107,8 +107,21 @@ pub struct ContainerDefinition {
     pub health_check: Option<Value>,
     #[serde(default)]
     pub system_controls: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<HostEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_servers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search_domains: Vec<String>,
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostEntry {
+    pub hostname: String,
+    pub ip_address: String,
 }
 
 impl ContainerDefinition {
