@@ -229,6 +229,13 @@ impl World {
             "bridge {} left",
             self.bridge
         );
+        let table = format!("berth_{}", self.bridge);
+        let listed = Command::new("nft")
+            .args(["list", "table", "ip", &table])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        assert!(!listed.is_ok_and(|s| s.success()), "nft table {table} left");
         let snapshots = self.root.path().join("images/snapshots");
         let left: Vec<_> = std::fs::read_dir(&snapshots)
             .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect())

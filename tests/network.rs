@@ -63,13 +63,13 @@ fn address_of(task: &Value) -> String {
         .to_string()
 }
 
+/// GET / from `addr` (HOST:PORT), retrying until it answers.
 fn http_get(addr: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(mut s) = TcpStream::connect_timeout(
-            &format!("{addr}:80").parse().expect("addr"),
-            Duration::from_secs(2),
-        ) {
+        if let Ok(mut s) =
+            TcpStream::connect_timeout(&addr.parse().expect("addr"), Duration::from_secs(2))
+        {
             let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
             let mut body = String::new();
             let _ = s.read_to_string(&mut body);
@@ -77,7 +77,7 @@ fn http_get(addr: &str) -> String {
                 return body;
             }
         }
-        assert!(Instant::now() < deadline, "nothing answered on {addr}:80");
+        assert!(Instant::now() < deadline, "nothing answered on {addr}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -86,17 +86,22 @@ fn http_get(addr: &str) -> String {
 fn a_fargate_task_gets_an_address_and_is_reachable() {
     let w = World::new("net-fargate");
     w.busybox_image("busybox:latest", &[]);
+    // A port of this world's own, published on the host.
+    let port: u16 = 20000 + (std::process::id() % 20000) as u16;
+    let web_cmd = format!(
+        "mkdir -p /www; echo hello-awsvpc > /www/index.html; httpd -p 80 -h /www; httpd -p {port} -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done"
+    );
     register(
         &w,
         json!({
             "family": "web", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
             "cpu": "256", "memory": "512",
             "containerDefinitions": [
-                { "name": "web", "image": "busybox",
-                  "command": ["sh", "-c", "mkdir -p /www; echo hello-awsvpc > /www/index.html; httpd -p 80 -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done"] },
+                { "name": "web", "image": "busybox", "command": ["sh", "-c", web_cmd],
+                  "portMappings": [{ "containerPort": port }] },
                 { "name": "client", "image": "busybox", "essential": false,
                   "command": ["sh", "-c", "until wget -qO- http://web:80/; do sleep 0.1; done; grep -q nameserver /etc/resolv.conf && echo resolv-ok"],
-              "dnsServers": ["10.0.0.53"] }
+                  "dnsServers": ["10.0.0.53"] }
             ]
         }),
     );
@@ -118,7 +123,26 @@ fn a_fargate_task_gets_an_address_and_is_reachable() {
         w.subnet
     );
     // From the host, over the bridge.
-    assert!(http_get(&ip).contains("hello-awsvpc"));
+    assert!(http_get(&format!("{ip}:80")).contains("hello-awsvpc"));
+    // Through the port mapping, on 127.0.0.1: nftables DNAT.
+    assert!(http_get(&format!("127.0.0.1:{port}")).contains("hello-awsvpc"));
+    let web = t["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == "web"))
+        .expect("web");
+    assert_eq!(web["networkBindings"][0]["hostPort"], port);
+    // The port is the instance's: a second task wanting it is not placed.
+    let second = parse_json(&w.berth(&[
+        "run-task",
+        "--task-definition",
+        "web",
+        "--launch-type",
+        "FARGATE",
+    ]));
+    assert_eq!(
+        second["failures"][0]["reason"], "RESOURCE:PORTS",
+        "{second}"
+    );
     // Between the task's containers, by name (/etc/hosts), on the task's
     // own address.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -9,6 +9,7 @@
 
 mod ipam;
 mod links;
+pub mod nat;
 
 pub use ipam::{allocate, Subnet};
 pub use links::{attach, detach, ensure_bridge, link_exists, remove_bridge};

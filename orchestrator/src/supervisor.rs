@@ -160,6 +160,8 @@ struct Supervisor<'a> {
     exits: (mpsc::Sender<ContainerExit>, mpsc::Receiver<ContainerExit>),
     stopping: bool,
     network: Option<crate::model::TaskNetwork>,
+    /// Port mappings made in the kernel, to remove.
+    host_ports: Vec<crate::model::HostPort>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -175,6 +177,7 @@ impl<'a> Supervisor<'a> {
             exits: mpsc::channel(),
             stopping: false,
             network: None,
+            host_ports: Vec::new(),
         }
     }
 
@@ -284,6 +287,52 @@ impl<'a> Supervisor<'a> {
             self.set(|t| {
                 for a in &mut t.attachments {
                     a["status"] = "ATTACHED".into();
+                }
+            });
+            let ports = task
+                .berth
+                .as_ref()
+                .map(|b| b.host_ports.clone())
+                .unwrap_or_default();
+            if !ports.is_empty() {
+                let subnet: berth_net::Subnet = format!("{}/{}", net.address, net.prefix)
+                    .parse()
+                    .map_err(|e: berth_net::Error| e.to_string())?;
+                berth_net::nat::ensure_table(&net.bridge, &subnet).map_err(|e| e.to_string())?;
+                for hp in &ports {
+                    berth_net::nat::add_mapping(
+                        &net.bridge,
+                        &hp.protocol,
+                        hp.host_port,
+                        &net.address,
+                        hp.container_port,
+                    )
+                    .map_err(|e| format!("map port {}/{}: {e}", hp.host_port, hp.protocol))?;
+                    self.host_ports.push(hp.clone());
+                }
+            }
+        }
+        // What ECS shows of the mappings.
+        let bindings = task
+            .berth
+            .as_ref()
+            .map(|b| b.host_ports.clone())
+            .unwrap_or_default();
+        if !bindings.is_empty() {
+            self.set(|t| {
+                for c in &mut t.containers {
+                    c.network_bindings = bindings
+                        .iter()
+                        .filter(|hp| hp.container == c.name)
+                        .map(|hp| {
+                            serde_json::json!({
+                                "bindIP": "0.0.0.0",
+                                "containerPort": hp.container_port,
+                                "hostPort": hp.host_port,
+                                "protocol": hp.protocol,
+                            })
+                        })
+                        .collect();
                 }
             });
         }
@@ -542,6 +591,13 @@ impl<'a> Supervisor<'a> {
             }
         }
         if let Some(net) = &self.network {
+            for hp in &self.host_ports {
+                if let Err(e) =
+                    berth_net::nat::remove_mapping(&net.bridge, &hp.protocol, hp.host_port)
+                {
+                    tracing::warn!("unmap port {}: {e}", hp.host_port);
+                }
+            }
             if let Err(e) = berth_net::detach(&net.host_ifname) {
                 tracing::warn!("detach {}: {e}", net.host_ifname);
             }
@@ -574,6 +630,9 @@ impl<'a> Supervisor<'a> {
         // The bridge goes when no task needs it any more.
         if let Some(net) = &self.network {
             if let Ok(false) = self.ecs.addresses_in_use(&self.args.cluster) {
+                if let Err(e) = berth_net::nat::remove_table(&net.bridge) {
+                    tracing::warn!("remove NAT table of {}: {e}", net.bridge);
+                }
                 if let Err(e) = berth_net::remove_bridge(&net.bridge) {
                     tracing::warn!("remove bridge {}: {e}", net.bridge);
                 }
@@ -598,6 +657,11 @@ pub fn reap_orphan(ecs: &Ecs, args: &SupervisorArgs) -> Result<(), String> {
         dir: args.task_dir().join("ns"),
     });
     sup.network = task.berth.as_ref().and_then(|b| b.network.clone());
+    sup.host_ports = task
+        .berth
+        .as_ref()
+        .map(|b| b.host_ports.clone())
+        .unwrap_or_default();
     let runtime = Runtime::new(RuntimeRoot::new(&args.runtime_root));
     for c in &task.containers {
         let id = format!("{}-{}", args.task_id, c.name);

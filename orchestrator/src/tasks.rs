@@ -19,6 +19,31 @@ fn instance_key(cluster: &str, id: &str) -> String {
     format!("instances/{cluster}/{id}")
 }
 
+fn port_key(cluster: &str, instance: &str, protocol: &str, port: u16) -> String {
+    format!("ports/{cluster}/{instance}/{protocol}/{port}")
+}
+
+/// The host ports a task holds: in awsvpc and host modes, each mapping's
+/// hostPort (registration makes it the containerPort).
+fn host_ports(td: &TaskDefinition, mode: &str) -> Vec<crate::model::HostPort> {
+    if mode != "awsvpc" && mode != "host" {
+        return Vec::new();
+    }
+    td.container_definitions
+        .iter()
+        .flat_map(|c| {
+            c.port_mappings.iter().filter_map(move |pm| {
+                Some(crate::model::HostPort {
+                    container: c.name.clone(),
+                    protocol: pm.protocol.clone().unwrap_or_else(|| "tcp".into()),
+                    host_port: pm.host_port.or(pm.container_port)?,
+                    container_port: pm.container_port?,
+                })
+            })
+        })
+        .collect()
+}
+
 fn ip_key(cluster: &str, ip: &str) -> String {
     format!("ips/{cluster}/{ip}")
 }
@@ -287,6 +312,41 @@ impl Ecs {
                         expect: Expect::Absent,
                     });
                 }
+                // Host ports: a key each on this host, so a taken one fails
+                // the whole placement.
+                if let Some(b) = task.berth.as_mut() {
+                    b.host_ports = host_ports(&td, &mode);
+                }
+                for hp in task
+                    .berth
+                    .as_ref()
+                    .map(|b| b.host_ports.clone())
+                    .unwrap_or_default()
+                {
+                    let key = port_key(
+                        &cluster.cluster_name,
+                        instance.id(),
+                        &hp.protocol,
+                        hp.host_port,
+                    );
+                    if self.store.get(&key)?.is_some() {
+                        return Ok(Ok(Err(Failure {
+                            arn: Some(instance.container_instance_arn.clone()),
+                            reason: "RESOURCE:PORTS".into(),
+                            detail: Some(format!("{}/{}", hp.host_port, hp.protocol)),
+                        })));
+                    }
+                    ops.push(Op::Put {
+                        key,
+                        value: id.as_bytes().to_vec(),
+                        expect: Expect::Absent,
+                    });
+                }
+                ops[0] = Op::Put {
+                    key: task_key(&cluster.cluster_name, &id),
+                    value: encode(&task)?,
+                    expect: Expect::Absent,
+                };
                 // Fargate capacity is not this host's to account.
                 if launch_type == "EC2" {
                     let key = instance_key(&cluster.cluster_name, instance.id());
@@ -497,6 +557,14 @@ impl Ecs {
                         key: ip_key(cluster, &net.address),
                         expect: Expect::Any,
                     });
+                }
+                if let (Some(b), Some(arn)) = (&task.berth, &task.container_instance_arn) {
+                    for hp in &b.host_ports {
+                        ops.push(Op::Delete {
+                            key: port_key(cluster, name_from_arn(arn), &hp.protocol, hp.host_port),
+                            expect: Expect::Any,
+                        });
+                    }
                 }
                 if let (Some(arn), Some(b)) = (&task.container_instance_arn, &task.berth) {
                     let ikey = instance_key(cluster, name_from_arn(arn));

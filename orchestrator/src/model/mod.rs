@@ -11,7 +11,7 @@ pub mod taskdef_types {
 
 pub use cluster::Cluster;
 pub use task::{
-    Attribute, Container, ContainerInstance, Resource, Task, TaskInternals, TaskNetwork,
+    Attribute, Container, ContainerInstance, HostPort, Resource, Task, TaskInternals, TaskNetwork,
 };
 pub use taskdef::{ContainerDefinition, DependsOn, PortMapping, TaskDefinition};
 

@@ -70,6 +70,18 @@ pub struct TaskInternals {
     /// An awsvpc task's place on the cluster network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<TaskNetwork>,
+    /// Host ports the task holds on its instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_ports: Vec<HostPort>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostPort {
+    pub container: String,
+    pub protocol: String,
+    pub host_port: u16,
+    pub container_port: u16,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
