@@ -209,3 +209,43 @@ fn concurrent_tasks_get_distinct_addresses() {
     }
     w.assert_clean();
 }
+
+#[test]
+fn system_gc_finishes_a_task_whose_supervisor_was_killed() {
+    let w = World::new("net-gc");
+    w.busybox_image("busybox:latest", &[]);
+    register(
+        &w,
+        json!({
+            "family": "gc", "networkMode": "awsvpc",
+            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 16,
+                "portMappings": [{ "containerPort": 20000 + (std::process::id() % 20000) as u16 + 1 }],
+                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
+        }),
+    );
+    let out = parse_json(&w.berth(&["run-task", "--task-definition", "gc"]));
+    let id = task_ids(&out).pop().expect("task");
+    wait_status(&w, &id, "RUNNING");
+    // Kill the task's supervisor: its container runs on, unwatched.
+    for pid in w.monitors() {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("__berth-task") {
+            std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .expect("kill");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(5500));
+    let out = w.berth(&["system", "gc"]);
+    assert_ok(&out);
+    let report = parse_json(&out);
+    assert_eq!(
+        report["tasksFinished"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    let t = describe(&w, &id);
+    assert_eq!(t["lastStatus"], "STOPPED");
+    w.assert_clean();
+}

@@ -347,7 +347,7 @@ fn start_supervisors(ecs: &Ecs, roots: &Roots, tasks: &[Task]) {
 }
 
 /// The supervisor of `task` under these roots.
-fn supervisor_args(roots: &Roots, task: &Task) -> SupervisorArgs {
+pub fn supervisor_args(roots: &Roots, task: &Task) -> SupervisorArgs {
     SupervisorArgs {
         state_root: roots.state.clone(),
         runtime_root: roots.runtime.clone(),
@@ -383,7 +383,7 @@ fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
 
 /// A supervisor records itself within moments of run-task; before that a
 /// task without one is only starting, not orphaned.
-fn started_long_enough_ago(t: &Task) -> bool {
+pub fn started_long_enough_ago(t: &Task) -> bool {
     chrono::DateTime::parse_from_rfc3339(&t.created_at)
         .map(|at| chrono::Utc::now().signed_duration_since(at) > chrono::Duration::seconds(5))
         .unwrap_or(true)

@@ -7,6 +7,7 @@ mod image_run;
 mod output;
 mod progress;
 mod runtime_cmd;
+mod system_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,9 @@ enum Command {
     /// Images: import, build from a directory, list, inspect, remove, prune.
     #[command(subcommand)]
     Image(image_cmd::ImageCommand),
+    /// Host housekeeping.
+    #[command(subcommand)]
+    System(system_cmd::SystemCommand),
     /// Low-level OCI runtime verbs, for tests, benchmarks and debugging.
     #[command(subcommand)]
     Runtime(runtime_cmd::RuntimeCommand),
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ecs(cmd) => ecs_cmd::run(cmd, &roots, cli.output),
         Command::Image(cmd) => image_cmd::run(cmd, &roots),
+        Command::System(cmd) => system_cmd::run(cmd, &roots),
         Command::Runtime(cmd) => runtime_cmd::run(cmd, &roots),
     };
     match result {

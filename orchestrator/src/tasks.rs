@@ -719,6 +719,56 @@ impl Ecs {
     }
 }
 
+impl Ecs {
+    /// Address and host-port reservations whose task is gone or STOPPED
+    /// (left by a crash between steps): released. Returns the keys freed.
+    pub fn gc_reservations(&self, cluster: &str) -> EcsResult<Vec<String>> {
+        let mut freed = Vec::new();
+        for prefix in [format!("ips/{cluster}/"), format!("ports/{cluster}/")] {
+            for (key, rec) in self.store.list(&prefix)? {
+                let task_id = String::from_utf8_lossy(&rec.value).to_string();
+                let live = match self.store.get(&task_key(cluster, &task_id))? {
+                    Some(t) => !decode::<Task>(&t.value)?.is_stopped(),
+                    None => false,
+                };
+                if !live {
+                    let op = Op::Delete {
+                        key: key.clone(),
+                        expect: Expect::Revision(rec.revision),
+                    };
+                    match self.store.commit(&[op]) {
+                        Ok(_) | Err(StoreError::Conflict(_)) => freed.push(key),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        Ok(freed)
+    }
+
+    /// Every task of `cluster`.
+    pub fn all_tasks(&self, cluster: &str) -> EcsResult<Vec<Task>> {
+        self.store
+            .list(&format!("tasks/{cluster}/"))?
+            .into_iter()
+            .map(|(_, rec)| decode::<Task>(&rec.value))
+            .collect()
+    }
+
+    pub fn cluster_names(&self) -> EcsResult<Vec<String>> {
+        Ok(self
+            .store
+            .list("clusters/")?
+            .into_iter()
+            .filter_map(|(k, _)| k.strip_prefix("clusters/").map(str::to_string))
+            .collect())
+    }
+
+    pub fn network_config(&self) -> &crate::ecs::NetworkConfig {
+        &self.network
+    }
+}
+
 /// A task as ECS shows it: without berth's bookkeeping.
 pub fn public(task: &Task) -> Value {
     let mut t = task.clone();
