@@ -249,3 +249,63 @@ fn system_gc_finishes_a_task_whose_supervisor_was_killed() {
     assert_eq!(t["lastStatus"], "STOPPED");
     w.assert_clean();
 }
+
+#[test]
+fn bridge_mode_tasks_talk_by_address_and_name() {
+    let w = World::new("net-bridge");
+    w.busybox_image("busybox:latest", &[]);
+    register(
+        &w,
+        json!({
+            "family": "bridged", "networkMode": "bridge",
+            "containerDefinitions": [
+                { "name": "web", "image": "busybox", "memory": 16,
+                  "portMappings": [{ "containerPort": 80, "hostPort": 0 }],
+                  "command": ["sh", "-c", "mkdir -p /www; echo hello-bridge > /www/index.html; httpd -p 80 -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done"] },
+                { "name": "peer", "image": "busybox", "memory": 16, "essential": false,
+                  "command": ["sh", "-c", "until wget -qO- http://web:80/; do sleep 0.1; done"] }
+            ]
+        }),
+    );
+    let out = parse_json(&w.berth(&["run-task", "--task-definition", "bridged"]));
+    let a = task_ids(&out).pop().expect("task");
+    let t = wait_status(&w, &a, "RUNNING");
+    let web = t["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == "web"))
+        .expect("web")
+        .clone();
+    let host_port = web["networkBindings"][0]["hostPort"]
+        .as_u64()
+        .expect("hostPort");
+    assert!(host_port >= 49153, "an ephemeral port: {web}");
+    let web_ip = web["networkInterfaces"][0]["privateIpv4Address"]
+        .as_str()
+        .expect("ip")
+        .to_string();
+    // Through the ephemeral host port on 127.0.0.1.
+    assert!(http_get(&format!("127.0.0.1:{host_port}")).contains("hello-bridge"));
+    // By name, from another container of the task (its own namespace).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stdout(&w.berth(&["logs", &a, "--container", "peer"])).contains("hello-bridge") {
+        assert!(Instant::now() < deadline, "peer never reached web by name");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // By address, from another task on the bridge.
+    register(
+        &w,
+        json!({
+            "family": "client", "networkMode": "bridge",
+            "containerDefinitions": [{ "name": "c", "image": "busybox", "memory": 16,
+                "command": ["sh", "-c", format!("wget -qO- http://{web_ip}:80/")] }]
+        }),
+    );
+    let out = parse_json(&w.berth(&["run-task", "--task-definition", "client"]));
+    let b = task_ids(&out).pop().expect("task");
+    let tb = wait_status(&w, &b, "STOPPED");
+    assert_eq!(tb["containers"][0]["exitCode"], 0, "{tb}");
+    assert_eq!(stdout(&w.berth(&["logs", &b])), "hello-bridge\n");
+    assert_ok(&w.berth(&["stop-task", "--task", &a]));
+    wait_status(&w, &a, "STOPPED");
+    w.assert_clean();
+}

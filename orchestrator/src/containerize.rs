@@ -49,8 +49,14 @@ pub fn merge_env(base: &[String], ours: &[String]) -> Vec<String> {
     out
 }
 
+/// A container's own (network, ipc, uts) namespace files.
+pub type OwnNamespaces = (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>);
+
 /// Where a task's containers meet: shared namespaces and volumes.
 pub struct TaskContext {
+    /// Bridge mode: a container's own (network, ipc, uts) namespaces, in
+    /// place of the task's.
+    pub per_container: BTreeMap<String, OwnNamespaces>,
     pub hostname: String,
     /// None: the host's network (ECS's host mode).
     pub network_ns: Option<PathBuf>,
@@ -67,14 +73,26 @@ pub struct TaskContext {
 
 /// The task's /etc/hosts: localhost, the task's own name and its
 /// containers' names on its address, and every container's extraHosts.
-pub fn hosts_file(hostname: &str, address: Option<&str>, defs: &[ContainerDefinition]) -> String {
+/// In bridge mode each container has its own address (`addresses`).
+pub fn hosts_file(
+    hostname: &str,
+    address: Option<&str>,
+    addresses: &BTreeMap<String, String>,
+    defs: &[ContainerDefinition],
+) -> String {
     let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-    let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
-    out.push_str(&format!(
-        "{}\t{hostname} {}\n",
-        address.unwrap_or("127.0.1.1"),
-        names.join(" ")
-    ));
+    if addresses.is_empty() {
+        let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+        out.push_str(&format!(
+            "{}\t{hostname} {}\n",
+            address.unwrap_or("127.0.1.1"),
+            names.join(" ")
+        ));
+    } else {
+        for (name, ip) in addresses {
+            out.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
     for d in defs {
         for h in &d.extra_hosts {
             out.push_str(&format!("{}\t{}\n", h.ip_address, h.hostname));
@@ -216,26 +234,30 @@ pub fn container_spec(
             read_only: false,
         });
     }
-    let mut join: Vec<NamespaceJoin> = ctx
-        .network_ns
+    let own = ctx.per_container.get(&def.name);
+    let network_ns = own.map_or(ctx.network_ns.clone(), |o| o.0.clone());
+    let (ipc_ns, uts_ns) = own.map_or((ctx.ipc_ns.clone(), ctx.uts_ns.clone()), |o| {
+        (o.1.clone(), o.2.clone())
+    });
+    let mut join: Vec<NamespaceJoin> = network_ns
         .iter()
         .map(|p| NamespaceJoin {
             kind: "network".into(),
             path: p.clone(),
         })
         .collect();
-    let host_namespaces = if ctx.network_ns.is_none() {
+    let host_namespaces = if network_ns.is_none() {
         vec!["network".to_string()]
     } else {
         vec![]
     };
-    if let Some(p) = &ctx.ipc_ns {
+    if let Some(p) = &ipc_ns {
         join.push(NamespaceJoin {
             kind: "ipc".into(),
             path: p.clone(),
         });
     }
-    if let Some(p) = &ctx.uts_ns {
+    if let Some(p) = &uts_ns {
         join.push(NamespaceJoin {
             kind: "uts".into(),
             path: p.clone(),
@@ -252,7 +274,13 @@ pub fn container_spec(
             .user
             .clone()
             .or_else(|| image.user.clone().filter(|u| !u.is_empty())),
-        hostname: Some(def.hostname.clone().unwrap_or_else(|| ctx.hostname.clone())),
+        hostname: Some(def.hostname.clone().unwrap_or_else(|| {
+            if own.is_some() {
+                def.name.clone()
+            } else {
+                ctx.hostname.clone()
+            }
+        })),
         rlimits,
         cap_add: cap_list("add"),
         cap_drop: cap_list("drop"),
@@ -291,7 +319,10 @@ mod tests {
                 serde_json::json!({ "name": "side", "image": "i", "dnsServers": ["10.0.0.53"], "dnsSearchDomains": ["lab"] }),
             ),
         ];
-        let hosts = hosts_file("abc123", Some("10.88.0.2"), &defs);
+        let hosts = hosts_file("abc123", Some("10.88.0.2"), &BTreeMap::new(), &defs);
+        let bridged: BTreeMap<String, String> =
+            [("web".to_string(), "10.88.0.5".to_string())].into();
+        assert!(hosts_file("x", None, &bridged, &defs).contains("10.88.0.5\tweb\n"));
         assert!(hosts.contains("10.88.0.2\tabc123 web side\n"), "{hosts}");
         assert!(hosts.contains("10.0.0.9\tdb\n"));
         let host = "nameserver 1.1.1.1\noptions ndots:1\n";

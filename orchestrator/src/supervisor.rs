@@ -162,6 +162,9 @@ struct Supervisor<'a> {
     network: Option<crate::model::TaskNetwork>,
     /// Port mappings made in the kernel, to remove.
     host_ports: Vec<crate::model::HostPort>,
+    /// Bridge mode: each container's namespaces and link.
+    container_namespaces: Vec<SharedNamespaces>,
+    links: Vec<crate::model::TaskNetwork>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -178,6 +181,8 @@ impl<'a> Supervisor<'a> {
             stopping: false,
             network: None,
             host_ports: Vec::new(),
+            container_namespaces: Vec::new(),
+            links: Vec::new(),
         }
     }
 
@@ -289,28 +294,72 @@ impl<'a> Supervisor<'a> {
                     a["status"] = "ATTACHED".into();
                 }
             });
-            let ports = task
-                .berth
-                .as_ref()
-                .map(|b| b.host_ports.clone())
-                .unwrap_or_default();
-            if !ports.is_empty() {
-                let subnet: berth_net::Subnet = format!("{}/{}", net.address, net.prefix)
-                    .parse()
-                    .map_err(|e: berth_net::Error| e.to_string())?;
-                berth_net::nat::ensure_table(&net.bridge, &subnet).map_err(|e| e.to_string())?;
-                for hp in &ports {
-                    berth_net::nat::add_mapping(
-                        &net.bridge,
-                        &hp.protocol,
-                        hp.host_port,
-                        &net.address,
-                        hp.container_port,
-                    )
-                    .map_err(|e| format!("map port {}/{}: {e}", hp.host_port, hp.protocol))?;
-                    self.host_ports.push(hp.clone());
-                }
-            }
+        }
+        // Bridge mode: each container its own namespaces, on the bridge.
+        let container_nets = task
+            .berth
+            .as_ref()
+            .map(|b| b.container_networks.clone())
+            .unwrap_or_default();
+        let mut per_container = BTreeMap::new();
+        for cn in &container_nets {
+            let dir = self.args.task_dir().join(format!("ns-{}", cn.container));
+            let cns =
+                SharedNamespaces::create(&dir, true, &cn.container).map_err(|e| e.to_string())?;
+            self.container_namespaces.push(cns.clone());
+            let netns = cns.path("network").ok_or("no network namespace")?;
+            let parse = |a: &str| {
+                a.parse::<std::net::Ipv4Addr>()
+                    .map_err(|e| format!("{a}: {e}"))
+            };
+            let (address, gateway) = (parse(&cn.network.address)?, parse(&cn.network.gateway)?);
+            berth_net::ensure_bridge(&cn.network.bridge, gateway, cn.network.prefix)
+                .map_err(|e| e.to_string())?;
+            self.links.push(cn.network.clone());
+            berth_net::attach(
+                &netns,
+                &cn.network.bridge,
+                &cn.network.host_ifname,
+                address,
+                cn.network.prefix,
+                gateway,
+            )
+            .map_err(|e| e.to_string())?;
+            per_container.insert(
+                cn.container.clone(),
+                (Some(netns), cns.path("ipc"), cns.path("uts")),
+            );
+        }
+        // Port mappings: to the task's address (awsvpc) or the container's.
+        let ports = task
+            .berth
+            .as_ref()
+            .map(|b| b.host_ports.clone())
+            .unwrap_or_default();
+        let target = |container: &str| -> Option<crate::model::TaskNetwork> {
+            container_nets
+                .iter()
+                .find(|cn| cn.container == container)
+                .map(|cn| cn.network.clone())
+                .or_else(|| self.network.clone())
+        };
+        for hp in &ports {
+            let Some(net) = target(&hp.container) else {
+                continue; // host mode: the container binds the port itself
+            };
+            let subnet: berth_net::Subnet = format!("{}/{}", net.address, net.prefix)
+                .parse()
+                .map_err(|e: berth_net::Error| e.to_string())?;
+            berth_net::nat::ensure_table(&net.bridge, &subnet).map_err(|e| e.to_string())?;
+            berth_net::nat::add_mapping(
+                &net.bridge,
+                &hp.protocol,
+                hp.host_port,
+                &net.address,
+                hp.container_port,
+            )
+            .map_err(|e| format!("map port {}/{}: {e}", hp.host_port, hp.protocol))?;
+            self.host_ports.push(hp.clone());
         }
         // What ECS shows of the mappings.
         let bindings = task
@@ -370,9 +419,18 @@ impl<'a> Supervisor<'a> {
             .and_then(|b| b.network.as_ref())
             .map(|n| n.address.clone());
         let hosts = etc.join("hosts");
+        let addresses: BTreeMap<String, String> = container_nets
+            .iter()
+            .map(|cn| (cn.container.clone(), cn.network.address.clone()))
+            .collect();
         std::fs::write(
             &hosts,
-            hosts_file(&hostname, address.as_deref(), &td.container_definitions),
+            hosts_file(
+                &hostname,
+                address.as_deref(),
+                &addresses,
+                &td.container_definitions,
+            ),
         )
         .map_err(|e| format!("write {}: {e}", hosts.display()))?;
         let resolv = etc.join("resolv.conf");
@@ -383,6 +441,7 @@ impl<'a> Supervisor<'a> {
         )
         .map_err(|e| format!("write {}: {e}", resolv.display()))?;
         Ok(TaskContext {
+            per_container,
             etc_files: vec![
                 (hosts, "/etc/hosts".into()),
                 (resolv, "/etc/resolv.conf".into()),
@@ -602,6 +661,19 @@ impl<'a> Supervisor<'a> {
                 tracing::warn!("detach {}: {e}", net.host_ifname);
             }
         }
+        for link in &self.links {
+            for hp in &self.host_ports {
+                let _ = berth_net::nat::remove_mapping(&link.bridge, &hp.protocol, hp.host_port);
+            }
+            if let Err(e) = berth_net::detach(&link.host_ifname) {
+                tracing::warn!("detach {}: {e}", link.host_ifname);
+            }
+        }
+        for ns in &self.container_namespaces {
+            if let Err(e) = ns.remove() {
+                tracing::warn!("remove namespaces: {e}");
+            }
+        }
         if let Some(ns) = &self.namespaces {
             if let Err(e) = ns.remove() {
                 tracing::warn!("remove namespaces: {e}");
@@ -628,7 +700,7 @@ impl<'a> Supervisor<'a> {
             }
         });
         // The bridge goes when no task needs it any more.
-        if let Some(net) = &self.network {
+        if let Some(net) = self.network.as_ref().or(self.links.first()) {
             if let Ok(false) = self.ecs.addresses_in_use(&self.args.cluster) {
                 if let Err(e) = berth_net::nat::remove_table(&net.bridge) {
                     tracing::warn!("remove NAT table of {}: {e}", net.bridge);

@@ -25,8 +25,11 @@ fn port_key(cluster: &str, instance: &str, protocol: &str, port: u16) -> String 
 
 /// The host ports a task holds: in awsvpc and host modes, each mapping's
 /// hostPort (registration makes it the containerPort).
+/// ECS's default ephemeral host port range.
+const EPHEMERAL_PORTS: (u16, u16) = (49153, 65535);
+
 fn host_ports(td: &TaskDefinition, mode: &str) -> Vec<crate::model::HostPort> {
-    if mode != "awsvpc" && mode != "host" {
+    if mode == "none" {
         return Vec::new();
     }
     td.container_definitions
@@ -36,8 +39,14 @@ fn host_ports(td: &TaskDefinition, mode: &str) -> Vec<crate::model::HostPort> {
                 Some(crate::model::HostPort {
                     container: c.name.clone(),
                     protocol: pm.protocol.clone().unwrap_or_else(|| "tcp".into()),
-                    host_port: pm.host_port.or(pm.container_port)?,
+                    // Bridge mode: none or 0 means "any free port".
+                    host_port: if mode == "bridge" {
+                        pm.host_port.unwrap_or(0)
+                    } else {
+                        pm.host_port.or(pm.container_port)?
+                    },
                     container_port: pm.container_port?,
+                    reserved: false,
                 })
             })
         })
@@ -249,17 +258,13 @@ impl Ecs {
             }
         }
         let mode = td.network_mode.clone().unwrap_or_else(|| "bridge".into());
-        if mode == "bridge" {
-            return Err(EcsError::invalid(
-                "networkMode: berth cannot run bridge tasks yet; use awsvpc, none or host",
-            ));
-        }
         if mode == "host" && launch_type == "FARGATE" {
             return Err(EcsError::invalid(
                 "networkMode: FARGATE tasks cannot use host networking",
             ));
         }
         let awsvpc = mode == "awsvpc";
+        let bridged = mode == "bridge";
         let (cpu, memory) = task_needs(&td, &req.overrides);
         let instance = self.host_instance(&cluster)?;
         let mut tasks = Vec::new();
@@ -312,16 +317,94 @@ impl Ecs {
                         expect: Expect::Absent,
                     });
                 }
+                if bridged {
+                    let mut used: std::collections::BTreeSet<std::net::Ipv4Addr> = self
+                        .store
+                        .list(&format!("ips/{}/", cluster.cluster_name))?
+                        .into_iter()
+                        .filter_map(|(k, _)| k.rsplit('/').next()?.parse().ok())
+                        .collect();
+                    let mut nets = Vec::new();
+                    for (i, c) in td.container_definitions.iter().enumerate() {
+                        let Some(ip) = berth_net::allocate(&self.network.subnet, &used) else {
+                            return Ok(Ok(Err(Failure {
+                                arn: Some(instance.container_instance_arn.clone()),
+                                reason: "RESOURCE:ENI".into(),
+                                detail: Some(format!("no free address in {}", self.network.subnet)),
+                            })));
+                        };
+                        used.insert(ip);
+                        ops.push(Op::Put {
+                            key: ip_key(&cluster.cluster_name, &ip.to_string()),
+                            value: id.as_bytes().to_vec(),
+                            expect: Expect::Absent,
+                        });
+                        nets.push(crate::model::ContainerNetwork {
+                            container: c.name.clone(),
+                            network: crate::model::TaskNetwork {
+                                bridge: self.network.bridge.clone(),
+                                address: ip.to_string(),
+                                prefix: self.network.subnet.prefix,
+                                gateway: self.network.subnet.gateway().to_string(),
+                                host_ifname: format!("vb{}{i}", &id[..10]),
+                            },
+                        });
+                        if let Some(tc) = task.containers.iter_mut().find(|x| x.name == c.name) {
+                            tc.network_interfaces =
+                                vec![json!({ "privateIpv4Address": ip.to_string() })];
+                        }
+                    }
+                    if let Some(b) = task.berth.as_mut() {
+                        b.container_networks = nets;
+                    }
+                }
                 // Host ports: a key each on this host, so a taken one fails
-                // the whole placement.
+                // the whole placement. Bridge mode's hostPort 0 takes a free
+                // one from the ephemeral range, as ECS does.
+                let mut ports = host_ports(&td, &mode);
+                let mut chosen: std::collections::BTreeSet<(String, u16)> =
+                    std::collections::BTreeSet::new();
+                for hp in ports.iter_mut().filter(|hp| hp.host_port == 0) {
+                    let taken: std::collections::BTreeSet<u16> = self
+                        .store
+                        .list(&format!(
+                            "ports/{}/{}/{}/",
+                            cluster.cluster_name,
+                            instance.id(),
+                            hp.protocol
+                        ))?
+                        .into_iter()
+                        .filter_map(|(k, _)| k.rsplit('/').next()?.parse().ok())
+                        .collect();
+                    let free = (EPHEMERAL_PORTS.0..=EPHEMERAL_PORTS.1).find(|p| {
+                        !taken.contains(p) && !chosen.contains(&(hp.protocol.clone(), *p))
+                    });
+                    let Some(port) = free else {
+                        return Ok(Ok(Err(Failure {
+                            arn: Some(instance.container_instance_arn.clone()),
+                            reason: "RESOURCE:PORTS".into(),
+                            detail: Some("no free ephemeral port".into()),
+                        })));
+                    };
+                    chosen.insert((hp.protocol.clone(), port));
+                    hp.host_port = port;
+                    ops.push(Op::Put {
+                        key: port_key(&cluster.cluster_name, instance.id(), &hp.protocol, port),
+                        value: id.as_bytes().to_vec(),
+                        expect: Expect::Absent,
+                    });
+                    hp.reserved = true;
+                }
                 if let Some(b) = task.berth.as_mut() {
-                    b.host_ports = host_ports(&td, &mode);
+                    b.host_ports = ports;
                 }
                 for hp in task
                     .berth
                     .as_ref()
                     .map(|b| b.host_ports.clone())
                     .unwrap_or_default()
+                    .into_iter()
+                    .filter(|hp| !hp.reserved)
                 {
                     let key = port_key(
                         &cluster.cluster_name,
@@ -555,6 +638,12 @@ impl Ecs {
                 if let Some(net) = task.berth.as_ref().and_then(|b| b.network.as_ref()) {
                     ops.push(Op::Delete {
                         key: ip_key(cluster, &net.address),
+                        expect: Expect::Any,
+                    });
+                }
+                for cn in task.berth.iter().flat_map(|b| b.container_networks.iter()) {
+                    ops.push(Op::Delete {
+                        key: ip_key(cluster, &cn.network.address),
                         expect: Expect::Any,
                     });
                 }

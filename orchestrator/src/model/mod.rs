@@ -11,7 +11,8 @@ pub mod taskdef_types {
 
 pub use cluster::Cluster;
 pub use task::{
-    Attribute, Container, ContainerInstance, HostPort, Resource, Task, TaskInternals, TaskNetwork,
+    Attribute, Container, ContainerInstance, ContainerNetwork, HostPort, Resource, Task,
+    TaskInternals, TaskNetwork,
 };
 pub use taskdef::{ContainerDefinition, DependsOn, PortMapping, TaskDefinition};
 

@@ -73,6 +73,16 @@ pub struct TaskInternals {
     /// Host ports the task holds on its instance.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_ports: Vec<HostPort>,
+    /// Bridge mode: each container's own place on the network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub container_networks: Vec<ContainerNetwork>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerNetwork {
+    pub container: String,
+    pub network: TaskNetwork,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +92,9 @@ pub struct HostPort {
     pub protocol: String,
     pub host_port: u16,
     pub container_port: u16,
+    /// Taken during placement already (an ephemeral pick).
+    #[serde(default, skip_serializing)]
+    pub reserved: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
