@@ -19,10 +19,10 @@ pub fn table_name(bridge: &str) -> String {
     format!("berth_{}", bridge.replace(['-', '.'], "_"))
 }
 
-fn nft(commands: Vec<Value>) -> Result<()> {
-    let input = json!({ "nftables": commands }).to_string();
+/// Feed `input` to `nft ARGS` (one atomic transaction).
+fn run_nft(args: &[&str], input: &str) -> Result<()> {
     let mut child = Command::new("nft")
-        .args(["-j", "-f", "-"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -53,38 +53,17 @@ fn nft(commands: Vec<Value>) -> Result<()> {
     }
 }
 
-/// Run an nft script (atomic: all or nothing).
+/// JSON commands, through nft's JSON interface.
+fn nft(commands: Vec<Value>) -> Result<()> {
+    run_nft(
+        &["-j", "-f", "-"],
+        &json!({ "nftables": commands }).to_string(),
+    )
+}
+
+/// An nft script, in nft's own syntax.
 fn nft_script(script: &str) -> Result<()> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::Netlink {
-            context: "run nft (apt-get install nftables)".into(),
-            reason: e.to_string(),
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(|e| Error::Netlink {
-                context: "write to nft".into(),
-                reason: e.to_string(),
-            })?;
-    }
-    let out = child.wait_with_output().map_err(|e| Error::Netlink {
-        context: "wait for nft".into(),
-        reason: e.to_string(),
-    })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Netlink {
-            context: "nft".into(),
-            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
+    run_nft(&["-f", "-"], script)
 }
 
 /// Make the network's NAT table once (atomically: a second maker finds it
