@@ -657,16 +657,10 @@ impl<'a> Supervisor<'a> {
                     tracing::warn!("unmap port {}: {e}", hp.host_port);
                 }
             }
-            if let Err(e) = berth_net::detach(&net.host_ifname) {
-                tracing::warn!("detach {}: {e}", net.host_ifname);
-            }
         }
         for link in &self.links {
             for hp in &self.host_ports {
                 let _ = berth_net::nat::remove_mapping(&link.bridge, &hp.protocol, hp.host_port);
-            }
-            if let Err(e) = berth_net::detach(&link.host_ifname) {
-                tracing::warn!("detach {}: {e}", link.host_ifname);
             }
         }
         for ns in &self.container_namespaces {
@@ -674,6 +668,9 @@ impl<'a> Supervisor<'a> {
                 tracing::warn!("remove namespaces: {e}");
             }
         }
+        // Each veth pair goes with its namespace: the kernel deletes both
+        // ends once the namespace is freed, with no netlink round trip here
+        // (an explicit delete waits for RCU grace periods).
         if let Some(ns) = &self.namespaces {
             if let Err(e) = ns.remove() {
                 tracing::warn!("remove namespaces: {e}");
