@@ -179,10 +179,10 @@ fn concurrent_tasks_get_distinct_addresses() {
                 "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
         }),
     );
-    let children: Vec<_> = (0..4)
+    let children: Vec<_> = (0..5)
         .map(|_| {
             w.command()
-                .args(["run-task", "--task-definition", "many", "--count", "5"])
+                .args(["run-task", "--task-definition", "many", "--count", "10"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -195,12 +195,12 @@ fn concurrent_tasks_get_distinct_addresses() {
         assert_ok(&out);
         ids.extend(task_ids(&parse_json(&out)));
     }
-    assert_eq!(ids.len(), 20);
+    assert_eq!(ids.len(), 50);
     let mut addresses = std::collections::BTreeSet::new();
     for id in &ids {
         addresses.insert(address_of(&wait_status(&w, id, "RUNNING")));
     }
-    assert_eq!(addresses.len(), 20, "{addresses:?}");
+    assert_eq!(addresses.len(), 50, "{addresses:?}");
     for id in &ids {
         assert_ok(&w.berth(&["stop-task", "--task", id]));
     }
