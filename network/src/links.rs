@@ -5,7 +5,10 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use futures_util::TryStreamExt;
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 use crate::{Error, Result};
 
@@ -140,27 +143,33 @@ pub fn attach(
     prefix: u8,
     gateway: Ipv4Addr,
 ) -> Result<()> {
-    let peer = format!("{host_ifname}p");
     let ns_file =
         std::fs::File::open(netns).map_err(|e| err(format!("open {}", netns.display()), e))?;
-    let (bridge, host, peer_name) = (bridge.to_string(), host_ifname.to_string(), peer.clone());
+    let (bridge, host) = (bridge.to_string(), host_ifname.to_string());
     let ns_fd = ns_file.as_raw_fd();
     with_handle(None, move |h| {
         Box::pin(async move {
             let bridge_index = index_of(&h, &bridge)
                 .await?
                 .ok_or_else(|| err(format!("attach to {bridge}"), "no such bridge"))?;
+            // The peer is born in the namespace, as eth0: moving a link
+            // between namespaces waits for RCU grace periods (~30 ms here).
+            let peer = LinkMessageBuilder::<LinkUnspec>::new()
+                .name("eth0".to_string())
+                .setns_by_fd(ns_fd)
+                .build();
+            let veth = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+                .name(host.clone())
+                .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+                .build();
             h.link()
-                .add(LinkVeth::new(&host, &peer_name).build())
+                .add(veth)
                 .execute()
                 .await
                 .map_err(|e| err(format!("create veth {host}"), e))?;
             let host_index = index_of(&h, &host)
                 .await?
                 .ok_or_else(|| err("veth", "vanished"))?;
-            let peer_index = index_of(&h, &peer_name)
-                .await?
-                .ok_or_else(|| err("veth peer", "vanished"))?;
             h.link()
                 .set(
                     LinkUnspec::new_with_index(host_index)
@@ -170,29 +179,15 @@ pub fn attach(
                 )
                 .execute()
                 .await
-                .map_err(|e| err(format!("plug {host} into {bridge}"), e))?;
-            h.link()
-                .set(
-                    LinkUnspec::new_with_index(peer_index)
-                        .setns_by_fd(ns_fd)
-                        .build(),
-                )
-                .execute()
-                .await
-                .map_err(|e| err(format!("move {peer_name} into the task namespace"), e))
+                .map_err(|e| err(format!("plug {host} into {bridge}"), e))
         })
     })?;
     drop(ns_file);
     with_handle(Some(netns), move |h| {
         Box::pin(async move {
-            let index = index_of(&h, &peer)
+            let index = index_of(&h, "eth0")
                 .await?
                 .ok_or_else(|| err("veth in namespace", "not found"))?;
-            h.link()
-                .set(LinkUnspec::new_with_index(index).name("eth0").build())
-                .execute()
-                .await
-                .map_err(|e| err("rename to eth0", e))?;
             h.address()
                 .add(index, address.into(), prefix)
                 .execute()
