@@ -254,11 +254,7 @@ impl Ecs {
             let name = name_from_arn(n);
             match self.store.get(&cluster_key(name))? {
                 Some(rec) => clusters.push(self.with_counts(decode(&rec.value)?)?),
-                None => failures.push(Failure {
-                    arn: Some(self.cluster_arn(name)),
-                    reason: "MISSING".into(),
-                    detail: None,
-                }),
+                None => failures.push(Failure::missing(&self.cluster_arn(name))),
             }
         }
         Ok(json!({ "clusters": clusters, "failures": failures }))

@@ -272,23 +272,8 @@ impl<'a> Supervisor<'a> {
             let netns = ns
                 .path("network")
                 .ok_or("the task has no network namespace")?;
-            let parse = |a: &str| {
-                a.parse::<std::net::Ipv4Addr>()
-                    .map_err(|e| format!("{a}: {e}"))
-            };
-            let (address, gateway) = (parse(&net.address)?, parse(&net.gateway)?);
-            berth_net::ensure_bridge(&net.bridge, gateway, net.prefix)
-                .map_err(|e| e.to_string())?;
             self.network = Some(net.clone());
-            berth_net::attach(
-                &netns,
-                &net.bridge,
-                &net.host_ifname,
-                address,
-                net.prefix,
-                gateway,
-            )
-            .map_err(|e| e.to_string())?;
+            plug_in(&netns, &net)?;
             self.set(|t| {
                 for a in &mut t.attachments {
                     a["status"] = "ATTACHED".into();
@@ -308,23 +293,8 @@ impl<'a> Supervisor<'a> {
                 SharedNamespaces::create(&dir, true, &cn.container).map_err(|e| e.to_string())?;
             self.container_namespaces.push(cns.clone());
             let netns = cns.path("network").ok_or("no network namespace")?;
-            let parse = |a: &str| {
-                a.parse::<std::net::Ipv4Addr>()
-                    .map_err(|e| format!("{a}: {e}"))
-            };
-            let (address, gateway) = (parse(&cn.network.address)?, parse(&cn.network.gateway)?);
-            berth_net::ensure_bridge(&cn.network.bridge, gateway, cn.network.prefix)
-                .map_err(|e| e.to_string())?;
             self.links.push(cn.network.clone());
-            berth_net::attach(
-                &netns,
-                &cn.network.bridge,
-                &cn.network.host_ifname,
-                address,
-                cn.network.prefix,
-                gateway,
-            )
-            .map_err(|e| e.to_string())?;
+            plug_in(&netns, &cn.network)?;
             per_container.insert(
                 cn.container.clone(),
                 (Some(netns), cns.path("ipc"), cns.path("uts")),
@@ -343,14 +313,19 @@ impl<'a> Supervisor<'a> {
                 .map(|cn| cn.network.clone())
                 .or_else(|| self.network.clone())
         };
+        let mut table_made = false;
         for hp in &ports {
             let Some(net) = target(&hp.container) else {
                 continue; // host mode: the container binds the port itself
             };
-            let subnet: berth_net::Subnet = format!("{}/{}", net.address, net.prefix)
-                .parse()
-                .map_err(|e: berth_net::Error| e.to_string())?;
-            berth_net::nat::ensure_table(&net.bridge, &subnet).map_err(|e| e.to_string())?;
+            // One table for the network, made once for all the mappings.
+            if !table_made {
+                let subnet: berth_net::Subnet = format!("{}/{}", net.address, net.prefix)
+                    .parse()
+                    .map_err(|e: berth_net::Error| e.to_string())?;
+                berth_net::nat::ensure_table(&net.bridge, &subnet).map_err(|e| e.to_string())?;
+                table_made = true;
+            }
             berth_net::nat::add_mapping(
                 &net.bridge,
                 &hp.protocol,
@@ -649,18 +624,16 @@ impl<'a> Supervisor<'a> {
                 }
             }
         }
-        if let Some(net) = &self.network {
+        // The task's network: its own (awsvpc) or its containers' (bridge);
+        // all on the one cluster bridge.
+        let net = self.network.clone().or_else(|| self.links.first().cloned());
+        if let Some(net) = &net {
             for hp in &self.host_ports {
                 if let Err(e) =
                     berth_net::nat::remove_mapping(&net.bridge, &hp.protocol, hp.host_port)
                 {
                     tracing::warn!("unmap port {}: {e}", hp.host_port);
                 }
-            }
-        }
-        for link in &self.links {
-            for hp in &self.host_ports {
-                let _ = berth_net::nat::remove_mapping(&link.bridge, &hp.protocol, hp.host_port);
             }
         }
         for ns in &self.container_namespaces {
@@ -697,7 +670,7 @@ impl<'a> Supervisor<'a> {
             }
         });
         // The bridge goes when no task needs it any more.
-        if let Some(net) = self.network.as_ref().or(self.links.first()) {
+        if let Some(net) = &net {
             if let Ok(false) = self.ecs.addresses_in_use(&self.args.cluster) {
                 if let Err(e) = berth_net::nat::remove_table(&net.bridge) {
                     tracing::warn!("remove NAT table of {}: {e}", net.bridge);
@@ -708,6 +681,26 @@ impl<'a> Supervisor<'a> {
             }
         }
     }
+}
+
+/// Plug the namespace at `netns` into the network `net` describes (making
+/// its bridge on first use).
+fn plug_in(netns: &std::path::Path, net: &crate::model::TaskNetwork) -> Result<(), String> {
+    let parse = |a: &str| {
+        a.parse::<std::net::Ipv4Addr>()
+            .map_err(|e| format!("{a}: {e}"))
+    };
+    let (address, gateway) = (parse(&net.address)?, parse(&net.gateway)?);
+    berth_net::ensure_bridge(&net.bridge, gateway, net.prefix).map_err(|e| e.to_string())?;
+    berth_net::attach(
+        netns,
+        &net.bridge,
+        &net.host_ifname,
+        address,
+        net.prefix,
+        gateway,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Finish a task whose supervisor is gone (killed, or never started because

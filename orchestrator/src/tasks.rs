@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::containerize::overrides_for;
 use crate::ecs::{decode, encode, now, retry, Ecs};
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::random_hex32;
@@ -74,30 +75,17 @@ pub struct RunTask {
     pub tags: Vec<Tag>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct ContainerOverride {
-    name: String,
-    #[serde(default)]
-    cpu: Option<u64>,
-    #[serde(default)]
-    memory: Option<u64>,
-    #[serde(default)]
-    memory_reservation: Option<u64>,
-}
-
 /// CPU units and MiB a task reserves: task-level values, else the sum of
 /// its containers' (after overrides).
 pub fn task_needs(td: &TaskDefinition, overrides: &Value) -> (u64, u64) {
-    let ovs: Vec<ContainerOverride> =
-        serde_json::from_value(overrides["containerOverrides"].clone()).unwrap_or_default();
     let mut cpu = 0;
     let mut mem = 0;
     for c in &td.container_definitions {
-        let o = ovs.iter().find(|o| o.name == c.name);
-        cpu += o.and_then(|o| o.cpu).unwrap_or(c.cpu);
+        let o = overrides_for(overrides, &c.name);
+        cpu += o.cpu.unwrap_or(c.cpu);
         mem += o
-            .and_then(|o| o.memory.or(o.memory_reservation))
+            .memory
+            .or(o.memory_reservation)
             .or(c.memory)
             .or(c.memory_reservation)
             .unwrap_or(0);
@@ -206,11 +194,7 @@ impl Ecs {
                     ci.pending_tasks_count = pending;
                     found.push(ci);
                 }
-                None => failures.push(Failure {
-                    arn: Some(id.clone()),
-                    reason: "MISSING".into(),
-                    detail: None,
-                }),
+                None => failures.push(Failure::missing(id)),
             }
         }
         Ok(json!({ "containerInstances": found, "failures": failures }))
@@ -283,71 +267,48 @@ impl Ecs {
                 &instance,
             );
             let placed = retry(|| {
-                let mut ops = vec![Op::Put {
-                    key: task_key(&cluster.cluster_name, &id),
-                    value: encode(&task)?,
-                    expect: Expect::Absent,
-                }];
-                // An awsvpc task's address: a key per address, so two
-                // placements can never take the same one.
+                let mut ops = Vec::new();
                 let mut task = task.clone();
-                if awsvpc {
-                    let used: std::collections::BTreeSet<std::net::Ipv4Addr> = self
-                        .store
-                        .list(&format!("ips/{}/", cluster.cluster_name))?
-                        .into_iter()
-                        .filter_map(|(k, _)| k.rsplit('/').next()?.parse().ok())
-                        .collect();
+                // Addresses: a key per address, so two placements can never
+                // take the same one. awsvpc: one for the task; bridge: one
+                // for each container.
+                let wanted = match (awsvpc, bridged) {
+                    (true, _) => 1,
+                    (_, true) => td.container_definitions.len(),
+                    _ => 0,
+                };
+                let mut used = if wanted > 0 {
+                    self.taken_addresses(&cluster.cluster_name)?
+                } else {
+                    Default::default()
+                };
+                let mut addresses = Vec::new();
+                for _ in 0..wanted {
                     let Some(ip) = berth_net::allocate(&self.network.subnet, &used) else {
-                        return Ok(Ok(Err(Failure {
-                            arn: Some(instance.container_instance_arn.clone()),
-                            reason: "RESOURCE:ENI".into(),
-                            detail: Some(format!("no free address in {}", self.network.subnet)),
-                        })));
+                        return Ok(Ok(Err(Failure::on(
+                            &instance.container_instance_arn,
+                            "RESOURCE:ENI",
+                            Some(format!("no free address in {}", self.network.subnet)),
+                        ))));
                     };
-                    self.attach_network(&mut task, ip);
-                    ops[0] = Op::Put {
-                        key: task_key(&cluster.cluster_name, &id),
-                        value: encode(&task)?,
-                        expect: Expect::Absent,
-                    };
+                    used.insert(ip);
                     ops.push(Op::Put {
                         key: ip_key(&cluster.cluster_name, &ip.to_string()),
                         value: id.as_bytes().to_vec(),
                         expect: Expect::Absent,
                     });
+                    addresses.push(ip);
+                }
+                if awsvpc {
+                    self.attach_network(&mut task, addresses[0]);
                 }
                 if bridged {
-                    let mut used: std::collections::BTreeSet<std::net::Ipv4Addr> = self
-                        .store
-                        .list(&format!("ips/{}/", cluster.cluster_name))?
-                        .into_iter()
-                        .filter_map(|(k, _)| k.rsplit('/').next()?.parse().ok())
-                        .collect();
                     let mut nets = Vec::new();
-                    for (i, c) in td.container_definitions.iter().enumerate() {
-                        let Some(ip) = berth_net::allocate(&self.network.subnet, &used) else {
-                            return Ok(Ok(Err(Failure {
-                                arn: Some(instance.container_instance_arn.clone()),
-                                reason: "RESOURCE:ENI".into(),
-                                detail: Some(format!("no free address in {}", self.network.subnet)),
-                            })));
-                        };
-                        used.insert(ip);
-                        ops.push(Op::Put {
-                            key: ip_key(&cluster.cluster_name, &ip.to_string()),
-                            value: id.as_bytes().to_vec(),
-                            expect: Expect::Absent,
-                        });
+                    for (i, (c, ip)) in td.container_definitions.iter().zip(&addresses).enumerate()
+                    {
                         nets.push(crate::model::ContainerNetwork {
                             container: c.name.clone(),
-                            network: crate::model::TaskNetwork {
-                                bridge: self.network.bridge.clone(),
-                                address: ip.to_string(),
-                                prefix: self.network.subnet.prefix,
-                                gateway: self.network.subnet.gateway().to_string(),
-                                host_ifname: format!("vb{}{i}", &id[..10]),
-                            },
+                            network: self.task_network(*ip, format!("vb{}{i}", &id[..10])),
                         });
                         if let Some(tc) = task.containers.iter_mut().find(|x| x.name == c.name) {
                             tc.network_interfaces =
@@ -380,11 +341,11 @@ impl Ecs {
                         !taken.contains(p) && !chosen.contains(&(hp.protocol.clone(), *p))
                     });
                     let Some(port) = free else {
-                        return Ok(Ok(Err(Failure {
-                            arn: Some(instance.container_instance_arn.clone()),
-                            reason: "RESOURCE:PORTS".into(),
-                            detail: Some("no free ephemeral port".into()),
-                        })));
+                        return Ok(Ok(Err(Failure::on(
+                            &instance.container_instance_arn,
+                            "RESOURCE:PORTS",
+                            Some("no free ephemeral port".into()),
+                        ))));
                     };
                     chosen.insert((hp.protocol.clone(), port));
                     hp.host_port = port;
@@ -413,11 +374,11 @@ impl Ecs {
                         hp.host_port,
                     );
                     if self.store.get(&key)?.is_some() {
-                        return Ok(Ok(Err(Failure {
-                            arn: Some(instance.container_instance_arn.clone()),
-                            reason: "RESOURCE:PORTS".into(),
-                            detail: Some(format!("{}/{}", hp.host_port, hp.protocol)),
-                        })));
+                        return Ok(Ok(Err(Failure::on(
+                            &instance.container_instance_arn,
+                            "RESOURCE:PORTS",
+                            Some(format!("{}/{}", hp.host_port, hp.protocol)),
+                        ))));
                     }
                     ops.push(Op::Put {
                         key,
@@ -425,11 +386,11 @@ impl Ecs {
                         expect: Expect::Absent,
                     });
                 }
-                ops[0] = Op::Put {
+                ops.push(Op::Put {
                     key: task_key(&cluster.cluster_name, &id),
                     value: encode(&task)?,
                     expect: Expect::Absent,
-                };
+                });
                 // Fargate capacity is not this host's to account.
                 if launch_type == "EC2" {
                     let key = instance_key(&cluster.cluster_name, instance.id());
@@ -439,25 +400,25 @@ impl Ecs {
                         .ok_or_else(|| EcsError::client("container instance vanished"))?;
                     let mut ci: ContainerInstance = decode(&rec.value)?;
                     if ci.status != "ACTIVE" {
-                        return Ok(Ok(Err(Failure {
-                            arn: Some(ci.container_instance_arn),
-                            reason: "AGENT".into(),
-                            detail: Some("the container instance is DRAINING".into()),
-                        })));
+                        return Ok(Ok(Err(Failure::on(
+                            &ci.container_instance_arn,
+                            "AGENT",
+                            Some("the container instance is DRAINING".into()),
+                        ))));
                     }
                     if ci.remaining("CPU") < cpu as i64 {
-                        return Ok(Ok(Err(Failure {
-                            arn: Some(ci.container_instance_arn),
-                            reason: "RESOURCE:CPU".into(),
-                            detail: None,
-                        })));
+                        return Ok(Ok(Err(Failure::on(
+                            &ci.container_instance_arn,
+                            "RESOURCE:CPU",
+                            None,
+                        ))));
                     }
                     if ci.remaining("MEMORY") < memory as i64 {
-                        return Ok(Ok(Err(Failure {
-                            arn: Some(ci.container_instance_arn),
-                            reason: "RESOURCE:MEMORY".into(),
-                            detail: None,
-                        })));
+                        return Ok(Ok(Err(Failure::on(
+                            &ci.container_instance_arn,
+                            "RESOURCE:MEMORY",
+                            None,
+                        ))));
                     }
                     ci.adjust(cpu as i64, memory as i64);
                     ci.version += 1;
@@ -498,11 +459,7 @@ impl Ecs {
             if name_from_arn(ci) == here.id() {
                 count += 1;
             } else {
-                missing.push(Failure {
-                    arn: Some(ci.clone()),
-                    reason: "MISSING".into(),
-                    detail: None,
-                });
+                missing.push(Failure::missing(ci));
             }
         }
         if count == 0 {
@@ -683,11 +640,7 @@ impl Ecs {
                 .get(&task_key(&cluster.cluster_name, name_from_arn(id)))?
             {
                 Some(rec) => tasks.push(public(&decode(&rec.value)?)),
-                None => failures.push(Failure {
-                    arn: Some(id.clone()),
-                    reason: "MISSING".into(),
-                    detail: None,
-                }),
+                None => failures.push(Failure::missing(id)),
             }
         }
         Ok(json!({ "tasks": tasks, "failures": failures }))
@@ -792,14 +745,36 @@ impl Ecs {
             ];
         }
         if let Some(b) = task.berth.as_mut() {
-            b.network = Some(crate::model::TaskNetwork {
-                bridge: self.network.bridge.clone(),
-                address: ip.to_string(),
-                prefix: self.network.subnet.prefix,
-                gateway: self.network.subnet.gateway().to_string(),
-                host_ifname: format!("vb{}", &id[..11]),
-            });
+            b.network = Some(self.task_network(ip, format!("vb{}", &id[..11])));
         }
+    }
+
+    /// A place on this cluster's network: `ip` behind the veth `host_ifname`.
+    fn task_network(
+        &self,
+        ip: std::net::Ipv4Addr,
+        host_ifname: String,
+    ) -> crate::model::TaskNetwork {
+        crate::model::TaskNetwork {
+            bridge: self.network.bridge.clone(),
+            address: ip.to_string(),
+            prefix: self.network.subnet.prefix,
+            gateway: self.network.subnet.gateway().to_string(),
+            host_ifname,
+        }
+    }
+
+    /// Addresses of `cluster` that some task holds.
+    fn taken_addresses(
+        &self,
+        cluster: &str,
+    ) -> EcsResult<std::collections::BTreeSet<std::net::Ipv4Addr>> {
+        Ok(self
+            .store
+            .list(&format!("ips/{cluster}/"))?
+            .into_iter()
+            .filter_map(|(k, _)| k.rsplit('/').next()?.parse().ok())
+            .collect())
     }
 
     /// True while any task of `cluster` holds an address.
@@ -938,11 +913,7 @@ impl Ecs {
             })?;
             match updated {
                 Some(ci) => done.push(ci),
-                None => failures.push(Failure {
-                    arn: Some(id.clone()),
-                    reason: "MISSING".into(),
-                    detail: None,
-                }),
+                None => failures.push(Failure::missing(id)),
             }
         }
         Ok(json!({ "containerInstances": done, "failures": failures }))

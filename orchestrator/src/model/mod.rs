@@ -35,6 +35,22 @@ pub struct Failure {
     pub detail: Option<String>,
 }
 
+impl Failure {
+    /// `reason` (RESOURCE:MEMORY, AGENT…) for the resource `arn`.
+    pub fn on(arn: &str, reason: &str, detail: Option<String>) -> Self {
+        Self {
+            arn: Some(arn.to_string()),
+            reason: reason.to_string(),
+            detail,
+        }
+    }
+
+    /// ECS's answer for a name or ARN it does not know.
+    pub fn missing(arn: &str) -> Self {
+        Self::on(arn, "MISSING", None)
+    }
+}
+
 /// Where ARNs say berth's resources live.
 #[derive(Clone, Debug)]
 pub struct Partition {
