@@ -141,6 +141,43 @@ impl World {
         assert_ok(&self.berth(&["runtime", "delete", "--force", id]));
     }
 
+    /// `register-task-definition` of `td` (a JSON task definition), which
+    /// must succeed; returns its family.
+    #[track_caller]
+    pub fn register(&self, td: &Value) -> String {
+        assert_ok(&self.berth(&[
+            "register-task-definition",
+            "--cli-input-json",
+            &td.to_string(),
+        ]));
+        td["family"].as_str().expect("family").to_string()
+    }
+
+    /// The task `id` as describe-tasks shows it.
+    #[track_caller]
+    pub fn describe_task(&self, id: &str) -> Value {
+        let out = self.berth(&["describe-tasks", "--tasks", id]);
+        assert_ok(&out);
+        parse_json(&out)["tasks"][0].clone()
+    }
+
+    /// Wait until task `id` has lastStatus `status`; returns it then.
+    #[track_caller]
+    pub fn wait_task(&self, id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let t = self.describe_task(id);
+            if t["lastStatus"] == status {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {id} never reached {status}: {t}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn state(&self, id: &str) -> Value {
         let out = self.berth(&["runtime", "state", id]);
         assert_ok(&out);
@@ -348,6 +385,23 @@ fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// A task's id: the last part of its ARN.
+pub fn task_id(task: &Value) -> String {
+    task["taskArn"]
+        .as_str()
+        .and_then(|a| a.rsplit('/').next())
+        .unwrap_or_else(|| panic!("no taskArn in {task}"))
+        .to_string()
+}
+
+/// The ids of the tasks a run-task answered with.
+pub fn task_ids(out: &Value) -> Vec<String> {
+    out["tasks"]
+        .as_array()
+        .map(|ts| ts.iter().map(task_id).collect())
+        .unwrap_or_default()
 }
 
 pub fn stdout(out: &Output) -> String {

@@ -7,52 +7,8 @@ use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use berth_tests::{assert_ok, parse_json, stdout, World};
+use berth_tests::{assert_ok, parse_json, stdout, task_ids, World};
 use serde_json::{json, Value};
-
-fn register(w: &World, td: Value) {
-    assert_ok(&w.berth(&[
-        "register-task-definition",
-        "--cli-input-json",
-        &td.to_string(),
-    ]));
-}
-
-fn describe(w: &World, id: &str) -> Value {
-    parse_json(&w.berth(&["describe-tasks", "--tasks", id]))["tasks"][0].clone()
-}
-
-fn wait_status(w: &World, id: &str, status: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let t = describe(w, id);
-        if t["lastStatus"] == status {
-            return t;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "task {id} never reached {status}: {t}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn task_ids(out: &Value) -> Vec<String> {
-    out["tasks"]
-        .as_array()
-        .map(|ts| {
-            ts.iter()
-                .filter_map(|t| {
-                    t["taskArn"]
-                        .as_str()?
-                        .rsplit('/')
-                        .next()
-                        .map(str::to_string)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn address_of(task: &Value) -> String {
     task["attachments"][0]["details"]
@@ -91,9 +47,7 @@ fn a_fargate_task_gets_an_address_and_is_reachable() {
     let web_cmd = format!(
         "mkdir -p /www; echo hello-awsvpc > /www/index.html; httpd -p 80 -h /www; httpd -p {port} -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done"
     );
-    register(
-        &w,
-        json!({
+    w.register(&json!({
             "family": "web", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
             "cpu": "256", "memory": "512",
             "containerDefinitions": [
@@ -113,7 +67,7 @@ fn a_fargate_task_gets_an_address_and_is_reachable() {
         "FARGATE",
     ]));
     let id = task_ids(&out).pop().expect("task");
-    let t = wait_status(&w, &id, "RUNNING");
+    let t = w.wait_task(&id, "RUNNING");
     assert_eq!(t["attachments"][0]["type"], "ElasticNetworkInterface");
     assert_eq!(t["attachments"][0]["status"], "ATTACHED");
     let ip = address_of(&t);
@@ -154,7 +108,7 @@ fn a_fargate_task_gets_an_address_and_is_reachable() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_ok(&w.berth(&["stop-task", "--task", &id]));
-    let t = wait_status(&w, &id, "STOPPED");
+    let t = w.wait_task(&id, "STOPPED");
     assert_eq!(t["attachments"][0]["status"], "DELETED");
     let usage = parse_json(&w.berth(&["usage"]));
     assert_eq!(usage["usage"][0]["launchType"], "FARGATE");
@@ -171,14 +125,11 @@ fn a_fargate_task_gets_an_address_and_is_reachable() {
 fn concurrent_tasks_get_distinct_addresses() {
     let w = World::new("net-ipam");
     w.busybox_image("busybox:latest", &[]);
-    register(
-        &w,
-        json!({
-            "family": "many", "networkMode": "awsvpc",
-            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 16,
-                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
-        }),
-    );
+    w.register(&json!({
+        "family": "many", "networkMode": "awsvpc",
+        "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 16,
+            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
+    }));
     let children: Vec<_> = (0..5)
         .map(|_| {
             w.command()
@@ -198,14 +149,14 @@ fn concurrent_tasks_get_distinct_addresses() {
     assert_eq!(ids.len(), 50);
     let mut addresses = std::collections::BTreeSet::new();
     for id in &ids {
-        addresses.insert(address_of(&wait_status(&w, id, "RUNNING")));
+        addresses.insert(address_of(&w.wait_task(id, "RUNNING")));
     }
     assert_eq!(addresses.len(), 50, "{addresses:?}");
     for id in &ids {
         assert_ok(&w.berth(&["stop-task", "--task", id]));
     }
     for id in &ids {
-        wait_status(&w, id, "STOPPED");
+        w.wait_task(id, "STOPPED");
     }
     w.assert_clean();
 }
@@ -214,18 +165,15 @@ fn concurrent_tasks_get_distinct_addresses() {
 fn system_gc_finishes_a_task_whose_supervisor_was_killed() {
     let w = World::new("net-gc");
     w.busybox_image("busybox:latest", &[]);
-    register(
-        &w,
-        json!({
-            "family": "gc", "networkMode": "awsvpc",
-            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 16,
-                "portMappings": [{ "containerPort": 20000 + (std::process::id() % 20000) as u16 + 1 }],
-                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
-        }),
-    );
+    w.register(&json!({
+        "family": "gc", "networkMode": "awsvpc",
+        "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 16,
+            "portMappings": [{ "containerPort": 20000 + (std::process::id() % 20000) as u16 + 1 }],
+            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
+    }));
     let out = parse_json(&w.berth(&["run-task", "--task-definition", "gc"]));
     let id = task_ids(&out).pop().expect("task");
-    wait_status(&w, &id, "RUNNING");
+    w.wait_task(&id, "RUNNING");
     // Kill the task's supervisor: its container runs on, unwatched.
     for pid in w.monitors() {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -245,7 +193,7 @@ fn system_gc_finishes_a_task_whose_supervisor_was_killed() {
         Some(1),
         "{report}"
     );
-    let t = describe(&w, &id);
+    let t = w.describe_task(&id);
     assert_eq!(t["lastStatus"], "STOPPED");
     w.assert_clean();
 }
@@ -254,9 +202,7 @@ fn system_gc_finishes_a_task_whose_supervisor_was_killed() {
 fn bridge_mode_tasks_talk_by_address_and_name() {
     let w = World::new("net-bridge");
     w.busybox_image("busybox:latest", &[]);
-    register(
-        &w,
-        json!({
+    w.register(&json!({
             "family": "bridged", "networkMode": "bridge",
             "containerDefinitions": [
                 { "name": "web", "image": "busybox", "memory": 16,
@@ -269,7 +215,7 @@ fn bridge_mode_tasks_talk_by_address_and_name() {
     );
     let out = parse_json(&w.berth(&["run-task", "--task-definition", "bridged"]));
     let a = task_ids(&out).pop().expect("task");
-    let t = wait_status(&w, &a, "RUNNING");
+    let t = w.wait_task(&a, "RUNNING");
     let web = t["containers"]
         .as_array()
         .and_then(|cs| cs.iter().find(|c| c["name"] == "web"))
@@ -292,20 +238,17 @@ fn bridge_mode_tasks_talk_by_address_and_name() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // By address, from another task on the bridge.
-    register(
-        &w,
-        json!({
-            "family": "client", "networkMode": "bridge",
-            "containerDefinitions": [{ "name": "c", "image": "busybox", "memory": 16,
-                "command": ["sh", "-c", format!("wget -qO- http://{web_ip}:80/")] }]
-        }),
-    );
+    w.register(&json!({
+        "family": "client", "networkMode": "bridge",
+        "containerDefinitions": [{ "name": "c", "image": "busybox", "memory": 16,
+            "command": ["sh", "-c", format!("wget -qO- http://{web_ip}:80/")] }]
+    }));
     let out = parse_json(&w.berth(&["run-task", "--task-definition", "client"]));
     let b = task_ids(&out).pop().expect("task");
-    let tb = wait_status(&w, &b, "STOPPED");
+    let tb = w.wait_task(&b, "STOPPED");
     assert_eq!(tb["containers"][0]["exitCode"], 0, "{tb}");
     assert_eq!(stdout(&w.berth(&["logs", &b])), "hello-bridge\n");
     assert_ok(&w.berth(&["stop-task", "--task", &a]));
-    wait_status(&w, &a, "STOPPED");
+    w.wait_task(&a, "STOPPED");
     w.assert_clean();
 }

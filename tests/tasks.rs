@@ -4,19 +4,8 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use berth_tests::{assert_ok, parse_json, stderr, stdout, World};
+use berth_tests::{assert_ok, parse_json, stderr, stdout, task_id, World};
 use serde_json::{json, Value};
-
-/// Register `td` (a JSON task definition) and return its family.
-fn register(w: &World, td: Value) -> String {
-    let out = w.berth(&[
-        "register-task-definition",
-        "--cli-input-json",
-        &td.to_string(),
-    ]);
-    assert_ok(&out);
-    td["family"].as_str().expect("family").to_string()
-}
 
 fn run_task(w: &World, args: &[&str]) -> Value {
     let mut all = vec!["run-task"];
@@ -24,37 +13,6 @@ fn run_task(w: &World, args: &[&str]) -> Value {
     let out = w.berth(&all);
     assert_ok(&out);
     parse_json(&out)
-}
-
-fn task_id(task: &Value) -> String {
-    task["taskArn"]
-        .as_str()
-        .expect("arn")
-        .rsplit('/')
-        .next()
-        .expect("id")
-        .to_string()
-}
-
-fn describe(w: &World, id: &str) -> Value {
-    let out = w.berth(&["describe-tasks", "--tasks", id]);
-    assert_ok(&out);
-    parse_json(&out)["tasks"][0].clone()
-}
-
-fn wait_status(w: &World, id: &str, status: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let t = describe(w, id);
-        if t["lastStatus"] == status {
-            return t;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "task {id} never reached {status}: {t}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn container<'a>(task: &'a Value, name: &str) -> &'a Value {
@@ -73,9 +31,7 @@ fn world_with_busybox(name: &str) -> World {
 #[test]
 fn two_containers_with_depends_on_and_a_shared_volume() {
     let w = world_with_busybox("task-pair");
-    register(
-        &w,
-        json!({
+    w.register(&json!({
             "family": "pair",
             "networkMode": "none",
             "volumes": [{ "name": "shared" }],
@@ -99,7 +55,7 @@ fn two_containers_with_depends_on_and_a_shared_volume() {
     assert_eq!(task["lastStatus"], "PROVISIONING");
     assert_eq!(task["desiredStatus"], "RUNNING");
     let id = task_id(task);
-    let t = wait_status(&w, &id, "STOPPED");
+    let t = w.wait_task(&id, "STOPPED");
     assert_eq!(t["stopCode"], "EssentialContainerExited", "{t}");
     assert_eq!(t["stoppedReason"], "Essential container in task exited");
     assert_eq!(container(&t, "init")["exitCode"], 0);
@@ -128,19 +84,16 @@ fn two_containers_with_depends_on_and_a_shared_volume() {
 #[test]
 fn oom_kill_is_reported_as_ecs_does() {
     let w = world_with_busybox("task-oom");
-    register(
-        &w,
-        json!({
-            "family": "hog", "networkMode": "none",
-            "containerDefinitions": [{ "name": "hog", "image": "busybox", "memory": 16,
-                "command": ["sh", "-c", "x=a; while true; do x=$x$x; done"] }]
-        }),
-    );
+    w.register(&json!({
+        "family": "hog", "networkMode": "none",
+        "containerDefinitions": [{ "name": "hog", "image": "busybox", "memory": 16,
+            "command": ["sh", "-c", "x=a; while true; do x=$x$x; done"] }]
+    }));
     let input = json!({ "taskDefinition": "hog", "startedBy": "json-input" }).to_string();
     let out = run_task(&w, &["--cli-input-json", &input]);
     assert_eq!(out["tasks"][0]["startedBy"], "json-input");
     let id = task_id(&out["tasks"][0]);
-    let t = wait_status(&w, &id, "STOPPED");
+    let t = w.wait_task(&id, "STOPPED");
     let c = container(&t, "hog");
     assert_eq!(c["exitCode"], 137, "{t}");
     assert_eq!(
@@ -153,17 +106,14 @@ fn oom_kill_is_reported_as_ecs_does() {
 #[test]
 fn stop_task_stops_it_and_gives_back_its_reservation() {
     let w = world_with_busybox("task-stop");
-    register(
-        &w,
-        json!({
-            "family": "svc", "networkMode": "host",
-            "containerDefinitions": [{ "name": "svc", "image": "busybox", "memory": 64, "cpu": 256,
-                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
-        }),
-    );
+    w.register(&json!({
+        "family": "svc", "networkMode": "host",
+        "containerDefinitions": [{ "name": "svc", "image": "busybox", "memory": 64, "cpu": 256,
+            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
+    }));
     let id =
         task_id(&run_task(&w, &["--task-definition", "svc", "--started-by", "me"])["tasks"][0]);
-    let t = wait_status(&w, &id, "RUNNING");
+    let t = w.wait_task(&id, "RUNNING");
     let ci = t["containerInstanceArn"]
         .as_str()
         .expect("instance")
@@ -222,7 +172,7 @@ fn stop_task_stops_it_and_gives_back_its_reservation() {
     let out = w.berth(&["stop-task", "--task", &id, "--reason", "maintenance"]);
     assert_ok(&out);
     assert_eq!(parse_json(&out)["task"]["desiredStatus"], "STOPPED");
-    let t = wait_status(&w, &id, "STOPPED");
+    let t = w.wait_task(&id, "STOPPED");
     assert_eq!(t["stopCode"], "UserInitiated");
     assert_eq!(t["stoppedReason"], "maintenance");
     assert_eq!(container(&t, "svc")["exitCode"], 0);
@@ -243,13 +193,10 @@ fn stop_task_stops_it_and_gives_back_its_reservation() {
 #[test]
 fn launch_type_and_network_mode_rules() {
     let w = world_with_busybox("task-rules");
-    register(
-        &w,
-        json!({
-            "family": "ec2only", "networkMode": "none",
-            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 32 }]
-        }),
-    );
+    w.register(&json!({
+        "family": "ec2only", "networkMode": "none",
+        "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 32 }]
+    }));
     let out = w.berth(&[
         "run-task",
         "--task-definition",
@@ -263,13 +210,10 @@ fn launch_type_and_network_mode_rules() {
         "{}",
         stderr(&out)
     );
-    register(
-        &w,
-        json!({
-            "family": "bridged",
-            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 32 }]
-        }),
-    );
+    w.register(&json!({
+        "family": "bridged",
+        "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 32 }]
+    }));
     // bridge mode runs now; host networking is refused for FARGATE.
     let out = w.berth(&["run-task", "--task-definition", "ghost"]);
     assert!(stderr(&out).contains("ClientException"), "{}", stderr(&out));
@@ -281,14 +225,11 @@ fn launch_type_and_network_mode_rules() {
 #[test]
 fn concurrent_run_tasks_reserve_exactly_the_capacity() {
     let w = world_with_busybox("task-capacity");
-    register(
-        &w,
-        json!({
-            "family": "small", "networkMode": "none",
-            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 100,
-                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
-        }),
-    );
+    w.register(&json!({
+        "family": "small", "networkMode": "none",
+        "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 100,
+            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
+    }));
     // An instance that offers 1000 MiB: room for exactly 10 tasks.
     let children: Vec<_> = (0..20)
         .map(|_| {
@@ -316,13 +257,13 @@ fn concurrent_run_tasks_reserve_exactly_the_capacity() {
     assert_eq!((placed.len(), failures), (10, 10));
     let ids: Vec<String> = placed.iter().map(task_id).collect();
     for id in &ids {
-        wait_status(&w, id, "RUNNING");
+        w.wait_task(id, "RUNNING");
     }
     for id in &ids {
         assert_ok(&w.berth(&["stop-task", "--task", id]));
     }
     for id in &ids {
-        wait_status(&w, id, "STOPPED");
+        w.wait_task(id, "STOPPED");
     }
     w.assert_clean();
 }
@@ -330,9 +271,7 @@ fn concurrent_run_tasks_reserve_exactly_the_capacity() {
 #[test]
 fn a_killed_cli_leaves_a_consistent_store() {
     let w = world_with_busybox("task-kill-cli");
-    register(
-        &w,
-        json!({
+    w.register(&json!({
             "family": "k", "networkMode": "none",
             "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 32, "command": ["true"] }]
         }),
@@ -362,7 +301,7 @@ fn a_killed_cli_leaves_a_consistent_store() {
         let mut all_stopped = true;
         for arn in &arns {
             let arn = arn.as_str().expect("arn");
-            let t = describe(&w, arn);
+            let t = w.describe_task(arn);
             assert!(t["taskArn"].is_string(), "{t}");
             if t["lastStatus"] != "STOPPED" {
                 all_stopped = false;
@@ -381,9 +320,7 @@ fn a_killed_cli_leaves_a_consistent_store() {
 #[test]
 fn start_task_and_a_task_that_fails_to_start() {
     let w = world_with_busybox("task-start");
-    register(
-        &w,
-        json!({
+    w.register(&json!({
             "family": "once", "networkMode": "none",
             "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 32, "command": ["true"] }]
         }),
@@ -404,7 +341,7 @@ fn start_task_and_a_task_that_fails_to_start() {
     let v = parse_json(&out);
     assert_eq!(v["tasks"][0]["containerInstanceArn"], ci.as_str());
     assert_eq!(v["failures"][0]["reason"], "MISSING");
-    let t = wait_status(&w, &task_id(&v["tasks"][0]), "STOPPED");
+    let t = w.wait_task(&task_id(&v["tasks"][0]), "STOPPED");
     assert_eq!(container(&t, "a")["exitCode"], 0);
 
     let out = w.berth(&[
@@ -426,15 +363,13 @@ fn start_task_and_a_task_that_fails_to_start() {
     assert!(stderr(&out).contains("reserved"), "{}", stderr(&out));
 
     // An image no registry can give: the task fails to start, as ECS says.
-    register(
-        &w,
-        json!({
+    w.register(&json!({
             "family": "nopull", "networkMode": "none",
             "containerDefinitions": [{ "name": "a", "image": "127.0.0.1:9/missing/image:1", "memory": 32 }]
         }),
     );
     let id = task_id(&run_task(&w, &["--task-definition", "nopull"])["tasks"][0]);
-    let t = wait_status(&w, &id, "STOPPED");
+    let t = w.wait_task(&id, "STOPPED");
     assert_eq!(t["stopCode"], "TaskFailedToStart", "{t}");
     assert!(
         t["stoppedReason"]
