@@ -57,6 +57,9 @@ pub struct World {
     /// This world's cluster network: its own bridge and subnet.
     pub bridge: String,
     pub subnet: String,
+    /// A second network of its own, for clusters given one at creation.
+    pub bridge2: String,
+    pub subnet2: String,
     bin: PathBuf,
     rootfs: PathBuf,
 }
@@ -74,6 +77,8 @@ impl World {
             root,
             bridge: format!("bt{}x{n}", pid % 100_000),
             subnet: format!("10.{}.{}.0/24", 100 + n % 100, pid % 250),
+            bridge2: format!("bt{}y{n}", pid % 100_000),
+            subnet2: format!("10.{}.{}.0/24", 200 + n % 50, pid % 250),
             cgroup_parent: format!("berth-test-{pid}-{n}-{name}"),
             bin: berth_bin(),
             rootfs: busybox_rootfs(),
@@ -153,10 +158,15 @@ impl World {
         td["family"].as_str().expect("family").to_string()
     }
 
-    /// The task `id` as describe-tasks shows it.
+    /// The task `id` (of the default cluster) as describe-tasks shows it.
     #[track_caller]
     pub fn describe_task(&self, id: &str) -> Value {
-        let out = self.berth(&["describe-tasks", "--tasks", id]);
+        self.describe_task_in("default", id)
+    }
+
+    #[track_caller]
+    pub fn describe_task_in(&self, cluster: &str, id: &str) -> Value {
+        let out = self.berth(&["describe-tasks", "--cluster", cluster, "--tasks", id]);
         assert_ok(&out);
         parse_json(&out)["tasks"][0].clone()
     }
@@ -164,9 +174,14 @@ impl World {
     /// Wait until task `id` has lastStatus `status`; returns it then.
     #[track_caller]
     pub fn wait_task(&self, id: &str, status: &str) -> Value {
+        self.wait_task_in("default", id, status)
+    }
+
+    #[track_caller]
+    pub fn wait_task_in(&self, cluster: &str, id: &str, status: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let t = self.describe_task(id);
+            let t = self.describe_task_in(cluster, id);
             if t["lastStatus"] == status {
                 return t;
             }
@@ -231,13 +246,16 @@ impl World {
             .collect()
     }
 
+    fn bridges(&self) -> [&str; 2] {
+        [&self.bridge, &self.bridge2]
+    }
+
     /// Assert nothing of the world's containers remains (call at the end).
     pub fn assert_clean(&self) {
         // Supervisors finish (bridge removal, their own exit) just after
         // they record a task STOPPED: give them a moment.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while (!self.monitors().is_empty()
-            || Path::new("/sys/class/net").join(&self.bridge).exists())
+        while (!self.monitors().is_empty() || self.bridges().iter().any(|b| link_exists(b)))
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(20));
@@ -261,18 +279,16 @@ impl World {
         }
         assert!(self.monitors().is_empty(), "monitors still running");
         assert_eq!(self.mounts(), Vec::<String>::new(), "mounts left");
-        assert!(
-            !Path::new("/sys/class/net").join(&self.bridge).exists(),
-            "bridge {} left",
-            self.bridge
-        );
-        let table = format!("berth_{}", self.bridge);
-        let listed = Command::new("nft")
-            .args(["list", "table", "ip", &table])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        assert!(!listed.is_ok_and(|s| s.success()), "nft table {table} left");
+        for bridge in self.bridges() {
+            assert!(!link_exists(bridge), "bridge {bridge} left");
+            let table = nft_table(bridge);
+            let listed = Command::new("nft")
+                .args(["list", "table", "ip", &table])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            assert!(!listed.is_ok_and(|s| s.success()), "nft table {table} left");
+        }
         let snapshots = self.root.path().join("images/snapshots");
         let left: Vec<_> = std::fs::read_dir(&snapshots)
             .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect())
@@ -345,9 +361,13 @@ impl Drop for World {
         for mount in self.mounts() {
             let _ = Command::new("umount").args(["-l", &mount]).status();
         }
-        if Path::new("/sys/class/net").join(&self.bridge).exists() {
-            let _ = Command::new("ip")
-                .args(["link", "del", &self.bridge])
+        for bridge in self.bridges() {
+            if link_exists(bridge) {
+                let _ = Command::new("ip").args(["link", "del", bridge]).status();
+            }
+            let _ = Command::new("nft")
+                .args(["delete", "table", "ip", &nft_table(bridge)])
+                .stderr(Stdio::null())
                 .status();
         }
         // Every cgroup under the parent, deepest first, then the parent.
@@ -360,6 +380,14 @@ impl Drop for World {
             let _ = std::fs::remove_dir(&dir);
         }
     }
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+fn nft_table(bridge: &str) -> String {
+    format!("berth_{bridge}")
 }
 
 fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {

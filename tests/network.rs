@@ -252,3 +252,134 @@ fn bridge_mode_tasks_talk_by_address_and_name() {
     w.wait_task(&a, "STOPPED");
     w.assert_clean();
 }
+
+/// The Udp NoPorts counter of the namespace `container` of `task` is in:
+/// datagrams that arrived with nothing listening.
+fn udp_no_ports(w: &World, task: &str, container: &str) -> u64 {
+    let out = w.berth(&[
+        "execute-command",
+        "--cluster",
+        "lab",
+        "--task",
+        task,
+        "--container",
+        container,
+        "--command",
+        "grep Udp: /proc/net/snmp",
+        "--interactive",
+    ]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    let (names, values) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "NoPorts")
+        .unwrap_or_else(|| panic!("no NoPorts in {text:?}"));
+    values
+        .split_whitespace()
+        .nth(at)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no counter in {text:?}"))
+}
+
+#[test]
+fn a_cluster_on_its_own_network_with_hairpin_udp_and_links() {
+    let w = World::new("net-own");
+    w.busybox_image("busybox:latest", &[]);
+    let forward_before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("read");
+    let out = w.berth(&[
+        "create-cluster",
+        "--cluster-name",
+        "lab",
+        "--bridge",
+        &w.bridge2,
+        "--subnet",
+        &w.subnet2,
+    ]);
+    assert_ok(&out);
+    assert_eq!(parse_json(&out)["cluster"]["network"]["bridge"], w.bridge2);
+    let tcp_port = 20000 + (std::process::id() % 20000) as u16 + 2;
+    let udp_port = tcp_port + 1;
+    w.register(&json!({
+        "family": "svc", "networkMode": "bridge",
+        "containerDefinitions": [
+            { "name": "web", "image": "busybox", "memory": 16,
+              "portMappings": [
+                  { "containerPort": 80, "hostPort": tcp_port },
+                  { "containerPort": 5353, "hostPort": udp_port, "protocol": "udp" }
+              ],
+              "command": ["sh", "-c", "mkdir -p /www; echo hello-own > /www/index.html; httpd -p 80 -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done"] },
+            { "name": "app", "image": "busybox", "memory": 16, "essential": false,
+              "links": ["web:www"],
+              "command": ["sh", "-c", "until wget -qO- http://www/; do sleep 0.1; done"] }
+        ]
+    }));
+    let out = parse_json(&w.berth(&["run-task", "--cluster", "lab", "--task-definition", "svc"]));
+    let id = task_ids(&out).pop().expect("task");
+    let t = w.wait_task_in("lab", &id, "RUNNING");
+    let web_ip = t["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == "web"))
+        .and_then(|c| c["networkInterfaces"][0]["privateIpv4Address"].as_str())
+        .expect("web's address")
+        .to_string();
+    let prefix = &w.subnet2[..w.subnet2.len() - 4];
+    assert!(web_ip.starts_with(prefix), "{web_ip} in {}", w.subnet2);
+    assert!(std::path::Path::new("/sys/class/net")
+        .join(&w.bridge2)
+        .exists());
+    // The host port, from the host.
+    assert!(http_get(&format!("127.0.0.1:{tcp_port}")).contains("hello-own"));
+    // A link's alias resolves to the linked container.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stdout(&w.berth(&["logs", "--cluster", "lab", &id, "--container", "app"]))
+        .contains("hello-own")
+    {
+        assert!(Instant::now() < deadline, "app never reached web as www");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The host port, from another task: through the gateway and back out
+    // the bridge (hairpin).
+    let gateway = format!("{prefix}1");
+    w.register(&json!({
+        "family": "client", "networkMode": "bridge",
+        "containerDefinitions": [{ "name": "c", "image": "busybox", "memory": 16,
+            "command": ["wget", "-qO-", format!("http://{gateway}:{tcp_port}/")] }]
+    }));
+    let out = parse_json(&w.berth(&[
+        "run-task",
+        "--cluster",
+        "lab",
+        "--task-definition",
+        "client",
+    ]));
+    let client = task_ids(&out).pop().expect("task");
+    let tc = w.wait_task_in("lab", &client, "STOPPED");
+    assert_eq!(tc["containers"][0]["exitCode"], 0, "{tc}");
+    assert_eq!(
+        stdout(&w.berth(&["logs", "--cluster", "lab", &client])),
+        "hello-own\n"
+    );
+    // UDP: datagrams to the host port arrive in web's namespace (nothing
+    // listens there, so its NoPorts counter shows them).
+    let before = udp_no_ports(&w, &id, "web");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for _ in 0..3 {
+        sock.send_to(b"ping", ("127.0.0.1", udp_port))
+            .expect("send");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while udp_no_ports(&w, &id, "web") < before + 3 {
+        assert!(Instant::now() < deadline, "datagrams never reached web");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_ok(&w.berth(&["stop-task", "--cluster", "lab", "--task", &id]));
+    w.wait_task_in("lab", &id, "STOPPED");
+    w.assert_clean();
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("read"),
+        forward_before,
+        "ip_forward changed"
+    );
+}

@@ -21,6 +21,14 @@ pub enum EcsCommand {
         /// key=K,value=V … (or a JSON array).
         #[arg(long, num_args = 1..)]
         tags: Vec<String>,
+        /// berth: the bridge the cluster's tasks join (default berth0, or
+        /// BERTH_BRIDGE).
+        #[arg(long)]
+        bridge: Option<String>,
+        /// berth: the bridge's subnet, A.B.C.D/N (default: the bridge's
+        /// own, or a free /24 of 10.89.0.0/16).
+        #[arg(long, requires = "bridge")]
+        subnet: Option<String>,
     },
     ListClusters,
     DescribeClusters {
@@ -162,6 +170,7 @@ pub enum EcsCommand {
     },
     /// Run a command in a task's container (ECS Exec's shape); exits with
     /// its exit code.
+    #[command(name = "execute-command", visible_alias = "exec")]
     Exec {
         #[arg(long)]
         cluster: Option<String>,
@@ -533,12 +542,21 @@ enum Outcome {
 fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> {
     let usage = |e: anyhow::Error| Ok(Outcome::Usage(e));
     let v = match cmd {
-        EcsCommand::CreateCluster { cluster_name, tags } => {
+        EcsCommand::CreateCluster {
+            cluster_name,
+            tags,
+            bridge,
+            subnet,
+        } => {
             let tags = match parse_tags(&tags) {
                 Ok(t) => t,
                 Err(e) => return usage(e),
             };
-            ecs.create_cluster(&cluster_name, tags)?
+            let network = match &bridge {
+                Some(b) => Some(ecs.network_for(b, subnet.as_deref())?),
+                None => None,
+            };
+            ecs.create_cluster(&cluster_name, tags, network)?
         }
         EcsCommand::ListClusters => ecs.list_clusters()?,
         EcsCommand::DescribeClusters { clusters } => ecs.describe_clusters(&clusters)?,

@@ -38,14 +38,17 @@ pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
         None => ecs.cluster_names().map_err(anyhow::Error::msg)?,
     };
     let mut reaped = Vec::new();
-    let mut freed = Vec::new();
     let mut links_removed = Vec::new();
     for c in &clusters {
         for task in ecs.all_tasks(c).map_err(anyhow::Error::msg)? {
             if task.is_stopped() {
                 // A STOPPED task's link should be gone; one left by a crash
                 // is removed. Links this store does not know are left be.
-                if let Some(net) = task.berth.as_ref().and_then(|b| b.network.as_ref()) {
+                let Some(b) = task.berth.as_ref() else {
+                    continue;
+                };
+                let own = b.network.iter();
+                for net in own.chain(b.container_networks.iter().map(|cn| &cn.network)) {
                     if berth_net::link_exists(&net.host_ifname).unwrap_or(false)
                         && berth_net::detach(&net.host_ifname).is_ok()
                     {
@@ -63,23 +66,33 @@ pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
                 Err(e) => eprintln!("berth: finish task {}: {e}", task.id()),
             }
         }
-        freed.extend(ecs.gc_reservations(c).map_err(anyhow::Error::msg)?);
     }
-    // The network, once no task holds an address.
-    let net = ecs.network_config();
-    let in_use = clusters
-        .iter()
-        .any(|c| ecs.addresses_in_use(c).unwrap_or(true));
-    let mut network_removed = false;
-    if !in_use && berth_net::link_exists(&net.bridge).unwrap_or(false) {
-        let _ = berth_net::nat::remove_table(&net.bridge);
-        network_removed = berth_net::remove_bridge(&net.bridge).is_ok();
+    let freed = ecs.gc_reservations().map_err(anyhow::Error::msg)?;
+    // Each cluster network, once no task holds an address on it.
+    let mut networks_removed = Vec::new();
+    let mut bridges: Vec<String> = ecs
+        .cluster_networks()
+        .map_err(anyhow::Error::msg)?
+        .into_iter()
+        .map(|(_, n)| n.bridge)
+        .collect();
+    bridges.sort();
+    bridges.dedup();
+    for bridge in bridges {
+        if !ecs.addresses_in_use(&bridge).unwrap_or(true)
+            && berth_net::link_exists(&bridge).unwrap_or(false)
+        {
+            let _ = berth_net::nat::remove_table(&bridge);
+            if berth_net::remove_bridge(&bridge).is_ok() {
+                networks_removed.push(bridge);
+            }
+        }
     }
     output::json(&json!({
         "tasksFinished": reaped,
         "reservationsReleased": freed,
         "linksRemoved": links_removed,
-        "networkRemoved": network_removed,
+        "networksRemoved": networks_removed,
     }))?;
     Ok(0)
 }
@@ -123,7 +136,7 @@ fn network_timing(roots: &Roots, runs: usize) -> anyhow::Result<i32> {
 
             // As a task's teardown: the veth pair goes with its namespace.
             let t = Instant::now();
-            berth_net::nat::remove_mapping(&net.bridge, "tcp", 40000)?;
+            berth_net::nat::remove_mappings(&net.bridge, &[("tcp", 40000)])?;
             ns.remove()?;
             teardown.push(ms(t.elapsed()));
             // The kernel frees the namespace (and the veth) asynchronously;

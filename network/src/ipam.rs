@@ -29,6 +29,11 @@ impl Subnet {
     pub fn contains(&self, addr: Ipv4Addr) -> bool {
         u32::from(addr) & self.mask() == u32::from(self.network)
     }
+
+    /// True when the two share any address.
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        self.contains(other.network) || other.contains(self.network)
+    }
 }
 
 impl FromStr for Subnet {
@@ -90,6 +95,11 @@ mod tests {
             "10.1.2.3/24".parse::<Subnet>().expect("s").network,
             Ipv4Addr::new(10, 1, 2, 0)
         );
+        let wide: Subnet = "10.88.0.0/16".parse().expect("subnet");
+        let inner: Subnet = "10.88.7.0/24".parse().expect("subnet");
+        let apart: Subnet = "10.89.0.0/16".parse().expect("subnet");
+        assert!(wide.overlaps(&inner) && inner.overlaps(&wide));
+        assert!(!wide.overlaps(&apart));
         for bad in ["10.0.0.0", "10.0.0.0/33", "x/8", "10.0.0.0/31"] {
             assert!(bad.parse::<Subnet>().is_err(), "{bad}");
         }

@@ -2,10 +2,11 @@
 //! addresses (127.0.0.1 included) to task addresses. One table per cluster
 //! network, holding a map from (protocol, host port) to (address,
 //! container port): adding or removing a mapping is one map element,
-//! through the nft JSON interface (`nft -j -f -`), with no rule handles to
-//! track. The table itself is written in nft's own syntax: nft 1.0.6's
-//! JSON parser crashes on a dnat to a concatenated map (seen here). No
-//! userspace proxy sits in the data path.
+//! with no rule handles to track. Mappings are added through the nft JSON
+//! interface (`nft -j -f -`). The table is written in nft's own syntax, as
+//! nft 1.0.6's JSON parser crashes on a dnat to a concatenated map (seen
+//! here), and so are removals, whose echo in that syntax tells of the
+//! commit before nft's slow exit. No userspace proxy sits in the data path.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -20,35 +21,50 @@ pub fn table_name(bridge: &str) -> String {
 }
 
 /// Feed `input` to `nft ARGS` (one atomic transaction).
+///
+/// With `--echo`, a script that adds something makes nft print the new
+/// ruleset generation as soon as the kernel has committed it. nft then
+/// closes its netlink socket, and after a deletion that close waits for the
+/// kernel to free what was deleted after an RCU grace period (~10 ms here).
+/// The change is in force at the echo, so the caller goes on then and a
+/// thread reaps nft.
 fn run_nft(args: &[&str], input: &str) -> Result<()> {
+    use std::io::Read;
+    let fail = |context: &str, e: std::io::Error| Error::Netlink {
+        context: context.into(),
+        reason: e.to_string(),
+    };
     let mut child = Command::new("nft")
         .args(args)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Netlink {
-            context: "run nft (apt-get install nftables)".into(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| fail("run nft (apt-get install nftables)", e))?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(input.as_bytes())
-            .map_err(|e| Error::Netlink {
-                context: "write to nft".into(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| fail("write to nft", e))?;
     }
-    let out = child.wait_with_output().map_err(|e| Error::Netlink {
-        context: "wait for nft".into(),
-        reason: e.to_string(),
-    })?;
-    if out.status.success() {
+    let mut first = [0u8; 1];
+    let echoed = match child.stdout.as_mut() {
+        Some(out) => out.read(&mut first).map_err(|e| fail("read from nft", e))? > 0,
+        None => false,
+    };
+    if echoed {
+        std::thread::spawn(move || child.wait_with_output());
+        return Ok(());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| fail("wait for nft", e))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if out.status.success() && stderr.is_empty() {
         Ok(())
     } else {
         Err(Error::Netlink {
             context: "nft".into(),
-            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            reason: stderr,
         })
     }
 }
@@ -67,33 +83,46 @@ fn nft_script(script: &str) -> Result<()> {
 }
 
 /// Make the network's NAT table once (atomically: a second maker finds it
-/// whole), and let the bridge route 127.0.0.1 to tasks.
+/// whole), and let the bridge carry what the mappings need.
+///
+/// Besides DNAT from the host's addresses, the table makes a mapped port
+/// work from the tasks themselves ("hairpin"): a task connecting to the
+/// gateway's (or any host address's) host port is sent back out the bridge
+/// to the target task, masqueraded so that the reply comes back through the
+/// host. That is routing from the bridge to itself, so the bridge (only)
+/// forwards; the host's `ip_forward` is left as it is, and the forward
+/// chain keeps the bridge's traffic on the bridge: a berth network is
+/// host-only.
 pub fn ensure_table(bridge: &str, subnet: &Subnet) -> Result<()> {
     let t = table_name(bridge);
-    // Replies to 127.0.0.1 must come back through the host: loopback-sourced
-    // connections to the task network only are masqueraded.
     let script = format!(
         "create table ip {t}\n\
          add map ip {t} ports {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}\n\
          add chain ip {t} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}\n\
          add chain ip {t} output {{ type nat hook output priority -100; policy accept; }}\n\
          add chain ip {t} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
+         add chain ip {t} forward {{ type filter hook forward priority filter; policy accept; }}\n\
          add rule ip {t} prerouting fib daddr type local dnat ip to meta l4proto . th dport map @ports\n\
          add rule ip {t} output fib daddr type local dnat ip to meta l4proto . th dport map @ports\n\
-         add rule ip {t} postrouting ip saddr 127.0.0.0/8 ip daddr {subnet} masquerade\n"
+         add rule ip {t} postrouting ip saddr 127.0.0.0/8 ip daddr {subnet} masquerade\n\
+         add rule ip {t} postrouting ip saddr {subnet} ip daddr {subnet} ct status dnat masquerade\n\
+         add rule ip {t} forward iifname \"{bridge}\" oifname != \"{bridge}\" drop\n"
     );
     match nft_script(&script) {
         Ok(()) => {}
         Err(Error::Netlink { reason, .. }) if reason.contains("File exists") => {}
         Err(e) => return Err(e),
     }
-    // DNAT to a task from 127.0.0.1 needs loopback sources routable on the
-    // bridge (this bridge only; ip_forward is left as it is).
-    let knob = format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet");
-    std::fs::write(&knob, "1").map_err(|e| Error::Netlink {
-        context: format!("write {knob}"),
-        reason: e.to_string(),
-    })
+    // 127.0.0.1 sources must be routable on the bridge for DNAT from the
+    // host's loopback; forwarding on the bridge for the hairpin.
+    for knob in ["route_localnet", "forwarding"] {
+        let path = format!("/proc/sys/net/ipv4/conf/{bridge}/{knob}");
+        std::fs::write(&path, "1").map_err(|e| Error::Netlink {
+            context: format!("write {path}"),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
 }
 
 fn element(table: &str, protocol: &str, host_port: u16, data: Option<(&str, u16)>) -> Value {
@@ -119,14 +148,42 @@ pub fn add_mapping(
     ])
 }
 
-pub fn remove_mapping(bridge: &str, protocol: &str, host_port: u16) -> Result<()> {
+/// Stop sending the host ports `mappings` (protocol, port) anywhere, in one
+/// transaction. Ports already unmapped are no error.
+///
+/// In nft's own syntax, led by a no-op `add table`, so that `--echo`
+/// answers at the commit (see `run_nft`); the table is never made here, as
+/// a failed deletion aborts the whole transaction.
+pub fn remove_mappings(bridge: &str, mappings: &[(&str, u16)]) -> Result<()> {
     let table = table_name(bridge);
-    match nft(vec![
-        json!({ "delete": { "element": element(&table, protocol, host_port, None) } }),
-    ]) {
-        Err(Error::Netlink { reason, .. }) if reason.contains("No such file") => Ok(()),
-        other => other,
+    let mut keys = Vec::new();
+    for (protocol, port) in mappings {
+        if !matches!(*protocol, "tcp" | "udp") {
+            return Err(Error::Netlink {
+                context: format!("unmap port {port}"),
+                reason: format!("protocol {protocol:?} is not tcp or udp"),
+            });
+        }
+        keys.push(format!("{protocol} . {port}"));
     }
+    let delete = |keys: &[String]| {
+        let script = format!(
+            "add table ip {table}\ndelete element ip {table} ports {{ {} }}\n",
+            keys.join(", ")
+        );
+        match run_nft(&["--echo", "-f", "-"], &script) {
+            Err(Error::Netlink { reason, .. }) if reason.contains("No such file") => Ok(false),
+            other => other.map(|()| true),
+        }
+    };
+    if keys.is_empty() || delete(&keys)? {
+        return Ok(());
+    }
+    // One was gone already, which fails the whole batch: one by one.
+    for key in &keys {
+        delete(std::slice::from_ref(key))?;
+    }
+    Ok(())
 }
 
 pub fn remove_table(bridge: &str) -> Result<()> {

@@ -73,7 +73,8 @@ pub struct TaskContext {
 
 /// The task's /etc/hosts: localhost, the task's own name and its
 /// containers' names on its address, and every container's extraHosts.
-/// In bridge mode each container has its own address (`addresses`).
+/// In bridge mode each container has its own address (`addresses`), and
+/// `links` aliases go with the names they link to.
 pub fn hosts_file(
     hostname: &str,
     address: Option<&str>,
@@ -90,7 +91,15 @@ pub fn hosts_file(
         ));
     } else {
         for (name, ip) in addresses {
-            out.push_str(&format!("{ip}\t{name}\n"));
+            let mut names = vec![name.as_str()];
+            for link in defs.iter().flat_map(|d| &d.links) {
+                if let Some((target, alias)) = link.split_once(':') {
+                    if target == name && !names.contains(&alias) {
+                        names.push(alias);
+                    }
+                }
+            }
+            out.push_str(&format!("{ip}\t{}\n", names.join(" ")));
         }
     }
     for d in defs {
@@ -323,6 +332,11 @@ mod tests {
         let bridged: BTreeMap<String, String> =
             [("web".to_string(), "10.88.0.5".to_string())].into();
         assert!(hosts_file("x", None, &bridged, &defs).contains("10.88.0.5\tweb\n"));
+        let linking = [
+            defs[0].clone(),
+            def(serde_json::json!({ "name": "app", "image": "i", "links": ["web:www"] })),
+        ];
+        assert!(hosts_file("x", None, &bridged, &linking).contains("10.88.0.5\tweb www\n"));
         assert!(hosts.contains("10.88.0.2\tabc123 web side\n"), "{hosts}");
         assert!(hosts.contains("10.0.0.9\tdb\n"));
         let host = "nameserver 1.1.1.1\noptions ndots:1\n";

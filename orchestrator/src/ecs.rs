@@ -8,7 +8,9 @@ use serde_json::json;
 
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::Host;
-use crate::model::{name_from_arn, Cluster, Failure, Partition, Tag, TaskDefinition};
+use crate::model::{
+    name_from_arn, Cluster, ClusterNetwork, Failure, Partition, Tag, TaskDefinition,
+};
 use crate::store::{Expect, Op, SqliteStore, Store, StoreError};
 use crate::taskdef;
 
@@ -23,28 +25,75 @@ pub struct Ecs {
     pub(crate) network: NetworkConfig,
 }
 
-/// The cluster network awsvpc tasks join: a bridge and its subnet, like
-/// Podman's default (`berth0`, 10.88.0.0/16); `BERTH_BRIDGE` and
-/// `BERTH_SUBNET` change them.
-#[derive(Clone, Debug)]
+/// A cluster network tasks join: a bridge and its subnet. Each cluster
+/// names its own at create-cluster; the default is like Podman's
+/// (`berth0`, 10.88.0.0/16), and `BERTH_BRIDGE` and `BERTH_SUBNET` change
+/// the default.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetworkConfig {
     pub bridge: String,
     pub subnet: berth_net::Subnet,
 }
 
 impl NetworkConfig {
-    pub fn from_env() -> EcsResult<Self> {
-        let bridge = std::env::var("BERTH_BRIDGE").unwrap_or_else(|_| "berth0".into());
-        if bridge.is_empty() || bridge.len() > 15 {
+    /// `bridge` and `subnet` checked; `fields` name them in errors.
+    pub fn new(bridge: &str, subnet: &str, fields: (&str, &str)) -> EcsResult<Self> {
+        // A link name: IFNAMSIZ less the NUL, and nothing `ip` or sysfs
+        // would choke on.
+        let valid = (1..=15).contains(&bridge.len())
+            && bridge
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && bridge != "."
+            && bridge != "..";
+        if !valid {
             return Err(EcsError::invalid(format!(
-                "BERTH_BRIDGE {bridge:?}: 1 to 15 characters"
+                "{}: {bridge:?}: 1 to 15 letters, digits, '-', '_' or '.'",
+                fields.0
             )));
         }
-        let subnet = std::env::var("BERTH_SUBNET").unwrap_or_else(|_| "10.88.0.0/16".into());
         let subnet = subnet
             .parse()
-            .map_err(|e: berth_net::Error| EcsError::invalid(format!("BERTH_SUBNET: {e}")))?;
-        Ok(Self { bridge, subnet })
+            .map_err(|e: berth_net::Error| EcsError::invalid(format!("{}: {e}", fields.1)))?;
+        Ok(Self {
+            bridge: bridge.to_string(),
+            subnet,
+        })
+    }
+
+    pub fn from_env() -> EcsResult<Self> {
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        Self::new(
+            &var("BERTH_BRIDGE", "berth0"),
+            &var("BERTH_SUBNET", "10.88.0.0/16"),
+            ("BERTH_BRIDGE", "BERTH_SUBNET"),
+        )
+    }
+
+    fn record(&self) -> ClusterNetwork {
+        ClusterNetwork {
+            bridge: self.bridge.clone(),
+            subnet: self.subnet.to_string(),
+        }
+    }
+
+    /// Why `self` cannot sit beside `other`: one bridge has one subnet, and
+    /// two bridges' subnets must not overlap (routes would clash).
+    fn clash(&self, other: &NetworkConfig) -> Option<String> {
+        if self.bridge == other.bridge && self.subnet != other.subnet {
+            Some(format!(
+                "bridge {} has subnet {}",
+                other.bridge, other.subnet
+            ))
+        } else if self.bridge != other.bridge && self.subnet.overlaps(&other.subnet) {
+            Some(format!(
+                "subnet {} overlaps {} of bridge {}",
+                self.subnet, other.subnet, other.bridge
+            ))
+        } else {
+            None
+        }
     }
 }
 
@@ -140,7 +189,7 @@ impl Ecs {
         if self.store.get(&cluster_key(name))?.is_some() {
             return Ok(());
         }
-        let cluster = self.new_cluster(name, Vec::new());
+        let cluster = self.new_cluster(name, Vec::new(), &self.network);
         match self.store.commit(&[Op::Put {
             key: cluster_key(name),
             value: encode(&cluster)?,
@@ -151,14 +200,60 @@ impl Ecs {
         }
     }
 
-    fn new_cluster(&self, name: &str, tags: Vec<Tag>) -> Cluster {
+    fn new_cluster(&self, name: &str, tags: Vec<Tag>, network: &NetworkConfig) -> Cluster {
         Cluster {
             cluster_arn: self.cluster_arn(name),
             cluster_name: name.to_string(),
             status: "ACTIVE".into(),
             tags,
+            network: Some(network.record()),
             ..Default::default()
         }
+    }
+
+    /// The network `cluster`'s tasks join.
+    pub fn cluster_network(&self, cluster: &Cluster) -> EcsResult<NetworkConfig> {
+        match &cluster.network {
+            Some(n) => {
+                NetworkConfig::new(&n.bridge, &n.subnet, ("network.bridge", "network.subnet"))
+            }
+            None => Ok(self.network.clone()),
+        }
+    }
+
+    /// The network for a cluster on `bridge`: with `subnet`, or the subnet
+    /// the bridge already has, or else the first free /24 of 10.89.0.0/16
+    /// (as Podman picks for a new network).
+    pub fn network_for(&self, bridge: &str, subnet: Option<&str>) -> EcsResult<NetworkConfig> {
+        let fields = ("bridge", "subnet");
+        if let Some(subnet) = subnet {
+            return NetworkConfig::new(bridge, subnet, fields);
+        }
+        let nets = self.cluster_networks()?;
+        if let Some((_, n)) = nets.iter().find(|(_, n)| n.bridge == bridge) {
+            return Ok(n.clone());
+        }
+        for third in 0..=255u8 {
+            let candidate = NetworkConfig::new(bridge, &format!("10.89.{third}.0/24"), fields)?;
+            if nets.iter().all(|(_, n)| candidate.clash(n).is_none()) {
+                return Ok(candidate);
+            }
+        }
+        Err(EcsError::invalid(
+            "subnet: no free /24 left in 10.89.0.0/16; name one",
+        ))
+    }
+
+    /// The networks of every ACTIVE cluster, by cluster name.
+    pub fn cluster_networks(&self) -> EcsResult<Vec<(String, NetworkConfig)>> {
+        let mut nets = Vec::new();
+        for (_, rec) in self.store.list("clusters/")? {
+            let c: Cluster = decode(&rec.value)?;
+            if c.status == "ACTIVE" {
+                nets.push((c.cluster_name.clone(), self.cluster_network(&c)?));
+            }
+        }
+        Ok(nets)
     }
 
     /// The ACTIVE cluster a name or ARN refers to (default when absent).
@@ -205,7 +300,14 @@ impl Ecs {
         Ok(c)
     }
 
-    pub fn create_cluster(&self, name: &str, tags: Vec<Tag>) -> EcsResult<serde_json::Value> {
+    /// `network`: the cluster's own bridge and subnet (the host's default
+    /// when absent).
+    pub fn create_cluster(
+        &self,
+        name: &str,
+        tags: Vec<Tag>,
+        network: Option<NetworkConfig>,
+    ) -> EcsResult<serde_json::Value> {
         if name.is_empty()
             || name.len() > 255
             || !name
@@ -216,22 +318,36 @@ impl Ecs {
                 "clusterName: {name:?}: up to 255 letters, numbers, hyphens and underscores are allowed"
             )));
         }
+        let network = network.unwrap_or_else(|| self.network.clone());
         let cluster = retry(|| {
             let existing = self.store.get(&cluster_key(name))?;
-            let (cluster, expect) = match existing {
-                // CreateCluster is idempotent for an ACTIVE cluster.
+            let expect = match existing {
+                // CreateCluster is idempotent for an ACTIVE cluster with the
+                // same network.
                 Some(rec) => {
                     let c: Cluster = decode(&rec.value)?;
                     if c.status == "ACTIVE" {
+                        let theirs = self.cluster_network(&c)?;
+                        if theirs != network {
+                            return Err(EcsError::invalid(format!(
+                                "network: cluster {name} exists on bridge {} ({})",
+                                theirs.bridge, theirs.subnet
+                            )));
+                        }
                         return Ok(Ok(c));
                     }
-                    (
-                        self.new_cluster(name, tags.clone()),
-                        Expect::Revision(rec.revision),
-                    )
+                    Expect::Revision(rec.revision)
                 }
-                None => (self.new_cluster(name, tags.clone()), Expect::Absent),
+                None => Expect::Absent,
             };
+            for (other, theirs) in self.cluster_networks()? {
+                if let Some(why) = network.clash(&theirs) {
+                    return Err(EcsError::invalid(format!(
+                        "network: {why} (cluster {other})"
+                    )));
+                }
+            }
+            let cluster = self.new_cluster(name, tags.clone(), &network);
             let op = Op::Put {
                 key: cluster_key(name),
                 value: encode(&cluster)?,
@@ -547,11 +663,12 @@ mod tests {
                     key: "team".into(),
                     value: "x".into(),
                 }],
+                None,
             )
             .expect("create");
         assert_eq!(c["cluster"]["status"], "ACTIVE");
         assert_eq!(
-            ecs.create_cluster("lab", vec![]).expect("again")["cluster"]["tags"][0]["key"],
+            ecs.create_cluster("lab", vec![], None).expect("again")["cluster"]["tags"][0]["key"],
             "team"
         );
         let d = ecs
@@ -567,7 +684,55 @@ mod tests {
             ecs.cluster(Some("lab")).unwrap_err().kind,
             ErrorKind::ClusterNotFoundException
         );
-        assert!(ecs.create_cluster("bad name", vec![]).is_err());
+        assert!(ecs.create_cluster("bad name", vec![], None).is_err());
+    }
+
+    #[test]
+    fn cluster_networks() {
+        let (_d, ecs) = ecs();
+        let net = |b: &str, s: &str| NetworkConfig::new(b, s, ("bridge", "subnet")).expect("net");
+        let own = ecs
+            .create_cluster("lab", vec![], Some(net("lab0", "10.77.0.0/24")))
+            .expect("own network");
+        assert_eq!(own["cluster"]["network"]["bridge"], "lab0");
+        // Sharing a bridge means sharing its subnet.
+        ecs.create_cluster("lab2", vec![], Some(net("lab0", "10.77.0.0/24")))
+            .expect("shared bridge");
+        for (name, bad) in [
+            ("a", net("lab0", "10.78.0.0/24")),
+            ("b", net("lab1", "10.77.0.128/25")),
+            ("c", net("lab1", "10.0.0.0/8")),
+            // The same cluster again, elsewhere.
+            ("lab", net("lab1", "10.79.0.0/24")),
+        ] {
+            let e = ecs.create_cluster(name, vec![], Some(bad)).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidParameterException, "{name}");
+            assert!(e.message.starts_with("network: "), "{}", e.message);
+            assert!(ecs.cluster(Some(name)).is_err() || name == "lab");
+        }
+        // A bridge alone: the subnet it has, or a free one.
+        assert_eq!(
+            ecs.network_for("lab0", None).expect("known").subnet,
+            net("lab0", "10.77.0.0/24").subnet
+        );
+        let fresh = ecs.network_for("lab9", None).expect("fresh");
+        assert_eq!(fresh.subnet.to_string(), "10.89.0.0/24");
+        ecs.create_cluster("lab9", vec![], Some(fresh))
+            .expect("lab9");
+        assert_eq!(
+            ecs.network_for("lab8", None)
+                .expect("next")
+                .subnet
+                .to_string(),
+            "10.89.1.0/24"
+        );
+        for (bridge, subnet) in [
+            ("", "10.1.0.0/24"),
+            ("x y", "10.1.0.0/24"),
+            ("a", "10.1.0.0"),
+        ] {
+            assert!(NetworkConfig::new(bridge, subnet, ("b", "s")).is_err());
+        }
     }
 
     #[test]

@@ -628,12 +628,13 @@ impl<'a> Supervisor<'a> {
         // all on the one cluster bridge.
         let net = self.network.clone().or_else(|| self.links.first().cloned());
         if let Some(net) = &net {
-            for hp in &self.host_ports {
-                if let Err(e) =
-                    berth_net::nat::remove_mapping(&net.bridge, &hp.protocol, hp.host_port)
-                {
-                    tracing::warn!("unmap port {}: {e}", hp.host_port);
-                }
+            let mappings: Vec<(&str, u16)> = self
+                .host_ports
+                .iter()
+                .map(|hp| (hp.protocol.as_str(), hp.host_port))
+                .collect();
+            if let Err(e) = berth_net::nat::remove_mappings(&net.bridge, &mappings) {
+                tracing::warn!("unmap ports {mappings:?}: {e}");
             }
         }
         for ns in &self.container_namespaces {
@@ -671,7 +672,7 @@ impl<'a> Supervisor<'a> {
         });
         // The bridge goes when no task needs it any more.
         if let Some(net) = &net {
-            if let Ok(false) = self.ecs.addresses_in_use(&self.args.cluster) {
+            if let Ok(false) = self.ecs.addresses_in_use(&net.bridge) {
                 if let Err(e) = berth_net::nat::remove_table(&net.bridge) {
                     tracing::warn!("remove NAT table of {}: {e}", net.bridge);
                 }

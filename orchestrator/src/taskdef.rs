@@ -29,7 +29,6 @@ const IGNORED_TASK_FIELDS: &[&str] = &[
 /// not act on (yet).
 const IGNORED_CONTAINER_FIELDS: &[&str] = &[
     "repositoryCredentials",
-    "links",
     "environmentFiles",
     "secrets",
     "disableNetworking",
@@ -191,6 +190,7 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
         ));
     }
     check_depends_on(containers)?;
+    check_links(&td)?;
     check_ports(&td)?;
     if fargate {
         check_fargate(&td, cpu, memory)?;
@@ -314,6 +314,37 @@ fn check_container(path: &str, c: &ContainerDefinition, task_memory: Option<u64>
             return Err(EcsError::client(format!(
                 "{path}.environment[{j}].name: must not be empty"
             )));
+        }
+    }
+    Ok(())
+}
+
+/// `links` name the task's other containers, and only in bridge mode
+/// (ECS: links are not supported with awsvpc or host networking).
+fn check_links(td: &TaskDefinition) -> EcsResult<()> {
+    let names: BTreeSet<&str> = td
+        .container_definitions
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    for (i, c) in td.container_definitions.iter().enumerate() {
+        for (j, link) in c.links.iter().enumerate() {
+            let path = format!("containerDefinitions[{i}].links[{j}]");
+            if !matches!(td.network_mode.as_deref(), None | Some("bridge")) {
+                return Err(EcsError::client(format!(
+                    "{path}: links are only supported with networkMode bridge"
+                )));
+            }
+            let (name, alias) = link.split_once(':').unwrap_or((link, link));
+            let valid_alias = !alias.is_empty()
+                && alias
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+            if !names.contains(name) || name == c.name || !valid_alias {
+                return Err(EcsError::client(format!(
+                    "{path}: {link:?}: expected NAME[:ALIAS] naming another container of this task"
+                )));
+            }
         }
     }
     Ok(())
@@ -577,6 +608,14 @@ mod tests {
             (
                 json!({ "family": "f", "containerDefinitions": [{ "name": "a", "image": "b", "memory": 64, "dependsOn": [{ "containerName": "x", "condition": "START" }] }] }),
                 "dependsOn[0].containerName",
+            ),
+            (
+                json!({ "family": "f", "containerDefinitions": [{ "name": "a", "image": "b", "memory": 64, "links": ["nope:db"] }] }),
+                "containerDefinitions[0].links[0]",
+            ),
+            (
+                json!({ "family": "f", "networkMode": "awsvpc", "containerDefinitions": [web(), { "name": "a", "image": "b", "memory": 64, "links": ["web"] }] }),
+                "only supported with networkMode bridge",
             ),
             (
                 json!({ "family": "f", "containerDefinitions": [

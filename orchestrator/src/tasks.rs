@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::containerize::overrides_for;
-use crate::ecs::{decode, encode, now, retry, Ecs};
+use crate::ecs::{decode, encode, now, retry, Ecs, NetworkConfig};
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::random_hex32;
 use crate::model::{
@@ -20,8 +20,9 @@ fn instance_key(cluster: &str, id: &str) -> String {
     format!("instances/{cluster}/{id}")
 }
 
-fn port_key(cluster: &str, instance: &str, protocol: &str, port: u16) -> String {
-    format!("ports/{cluster}/{instance}/{protocol}/{port}")
+/// A host port is the host's, whichever cluster's task holds it.
+fn port_key(host: &str, protocol: &str, port: u16) -> String {
+    format!("ports/{host}/{protocol}/{port}")
 }
 
 /// The host ports a task holds: in awsvpc and host modes, each mapping's
@@ -54,8 +55,15 @@ fn host_ports(td: &TaskDefinition, mode: &str) -> Vec<crate::model::HostPort> {
         .collect()
 }
 
-fn ip_key(cluster: &str, ip: &str) -> String {
-    format!("ips/{cluster}/{ip}")
+/// An address belongs to the network (bridge) it is on: clusters sharing
+/// a bridge share its addresses.
+fn ip_key(bridge: &str, ip: &str) -> String {
+    format!("ips/{bridge}/{ip}")
+}
+
+/// What a reservation key holds: the task that holds it.
+fn holder(cluster: &str, task_id: &str) -> Vec<u8> {
+    format!("{cluster}/{task_id}").into_bytes()
 }
 
 fn task_key(cluster: &str, id: &str) -> String {
@@ -249,6 +257,7 @@ impl Ecs {
         }
         let awsvpc = mode == "awsvpc";
         let bridged = mode == "bridge";
+        let net = self.cluster_network(&cluster)?;
         let (cpu, memory) = task_needs(&td, &req.overrides);
         let instance = self.host_instance(&cluster)?;
         let mut tasks = Vec::new();
@@ -278,29 +287,29 @@ impl Ecs {
                     _ => 0,
                 };
                 let mut used = if wanted > 0 {
-                    self.taken_addresses(&cluster.cluster_name)?
+                    self.taken_addresses(&net.bridge)?
                 } else {
                     Default::default()
                 };
                 let mut addresses = Vec::new();
                 for _ in 0..wanted {
-                    let Some(ip) = berth_net::allocate(&self.network.subnet, &used) else {
+                    let Some(ip) = berth_net::allocate(&net.subnet, &used) else {
                         return Ok(Ok(Err(Failure::on(
                             &instance.container_instance_arn,
                             "RESOURCE:ENI",
-                            Some(format!("no free address in {}", self.network.subnet)),
+                            Some(format!("no free address in {}", net.subnet)),
                         ))));
                     };
                     used.insert(ip);
                     ops.push(Op::Put {
-                        key: ip_key(&cluster.cluster_name, &ip.to_string()),
-                        value: id.as_bytes().to_vec(),
+                        key: ip_key(&net.bridge, &ip.to_string()),
+                        value: holder(&cluster.cluster_name, &id),
                         expect: Expect::Absent,
                     });
                     addresses.push(ip);
                 }
                 if awsvpc {
-                    self.attach_network(&mut task, addresses[0]);
+                    attach_network(&net, &mut task, addresses[0]);
                 }
                 if bridged {
                     let mut nets = Vec::new();
@@ -308,7 +317,7 @@ impl Ecs {
                     {
                         nets.push(crate::model::ContainerNetwork {
                             container: c.name.clone(),
-                            network: self.task_network(*ip, format!("vb{}{i}", &id[..10])),
+                            network: task_network(&net, *ip, format!("vb{}{i}", &id[..10])),
                         });
                         if let Some(tc) = task.containers.iter_mut().find(|x| x.name == c.name) {
                             tc.network_interfaces =
@@ -328,12 +337,7 @@ impl Ecs {
                 for hp in ports.iter_mut().filter(|hp| hp.host_port == 0) {
                     let taken: std::collections::BTreeSet<u16> = self
                         .store
-                        .list(&format!(
-                            "ports/{}/{}/{}/",
-                            cluster.cluster_name,
-                            instance.id(),
-                            hp.protocol
-                        ))?
+                        .list(&format!("ports/{}/{}/", instance.id(), hp.protocol))?
                         .into_iter()
                         .filter_map(|(k, _)| k.rsplit('/').next()?.parse().ok())
                         .collect();
@@ -350,8 +354,8 @@ impl Ecs {
                     chosen.insert((hp.protocol.clone(), port));
                     hp.host_port = port;
                     ops.push(Op::Put {
-                        key: port_key(&cluster.cluster_name, instance.id(), &hp.protocol, port),
-                        value: id.as_bytes().to_vec(),
+                        key: port_key(instance.id(), &hp.protocol, port),
+                        value: holder(&cluster.cluster_name, &id),
                         expect: Expect::Absent,
                     });
                     hp.reserved = true;
@@ -367,12 +371,7 @@ impl Ecs {
                     .into_iter()
                     .filter(|hp| !hp.reserved)
                 {
-                    let key = port_key(
-                        &cluster.cluster_name,
-                        instance.id(),
-                        &hp.protocol,
-                        hp.host_port,
-                    );
+                    let key = port_key(instance.id(), &hp.protocol, hp.host_port);
                     if self.store.get(&key)?.is_some() {
                         return Ok(Ok(Err(Failure::on(
                             &instance.container_instance_arn,
@@ -382,7 +381,7 @@ impl Ecs {
                     }
                     ops.push(Op::Put {
                         key,
-                        value: id.as_bytes().to_vec(),
+                        value: holder(&cluster.cluster_name, &id),
                         expect: Expect::Absent,
                     });
                 }
@@ -594,20 +593,20 @@ impl Ecs {
             if task.is_stopped() && !before.is_stopped() {
                 if let Some(net) = task.berth.as_ref().and_then(|b| b.network.as_ref()) {
                     ops.push(Op::Delete {
-                        key: ip_key(cluster, &net.address),
+                        key: ip_key(&net.bridge, &net.address),
                         expect: Expect::Any,
                     });
                 }
                 for cn in task.berth.iter().flat_map(|b| b.container_networks.iter()) {
                     ops.push(Op::Delete {
-                        key: ip_key(cluster, &cn.network.address),
+                        key: ip_key(&cn.network.bridge, &cn.network.address),
                         expect: Expect::Any,
                     });
                 }
                 if let (Some(b), Some(arn)) = (&task.berth, &task.container_instance_arn) {
                     for hp in &b.host_ports {
                         ops.push(Op::Delete {
-                            key: port_key(cluster, name_from_arn(arn), &hp.protocol, hp.host_port),
+                            key: port_key(name_from_arn(arn), &hp.protocol, hp.host_port),
                             expect: Expect::Any,
                         });
                     }
@@ -717,81 +716,37 @@ impl Ecs {
 }
 
 impl Ecs {
-    /// Give a task its ENI attachment and its place on the network.
-    fn attach_network(&self, task: &mut Task, ip: std::net::Ipv4Addr) {
-        let id = task.id().to_string();
-        let attachment_id = format!(
-            "{}-{}-{}-{}-{}",
-            &id[..8],
-            &id[8..12],
-            &id[12..16],
-            &id[16..20],
-            &id[20..32]
-        );
-        let eni = format!("eni-{}", &id[..17]);
-        task.attachments = vec![json!({
-            "id": attachment_id,
-            "type": "ElasticNetworkInterface",
-            "status": "PRECREATED",
-            "details": [
-                { "name": "subnetId", "value": self.network.subnet.to_string() },
-                { "name": "networkInterfaceId", "value": eni },
-                { "name": "privateIPv4Address", "value": ip.to_string() },
-            ],
-        })];
-        for c in &mut task.containers {
-            c.network_interfaces = vec![
-                json!({ "attachmentId": attachment_id, "privateIpv4Address": ip.to_string() }),
-            ];
-        }
-        if let Some(b) = task.berth.as_mut() {
-            b.network = Some(self.task_network(ip, format!("vb{}", &id[..11])));
-        }
-    }
-
-    /// A place on this cluster's network: `ip` behind the veth `host_ifname`.
-    fn task_network(
-        &self,
-        ip: std::net::Ipv4Addr,
-        host_ifname: String,
-    ) -> crate::model::TaskNetwork {
-        crate::model::TaskNetwork {
-            bridge: self.network.bridge.clone(),
-            address: ip.to_string(),
-            prefix: self.network.subnet.prefix,
-            gateway: self.network.subnet.gateway().to_string(),
-            host_ifname,
-        }
-    }
-
-    /// Addresses of `cluster` that some task holds.
+    /// Addresses on `bridge` that some task holds.
     fn taken_addresses(
         &self,
-        cluster: &str,
+        bridge: &str,
     ) -> EcsResult<std::collections::BTreeSet<std::net::Ipv4Addr>> {
         Ok(self
             .store
-            .list(&format!("ips/{cluster}/"))?
+            .list(&format!("ips/{bridge}/"))?
             .into_iter()
             .filter_map(|(k, _)| k.rsplit('/').next()?.parse().ok())
             .collect())
     }
 
-    /// True while any task of `cluster` holds an address.
-    pub fn addresses_in_use(&self, cluster: &str) -> EcsResult<bool> {
-        Ok(!self.store.list(&format!("ips/{cluster}/"))?.is_empty())
+    /// True while any task, of any cluster, holds an address on `bridge`.
+    pub fn addresses_in_use(&self, bridge: &str) -> EcsResult<bool> {
+        Ok(!self.store.list(&format!("ips/{bridge}/"))?.is_empty())
     }
 }
 
 impl Ecs {
     /// Address and host-port reservations whose task is gone or STOPPED
     /// (left by a crash between steps): released. Returns the keys freed.
-    pub fn gc_reservations(&self, cluster: &str) -> EcsResult<Vec<String>> {
+    pub fn gc_reservations(&self) -> EcsResult<Vec<String>> {
         let mut freed = Vec::new();
-        for prefix in [format!("ips/{cluster}/"), format!("ports/{cluster}/")] {
-            for (key, rec) in self.store.list(&prefix)? {
-                let task_id = String::from_utf8_lossy(&rec.value).to_string();
-                let live = match self.store.get(&task_key(cluster, &task_id))? {
+        for prefix in ["ips/", "ports/"] {
+            for (key, rec) in self.store.list(prefix)? {
+                let holder = String::from_utf8_lossy(&rec.value).to_string();
+                let Some((cluster, task_id)) = holder.split_once('/') else {
+                    continue;
+                };
+                let live = match self.store.get(&task_key(cluster, task_id))? {
                     Some(t) => !decode::<Task>(&t.value)?.is_stopped(),
                     None => false,
                 };
@@ -826,10 +781,6 @@ impl Ecs {
             .into_iter()
             .filter_map(|(k, _)| k.strip_prefix("clusters/").map(str::to_string))
             .collect())
-    }
-
-    pub fn network_config(&self) -> &crate::ecs::NetworkConfig {
-        &self.network
     }
 }
 
@@ -1009,6 +960,52 @@ pub fn usage_of(tasks: &[Task], now: chrono::DateTime<chrono::Utc>) -> Value {
         })
         .collect();
     json!({ "usage": rows })
+}
+
+/// Give a task its ENI attachment and its place on `net`.
+fn attach_network(net: &NetworkConfig, task: &mut Task, ip: std::net::Ipv4Addr) {
+    let id = task.id().to_string();
+    let attachment_id = format!(
+        "{}-{}-{}-{}-{}",
+        &id[..8],
+        &id[8..12],
+        &id[12..16],
+        &id[16..20],
+        &id[20..32]
+    );
+    let eni = format!("eni-{}", &id[..17]);
+    task.attachments = vec![json!({
+        "id": attachment_id,
+        "type": "ElasticNetworkInterface",
+        "status": "PRECREATED",
+        "details": [
+            { "name": "subnetId", "value": net.subnet.to_string() },
+            { "name": "networkInterfaceId", "value": eni },
+            { "name": "privateIPv4Address", "value": ip.to_string() },
+        ],
+    })];
+    for c in &mut task.containers {
+        c.network_interfaces =
+            vec![json!({ "attachmentId": attachment_id, "privateIpv4Address": ip.to_string() })];
+    }
+    if let Some(b) = task.berth.as_mut() {
+        b.network = Some(task_network(net, ip, format!("vb{}", &id[..11])));
+    }
+}
+
+/// A place on `net`: `ip` behind the veth `host_ifname`.
+fn task_network(
+    net: &NetworkConfig,
+    ip: std::net::Ipv4Addr,
+    host_ifname: String,
+) -> crate::model::TaskNetwork {
+    crate::model::TaskNetwork {
+        bridge: net.bridge.clone(),
+        address: ip.to_string(),
+        prefix: net.subnet.prefix,
+        gateway: net.subnet.gateway().to_string(),
+        host_ifname,
+    }
 }
 
 #[cfg(test)]

@@ -27,4 +27,15 @@ pub struct Cluster {
     pub capacity_providers: Vec<String>,
     #[serde(default)]
     pub default_capacity_provider_strategy: Vec<serde_json::Value>,
+    /// berth: the bridge and subnet its tasks' addresses come from (absent
+    /// in records from before it existed: the host's default then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<ClusterNetwork>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterNetwork {
+    pub bridge: String,
+    pub subnet: String,
 }

@@ -9,7 +9,7 @@ pub mod taskdef_types {
     pub use super::taskdef::KeyValue;
 }
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, ClusterNetwork};
 pub use task::{
     Attribute, Container, ContainerInstance, ContainerNetwork, HostPort, Resource, Task,
     TaskInternals, TaskNetwork,

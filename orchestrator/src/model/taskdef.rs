@@ -109,6 +109,9 @@ pub struct ContainerDefinition {
     pub system_controls: Vec<Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<HostEntry>,
+    /// Bridge mode: `name[:alias]` of the task's other containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_servers: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
