@@ -2,7 +2,10 @@
 
 use anyhow::Context;
 use berth_orchestrator::model::Task;
-use berth_orchestrator::model::{Partition, Tag, TaskDefinition};
+use berth_orchestrator::model::{
+    name_from_arn, DeploymentConfiguration, Partition, Tag, TaskDefinition,
+};
+use berth_orchestrator::services::CreateService;
 use berth_orchestrator::supervisor::{self, SupervisorArgs};
 use berth_orchestrator::tasks::RunTask;
 use berth_orchestrator::{Ecs, EcsError};
@@ -113,6 +116,84 @@ pub enum EcsCommand {
         launch_type: Option<String>,
         #[command(flatten)]
         launch: LaunchArgs,
+    },
+    /// A service: keep --desired-count tasks of a definition running.
+    CreateService {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long)]
+        service_name: String,
+        #[arg(long)]
+        task_definition: String,
+        #[arg(long, default_value_t = 1)]
+        desired_count: u32,
+        /// EC2 (default) or FARGATE.
+        #[arg(long)]
+        launch_type: Option<String>,
+        /// JSON, or maximumPercent=N,minimumHealthyPercent=N.
+        #[arg(long)]
+        deployment_configuration: Option<String>,
+        /// JSON array, or file://PATH.
+        #[arg(long)]
+        placement_strategy: Option<String>,
+        /// JSON array, or file://PATH.
+        #[arg(long)]
+        placement_constraints: Option<String>,
+        /// JSON array, or file://PATH.
+        #[arg(long)]
+        load_balancers: Option<String>,
+        #[arg(long)]
+        health_check_grace_period_seconds: Option<u32>,
+        /// REPLICA (default).
+        #[arg(long)]
+        scheduling_strategy: Option<String>,
+        #[arg(long, num_args = 1..)]
+        tags: Vec<String>,
+    },
+    /// Scale a service, or roll it to another task definition.
+    UpdateService {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        desired_count: Option<u32>,
+        #[arg(long)]
+        task_definition: Option<String>,
+        #[arg(long)]
+        force_new_deployment: bool,
+        #[arg(long)]
+        deployment_configuration: Option<String>,
+    },
+    /// Delete a service (scaled to 0 first, or --force); its tasks stop.
+    DeleteService {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        force: bool,
+    },
+    DescribeServices {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long, num_args = 1.., required = true)]
+        services: Vec<String>,
+    },
+    ListServices {
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// berth: one reconcile pass over the services (all clusters, or one).
+    Reconcile {
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// berth: reconcile in a loop, in the foreground (for systemd).
+    Agent {
+        /// Seconds between passes.
+        #[arg(long, default_value_t = 5)]
+        interval: u64,
     },
     /// Start tasks on named container instances.
     StartTask {
@@ -255,6 +336,13 @@ impl EcsCommand {
             Self::ListTaskDefinitionFamilies { .. } => "ListTaskDefinitionFamilies",
             Self::DeregisterTaskDefinition { .. } => "DeregisterTaskDefinition",
             Self::RunTask { .. } => "RunTask",
+            Self::CreateService { .. } => "CreateService",
+            Self::UpdateService { .. } => "UpdateService",
+            Self::DeleteService { .. } => "DeleteService",
+            Self::DescribeServices { .. } => "DescribeServices",
+            Self::ListServices { .. } => "ListServices",
+            Self::Reconcile { .. } => "Reconcile",
+            Self::Agent { .. } => "Agent",
             Self::StopTask { .. } => "StopTask",
             Self::StartTask { .. } => "StartTask",
             Self::DescribeTasks { .. } => "DescribeTasks",
@@ -341,18 +429,7 @@ fn merge_run_input(req: &mut RunTask, input: &Value, count_given: bool) -> anyho
 /// A detached supervisor for each new task; one that cannot start leaves
 /// its task STOPPED with the reason.
 fn start_supervisors(ecs: &Ecs, roots: &Roots, tasks: &[Task]) {
-    for task in tasks {
-        let args = supervisor_args(roots, task);
-        if let Err(e) = args.spawn() {
-            let reason = format!("start the task supervisor: {e}");
-            let _ = ecs.update_task(&args.cluster, &args.task_id, |t| {
-                t.last_status = "STOPPED".into();
-                t.desired_status = "STOPPED".into();
-                t.stop_code = Some("TaskFailedToStart".into());
-                t.stopped_reason = Some(reason.clone());
-            });
-        }
-    }
+    supervisor::launch(ecs, tasks, |t| supervisor_args(roots, t));
 }
 
 /// The supervisor of `task` under these roots.
@@ -449,6 +526,54 @@ pub fn expand_cli_input_json(args: Vec<String>) -> anyhow::Result<Vec<String>> {
         out.extend(values);
     }
     Ok(out)
+}
+
+/// One reconcile pass of `cluster`, starting what it placed; the ids of
+/// the tasks started.
+fn reconcile_cluster(ecs: &Ecs, roots: &Roots, cluster: &str) -> Result<Vec<String>, EcsError> {
+    let holder = format!("cli-{}", std::process::id());
+    for _ in 0..600 {
+        if let Some(placed) = ecs.reconcile(cluster, &holder)? {
+            start_supervisors(ecs, roots, &placed);
+            return Ok(placed.iter().map(|t| t.id().to_string()).collect());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(Vec::new())
+}
+
+/// `--deployment-configuration`: JSON, or aws's shorthand
+/// `maximumPercent=N,minimumHealthyPercent=N`.
+fn parse_deployment_configuration(v: &str) -> anyhow::Result<DeploymentConfiguration> {
+    let flag = "deployment-configuration";
+    if v.trim_start().starts_with('{') || v.starts_with("file://") {
+        let mut value = json_arg(flag, v)?;
+        let d = DeploymentConfiguration::default();
+        // Absent percentages keep ECS's defaults.
+        if let Some(o) = value.as_object_mut() {
+            o.entry("maximumPercent")
+                .or_insert(d.maximum_percent.into());
+            o.entry("minimumHealthyPercent")
+                .or_insert(d.minimum_healthy_percent.into());
+        }
+        return serde_json::from_value(value)
+            .with_context(|| format!("--{flag}: not a deployment configuration"));
+    }
+    let mut cfg = DeploymentConfiguration::default();
+    for pair in v.split(',') {
+        let (k, val) = pair
+            .split_once('=')
+            .with_context(|| format!("--{flag}: {pair:?} is not KEY=VALUE"))?;
+        let n: u32 = val
+            .parse()
+            .with_context(|| format!("--{flag}: {k}: {val:?} is not a number"))?;
+        match k {
+            "maximumPercent" => cfg.maximum_percent = n,
+            "minimumHealthyPercent" => cfg.minimum_healthy_percent = n,
+            _ => anyhow::bail!("--{flag}: unknown key {k:?}"),
+        }
+    }
+    Ok(cfg)
 }
 
 /// JSON given inline or as `file://PATH`, as aws takes it.
@@ -763,6 +888,125 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             return Ok(Outcome::Exit(code));
         }
         EcsCommand::Usage { cluster } => ecs.usage(cluster.as_deref())?,
+        EcsCommand::CreateService {
+            cluster,
+            service_name,
+            task_definition,
+            desired_count,
+            launch_type,
+            deployment_configuration,
+            placement_strategy,
+            placement_constraints,
+            load_balancers,
+            health_check_grace_period_seconds,
+            scheduling_strategy,
+            tags,
+        } => {
+            let parsed = (|| -> anyhow::Result<_> {
+                let list = |flag: &str, v: &Option<String>| -> anyhow::Result<Vec<Value>> {
+                    match v {
+                        Some(v) => serde_json::from_value(json_arg(flag, v)?)
+                            .with_context(|| format!("--{flag}: not a JSON array")),
+                        None => Ok(Vec::new()),
+                    }
+                };
+                Ok(CreateService {
+                    cluster: cluster.clone(),
+                    service_name: service_name.clone(),
+                    task_definition: task_definition.clone(),
+                    desired_count,
+                    launch_type: launch_type.clone(),
+                    deployment_configuration: deployment_configuration
+                        .as_deref()
+                        .map(parse_deployment_configuration)
+                        .transpose()?,
+                    placement_strategy: list("placement-strategy", &placement_strategy)?,
+                    placement_constraints: list("placement-constraints", &placement_constraints)?,
+                    load_balancers: list("load-balancers", &load_balancers)?,
+                    health_check_grace_period_seconds,
+                    scheduling_strategy: scheduling_strategy.clone(),
+                    tags: parse_tags(&tags)?,
+                })
+            })();
+            let req = match parsed {
+                Ok(r) => r,
+                Err(e) => return usage(e),
+            };
+            let out = ecs.create_service(&req)?;
+            reconcile_cluster(ecs, roots, req.cluster.as_deref().unwrap_or("default"))?;
+            out
+        }
+        EcsCommand::UpdateService {
+            cluster,
+            service,
+            desired_count,
+            task_definition,
+            force_new_deployment,
+            deployment_configuration,
+        } => {
+            let cfg = match deployment_configuration
+                .as_deref()
+                .map(parse_deployment_configuration)
+                .transpose()
+            {
+                Ok(c) => c,
+                Err(e) => return usage(e),
+            };
+            let out = ecs.update_service(
+                cluster.as_deref(),
+                &service,
+                desired_count,
+                task_definition.as_deref(),
+                force_new_deployment,
+                cfg,
+            )?;
+            reconcile_cluster(ecs, roots, cluster.as_deref().unwrap_or("default"))?;
+            out
+        }
+        EcsCommand::DeleteService {
+            cluster,
+            service,
+            force,
+        } => {
+            let out = ecs.delete_service(cluster.as_deref(), &service, force)?;
+            reconcile_cluster(ecs, roots, cluster.as_deref().unwrap_or("default"))?;
+            out
+        }
+        EcsCommand::DescribeServices { cluster, services } => {
+            ecs.describe_services(cluster.as_deref(), &services)?
+        }
+        EcsCommand::ListServices { cluster } => ecs.list_services(cluster.as_deref())?,
+        EcsCommand::Reconcile { cluster } => {
+            let clusters = match cluster {
+                Some(c) => vec![name_from_arn(&c).to_string()],
+                None => ecs.clusters_with_services()?,
+            };
+            let mut started = Vec::new();
+            for c in &clusters {
+                started.extend(reconcile_cluster(ecs, roots, c)?);
+            }
+            serde_json::json!({ "clusters": clusters, "tasksStarted": started })
+        }
+        EcsCommand::Agent { interval } => {
+            // Each pass also finishes tasks whose supervisor died, so that
+            // their services replace them.
+            loop {
+                for c in ecs.clusters_with_services()? {
+                    for task in ecs.all_tasks(&c)? {
+                        if !task.is_stopped()
+                            && !supervisor::supervisor_alive(&task)
+                            && started_long_enough_ago(&task)
+                        {
+                            let _ = supervisor::reap_orphan(ecs, &supervisor_args(roots, &task));
+                        }
+                    }
+                    if let Err(e) = reconcile_cluster(ecs, roots, &c) {
+                        tracing::warn!("reconcile {c}: {e}");
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_secs(interval.max(1)));
+            }
+        }
         EcsCommand::UpdateContainerInstancesState {
             cluster,
             container_instances,

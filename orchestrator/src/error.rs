@@ -10,6 +10,8 @@ pub enum ErrorKind {
     ClusterContainsServicesException,
     ClusterContainsContainerInstancesException,
     ServerException,
+    ServiceNotFoundException,
+    ServiceNotActiveException,
 }
 
 impl ErrorKind {
@@ -24,6 +26,8 @@ impl ErrorKind {
                 "ClusterContainsContainerInstancesException"
             }
             Self::ServerException => "ServerException",
+            Self::ServiceNotFoundException => "ServiceNotFoundException",
+            Self::ServiceNotActiveException => "ServiceNotActiveException",
         }
     }
 }

@@ -22,7 +22,7 @@ use nix::unistd::{fork, ForkResult};
 
 use crate::containerize::{container_spec, hosts_file, overrides_for, resolv_conf, TaskContext};
 use crate::ecs::{now, Ecs};
-use crate::model::{ContainerDefinition, Partition, Task, TaskDefinition};
+use crate::model::{name_from_arn, ContainerDefinition, Partition, Task, TaskDefinition};
 
 /// argv[1] of a task supervisor.
 pub const SUPERVISOR_ARG: &str = "__berth-task";
@@ -52,6 +52,15 @@ impl SupervisorArgs {
             task_id: args.get(5)?.clone(),
             cgroup_parent: args.get(6).cloned().unwrap_or_else(|| "berth".into()),
         })
+    }
+
+    /// The same roots and cgroup parent, for `task`.
+    pub fn for_task(&self, task: &Task) -> Self {
+        Self {
+            cluster: name_from_arn(&task.cluster_arn).to_string(),
+            task_id: task.id().to_string(),
+            ..self.clone()
+        }
     }
 
     fn task_dir(&self) -> PathBuf {
@@ -136,7 +145,62 @@ pub fn run(args: SupervisorArgs, partition: Partition) -> i32 {
         });
     }
     sup.cleanup();
+    // A service's task: its service is reconciled at once, so that a
+    // replacement starts now rather than at the next agent pass.
+    if ecs
+        .task(&args.cluster, &args.task_id)
+        .is_ok_and(|t| is_service_task(&t))
+    {
+        reconcile_now(&ecs, &args);
+    }
     i32::from(outcome.is_err())
+}
+
+fn is_service_task(task: &Task) -> bool {
+    task.group
+        .as_deref()
+        .is_some_and(|g| g.starts_with("service:"))
+}
+
+/// Run a reconcile pass of `args.cluster` and start what it placed. When
+/// another reconciler holds the lease, wait for it: it may have read the
+/// tasks before this one stopped.
+pub fn reconcile_now(ecs: &Ecs, args: &SupervisorArgs) {
+    let holder = format!("pid-{}", std::process::id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(35);
+    loop {
+        match ecs.reconcile(&args.cluster, &holder) {
+            Ok(Some(placed)) => {
+                launch(ecs, &placed, |t| args.for_task(t));
+                return;
+            }
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("reconcile {}: {e}", args.cluster);
+                return;
+            }
+        }
+    }
+}
+
+/// Start a supervisor for each of `tasks`; a task whose supervisor cannot
+/// start is recorded STOPPED with the reason.
+pub fn launch(ecs: &Ecs, tasks: &[Task], args_for: impl Fn(&Task) -> SupervisorArgs) {
+    for task in tasks {
+        let args = args_for(task);
+        if let Err(e) = args.spawn() {
+            let reason = format!("start the task supervisor: {e}");
+            let _ = ecs.update_task(&args.cluster, &args.task_id, |t| {
+                t.last_status = "STOPPED".into();
+                t.desired_status = "STOPPED".into();
+                t.stop_code = Some("TaskFailedToStart".into());
+                t.stopped_reason = Some(reason.clone());
+            });
+        }
+    }
 }
 
 /// A container's name and how it ended (None: its monitor died first).
@@ -241,12 +305,16 @@ impl<'a> Supervisor<'a> {
             }
             self.start_container(def, &configs[&def.name], &task, &ctx)?;
         }
-        self.set(|t| {
+        let now_running = self.set(|t| {
             if t.desired_status == "RUNNING" {
                 t.last_status = "RUNNING".into();
                 t.started_at.get_or_insert_with(now);
             }
         });
+        // A service counts its task, and may go on with a deployment.
+        if now_running.is_some_and(|t| t.last_status == "RUNNING" && is_service_task(&t)) {
+            reconcile_now(self.ecs, self.args);
+        }
         while self.running.values().any(|r| r.exit.is_none()) {
             self.step()?;
         }

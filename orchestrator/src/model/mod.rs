@@ -2,6 +2,7 @@
 //! `aws ecs` prints.
 
 mod cluster;
+mod service;
 mod task;
 mod taskdef;
 /// Shapes used inside task definitions.
@@ -10,6 +11,7 @@ pub mod taskdef_types {
 }
 
 pub use cluster::{Cluster, ClusterNetwork};
+pub use service::{CircuitBreaker, Deployment, DeploymentConfiguration, Service, ServiceEvent};
 pub use task::{
     Attribute, Container, ContainerInstance, ContainerNetwork, HostPort, Resource, Task,
     TaskInternals, TaskNetwork,

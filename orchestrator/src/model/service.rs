@@ -1,0 +1,102 @@
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Tag;
+
+/// An ECS service, as describe-services prints it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Service {
+    pub service_arn: String,
+    pub service_name: String,
+    pub cluster_arn: String,
+    /// ACTIVE, DRAINING (deleted, tasks stopping) or INACTIVE.
+    pub status: String,
+    pub task_definition: String,
+    pub desired_count: u32,
+    #[serde(default)]
+    pub running_count: u32,
+    #[serde(default)]
+    pub pending_count: u32,
+    pub launch_type: String,
+    pub scheduling_strategy: String,
+    #[serde(default)]
+    pub deployment_configuration: DeploymentConfiguration,
+    #[serde(default)]
+    pub deployments: Vec<Deployment>,
+    /// Newest first, as ECS lists them.
+    #[serde(default)]
+    pub events: Vec<ServiceEvent>,
+    #[serde(default)]
+    pub placement_strategy: Vec<Value>,
+    #[serde(default)]
+    pub placement_constraints: Vec<Value>,
+    #[serde(default)]
+    pub load_balancers: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_grace_period_seconds: Option<u32>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    pub created_at: String,
+    #[serde(default)]
+    pub version: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentConfiguration {
+    pub maximum_percent: u32,
+    pub minimum_healthy_percent: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_circuit_breaker: Option<CircuitBreaker>,
+}
+
+impl Default for DeploymentConfiguration {
+    /// ECS's defaults for a replica service.
+    fn default() -> Self {
+        Self {
+            maximum_percent: 200,
+            minimum_healthy_percent: 100,
+            deployment_circuit_breaker: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitBreaker {
+    pub enable: bool,
+    pub rollback: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    /// `ecs-svc/<digits>`: tasks carry it as `startedBy`.
+    pub id: String,
+    /// PRIMARY (the newest) or ACTIVE (being replaced).
+    pub status: String,
+    pub task_definition: String,
+    pub desired_count: u32,
+    #[serde(default)]
+    pub pending_count: u32,
+    #[serde(default)]
+    pub running_count: u32,
+    #[serde(default)]
+    pub failed_tasks: u32,
+    pub launch_type: String,
+    /// IN_PROGRESS, COMPLETED or FAILED.
+    pub rollout_state: String,
+    #[serde(default)]
+    pub rollout_state_reason: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceEvent {
+    pub id: String,
+    pub created_at: String,
+    pub message: String,
+}

@@ -1,0 +1,691 @@
+//! Services: records, the aws-ecs verbs on them, and the reconciler that
+//! keeps each one's desired count running. There is no daemon: whoever
+//! notices a change (a task's supervisor when its task stops, `berth
+//! reconcile`, `berth agent`) runs a pass, under a lease in the store so
+//! that two passes at once never start extra tasks.
+
+use serde_json::{json, Value};
+
+use crate::ecs::{decode, encode, now, retry, Ecs};
+use crate::error::{EcsError, EcsResult, ErrorKind};
+use crate::host::random_hex32;
+use crate::model::{
+    name_from_arn, DeploymentConfiguration, Failure, Service, ServiceEvent, Tag, Task,
+};
+use crate::model::{Deployment, TaskDefinition};
+use crate::store::{Expect, Op};
+use crate::tasks::RunTask;
+
+/// Events a service keeps (ECS shows the last 100).
+const MAX_EVENTS: usize = 100;
+/// How long a reconciler holds a cluster's lease without renewing it.
+const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn service_key(cluster: &str, name: &str) -> String {
+    format!("services/{cluster}/{name}")
+}
+
+/// `create-service`'s parameters.
+#[derive(Clone, Debug, Default)]
+pub struct CreateService {
+    pub cluster: Option<String>,
+    pub service_name: String,
+    pub task_definition: String,
+    pub desired_count: u32,
+    pub launch_type: Option<String>,
+    pub deployment_configuration: Option<DeploymentConfiguration>,
+    pub placement_strategy: Vec<Value>,
+    pub placement_constraints: Vec<Value>,
+    pub load_balancers: Vec<Value>,
+    pub health_check_grace_period_seconds: Option<u32>,
+    pub scheduling_strategy: Option<String>,
+    pub tags: Vec<Tag>,
+}
+
+/// What one pass decided for one service.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// (deployment id, task definition, how many) to start.
+    pub start: Vec<(String, String, u32)>,
+    /// Task ids to stop.
+    pub stop: Vec<String>,
+}
+
+/// A service's task as the planner sees it.
+#[derive(Clone, Debug)]
+pub struct LiveTask {
+    pub id: String,
+    pub deployment: String,
+    pub running: bool,
+}
+
+/// Decide starts and stops for `service` given its live (not STOPPED)
+/// tasks: the PRIMARY deployment is brought to the desired count while
+/// older ones drain, never above maximumPercent of the desired count in
+/// all and, while replacing, never below minimumHealthyPercent running.
+pub fn plan(service: &Service, live: &[LiveTask]) -> Plan {
+    let mut plan = Plan::default();
+    let Some(primary) = service.deployments.iter().find(|d| d.status == "PRIMARY") else {
+        return plan;
+    };
+    let desired = if service.status == "ACTIVE" {
+        service.desired_count
+    } else {
+        0
+    };
+    let cfg = &service.deployment_configuration;
+    let max_total = (desired * cfg.maximum_percent / 100).max(desired);
+    let min_running = (desired * cfg.minimum_healthy_percent).div_ceil(100);
+    let of_primary: Vec<&LiveTask> = live.iter().filter(|t| t.deployment == primary.id).collect();
+    let old: Vec<&LiveTask> = live.iter().filter(|t| t.deployment != primary.id).collect();
+    // Extra primary tasks go, pending ones first.
+    if of_primary.len() as u32 > desired {
+        let mut extra: Vec<&&LiveTask> = of_primary.iter().collect();
+        extra.sort_by_key(|t| t.running);
+        let n = of_primary.len() - desired as usize;
+        plan.stop
+            .extend(extra.into_iter().take(n).map(|t| t.id.clone()));
+    }
+    let missing = desired.saturating_sub(of_primary.len() as u32);
+    let room = max_total.saturating_sub(live.len() as u32);
+    // With no room at all (maximumPercent 100), an old task must go first.
+    let start = missing.min(room);
+    if start > 0 {
+        plan.start
+            .push((primary.id.clone(), primary.task_definition.clone(), start));
+    }
+    // Old tasks drain as far as minimumHealthyPercent allows.
+    let running_now = live.iter().filter(|t| t.running).count() as u32
+        - plan
+            .stop
+            .iter()
+            .filter(|id| live.iter().any(|t| &t.id == *id && t.running))
+            .count() as u32;
+    let mut may_stop = running_now.saturating_sub(min_running);
+    let mut old_sorted = old.clone();
+    old_sorted.sort_by_key(|t| t.running);
+    for t in old_sorted {
+        if !t.running {
+            plan.stop.push(t.id.clone());
+        } else if may_stop > 0 {
+            plan.stop.push(t.id.clone());
+            may_stop -= 1;
+        }
+    }
+    plan
+}
+
+impl Ecs {
+    pub fn create_service(&self, req: &CreateService) -> EcsResult<Value> {
+        let cluster = self.cluster(req.cluster.as_deref())?;
+        let name = &req.service_name;
+        if name.is_empty()
+            || name.len() > 255
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(EcsError::invalid(format!(
+                "serviceName: {name:?}: up to 255 letters, numbers, hyphens and underscores are allowed"
+            )));
+        }
+        let td = self.active_task_definition(&req.task_definition)?;
+        let launch_type = req.launch_type.clone().unwrap_or_else(|| "EC2".into());
+        if !matches!(launch_type.as_str(), "EC2" | "FARGATE") {
+            return Err(EcsError::invalid(format!(
+                "launchType: {launch_type:?} is not one of EC2, FARGATE"
+            )));
+        }
+        let strategy = req
+            .scheduling_strategy
+            .clone()
+            .unwrap_or_else(|| "REPLICA".into());
+        if strategy != "REPLICA" {
+            return Err(EcsError::invalid(format!(
+                "schedulingStrategy: {strategy:?}: berth runs REPLICA services so far"
+            )));
+        }
+        let cfg = req.deployment_configuration.clone().unwrap_or_default();
+        check_deployment_configuration(&cfg)?;
+        let at = now();
+        let service = Service {
+            service_arn: self
+                .partition
+                .arn(&format!("service/{}/{name}", cluster.cluster_name)),
+            service_name: name.clone(),
+            cluster_arn: cluster.cluster_arn.clone(),
+            status: "ACTIVE".into(),
+            task_definition: arn_of(&td),
+            desired_count: req.desired_count,
+            launch_type: launch_type.clone(),
+            scheduling_strategy: strategy,
+            deployment_configuration: cfg,
+            deployments: vec![new_deployment(&td, req.desired_count, &launch_type)?],
+            placement_strategy: req.placement_strategy.clone(),
+            placement_constraints: req.placement_constraints.clone(),
+            load_balancers: req.load_balancers.clone(),
+            health_check_grace_period_seconds: req.health_check_grace_period_seconds,
+            tags: req.tags.clone(),
+            created_at: at,
+            version: 1,
+            ..Default::default()
+        };
+        let key = service_key(&cluster.cluster_name, name);
+        let existing = self.store.get(&key)?;
+        let expect = match &existing {
+            Some(rec) if decode::<Service>(&rec.value)?.status != "INACTIVE" => {
+                return Err(EcsError::invalid(format!(
+                    "serviceName: Creation of service was not idempotent: {name} exists"
+                )))
+            }
+            Some(rec) => Expect::Revision(rec.revision),
+            None => Expect::Absent,
+        };
+        self.store.commit(&[Op::Put {
+            key,
+            value: encode(&service)?,
+            expect,
+        }])?;
+        Ok(json!({ "service": service }))
+    }
+
+    /// The service `name` of `cluster` (any status).
+    pub fn service(&self, cluster: &str, name: &str) -> EcsResult<Service> {
+        match self.store.get(&service_key(cluster, name_from_arn(name)))? {
+            Some(rec) => decode(&rec.value),
+            None => Err(EcsError::new(
+                ErrorKind::ServiceNotFoundException,
+                format!("Service not found: {}", name_from_arn(name)),
+            )),
+        }
+    }
+
+    /// Change a service with `change`, retried on conflicts.
+    fn update_service_record(
+        &self,
+        cluster: &str,
+        name: &str,
+        mut change: impl FnMut(&mut Service) -> EcsResult<()>,
+    ) -> EcsResult<Service> {
+        let key = service_key(cluster, name_from_arn(name));
+        retry(|| {
+            let Some(rec) = self.store.get(&key)? else {
+                return Err(EcsError::new(
+                    ErrorKind::ServiceNotFoundException,
+                    format!("Service not found: {}", name_from_arn(name)),
+                ));
+            };
+            let mut service: Service = decode(&rec.value)?;
+            let before = service.clone();
+            change(&mut service)?;
+            if service == before {
+                return Ok(Ok(service));
+            }
+            service.version += 1;
+            let op = Op::Put {
+                key: key.clone(),
+                value: encode(&service)?,
+                expect: Expect::Revision(rec.revision),
+            };
+            Ok(self.store.commit(&[op]).map(|_| service))
+        })
+    }
+
+    pub fn update_service(
+        &self,
+        cluster: Option<&str>,
+        name: &str,
+        desired_count: Option<u32>,
+        task_definition: Option<&str>,
+        force_new_deployment: bool,
+        deployment_configuration: Option<DeploymentConfiguration>,
+    ) -> EcsResult<Value> {
+        let cluster = self.cluster(cluster)?;
+        let td = match task_definition {
+            Some(t) => Some(self.active_task_definition(t)?),
+            None => None,
+        };
+        if let Some(cfg) = &deployment_configuration {
+            check_deployment_configuration(cfg)?;
+        }
+        let service = self.update_service_record(&cluster.cluster_name, name, |s| {
+            if s.status != "ACTIVE" {
+                return Err(EcsError::new(
+                    ErrorKind::ServiceNotActiveException,
+                    format!("Service {} is {}", s.service_name, s.status),
+                ));
+            }
+            if let Some(n) = desired_count {
+                s.desired_count = n;
+                for d in s.deployments.iter_mut().filter(|d| d.status == "PRIMARY") {
+                    d.desired_count = n;
+                }
+            }
+            if let Some(cfg) = &deployment_configuration {
+                s.deployment_configuration = cfg.clone();
+            }
+            let new_revision = td
+                .as_ref()
+                .is_some_and(|td| arn_of(td) != s.task_definition);
+            if new_revision || force_new_deployment {
+                let td = match &td {
+                    Some(td) => td.clone(),
+                    None => self.active_task_definition(&s.task_definition)?,
+                };
+                for d in &mut s.deployments {
+                    d.status = "ACTIVE".into();
+                    d.desired_count = 0;
+                }
+                s.task_definition = arn_of(&td);
+                s.deployments
+                    .insert(0, new_deployment(&td, s.desired_count, &s.launch_type)?);
+            }
+            Ok(())
+        })?;
+        Ok(json!({ "service": service }))
+    }
+
+    /// Delete a service: it must be scaled to 0 first unless `force`; its
+    /// tasks are then stopped by the reconciler (DRAINING) and it becomes
+    /// INACTIVE once none is left.
+    pub fn delete_service(
+        &self,
+        cluster: Option<&str>,
+        name: &str,
+        force: bool,
+    ) -> EcsResult<Value> {
+        let cluster = self.cluster(cluster)?;
+        let service = self.update_service_record(&cluster.cluster_name, name, |s| {
+            if s.status != "ACTIVE" {
+                return Err(EcsError::new(
+                    ErrorKind::ServiceNotActiveException,
+                    format!("Service {} is {}", s.service_name, s.status),
+                ));
+            }
+            if s.desired_count > 0 && !force {
+                return Err(EcsError::invalid(
+                    "The service cannot be stopped while it is scaled above 0.",
+                ));
+            }
+            s.status = "DRAINING".into();
+            s.desired_count = 0;
+            Ok(())
+        })?;
+        Ok(json!({ "service": service }))
+    }
+
+    pub fn describe_services(&self, cluster: Option<&str>, names: &[String]) -> EcsResult<Value> {
+        let cluster = self.cluster(cluster)?;
+        let mut services = Vec::new();
+        let mut failures = Vec::new();
+        for n in names {
+            match self.service(&cluster.cluster_name, n) {
+                Ok(s) => services.push(s),
+                Err(e) if e.kind == ErrorKind::ServiceNotFoundException => {
+                    failures.push(Failure::missing(&self.partition.arn(&format!(
+                        "service/{}/{}",
+                        cluster.cluster_name,
+                        name_from_arn(n)
+                    ))))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(json!({ "services": services, "failures": failures }))
+    }
+
+    pub fn list_services(&self, cluster: Option<&str>) -> EcsResult<Value> {
+        let cluster = self.cluster(cluster)?;
+        let mut arns = Vec::new();
+        for (_, rec) in self
+            .store
+            .list(&format!("services/{}/", cluster.cluster_name))?
+        {
+            let s: Service = decode(&rec.value)?;
+            if s.status != "INACTIVE" {
+                arns.push(s.service_arn);
+            }
+        }
+        Ok(json!({ "serviceArns": arns }))
+    }
+
+    /// One reconcile pass over `cluster`'s services, under the cluster's
+    /// lease. Returns the tasks it placed (their supervisors are the
+    /// caller's to start) or None when another reconciler holds the lease.
+    pub fn reconcile(&self, cluster: &str, holder: &str) -> EcsResult<Option<Vec<Task>>> {
+        let lease = format!("reconcile/{cluster}");
+        if !self.store.acquire_lease(&lease, holder, LEASE_TTL)? {
+            return Ok(None);
+        }
+        let outcome = self.reconcile_held(cluster);
+        self.store.release_lease(&lease, holder)?;
+        outcome.map(Some)
+    }
+
+    fn reconcile_held(&self, cluster: &str) -> EcsResult<Vec<Task>> {
+        let mut placed = Vec::new();
+        let tasks = self.all_tasks(cluster)?;
+        for (_, rec) in self.store.list(&format!("services/{cluster}/"))? {
+            let service: Service = decode(&rec.value)?;
+            if service.status == "INACTIVE" {
+                continue;
+            }
+            let group = format!("service:{}", service.service_name);
+            let ours: Vec<&Task> = tasks
+                .iter()
+                .filter(|t| t.group.as_deref() == Some(group.as_str()))
+                .collect();
+            let live: Vec<LiveTask> = ours
+                .iter()
+                .filter(|t| !t.is_stopped() && t.desired_status != "STOPPED")
+                .map(|t| LiveTask {
+                    id: t.id().to_string(),
+                    deployment: t.started_by.clone().unwrap_or_default(),
+                    running: t.last_status == "RUNNING",
+                })
+                .collect();
+            let p = plan(&service, &live);
+            let mut events = Vec::new();
+            let mut stopped = Vec::new();
+            for id in &p.stop {
+                self.stop_task(
+                    Some(cluster),
+                    id,
+                    Some("Scaling activity initiated by (deployment)"),
+                )?;
+                stopped.push(id.clone());
+            }
+            if !stopped.is_empty() {
+                events.push(format!(
+                    "(service {}) has stopped {} running tasks: {}.",
+                    service.service_name,
+                    stopped.len(),
+                    stopped
+                        .iter()
+                        .map(|id| format!("(task {id})"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ));
+            }
+            let mut failures = Vec::new();
+            for (deployment, td, count) in &p.start {
+                let req = RunTask {
+                    cluster: Some(cluster.to_string()),
+                    task_definition: td.clone(),
+                    count: *count,
+                    launch_type: Some(service.launch_type.clone()),
+                    overrides: json!({}),
+                    started_by: Some(deployment.clone()),
+                    group: Some(group.clone()),
+                    tags: Vec::new(),
+                };
+                let (out, new) = self.run_task(&req)?;
+                if !new.is_empty() {
+                    events.push(format!(
+                        "(service {}) has started {} tasks: {}.",
+                        service.service_name,
+                        new.len(),
+                        new.iter()
+                            .map(|t| format!("(task {})", t.id()))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ));
+                }
+                if let Some(f) = out["failures"].as_array().filter(|f| !f.is_empty()) {
+                    failures.extend(f.iter().cloned());
+                }
+                placed.extend(new);
+            }
+            if !failures.is_empty() {
+                let reasons: Vec<&str> = failures
+                    .iter()
+                    .filter_map(|f| f["reason"].as_str())
+                    .collect();
+                events.push(format!(
+                    "(service {}) was unable to place a task because no container instance met all of its requirements. Reason: {}.",
+                    service.service_name,
+                    reasons.join(", ")
+                ));
+            }
+            self.record_pass(cluster, &service, &ours, &p, events)?;
+        }
+        Ok(placed)
+    }
+
+    /// Counts, deployment states and events after a pass.
+    fn record_pass(
+        &self,
+        cluster: &str,
+        seen: &Service,
+        ours: &[&Task],
+        p: &Plan,
+        mut events: Vec<String>,
+    ) -> EcsResult<()> {
+        let count = |deployment: Option<&str>, status: &str| -> u32 {
+            ours.iter()
+                .filter(|t| deployment.is_none_or(|d| t.started_by.as_deref() == Some(d)))
+                .filter(|t| !p.stop.iter().any(|id| id == t.id()))
+                .filter(|t| match status {
+                    "RUNNING" => t.last_status == "RUNNING" && t.desired_status != "STOPPED",
+                    _ => !t.is_stopped() && t.last_status != "RUNNING",
+                })
+                .count() as u32
+        };
+        let started: u32 = p.start.iter().map(|(_, _, n)| n).sum();
+        let steady = p.stop.is_empty()
+            && started == 0
+            && seen.deployments.len() == 1
+            && count(None, "RUNNING") == seen.desired_count
+            && count(None, "PENDING") == 0;
+        if steady {
+            let said = seen
+                .events
+                .first()
+                .is_some_and(|e| e.message.ends_with("has reached a steady state."));
+            if !said {
+                events.push(format!(
+                    "(service {}) has reached a steady state.",
+                    seen.service_name
+                ));
+            }
+        }
+        let at = now();
+        let mut fresh = Vec::new();
+        for message in events {
+            fresh.push(ServiceEvent {
+                id: random_hex32()
+                    .map_err(|e| EcsError::new(ErrorKind::ServerException, e.to_string()))?,
+                created_at: at.clone(),
+                message,
+            });
+        }
+        let live_total = ours.iter().filter(|t| !t.is_stopped()).count();
+        self.update_service_record(cluster, &seen.service_name, |s| {
+            s.running_count = count(None, "RUNNING");
+            s.pending_count = count(None, "PENDING") + started;
+            let primary_running = s
+                .deployments
+                .iter()
+                .find(|d| d.status == "PRIMARY")
+                .map(|d| count(Some(&d.id), "RUNNING"));
+            for d in &mut s.deployments {
+                d.running_count = count(Some(&d.id), "RUNNING");
+                d.pending_count = count(Some(&d.id), "PENDING");
+            }
+            // Old deployments with no task left are done with.
+            let drained: Vec<String> = s
+                .deployments
+                .iter()
+                .filter(|d| d.status == "ACTIVE" && d.running_count + d.pending_count == 0)
+                .filter(|d| {
+                    !ours
+                        .iter()
+                        .any(|t| t.started_by.as_deref() == Some(&d.id) && !t.is_stopped())
+                })
+                .map(|d| d.id.clone())
+                .collect();
+            s.deployments.retain(|d| !drained.contains(&d.id));
+            let only_primary = s.deployments.len() == 1;
+            let desired = s.desired_count;
+            if let Some(d) = s.deployments.iter_mut().find(|d| d.status == "PRIMARY") {
+                if d.rollout_state == "IN_PROGRESS"
+                    && only_primary
+                    && primary_running == Some(desired)
+                {
+                    d.rollout_state = "COMPLETED".into();
+                    d.rollout_state_reason = "ECS deployment completed.".into();
+                    d.updated_at = at.clone();
+                }
+            }
+            if s.status == "DRAINING" && live_total == 0 {
+                s.status = "INACTIVE".into();
+            }
+            for e in fresh.iter().rev() {
+                s.events.insert(0, e.clone());
+            }
+            s.events.truncate(MAX_EVENTS);
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Names of clusters with a service that is not INACTIVE.
+    pub fn clusters_with_services(&self) -> EcsResult<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for (key, rec) in self.store.list("services/")? {
+            let s: Service = decode(&rec.value)?;
+            let cluster = key.split('/').nth(1).unwrap_or_default().to_string();
+            if s.status != "INACTIVE" && !out.contains(&cluster) {
+                out.push(cluster);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A registered definition's ARN (always set once registered).
+fn arn_of(td: &TaskDefinition) -> String {
+    td.task_definition_arn.clone().unwrap_or_default()
+}
+
+fn check_deployment_configuration(cfg: &DeploymentConfiguration) -> EcsResult<()> {
+    if cfg.maximum_percent < 100 {
+        return Err(EcsError::invalid(
+            "deploymentConfiguration.maximumPercent: must be at least 100",
+        ));
+    }
+    if cfg.minimum_healthy_percent > 100 {
+        return Err(EcsError::invalid(
+            "deploymentConfiguration.minimumHealthyPercent: must be at most 100",
+        ));
+    }
+    if cfg.maximum_percent == 100 && cfg.minimum_healthy_percent == 100 {
+        return Err(EcsError::invalid(
+            "deploymentConfiguration: maximumPercent 100 with minimumHealthyPercent 100 leaves no room to deploy",
+        ));
+    }
+    Ok(())
+}
+
+fn new_deployment(td: &TaskDefinition, desired: u32, launch_type: &str) -> EcsResult<Deployment> {
+    let digits: String = random_hex32()
+        .map_err(|e| EcsError::new(ErrorKind::ServerException, e.to_string()))?
+        .chars()
+        .take(20)
+        .collect();
+    let at = now();
+    Ok(Deployment {
+        id: format!("ecs-svc/{digits}"),
+        status: "PRIMARY".into(),
+        task_definition: arn_of(td),
+        desired_count: desired,
+        launch_type: launch_type.to_string(),
+        rollout_state: "IN_PROGRESS".into(),
+        rollout_state_reason: "ECS deployment in progress.".into(),
+        created_at: at.clone(),
+        updated_at: at,
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(desired: u32, max: u32, min: u32, deployments: &[&str]) -> Service {
+        Service {
+            status: "ACTIVE".into(),
+            desired_count: desired,
+            deployment_configuration: DeploymentConfiguration {
+                maximum_percent: max,
+                minimum_healthy_percent: min,
+                deployment_circuit_breaker: None,
+            },
+            deployments: deployments
+                .iter()
+                .enumerate()
+                .map(|(i, id)| Deployment {
+                    id: id.to_string(),
+                    status: if i == 0 { "PRIMARY" } else { "ACTIVE" }.into(),
+                    task_definition: format!("td:{id}"),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn live(n: usize, deployment: &str, running: bool) -> Vec<LiveTask> {
+        (0..n)
+            .map(|i| LiveTask {
+                id: format!("{deployment}-{i}"),
+                deployment: deployment.into(),
+                running,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn scales_up_and_down() {
+        let s = service(3, 200, 100, &["new"]);
+        assert_eq!(
+            plan(&s, &[]).start,
+            vec![("new".into(), "td:new".into(), 3)]
+        );
+        let five = live(5, "new", true);
+        let p = plan(&s, &five);
+        assert_eq!(p.stop.len(), 2);
+        assert!(p.start.is_empty());
+        assert_eq!(plan(&s, &live(3, "new", true)), Plan::default());
+    }
+
+    #[test]
+    fn rolls_within_min_and_max() {
+        // 4 desired, 150% max, 50% min: 2 new may start, 2 old may stop.
+        let s = service(4, 150, 50, &["new", "old"]);
+        let p = plan(&s, &live(4, "old", true));
+        assert_eq!(p.start, vec![("new".into(), "td:new".into(), 2)]);
+        assert_eq!(p.stop.len(), 2);
+        // 100% min, 200% max: all 4 new start, no old stops yet.
+        let s = service(4, 200, 100, &["new", "old"]);
+        let p = plan(&s, &live(4, "old", true));
+        assert_eq!(p.start, vec![("new".into(), "td:new".into(), 4)]);
+        assert!(p.stop.is_empty());
+        // Once the new ones run, the old ones go.
+        let mut both = live(4, "old", true);
+        both.extend(live(4, "new", true));
+        assert_eq!(plan(&s, &both).stop.len(), 4);
+        // 100% max: an old task has to go before a new one starts.
+        let s = service(2, 100, 50, &["new", "old"]);
+        let p = plan(&s, &live(2, "old", true));
+        assert!(p.start.is_empty());
+        assert_eq!(p.stop.len(), 1);
+    }
+
+    #[test]
+    fn draining_stops_everything() {
+        let mut s = service(3, 200, 100, &["d"]);
+        s.status = "DRAINING".into();
+        assert_eq!(plan(&s, &live(3, "d", true)).stop.len(), 3);
+    }
+}

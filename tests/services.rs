@@ -1,0 +1,214 @@
+//! Services without a daemon: replacement when a task dies, scaling,
+//! rolling to a new revision, deletion.
+
+use std::time::{Duration, Instant};
+
+use berth_tests::{assert_ok, parse_json, World};
+use serde_json::{json, Value};
+
+fn describe_service(w: &World, name: &str) -> Value {
+    let out = w.berth(&["describe-services", "--services", name]);
+    assert_ok(&out);
+    parse_json(&out)["services"][0].clone()
+}
+
+/// The service's live tasks, once exactly `n` are RUNNING (and no other
+/// is live); panics after 30 s.
+#[track_caller]
+fn wait_running(w: &World, name: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = parse_json(&w.berth(&["list-tasks"]));
+        let ids: Vec<String> = listed["taskArns"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tasks: Vec<Value> = ids.iter().map(|id| w.describe_task(id)).collect();
+        let running = tasks
+            .iter()
+            .filter(|t| t["lastStatus"] == "RUNNING")
+            .count();
+        let ours = tasks
+            .iter()
+            .all(|t| t["group"] == format!("service:{name}"));
+        if running == n && tasks.len() == n && ours {
+            return tasks;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "service {name}: {running} RUNNING of {} live, wanted {n}",
+            tasks.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[track_caller]
+fn wait_event(w: &World, name: &str, text: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = describe_service(w, name);
+        let said = s["events"].as_array().is_some_and(|es| {
+            es.iter()
+                .any(|e| e["message"].as_str().is_some_and(|m| m.contains(text)))
+        });
+        if said {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "no event {text:?}: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn loop_forever(tag: &str) -> Value {
+    json!([
+        "sh",
+        "-c",
+        format!("echo {tag}; trap 'exit 0' TERM; while true; do sleep 0.1; done")
+    ])
+}
+
+#[test]
+fn a_service_replaces_a_killed_task_scales_and_rolls() {
+    let w = World::new("svc");
+    w.busybox_image("busybox:latest", &[]);
+    let td = |tag: &str| {
+        json!({ "family": "web", "containerDefinitions": [{
+            "name": "web", "image": "busybox", "memory": 16, "command": loop_forever(tag) }] })
+    };
+    w.register(&td("one"));
+    let out = w.berth(&[
+        "create-service",
+        "--service-name",
+        "web",
+        "--task-definition",
+        "web",
+        "--desired-count",
+        "3",
+    ]);
+    assert_ok(&out);
+    assert_eq!(parse_json(&out)["service"]["status"], "ACTIVE");
+    let tasks = wait_running(&w, "web", 3);
+    wait_event(&w, "web", "has reached a steady state.");
+
+    // kill -9 of one task's container: the service starts another.
+    let victim = tasks[0]["containers"][0]["runtimeId"]
+        .as_str()
+        .expect("runtimeId")
+        .to_string();
+    let pid = w.state(&victim)["pid"].as_i64().expect("pid");
+    assert_ok(
+        &std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .output()
+            .expect("kill"),
+    );
+    let after = wait_running(&w, "web", 3);
+    let victim_task = tasks[0]["taskArn"].as_str().expect("arn");
+    assert!(after.iter().all(|t| t["taskArn"] != victim_task));
+    wait_event(&w, "web", "has started 1 tasks");
+
+    // Scale 3 → 5 → 1.
+    assert_ok(&w.berth(&["update-service", "--service", "web", "--desired-count", "5"]));
+    wait_running(&w, "web", 5);
+    assert_ok(&w.berth(&["update-service", "--service", "web", "--desired-count", "1"]));
+    wait_running(&w, "web", 1);
+
+    // Roll to revision 2 (2 tasks, at most 200%, at least 50% running).
+    assert_ok(&w.berth(&["update-service", "--service", "web", "--desired-count", "2"]));
+    wait_running(&w, "web", 2);
+    w.register(&td("two"));
+    assert_ok(&w.berth(&[
+        "update-service",
+        "--service",
+        "web",
+        "--task-definition",
+        "web:2",
+        "--deployment-configuration",
+        "maximumPercent=200,minimumHealthyPercent=50",
+    ]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = describe_service(&w, "web");
+        let deployments = s["deployments"].as_array().cloned().unwrap_or_default();
+        if deployments.len() == 1 && deployments[0]["rolloutState"] == "COMPLETED" {
+            assert!(deployments[0]["taskDefinition"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("web:2")));
+            break;
+        }
+        assert!(Instant::now() < deadline, "rollout never completed: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for t in wait_running(&w, "web", 2) {
+        assert!(t["taskDefinitionArn"]
+            .as_str()
+            .is_some_and(|a| a.ends_with("web:2")));
+    }
+
+    // Deleting needs desired 0 or --force; then its tasks stop.
+    let refused = w.berth(&["delete-service", "--service", "web"]);
+    assert!(!refused.status.success());
+    assert_ok(&w.berth(&["delete-service", "--service", "web", "--force"]));
+    wait_running(&w, "web", 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while describe_service(&w, "web")["status"] != "INACTIVE" {
+        assert!(Instant::now() < deadline, "service never became INACTIVE");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    w.assert_clean();
+}
+
+#[test]
+fn two_reconcilers_at_once_start_no_extra_task() {
+    let w = World::new("svc-race");
+    w.busybox_image("busybox:latest", &[]);
+    w.register(&json!({ "family": "race", "containerDefinitions": [{
+        "name": "a", "image": "busybox", "memory": 16, "command": loop_forever("race") }] }));
+    assert_ok(&w.berth(&[
+        "create-service",
+        "--service-name",
+        "race",
+        "--task-definition",
+        "race",
+        "--desired-count",
+        "2",
+    ]));
+    wait_running(&w, "race", 2);
+    // Four processes scale to 3 at once, each reconciling after its
+    // update; then four bare passes at once.
+    let at_once = |args: &[&str]| {
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                w.command()
+                    .args(args)
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("spawn")
+            })
+            .collect();
+        for mut c in children {
+            assert!(c.wait().expect("wait").success());
+        }
+    };
+    at_once(&[
+        "update-service",
+        "--service",
+        "race",
+        "--desired-count",
+        "3",
+    ]);
+    wait_running(&w, "race", 3);
+    at_once(&["reconcile"]);
+    wait_running(&w, "race", 3);
+    std::thread::sleep(Duration::from_millis(500));
+    wait_running(&w, "race", 3);
+    assert_ok(&w.berth(&["delete-service", "--service", "race", "--force"]));
+    wait_running(&w, "race", 0);
+    w.assert_clean();
+}
