@@ -108,8 +108,9 @@ fn a_service_replaces_a_killed_task_scales_and_rolls() {
             .output()
             .expect("kill"),
     );
-    let after = wait_running(&w, "web", 3);
     let victim_task = tasks[0]["taskArn"].as_str().expect("arn");
+    w.wait_task(victim_task, "STOPPED");
+    let after = wait_running(&w, "web", 3);
     assert!(after.iter().all(|t| t["taskArn"] != victim_task));
     wait_event(&w, "web", "has started 1 tasks");
 
@@ -210,5 +211,69 @@ fn two_reconcilers_at_once_start_no_extra_task() {
     wait_running(&w, "race", 3);
     assert_ok(&w.berth(&["delete-service", "--service", "race", "--force"]));
     wait_running(&w, "race", 0);
+    w.assert_clean();
+}
+
+#[test]
+fn a_failing_revision_trips_the_circuit_breaker_and_rolls_back() {
+    let w = World::new("svc-breaker");
+    w.busybox_image("busybox:latest", &[]);
+    w.register(&json!({ "family": "cb", "containerDefinitions": [{
+        "name": "a", "image": "busybox", "memory": 16, "command": loop_forever("good") }] }));
+    assert_ok(&w.berth(&[
+        "create-service",
+        "--service-name",
+        "cb",
+        "--task-definition",
+        "cb",
+        "--desired-count",
+        "2",
+        "--deployment-configuration",
+        r#"{"maximumPercent": 200, "minimumHealthyPercent": 50, "deploymentCircuitBreaker": {"enable": true, "rollback": true}}"#,
+    ]));
+    wait_running(&w, "cb", 2);
+    wait_event(&w, "cb", "has reached a steady state.");
+    // Revision 2's container exits at once.
+    w.register(&json!({ "family": "cb", "containerDefinitions": [{
+        "name": "a", "image": "busybox", "memory": 16, "command": ["sh", "-c", "exit 3"] }] }));
+    assert_ok(&w.berth(&[
+        "update-service",
+        "--service",
+        "cb",
+        "--task-definition",
+        "cb:2",
+    ]));
+    let s = wait_event(&w, "cb", "deployment failed: tasks failed to start.");
+    assert!(
+        s["events"]
+            .as_array()
+            .is_some_and(|es| es.iter().any(|e| e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("rolling back")))),
+        "{s}"
+    );
+    // Back on revision 1, completed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = describe_service(&w, "cb");
+        let ds = s["deployments"].as_array().cloned().unwrap_or_default();
+        if ds.len() == 1
+            && ds[0]["rolloutState"] == "COMPLETED"
+            && ds[0]["taskDefinition"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("cb:1"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never rolled back: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for t in wait_running(&w, "cb", 2) {
+        assert!(t["taskDefinitionArn"]
+            .as_str()
+            .is_some_and(|a| a.ends_with("cb:1")));
+    }
+    assert_ok(&w.berth(&["delete-service", "--service", "cb", "--force"]));
+    wait_running(&w, "cb", 0);
     w.assert_clean();
 }

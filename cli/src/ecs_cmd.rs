@@ -533,9 +533,9 @@ pub fn expand_cli_input_json(args: Vec<String>) -> anyhow::Result<Vec<String>> {
 fn reconcile_cluster(ecs: &Ecs, roots: &Roots, cluster: &str) -> Result<Vec<String>, EcsError> {
     let holder = format!("cli-{}", std::process::id());
     for _ in 0..600 {
-        if let Some(placed) = ecs.reconcile(cluster, &holder)? {
-            start_supervisors(ecs, roots, &placed);
-            return Ok(placed.iter().map(|t| t.id().to_string()).collect());
+        if let Some(pass) = ecs.reconcile(cluster, &holder)? {
+            start_supervisors(ecs, roots, &pass.placed);
+            return Ok(pass.placed.iter().map(|t| t.id().to_string()).collect());
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

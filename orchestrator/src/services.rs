@@ -4,6 +4,8 @@
 //! reconcile`, `berth agent`) runs a pass, under a lease in the store so
 //! that two passes at once never start extra tasks.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::ecs::{decode, encode, now, retry, Ecs};
@@ -19,7 +21,23 @@ use crate::tasks::RunTask;
 /// Events a service keeps (ECS shows the last 100).
 const MAX_EVENTS: usize = 100;
 /// How long a reconciler holds a cluster's lease without renewing it.
-const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+const LEASE_TTL: Duration = Duration::from_secs(30);
+/// A task counts toward a steady state (and a completed deployment) once it
+/// has run this long: one that exits at once must not complete a rollout.
+pub const SETTLE: Duration = Duration::from_secs(1);
+/// Restart backoff after a deployment's n-th failed task: BASE·2^(n-1),
+/// capped, as ECS throttles services whose tasks keep failing.
+const BACKOFF_BASE: Duration = Duration::from_millis(250);
+const BACKOFF_CAP: Duration = Duration::from_secs(300);
+
+/// What a reconcile pass did.
+#[derive(Debug, Default)]
+pub struct Pass {
+    /// Tasks placed, whose supervisors the caller starts.
+    pub placed: Vec<Task>,
+    /// A service is backing off: pass again after this long.
+    pub retry_after: Option<Duration>,
+}
 
 fn service_key(cluster: &str, name: &str) -> String {
     format!("services/{cluster}/{name}")
@@ -352,7 +370,7 @@ impl Ecs {
     /// One reconcile pass over `cluster`'s services, under the cluster's
     /// lease. Returns the tasks it placed (their supervisors are the
     /// caller's to start) or None when another reconciler holds the lease.
-    pub fn reconcile(&self, cluster: &str, holder: &str) -> EcsResult<Option<Vec<Task>>> {
+    pub fn reconcile(&self, cluster: &str, holder: &str) -> EcsResult<Option<Pass>> {
         let lease = format!("reconcile/{cluster}");
         if !self.store.acquire_lease(&lease, holder, LEASE_TTL)? {
             return Ok(None);
@@ -362,8 +380,8 @@ impl Ecs {
         outcome.map(Some)
     }
 
-    fn reconcile_held(&self, cluster: &str) -> EcsResult<Vec<Task>> {
-        let mut placed = Vec::new();
+    fn reconcile_held(&self, cluster: &str) -> EcsResult<Pass> {
+        let mut pass = Pass::default();
         let tasks = self.all_tasks(cluster)?;
         for (_, rec) in self.store.list(&format!("services/{cluster}/"))? {
             let service: Service = decode(&rec.value)?;
@@ -375,6 +393,7 @@ impl Ecs {
                 .iter()
                 .filter(|t| t.group.as_deref() == Some(group.as_str()))
                 .collect();
+            let service = self.circuit_breaker(cluster, service, &ours)?;
             let live: Vec<LiveTask> = ours
                 .iter()
                 .filter(|t| !t.is_stopped() && t.desired_status != "STOPPED")
@@ -384,8 +403,22 @@ impl Ecs {
                     running: t.last_status == "RUNNING",
                 })
                 .collect();
-            let p = plan(&service, &live);
+            let mut p = plan(&service, &live);
             let mut events = Vec::new();
+            if let Some(wait) = backoff(&service, &ours).filter(|_| !p.start.is_empty()) {
+                p.start.clear();
+                pass.retry_after = Some(pass.retry_after.map_or(wait, |r| r.min(wait)));
+                let said = service.events.first().is_some_and(|e| {
+                    e.message
+                        .ends_with("is unable to consistently start tasks successfully.")
+                });
+                if !said {
+                    events.push(format!(
+                        "(service {}) is unable to consistently start tasks successfully.",
+                        service.service_name
+                    ));
+                }
+            }
             let mut stopped = Vec::new();
             for id in &p.stop {
                 self.stop_task(
@@ -434,7 +467,7 @@ impl Ecs {
                 if let Some(f) = out["failures"].as_array().filter(|f| !f.is_empty()) {
                     failures.extend(f.iter().cloned());
                 }
-                placed.extend(new);
+                pass.placed.extend(new);
             }
             if !failures.is_empty() {
                 let reasons: Vec<&str> = failures
@@ -449,7 +482,104 @@ impl Ecs {
             }
             self.record_pass(cluster, &service, &ours, &p, events)?;
         }
-        Ok(placed)
+        Ok(pass)
+    }
+
+    /// Count the PRIMARY deployment's failed tasks; with the circuit
+    /// breaker on, mark it FAILED at ECS's threshold and, with rollback,
+    /// deploy the last completed task definition again.
+    fn circuit_breaker(
+        &self,
+        cluster: &str,
+        service: Service,
+        ours: &[&Task],
+    ) -> EcsResult<Service> {
+        let Some(primary) = service.deployments.iter().find(|d| d.status == "PRIMARY") else {
+            return Ok(service);
+        };
+        let failed = ours
+            .iter()
+            .filter(|t| t.started_by.as_deref() == Some(primary.id.as_str()))
+            .filter(|t| t.is_stopped() && task_failed(t))
+            .count() as u32;
+        let breaker = service
+            .deployment_configuration
+            .deployment_circuit_breaker
+            .clone()
+            .unwrap_or_default();
+        let threshold = service.desired_count.div_ceil(2).clamp(3, 200);
+        let trips = breaker.enable && primary.rollout_state == "IN_PROGRESS" && failed >= threshold;
+        if failed == primary.failed_tasks && !trips {
+            return Ok(service);
+        }
+        let rollback_to = match (
+            &service.last_completed_task_definition,
+            trips && breaker.rollback,
+        ) {
+            (Some(td), true) if *td != primary.task_definition => {
+                Some(self.active_task_definition(td)?)
+            }
+            _ => None,
+        };
+        let primary_id = primary.id.clone();
+        let at = now();
+        let mut events = Vec::new();
+        let updated = self.update_service_record(cluster, &service.service_name, |s| {
+            events.clear();
+            let launch_type = s.launch_type.clone();
+            let desired = s.desired_count;
+            let Some(d) = s.deployments.iter_mut().find(|d| d.id == primary_id) else {
+                return Ok(());
+            };
+            d.failed_tasks = failed;
+            if !trips || d.rollout_state != "IN_PROGRESS" {
+                return Ok(());
+            }
+            d.rollout_state = "FAILED".into();
+            d.rollout_state_reason =
+                "ECS deployment circuit breaker: tasks failed to start.".into();
+            d.updated_at = at.clone();
+            events.push(format!(
+                "(service {}) (deployment {primary_id}) deployment failed: tasks failed to start.",
+                s.service_name
+            ));
+            if let Some(td) = &rollback_to {
+                for d in &mut s.deployments {
+                    d.status = "ACTIVE".into();
+                    d.desired_count = 0;
+                }
+                let back = new_deployment(td, desired, &launch_type)?;
+                events.push(format!(
+                    "(service {}) rolling back to deployment {}.",
+                    s.service_name, back.id
+                ));
+                s.task_definition = arn_of(td);
+                s.deployments.insert(0, back);
+            }
+            Ok(())
+        })?;
+        self.add_events(cluster, &updated.service_name, events)
+    }
+
+    /// Add `messages` as the service's newest events.
+    fn add_events(&self, cluster: &str, name: &str, messages: Vec<String>) -> EcsResult<Service> {
+        let at = now();
+        let mut fresh = Vec::new();
+        for message in messages {
+            fresh.push(ServiceEvent {
+                id: random_hex32()
+                    .map_err(|e| EcsError::new(ErrorKind::ServerException, e.to_string()))?,
+                created_at: at.clone(),
+                message,
+            });
+        }
+        self.update_service_record(cluster, name, |s| {
+            for e in fresh.iter().rev() {
+                s.events.insert(0, e.clone());
+            }
+            s.events.truncate(MAX_EVENTS);
+            Ok(())
+        })
     }
 
     /// Counts, deployment states and events after a pass.
@@ -467,6 +597,9 @@ impl Ecs {
                 .filter(|t| !p.stop.iter().any(|id| id == t.id()))
                 .filter(|t| match status {
                     "RUNNING" => t.last_status == "RUNNING" && t.desired_status != "STOPPED",
+                    "SETTLED" => {
+                        t.last_status == "RUNNING" && t.desired_status != "STOPPED" && settled(t)
+                    }
                     _ => !t.is_stopped() && t.last_status != "RUNNING",
                 })
                 .count() as u32
@@ -475,7 +608,7 @@ impl Ecs {
         let steady = p.stop.is_empty()
             && started == 0
             && seen.deployments.len() == 1
-            && count(None, "RUNNING") == seen.desired_count
+            && count(None, "SETTLED") == seen.desired_count
             && count(None, "PENDING") == 0;
         if steady {
             let said = seen
@@ -490,15 +623,6 @@ impl Ecs {
             }
         }
         let at = now();
-        let mut fresh = Vec::new();
-        for message in events {
-            fresh.push(ServiceEvent {
-                id: random_hex32()
-                    .map_err(|e| EcsError::new(ErrorKind::ServerException, e.to_string()))?,
-                created_at: at.clone(),
-                message,
-            });
-        }
         let live_total = ours.iter().filter(|t| !t.is_stopped()).count();
         self.update_service_record(cluster, &seen.service_name, |s| {
             s.running_count = count(None, "RUNNING");
@@ -507,7 +631,7 @@ impl Ecs {
                 .deployments
                 .iter()
                 .find(|d| d.status == "PRIMARY")
-                .map(|d| count(Some(&d.id), "RUNNING"));
+                .map(|d| count(Some(&d.id), "SETTLED"));
             for d in &mut s.deployments {
                 d.running_count = count(Some(&d.id), "RUNNING");
                 d.pending_count = count(Some(&d.id), "PENDING");
@@ -537,15 +661,19 @@ impl Ecs {
                     d.updated_at = at.clone();
                 }
             }
+            if let Some(d) = s
+                .deployments
+                .iter()
+                .find(|d| d.status == "PRIMARY" && d.rollout_state == "COMPLETED")
+            {
+                s.last_completed_task_definition = Some(d.task_definition.clone());
+            }
             if s.status == "DRAINING" && live_total == 0 {
                 s.status = "INACTIVE".into();
             }
-            for e in fresh.iter().rev() {
-                s.events.insert(0, e.clone());
-            }
-            s.events.truncate(MAX_EVENTS);
             Ok(())
         })?;
+        self.add_events(cluster, &seen.service_name, events)?;
         Ok(())
     }
 
@@ -566,6 +694,55 @@ impl Ecs {
 /// A registered definition's ARN (always set once registered).
 fn arn_of(td: &TaskDefinition) -> String {
     td.task_definition_arn.clone().unwrap_or_default()
+}
+
+/// True once `t` has been RUNNING for [`SETTLE`].
+fn settled(t: &Task) -> bool {
+    t.started_at
+        .as_deref()
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+        .is_some_and(|at| {
+            chrono::Utc::now().signed_duration_since(at)
+                >= chrono::Duration::from_std(SETTLE).unwrap_or_default()
+        })
+}
+
+/// How much longer `service` waits before starting tasks again after its
+/// PRIMARY deployment's latest failure (None: no wait).
+fn backoff(service: &Service, ours: &[&Task]) -> Option<Duration> {
+    let primary = service.deployments.iter().find(|d| d.status == "PRIMARY")?;
+    let n = primary.failed_tasks;
+    if n == 0 {
+        return None;
+    }
+    let last = ours
+        .iter()
+        .filter(|t| t.started_by.as_deref() == Some(primary.id.as_str()))
+        .filter(|t| t.is_stopped() && task_failed(t))
+        .filter_map(|t| t.stopped_at.as_deref())
+        .filter_map(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+        .max()?;
+    let delay = BACKOFF_BASE
+        .saturating_mul(1u32 << (n - 1).min(20))
+        .min(BACKOFF_CAP);
+    let since = chrono::Utc::now()
+        .signed_duration_since(last)
+        .to_std()
+        .unwrap_or_default();
+    delay.checked_sub(since).filter(|d| !d.is_zero())
+}
+
+/// A task that stopped on its own account: not stopped by a user or the
+/// scheduler, or stopped with a failing essential container.
+fn task_failed(t: &Task) -> bool {
+    match t.stop_code.as_deref() {
+        Some("UserInitiated" | "ServiceSchedulerInitiated") => false,
+        Some("TaskFailedToStart") => true,
+        _ => t
+            .containers
+            .iter()
+            .any(|c| c.exit_code.is_some_and(|code| code != 0)),
+    }
 }
 
 fn check_deployment_configuration(cfg: &DeploymentConfiguration) -> EcsResult<()> {

@@ -29,6 +29,8 @@ pub const SUPERVISOR_ARG: &str = "__berth-task";
 const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory usage";
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
+/// The longest a supervisor waits out a service's restart backoff.
+const MAX_BACKOFF_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug)]
 pub struct SupervisorArgs {
@@ -170,9 +172,15 @@ pub fn reconcile_now(ecs: &Ecs, args: &SupervisorArgs) {
     let deadline = std::time::Instant::now() + Duration::from_secs(35);
     loop {
         match ecs.reconcile(&args.cluster, &holder) {
-            Ok(Some(placed)) => {
-                launch(ecs, &placed, |t| args.for_task(t));
-                return;
+            Ok(Some(pass)) => {
+                launch(ecs, &pass.placed, |t| args.for_task(t));
+                // A service backing off: wait it out here (a stopped task's
+                // supervisor has nothing else to do), up to a point; longer
+                // waits are the agent's.
+                match pass.retry_after {
+                    Some(wait) if wait <= MAX_BACKOFF_WAIT => std::thread::sleep(wait),
+                    _ => return,
+                }
             }
             Ok(None) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(50));
@@ -312,11 +320,19 @@ impl<'a> Supervisor<'a> {
             }
         });
         // A service counts its task, and may go on with a deployment.
-        if now_running.is_some_and(|t| t.last_status == "RUNNING" && is_service_task(&t)) {
+        let service_task =
+            now_running.is_some_and(|t| t.last_status == "RUNNING" && is_service_task(&t));
+        if service_task {
             reconcile_now(self.ecs, self.args);
         }
+        // Once settled, the task may complete a deployment: say so.
+        let mut settle_at = service_task.then(|| Instant::now() + crate::services::SETTLE + POLL);
         while self.running.values().any(|r| r.exit.is_none()) {
             self.step()?;
+            if settle_at.is_some_and(|at| Instant::now() >= at) {
+                settle_at = None;
+                reconcile_now(self.ecs, self.args);
+            }
         }
         Ok(())
     }

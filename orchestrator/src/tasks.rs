@@ -700,13 +700,25 @@ impl Ecs {
         id: &str,
         reason: Option<&str>,
     ) -> EcsResult<Task> {
+        self.stop_task_as(cluster, id, "UserInitiated", reason)
+    }
+
+    /// Ask task `id` to stop, saying who asked (`stop_code`: UserInitiated,
+    /// ServiceSchedulerInitiated…).
+    pub fn stop_task_as(
+        &self,
+        cluster: Option<&str>,
+        id: &str,
+        stop_code: &str,
+        reason: Option<&str>,
+    ) -> EcsResult<Task> {
         let cluster = self.cluster(cluster)?;
         let id = name_from_arn(id).to_string();
         self.task(&cluster.cluster_name, &id)?;
         self.update_task(&cluster.cluster_name, &id, |t| {
             if t.desired_status != "STOPPED" {
                 t.desired_status = "STOPPED".into();
-                t.stop_code.get_or_insert_with(|| "UserInitiated".into());
+                t.stop_code.get_or_insert_with(|| stop_code.into());
                 t.stopped_reason
                     .get_or_insert_with(|| reason.unwrap_or("Task stopped by user").to_string());
                 t.stopping_at.get_or_insert_with(now);

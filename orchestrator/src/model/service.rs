@@ -40,6 +40,10 @@ pub struct Service {
     pub created_at: String,
     #[serde(default)]
     pub version: u64,
+    /// berth: the task definition of the last deployment that COMPLETED,
+    /// where the circuit breaker rolls back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_completed_task_definition: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
