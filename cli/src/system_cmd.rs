@@ -24,12 +24,30 @@ pub enum SystemCommand {
         #[arg(long, default_value_t = 30)]
         runs: usize,
     },
+    /// Time the pure scheduler: binpack(memory) then spread(AZ) over
+    /// simulated container instances.
+    PlacementBench {
+        #[arg(long, default_value_t = 5000)]
+        instances: usize,
+        #[arg(long, default_value_t = 100_000)]
+        tasks: usize,
+    },
 }
 
 pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
     let cluster = match cmd {
         SystemCommand::Gc { cluster } => cluster,
         SystemCommand::NetworkTiming { runs } => return network_timing(roots, runs),
+        SystemCommand::PlacementBench { instances, tasks } => {
+            let (placed, elapsed) = berth_orchestrator::placement::bench(instances, tasks);
+            output::json(&json!({
+                "instances": instances,
+                "placements": placed,
+                "seconds": elapsed.as_secs_f64(),
+                "placementsPerSecond": placed as f64 / elapsed.as_secs_f64().max(1e-9),
+            }))?;
+            return Ok(0);
+        }
     };
     let ecs = Ecs::open(&roots.state, ecs_cmd::partition())
         .map_err(|e| anyhow::anyhow!("open the store in {}: {e}", roots.state.display()))?;

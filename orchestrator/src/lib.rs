@@ -13,6 +13,7 @@ pub use error::{EcsError, EcsResult, ErrorKind};
 pub mod containerize;
 pub mod ecs;
 pub mod host;
+pub mod placement;
 pub mod services;
 pub mod supervisor;
 pub mod tasks;

@@ -165,6 +165,16 @@ impl Ecs {
         }
         let cfg = req.deployment_configuration.clone().unwrap_or_default();
         check_deployment_configuration(&cfg)?;
+        // Checked now, so a bad expression fails here and not at placement.
+        let invalid = |e: crate::placement::PlacementError| EcsError::invalid(e.to_string());
+        crate::placement::Strategy::list_from_json(Some(&Value::from(
+            req.placement_strategy.clone(),
+        )))
+        .map_err(invalid)?;
+        crate::placement::Constraint::list_from_json(Some(&Value::from(
+            req.placement_constraints.clone(),
+        )))
+        .map_err(invalid)?;
         let at = now();
         let service = Service {
             service_arn: self
@@ -732,16 +742,27 @@ fn backoff(service: &Service, ours: &[&Task]) -> Option<Duration> {
     delay.checked_sub(since).filter(|d| !d.is_zero())
 }
 
-/// A task that stopped on its own account: not stopped by a user or the
-/// scheduler, or stopped with a failing essential container.
+/// A task that failed: it stopped on its own account (not by a user or
+/// the scheduler) before it had settled. One that ran a while and then died
+/// is replaced at once, not held against its deployment.
 fn task_failed(t: &Task) -> bool {
-    match t.stop_code.as_deref() {
-        Some("UserInitiated" | "ServiceSchedulerInitiated") => false,
-        Some("TaskFailedToStart") => true,
-        _ => t
-            .containers
-            .iter()
-            .any(|c| c.exit_code.is_some_and(|code| code != 0)),
+    if matches!(
+        t.stop_code.as_deref(),
+        Some("UserInitiated" | "ServiceSchedulerInitiated")
+    ) {
+        return false;
+    }
+    let time = |at: &Option<String>| {
+        at.as_deref()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+    };
+    match (time(&t.started_at), time(&t.stopped_at)) {
+        (Some(started), Some(stopped)) => stopped
+            .signed_duration_since(started)
+            .to_std()
+            .is_ok_and(|ran| ran < SETTLE),
+        // Never ran.
+        _ => true,
     }
 }
 
