@@ -43,6 +43,30 @@ def wait_for(pred, timeout=30):
     raise SystemExit(f"timed out: {pred.__name__}")
 
 
+def all_stopped(root):
+    arns = berth(root, "list-tasks", "--desired-status", "STOPPED")["taskArns"]
+    live = berth(root, "list-tasks")["taskArns"]
+    if live:
+        return False
+    tasks = berth(root, "describe-tasks", "--tasks", *arns)["tasks"] if arns else []
+    return all(t["lastStatus"] == "STOPPED" for t in tasks)
+
+
+def stop_everything(root):
+    """Delete the service and wait until its tasks are STOPPED (their
+    supervisors clean up), before the state root goes."""
+    try:
+        berth(root, "delete-service", "--service", "svc", "--force")
+        wait_for(lambda: all_stopped(root))
+        deadline = time.time() + 10
+        while time.time() < deadline and subprocess.run(
+                ["pgrep", "-f", f"__berth-(task|monitor) {root}"],
+                stdout=subprocess.DEVNULL).returncode == 0:
+            time.sleep(0.05)
+    except SystemExit as e:
+        print(f"cleanup: {e}")
+
+
 def main():
     work = tempfile.mkdtemp(prefix="berth-bench-svc-")
     root = os.path.join(work, "root")
@@ -74,10 +98,8 @@ def main():
             wait_for(replaced)
             xs.append(time.perf_counter() - start)
             time.sleep(1.2)  # let the replacement settle before the next kill
-        berth(root, "delete-service", "--service", "svc", "--force")
-        wait_for(lambda: not berth(root, "list-tasks")["taskArns"])
-        time.sleep(0.5)
     finally:
+        stop_everything(root)
         for d in [f"/sys/fs/cgroup/{c}/{PARENT}" for c in os.listdir("/sys/fs/cgroup")]:
             try:
                 os.rmdir(d)
