@@ -416,6 +416,19 @@ fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
 }
 
 /// A task's id: the last part of its ARN.
+/// A host port no other test of this run maps: one the kernel hands out as
+/// free for TCP and UDP alike (tests run in processes of their own, so a
+/// port derived from the pid could meet a neighbour's).
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let port = tcp.local_addr().expect("local address").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 pub fn task_id(task: &Value) -> String {
     task["taskArn"]
         .as_str()

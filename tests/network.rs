@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use berth_tests::{assert_ok, parse_json, stdout, task_ids, World};
+use berth_tests::{assert_ok, free_port, parse_json, stdout, task_ids, World};
 use serde_json::{json, Value};
 
 fn address_of(task: &Value) -> String {
@@ -43,7 +43,7 @@ fn a_fargate_task_gets_an_address_and_is_reachable() {
     let w = World::new("net-fargate");
     w.busybox_image("busybox:latest", &[]);
     // A port of this world's own, published on the host.
-    let port: u16 = 20000 + (std::process::id() % 20000) as u16;
+    let port = free_port();
     let web_cmd = format!(
         "mkdir -p /www; echo hello-awsvpc > /www/index.html; httpd -p 80 -h /www; httpd -p {port} -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done"
     );
@@ -168,7 +168,7 @@ fn system_gc_finishes_a_task_whose_supervisor_was_killed() {
     w.register(&json!({
         "family": "gc", "networkMode": "awsvpc",
         "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 16,
-            "portMappings": [{ "containerPort": 20000 + (std::process::id() % 20000) as u16 + 1 }],
+            "portMappings": [{ "containerPort": free_port() }],
             "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
     }));
     let out = parse_json(&w.berth(&["run-task", "--task-definition", "gc"]));
@@ -299,8 +299,7 @@ fn a_cluster_on_its_own_network_with_hairpin_udp_and_links() {
     ]);
     assert_ok(&out);
     assert_eq!(parse_json(&out)["cluster"]["network"]["bridge"], w.bridge2);
-    let tcp_port = 20000 + (std::process::id() % 20000) as u16 + 2;
-    let udp_port = tcp_port + 1;
+    let (tcp_port, udp_port) = (free_port(), free_port());
     w.register(&json!({
         "family": "svc", "networkMode": "bridge",
         "containerDefinitions": [
