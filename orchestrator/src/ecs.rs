@@ -123,6 +123,22 @@ fn taskdef_key(family: &str, revision: u64) -> String {
     format!("taskdefs/{family}/{revision:010}")
 }
 
+/// ECS's rule for cluster and service names; `field` names it in the error.
+pub(crate) fn check_name(field: &str, name: &str) -> EcsResult<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(EcsError::invalid(format!(
+            "{field}: {name:?}: up to 255 letters, numbers, hyphens and underscores are allowed"
+        )))
+    }
+}
+
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -308,16 +324,7 @@ impl Ecs {
         tags: Vec<Tag>,
         network: Option<NetworkConfig>,
     ) -> EcsResult<serde_json::Value> {
-        if name.is_empty()
-            || name.len() > 255
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(EcsError::invalid(format!(
-                "clusterName: {name:?}: up to 255 letters, numbers, hyphens and underscores are allowed"
-            )));
-        }
+        check_name("clusterName", name)?;
         let network = network.unwrap_or_else(|| self.network.clone());
         let cluster = retry(|| {
             let existing = self.store.get(&cluster_key(name))?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::ecs::{decode, encode, now, retry, Ecs};
+use crate::ecs::{check_name, decode, encode, now, retry, Ecs};
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::random_hex32;
 use crate::model::{
@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::model::{Deployment, TaskDefinition};
 use crate::store::{Expect, Op};
-use crate::tasks::RunTask;
+use crate::tasks::{launch_type_for, RunTask};
 
 /// Events a service keeps (ECS shows the last 100).
 const MAX_EVENTS: usize = 100;
@@ -137,23 +137,9 @@ impl Ecs {
     pub fn create_service(&self, req: &CreateService) -> EcsResult<Value> {
         let cluster = self.cluster(req.cluster.as_deref())?;
         let name = &req.service_name;
-        if name.is_empty()
-            || name.len() > 255
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(EcsError::invalid(format!(
-                "serviceName: {name:?}: up to 255 letters, numbers, hyphens and underscores are allowed"
-            )));
-        }
+        check_name("serviceName", name)?;
         let td = self.active_task_definition(&req.task_definition)?;
-        let launch_type = req.launch_type.clone().unwrap_or_else(|| "EC2".into());
-        if !matches!(launch_type.as_str(), "EC2" | "FARGATE") {
-            return Err(EcsError::invalid(format!(
-                "launchType: {launch_type:?} is not one of EC2, FARGATE"
-            )));
-        }
+        let launch_type = launch_type_for(&td, req.launch_type.as_deref())?;
         let strategy = req
             .scheduling_strategy
             .clone()
@@ -429,25 +415,25 @@ impl Ecs {
                     ));
                 }
             }
-            let mut stopped = Vec::new();
+            // Stops are the scheduler's, for the newest deployment.
+            let reason = format!(
+                "Scaling activity initiated by (deployment {})",
+                service.deployments.first().map_or("", |d| d.id.as_str())
+            );
             for id in &p.stop {
-                self.stop_task(
+                self.stop_task_as(
                     Some(cluster),
                     id,
-                    Some("Scaling activity initiated by (deployment)"),
+                    "ServiceSchedulerInitiated",
+                    Some(&reason),
                 )?;
-                stopped.push(id.clone());
             }
-            if !stopped.is_empty() {
+            if !p.stop.is_empty() {
                 events.push(format!(
                     "(service {}) has stopped {} running tasks: {}.",
                     service.service_name,
-                    stopped.len(),
-                    stopped
-                        .iter()
-                        .map(|id| format!("(task {id})"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
+                    p.stop.len(),
+                    task_list(p.stop.iter().map(String::as_str))
                 ));
             }
             let mut failures = Vec::new();
@@ -468,10 +454,7 @@ impl Ecs {
                         "(service {}) has started {} tasks: {}.",
                         service.service_name,
                         new.len(),
-                        new.iter()
-                            .map(|t| format!("(task {})", t.id()))
-                            .collect::<Vec<_>>()
-                            .join(" ")
+                        task_list(new.iter().map(Task::id))
                     ));
                 }
                 if let Some(f) = out["failures"].as_array().filter(|f| !f.is_empty()) {
@@ -704,6 +687,13 @@ impl Ecs {
 /// A registered definition's ARN (always set once registered).
 fn arn_of(td: &TaskDefinition) -> String {
     td.task_definition_arn.clone().unwrap_or_default()
+}
+
+/// `(task a) (task b)`, as ECS's events list tasks.
+fn task_list<'a>(ids: impl Iterator<Item = &'a str>) -> String {
+    ids.map(|id| format!("(task {id})"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// True once `t` has been RUNNING for [`SETTLE`].

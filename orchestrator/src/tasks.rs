@@ -83,6 +83,23 @@ pub struct RunTask {
     pub tags: Vec<Tag>,
 }
 
+/// The launch type a task of `td` runs as: `requested`, EC2 by default;
+/// FARGATE only for a definition that requires it.
+pub(crate) fn launch_type_for(td: &TaskDefinition, requested: Option<&str>) -> EcsResult<String> {
+    match requested.unwrap_or("EC2") {
+        "EC2" => Ok("EC2".into()),
+        "FARGATE" if td.requires_compatibilities.iter().any(|c| c == "FARGATE") => {
+            Ok("FARGATE".into())
+        }
+        "FARGATE" => Err(EcsError::invalid(
+            "launchType: Task definition does not support launch_type FARGATE.",
+        )),
+        other => Err(EcsError::invalid(format!(
+            "launchType: {other:?} is not one of EC2, FARGATE"
+        ))),
+    }
+}
+
 /// CPU units and MiB a task reserves: task-level values, else the sum of
 /// its containers' (after overrides).
 pub fn task_needs(td: &TaskDefinition, overrides: &Value) -> (u64, u64) {
@@ -233,22 +250,7 @@ impl Ecs {
             return Err(EcsError::invalid("count: must be between 1 and 10"));
         }
         let td = self.active_task_definition(&req.task_definition)?;
-        let launch_type = req.launch_type.clone().unwrap_or_else(|| "EC2".into());
-        match launch_type.as_str() {
-            "EC2" => {}
-            "FARGATE" => {
-                if !td.requires_compatibilities.iter().any(|c| c == "FARGATE") {
-                    return Err(EcsError::invalid(
-                        "launchType: Task definition does not support launch_type FARGATE.",
-                    ));
-                }
-            }
-            other => {
-                return Err(EcsError::invalid(format!(
-                    "launchType: {other:?} is not one of EC2, FARGATE"
-                )))
-            }
-        }
+        let launch_type = launch_type_for(&td, req.launch_type.as_deref())?;
         let mode = td.network_mode.clone().unwrap_or_else(|| "bridge".into());
         if mode == "host" && launch_type == "FARGATE" {
             return Err(EcsError::invalid(
