@@ -531,15 +531,12 @@ pub fn expand_cli_input_json(args: Vec<String>) -> anyhow::Result<Vec<String>> {
 /// One reconcile pass of `cluster`, starting what it placed; the ids of
 /// the tasks started.
 fn reconcile_cluster(ecs: &Ecs, roots: &Roots, cluster: &str) -> Result<Vec<String>, EcsError> {
-    let holder = format!("cli-{}", std::process::id());
-    for _ in 0..600 {
-        if let Some(pass) = ecs.reconcile(cluster, &holder)? {
-            start_supervisors(ecs, roots, &pass.placed);
-            return Ok(pass.placed.iter().map(|t| t.id().to_string()).collect());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    Ok(Vec::new())
+    let patience = std::time::Duration::from_secs(30);
+    let pass =
+        supervisor::reconcile_and_launch(ecs, cluster, patience, |t| supervisor_args(roots, t))?;
+    Ok(pass
+        .map(|p| p.placed.iter().map(|t| t.id().to_string()).collect())
+        .unwrap_or_default())
 }
 
 /// `--deployment-configuration`: JSON, or aws's shorthand

@@ -168,29 +168,47 @@ fn is_service_task(task: &Task) -> bool {
 /// another reconciler holds the lease, wait for it: it may have read the
 /// tasks before this one stopped.
 pub fn reconcile_now(ecs: &Ecs, args: &SupervisorArgs) {
-    let holder = format!("pid-{}", std::process::id());
-    let deadline = std::time::Instant::now() + Duration::from_secs(35);
     loop {
-        match ecs.reconcile(&args.cluster, &holder) {
-            Ok(Some(pass)) => {
-                launch(ecs, &pass.placed, |t| args.for_task(t));
-                // A service backing off: wait it out here (a stopped task's
-                // supervisor has nothing else to do), up to a point; longer
-                // waits are the agent's.
-                match pass.retry_after {
-                    Some(wait) if wait <= MAX_BACKOFF_WAIT => std::thread::sleep(wait),
-                    _ => return,
-                }
-            }
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        // Longer than a lease lives: the holder may have read the tasks
+        // before this one changed.
+        let patience = Duration::from_secs(35);
+        match reconcile_and_launch(ecs, &args.cluster, patience, |t| args.for_task(t)) {
+            // A service backing off: wait it out here (a stopped task's
+            // supervisor has nothing else to do), up to a point; longer
+            // waits are the agent's.
+            Ok(Some(pass)) => match pass.retry_after {
+                Some(wait) if wait <= MAX_BACKOFF_WAIT => std::thread::sleep(wait),
+                _ => return,
+            },
             Ok(None) => return,
             Err(e) => {
                 tracing::warn!("reconcile {}: {e}", args.cluster);
                 return;
             }
         }
+    }
+}
+
+/// One reconcile pass of `cluster`, waiting up to `patience` while another
+/// reconciler holds the cluster's lease, then starting the supervisors of
+/// what it placed. None: the lease never came.
+pub fn reconcile_and_launch(
+    ecs: &Ecs,
+    cluster: &str,
+    patience: Duration,
+    args_for: impl Fn(&Task) -> SupervisorArgs,
+) -> crate::EcsResult<Option<crate::services::Pass>> {
+    let holder = format!("pid-{}", std::process::id());
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Some(pass) = ecs.reconcile(cluster, &holder)? {
+            launch(ecs, &pass.placed, args_for);
+            return Ok(Some(pass));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
