@@ -277,3 +277,102 @@ fn a_failing_revision_trips_the_circuit_breaker_and_rolls_back() {
     wait_running(&w, "cb", 0);
     w.assert_clean();
 }
+
+/// Poll `check` every 50 ms until it gives Some; panics after `secs`.
+#[track_caller]
+fn wait_until<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_failing_health_check_gets_the_task_replaced() {
+    let w = World::new("svc-health");
+    w.busybox_image("busybox:latest", &[]);
+    // Healthy while /tmp/ok exists; the sidecar waits for HEALTHY.
+    let check = json!({ "command": ["CMD-SHELL", "test -f /tmp/ok"], "interval": 5, "retries": 1 });
+    w.register(&json!({ "family": "hc", "containerDefinitions": [
+        { "name": "web", "image": "busybox", "memory": 16, "healthCheck": check,
+          "command": ["sh", "-c", "touch /tmp/ok; trap 'exit 0' TERM; while true; do sleep 0.1; done"] },
+        { "name": "sidecar", "image": "busybox", "memory": 16, "essential": false,
+          "dependsOn": [{ "containerName": "web", "condition": "HEALTHY" }],
+          "command": loop_forever("sidecar") } ] }));
+    // A standalone task that is never healthy: ECS leaves it running.
+    w.register(&json!({ "family": "sick", "containerDefinitions": [
+        { "name": "web", "image": "busybox", "memory": 16, "healthCheck": check,
+          "command": loop_forever("sick") } ] }));
+    let out = w.berth(&["run-task", "--task-definition", "sick"]);
+    assert_ok(&out);
+    let sick = parse_json(&out)["tasks"][0]["taskArn"]
+        .as_str()
+        .expect("taskArn")
+        .to_string();
+    assert_ok(&w.berth(&[
+        "create-service",
+        "--service-name",
+        "hc",
+        "--task-definition",
+        "hc",
+        "--desired-count",
+        "1",
+    ]));
+    let service_task = |w: &World| -> Option<Value> {
+        let listed = parse_json(&w.berth(&["list-tasks", "--service-name", "hc"]));
+        let arn = listed["taskArns"]
+            .as_array()?
+            .first()?
+            .as_str()?
+            .to_string();
+        Some(w.describe_task(&arn))
+    };
+    // HEALTHY, and only then the sidecar started (RUNNING).
+    let first = wait_until(30, "a HEALTHY service task", || {
+        service_task(&w).filter(|t| t["healthStatus"] == "HEALTHY" && t["lastStatus"] == "RUNNING")
+    });
+    assert_eq!(first["containers"][0]["healthStatus"], "HEALTHY", "{first}");
+    assert_eq!(first["containers"][1]["healthStatus"], "UNKNOWN", "{first}");
+    assert_eq!(first["containers"][1]["lastStatus"], "RUNNING", "{first}");
+    let first_arn = first["taskArn"].as_str().expect("arn").to_string();
+    wait_event(&w, "hc", "has reached a steady state.");
+
+    // Break the check: the service stops the task and starts another.
+    assert_ok(&w.berth(&[
+        "execute-command",
+        "--task",
+        &first_arn,
+        "--container",
+        "web",
+        "--command",
+        "rm /tmp/ok",
+    ]));
+    let stopped = w.wait_task(&first_arn, "STOPPED");
+    assert_eq!(
+        stopped["stoppedReason"],
+        "Task failed container health checks"
+    );
+    assert_eq!(stopped["stopCode"], "ServiceSchedulerInitiated");
+    assert_eq!(stopped["healthStatus"], "UNHEALTHY");
+    wait_until(30, "a HEALTHY replacement", || {
+        service_task(&w)
+            .filter(|t| t["taskArn"] != first_arn.as_str() && t["healthStatus"] == "HEALTHY")
+    });
+
+    // The standalone task is UNHEALTHY and still RUNNING.
+    let t = w.describe_task(&sick);
+    assert_eq!(t["healthStatus"], "UNHEALTHY", "{t}");
+    assert_eq!(t["lastStatus"], "RUNNING", "{t}");
+
+    assert_ok(&w.berth(&["stop-task", "--task", &sick]));
+    w.wait_task(&sick, "STOPPED");
+    assert_ok(&w.berth(&["delete-service", "--service", "hc", "--force"]));
+    wait_until(30, "the service's tasks to stop", || {
+        service_task(&w).is_none().then_some(())
+    });
+    w.assert_clean();
+}

@@ -232,6 +232,9 @@ pub enum EcsCommand {
         started_by: Option<String>,
         #[arg(long)]
         container_instance: Option<String>,
+        /// Tasks of this service.
+        #[arg(long)]
+        service_name: Option<String>,
     },
     /// Print a task's container logs (ECS's task id or ARN).
     Logs {
@@ -843,12 +846,16 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             family,
             started_by,
             container_instance,
+            service_name,
         } => ecs.list_tasks(
             cluster.as_deref(),
-            desired_status.as_deref(),
-            family.as_deref(),
-            started_by.as_deref(),
-            container_instance.as_deref(),
+            &berth_orchestrator::tasks::TaskFilter {
+                desired_status: desired_status.as_deref(),
+                family: family.as_deref(),
+                started_by: started_by.as_deref(),
+                container_instance: container_instance.as_deref(),
+                service_name: service_name.as_deref(),
+            },
         )?,
         EcsCommand::ListContainerInstances { cluster } => {
             ecs.list_container_instances(cluster.as_deref())?

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use berth_orchestrator::supervisor::{self, SupervisorArgs};
 use berth_runtime::monitor::{self, MonitorArgs};
+use berth_runtime::probe::{self, ProbeArgs};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -82,6 +83,9 @@ fn main() -> ExitCode {
     if let Some(monitor_args) = MonitorArgs::from_args(&args) {
         init_file_logging(&monitor_args.log_file());
         return ExitCode::from(monitor::run(monitor_args).clamp(0, 255) as u8);
+    }
+    if let Some(probe_args) = ProbeArgs::from_args(&args) {
+        return ExitCode::from(probe::run(probe_args).clamp(0, 255) as u8);
     }
     if let Some(task_args) = SupervisorArgs::from_args(&args) {
         init_file_logging(&task_args.log_file());

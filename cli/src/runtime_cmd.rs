@@ -242,6 +242,7 @@ pub fn run(cmd: RuntimeCommand, roots: &Roots) -> anyhow::Result<i32> {
                 env,
                 cwd: cwd.map(|c| c.to_string_lossy().into_owned()),
                 user,
+                timeout: None,
             };
             return Ok(runtime.exec(&id, &spec)?);
         }

@@ -12,6 +12,7 @@ pub mod taskdef;
 pub use error::{EcsError, EcsResult, ErrorKind};
 pub mod containerize;
 pub mod ecs;
+pub mod health;
 pub mod host;
 pub mod placement;
 pub mod services;

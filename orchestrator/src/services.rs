@@ -396,7 +396,8 @@ impl Ecs {
                 .map(|t| LiveTask {
                     id: t.id().to_string(),
                     deployment: t.started_by.clone().unwrap_or_default(),
-                    running: t.last_status == "RUNNING",
+                    // Minimum healthy counts the healthy.
+                    running: t.in_service(),
                 })
                 .collect();
             let mut p = plan(&service, &live);
@@ -590,9 +591,7 @@ impl Ecs {
                 .filter(|t| !p.stop.iter().any(|id| id == t.id()))
                 .filter(|t| match status {
                     "RUNNING" => t.last_status == "RUNNING" && t.desired_status != "STOPPED",
-                    "SETTLED" => {
-                        t.last_status == "RUNNING" && t.desired_status != "STOPPED" && settled(t)
-                    }
+                    "SETTLED" => t.in_service() && settled(t),
                     _ => !t.is_stopped() && t.last_status != "RUNNING",
                 })
                 .count() as u32

@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use berth_rootfs::image::Image;
@@ -22,11 +23,13 @@ use nix::unistd::{fork, ForkResult};
 
 use crate::containerize::{container_spec, hosts_file, overrides_for, resolv_conf, TaskContext};
 use crate::ecs::{now, Ecs};
+use crate::health::{self, HealthCheck, HealthTracker};
 use crate::model::{name_from_arn, ContainerDefinition, Partition, Task, TaskDefinition};
 
 /// argv[1] of a task supervisor.
 pub const SUPERVISOR_ARG: &str = "__berth-task";
 const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory usage";
+const HEALTH_REASON: &str = "Task failed container health checks";
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
 /// The longest a supervisor waits out a service's restart backoff.
@@ -229,14 +232,33 @@ pub fn launch(ecs: &Ecs, tasks: &[Task], args_for: impl Fn(&Task) -> SupervisorA
     }
 }
 
-/// A container's name and how it ended (None: its monitor died first).
-type ContainerExit = (String, Option<ExitRecord>);
+/// What the supervisor's threads tell it about a container.
+enum Event {
+    /// How it ended (None: its monitor died first).
+    Exited(String, Option<ExitRecord>),
+    /// Its health check status changed.
+    Health(String, &'static str),
+}
 
 struct Running {
     runtime_id: String,
     essential: bool,
     stop_timeout: Duration,
     exit: Option<ExitRecord>,
+    health: Option<HealthWatch>,
+}
+
+/// A container's health-check thread and what it last said.
+struct HealthWatch {
+    status: &'static str,
+    /// Tells the thread to stop probing.
+    done: Arc<AtomicBool>,
+}
+
+impl Drop for HealthWatch {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+    }
 }
 
 struct Supervisor<'a> {
@@ -247,8 +269,11 @@ struct Supervisor<'a> {
     namespaces: Option<SharedNamespaces>,
     cgroup: String,
     running: BTreeMap<String, Running>,
-    exits: (mpsc::Sender<ContainerExit>, mpsc::Receiver<ContainerExit>),
+    events: (mpsc::Sender<Event>, mpsc::Receiver<Event>),
     stopping: bool,
+    /// A service task: unhealthy essential containers stop it, once its
+    /// service's health check grace period (from this time) is over.
+    health_enforced_after: Option<Instant>,
     network: Option<crate::model::TaskNetwork>,
     /// Port mappings made in the kernel, to remove.
     host_ports: Vec<crate::model::HostPort>,
@@ -267,8 +292,9 @@ impl<'a> Supervisor<'a> {
             namespaces: None,
             cgroup: format!("{}/{}", args.cgroup_parent.trim_matches('/'), args.task_id),
             running: BTreeMap::new(),
-            exits: mpsc::channel(),
+            events: mpsc::channel(),
             stopping: false,
+            health_enforced_after: None,
             network: None,
             host_ports: Vec::new(),
             container_namespaces: Vec::new(),
@@ -325,6 +351,19 @@ impl<'a> Supervisor<'a> {
         self.set(|t| t.pull_stopped_at = Some(now()));
 
         let ctx = self.prepare_task(&td, &task)?;
+        if let Some(service) = task
+            .group
+            .as_deref()
+            .and_then(|g| g.strip_prefix("service:"))
+        {
+            let grace = self
+                .ecs
+                .service(&self.args.cluster, service)
+                .ok()
+                .and_then(|s| s.health_check_grace_period_seconds)
+                .unwrap_or(0);
+            self.health_enforced_after = Some(Instant::now() + Duration::from_secs(grace.into()));
+        }
         for def in start_order(&td.container_definitions) {
             if !self.wait_for_dependencies(def)? {
                 return Ok(());
@@ -555,6 +594,18 @@ impl<'a> Supervisor<'a> {
                         return Ok(false);
                     }
                     ("SUCCESS", exit) => ready &= exit.is_some(),
+                    ("HEALTHY", exit) => {
+                        let health = dep.and_then(|r| r.health.as_ref()).map(|h| h.status);
+                        if exit.is_some() || health == Some(health::UNHEALTHY) {
+                            let reason = format!(
+                                "Dependency {} did not become HEALTHY (condition HEALTHY for {})",
+                                d.container_name, def.name
+                            );
+                            self.request_stop("TaskFailedToStart", &reason);
+                            return Ok(false);
+                        }
+                        ready &= health == Some(health::HEALTHY);
+                    }
                     _ => ready &= dep.is_some(),
                 }
             }
@@ -606,11 +657,26 @@ impl<'a> Supervisor<'a> {
                 &opts,
             )
             .map_err(|e| format!("CannotStartContainerError: container {}: {e}", def.name))?;
-        let tx = self.exits.0.clone();
+        let tx = self.events.0.clone();
         let name = def.name.clone();
         std::thread::spawn(move || {
             let exit = created.exit.wait().ok().flatten();
-            let _ = tx.send((name, exit));
+            let _ = tx.send(Event::Exited(name, exit));
+        });
+        let health = def.health_check.as_ref().map(|check| {
+            let done = Arc::new(AtomicBool::new(false));
+            watch_health(
+                check.clone(),
+                self.args.runtime_root.clone(),
+                runtime_id.clone(),
+                def.name.clone(),
+                self.events.0.clone(),
+                done.clone(),
+            );
+            HealthWatch {
+                status: health::UNKNOWN,
+                done,
+            }
         });
         self.running.insert(
             def.name.clone(),
@@ -621,6 +687,7 @@ impl<'a> Supervisor<'a> {
                     .stop_timeout
                     .map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs),
                 exit: None,
+                health,
             },
         );
         self.set_container(&def.name, |c| {
@@ -630,17 +697,66 @@ impl<'a> Supervisor<'a> {
         Ok(())
     }
 
-    /// Handle one container exit or notice a stop request.
+    /// Handle one event or notice a stop request.
     fn step(&mut self) -> Result<(), String> {
-        match self.exits.1.recv_timeout(POLL) {
-            Ok((name, exit)) => self.container_exited(&name, exit),
+        match self.events.1.recv_timeout(POLL) {
+            Ok(event) => self.handle(event),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return Err("exit channel closed".into()),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err("event channel closed".into()),
         }
         if !self.stopping && self.task()?.desired_status == "STOPPED" {
             self.stop_containers();
         }
+        self.enforce_health();
         Ok(())
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Exited(name, exit) => self.container_exited(&name, exit),
+            Event::Health(name, status) => self.health_changed(&name, status),
+        }
+    }
+
+    fn health_changed(&mut self, name: &str, status: &'static str) {
+        if let Some(watch) = self.running.get_mut(name).and_then(|r| r.health.as_mut()) {
+            watch.status = status;
+        }
+        let task_status = health::task_health(
+            self.running
+                .values()
+                .filter(|r| r.essential)
+                .filter_map(|r| r.health.as_ref().map(|h| h.status)),
+        );
+        let updated = self.set(|t| {
+            if let Some(c) = t.containers.iter_mut().find(|c| c.name == name) {
+                c.health_status = status.to_string();
+            }
+            t.health_status = task_status.to_string();
+        });
+        // A service task now in service may let a deployment go on.
+        if updated.is_some_and(|t| t.in_service() && is_service_task(&t)) {
+            reconcile_now(self.ecs, self.args);
+        }
+    }
+
+    /// A service's scheduler stops a task whose essential container is
+    /// UNHEALTHY, once the grace period is over; a standalone task lives on
+    /// whatever its health (as in ECS).
+    fn enforce_health(&mut self) {
+        let Some(after) = self.health_enforced_after else {
+            return;
+        };
+        let unhealthy = self.running.values().any(|r| {
+            r.essential
+                && r.exit.is_none()
+                && r.health
+                    .as_ref()
+                    .is_some_and(|h| h.status == health::UNHEALTHY)
+        });
+        if unhealthy && !self.stopping && Instant::now() >= after {
+            self.request_stop("ServiceSchedulerInitiated", HEALTH_REASON);
+        }
     }
 
     fn container_exited(&mut self, name: &str, exit: Option<ExitRecord>) {
@@ -661,6 +777,9 @@ impl<'a> Supervisor<'a> {
         });
         if let Some(r) = self.running.get_mut(name) {
             r.exit = Some(exit);
+            if let Some(h) = &r.health {
+                h.done.store(true, Ordering::Relaxed);
+            }
         }
         if essential && !self.stopping {
             self.request_stop(
@@ -684,6 +803,9 @@ impl<'a> Supervisor<'a> {
     /// parallel, so one slow container does not hold the others.
     fn stop_containers(&mut self) {
         self.stopping = true;
+        for h in self.running.values().filter_map(|r| r.health.as_ref()) {
+            h.done.store(true, Ordering::Relaxed);
+        }
         self.set(|t| {
             if t.last_status != "STOPPED" {
                 t.last_status = "DEACTIVATING".into();
@@ -709,8 +831,8 @@ impl<'a> Supervisor<'a> {
             }
             let deadline = Instant::now() + DEFAULT_STOP_TIMEOUT + Duration::from_secs(15);
             while self.running.values().any(|r| r.exit.is_none()) && Instant::now() < deadline {
-                if let Ok((name, exit)) = self.exits.1.recv_timeout(POLL) {
-                    self.container_exited(&name, exit);
+                if let Ok(event) = self.events.1.recv_timeout(POLL) {
+                    self.handle(event);
                 }
             }
         }
@@ -786,6 +908,50 @@ impl<'a> Supervisor<'a> {
     }
 }
 
+/// Probe `container` every interval (the first after one interval, as
+/// Docker does) and send each change of its health, until `done`.
+fn watch_health(
+    check: HealthCheck,
+    runtime_root: PathBuf,
+    runtime_id: String,
+    container: String,
+    events: mpsc::Sender<Event>,
+    done: Arc<AtomicBool>,
+) {
+    std::thread::spawn(move || {
+        let argv = check.argv();
+        let mut tracker = HealthTracker::new(&check, Instant::now());
+        loop {
+            let next = Instant::now() + check.interval();
+            while Instant::now() < next {
+                if done.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(POLL);
+            }
+            let passed =
+                berth_runtime::probe::probe(&runtime_root, &runtime_id, &argv, check.timeout())
+                    .map(|outcome| outcome.passed())
+                    .unwrap_or_else(|e| {
+                        tracing::warn!("health check of {container}: {e}");
+                        false
+                    });
+            // A container that stopped meanwhile failed nothing.
+            if done.load(Ordering::Relaxed) {
+                return;
+            }
+            if let Some(status) = tracker.record(passed, Instant::now()) {
+                if events
+                    .send(Event::Health(container.clone(), status))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+}
+
 /// Plug the namespace at `netns` into the network `net` describes (making
 /// its bridge on first use).
 fn plug_in(netns: &std::path::Path, net: &crate::model::TaskNetwork) -> Result<(), String> {
@@ -843,6 +1009,7 @@ pub fn reap_orphan(ecs: &Ecs, args: &SupervisorArgs) -> Result<(), String> {
                     essential: false,
                     stop_timeout: DEFAULT_STOP_TIMEOUT,
                     exit: exit.clone(),
+                    health: None,
                 },
             );
             if c.last_status != "STOPPED" {

@@ -309,6 +309,9 @@ fn check_container(path: &str, c: &ContainerDefinition, task_memory: Option<u64>
             c.name
         )));
     }
+    if let Some(check) = &c.health_check {
+        check.validate(&format!("{path}.healthCheck"))?;
+    }
     for (j, e) in c.environment.iter().enumerate() {
         if e.name.is_empty() {
             return Err(EcsError::client(format!(

@@ -120,6 +120,17 @@ pub fn task_needs(td: &TaskDefinition, overrides: &Value) -> (u64, u64) {
     (task_cpu.unwrap_or(cpu), task_mem.unwrap_or(mem))
 }
 
+/// list-tasks' filters (each None: any).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TaskFilter<'a> {
+    /// RUNNING (the default) or STOPPED.
+    pub desired_status: Option<&'a str>,
+    pub family: Option<&'a str>,
+    pub started_by: Option<&'a str>,
+    pub container_instance: Option<&'a str>,
+    pub service_name: Option<&'a str>,
+}
+
 impl Ecs {
     /// This host's container instance in `cluster`, registered on first use.
     pub fn host_instance(&self, cluster: &Cluster) -> EcsResult<ContainerInstance> {
@@ -550,6 +561,10 @@ impl Ecs {
             berth: Some(TaskInternals {
                 reserved_cpu: if launch_type == "EC2" { cpu } else { 0 },
                 reserved_memory: if launch_type == "EC2" { memory } else { 0 },
+                health_checked: td
+                    .container_definitions
+                    .iter()
+                    .any(|c| c.is_essential() && c.health_check.is_some()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -647,14 +662,14 @@ impl Ecs {
         Ok(json!({ "tasks": tasks, "failures": failures }))
     }
 
-    pub fn list_tasks(
-        &self,
-        cluster: Option<&str>,
-        desired_status: Option<&str>,
-        family: Option<&str>,
-        started_by: Option<&str>,
-        container_instance: Option<&str>,
-    ) -> EcsResult<Value> {
+    pub fn list_tasks(&self, cluster: Option<&str>, filter: &TaskFilter<'_>) -> EcsResult<Value> {
+        let TaskFilter {
+            desired_status,
+            family,
+            started_by,
+            container_instance,
+            service_name,
+        } = *filter;
         let cluster = self.cluster(cluster)?;
         let desired = desired_status.unwrap_or("RUNNING");
         let mut arns = Vec::new();
@@ -669,6 +684,8 @@ impl Ecs {
             started_by: Option<String>,
             #[serde(default)]
             container_instance_arn: Option<String>,
+            #[serde(default)]
+            group: Option<String>,
         }
         for (_, rec) in self
             .store
@@ -683,6 +700,9 @@ impl Ecs {
             let keep = t.desired_status == desired
                 && family.is_none_or(|f| f == family_of)
                 && started_by.is_none_or(|s| t.started_by.as_deref() == Some(s))
+                && service_name.is_none_or(|s| {
+                    t.group.as_deref().and_then(|g| g.strip_prefix("service:")) == Some(s)
+                })
                 && container_instance.is_none_or(|ci| {
                     t.container_instance_arn
                         .as_deref()

@@ -121,6 +121,8 @@ pub struct ExecSpec {
     pub env: Vec<String>,
     pub cwd: Option<String>,
     pub user: Option<String>,
+    /// Kill the process (SIGKILL) when it runs longer than this.
+    pub timeout: Option<Duration>,
 }
 
 /// A new container, and the way to learn how it ends.
@@ -574,10 +576,26 @@ impl Runtime {
             .with_detach(false)
             .build()
             .map_err(lc_err)?;
+        let deadline = exec.timeout.map(|t| (t, Instant::now() + t));
+        // With a deadline, poll: a blocking wait could not be cut short.
+        let flags = deadline.map(|_| nix::sys::wait::WaitPidFlag::WNOHANG);
         loop {
-            match nix::sys::wait::waitpid(pid, None) {
+            match nix::sys::wait::waitpid(pid, flags) {
                 Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => return Ok(code),
                 Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                    if let Some((timeout, at)) = deadline {
+                        if Instant::now() >= at {
+                            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                            let _ = nix::sys::wait::waitpid(pid, None);
+                            return Err(Error::ExecTimedOut {
+                                id: id.to_string(),
+                                timeout,
+                            });
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(Error::sys(format!("wait for exec in {id}"), e)),
             }

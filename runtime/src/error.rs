@@ -40,6 +40,11 @@ pub enum Error {
         #[source]
         source: libcontainer::error::LibcontainerError,
     },
+    #[error("container {id:?}: the process ran longer than {timeout:?} and was killed")]
+    ExecTimedOut {
+        id: String,
+        timeout: std::time::Duration,
+    },
     #[error("container {id:?}: monitor: {reason}")]
     Monitor { id: String, reason: String },
     #[error("{context}: {source}")]

@@ -16,6 +16,7 @@ mod meta;
 pub mod monitor;
 pub mod namespaces;
 mod paths;
+pub mod probe;
 pub mod proc;
 pub mod resources;
 pub mod spec;

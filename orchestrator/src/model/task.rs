@@ -76,6 +76,10 @@ pub struct TaskInternals {
     /// Bridge mode: each container's own place on the network.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub container_networks: Vec<ContainerNetwork>,
+    /// An essential container has a health check: the task is in service
+    /// only once HEALTHY.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub health_checked: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +141,19 @@ pub struct Container {
 }
 
 impl Task {
+    /// RUNNING, not being stopped, and HEALTHY if it has checks: what a
+    /// service counts as healthy and a load balancer sends traffic to.
+    pub fn in_service(&self) -> bool {
+        let checked = self.berth.as_ref().is_some_and(|b| b.health_checked);
+        self.last_status == "RUNNING"
+            && self.desired_status != "STOPPED"
+            && if checked {
+                self.health_status == crate::health::HEALTHY
+            } else {
+                self.health_status != crate::health::UNHEALTHY
+            }
+    }
+
     /// The task id: the last part of its ARN.
     pub fn id(&self) -> &str {
         self.task_arn.rsplit('/').next().unwrap_or(&self.task_arn)

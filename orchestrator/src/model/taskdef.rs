@@ -104,7 +104,7 @@ pub struct ContainerDefinition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ulimits: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_check: Option<Value>,
+    pub health_check: Option<crate::health::HealthCheck>,
     #[serde(default)]
     pub system_controls: Vec<Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
