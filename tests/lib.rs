@@ -365,10 +365,13 @@ impl Drop for World {
             if link_exists(bridge) {
                 let _ = Command::new("ip").args(["link", "del", bridge]).status();
             }
-            let _ = Command::new("nft")
-                .args(["delete", "table", "ip", &nft_table(bridge)])
-                .stderr(Stdio::null())
-                .status();
+            // A world's load balancer is named after its bridge.
+            for table in [nft_table(bridge), format!("berth_lb_{bridge}")] {
+                let _ = Command::new("nft")
+                    .args(["delete", "table", "ip", &table])
+                    .stderr(Stdio::null())
+                    .status();
+            }
         }
         // Every cgroup under the parent, deepest first, then the parent.
         let mut dirs: Vec<PathBuf> = Vec::new();

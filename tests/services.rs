@@ -376,3 +376,116 @@ fn a_failing_health_check_gets_the_task_replaced() {
     });
     w.assert_clean();
 }
+
+/// One HTTP/1.0 GET of `/` at `addr`; the body, or None if it failed.
+fn http_get(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: lb\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.").then(|| body.trim().to_string())
+}
+
+#[test]
+fn requests_through_the_load_balancer_reach_every_task() {
+    let w = World::new("svc-lb");
+    w.busybox_image("busybox:latest", &[]);
+    // Each task answers with a word of its own.
+    w.register(&json!({ "family": "lbweb", "containerDefinitions": [{
+        "name": "web", "image": "busybox", "memory": 16,
+        "portMappings": [{ "containerPort": 80 }],
+        "command": ["sh", "-c", "mkdir -p /www; cat /proc/sys/kernel/random/uuid > /www/index.html; httpd -p 80 -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done"] }] }));
+    let lb = w.bridge.clone();
+    let port = berth_tests::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let out = w.berth(&[
+        "create-load-balancer",
+        "--name",
+        &lb,
+        "--listen",
+        &listen,
+        "--deregistration-delay",
+        "1",
+    ]);
+    assert_ok(&out);
+    // Its port is taken: a second listener there is refused.
+    let again = w.berth(&[
+        "create-load-balancer",
+        "--name",
+        "other",
+        "--listen",
+        &listen,
+    ]);
+    assert!(!again.status.success());
+    assert!(berth_tests::stderr(&again).contains("listen"), "{again:?}");
+    // A service whose container does not map the port is refused.
+    let wrong = json!([{ "loadBalancerName": lb, "containerName": "web", "containerPort": 81 }]);
+    let refused = w.berth(&[
+        "create-service",
+        "--service-name",
+        "lbweb",
+        "--task-definition",
+        "lbweb",
+        "--load-balancers",
+        &wrong.to_string(),
+    ]);
+    assert!(
+        berth_tests::stderr(&refused).contains("containerPort"),
+        "{refused:?}"
+    );
+
+    let entry = json!([{ "loadBalancerName": lb, "containerName": "web", "containerPort": 80 }]);
+    assert_ok(&w.berth(&[
+        "create-service",
+        "--service-name",
+        "lbweb",
+        "--task-definition",
+        "lbweb",
+        "--desired-count",
+        "3",
+        "--load-balancers",
+        &entry.to_string(),
+    ]));
+    wait_running(&w, "lbweb", 3);
+    // Every task answers through the listener: three different words.
+    let mut seen = std::collections::BTreeSet::new();
+    wait_until(30, "every task to answer through the load balancer", || {
+        seen.extend(http_get(&listen));
+        assert!(seen.len() <= 3, "{seen:?}");
+        (seen.len() == 3).then_some(())
+    });
+    let described = parse_json(&w.berth(&["describe-load-balancers", "--names", &lb]));
+    let targets = described["loadBalancers"][0]["targets"].as_array().cloned();
+    assert_eq!(targets.map(|t| t.len()), Some(3), "{described}");
+    let used = w.berth(&["delete-load-balancer", "--name", &lb]);
+    assert!(berth_tests::stderr(&used).contains("lbweb"), "{used:?}");
+
+    // Scale to 1: the two that go leave the listener first.
+    assert_ok(&w.berth(&[
+        "update-service",
+        "--service",
+        "lbweb",
+        "--desired-count",
+        "1",
+    ]));
+    wait_running(&w, "lbweb", 1);
+    let last = http_get(&listen).expect("an answer");
+    assert!(seen.contains(&last));
+    for _ in 0..20 {
+        assert_eq!(http_get(&listen), Some(last.clone()));
+    }
+
+    assert_ok(&w.berth(&["delete-service", "--service", "lbweb", "--force"]));
+    wait_running(&w, "lbweb", 0);
+    assert_ok(&w.berth(&["delete-load-balancer", "--name", &lb]));
+    let tables = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .expect("nft");
+    assert!(!berth_tests::stdout(&tables).contains(&format!("berth_lb_{lb}")));
+    assert!(http_get(&listen).is_none());
+    w.assert_clean();
+}

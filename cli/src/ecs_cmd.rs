@@ -150,6 +150,32 @@ pub enum EcsCommand {
         #[arg(long, num_args = 1..)]
         tags: Vec<String>,
     },
+    /// A load balancer: a listener on this host whose connections nftables
+    /// spreads over the tasks of the services attached to it.
+    CreateLoadBalancer {
+        #[arg(long)]
+        name: String,
+        /// [ADDR:]PORT; without ADDR, every address of the host.
+        #[arg(long)]
+        listen: String,
+        /// tcp (default) or udp.
+        #[arg(long)]
+        protocol: Option<String>,
+        /// Seconds a task taken out of service keeps serving its
+        /// connections before it is stopped (default 300, as ELB).
+        #[arg(long)]
+        deregistration_delay: Option<u32>,
+    },
+    /// Load balancers and the tasks each sends to (all without --names).
+    DescribeLoadBalancers {
+        #[arg(long, num_args = 1..)]
+        names: Vec<String>,
+    },
+    /// Delete a load balancer no service uses.
+    DeleteLoadBalancer {
+        #[arg(long)]
+        name: String,
+    },
     /// Scale a service, or roll it to another task definition.
     UpdateService {
         #[arg(long)]
@@ -341,6 +367,9 @@ impl EcsCommand {
             Self::RunTask { .. } => "RunTask",
             Self::CreateService { .. } => "CreateService",
             Self::UpdateService { .. } => "UpdateService",
+            Self::CreateLoadBalancer { .. } => "CreateLoadBalancer",
+            Self::DescribeLoadBalancers { .. } => "DescribeLoadBalancers",
+            Self::DeleteLoadBalancer { .. } => "DeleteLoadBalancer",
             Self::DeleteService { .. } => "DeleteService",
             Self::DescribeServices { .. } => "DescribeServices",
             Self::ListServices { .. } => "ListServices",
@@ -926,7 +955,11 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
                         .transpose()?,
                     placement_strategy: list("placement-strategy", &placement_strategy)?,
                     placement_constraints: list("placement-constraints", &placement_constraints)?,
-                    load_balancers: list("load-balancers", &load_balancers)?,
+                    load_balancers: match &load_balancers {
+                        Some(v) => serde_json::from_value(json_arg("load-balancers", v)?)
+                            .context("--load-balancers: not a JSON array of {loadBalancerName, containerName, containerPort}")?,
+                        None => Vec::new(),
+                    },
                     health_check_grace_period_seconds,
                     scheduling_strategy: scheduling_strategy.clone(),
                     tags: parse_tags(&tags)?,
@@ -976,6 +1009,19 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             reconcile_cluster(ecs, roots, cluster.as_deref().unwrap_or("default"))?;
             out
         }
+        EcsCommand::CreateLoadBalancer {
+            name,
+            listen,
+            protocol,
+            deregistration_delay,
+        } => ecs.create_load_balancer(&berth_orchestrator::load_balancers::CreateLoadBalancer {
+            name,
+            listen,
+            protocol,
+            deregistration_delay_seconds: deregistration_delay,
+        })?,
+        EcsCommand::DescribeLoadBalancers { names } => ecs.describe_load_balancers(&names)?,
+        EcsCommand::DeleteLoadBalancer { name } => ecs.delete_load_balancer(&name)?,
         EcsCommand::DescribeServices { cluster, services } => {
             ecs.describe_services(cluster.as_deref(), &services)?
         }

@@ -8,6 +8,7 @@
 //! that has joined it.
 
 mod ipam;
+pub mod lb;
 mod links;
 pub mod nat;
 

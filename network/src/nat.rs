@@ -28,7 +28,7 @@ pub fn table_name(bridge: &str) -> String {
 /// kernel to free what was deleted after an RCU grace period (~10 ms here).
 /// The change is in force at the echo, so the caller goes on then and a
 /// thread reaps nft.
-fn run_nft(args: &[&str], input: &str) -> Result<()> {
+pub(crate) fn run_nft(args: &[&str], input: &str) -> Result<()> {
     use std::io::Read;
     let fail = |context: &str, e: std::io::Error| Error::Netlink {
         context: context.into(),
@@ -78,7 +78,7 @@ fn nft(commands: Vec<Value>) -> Result<()> {
 }
 
 /// An nft script, in nft's own syntax.
-fn nft_script(script: &str) -> Result<()> {
+pub(crate) fn nft_script(script: &str) -> Result<()> {
     run_nft(&["-f", "-"], script)
 }
 

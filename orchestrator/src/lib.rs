@@ -14,6 +14,7 @@ pub mod containerize;
 pub mod ecs;
 pub mod health;
 pub mod host;
+pub mod load_balancers;
 pub mod placement;
 pub mod services;
 pub mod supervisor;

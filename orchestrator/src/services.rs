@@ -54,7 +54,7 @@ pub struct CreateService {
     pub deployment_configuration: Option<DeploymentConfiguration>,
     pub placement_strategy: Vec<Value>,
     pub placement_constraints: Vec<Value>,
-    pub load_balancers: Vec<Value>,
+    pub load_balancers: Vec<crate::model::ServiceLoadBalancer>,
     pub health_check_grace_period_seconds: Option<u32>,
     pub scheduling_strategy: Option<String>,
     pub tags: Vec<Tag>,
@@ -140,6 +140,7 @@ impl Ecs {
         check_name("serviceName", name)?;
         let td = self.active_task_definition(&req.task_definition)?;
         let launch_type = launch_type_for(&td, req.launch_type.as_deref())?;
+        self.check_service_load_balancers(&req.load_balancers, &td)?;
         let strategy = req
             .scheduling_strategy
             .clone()
@@ -286,6 +287,7 @@ impl Ecs {
                     Some(td) => td.clone(),
                     None => self.active_task_definition(&s.task_definition)?,
                 };
+                self.check_service_load_balancers(&s.load_balancers, &td)?;
                 for d in &mut s.deployments {
                     d.status = "ACTIVE".into();
                     d.desired_count = 0;
@@ -378,6 +380,7 @@ impl Ecs {
 
     fn reconcile_held(&self, cluster: &str) -> EcsResult<Pass> {
         let mut pass = Pass::default();
+        let mut load_balancers: Vec<String> = Vec::new();
         let tasks = self.all_tasks(cluster)?;
         for (_, rec) in self.store.list(&format!("services/{cluster}/"))? {
             let service: Service = decode(&rec.value)?;
@@ -475,6 +478,16 @@ impl Ecs {
                 ));
             }
             self.record_pass(cluster, &service, &ours, &p, events)?;
+            for lb in crate::load_balancers::names_of(&service) {
+                if !load_balancers.contains(&lb) {
+                    load_balancers.push(lb);
+                }
+            }
+        }
+        // Every pass: this one's stops and starts, and any health change
+        // or stop since the last.
+        if let Err(e) = self.sync_load_balancers(&load_balancers) {
+            tracing::warn!("{e}");
         }
         Ok(pass)
     }

@@ -274,6 +274,11 @@ struct Supervisor<'a> {
     /// A service task: unhealthy essential containers stop it, once its
     /// service's health check grace period (from this time) is over.
     health_enforced_after: Option<Instant>,
+    /// Attached to a load balancer: how long the task serves on after it
+    /// is taken out of it, before its containers are stopped.
+    drain: Option<Duration>,
+    /// Taken out of its load balancers; stopped at this time.
+    draining_until: Option<Instant>,
     network: Option<crate::model::TaskNetwork>,
     /// Port mappings made in the kernel, to remove.
     host_ports: Vec<crate::model::HostPort>,
@@ -295,6 +300,8 @@ impl<'a> Supervisor<'a> {
             events: mpsc::channel(),
             stopping: false,
             health_enforced_after: None,
+            drain: None,
+            draining_until: None,
             network: None,
             host_ports: Vec::new(),
             container_namespaces: Vec::new(),
@@ -356,13 +363,18 @@ impl<'a> Supervisor<'a> {
             .as_deref()
             .and_then(|g| g.strip_prefix("service:"))
         {
-            let grace = self
-                .ecs
-                .service(&self.args.cluster, service)
-                .ok()
+            let service = self.ecs.service(&self.args.cluster, service).ok();
+            let grace = service
+                .as_ref()
                 .and_then(|s| s.health_check_grace_period_seconds)
                 .unwrap_or(0);
             self.health_enforced_after = Some(Instant::now() + Duration::from_secs(grace.into()));
+            self.drain = service
+                .iter()
+                .flat_map(crate::load_balancers::names_of)
+                .filter_map(|lb| self.ecs.load_balancer(&lb).ok())
+                .map(|lb| Duration::from_secs(lb.deregistration_delay_seconds.into()))
+                .max();
         }
         for def in start_order(&td.container_definitions) {
             if !self.wait_for_dependencies(def)? {
@@ -705,10 +717,42 @@ impl<'a> Supervisor<'a> {
             Err(mpsc::RecvTimeoutError::Disconnected) => return Err("event channel closed".into()),
         }
         if !self.stopping && self.task()?.desired_status == "STOPPED" {
-            self.stop_containers();
+            self.begin_stop();
+        }
+        if let Some(at) = self.draining_until {
+            let essential_gone = self
+                .running
+                .values()
+                .any(|r| r.essential && r.exit.is_some());
+            if Instant::now() >= at || essential_gone {
+                self.stop_containers();
+            }
         }
         self.enforce_health();
         Ok(())
+    }
+
+    /// Stop the task's containers, first taking it out of its load
+    /// balancers and letting its connections drain when it has some.
+    fn begin_stop(&mut self) {
+        if self.draining_until.is_some() {
+            return;
+        }
+        let essential_gone = self
+            .running
+            .values()
+            .any(|r| r.essential && r.exit.is_some());
+        // Only a task that was RUNNING was ever in a load balancer.
+        let served = self.task().is_ok_and(|t| t.started_at.is_some());
+        match self.drain {
+            Some(delay) if served && !essential_gone => {
+                self.set(|t| t.last_status = "DEACTIVATING".into());
+                // The pass sees the task stopping and leaves it out.
+                reconcile_now(self.ecs, self.args);
+                self.draining_until = Some(Instant::now() + delay);
+            }
+            _ => self.stop_containers(),
+        }
     }
 
     fn handle(&mut self, event: Event) {
@@ -754,7 +798,8 @@ impl<'a> Supervisor<'a> {
                     .as_ref()
                     .is_some_and(|h| h.status == health::UNHEALTHY)
         });
-        if unhealthy && !self.stopping && Instant::now() >= after {
+        let stopping = self.stopping || self.draining_until.is_some();
+        if unhealthy && !stopping && Instant::now() >= after {
             self.request_stop("ServiceSchedulerInitiated", HEALTH_REASON);
         }
     }
@@ -796,13 +841,14 @@ impl<'a> Supervisor<'a> {
             t.stopped_reason.get_or_insert_with(|| reason.to_string());
             t.stopping_at.get_or_insert_with(now);
         });
-        self.stop_containers();
+        self.begin_stop();
     }
 
     /// Stop signal, then SIGKILL after each container's stopTimeout; in
     /// parallel, so one slow container does not hold the others.
     fn stop_containers(&mut self) {
         self.stopping = true;
+        self.draining_until = None;
         for h in self.running.values().filter_map(|r| r.health.as_ref()) {
             h.done.store(true, Ordering::Relaxed);
         }

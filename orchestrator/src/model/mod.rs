@@ -2,6 +2,7 @@
 //! `aws ecs` prints.
 
 mod cluster;
+mod load_balancer;
 mod service;
 mod task;
 mod taskdef;
@@ -11,6 +12,7 @@ pub mod taskdef_types {
 }
 
 pub use cluster::{Cluster, ClusterNetwork};
+pub use load_balancer::{LoadBalancer, ServiceLoadBalancer};
 pub use service::{CircuitBreaker, Deployment, DeploymentConfiguration, Service, ServiceEvent};
 pub use task::{
     Attribute, Container, ContainerInstance, ContainerNetwork, HostPort, Resource, Task,

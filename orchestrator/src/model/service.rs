@@ -32,7 +32,7 @@ pub struct Service {
     #[serde(default)]
     pub placement_constraints: Vec<Value>,
     #[serde(default)]
-    pub load_balancers: Vec<Value>,
+    pub load_balancers: Vec<crate::model::ServiceLoadBalancer>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check_grace_period_seconds: Option<u32>,
     #[serde(default)]

@@ -1,0 +1,403 @@
+//! Load balancers: `create-load-balancer`, `describe-load-balancers`,
+//! `delete-load-balancer`, and keeping each listener's backends in step
+//! with the tasks of the services attached to it. The kernel side is
+//! `berth_net::lb`.
+
+use std::net::Ipv4Addr;
+
+use serde_json::{json, Value};
+
+use crate::ecs::{decode, encode, now, Ecs};
+use crate::error::{EcsError, EcsResult};
+use crate::model::{LoadBalancer, Service, ServiceLoadBalancer, Task, TaskDefinition};
+use crate::store::{Expect, Op, StoreError};
+
+/// ELB's default deregistration delay.
+pub const DEFAULT_DEREGISTRATION_DELAY: u32 = 300;
+
+fn lb_key(name: &str) -> String {
+    format!("load-balancers/{name}")
+}
+
+/// What a listener's port reservation holds (no `/`: not a task's).
+fn lb_holder(name: &str) -> Vec<u8> {
+    format!("load-balancer:{name}").into_bytes()
+}
+
+/// `create-load-balancer`'s parameters.
+#[derive(Clone, Debug, Default)]
+pub struct CreateLoadBalancer {
+    pub name: String,
+    /// `[ADDR:]PORT`.
+    pub listen: String,
+    pub protocol: Option<String>,
+    pub deregistration_delay_seconds: Option<u32>,
+}
+
+/// ELB's name rule: 1–32 letters, digits and hyphens, no hyphen at the ends.
+fn check_lb_name(name: &str) -> EcsResult<()> {
+    let valid = (1..=32).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(EcsError::invalid(format!(
+            "loadBalancerName: {name:?}: 1 to 32 letters, digits and hyphens, not starting or ending with a hyphen"
+        )))
+    }
+}
+
+/// `[ADDR:]PORT` → (address, port).
+fn parse_listen(listen: &str) -> EcsResult<(Option<Ipv4Addr>, u16)> {
+    let bad = |why: &str| EcsError::invalid(format!("listen: {listen:?}: {why}"));
+    let (addr, port) = match listen.rsplit_once(':') {
+        Some((a, p)) => (
+            Some(
+                a.parse::<Ipv4Addr>()
+                    .map_err(|_| bad("not an IPv4 address"))?,
+            ),
+            p,
+        ),
+        None => (None, listen),
+    };
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| bad("the port must be 1–65535"))?;
+    Ok((addr.filter(|a| !a.is_unspecified()), port))
+}
+
+impl LoadBalancer {
+    fn listener(&self) -> EcsResult<berth_net::lb::Listener> {
+        Ok(berth_net::lb::Listener {
+            name: self.load_balancer_name.clone(),
+            address: self
+                .address
+                .as_deref()
+                .map(|a| a.parse())
+                .transpose()
+                .map_err(|_| EcsError::invalid(format!("stored address {:?}", self.address)))?,
+            port: self.port,
+            protocol: self.protocol.clone(),
+        })
+    }
+}
+
+/// Where `task` takes connections for `entry`: its own address (awsvpc) or
+/// its container's (bridge), at the container port.
+fn backend_of(task: &Task, entry: &ServiceLoadBalancer) -> Option<berth_net::lb::Backend> {
+    let b = task.berth.as_ref()?;
+    let net = b.network.as_ref().or_else(|| {
+        b.container_networks
+            .iter()
+            .find(|cn| cn.container == entry.container_name)
+            .map(|cn| &cn.network)
+    })?;
+    Some(berth_net::lb::Backend {
+        address: net.address.parse().ok()?,
+        port: entry.container_port,
+        bridge: net.bridge.clone(),
+    })
+}
+
+impl Ecs {
+    pub fn create_load_balancer(&self, req: &CreateLoadBalancer) -> EcsResult<Value> {
+        check_lb_name(&req.name)?;
+        let (address, port) = parse_listen(&req.listen)?;
+        let protocol = req
+            .protocol
+            .as_deref()
+            .unwrap_or("tcp")
+            .to_ascii_lowercase();
+        if !matches!(protocol.as_str(), "tcp" | "udp") {
+            return Err(EcsError::invalid(format!(
+                "protocol: {protocol:?}: tcp or udp"
+            )));
+        }
+        let lb = LoadBalancer {
+            load_balancer_name: req.name.clone(),
+            load_balancer_arn: self.partition().arn(&format!("loadbalancer/{}", req.name)),
+            protocol: protocol.clone(),
+            address: address.map(|a| a.to_string()),
+            port,
+            deregistration_delay_seconds: req
+                .deregistration_delay_seconds
+                .unwrap_or(DEFAULT_DEREGISTRATION_DELAY),
+            created_at: now(),
+            host: self.host.id.clone(),
+        };
+        if lb.deregistration_delay_seconds > 3600 {
+            return Err(EcsError::invalid(
+                "deregistrationDelaySeconds: 0–3600 (as ELB)",
+            ));
+        }
+        let port_key = format!("ports/{}/{protocol}/{port}", self.host.id);
+        // The name and the host port in one commit: neither is taken twice.
+        let ops = [
+            Op::Put {
+                key: lb_key(&lb.load_balancer_name),
+                value: encode(&lb)?,
+                expect: Expect::Absent,
+            },
+            Op::Put {
+                key: port_key.clone(),
+                value: lb_holder(&lb.load_balancer_name),
+                expect: Expect::Absent,
+            },
+        ];
+        match self.store.commit(&ops) {
+            Ok(_) => {}
+            Err(StoreError::Conflict(_)) => {
+                if self.store.get(&lb_key(&lb.load_balancer_name))?.is_some() {
+                    return Err(EcsError::invalid(format!(
+                        "loadBalancerName: {:?} already exists",
+                        lb.load_balancer_name
+                    )));
+                }
+                let holder = self
+                    .store
+                    .get(&port_key)?
+                    .map(|r| String::from_utf8_lossy(&r.value).to_string())
+                    .unwrap_or_default();
+                return Err(EcsError::invalid(format!(
+                    "listen: port {port}/{protocol} is taken on this host (by {holder})"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // The listener exists from now on, with no backend yet.
+        if let Err(e) = lb.listener().and_then(|l| {
+            berth_net::lb::apply(&l, &[]).map_err(|e| EcsError::invalid(e.to_string()))
+        }) {
+            let _ = self.forget_load_balancer(&lb);
+            return Err(e);
+        }
+        Ok(json!({ "loadBalancer": lb }))
+    }
+
+    pub fn load_balancer(&self, name: &str) -> EcsResult<LoadBalancer> {
+        match self.store.get(&lb_key(name))? {
+            Some(rec) => decode(&rec.value),
+            None => Err(EcsError::invalid(format!(
+                "loadBalancerName: load balancer {name:?} not found"
+            ))),
+        }
+    }
+
+    /// The named load balancers (all when `names` is empty), each with the
+    /// tasks it sends to now.
+    pub fn describe_load_balancers(&self, names: &[String]) -> EcsResult<Value> {
+        let lbs: Vec<LoadBalancer> = if names.is_empty() {
+            self.store
+                .list("load-balancers/")?
+                .into_iter()
+                .map(|(_, rec)| decode(&rec.value))
+                .collect::<EcsResult<_>>()?
+        } else {
+            names
+                .iter()
+                .map(|n| self.load_balancer(n))
+                .collect::<EcsResult<_>>()?
+        };
+        let mut out = Vec::new();
+        for lb in lbs {
+            let targets: Vec<Value> = self
+                .targets(&lb.load_balancer_name)?
+                .into_iter()
+                .map(|(service, task, backend)| {
+                    json!({
+                        "serviceArn": service.service_arn,
+                        "taskArn": task.task_arn,
+                        "address": backend.address.to_string(),
+                        "port": backend.port,
+                    })
+                })
+                .collect();
+            let mut v = serde_json::to_value(&lb)?;
+            v["targets"] = targets.into();
+            out.push(v);
+        }
+        Ok(json!({ "loadBalancers": out }))
+    }
+
+    /// Delete a load balancer no active service uses (a deleted one's tasks
+    /// are on their way out).
+    pub fn delete_load_balancer(&self, name: &str) -> EcsResult<Value> {
+        let lb = self.load_balancer(name)?;
+        let users = self.services_using(name)?;
+        if let Some(s) = users.iter().find(|s| s.status == "ACTIVE") {
+            return Err(EcsError::invalid(format!(
+                "loadBalancerName: {name:?} is used by service {} (delete it or detach it first)",
+                s.service_name
+            )));
+        }
+        self.forget_load_balancer(&lb)?;
+        berth_net::lb::remove(name).map_err(|e| EcsError::invalid(e.to_string()))?;
+        Ok(json!({ "loadBalancer": lb }))
+    }
+
+    fn forget_load_balancer(&self, lb: &LoadBalancer) -> EcsResult<()> {
+        let port_key = format!("ports/{}/{}/{}", lb.host, lb.protocol, lb.port);
+        self.store.commit(&[
+            Op::Delete {
+                key: lb_key(&lb.load_balancer_name),
+                expect: Expect::Any,
+            },
+            Op::Delete {
+                key: port_key,
+                expect: Expect::Any,
+            },
+        ])?;
+        Ok(())
+    }
+
+    /// Services (not INACTIVE, any cluster) attached to `name`.
+    fn services_using(&self, name: &str) -> EcsResult<Vec<Service>> {
+        let mut out = Vec::new();
+        for (_, rec) in self.store.list("services/")? {
+            let s: Service = decode(&rec.value)?;
+            let uses = s
+                .load_balancers
+                .iter()
+                .any(|e| e.load_balancer_name.as_deref() == Some(name));
+            if s.status != "INACTIVE" && uses {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The tasks `name` sends to: in service (RUNNING, healthy, not
+    /// stopping) in a service attached to it.
+    fn targets(&self, name: &str) -> EcsResult<Vec<(Service, Task, berth_net::lb::Backend)>> {
+        let mut out = Vec::new();
+        for service in self.services_using(name)? {
+            let cluster = crate::model::name_from_arn(&service.cluster_arn).to_string();
+            let group = format!("service:{}", service.service_name);
+            let tasks = self.all_tasks(&cluster)?;
+            for entry in service
+                .load_balancers
+                .iter()
+                .filter(|e| e.load_balancer_name.as_deref() == Some(name))
+            {
+                for task in tasks
+                    .iter()
+                    .filter(|t| t.group.as_deref() == Some(group.as_str()) && t.in_service())
+                {
+                    if let Some(backend) = backend_of(task, entry) {
+                        out.push((service.clone(), task.clone(), backend));
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| a.2.cmp(&b.2));
+        Ok(out)
+    }
+
+    /// Bring the kernel's rules for the load balancers `names` in step with
+    /// their services' tasks.
+    pub fn sync_load_balancers(&self, names: &[String]) -> EcsResult<()> {
+        for name in names {
+            // Deleted while a draining service still named it.
+            let Ok(lb) = self.load_balancer(name) else {
+                continue;
+            };
+            let backends: Vec<berth_net::lb::Backend> =
+                self.targets(name)?.into_iter().map(|(_, _, b)| b).collect();
+            berth_net::lb::apply(&lb.listener()?, &backends)
+                .map_err(|e| EcsError::invalid(format!("load balancer {name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Check a service's `loadBalancers` against its task definition: the
+    /// load balancer exists, and the container maps the port.
+    pub(crate) fn check_service_load_balancers(
+        &self,
+        entries: &[ServiceLoadBalancer],
+        td: &TaskDefinition,
+    ) -> EcsResult<()> {
+        for (i, e) in entries.iter().enumerate() {
+            let field = format!("loadBalancers[{i}]");
+            if e.target_group_arn.is_some() {
+                return Err(EcsError::invalid(format!(
+                    "{field}.targetGroupArn: berth has no target groups; name a load balancer from create-load-balancer in loadBalancerName"
+                )));
+            }
+            let Some(name) = e.load_balancer_name.as_deref() else {
+                return Err(EcsError::invalid(format!(
+                    "{field}.loadBalancerName: missing"
+                )));
+            };
+            let lb = self.load_balancer(name)?;
+            let Some(c) = td
+                .container_definitions
+                .iter()
+                .find(|c| c.name == e.container_name)
+            else {
+                return Err(EcsError::invalid(format!(
+                    "{field}.containerName: the task definition has no container {:?}",
+                    e.container_name
+                )));
+            };
+            let maps = c.port_mappings.iter().any(|pm| {
+                pm.container_port == Some(e.container_port)
+                    && pm.protocol.as_deref().unwrap_or("tcp") == lb.protocol
+            });
+            if !maps {
+                return Err(EcsError::invalid(format!(
+                    "{field}.containerPort: container {:?} has no {}/{} port mapping",
+                    e.container_name, e.container_port, lb.protocol
+                )));
+            }
+            if !matches!(
+                td.network_mode.as_deref(),
+                Some("awsvpc") | Some("bridge") | None
+            ) {
+                return Err(EcsError::invalid(format!(
+                    "{field}: load balancers need the bridge or awsvpc network mode"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Names of the load balancers `service` is attached to.
+pub fn names_of(service: &Service) -> Vec<String> {
+    service
+        .load_balancers
+        .iter()
+        .filter_map(|e| e.load_balancer_name.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(parse_listen("8080").unwrap(), (None, 8080));
+        assert_eq!(
+            parse_listen("127.0.0.1:80").unwrap(),
+            (Some(Ipv4Addr::LOCALHOST), 80)
+        );
+        assert_eq!(parse_listen("0.0.0.0:80").unwrap(), (None, 80));
+        for bad in ["", "0", "70000", "host:80", "1.2.3:80"] {
+            let e = parse_listen(bad).unwrap_err().to_string();
+            assert!(e.contains("listen"), "{e}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_lb_name("web-lb1").is_ok());
+        for bad in ["", "-a", "a-", "a_b", &"x".repeat(33)] {
+            assert!(check_lb_name(bad).is_err(), "{bad}");
+        }
+    }
+}
