@@ -489,3 +489,86 @@ fn requests_through_the_load_balancer_reach_every_task() {
     assert!(http_get(&listen).is_none());
     w.assert_clean();
 }
+
+#[test]
+fn a_daemon_service_runs_one_task_on_every_active_instance() {
+    let w = World::new("svc-daemon");
+    w.busybox_image("busybox:latest", &[]);
+    w.register(&json!({ "family": "agent", "containerDefinitions": [{
+        "name": "a", "image": "busybox", "memory": 16, "command": loop_forever("daemon") }] }));
+    let daemon = |extra: &[&str]| {
+        let mut args = vec![
+            "create-service",
+            "--service-name",
+            "agent",
+            "--task-definition",
+            "agent",
+            "--scheduling-strategy",
+            "DAEMON",
+        ];
+        args.extend_from_slice(extra);
+        w.berth(&args)
+    };
+    w.register(
+        &json!({ "family": "agentf", "requiresCompatibilities": ["FARGATE"],
+        "networkMode": "awsvpc", "cpu": "256", "memory": "512", "containerDefinitions": [{
+        "name": "a", "image": "busybox", "command": loop_forever("daemon") }] }),
+    );
+    let fargate = w.berth(&[
+        "create-service",
+        "--service-name",
+        "agentf",
+        "--task-definition",
+        "agentf",
+        "--scheduling-strategy",
+        "DAEMON",
+        "--launch-type",
+        "FARGATE",
+    ]);
+    assert!(
+        berth_tests::stderr(&fargate).contains("schedulingStrategy"),
+        "{fargate:?}"
+    );
+    assert_ok(&daemon(&[]));
+    wait_running(&w, "agent", 1);
+    let s = describe_service(&w, "agent");
+    assert_eq!(s["desiredCount"], 1, "{s}");
+    assert_eq!(s["schedulingStrategy"], "DAEMON", "{s}");
+    let scaled = w.berth(&[
+        "update-service",
+        "--service",
+        "agent",
+        "--desired-count",
+        "3",
+    ]);
+    assert!(
+        berth_tests::stderr(&scaled).contains("desiredCount"),
+        "{scaled:?}"
+    );
+
+    // The instance drains: its daemon task goes; back ACTIVE, it returns.
+    let listed = parse_json(&w.berth(&["list-container-instances"]));
+    let instance = listed["containerInstanceArns"][0]
+        .as_str()
+        .expect("instance")
+        .to_string();
+    let state = |status: &str| {
+        assert_ok(&w.berth(&[
+            "update-container-instances-state",
+            "--container-instances",
+            &instance,
+            "--status",
+            status,
+        ]))
+    };
+    state("DRAINING");
+    wait_running(&w, "agent", 0);
+    assert_eq!(describe_service(&w, "agent")["desiredCount"], 0);
+    state("ACTIVE");
+    wait_running(&w, "agent", 1);
+    assert_eq!(describe_service(&w, "agent")["desiredCount"], 1);
+
+    assert_ok(&w.berth(&["delete-service", "--service", "agent", "--force"]));
+    wait_running(&w, "agent", 0);
+    w.assert_clean();
+}

@@ -1062,7 +1062,15 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             container_instances,
             status,
         } => {
-            ecs.update_container_instances_state(cluster.as_deref(), &container_instances, &status)?
+            let out = ecs.update_container_instances_state(
+                cluster.as_deref(),
+                &container_instances,
+                &status,
+            )?;
+            // Services follow at once: DAEMON tasks leave a DRAINING
+            // instance and come back to an ACTIVE one.
+            reconcile_cluster(ecs, roots, cluster.as_deref().unwrap_or("default"))?;
+            out
         }
         EcsCommand::RegisterContainerInstance {
             cluster,

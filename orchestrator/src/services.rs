@@ -145,12 +145,35 @@ impl Ecs {
             .scheduling_strategy
             .clone()
             .unwrap_or_else(|| "REPLICA".into());
-        if strategy != "REPLICA" {
-            return Err(EcsError::invalid(format!(
-                "schedulingStrategy: {strategy:?}: berth runs REPLICA services so far"
-            )));
+        let daemon = match strategy.as_str() {
+            "REPLICA" => false,
+            "DAEMON" => true,
+            other => {
+                return Err(EcsError::invalid(format!(
+                    "schedulingStrategy: {other:?} is not REPLICA or DAEMON"
+                )))
+            }
+        };
+        if daemon && launch_type != "EC2" {
+            return Err(EcsError::invalid(
+                "schedulingStrategy: DAEMON services run on container instances (EC2), not FARGATE",
+            ));
         }
-        let cfg = req.deployment_configuration.clone().unwrap_or_default();
+        if daemon && !req.placement_strategy.is_empty() {
+            return Err(EcsError::invalid(
+                "placementStrategy: a DAEMON service places one task on every instance and takes no strategy",
+            ));
+        }
+        // ECS's DAEMON default: a task is replaced in place (stop, then start).
+        let cfg = req.deployment_configuration.clone().unwrap_or(if daemon {
+            DeploymentConfiguration {
+                maximum_percent: 100,
+                minimum_healthy_percent: 0,
+                deployment_circuit_breaker: None,
+            }
+        } else {
+            DeploymentConfiguration::default()
+        });
         check_deployment_configuration(&cfg)?;
         // Checked now, so a bad expression fails here and not at placement.
         let invalid = |e: crate::placement::PlacementError| EcsError::invalid(e.to_string());
@@ -162,6 +185,11 @@ impl Ecs {
             req.placement_constraints.clone(),
         )))
         .map_err(invalid)?;
+        let desired_count = if daemon {
+            self.daemon_instances(&cluster)?.len() as u32
+        } else {
+            req.desired_count
+        };
         let at = now();
         let service = Service {
             service_arn: self
@@ -171,11 +199,11 @@ impl Ecs {
             cluster_arn: cluster.cluster_arn.clone(),
             status: "ACTIVE".into(),
             task_definition: arn_of(&td),
-            desired_count: req.desired_count,
+            desired_count,
             launch_type: launch_type.clone(),
             scheduling_strategy: strategy,
             deployment_configuration: cfg,
-            deployments: vec![new_deployment(&td, req.desired_count, &launch_type)?],
+            deployments: vec![new_deployment(&td, desired_count, &launch_type)?],
             placement_strategy: req.placement_strategy.clone(),
             placement_constraints: req.placement_constraints.clone(),
             load_balancers: req.load_balancers.clone(),
@@ -268,6 +296,11 @@ impl Ecs {
                 return Err(EcsError::new(
                     ErrorKind::ServiceNotActiveException,
                     format!("Service {} is {}", s.service_name, s.status),
+                ));
+            }
+            if desired_count.is_some() && s.scheduling_strategy == "DAEMON" {
+                return Err(EcsError::invalid(
+                    "desiredCount: a DAEMON service runs one task on every ACTIVE instance",
                 ));
             }
             if let Some(n) = desired_count {
@@ -392,10 +425,34 @@ impl Ecs {
                 .iter()
                 .filter(|t| t.group.as_deref() == Some(group.as_str()))
                 .collect();
-            let service = self.circuit_breaker(cluster, service, &ours)?;
+            let mut service = self.circuit_breaker(cluster, service, &ours)?;
+            // DAEMON: one task on every ACTIVE instance, none on the others.
+            let mut off_instance = Vec::new();
+            if service.scheduling_strategy == "DAEMON" && service.status == "ACTIVE" {
+                let active = self.daemon_instances(&self.cluster(Some(cluster))?)?;
+                service.desired_count = active.len() as u32;
+                for d in service
+                    .deployments
+                    .iter_mut()
+                    .filter(|d| d.status == "PRIMARY")
+                {
+                    d.desired_count = service.desired_count;
+                }
+                off_instance = ours
+                    .iter()
+                    .filter(|t| !t.is_stopped() && t.desired_status != "STOPPED")
+                    .filter(|t| {
+                        t.container_instance_arn
+                            .as_ref()
+                            .is_some_and(|a| !active.contains(a))
+                    })
+                    .map(|t| t.id().to_string())
+                    .collect();
+            }
             let live: Vec<LiveTask> = ours
                 .iter()
                 .filter(|t| !t.is_stopped() && t.desired_status != "STOPPED")
+                .filter(|t| !off_instance.iter().any(|id| id == t.id()))
                 .map(|t| LiveTask {
                     id: t.id().to_string(),
                     deployment: t.started_by.clone().unwrap_or_default(),
@@ -404,6 +461,7 @@ impl Ecs {
                 })
                 .collect();
             let mut p = plan(&service, &live);
+            p.stop.extend(off_instance);
             let mut events = Vec::new();
             if let Some(wait) = backoff(&service, &ours).filter(|_| !p.start.is_empty()) {
                 p.start.clear();
@@ -490,6 +548,23 @@ impl Ecs {
             tracing::warn!("{e}");
         }
         Ok(pass)
+    }
+
+    /// ARNs of the cluster's ACTIVE container instances, where a DAEMON
+    /// service runs a task each (this host registered on first use).
+    fn daemon_instances(&self, cluster: &crate::model::Cluster) -> EcsResult<Vec<String>> {
+        self.host_instance(cluster)?;
+        let mut out = Vec::new();
+        for (_, rec) in self
+            .store
+            .list(&format!("instances/{}/", cluster.cluster_name))?
+        {
+            let ci: crate::model::ContainerInstance = decode(&rec.value)?;
+            if ci.status == "ACTIVE" {
+                out.push(ci.container_instance_arn);
+            }
+        }
+        Ok(out)
     }
 
     /// Count the PRIMARY deployment's failed tasks; with the circuit
@@ -630,6 +705,13 @@ impl Ecs {
         let at = now();
         let live_total = ours.iter().filter(|t| !t.is_stopped()).count();
         self.update_service_record(cluster, &seen.service_name, |s| {
+            // A DAEMON service's count follows its instances.
+            if s.scheduling_strategy == "DAEMON" && s.status == "ACTIVE" {
+                s.desired_count = seen.desired_count;
+                for d in s.deployments.iter_mut().filter(|d| d.status == "PRIMARY") {
+                    d.desired_count = seen.desired_count;
+                }
+            }
             s.running_count = count(None, "RUNNING");
             s.pending_count = count(None, "PENDING") + started;
             let primary_running = s
