@@ -572,3 +572,53 @@ fn a_daemon_service_runs_one_task_on_every_active_instance() {
     wait_running(&w, "agent", 0);
     w.assert_clean();
 }
+
+#[test]
+fn a_task_whose_container_monitor_dies_is_stopped_and_replaced() {
+    let w = World::new("svc-orphan");
+    w.busybox_image("busybox:latest", &[]);
+    w.register(&json!({ "family": "orph", "containerDefinitions": [{
+        "name": "a", "image": "busybox", "memory": 16, "command": loop_forever("orphan") }] }));
+    assert_ok(&w.berth(&[
+        "create-service",
+        "--service-name",
+        "orph",
+        "--task-definition",
+        "orph",
+        "--desired-count",
+        "1",
+    ]));
+    let tasks = wait_running(&w, "orph", 1);
+    let container = tasks[0]["containers"][0]["runtimeId"]
+        .as_str()
+        .expect("runtimeId")
+        .to_string();
+    let state = w.state(&container);
+    let (pid, monitor) = (
+        state["pid"].as_i64().expect("pid"),
+        state["monitor"]["pid"].as_i64().expect("monitor pid"),
+    );
+    // The container's process outlives its monitor: the task must not
+    // count it as running, nor leave it running unwatched.
+    assert_ok(
+        &std::process::Command::new("kill")
+            .args(["-9", &monitor.to_string()])
+            .output()
+            .expect("kill"),
+    );
+    let arn = tasks[0]["taskArn"].as_str().expect("arn");
+    let stopped = w.wait_task(arn, "STOPPED");
+    assert_eq!(stopped["stopCode"], "EssentialContainerExited", "{stopped}");
+    let reason = stopped["containers"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("monitor died"), "{stopped}");
+    let after = wait_running(&w, "orph", 1);
+    assert_ne!(after[0]["taskArn"], tasks[0]["taskArn"]);
+    wait_until(10, "the orphaned process to be gone", || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    assert_ok(&w.berth(&["delete-service", "--service", "orph", "--force"]));
+    wait_running(&w, "orph", 0);
+    w.assert_clean();
+}

@@ -1054,6 +1054,10 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
                         tracing::warn!("reconcile {c}: {e}");
                     }
                 }
+                // Listeners come back after a reboot, used or not.
+                if let Err(e) = ecs.sync_load_balancers(&ecs.load_balancer_names()?) {
+                    tracing::warn!("{e}");
+                }
                 std::thread::sleep(std::time::Duration::from_secs(interval.max(1)));
             }
         }

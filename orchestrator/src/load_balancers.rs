@@ -297,6 +297,16 @@ impl Ecs {
         Ok(out)
     }
 
+    /// Every load balancer's name.
+    pub fn load_balancer_names(&self) -> EcsResult<Vec<String>> {
+        Ok(self
+            .store
+            .list("load-balancers/")?
+            .into_iter()
+            .filter_map(|(k, _)| k.strip_prefix("load-balancers/").map(str::to_string))
+            .collect())
+    }
+
     /// Bring the kernel's rules for the load balancers `names` in step with
     /// their services' tasks.
     pub fn sync_load_balancers(&self, names: &[String]) -> EcsResult<()> {

@@ -29,6 +29,7 @@ use crate::model::{name_from_arn, ContainerDefinition, Partition, Task, TaskDefi
 /// argv[1] of a task supervisor.
 pub const SUPERVISOR_ARG: &str = "__berth-task";
 const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory usage";
+const MONITOR_DIED_REASON: &str = "The container's monitor died; berth killed the container";
 const HEALTH_REASON: &str = "Task failed container health checks";
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
@@ -805,6 +806,19 @@ impl<'a> Supervisor<'a> {
     }
 
     fn container_exited(&mut self, name: &str, exit: Option<ExitRecord>) {
+        // No record: the monitor died, and the container's processes may run
+        // on with nobody to reap them or record their end. Kill them.
+        let monitor_died = exit.is_none();
+        if monitor_died {
+            if let Some(r) = self.running.get(name) {
+                if let Err(e) =
+                    self.runtime
+                        .kill(&r.runtime_id, nix::sys::signal::Signal::SIGKILL, true)
+                {
+                    tracing::warn!("kill {} after its monitor died: {e}", r.runtime_id);
+                }
+            }
+        }
         let exit = exit.unwrap_or(ExitRecord {
             exit_code: 137,
             signal: None,
@@ -814,7 +828,11 @@ impl<'a> Supervisor<'a> {
         });
         let essential = self.running.get(name).is_some_and(|r| r.essential);
         let code = exit.exit_code;
-        let reason = exit.oom_killed.then(|| OOM_REASON.to_string());
+        let reason = if monitor_died {
+            Some(MONITOR_DIED_REASON.to_string())
+        } else {
+            exit.oom_killed.then(|| OOM_REASON.to_string())
+        };
         self.set_container(name, |c| {
             c.last_status = "STOPPED".into();
             c.exit_code = Some(code);
