@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """make bench (services): kill -9 of a service task's container → its
-replacement RUNNING, median and p95 over 20 trials (goal < 500 ms)."""
+replacement RUNNING, median and p95 over 20 trials (goal < 500 ms); the
+pure scheduler's placements/s; requests/s through a load balancer over 3
+tasks vs straight to one task (wrk)."""
 
 import json
 import os
@@ -16,8 +18,13 @@ PARENT = f"berth-bench-svc-{os.getpid()}"
 TRIALS = 20
 
 
+BRIDGE = f"bb{os.getpid() % 100000}"
+SUBNET = f"10.251.{os.getpid() % 250}.0/24"
+
+
 def berth(root, *args):
-    env = dict(os.environ, BERTH_CGROUP_PARENT=PARENT)
+    env = dict(os.environ, BERTH_CGROUP_PARENT=PARENT, BERTH_BRIDGE=BRIDGE,
+               BERTH_SUBNET=SUBNET)
     out = subprocess.run([BERTH, "--root", root, *args], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=env)
     if out.returncode != 0:
@@ -52,11 +59,11 @@ def all_stopped(root):
     return all(t["lastStatus"] == "STOPPED" for t in tasks)
 
 
-def stop_everything(root):
+def stop_everything(root, service="svc"):
     """Delete the service and wait until its tasks are STOPPED (their
     supervisors clean up), before the state root goes."""
     try:
-        berth(root, "delete-service", "--service", "svc", "--force")
+        berth(root, "delete-service", "--service", service, "--force")
         wait_for(lambda: all_stopped(root))
         deadline = time.time() + 10
         while time.time() < deadline and subprocess.run(
@@ -65,6 +72,77 @@ def stop_everything(root):
             time.sleep(0.05)
     except SystemExit as e:
         print(f"cleanup: {e}")
+
+
+def wrk(url):
+    out = subprocess.run(["wrk", "-t2", "-c16", "-d5s", url], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, check=True).stdout.decode()
+    for line in out.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise SystemExit(f"wrk: no Requests/sec in:\n{out}")
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_balancer():
+    """Requests/s through a load balancer over 3 busybox httpd tasks, and
+    straight to one of them, in the same run."""
+    work = tempfile.mkdtemp(prefix="berth-bench-lb-")
+    root = os.path.join(work, "root")
+    lb = f"lb{os.getpid()}"
+    port = free_port()
+    try:
+        berth(root, "image", "build-rootfs", ROOTFS, "--tag", "busybox:latest")
+        td = {"family": "web", "containerDefinitions": [{
+            "name": "web", "image": "busybox", "memory": 32,
+            "portMappings": [{"containerPort": 80}],
+            "command": ["sh", "-c", "mkdir -p /www; echo hello > /www/index.html; "
+                        "httpd -p 80 -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done"]}]}
+        berth(root, "register-task-definition", "--cli-input-json", json.dumps(td))
+        berth(root, "create-load-balancer", "--name", lb, "--listen", f"127.0.0.1:{port}",
+              "--deregistration-delay", "0")
+        berth(root, "create-service", "--service-name", "web", "--task-definition", "web",
+              "--desired-count", "3", "--load-balancers", json.dumps([
+                  {"loadBalancerName": lb, "containerName": "web", "containerPort": 80}]))
+
+        def three_targets():
+            d = berth(root, "describe-load-balancers", "--names", lb)
+            targets = d["loadBalancers"][0]["targets"]
+            return targets if len(targets) == 3 else None
+        targets = wait_for(three_targets)
+        time.sleep(0.5)  # httpd listening
+        via_lb = wrk(f"http://127.0.0.1:{port}/")
+        direct = wrk(f"http://{targets[0]['address']}:{targets[0]['port']}/")
+    finally:
+        stop_everything(root, "web")
+        try:
+            berth(root, "delete-load-balancer", "--name", lb)
+        except SystemExit as e:
+            print(f"cleanup: {e}")
+        subprocess.run(["nft", "delete", "table", "ip", f"berth_lb_{lb}"],
+                       stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "link", "del", BRIDGE], stderr=subprocess.DEVNULL)
+        subprocess.run(["nft", "delete", "table", "ip", f"berth_{BRIDGE}"],
+                       stderr=subprocess.DEVNULL)
+        remove_cgroups()
+        shutil.rmtree(work, ignore_errors=True)
+    print("requests/s, busybox httpd, wrk -t2 -c16 -d5s (a connection per request)")
+    print(f"  through the load balancer (3 tasks): {via_lb:,.0f}/s")
+    print(f"  straight to one task:                {direct:,.0f}/s")
+
+
+def remove_cgroups():
+    for d in [f"/sys/fs/cgroup/{c}/{PARENT}" for c in os.listdir("/sys/fs/cgroup")]:
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
 
 
 def main():
@@ -100,11 +178,7 @@ def main():
             time.sleep(1.2)  # let the replacement settle before the next kill
     finally:
         stop_everything(root)
-        for d in [f"/sys/fs/cgroup/{c}/{PARENT}" for c in os.listdir("/sys/fs/cgroup")]:
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+        remove_cgroups()
         shutil.rmtree(work, ignore_errors=True)
     xs.sort()
     p95 = xs[min(len(xs) - 1, int(0.95 * (len(xs) - 1) + 0.5))]
@@ -115,6 +189,7 @@ def main():
     r = json.loads(out.stdout)
     print("pure scheduler, binpack(memory) + spread(AZ), 5,000 instances (goal >= 50,000/s)")
     print(f"  {r['placements']} placements in {r['seconds']:.2f} s: {r['placementsPerSecond']:,.0f}/s")
+    load_balancer()
 
 
 if __name__ == "__main__":
