@@ -408,7 +408,7 @@ fn requests_through_the_load_balancer_reach_every_task() {
         "--listen",
         &listen,
         "--deregistration-delay",
-        "1",
+        "2",
     ]);
     assert_ok(&out);
     // Its port is taken: a second listener there is refused.
@@ -476,6 +476,23 @@ fn requests_through_the_load_balancer_reach_every_task() {
     assert!(seen.contains(&last));
     for _ in 0..20 {
         assert_eq!(http_get(&listen), Some(last.clone()));
+    }
+    // They served on for the deregistration delay before they stopped.
+    let gone = parse_json(&w.berth(&["list-tasks", "--desired-status", "STOPPED"]));
+    let gone: Vec<String> = gone["taskArns"]
+        .as_array()
+        .expect("taskArns")
+        .iter()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    assert_eq!(gone.len(), 2, "{gone:?}");
+    for arn in &gone {
+        let t = w.wait_task(arn, "STOPPED");
+        let at = |field: &str| {
+            chrono::DateTime::parse_from_rfc3339(t[field].as_str().expect(field)).expect(field)
+        };
+        let served = at("executionStoppedAt") - at("stoppingAt");
+        assert!(served >= chrono::Duration::seconds(2), "{t}");
     }
 
     assert_ok(&w.berth(&["delete-service", "--service", "lbweb", "--force"]));
