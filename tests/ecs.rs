@@ -137,6 +137,16 @@ fn invalid_task_definitions_name_the_field_and_store_nothing() {
             "dependsOn[0].containerName",
         ),
         (
+            json!([{ "name": "a", "image": "b", "memory": 64, "healthCheck": { "command": ["CMD", "true"], "interval": "5" } }]),
+            vec![],
+            "containerDefinitions[0].healthCheck.interval",
+        ),
+        (
+            json!([{ "name": "a", "image": "b", "memory": 64, "healthCheck": { "command": ["true"] } }]),
+            vec![],
+            "containerDefinitions[0].healthCheck.command",
+        ),
+        (
             json!([{ "name": "a", "image": "b" }]),
             vec![
                 "--requires-compatibilities",

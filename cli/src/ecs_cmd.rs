@@ -452,7 +452,7 @@ fn merge_run_input(req: &mut RunTask, input: &Value, count_given: bool) -> anyho
     }
     if req.tags.is_empty() {
         if let Some(t) = input.get("tags") {
-            req.tags = serde_json::from_value(t.clone()).context("--cli-input-json: tags")?;
+            req.tags = typed(t.clone()).context("--cli-input-json: tags")?;
         }
     }
     Ok(())
@@ -585,8 +585,7 @@ fn parse_deployment_configuration(v: &str) -> anyhow::Result<DeploymentConfigura
             o.entry("minimumHealthyPercent")
                 .or_insert(d.minimum_healthy_percent.into());
         }
-        return serde_json::from_value(value)
-            .with_context(|| format!("--{flag}: not a deployment configuration"));
+        return typed(value).with_context(|| format!("--{flag}: not a deployment configuration"));
     }
     let mut cfg = DeploymentConfiguration::default();
     for pair in v.split(',') {
@@ -606,6 +605,20 @@ fn parse_deployment_configuration(v: &str) -> anyhow::Result<DeploymentConfigura
 }
 
 /// JSON given inline or as `file://PATH`, as aws takes it.
+/// `value` as a `T`; an error names the field, as
+/// `containerDefinitions[0].healthCheck.interval: invalid type…`.
+fn typed<T: serde::de::DeserializeOwned>(value: Value) -> anyhow::Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            anyhow::anyhow!("{inner}")
+        } else {
+            anyhow::anyhow!("{path}: {inner}")
+        }
+    })
+}
+
 fn json_arg(flag: &str, value: &str) -> anyhow::Result<Value> {
     let text = match value.strip_prefix("file://") {
         Some(path) => {
@@ -768,7 +781,7 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
                 if !tags.is_empty() {
                     set(&mut req, "tags", serde_json::to_value(parse_tags(&tags)?)?);
                 }
-                serde_json::from_value(req).context("the task definition does not have ECS's shape")
+                typed(req).context("the task definition does not have ECS's shape")
             })();
             let request = match request {
                 Ok(r) => r,
@@ -938,7 +951,7 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             let parsed = (|| -> anyhow::Result<_> {
                 let list = |flag: &str, v: &Option<String>| -> anyhow::Result<Vec<Value>> {
                     match v {
-                        Some(v) => serde_json::from_value(json_arg(flag, v)?)
+                        Some(v) => typed(json_arg(flag, v)?)
                             .with_context(|| format!("--{flag}: not a JSON array")),
                         None => Ok(Vec::new()),
                     }
@@ -956,7 +969,7 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
                     placement_strategy: list("placement-strategy", &placement_strategy)?,
                     placement_constraints: list("placement-constraints", &placement_constraints)?,
                     load_balancers: match &load_balancers {
-                        Some(v) => serde_json::from_value(json_arg("load-balancers", v)?)
+                        Some(v) => typed(json_arg("load-balancers", v)?)
                             .context("--load-balancers: not a JSON array of {loadBalancerName, containerName, containerPort}")?,
                         None => Vec::new(),
                     },
