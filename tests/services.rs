@@ -639,3 +639,71 @@ fn a_task_whose_container_monitor_dies_is_stopped_and_replaced() {
     wait_running(&w, "orph", 0);
     w.assert_clean();
 }
+
+/// The pid of task `id`'s supervisor, if one runs.
+fn supervisor_of(w: &World, id: &str) -> Option<i32> {
+    w.monitors().into_iter().find(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+            let c = String::from_utf8_lossy(&c);
+            c.contains(berth_orchestrator::supervisor::SUPERVISOR_ARG) && c.contains(id)
+        })
+    })
+}
+
+#[test]
+fn a_task_whose_supervisor_dies_is_adopted_by_the_next_reconcile() {
+    let w = World::new("svc-adopt");
+    w.busybox_image("busybox:latest", &[]);
+    w.register(&json!({ "family": "adopt", "containerDefinitions": [{
+        "name": "a", "image": "busybox", "memory": 16, "command": loop_forever("adopt") }] }));
+    assert_ok(&w.berth(&[
+        "create-service",
+        "--service-name",
+        "adopt",
+        "--task-definition",
+        "adopt",
+        "--desired-count",
+        "1",
+    ]));
+    let tasks = wait_running(&w, "adopt", 1);
+    let arn = tasks[0]["taskArn"].as_str().expect("arn").to_string();
+    let id = berth_tests::task_id(&tasks[0]);
+    let old = supervisor_of(&w, &id).expect("a supervisor");
+    assert_ok(
+        &std::process::Command::new("kill")
+            .args(["-9", &old.to_string()])
+            .output()
+            .expect("kill"),
+    );
+    wait_until(10, "the supervisor to die", || {
+        (!std::path::Path::new(&format!("/proc/{old}")).exists()).then_some(())
+    });
+    // The container runs on; a reconcile pass adopts the task, not replaces it.
+    let out = w.berth(&["reconcile"]);
+    assert_ok(&out);
+    let pass = parse_json(&out);
+    assert_eq!(pass["tasksAdopted"], json!([id]), "{pass}");
+    assert_eq!(pass["tasksStarted"], json!([]), "{pass}");
+    let new = wait_until(10, "a new supervisor", || supervisor_of(&w, &id));
+    assert_ne!(new, old);
+    assert_eq!(wait_running(&w, "adopt", 1)[0]["taskArn"], arn.as_str());
+
+    // The new supervisor watches: a killed container is seen and replaced.
+    let container = tasks[0]["containers"][0]["runtimeId"]
+        .as_str()
+        .expect("runtimeId")
+        .to_string();
+    let pid = w.state(&container)["pid"].as_i64().expect("pid");
+    assert_ok(
+        &std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .output()
+            .expect("kill"),
+    );
+    let stopped = w.wait_task(&arn, "STOPPED");
+    assert_eq!(stopped["stopCode"], "EssentialContainerExited", "{stopped}");
+    assert_ne!(wait_running(&w, "adopt", 1)[0]["taskArn"], arn.as_str());
+    assert_ok(&w.berth(&["delete-service", "--service", "adopt", "--force"]));
+    wait_running(&w, "adopt", 0);
+    w.assert_clean();
+}

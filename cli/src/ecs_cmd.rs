@@ -477,6 +477,7 @@ pub fn supervisor_args(roots: &Roots, task: &Task) -> SupervisorArgs {
             .to_string(),
         task_id: task.id().to_string(),
         cgroup_parent: std::env::var("BERTH_CGROUP_PARENT").unwrap_or_else(|_| "berth".into()),
+        adopt: false,
     }
 }
 
@@ -562,6 +563,31 @@ pub fn expand_cli_input_json(args: Vec<String>) -> anyhow::Result<Vec<String>> {
 
 /// One reconcile pass of `cluster`, starting what it placed; the ids of
 /// the tasks started.
+/// Tasks of `cluster` whose supervisor died: adopted when they run whole,
+/// else finished (then their services replace them). Returns the ids
+/// (adopted, finished).
+fn recover_orphans(
+    ecs: &Ecs,
+    roots: &Roots,
+    cluster: &str,
+) -> Result<(Vec<String>, Vec<String>), EcsError> {
+    let (mut adopted, mut reaped) = (Vec::new(), Vec::new());
+    for task in ecs.all_tasks(cluster)? {
+        if task.is_stopped()
+            || supervisor::supervisor_alive(&task)
+            || !started_long_enough_ago(&task)
+        {
+            continue;
+        }
+        match supervisor::recover_orphan(ecs, &supervisor_args(roots, &task)) {
+            Ok(supervisor::Recovered::Adopted) => adopted.push(task.id().to_string()),
+            Ok(supervisor::Recovered::Reaped) => reaped.push(task.id().to_string()),
+            Err(e) => tracing::warn!("task {}: {e}", task.id()),
+        }
+    }
+    Ok((adopted, reaped))
+}
+
 fn reconcile_cluster(ecs: &Ecs, roots: &Roots, cluster: &str) -> Result<Vec<String>, EcsError> {
     let patience = std::time::Duration::from_secs(30);
     let pass =
@@ -1044,24 +1070,27 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
                 Some(c) => vec![name_from_arn(&c).to_string()],
                 None => ecs.clusters_with_services()?,
             };
-            let mut started = Vec::new();
+            let (mut started, mut adopted, mut reaped) = (Vec::new(), Vec::new(), Vec::new());
             for c in &clusters {
+                let (a, r) = recover_orphans(ecs, roots, c)?;
+                adopted.extend(a);
+                reaped.extend(r);
                 started.extend(reconcile_cluster(ecs, roots, c)?);
             }
-            serde_json::json!({ "clusters": clusters, "tasksStarted": started })
+            serde_json::json!({
+                "clusters": clusters,
+                "tasksAdopted": adopted,
+                "tasksFinished": reaped,
+                "tasksStarted": started,
+            })
         }
         EcsCommand::Agent { interval } => {
             // Each pass also finishes tasks whose supervisor died, so that
             // their services replace them.
             loop {
                 for c in ecs.clusters_with_services()? {
-                    for task in ecs.all_tasks(&c)? {
-                        if !task.is_stopped()
-                            && !supervisor::supervisor_alive(&task)
-                            && started_long_enough_ago(&task)
-                        {
-                            let _ = supervisor::reap_orphan(ecs, &supervisor_args(roots, &task));
-                        }
+                    if let Err(e) = recover_orphans(ecs, roots, &c) {
+                        tracing::warn!("recover the tasks of {c}: {e}");
                     }
                     if let Err(e) = reconcile_cluster(ecs, roots, &c) {
                         tracing::warn!("reconcile {c}: {e}");

@@ -12,6 +12,15 @@ pub const HEALTHY: &str = "HEALTHY";
 pub const UNHEALTHY: &str = "UNHEALTHY";
 pub const UNKNOWN: &str = "UNKNOWN";
 
+/// The constant for a stored status (anything else is UNKNOWN).
+pub fn status_named(status: &str) -> &'static str {
+    match status {
+        HEALTHY => HEALTHY,
+        UNHEALTHY => UNHEALTHY,
+        _ => UNKNOWN,
+    }
+}
+
 /// A container definition's `healthCheck`, in seconds as ECS has it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

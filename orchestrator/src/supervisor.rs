@@ -28,6 +28,7 @@ use crate::model::{name_from_arn, ContainerDefinition, Partition, Task, TaskDefi
 
 /// argv[1] of a task supervisor.
 pub const SUPERVISOR_ARG: &str = "__berth-task";
+const ADOPT_ARG: &str = "--adopt";
 const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory usage";
 const MONITOR_DIED_REASON: &str = "The container's monitor died; berth killed the container";
 const HEALTH_REASON: &str = "Task failed container health checks";
@@ -44,6 +45,8 @@ pub struct SupervisorArgs {
     pub task_id: String,
     /// Parent of task cgroups (default `berth`).
     pub cgroup_parent: String,
+    /// Take over a task whose supervisor died, rather than start it.
+    pub adopt: bool,
 }
 
 impl SupervisorArgs {
@@ -57,6 +60,7 @@ impl SupervisorArgs {
             cluster: args.get(4)?.clone(),
             task_id: args.get(5)?.clone(),
             cgroup_parent: args.get(6).cloned().unwrap_or_else(|| "berth".into()),
+            adopt: args.get(7).map(String::as_str) == Some(ADOPT_ARG),
         })
     }
 
@@ -65,6 +69,7 @@ impl SupervisorArgs {
         Self {
             cluster: name_from_arn(&task.cluster_arn).to_string(),
             task_id: task.id().to_string(),
+            adopt: false,
             ..self.clone()
         }
     }
@@ -100,6 +105,7 @@ impl SupervisorArgs {
             .arg(&self.cluster)
             .arg(&self.task_id)
             .arg(&self.cgroup_parent)
+            .args(self.adopt.then_some(ADOPT_ARG))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
@@ -134,13 +140,23 @@ pub fn run(args: SupervisorArgs, partition: Partition) -> i32 {
     let mut sup = Supervisor::new(&ecs, &args);
     let me = std::process::id() as i32;
     let start_time = berth_runtime::proc::start_time(me);
+    let mut claimed = true;
     let _ = ecs.update_task(&args.cluster, &args.task_id, |t| {
-        if let Some(b) = t.berth.as_mut() {
+        // Two adopters at once: the first to write its pid has the task.
+        claimed = !(args.adopt && supervisor_alive(t));
+        if let Some(b) = t.berth.as_mut().filter(|_| claimed) {
             b.supervisor_pid = Some(me);
             b.supervisor_start_time = start_time;
         }
     });
-    let outcome = sup.supervise();
+    if !claimed {
+        return 0;
+    }
+    let outcome = if args.adopt {
+        sup.adopt()
+    } else {
+        sup.supervise()
+    };
     if let Err(reason) = &outcome {
         tracing::error!("task {}: {reason}", args.task_id);
         sup.set(|t| {
@@ -359,24 +375,7 @@ impl<'a> Supervisor<'a> {
         self.set(|t| t.pull_stopped_at = Some(now()));
 
         let ctx = self.prepare_task(&td, &task)?;
-        if let Some(service) = task
-            .group
-            .as_deref()
-            .and_then(|g| g.strip_prefix("service:"))
-        {
-            let service = self.ecs.service(&self.args.cluster, service).ok();
-            let grace = service
-                .as_ref()
-                .and_then(|s| s.health_check_grace_period_seconds)
-                .unwrap_or(0);
-            self.health_enforced_after = Some(Instant::now() + Duration::from_secs(grace.into()));
-            self.drain = service
-                .iter()
-                .flat_map(crate::load_balancers::names_of)
-                .filter_map(|lb| self.ecs.load_balancer(&lb).ok())
-                .map(|lb| Duration::from_secs(lb.deregistration_delay_seconds.into()))
-                .max();
-        }
+        self.load_service_settings(&task);
         for def in start_order(&td.container_definitions) {
             if !self.wait_for_dependencies(def)? {
                 return Ok(());
@@ -405,6 +404,111 @@ impl<'a> Supervisor<'a> {
             }
         }
         Ok(())
+    }
+
+    /// A service task: its service's health-check grace period, and the
+    /// drain its load balancers ask for.
+    fn load_service_settings(&mut self, task: &Task) {
+        let Some(service) = task
+            .group
+            .as_deref()
+            .and_then(|g| g.strip_prefix("service:"))
+        else {
+            return;
+        };
+        let service = self.ecs.service(&self.args.cluster, service).ok();
+        let grace = service
+            .as_ref()
+            .and_then(|s| s.health_check_grace_period_seconds)
+            .unwrap_or(0);
+        self.health_enforced_after = Some(Instant::now() + Duration::from_secs(grace.into()));
+        self.drain = service
+            .iter()
+            .flat_map(crate::load_balancers::names_of)
+            .filter_map(|lb| self.ecs.load_balancer(&lb).ok())
+            .map(|lb| Duration::from_secs(lb.deregistration_delay_seconds.into()))
+            .max();
+    }
+
+    /// Take over a task whose supervisor died while its containers run on:
+    /// what the old one made is rebuilt from the store, each live
+    /// container is watched through the runtime's state, and the task goes
+    /// on as if nothing happened. A task caught mid-start is stopped.
+    fn adopt(&mut self) -> Result<(), String> {
+        let task = self.task()?;
+        let td = self
+            .ecs
+            .task_definition(&task.task_definition_arn)
+            .map_err(|e| e.to_string())?;
+        self.restore(&task);
+        self.load_service_settings(&task);
+        for def in &td.container_definitions {
+            let runtime_id = format!("{}-{}", self.args.task_id, def.name);
+            let Ok(state) = self.runtime.state(&runtime_id) else {
+                continue; // never created
+            };
+            let live = state.exit.is_none() && state.monitor.alive;
+            let seen = task
+                .containers
+                .iter()
+                .find(|c| c.name == def.name)
+                .map_or(health::UNKNOWN, |c| health::status_named(&c.health_status));
+            let health = if live {
+                self.start_health_watch(def, &runtime_id, seen)
+            } else {
+                None
+            };
+            self.running.insert(
+                def.name.clone(),
+                Running {
+                    runtime_id: runtime_id.clone(),
+                    essential: def.is_essential(),
+                    stop_timeout: def
+                        .stop_timeout
+                        .map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs),
+                    exit: None,
+                    health,
+                },
+            );
+            if live {
+                watch_adopted(
+                    self.args.runtime_root.clone(),
+                    runtime_id,
+                    def.name.clone(),
+                    self.events.0.clone(),
+                );
+            } else {
+                self.container_exited(&def.name, state.exit);
+            }
+        }
+        if task.last_status != "RUNNING" {
+            self.request_stop(
+                "TaskFailedToStart",
+                "The task's supervisor died while starting it",
+            );
+        }
+        while self.running.values().any(|r| r.exit.is_none()) {
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    /// What a supervisor of `task` had made, rebuilt from its record, for
+    /// a successor that cleans it up.
+    fn restore(&mut self, task: &Task) {
+        self.images = ContentStore::open(self.args.state_root.join("images")).ok();
+        self.namespaces = Some(SharedNamespaces {
+            dir: self.args.task_dir().join("ns"),
+        });
+        let b = task.berth.clone().unwrap_or_default();
+        self.network = b.network;
+        self.host_ports = b.host_ports;
+        for cn in b.container_networks {
+            self.container_namespaces.push(SharedNamespaces {
+                dir: self.args.task_dir().join(format!("ns-{}", cn.container)),
+            });
+            self.links.push(cn.network);
+        }
     }
 
     /// Namespaces, cgroup and scratch volumes of the task.
@@ -676,21 +780,7 @@ impl<'a> Supervisor<'a> {
             let exit = created.exit.wait().ok().flatten();
             let _ = tx.send(Event::Exited(name, exit));
         });
-        let health = def.health_check.as_ref().map(|check| {
-            let done = Arc::new(AtomicBool::new(false));
-            watch_health(
-                check.clone(),
-                self.args.runtime_root.clone(),
-                runtime_id.clone(),
-                def.name.clone(),
-                self.events.0.clone(),
-                done.clone(),
-            );
-            HealthWatch {
-                status: health::UNKNOWN,
-                done,
-            }
-        });
+        let health = self.start_health_watch(def, &runtime_id, health::UNKNOWN);
         self.running.insert(
             def.name.clone(),
             Running {
@@ -708,6 +798,26 @@ impl<'a> Supervisor<'a> {
             c.runtime_id = Some(runtime_id.clone());
         });
         Ok(())
+    }
+
+    /// Probe `def`'s health check in its container, if it has one.
+    fn start_health_watch(
+        &self,
+        def: &ContainerDefinition,
+        runtime_id: &str,
+        status: &'static str,
+    ) -> Option<HealthWatch> {
+        let check = def.health_check.as_ref()?;
+        let done = Arc::new(AtomicBool::new(false));
+        watch_health(
+            check.clone(),
+            self.args.runtime_root.clone(),
+            runtime_id.to_string(),
+            def.name.clone(),
+            self.events.0.clone(),
+            done.clone(),
+        );
+        Some(HealthWatch { status, done })
     }
 
     /// Handle one event or notice a stop request.
@@ -1016,6 +1126,28 @@ fn watch_health(
     });
 }
 
+/// Watch a container this process did not start: its exit, as its monitor
+/// records it, or None once the monitor is gone without a record.
+fn watch_adopted(
+    runtime_root: PathBuf,
+    runtime_id: String,
+    container: String,
+    events: mpsc::Sender<Event>,
+) {
+    std::thread::spawn(move || {
+        let runtime = Runtime::new(RuntimeRoot::new(runtime_root));
+        let exit = loop {
+            match runtime.state(&runtime_id) {
+                Ok(state) if state.exit.is_some() => break state.exit,
+                Ok(state) if state.monitor.alive => std::thread::sleep(POLL),
+                // The monitor may have recorded the exit as it went.
+                _ => break runtime.state(&runtime_id).ok().and_then(|s| s.exit),
+            }
+        };
+        let _ = events.send(Event::Exited(container, exit));
+    });
+}
+
 /// Plug the namespace at `netns` into the network `net` describes (making
 /// its bridge on first use).
 fn plug_in(netns: &std::path::Path, net: &crate::model::TaskNetwork) -> Result<(), String> {
@@ -1047,16 +1179,7 @@ pub fn reap_orphan(ecs: &Ecs, args: &SupervisorArgs) -> Result<(), String> {
         return Ok(());
     }
     let mut sup = Supervisor::new(ecs, args);
-    sup.images = ContentStore::open(args.state_root.join("images")).ok();
-    sup.namespaces = Some(SharedNamespaces {
-        dir: args.task_dir().join("ns"),
-    });
-    sup.network = task.berth.as_ref().and_then(|b| b.network.clone());
-    sup.host_ports = task
-        .berth
-        .as_ref()
-        .map(|b| b.host_ports.clone())
-        .unwrap_or_default();
+    sup.restore(&task);
     let runtime = Runtime::new(RuntimeRoot::new(&args.runtime_root));
     for c in &task.containers {
         let id = format!("{}-{}", args.task_id, c.name);
@@ -1087,6 +1210,53 @@ pub fn reap_orphan(ecs: &Ecs, args: &SupervisorArgs) -> Result<(), String> {
     sup.stopping = true;
     sup.cleanup();
     Ok(())
+}
+
+/// What became of a task whose supervisor had died.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovered {
+    /// Its containers run on under a new supervisor.
+    Adopted,
+    /// Stopped and cleaned up (its service, if any, replaces it).
+    Reaped,
+}
+
+/// A task whose supervisor died: adopted by a new supervisor if it was
+/// RUNNING with every essential container alive under its monitor, else
+/// finished.
+pub fn recover_orphan(ecs: &Ecs, args: &SupervisorArgs) -> Result<Recovered, String> {
+    let task = ecs
+        .task(&args.cluster, &args.task_id)
+        .map_err(|e| e.to_string())?;
+    let td = ecs
+        .task_definition(&task.task_definition_arn)
+        .map_err(|e| e.to_string())?;
+    let runtime = Runtime::new(RuntimeRoot::new(&args.runtime_root));
+    let alive = |name: &str| {
+        runtime
+            .state(&format!("{}-{name}", args.task_id))
+            .is_ok_and(|s| s.exit.is_none() && s.monitor.alive)
+    };
+    let adoptable = task.last_status == "RUNNING"
+        && task.desired_status == "RUNNING"
+        && td
+            .container_definitions
+            .iter()
+            .filter(|c| c.is_essential())
+            .all(|c| alive(&c.name));
+    if adoptable {
+        let adopter = SupervisorArgs {
+            adopt: true,
+            ..args.clone()
+        };
+        adopter
+            .spawn()
+            .map_err(|e| format!("start a supervisor: {e}"))?;
+        Ok(Recovered::Adopted)
+    } else {
+        reap_orphan(ecs, args)?;
+        Ok(Recovered::Reaped)
+    }
 }
 
 /// True while the task's supervisor process lives.
