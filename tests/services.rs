@@ -65,6 +65,31 @@ fn wait_event(w: &World, name: &str, text: &str) -> Value {
     }
 }
 
+/// Register family `name` (one container that loops until TERM) and make
+/// a service `name` of `count` of its tasks.
+fn looping_service(w: &World, name: &str, count: u32) {
+    w.register(&json!({ "family": name, "containerDefinitions": [{
+        "name": "a", "image": "busybox", "memory": 16, "command": loop_forever(name) }] }));
+    assert_ok(&w.berth(&[
+        "create-service",
+        "--service-name",
+        name,
+        "--task-definition",
+        name,
+        "--desired-count",
+        &count.to_string(),
+    ]));
+}
+
+fn kill9(pid: impl std::fmt::Display) {
+    assert_ok(
+        &std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .output()
+            .expect("kill"),
+    );
+}
+
 fn loop_forever(tag: &str) -> Value {
     json!([
         "sh",
@@ -102,12 +127,7 @@ fn a_service_replaces_a_killed_task_scales_and_rolls() {
         .expect("runtimeId")
         .to_string();
     let pid = w.state(&victim)["pid"].as_i64().expect("pid");
-    assert_ok(
-        &std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .output()
-            .expect("kill"),
-    );
+    kill9(pid);
     let victim_task = tasks[0]["taskArn"].as_str().expect("arn");
     w.wait_task(victim_task, "STOPPED");
     let after = wait_running(&w, "web", 3);
@@ -169,17 +189,7 @@ fn a_service_replaces_a_killed_task_scales_and_rolls() {
 fn two_reconcilers_at_once_start_no_extra_task() {
     let w = World::new("svc-race");
     w.busybox_image("busybox:latest", &[]);
-    w.register(&json!({ "family": "race", "containerDefinitions": [{
-        "name": "a", "image": "busybox", "memory": 16, "command": loop_forever("race") }] }));
-    assert_ok(&w.berth(&[
-        "create-service",
-        "--service-name",
-        "race",
-        "--task-definition",
-        "race",
-        "--desired-count",
-        "2",
-    ]));
+    looping_service(&w, "race", 2);
     wait_running(&w, "race", 2);
     // Four processes scale to 3 at once, each reconciling after its
     // update; then four bare passes at once.
@@ -594,17 +604,7 @@ fn a_daemon_service_runs_one_task_on_every_active_instance() {
 fn a_task_whose_container_monitor_dies_is_stopped_and_replaced() {
     let w = World::new("svc-orphan");
     w.busybox_image("busybox:latest", &[]);
-    w.register(&json!({ "family": "orph", "containerDefinitions": [{
-        "name": "a", "image": "busybox", "memory": 16, "command": loop_forever("orphan") }] }));
-    assert_ok(&w.berth(&[
-        "create-service",
-        "--service-name",
-        "orph",
-        "--task-definition",
-        "orph",
-        "--desired-count",
-        "1",
-    ]));
+    looping_service(&w, "orph", 1);
     let tasks = wait_running(&w, "orph", 1);
     let container = tasks[0]["containers"][0]["runtimeId"]
         .as_str()
@@ -617,12 +617,7 @@ fn a_task_whose_container_monitor_dies_is_stopped_and_replaced() {
     );
     // The container's process outlives its monitor: the task must not
     // count it as running, nor leave it running unwatched.
-    assert_ok(
-        &std::process::Command::new("kill")
-            .args(["-9", &monitor.to_string()])
-            .output()
-            .expect("kill"),
-    );
+    kill9(monitor);
     let arn = tasks[0]["taskArn"].as_str().expect("arn");
     let stopped = w.wait_task(arn, "STOPPED");
     assert_eq!(stopped["stopCode"], "EssentialContainerExited", "{stopped}");
@@ -654,27 +649,12 @@ fn supervisor_of(w: &World, id: &str) -> Option<i32> {
 fn a_task_whose_supervisor_dies_is_adopted_by_the_next_reconcile() {
     let w = World::new("svc-adopt");
     w.busybox_image("busybox:latest", &[]);
-    w.register(&json!({ "family": "adopt", "containerDefinitions": [{
-        "name": "a", "image": "busybox", "memory": 16, "command": loop_forever("adopt") }] }));
-    assert_ok(&w.berth(&[
-        "create-service",
-        "--service-name",
-        "adopt",
-        "--task-definition",
-        "adopt",
-        "--desired-count",
-        "1",
-    ]));
+    looping_service(&w, "adopt", 1);
     let tasks = wait_running(&w, "adopt", 1);
     let arn = tasks[0]["taskArn"].as_str().expect("arn").to_string();
     let id = berth_tests::task_id(&tasks[0]);
     let old = supervisor_of(&w, &id).expect("a supervisor");
-    assert_ok(
-        &std::process::Command::new("kill")
-            .args(["-9", &old.to_string()])
-            .output()
-            .expect("kill"),
-    );
+    kill9(old);
     wait_until(10, "the supervisor to die", || {
         (!std::path::Path::new(&format!("/proc/{old}")).exists()).then_some(())
     });
@@ -694,12 +674,7 @@ fn a_task_whose_supervisor_dies_is_adopted_by_the_next_reconcile() {
         .expect("runtimeId")
         .to_string();
     let pid = w.state(&container)["pid"].as_i64().expect("pid");
-    assert_ok(
-        &std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .output()
-            .expect("kill"),
-    );
+    kill9(pid);
     let stopped = w.wait_task(&arn, "STOPPED");
     assert_eq!(stopped["stopCode"], "EssentialContainerExited", "{stopped}");
     assert_ne!(wait_running(&w, "adopt", 1)[0]["taskArn"], arn.as_str());

@@ -8,7 +8,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::nat::{nft_script, run_nft};
+use crate::nat::{nft_script, route_to_tasks, run_nft};
 use crate::{Error, Result};
 
 /// Where a load balancer listens.
@@ -97,21 +97,10 @@ pub fn apply(listener: &Listener, backends: &[Backend]) -> Result<()> {
         ruleset(listener, backends)?
     );
     nft_script(&script)?;
-    // 127.0.0.1 sources must be routable onto the bridges, and a task's
-    // connection to the listener goes back out its own bridge.
     let mut bridges: Vec<&str> = backends.iter().map(|b| b.bridge.as_str()).collect();
     bridges.sort_unstable();
     bridges.dedup();
-    for bridge in bridges {
-        for knob in ["route_localnet", "forwarding"] {
-            let path = format!("/proc/sys/net/ipv4/conf/{bridge}/{knob}");
-            std::fs::write(&path, "1").map_err(|e| Error::Netlink {
-                context: format!("write {path}"),
-                reason: e.to_string(),
-            })?;
-        }
-    }
-    Ok(())
+    bridges.into_iter().try_for_each(route_to_tasks)
 }
 
 /// Remove the load balancer's table; gone already is no error.

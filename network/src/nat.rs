@@ -113,8 +113,13 @@ pub fn ensure_table(bridge: &str, subnet: &Subnet) -> Result<()> {
         Err(Error::Netlink { reason, .. }) if reason.contains("File exists") => {}
         Err(e) => return Err(e),
     }
-    // 127.0.0.1 sources must be routable on the bridge for DNAT from the
-    // host's loopback; forwarding on the bridge for the hairpin.
+    route_to_tasks(bridge)
+}
+
+/// Let DNAT reach tasks on `bridge`: 127.0.0.1 sources must be routable
+/// on it (DNAT from the host's loopback), and it forwards (to itself only)
+/// for the hairpin.
+pub(crate) fn route_to_tasks(bridge: &str) -> Result<()> {
     for knob in ["route_localnet", "forwarding"] {
         let path = format!("/proc/sys/net/ipv4/conf/{bridge}/{knob}");
         std::fs::write(&path, "1").map_err(|e| Error::Netlink {

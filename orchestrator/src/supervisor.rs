@@ -265,6 +265,20 @@ struct Running {
     health: Option<HealthWatch>,
 }
 
+impl Running {
+    fn new(def: &ContainerDefinition, runtime_id: &str, health: Option<HealthWatch>) -> Self {
+        Self {
+            runtime_id: runtime_id.to_string(),
+            essential: def.is_essential(),
+            stop_timeout: def
+                .stop_timeout
+                .map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs),
+            exit: None,
+            health,
+        }
+    }
+}
+
 /// A container's health-check thread and what it last said.
 struct HealthWatch {
     status: &'static str,
@@ -458,18 +472,8 @@ impl<'a> Supervisor<'a> {
             } else {
                 None
             };
-            self.running.insert(
-                def.name.clone(),
-                Running {
-                    runtime_id: runtime_id.clone(),
-                    essential: def.is_essential(),
-                    stop_timeout: def
-                        .stop_timeout
-                        .map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs),
-                    exit: None,
-                    health,
-                },
-            );
+            self.running
+                .insert(def.name.clone(), Running::new(def, &runtime_id, health));
             if live {
                 watch_adopted(
                     self.args.runtime_root.clone(),
@@ -781,18 +785,8 @@ impl<'a> Supervisor<'a> {
             let _ = tx.send(Event::Exited(name, exit));
         });
         let health = self.start_health_watch(def, &runtime_id, health::UNKNOWN);
-        self.running.insert(
-            def.name.clone(),
-            Running {
-                runtime_id: runtime_id.clone(),
-                essential: def.is_essential(),
-                stop_timeout: def
-                    .stop_timeout
-                    .map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs),
-                exit: None,
-                health,
-            },
-        );
+        self.running
+            .insert(def.name.clone(), Running::new(def, &runtime_id, health));
         self.set_container(&def.name, |c| {
             c.last_status = "RUNNING".into();
             c.runtime_id = Some(runtime_id.clone());
