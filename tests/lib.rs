@@ -171,6 +171,38 @@ impl World {
         parse_json(&out)["tasks"][0].clone()
     }
 
+    /// The Udp NoPorts counter of the namespace `container` of `task` is
+    /// in: datagrams that arrived with nothing listening (busybox has no UDP
+    /// server to show them otherwise).
+    #[track_caller]
+    pub fn udp_no_ports(&self, cluster: &str, task: &str, container: &str) -> u64 {
+        let out = self.berth(&[
+            "execute-command",
+            "--cluster",
+            cluster,
+            "--task",
+            task,
+            "--container",
+            container,
+            "--command",
+            "grep Udp: /proc/net/snmp",
+            "--interactive",
+        ]);
+        assert_ok(&out);
+        let text = stdout(&out);
+        let mut lines = text.lines();
+        let (names, values) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+        let at = names
+            .split_whitespace()
+            .position(|n| n == "NoPorts")
+            .unwrap_or_else(|| panic!("no NoPorts in {text:?}"));
+        values
+            .split_whitespace()
+            .nth(at)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no counter in {text:?}"))
+    }
+
     /// Wait until task `id` has lastStatus `status`; returns it then.
     #[track_caller]
     pub fn wait_task(&self, id: &str, status: &str) -> Value {

@@ -253,36 +253,6 @@ fn bridge_mode_tasks_talk_by_address_and_name() {
     w.assert_clean();
 }
 
-/// The Udp NoPorts counter of the namespace `container` of `task` is in:
-/// datagrams that arrived with nothing listening.
-fn udp_no_ports(w: &World, task: &str, container: &str) -> u64 {
-    let out = w.berth(&[
-        "execute-command",
-        "--cluster",
-        "lab",
-        "--task",
-        task,
-        "--container",
-        container,
-        "--command",
-        "grep Udp: /proc/net/snmp",
-        "--interactive",
-    ]);
-    assert_ok(&out);
-    let text = stdout(&out);
-    let mut lines = text.lines();
-    let (names, values) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
-    let at = names
-        .split_whitespace()
-        .position(|n| n == "NoPorts")
-        .unwrap_or_else(|| panic!("no NoPorts in {text:?}"));
-    values
-        .split_whitespace()
-        .nth(at)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no counter in {text:?}"))
-}
-
 #[test]
 fn a_cluster_on_its_own_network_with_hairpin_udp_and_links() {
     let w = World::new("net-own");
@@ -362,14 +332,14 @@ fn a_cluster_on_its_own_network_with_hairpin_udp_and_links() {
     );
     // UDP: datagrams to the host port arrive in web's namespace (nothing
     // listens there, so its NoPorts counter shows them).
-    let before = udp_no_ports(&w, &id, "web");
+    let before = w.udp_no_ports("lab", &id, "web");
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     for _ in 0..3 {
         sock.send_to(b"ping", ("127.0.0.1", udp_port))
             .expect("send");
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while udp_no_ports(&w, &id, "web") < before + 3 {
+    while w.udp_no_ports("lab", &id, "web") < before + 3 {
         assert!(Instant::now() < deadline, "datagrams never reached web");
         std::thread::sleep(Duration::from_millis(50));
     }

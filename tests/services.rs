@@ -682,3 +682,68 @@ fn a_task_whose_supervisor_dies_is_adopted_by_the_next_reconcile() {
     wait_running(&w, "adopt", 0);
     w.assert_clean();
 }
+
+#[test]
+fn a_udp_load_balancer_spreads_datagrams_over_every_task() {
+    let w = World::new("svc-lb-udp");
+    w.busybox_image("busybox:latest", &[]);
+    // Nothing listens on 9999/udp: each task's NoPorts counter shows what
+    // reached it.
+    w.register(&json!({ "family": "udp", "containerDefinitions": [{
+        "name": "a", "image": "busybox", "memory": 16,
+        "portMappings": [{ "containerPort": 9999, "protocol": "udp" }],
+        "command": loop_forever("udp") }] }));
+    let lb = w.bridge.clone();
+    let port = berth_tests::free_port();
+    assert_ok(&w.berth(&[
+        "create-load-balancer",
+        "--name",
+        &lb,
+        "--listen",
+        &port.to_string(),
+        "--protocol",
+        "udp",
+        "--deregistration-delay",
+        "0",
+    ]));
+    let entry = json!([{ "loadBalancerName": lb, "containerName": "a", "containerPort": 9999 }]);
+    assert_ok(&w.berth(&[
+        "create-service",
+        "--service-name",
+        "udp",
+        "--task-definition",
+        "udp",
+        "--desired-count",
+        "3",
+        "--load-balancers",
+        &entry.to_string(),
+    ]));
+    let ids: Vec<String> = wait_running(&w, "udp", 3)
+        .iter()
+        .map(berth_tests::task_id)
+        .collect();
+    wait_until(10, "3 targets", || {
+        let d = parse_json(&w.berth(&["describe-load-balancers", "--names", &lb]));
+        (d["loadBalancers"][0]["targets"].as_array().map(Vec::len) == Some(3)).then_some(())
+    });
+    let before: Vec<u64> = ids
+        .iter()
+        .map(|id| w.udp_no_ports("default", id, "a"))
+        .collect();
+    // Each datagram from a socket of its own: a new flow, a new pick.
+    wait_until(30, "datagrams to reach every task", || {
+        for _ in 0..10 {
+            let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            sock.send_to(b"ping", ("127.0.0.1", port)).expect("send");
+        }
+        let reached = ids
+            .iter()
+            .zip(&before)
+            .all(|(id, b)| w.udp_no_ports("default", id, "a") > *b);
+        reached.then_some(())
+    });
+    assert_ok(&w.berth(&["delete-service", "--service", "udp", "--force"]));
+    wait_running(&w, "udp", 0);
+    assert_ok(&w.berth(&["delete-load-balancer", "--name", &lb]));
+    w.assert_clean();
+}
