@@ -81,6 +81,12 @@ fn looping_service(w: &World, name: &str, count: u32) {
     ]));
 }
 
+/// `delete-service --force`, then wait until none of its tasks is live.
+fn delete_service(w: &World, name: &str) {
+    assert_ok(&w.berth(&["delete-service", "--service", name, "--force"]));
+    wait_running(w, name, 0);
+}
+
 fn kill9(pid: impl std::fmt::Display) {
     assert_ok(
         &std::process::Command::new("kill")
@@ -175,8 +181,7 @@ fn a_service_replaces_a_killed_task_scales_and_rolls() {
     // Deleting needs desired 0 or --force; then its tasks stop.
     let refused = w.berth(&["delete-service", "--service", "web"]);
     assert!(!refused.status.success());
-    assert_ok(&w.berth(&["delete-service", "--service", "web", "--force"]));
-    wait_running(&w, "web", 0);
+    delete_service(&w, "web");
     let deadline = Instant::now() + Duration::from_secs(30);
     while describe_service(&w, "web")["status"] != "INACTIVE" {
         assert!(Instant::now() < deadline, "service never became INACTIVE");
@@ -219,8 +224,7 @@ fn two_reconcilers_at_once_start_no_extra_task() {
     wait_running(&w, "race", 3);
     std::thread::sleep(Duration::from_millis(500));
     wait_running(&w, "race", 3);
-    assert_ok(&w.berth(&["delete-service", "--service", "race", "--force"]));
-    wait_running(&w, "race", 0);
+    delete_service(&w, "race");
     w.assert_clean();
 }
 
@@ -283,8 +287,7 @@ fn a_failing_revision_trips_the_circuit_breaker_and_rolls_back() {
             .as_str()
             .is_some_and(|a| a.ends_with("cb:1")));
     }
-    assert_ok(&w.berth(&["delete-service", "--service", "cb", "--force"]));
-    wait_running(&w, "cb", 0);
+    delete_service(&w, "cb");
     w.assert_clean();
 }
 
@@ -380,10 +383,7 @@ fn a_failing_health_check_gets_the_task_replaced() {
 
     assert_ok(&w.berth(&["stop-task", "--task", &sick]));
     w.wait_task(&sick, "STOPPED");
-    assert_ok(&w.berth(&["delete-service", "--service", "hc", "--force"]));
-    wait_until(30, "the service's tasks to stop", || {
-        service_task(&w).is_none().then_some(())
-    });
+    delete_service(&w, "hc");
     w.assert_clean();
 }
 
@@ -505,8 +505,7 @@ fn requests_through_the_load_balancer_reach_every_task() {
         assert!(served >= chrono::Duration::seconds(2), "{t}");
     }
 
-    assert_ok(&w.berth(&["delete-service", "--service", "lbweb", "--force"]));
-    wait_running(&w, "lbweb", 0);
+    delete_service(&w, "lbweb");
     assert_ok(&w.berth(&["delete-load-balancer", "--name", &lb]));
     let tables = std::process::Command::new("nft")
         .args(["list", "tables"])
@@ -595,8 +594,7 @@ fn a_daemon_service_runs_one_task_on_every_active_instance() {
     wait_running(&w, "agent", 1);
     assert_eq!(describe_service(&w, "agent")["desiredCount"], 1);
 
-    assert_ok(&w.berth(&["delete-service", "--service", "agent", "--force"]));
-    wait_running(&w, "agent", 0);
+    delete_service(&w, "agent");
     w.assert_clean();
 }
 
@@ -630,8 +628,7 @@ fn a_task_whose_container_monitor_dies_is_stopped_and_replaced() {
     wait_until(10, "the orphaned process to be gone", || {
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
     });
-    assert_ok(&w.berth(&["delete-service", "--service", "orph", "--force"]));
-    wait_running(&w, "orph", 0);
+    delete_service(&w, "orph");
     w.assert_clean();
 }
 
@@ -678,8 +675,7 @@ fn a_task_whose_supervisor_dies_is_adopted_by_the_next_reconcile() {
     let stopped = w.wait_task(&arn, "STOPPED");
     assert_eq!(stopped["stopCode"], "EssentialContainerExited", "{stopped}");
     assert_ne!(wait_running(&w, "adopt", 1)[0]["taskArn"], arn.as_str());
-    assert_ok(&w.berth(&["delete-service", "--service", "adopt", "--force"]));
-    wait_running(&w, "adopt", 0);
+    delete_service(&w, "adopt");
     w.assert_clean();
 }
 
@@ -742,8 +738,7 @@ fn a_udp_load_balancer_spreads_datagrams_over_every_task() {
             .all(|(id, b)| w.udp_no_ports("default", id, "a") > *b);
         reached.then_some(())
     });
-    assert_ok(&w.berth(&["delete-service", "--service", "udp", "--force"]));
-    wait_running(&w, "udp", 0);
+    delete_service(&w, "udp");
     assert_ok(&w.berth(&["delete-load-balancer", "--name", &lb]));
     w.assert_clean();
 }

@@ -500,15 +500,6 @@ fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     Ok(chrono::Utc::now() - chrono::Duration::seconds(secs))
 }
 
-/// A supervisor records itself within moments of run-task; before that a
-/// task without one is only starting, not orphaned.
-pub fn started_long_enough_ago(t: &Task) -> bool {
-    chrono::DateTime::parse_from_rfc3339(&t.created_at)
-        .map(|at| chrono::Utc::now().signed_duration_since(at) > chrono::Duration::seconds(5))
-        .unwrap_or(true)
-        || t.berth.as_ref().is_some_and(|b| b.supervisor_pid.is_some())
-}
-
 /// Verbs that read `--cli-input-json` themselves (their input has nested
 /// shapes that flags cannot carry).
 const OWN_CLI_INPUT: &[&str] = &["register-task-definition", "run-task"];
@@ -573,10 +564,7 @@ fn recover_orphans(
 ) -> Result<(Vec<String>, Vec<String>), EcsError> {
     let (mut adopted, mut reaped) = (Vec::new(), Vec::new());
     for task in ecs.all_tasks(cluster)? {
-        if task.is_stopped()
-            || supervisor::supervisor_alive(&task)
-            || !started_long_enough_ago(&task)
-        {
+        if !supervisor::is_orphaned(&task) {
             continue;
         }
         match supervisor::recover_orphan(ecs, &supervisor_args(roots, &task)) {
@@ -897,7 +885,7 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             let t = ecs.stop_task(cluster.as_deref(), &task, reason.as_deref())?;
             // No supervisor to act on it (killed, or its run-task died
             // before starting one): finish the task here.
-            if !t.is_stopped() && !supervisor::supervisor_alive(&t) && started_long_enough_ago(&t) {
+            if supervisor::is_orphaned(&t) {
                 let args = supervisor_args(roots, &t);
                 if let Err(e) = supervisor::reap_orphan(ecs, &args) {
                     eprintln!("berth: clean up task {}: {e}", t.id());

@@ -75,7 +75,7 @@ pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
                 }
                 continue;
             }
-            if supervisor::supervisor_alive(&task) || !ecs_cmd::started_long_enough_ago(&task) {
+            if !supervisor::is_orphaned(&task) {
                 continue;
             }
             let args = ecs_cmd::supervisor_args(roots, &task);

@@ -11,6 +11,7 @@ use crate::ecs::{decode, encode, now, Ecs};
 use crate::error::{EcsError, EcsResult};
 use crate::model::{LoadBalancer, Service, ServiceLoadBalancer, Task, TaskDefinition};
 use crate::store::{Expect, Op, StoreError};
+use crate::tasks::port_key;
 
 /// ELB's default deregistration delay.
 pub const DEFAULT_DEREGISTRATION_DELAY: u32 = 300;
@@ -134,7 +135,7 @@ impl Ecs {
                 "deregistrationDelaySeconds: 0–3600 (as ELB)",
             ));
         }
-        let port_key = format!("ports/{}/{protocol}/{port}", self.host.id);
+        let port_key = port_key(&self.host.id, &protocol, port);
         // The name and the host port in one commit: neither is taken twice.
         let ops = [
             Op::Put {
@@ -240,14 +241,13 @@ impl Ecs {
     }
 
     fn forget_load_balancer(&self, lb: &LoadBalancer) -> EcsResult<()> {
-        let port_key = format!("ports/{}/{}/{}", lb.host, lb.protocol, lb.port);
         self.store.commit(&[
             Op::Delete {
                 key: lb_key(&lb.load_balancer_name),
                 expect: Expect::Any,
             },
             Op::Delete {
-                key: port_key,
+                key: port_key(&lb.host, &lb.protocol, lb.port),
                 expect: Expect::Any,
             },
         ])?;
@@ -274,19 +274,23 @@ impl Ecs {
     /// stopping) in a service attached to it.
     fn targets(&self, name: &str) -> EcsResult<Vec<(Service, Task, berth_net::lb::Backend)>> {
         let mut out = Vec::new();
+        // Each cluster's tasks read once, however many of its services.
+        let mut tasks_of: std::collections::BTreeMap<String, Vec<Task>> = Default::default();
         for service in self.services_using(name)? {
             let cluster = crate::model::name_from_arn(&service.cluster_arn).to_string();
-            let group = format!("service:{}", service.service_name);
-            let tasks = self.all_tasks(&cluster)?;
+            if !tasks_of.contains_key(&cluster) {
+                let tasks = self.all_tasks(&cluster)?;
+                tasks_of.insert(cluster.clone(), tasks);
+            }
+            let tasks = &tasks_of[&cluster];
             for entry in service
                 .load_balancers
                 .iter()
                 .filter(|e| e.load_balancer_name.as_deref() == Some(name))
             {
-                for task in tasks
-                    .iter()
-                    .filter(|t| t.group.as_deref() == Some(group.as_str()) && t.in_service())
-                {
+                for task in tasks.iter().filter(|t| {
+                    t.service_name() == Some(service.service_name.as_str()) && t.in_service()
+                }) {
                     if let Some(backend) = backend_of(task, entry) {
                         out.push((service.clone(), task.clone(), backend));
                     }

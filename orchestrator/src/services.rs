@@ -423,7 +423,7 @@ impl Ecs {
             let group = format!("service:{}", service.service_name);
             let ours: Vec<&Task> = tasks
                 .iter()
-                .filter(|t| t.group.as_deref() == Some(group.as_str()))
+                .filter(|t| t.service_name() == Some(service.service_name.as_str()))
                 .collect();
             let mut service = self.circuit_breaker(cluster, service, &ours)?;
             // DAEMON: one task on every ACTIVE instance, none on the others.

@@ -179,9 +179,7 @@ pub fn run(args: SupervisorArgs, partition: Partition) -> i32 {
 }
 
 fn is_service_task(task: &Task) -> bool {
-    task.group
-        .as_deref()
-        .is_some_and(|g| g.starts_with("service:"))
+    task.service_name().is_some()
 }
 
 /// Run a reconcile pass of `args.cluster` and start what it placed. When
@@ -367,12 +365,25 @@ impl<'a> Supervisor<'a> {
             .map_err(|e| e.to_string())
     }
 
-    fn supervise(&mut self) -> Result<(), String> {
+    /// The task and its definition.
+    fn task_and_definition(&self) -> Result<(Task, TaskDefinition), String> {
         let task = self.task()?;
         let td = self
             .ecs
             .task_definition(&task.task_definition_arn)
             .map_err(|e| e.to_string())?;
+        Ok((task, td))
+    }
+
+    /// An essential container has ended: the task is over.
+    fn essential_exited(&self) -> bool {
+        self.running
+            .values()
+            .any(|r| r.essential && r.exit.is_some())
+    }
+
+    fn supervise(&mut self) -> Result<(), String> {
+        let (task, td) = self.task_and_definition()?;
         self.set(|t| {
             t.last_status = "PENDING".into();
             t.pull_started_at = Some(now());
@@ -423,11 +434,7 @@ impl<'a> Supervisor<'a> {
     /// A service task: its service's health-check grace period, and the
     /// drain its load balancers ask for.
     fn load_service_settings(&mut self, task: &Task) {
-        let Some(service) = task
-            .group
-            .as_deref()
-            .and_then(|g| g.strip_prefix("service:"))
-        else {
+        let Some(service) = task.service_name() else {
             return;
         };
         let service = self.ecs.service(&self.args.cluster, service).ok();
@@ -449,11 +456,7 @@ impl<'a> Supervisor<'a> {
     /// container is watched through the runtime's state, and the task goes
     /// on as if nothing happened. A task caught mid-start is stopped.
     fn adopt(&mut self) -> Result<(), String> {
-        let task = self.task()?;
-        let td = self
-            .ecs
-            .task_definition(&task.task_definition_arn)
-            .map_err(|e| e.to_string())?;
+        let (task, td) = self.task_and_definition()?;
         self.restore(&task);
         self.load_service_settings(&task);
         for def in &td.container_definitions {
@@ -825,11 +828,7 @@ impl<'a> Supervisor<'a> {
             self.begin_stop();
         }
         if let Some(at) = self.draining_until {
-            let essential_gone = self
-                .running
-                .values()
-                .any(|r| r.essential && r.exit.is_some());
-            if Instant::now() >= at || essential_gone {
+            if Instant::now() >= at || self.essential_exited() {
                 self.stop_containers();
             }
         }
@@ -843,14 +842,10 @@ impl<'a> Supervisor<'a> {
         if self.draining_until.is_some() {
             return;
         }
-        let essential_gone = self
-            .running
-            .values()
-            .any(|r| r.essential && r.exit.is_some());
         // Only a task that was RUNNING was ever in a load balancer.
         let served = self.task().is_ok_and(|t| t.started_at.is_some());
         match self.drain {
-            Some(delay) if served && !essential_gone => {
+            Some(delay) if served && !self.essential_exited() => {
                 self.set(|t| t.last_status = "DEACTIVATING".into());
                 // The pass sees the task stopping and leaves it out.
                 reconcile_now(self.ecs, self.args);
@@ -1251,6 +1246,19 @@ pub fn recover_orphan(ecs: &Ecs, args: &SupervisorArgs) -> Result<Recovered, Str
         reap_orphan(ecs, args)?;
         Ok(Recovered::Reaped)
     }
+}
+
+/// Not STOPPED, yet no supervisor lives for it. A supervisor records
+/// itself within moments of run-task; before that (5 s) a task without one
+/// is only starting.
+pub fn is_orphaned(task: &Task) -> bool {
+    let starting = chrono::DateTime::parse_from_rfc3339(&task.created_at).is_ok_and(|at| {
+        chrono::Utc::now().signed_duration_since(at) <= chrono::Duration::seconds(5)
+    }) && task
+        .berth
+        .as_ref()
+        .is_none_or(|b| b.supervisor_pid.is_none());
+    !task.is_stopped() && !starting && !supervisor_alive(task)
 }
 
 /// True while the task's supervisor process lives.

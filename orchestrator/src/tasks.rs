@@ -21,7 +21,7 @@ fn instance_key(cluster: &str, id: &str) -> String {
 }
 
 /// A host port is the host's, whichever cluster's task holds it.
-fn port_key(host: &str, protocol: &str, port: u16) -> String {
+pub(crate) fn port_key(host: &str, protocol: &str, port: u16) -> String {
     format!("ports/{host}/{protocol}/{port}")
 }
 

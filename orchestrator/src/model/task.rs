@@ -141,6 +141,11 @@ pub struct Container {
 }
 
 impl Task {
+    /// The service whose task this is (its group is `service:NAME`).
+    pub fn service_name(&self) -> Option<&str> {
+        self.group.as_deref()?.strip_prefix("service:")
+    }
+
     /// RUNNING, not being stopped, and HEALTHY if it has checks: what a
     /// service counts as healthy and a load balancer sends traffic to.
     pub fn in_service(&self) -> bool {
