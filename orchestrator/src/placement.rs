@@ -711,71 +711,70 @@ fn flatten(mut nodes: Vec<Node>, wrap: fn(Vec<Node>) -> Node) -> Node {
 // ---------------------------------------------------------------------------
 // Placement
 
-/// Chooses the instance for one task of `group` needing `need_cpu` CPU units
-/// and `need_memory` MiB, or `None` when no instance qualifies.
+/// Chooses the instance for one task as `request` describes it, or `None`
+/// when no instance qualifies.
 ///
 /// After the strategies, ties go to the lowest index unless a `random`
 /// strategy was given; `rng_seed` makes random choices reproducible.
 pub fn place(
     instances: &[Instance],
-    need_cpu: i64,
-    need_memory: i64,
-    group: &str,
+    request: &Request<'_>,
     strategies: &[Strategy],
-    constraints: &[Constraint],
     rng_seed: u64,
 ) -> Option<usize> {
-    let request = Request {
-        need_cpu,
-        need_memory,
-        group,
-        constraints,
-    };
-    let mut planner = Planner::new(instances, &request, strategies, rng_seed);
-    planner.choose(&request)
+    Planner::new(instances, request, strategies, rng_seed).choose(request)
 }
 
 /// Places up to `count` tasks one after the other, each seeing the ones
 /// before it: the chosen instance loses the resources and gains the task's
 /// group. Returns the chosen indices in order; fewer than `count` means the
 /// cluster ran out of room (resources only shrink, so the rest cannot fit).
-#[allow(clippy::too_many_arguments)] // mirrors `place`, plus the count
 pub fn place_many(
     instances: &mut [Instance],
     count: usize,
-    need_cpu: i64,
-    need_memory: i64,
-    group: &str,
+    request: &Request<'_>,
     strategies: &[Strategy],
-    constraints: &[Constraint],
     rng_seed: u64,
 ) -> Vec<usize> {
-    let request = Request {
-        need_cpu,
-        need_memory,
-        group,
-        constraints,
-    };
-    let mut planner = Planner::new(instances, &request, strategies, rng_seed);
+    let mut planner = Planner::new(instances, request, strategies, rng_seed);
     let mut placed = Vec::with_capacity(count);
     for _ in 0..count {
-        let Some(chosen) = planner.choose(&request) else {
+        let Some(chosen) = planner.choose(request) else {
             break;
         };
-        planner.record(&mut instances[chosen], chosen, &request);
+        planner.record(&mut instances[chosen], chosen, request);
         placed.push(chosen);
     }
     placed
 }
 
-struct Request<'a> {
-    need_cpu: i64,
-    need_memory: i64,
-    group: &'a str,
-    constraints: &'a [Constraint],
+/// One task to place: what it needs, its group (`service:web`,
+/// `family:web`) and the constraints on where it may go.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// CPU units.
+    pub need_cpu: i64,
+    /// MiB.
+    pub need_memory: i64,
+    pub group: &'a str,
+    pub constraints: &'a [Constraint],
 }
 
-impl Request<'_> {
+impl<'a> Request<'a> {
+    pub fn new(
+        need_cpu: i64,
+        need_memory: i64,
+        group: &'a str,
+        constraints: &'a [Constraint],
+    ) -> Self {
+        Self {
+            need_cpu,
+            need_memory,
+            group,
+            constraints,
+        }
+    }
+
     fn distinct_instance(&self) -> bool {
         self.constraints
             .iter()
@@ -1054,11 +1053,8 @@ pub fn bench(instances: usize, tasks: usize) -> (usize, Duration) {
     let placed = place_many(
         &mut fleet,
         tasks,
-        128,
-        256,
-        "family:bench",
+        &Request::new(128, 256, "family:bench", &[]),
         &strategies,
-        &[],
         0,
     );
     (placed.len(), started.elapsed())
@@ -1107,12 +1103,20 @@ mod tests {
             instance("snug", 4096, 1024, &[]),
             instance("middling", 4096, 2048, &[]),
         ];
-        let chosen = place(&instances, 256, 512, "g", &binpack_memory(), &[], 0);
+        let chosen = place(
+            &instances,
+            &Request::new(256, 512, "g", &[]),
+            &binpack_memory(),
+            0,
+        );
         assert_eq!(chosen, Some(2));
 
         let by_cpu = [instance("a", 1024, 512, &[]), instance("b", 512, 8192, &[])];
         let cpu = [Strategy::Binpack(Resource::Cpu)];
-        assert_eq!(place(&by_cpu, 256, 512, "g", &cpu, &[], 0), Some(1));
+        assert_eq!(
+            place(&by_cpu, &Request::new(256, 512, "g", &[]), &cpu, 0),
+            Some(1)
+        );
     }
 
     #[test]
@@ -1128,7 +1132,13 @@ mod tests {
         let spread = [Strategy::Spread(SpreadField::Attribute(
             "ecs.availability-zone".into(),
         ))];
-        let placed = place_many(&mut instances, 9, 128, 128, "service:web", &spread, &[], 0);
+        let placed = place_many(
+            &mut instances,
+            9,
+            &Request::new(128, 128, "service:web", &[]),
+            &spread,
+            0,
+        );
         assert_eq!(placed.len(), 9);
         let mut per_zone = BTreeMap::new();
         for &index in &placed {
@@ -1152,7 +1162,12 @@ mod tests {
         ))];
         // Zones b and c both have no web tasks; ties go to the lowest index.
         assert_eq!(
-            place(&instances, 1, 1, "service:web", &spread, &[], 0),
+            place(
+                &instances,
+                &Request::new(1, 1, "service:web", &[]),
+                &spread,
+                0
+            ),
             Some(1)
         );
     }
@@ -1164,7 +1179,7 @@ mod tests {
             .collect();
         instances[0].task_groups.push("g".into());
         let spread = [Strategy::Spread(SpreadField::InstanceId)];
-        let placed = place_many(&mut instances, 7, 1, 1, "g", &spread, &[], 0);
+        let placed = place_many(&mut instances, 7, &Request::new(1, 1, "g", &[]), &spread, 0);
         assert_eq!(placed[..3], [1, 2, 3]);
         assert!(instances.iter().all(|i| i.task_groups.len() == 2));
     }
@@ -1178,7 +1193,10 @@ mod tests {
             Strategy::Binpack(Resource::Memory),
             Strategy::Spread(SpreadField::Attribute("ecs.availability-zone".into())),
         ];
-        assert_eq!(place(&instances, 1, 1, "g", &strategies, &[], 0), Some(2));
+        assert_eq!(
+            place(&instances, &Request::new(1, 1, "g", &[]), &strategies, 0),
+            Some(2)
+        );
     }
 
     #[test]
@@ -1192,8 +1210,11 @@ mod tests {
         let random = [Strategy::Random];
         let mut seen = std::collections::BTreeSet::new();
         for seed in 0..200 {
-            let first = place(&instances, 1, 512, "g", &random, &[], seed);
-            assert_eq!(first, place(&instances, 1, 512, "g", &random, &[], seed));
+            let first = place(&instances, &Request::new(1, 512, "g", &[]), &random, seed);
+            assert_eq!(
+                first,
+                place(&instances, &Request::new(1, 512, "g", &[]), &random, seed)
+            );
             let Some(index) = first else {
                 panic!("something fits");
             };
@@ -1209,8 +1230,8 @@ mod tests {
         let mut one = instances.clone();
         let mut two = instances.clone();
         assert_eq!(
-            place_many(&mut one, 20, 1, 512, "g", &random, &[], 42),
-            place_many(&mut two, 20, 1, 512, "g", &random, &[], 42),
+            place_many(&mut one, 20, &Request::new(1, 512, "g", &[]), &random, 42),
+            place_many(&mut two, 20, &Request::new(1, 512, "g", &[]), &random, 42),
         );
     }
 
@@ -1223,7 +1244,7 @@ mod tests {
         ];
         let strategies = [Strategy::Binpack(Resource::Memory), Strategy::Random];
         for seed in 0..50 {
-            let chosen = place(&instances, 1, 1, "g", &strategies, &[], seed);
+            let chosen = place(&instances, &Request::new(1, 1, "g", &[]), &strategies, seed);
             assert!(matches!(chosen, Some(0 | 2)), "{chosen:?}");
         }
     }
@@ -1241,11 +1262,8 @@ mod tests {
         assert_eq!(
             place(
                 &instances,
-                1,
-                1,
-                "family:web",
+                &Request::new(1, 1, "family:web", &distinct),
                 &binpack_memory(),
-                &distinct,
                 0
             ),
             Some(1)
@@ -1254,17 +1272,20 @@ mod tests {
         assert_eq!(
             place(
                 &instances,
-                1,
-                1,
-                "family:db",
+                &Request::new(1, 1, "family:db", &distinct),
                 &binpack_memory(),
-                &distinct,
                 0
             ),
             Some(0)
         );
         // Two more fit, one on each free instance; then there is nowhere left.
-        let placed = place_many(&mut instances, 5, 1, 1, "family:web", &[], &distinct, 0);
+        let placed = place_many(
+            &mut instances,
+            5,
+            &Request::new(1, 1, "family:web", &distinct),
+            &[],
+            0,
+        );
         assert_eq!(placed, [1, 2]);
     }
 
@@ -1274,7 +1295,13 @@ mod tests {
             instance("small", 1024, 1024, &[]),
             instance("large", 1024, 4096, &[]),
         ];
-        let placed = place_many(&mut instances, 10, 256, 512, "g", &binpack_memory(), &[], 0);
+        let placed = place_many(
+            &mut instances,
+            10,
+            &Request::new(256, 512, "g", &[]),
+            &binpack_memory(),
+            0,
+        );
         // Binpack fills the small one first; CPU (4 x 256 per instance) is
         // what runs out in the end.
         assert_eq!(placed, [0, 0, 1, 1, 1, 1]);
@@ -1287,7 +1314,10 @@ mod tests {
             (0, 2048)
         );
         assert_eq!(instances[1].task_groups, vec!["g"; 4]);
-        assert_eq!(place(&instances, 256, 512, "g", &[], &[], 0), None);
+        assert_eq!(
+            place(&instances, &Request::new(256, 512, "g", &[]), &[], 0),
+            None
+        );
     }
 
     #[test]
@@ -1296,25 +1326,41 @@ mod tests {
         draining.status = "DRAINING".into();
         let instances = [draining, instance("active", 4096, 8192, &[])];
         assert_eq!(
-            place(&instances, 1, 1, "g", &binpack_memory(), &[], 0),
+            place(
+                &instances,
+                &Request::new(1, 1, "g", &[]),
+                &binpack_memory(),
+                0
+            ),
             Some(1)
         );
-        assert_eq!(place(&instances[..1], 1, 1, "g", &[], &[], 0), None);
+        assert_eq!(
+            place(&instances[..1], &Request::new(1, 1, "g", &[]), &[], 0),
+            None
+        );
     }
 
     #[test]
     fn nothing_fits_gives_none() {
         let instances = [instance("a", 256, 8192, &[]), instance("b", 4096, 256, &[])];
         assert_eq!(
-            place(&instances, 512, 512, "g", &binpack_memory(), &[], 0),
+            place(
+                &instances,
+                &Request::new(512, 512, "g", &[]),
+                &binpack_memory(),
+                0
+            ),
             None
         );
-        assert_eq!(place(&[], 1, 1, "g", &[], &[], 0), None);
+        assert_eq!(place(&[], &Request::new(1, 1, "g", &[]), &[], 0), None);
         let member = [Constraint::MemberOf(expr(
             "attribute:ecs.os-type == windows",
         ))];
         let roomy = [instance("c", 4096, 8192, &[("ecs.os-type", "linux")])];
-        assert_eq!(place(&roomy, 1, 1, "g", &[], &member, 0), None);
+        assert_eq!(
+            place(&roomy, &Request::new(1, 1, "g", &member), &[], 0),
+            None
+        );
     }
 
     fn fleet() -> Vec<Instance> {
@@ -1468,13 +1514,25 @@ mod tests {
         let mut instances = fleet();
         instances[1].task_groups.push("service:db".into());
         let affinity = [Constraint::MemberOf(expr("task:group == service:db"))];
-        let placed = place_many(&mut instances, 2, 1, 1, "service:web", &[], &affinity, 0);
+        let placed = place_many(
+            &mut instances,
+            2,
+            &Request::new(1, 1, "service:web", &affinity),
+            &[],
+            0,
+        );
         assert_eq!(placed, [1, 1]);
 
         // Anti-affinity with itself: one task, and then nowhere.
         let mut instances = fleet();
         let alone = [Constraint::MemberOf(expr("not task:group == service:web"))];
-        let placed = place_many(&mut instances, 5, 1, 1, "service:web", &[], &alone, 0);
+        let placed = place_many(
+            &mut instances,
+            5,
+            &Request::new(1, 1, "service:web", &alone),
+            &[],
+            0,
+        );
         assert_eq!(placed, [0, 1, 2]);
     }
 
