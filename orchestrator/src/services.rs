@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::ecs::{check_name, decode, encode, now, retry, Ecs};
+use crate::ecs::{decode, encode, now, retry, Ecs};
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::random_hex32;
 use crate::model::{
@@ -137,7 +137,7 @@ impl Ecs {
     pub fn create_service(&self, req: &CreateService) -> EcsResult<Value> {
         let cluster = self.cluster(req.cluster.as_deref())?;
         let name = &req.service_name;
-        check_name("serviceName", name)?;
+        crate::names::check("serviceName", name)?;
         let td = self.active_task_definition(&req.task_definition)?;
         let launch_type = launch_type_for(&td, req.launch_type.as_deref())?;
         self.check_service_load_balancers(&req.load_balancers, &td)?;
@@ -234,7 +234,8 @@ impl Ecs {
 
     /// The service `name` of `cluster` (any status).
     pub fn service(&self, cluster: &str, name: &str) -> EcsResult<Service> {
-        match self.store.get(&service_key(cluster, name_from_arn(name)))? {
+        let name = crate::names::lookup("service", name)?;
+        match self.store.get(&service_key(cluster, name))? {
             Some(rec) => decode(&rec.value),
             None => Err(EcsError::new(
                 ErrorKind::ServiceNotFoundException,
@@ -250,7 +251,7 @@ impl Ecs {
         name: &str,
         mut change: impl FnMut(&mut Service) -> EcsResult<()>,
     ) -> EcsResult<Service> {
-        let key = service_key(cluster, name_from_arn(name));
+        let key = service_key(cluster, crate::names::lookup("service", name)?);
         retry(|| {
             let Some(rec) = self.store.get(&key)? else {
                 return Err(EcsError::new(
