@@ -911,6 +911,325 @@ mod tests {
         }
     }
 
+    /// The audit's FARGATE definition, with `container` merged into its one
+    /// container and `task` into the task.
+    fn fargate(task: Value, container: Value) -> Value {
+        let mut c = json!({ "name": "app", "image": "busybox", "essential": true });
+        for (k, v) in container.as_object().expect("object") {
+            c[k] = v.clone();
+        }
+        let mut td = json!({
+            "family": "sandbox", "requiresCompatibilities": ["FARGATE"],
+            "networkMode": "awsvpc", "cpu": "256", "memory": "512",
+            "containerDefinitions": [c],
+        });
+        for (k, v) in task.as_object().expect("object") {
+            td[k] = v.clone();
+        }
+        td
+    }
+
+    #[test]
+    fn fargate_refuses_what_reaches_the_host() {
+        let cases = [
+            (
+                json!({}),
+                json!({ "privileged": true }),
+                "containerDefinitions[0].privileged",
+            ),
+            (
+                json!({}),
+                json!({ "linuxParameters": { "capabilities": { "add": ["SYS_ADMIN"] } } }),
+                "containerDefinitions[0].linuxParameters.capabilities.add[0]",
+            ),
+            (
+                json!({}),
+                json!({ "linuxParameters": { "capabilities": { "add": ["SYS_PTRACE", "ALL"] } } }),
+                "containerDefinitions[0].linuxParameters.capabilities.add[1]",
+            ),
+            (
+                json!({}),
+                json!({ "linuxParameters": { "devices": [{ "hostPath": "/dev/sda" }] } }),
+                "containerDefinitions[0].linuxParameters.devices",
+            ),
+            (
+                json!({ "volumes": [{ "name": "h", "host": { "sourcePath": "/etc" } }] }),
+                json!({}),
+                "volumes[0].host.sourcePath",
+            ),
+            (json!({ "pidMode": "host" }), json!({}), "pidMode"),
+            (json!({ "ipcMode": "host" }), json!({}), "ipcMode"),
+            (json!({ "networkMode": "host" }), json!({}), "networkMode"),
+            (json!({ "networkMode": "bridge" }), json!({}), "networkMode"),
+            (
+                json!({}),
+                json!({ "systemControls": [{ "namespace": "kernel.shmmax", "value": "1" }] }),
+                "containerDefinitions[0].systemControls[0].namespace",
+            ),
+            (
+                json!({}),
+                json!({ "dockerSecurityOptions": ["no-new-privileges"] }),
+                "containerDefinitions[0].dockerSecurityOptions",
+            ),
+            (
+                json!({}),
+                json!({ "stopTimeout": 121 }),
+                "containerDefinitions[0].stopTimeout",
+            ),
+        ];
+        for (task, container, field) in cases {
+            let input = fargate(task, container);
+            let e = prepare(td(input.clone())).expect_err("refused");
+            assert_eq!(e.kind, crate::error::ErrorKind::ClientException, "{e}");
+            assert!(e.message.starts_with(&format!("{field}: ")), "{input}: {e}");
+            // The same rules hold when a stored definition is launched.
+            let stored = td(input);
+            assert!(check_launch(&stored, "FARGATE").is_err(), "{field}");
+        }
+        // What Fargate allows.
+        let allowed = fargate(
+            json!({ "pidMode": "task" }),
+            json!({
+                "user": "1000",
+                "linuxParameters": { "capabilities": { "add": ["SYS_PTRACE"], "drop": ["NET_RAW"] } },
+                "systemControls": [{ "namespace": "net.ipv4.tcp_keepalive_time", "value": "60" }],
+            }),
+        );
+        prepare(td(allowed.clone())).expect("allowed on Fargate");
+        // The same privileged definition is fine on EC2.
+        let mut ec2 = fargate(json!({}), json!({ "privileged": true }));
+        ec2["requiresCompatibilities"] = json!(["EC2"]);
+        let p = prepare(td(ec2)).expect("EC2 allows privileged");
+        check_launch(&p.definition, "EC2").expect("EC2 launch");
+        assert!(check_launch(&p.definition, "FARGATE").is_err());
+    }
+
+    #[test]
+    fn security_options_are_applied_or_refused() {
+        let with = |opts: Value| {
+            let mut c = web();
+            c["dockerSecurityOptions"] = opts;
+            json!({ "family": "f", "containerDefinitions": [c] })
+        };
+        let p = prepare(td(with(json!(["no-new-privileges"])))).expect("valid");
+        assert!(no_new_privileges(&p.definition.container_definitions[0]));
+        assert!(!p
+            .ignored
+            .iter()
+            .any(|i| i.contains("dockerSecurityOptions")));
+        let p = prepare(td(with(json!(["no-new-privileges:false"])))).expect("valid");
+        assert!(!no_new_privileges(&p.definition.container_definitions[0]));
+        for (opt, needle) in [
+            ("label:type:svirt_apache_t", "SELinux"),
+            ("apparmor:docker-default", "AppArmor"),
+            ("seccomp:unconfined", "not one of"),
+        ] {
+            let e = err(with(json!(["no-new-privileges", opt])));
+            assert!(
+                e.contains("containerDefinitions[0].dockerSecurityOptions[1]")
+                    && e.contains(needle),
+                "{opt}: {e}"
+            );
+        }
+        let mut c = web();
+        c["linuxParameters"] = json!({ "devices": [{ "hostPath": "/dev/fuse" }] });
+        let e = err(json!({ "family": "f", "containerDefinitions": [c] }));
+        assert!(
+            e.contains("containerDefinitions[0].linuxParameters.devices"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn linux_parameters_round_trip_and_report_what_is_ignored() {
+        let mut c = web();
+        c["linuxParameters"] = json!({
+            "capabilities": { "add": ["NET_ADMIN"] },
+            "initProcessEnabled": true,
+            "tmpfs": [{ "containerPath": "/run", "size": 64 }],
+        });
+        let p = prepare(td(
+            json!({ "family": "f", "containerDefinitions": [c.clone()] }),
+        ))
+        .expect("valid");
+        let out = serde_json::to_value(&p.definition).expect("json");
+        assert_eq!(
+            out["containerDefinitions"][0]["linuxParameters"],
+            c["linuxParameters"]
+        );
+        for field in ["initProcessEnabled", "tmpfs"] {
+            let path = format!("containerDefinitions[0].linuxParameters.{field}");
+            assert!(p.ignored.contains(&path), "{path}: {:?}", p.ignored);
+        }
+        assert_eq!(
+            p.definition.container_definitions[0].cap_add(),
+            ["NET_ADMIN"]
+        );
+        c["linuxParameters"] = json!({ "capabilitiez": {} });
+        let e = err(json!({ "family": "f", "containerDefinitions": [c] }));
+        assert!(
+            e.contains("containerDefinitions[0].linuxParameters.capabilitiez: unknown"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn volume_names_are_ecs_names() {
+        let with_volume = |name: &str| {
+            let mut c = web();
+            c["mountPoints"] = json!([{ "sourceVolume": name, "containerPath": "/data" }]);
+            json!({ "family": "f", "volumes": [{ "name": name }], "containerDefinitions": [c] })
+        };
+        let long = "v".repeat(256);
+        for name in [
+            "",
+            "/",
+            "..",
+            ".",
+            "a/b",
+            "../../../../../../../../etc",
+            "a\0b",
+            &long,
+        ] {
+            let e = err(with_volume(name));
+            assert!(e.contains("volumes[0].name: "), "{name:?}: {e}");
+        }
+        prepare(td(with_volume("data_1-x"))).expect("a good name");
+        prepare(td(with_volume(&"v".repeat(255)))).expect("255 characters");
+        let mut c = web();
+        c["mountPoints"] = json!([{ "sourceVolume": "nope", "containerPath": "/data" }]);
+        let e = err(
+            json!({ "family": "f", "volumes": [{ "name": "data" }], "containerDefinitions": [c] }),
+        );
+        assert!(
+            e.contains("containerDefinitions[0].mountPoints[0].sourceVolume"),
+            "{e}"
+        );
+        c["mountPoints"] = json!([{ "sourceVolume": "data", "containerPath": "data" }]);
+        let e = err(
+            json!({ "family": "f", "volumes": [{ "name": "data" }], "containerDefinitions": [c] }),
+        );
+        assert!(
+            e.contains("containerDefinitions[0].mountPoints[0].containerPath"),
+            "{e}"
+        );
+        let e = err(
+            json!({ "family": "f", "volumes": [{ "name": "d" }, { "name": "d" }], "containerDefinitions": [web()] }),
+        );
+        assert!(e.contains("volumes[1].name: duplicate"), "{e}");
+        let e = err(
+            json!({ "family": "f", "volumes": [{ "name": "d", "host": { "sourcePath": "etc" } }], "containerDefinitions": [web()] }),
+        );
+        assert!(e.contains("volumes[0].host.sourcePath"), "{e}");
+    }
+
+    #[test]
+    fn other_names_are_checked_per_field() {
+        let long = "n".repeat(256);
+        for name in ["", "/", "..", "a/b", "a\0b", &long] {
+            let e = err(json!({ "family": name, "containerDefinitions": [web()] }));
+            assert!(e.contains("family: "), "{name:?}: {e}");
+            let e = err(
+                json!({ "family": "f", "containerDefinitions": [{ "name": name, "image": "b", "memory": 64 }] }),
+            );
+            assert!(
+                e.contains("containerDefinitions[0].name: "),
+                "{name:?}: {e}"
+            );
+        }
+        // ECS allows 255-character container names; they still get runtime
+        // ids and log names that fit (names::runtime_id, names::file_stem).
+        let c = json!({ "name": "c".repeat(255), "image": "b", "memory": 64 });
+        prepare(td(json!({ "family": "f", "containerDefinitions": [c] }))).expect("255 characters");
+    }
+
+    #[test]
+    fn extreme_numbers_are_refused_naming_the_field() {
+        for s in [
+            "inf vcpu",
+            "NaN vcpu",
+            "-1 vcpu",
+            "1e300 vcpu",
+            "18446744073709551615",
+            "0",
+            "262145",
+        ] {
+            assert_eq!(parse_cpu(s), None, "{s}");
+        }
+        for s in [
+            "1e300gb",
+            "inf gb",
+            "-0.5gb",
+            "9223372036854775808",
+            "0mb",
+            "1073741825",
+        ] {
+            assert_eq!(parse_memory(s), None, "{s}");
+        }
+        assert_eq!(parse_cpu("256 vcpu"), Some(MAX_CPU_UNITS));
+        assert_eq!(parse_memory("1048576 GB"), Some(MAX_MEMORY_MIB));
+        let container = |field: &str, value: Value| {
+            let mut c = web();
+            c[field] = value;
+            json!({ "family": "f", "containerDefinitions": [c] })
+        };
+        let cases = [
+            (
+                container("cpu", json!(u64::MAX)),
+                "containerDefinitions[0].cpu: 18446744073709551615",
+            ),
+            (
+                container("cpu", json!(9_223_372_036_854_775_808u64)),
+                "containerDefinitions[0].cpu",
+            ),
+            (
+                container("memory", json!(1u64 << 63)),
+                "containerDefinitions[0].memory",
+            ),
+            (
+                container("memoryReservation", json!(u64::MAX)),
+                "containerDefinitions[0].memoryReservation",
+            ),
+            (
+                container("stopTimeout", json!(u64::MAX)),
+                "containerDefinitions[0].stopTimeout",
+            ),
+            (
+                container("startTimeout", json!(u64::MAX)),
+                "containerDefinitions[0].startTimeout",
+            ),
+            (
+                json!({ "family": "f", "cpu": "inf vcpu", "containerDefinitions": [web()] }),
+                "cpu: ",
+            ),
+            (
+                json!({ "family": "f", "memory": "1e300gb", "containerDefinitions": [web()] }),
+                "memory: ",
+            ),
+        ];
+        for (input, needle) in cases {
+            let e = err(input.clone());
+            assert!(e.contains(needle), "{input}: {e}");
+        }
+        // Ten containers at the maximum still sum without wrapping.
+        let big =
+            json!({ "name": "a", "image": "b", "cpu": MAX_CPU_UNITS, "memory": MAX_MEMORY_MIB });
+        let defs: Vec<Value> = (0..10)
+            .map(|i| {
+                let mut c = big.clone();
+                c["name"] = json!(format!("c{i}"));
+                c
+            })
+            .collect();
+        let p = prepare(td(json!({ "family": "f", "containerDefinitions": defs }))).expect("valid");
+        let needs = crate::tasks::task_needs(&p.definition, &Value::Null).expect("needs");
+        assert_eq!(needs, (10 * MAX_CPU_UNITS, 10 * MAX_MEMORY_MIB));
+        // A stored definition that skipped registration cannot wrap either.
+        let mut hostile = p.definition;
+        hostile.container_definitions[0].cpu = u64::MAX;
+        assert!(crate::tasks::task_needs(&hostile, &Value::Null).is_err());
+    }
+
     #[test]
     fn fargate_pairs() {
         assert!(fargate_memory_allowed(256, 512));
