@@ -631,3 +631,23 @@ fn security_a_huge_cpu_is_refused_and_capacity_is_unchanged() {
     assert_eq!(remaining(&w, "MEMORY"), memory_before);
     w.assert_clean();
 }
+
+#[test]
+fn security_a_255_character_container_name_runs() {
+    let w = world_with_busybox("security-long-name");
+    let name = "c".repeat(255);
+    w.register(&json!({
+        "family": "long", "networkMode": "bridge",
+        "containerDefinitions": [{ "name": name, "image": "busybox", "memory": 32,
+            "command": ["echo", "ran"] }]
+    }));
+    let id = task_id(&run_task(&w, &["--task-definition", "long"])["tasks"][0]);
+    let t = w.wait_task(&id, "STOPPED");
+    let c = container(&t, &name);
+    assert_eq!(c["exitCode"], 0, "{t}");
+    // The runtime id fits the runtime's 128 characters.
+    let runtime_id = c["runtimeId"].as_str().expect("runtime id");
+    assert!(runtime_id.len() <= 128, "{runtime_id}");
+    assert_eq!(stdout(&w.berth(&["logs", &id])), "ran\n");
+    w.assert_clean();
+}
