@@ -2,7 +2,7 @@
 //! overrides, made into the runtime's container spec.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use berth_rootfs::image::{resolve_command, ContainerConfig};
 use berth_runtime::{ContainerSpec, Mount, NamespaceJoin, Resources, Rlimit};
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{EcsError, EcsResult};
-use crate::model::ContainerDefinition;
+use crate::model::{ContainerDefinition, TaskDefinition};
 use crate::taskdef::{MAX_CPU_UNITS, MAX_MEMORY_MIB};
 
 /// `run-task --overrides` for one container.
@@ -36,6 +36,48 @@ pub fn overrides_for(overrides: &Value, name: &str) -> ContainerOverride {
         .into_iter()
         .find(|o| o.name == name)
         .unwrap_or_default()
+}
+
+/// Where a task's volume lives on the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VolumeDir {
+    /// A host directory (`host.sourcePath`, EC2 only), used as it is.
+    Host(PathBuf),
+    /// A scratch directory of the task, to be made: a direct child of the
+    /// task's volumes directory.
+    Scratch(PathBuf),
+}
+
+impl VolumeDir {
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Host(p) | Self::Scratch(p) => p,
+        }
+    }
+}
+
+/// The host directory of each of `td`'s volumes, scratch ones under
+/// `base`. The definition is checked for `launch_type` first, so one that
+/// skipped registration cannot name a path outside `base` or a host
+/// volume on Fargate. Pure: makes nothing.
+pub fn volume_dirs(
+    td: &TaskDefinition,
+    launch_type: &str,
+    base: &Path,
+) -> EcsResult<BTreeMap<String, VolumeDir>> {
+    crate::taskdef::check_launch(td, launch_type)?;
+    let mut out = BTreeMap::new();
+    for (i, v) in td.volumes.iter().enumerate() {
+        let dir =
+            match v.host_path() {
+                Some(p) => VolumeDir::Host(PathBuf::from(p)),
+                None => VolumeDir::Scratch(crate::names::child(base, &v.name).map_err(|e| {
+                    EcsError::client(format!("volumes[{i}].name: {:?}: {e}", v.name))
+                })?),
+            };
+        out.insert(v.name.clone(), dir);
+    }
+    Ok(out)
 }
 
 /// `run-task --overrides`: well-formed, naming the definition's
@@ -346,6 +388,97 @@ mod tests {
 
     fn def(v: Value) -> ContainerDefinition {
         serde_json::from_value(v).expect("def")
+    }
+
+    fn td(v: Value) -> TaskDefinition {
+        serde_json::from_value(v).expect("td")
+    }
+
+    #[test]
+    fn volumes_stay_under_their_base_even_unregistered() {
+        let base = Path::new("/run/berth/tasks/t/volumes");
+        let with = |volume: Value| {
+            td(serde_json::json!({
+                "family": "f", "volumes": [volume], "networkMode": "awsvpc",
+                "cpu": "256", "memory": "512",
+                "containerDefinitions": [{ "name": "a", "image": "i", "memory": 8 }],
+            }))
+        };
+        let dirs = volume_dirs(&with(serde_json::json!({ "name": "data" })), "EC2", base)
+            .expect("a scratch volume");
+        assert_eq!(dirs["data"], VolumeDir::Scratch(base.join("data")));
+        let host = with(serde_json::json!({ "name": "h", "host": { "sourcePath": "/srv" } }));
+        assert_eq!(
+            volume_dirs(&host, "EC2", base).expect("EC2")["h"],
+            VolumeDir::Host("/srv".into())
+        );
+        let e = volume_dirs(&host, "FARGATE", base).expect_err("Fargate");
+        assert!(e.message.contains("volumes[0].host.sourcePath"), "{e}");
+        for name in ["/", "..", "../../../../etc", "a/b", "", "a\0"] {
+            let e = volume_dirs(&with(serde_json::json!({ "name": name })), "EC2", base)
+                .expect_err(name);
+            assert!(e.message.starts_with("volumes[0].name: "), "{name:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn security_options_and_capabilities_reach_the_spec() {
+        let image = ContainerConfig::default();
+        let ctx = TaskContext {
+            per_container: BTreeMap::new(),
+            hostname: "h".into(),
+            network_ns: None,
+            ipc_ns: None,
+            uts_ns: None,
+            volumes: BTreeMap::new(),
+            mount_points: BTreeMap::new(),
+            etc_files: Vec::new(),
+        };
+        let d = def(serde_json::json!({
+            "name": "a", "image": "i", "command": ["true"],
+            "dockerSecurityOptions": ["no-new-privileges"],
+            "linuxParameters": { "capabilities": { "add": ["SYS_PTRACE"], "drop": ["NET_RAW"] } },
+        }));
+        let spec = container_spec(&d, &image, &ContainerOverride::default(), &ctx).expect("spec");
+        assert!(spec.no_new_privileges);
+        assert_eq!(spec.cap_add, ["SYS_PTRACE"]);
+        assert_eq!(spec.cap_drop, ["NET_RAW"]);
+        let plain = def(serde_json::json!({ "name": "a", "image": "i", "command": ["true"] }));
+        let spec =
+            container_spec(&plain, &image, &ContainerOverride::default(), &ctx).expect("spec");
+        assert!(!spec.no_new_privileges);
+    }
+
+    #[test]
+    fn overrides_are_checked_naming_the_field() {
+        let defs = [def(serde_json::json!({ "name": "a", "image": "i" }))];
+        let ok = serde_json::json!({ "containerOverrides": [{ "name": "a", "cpu": 512 }] });
+        check_overrides(&ok, &defs).expect("valid");
+        check_overrides(&Value::Null, &defs).expect("none");
+        let cases = [
+            (
+                serde_json::json!({ "containerOverrides": [{ "name": "b" }] }),
+                "containerOverrides[0].name",
+            ),
+            (
+                serde_json::json!({ "containerOverrides": [{ "name": "a", "cpu": u64::MAX }] }),
+                "containerOverrides[0].cpu",
+            ),
+            (
+                serde_json::json!({ "containerOverrides": [{ "name": "a", "memory": 1u64 << 63 }] }),
+                "containerOverrides[0].memory",
+            ),
+            (
+                serde_json::json!({ "containerOverrides": "x" }),
+                "overrides.containerOverrides",
+            ),
+        ];
+        for (ov, needle) in cases {
+            let e = check_overrides(&ov, &defs)
+                .expect_err("refused")
+                .to_string();
+            assert!(e.contains(needle), "{ov}: {e}");
+        }
     }
 
     #[test]

@@ -21,7 +21,9 @@ use berth_runtime::namespaces::SharedNamespaces;
 use berth_runtime::{cgroups, CreateOptions, Resources, Runtime, RuntimeRoot, Source};
 use nix::unistd::{fork, ForkResult};
 
-use crate::containerize::{container_spec, hosts_file, overrides_for, resolv_conf, TaskContext};
+use crate::containerize::{
+    container_spec, hosts_file, overrides_for, resolv_conf, volume_dirs, TaskContext, VolumeDir,
+};
 use crate::ecs::{now, Ecs};
 use crate::health::{self, HealthCheck, HealthTracker};
 use crate::model::{name_from_arn, ContainerDefinition, Partition, Task, TaskDefinition};
@@ -533,29 +535,23 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    /// The task's volumes: a host directory (EC2 only), or a scratch
-    /// directory that is a direct child of the task's `volumes` directory.
-    /// The definition is checked again here: one written to the store
-    /// without registration must not mount anything else either.
+    /// The task's volumes (containerize::volume_dirs, which checks the
+    /// definition again: one written to the store without registration
+    /// must not mount anything outside the task's volumes directory
+    /// either), scratch ones made.
     fn make_volumes(
         &self,
         td: &TaskDefinition,
         task: &Task,
     ) -> Result<BTreeMap<String, PathBuf>, String> {
-        crate::taskdef::check_launch(td, &task.launch_type).map_err(|e| e.to_string())?;
         let base = self.args.task_dir().join("volumes");
+        let dirs = volume_dirs(td, &task.launch_type, &base).map_err(|e| e.to_string())?;
         let mut volumes = BTreeMap::new();
-        for (i, v) in td.volumes.iter().enumerate() {
-            let dir = match v.host_path() {
-                Some(host_path) => PathBuf::from(host_path),
-                None => {
-                    let d = names::child(&base, &v.name)
-                        .map_err(|e| format!("volumes[{i}].name: {:?}: {e}", v.name))?;
-                    std::fs::create_dir_all(&d).map_err(|e| format!("volume {}: {e}", v.name))?;
-                    d
-                }
-            };
-            volumes.insert(v.name.clone(), dir);
+        for (name, dir) in dirs {
+            if let VolumeDir::Scratch(d) = &dir {
+                std::fs::create_dir_all(d).map_err(|e| format!("volume {name}: {e}"))?;
+            }
+            volumes.insert(name, dir.path().to_path_buf());
         }
         Ok(volumes)
     }
