@@ -448,8 +448,19 @@ fn security_a_volume_named_as_a_path_is_refused_and_cannot_escape_when_stored() 
             ),
         ])
         .expect("store the definition");
-    // run-task checks the stored definition again.
+    // run-task and create-service check the stored definition again.
     let out = w.berth(&["run-task", "--task-definition", "escape"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("volumes[0].name"), "{}", stderr(&out));
+    let out = w.berth(&[
+        "create-service",
+        "--service-name",
+        "escape",
+        "--task-definition",
+        "escape",
+        "--desired-count",
+        "1",
+    ]);
     assert!(!out.status.success(), "{}", stdout(&out));
     assert!(stderr(&out).contains("volumes[0].name"), "{}", stderr(&out));
 
