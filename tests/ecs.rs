@@ -301,6 +301,11 @@ fn security_names_that_are_paths_are_refused_naming_the_field() {
     let long = "x".repeat(256);
     for bad in ["../x", "/", "..", "a/b", long.as_str()] {
         refused(&["stop-task", "--task", bad], "task");
+        refused(&["delete-load-balancer", "--name", bad], "loadBalancerName");
+        refused(
+            &["update-service", "--service", bad, "--desired-count", "1"],
+            "service",
+        );
         refused(&["logs", bad], "task");
         refused(&["create-cluster", "--cluster-name", bad], "clusterName");
         refused(&["delete-cluster", "--cluster", bad], "cluster");

@@ -180,6 +180,8 @@ impl Ecs {
     }
 
     pub fn load_balancer(&self, name: &str) -> EcsResult<LoadBalancer> {
+        // A name that cannot exist is refused before it becomes a key.
+        check_lb_name(name)?;
         match self.store.get(&lb_key(name))? {
             Some(rec) => decode(&rec.value),
             None => Err(EcsError::invalid(format!(
