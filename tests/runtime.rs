@@ -689,3 +689,136 @@ fn sysctls_and_bind_mounts_apply() {
     assert!(!host.path().join("nope").exists());
     w.assert_clean();
 }
+
+/// readlink of a process's executable, from the host.
+fn exe_of(pid: i64) -> String {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// True when the file behind `/proc/PID/exe` cannot be changed: opening it
+/// for write, or writing, or truncating it, fails.
+fn exe_is_unwritable(pid: i64) -> bool {
+    use std::io::Write;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/exe"))
+    {
+        Err(_) => true,
+        Ok(mut f) => f.write_all(b"\x7fELF").is_err() && f.set_len(0).is_err(),
+    }
+}
+
+#[test]
+fn security_container_init_and_exec_run_from_a_sealed_copy() {
+    let w = World::new("sealed");
+    // A created container's init is still berth (libcontainer's init, cloned
+    // from the monitor), waiting for `start`: what a container could reach
+    // through /proc/1/exe. It must be the sealed memfd, not the host binary.
+    let out = w.berth(&[
+        "runtime",
+        "create",
+        "--cgroup-parent",
+        &w.cgroup_parent,
+        "--bundle",
+        &make_bundle(&w),
+        "c",
+    ]);
+    assert_ok(&out);
+    let state = parse_json(&out);
+    let init = state["pid"].as_i64().expect("init pid");
+    let monitor = state["monitor"]["pid"].as_i64().expect("monitor pid");
+    for pid in [init, monitor] {
+        let exe = exe_of(pid);
+        assert!(exe.starts_with("/memfd:berth"), "pid {pid} runs {exe:?}");
+        assert!(exe_is_unwritable(pid), "pid {pid}'s executable is writable");
+    }
+    assert_ok(&w.berth(&["runtime", "start", "c"]));
+
+    // `exec` forks the joining process from the CLI: the CLI has re-executed
+    // from the sealed copy by the time the command runs.
+    let mut exec = w
+        .command()
+        .args([
+            "runtime",
+            "exec",
+            "c",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; sleep 30",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn exec");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(exec.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read exec output");
+    assert_eq!(line, "ready\n");
+    let cli = i64::from(exec.id());
+    let exe = exe_of(cli);
+    let unwritable = exe_is_unwritable(cli);
+    let _ = exec.kill();
+    let _ = exec.wait();
+    assert!(exe.starts_with("/memfd:berth"), "exec CLI runs {exe:?}");
+    assert!(unwritable, "the exec CLI's executable is writable");
+    w.delete_force("c");
+    w.assert_clean();
+}
+
+#[test]
+fn security_listen_fds_do_not_leak_into_the_container() {
+    let w = World::new("listenfds");
+    // libcontainer keeps fds 3..3+LISTEN_FDS open into the container: with it
+    // set, the container would get the monitor's sync pipe and our output.
+    let show = "echo L=$LISTEN_FDS P=$LISTEN_PID; ls /proc/$$/fd; true";
+    let out = w
+        .command()
+        .args(w.run_args(&[], &["sh", "-c", show]))
+        .env("LISTEN_FDS", "3")
+        .env("LISTEN_PID", std::process::id().to_string())
+        .env("LISTEN_FDNAMES", "a:b:c")
+        .output()
+        .expect("run");
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("L= P="), "{text}");
+    let fds: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(fds, ["0", "1", "2"], "{text}");
+
+    w.run_detached("d", &[], &["sleep", "60"]);
+    let out = w
+        .command()
+        .args(["runtime", "exec", "d", "--", "sh", "-c", show])
+        .env("LISTEN_FDS", "3")
+        .output()
+        .expect("exec");
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("L= P="), "{text}");
+    let fds: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(fds, ["0", "1", "2"], "{text}");
+    w.delete_force("d");
+    w.assert_clean();
+}
+
+#[test]
+fn security_proc_interrupts_is_masked() {
+    let w = World::new("interrupts");
+    assert!(
+        std::fs::metadata("/proc/interrupts").is_ok_and(|m| m.len() == 0),
+        "procfs reports size 0; the host file has content when read"
+    );
+    let out = w.run(&[], &["sh", "-c", "wc -c < /proc/interrupts"]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out).trim(), "0", "{}", stderr(&out));
+    // Privileged containers see it, as in Docker.
+    let out = w.run(&["--privileged"], &["sh", "-c", "wc -c < /proc/interrupts"]);
+    assert_ok(&out);
+    assert_ne!(stdout(&out).trim(), "0");
+    w.assert_clean();
+}

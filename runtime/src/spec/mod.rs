@@ -165,7 +165,8 @@ impl ContainerSpec {
         });
         linux["resources"]["devices"] = self.device_rules();
         if !self.privileged {
-            linux["maskedPaths"] = json!(defaults::MASKED_PATHS);
+            linux["maskedPaths"] =
+                json!(defaults::masked_paths(Path::new("/sys/devices/system/cpu")));
             linux["readonlyPaths"] = json!(defaults::READONLY_PATHS);
             linux["seccomp"] = seccomp::default_profile(has_sys_admin);
         }
