@@ -11,7 +11,7 @@ ROOTFS := $(CURDIR)/.build/busybox
 APT_PACKAGES := busybox-static libseccomp-dev pkg-config docker-registry skopeo apache2-utils nftables
 BENCH_PACKAGES := runc crun umoci debootstrap wrk
 
-.PHONY: all deps bench-deps build images bench-images test lint demo bench clean
+.PHONY: all deps bench-deps build images bench-images test lint demo bench clean fuzz-deps fuzz-build fuzz fuzz-smoke
 
 all: build
 
@@ -50,6 +50,7 @@ bench-images: bench-deps
 
 lint: deps
 	cargo fmt --all --check
+	cd fuzz && cargo fmt --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
 test: lint build images
@@ -58,6 +59,29 @@ test: lint build images
 	else \
 		BERTH_BIN=$(BERTH) BERTH_TEST_ROOTFS=$(ROOTFS) cargo test --workspace --no-fail-fast; \
 	fi
+	$(MAKE) fuzz-smoke
+
+# Fuzzing with cargo-fuzz (libFuzzer) on the stable toolchain: no sanitizer
+# (safe Rust), debug assertions on (overflow panics). Targets in
+# fuzz/fuzz_targets; seeds in fuzz/seeds; corpora and crashes under
+# FUZZ_DIR. `make fuzz` runs each target FUZZ_SECONDS; `make fuzz-smoke`
+# (part of `make test`) 30 s each, failing on any crash or hang.
+FUZZ_TARGETS := taskdef_spec unpack_layer image_reference cluster_query
+FUZZ_SECONDS ?= 300
+export FUZZ_DIR ?= /var/tmp/berth-fuzz
+export FUZZ_BUILD_DIR ?= /var/tmp/berth-fuzz-target
+
+fuzz-deps:
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+
+fuzz-build: fuzz-deps
+	cd fuzz && cargo fuzz build -s none -a --target-dir $(FUZZ_BUILD_DIR)
+
+fuzz: fuzz-build
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	scripts/fuzz.sh 30 $(FUZZ_TARGETS)
 
 demo: build images
 	BERTH=$(BERTH) ROOTFS=$(ROOTFS) scripts/demo.sh

@@ -49,6 +49,38 @@ impl fmt::Display for Reference {
     }
 }
 
+/// Docker's `host[:port]`: dot-separated labels of letters, digits and
+/// inner hyphens, or an IPv6 address in brackets; the port is digits.
+fn registry_ok(registry: &str) -> bool {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let (host_ok, port) = match registry.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) => (
+                !v6.is_empty()
+                    && v6
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+                port,
+            ),
+            None => (false, ""),
+        },
+        None => {
+            let end = registry.find(':').unwrap_or(registry.len());
+            (registry[..end].split('.').all(label_ok), &registry[end..])
+        }
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
 impl FromStr for Reference {
     type Err = Error;
 
@@ -88,6 +120,9 @@ impl FromStr for Reference {
             }
             _ => (DEFAULT_REGISTRY.to_string(), name.to_string()),
         };
+        if !registry_ok(&registry) {
+            return Err(invalid("the registry must be HOST[:PORT]"));
+        }
         let path = if registry == DEFAULT_REGISTRY && !path.contains('/') {
             format!("library/{path}")
         } else {
@@ -155,5 +190,30 @@ mod tests {
         for bad in ["", "UPPER", "a:", "a:-x", "a//b", "a@sha256:12", "-a"] {
             assert!(bad.parse::<Reference>().is_err(), "{bad}");
         }
+    }
+
+    /// Found by the image_reference fuzz target: the registry part was
+    /// taken as written, so `qu:ay.io/x` named the registry `qu:ay.io`.
+    #[test]
+    fn registries_are_host_and_port() {
+        for bad in [
+            "qu:ay.io/x/q:z",
+            "../x",
+            "a..b/x",
+            "a b.c/x",
+            "x.y:/z",
+            "x.y:5000a/z",
+            "-x.io/z",
+            "[zz]:1/x",
+            "[::1/x",
+        ] {
+            let err = bad.parse::<Reference>().expect_err(bad).to_string();
+            assert!(err.contains("registry"), "{bad}: {err}");
+        }
+        assert_eq!(norm("[::1]:5000/x"), "[::1]:5000/x:latest");
+        assert_eq!(
+            norm("my-registry.local:443/a/b"),
+            "my-registry.local:443/a/b:latest"
+        );
     }
 }

@@ -155,11 +155,15 @@ impl Unpacker<'_> {
     }
 
     /// Clear whatever an earlier entry of this layer put at `path`.
-    fn clear(&self, entry: &Path, path: &Path, keep_dir: bool) -> Result<()> {
+    fn clear(&mut self, entry: &Path, path: &Path, keep_dir: bool) -> Result<()> {
         match fs::symlink_metadata(path) {
             Ok(m) if m.is_dir() && keep_dir => Ok(()),
             Ok(m) if m.is_dir() => {
-                fs::remove_dir_all(path).map_err(|e| self.io(entry, "replace", e))
+                fs::remove_dir_all(path).map_err(|e| self.io(entry, "replace", e))?;
+                // Their modes and times must not land on what replaces
+                // them (a symlink would carry a chmod out of the layer).
+                self.dirs.retain(|d| !d.path.starts_with(path));
+                Ok(())
             }
             Ok(_) => fs::remove_file(path).map_err(|e| self.io(entry, "replace", e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -646,6 +650,43 @@ mod tests {
             ],
             "symlink etc",
         );
+    }
+
+    /// Found by the unpack_layer fuzz target: a directory entry that a
+    /// later entry replaced with a symlink still had its mode applied at
+    /// the end, through the link, to a directory outside the layer.
+    #[test]
+    fn a_replaced_directory_does_not_chmod_through_a_symlink() {
+        for entries in [
+            &[
+                (T::Directory, "d/", "", &b""[..]),
+                (T::Symlink, "d", "../outside", b""),
+            ][..],
+            &[
+                (T::Directory, "a/b/", "", b""),
+                (T::Symlink, "a", "../outside", b""),
+            ],
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let outside = dir.path().join("outside");
+            fs::create_dir(&outside).expect("outside");
+            fs::create_dir(outside.join("b")).expect("outside/b");
+            for d in [&outside, &outside.join("b")] {
+                fs::set_permissions(d, fs::Permissions::from_mode(0o710)).expect("chmod");
+            }
+            let tar = tarball(entries);
+            let digest = Digest::of(&tar);
+            let ctx = LayerContext {
+                image: "test:latest",
+                layer: &digest,
+            };
+            let dest = dir.path().join("layer");
+            unpack_layer(&tar[..], &dest, ctx).expect("unpack");
+            for d in [&outside, &outside.join("b")] {
+                let mode = fs::metadata(d).expect("meta").mode() & 0o7777;
+                assert_eq!(mode, 0o710, "{} was changed", d.display());
+            }
+        }
     }
 
     #[test]
