@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 BERTH := $(CARGO_TARGET_DIR)/debug/berth
 BERTH_RELEASE := $(CARGO_TARGET_DIR)/release/berth
 ROOTFS := $(CURDIR)/.build/busybox
-APT_PACKAGES := busybox-static libseccomp-dev pkg-config docker-registry skopeo apache2-utils nftables
+APT_PACKAGES := busybox-static libseccomp-dev pkg-config docker-registry skopeo apache2-utils nftables libelf-dev zlib1g-dev
 BENCH_PACKAGES := runc crun umoci debootstrap wrk
 
 .PHONY: all deps bench-deps build images bench-images test lint demo bench clean
