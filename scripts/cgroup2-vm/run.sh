@@ -9,15 +9,15 @@
 #   depends on), fetched with `apt-get download` and unpacked with
 #   `dpkg-deb -x` into the cache: nothing is installed into /boot;
 # - the initramfs is busybox (busybox-static) plus this directory's `init`
-#   and `modprobe` and the modules needed to reach the root: virtio, 9p,
-#   overlay;
+#   and the modules needed to reach the root: virtio, 9p, overlay;
 # - the host's `/` is the VM's root, read-only over 9p under a tmpfs overlay,
 #   so the VM runs the host's binaries (cargo's test executables, berth,
 #   nft, busybox) at their own paths and writes nowhere on the host;
-# - cgroup2 alone is mounted at /sys/fs/cgroup (and the kernel is booted with
-#   cgroup_no_v1=all), the unpacked modules are bound at /lib/modules and the
-#   kernel's module autoload (veth, bridge, nf_tables, ...) goes through the
-#   initramfs's /sbin/modprobe into that root;
+# - init switch_roots into it (see init for why not a chroot); cgroup2 alone
+#   is mounted at /sys/fs/cgroup (and the kernel is booted with
+#   cgroup_no_v1=all); the unpacked modules are bound at /lib/modules, so the
+#   kernel's module autoload (veth, bridge, nf_tables, ...) runs the host's
+#   kmod on them;
 # - the command's output goes to the console (our stdout) and its exit status
 #   comes back through a second, writable 9p share holding only that file.
 # QEMU runs with TCG (-accel tcg): KVM hangs on this machine.
@@ -73,7 +73,7 @@ module_closure() {
 prepare_initramfs() {
     local abi=$1 out=$cache/initramfs-$1.cpio.gz
     local stamp
-    stamp=$(cat "$here/init" "$here/modprobe" "$0" | sha256sum | cut -c1-16)
+    stamp=$(cat "$here/init" "$0" | sha256sum | cut -c1-16)
     if [ -f "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$stamp" ]; then
         return
     fi
@@ -83,7 +83,6 @@ prepare_initramfs() {
     cp /bin/busybox "$tmp/bin/busybox"
     ln -s busybox "$tmp/bin/sh"
     install -m 0755 "$here/init" "$tmp/init"
-    install -m 0755 "$here/modprobe" "$tmp/sbin/modprobe"
     local modules=$cache/kernel-$abi/root/lib/modules/$abi
     local inside=$tmp/lib/modules/$abi name rel
     mkdir -p "$inside"
