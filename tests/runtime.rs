@@ -822,3 +822,88 @@ fn security_proc_interrupts_is_masked() {
     assert_ne!(stdout(&out).trim(), "0");
     w.assert_clean();
 }
+
+/// A loop device over a file of known bytes, detached when dropped: a block
+/// device of the test's own that the host can read.
+struct LoopDevice {
+    path: String,
+}
+
+const DISK_MARKER: &str = "berth-disk-marker";
+
+impl LoopDevice {
+    fn new(w: &World) -> Self {
+        let file = w.root.path().join("disk.img");
+        let mut bytes = DISK_MARKER.as_bytes().to_vec();
+        bytes.resize(1 << 20, 0);
+        std::fs::write(&file, bytes).expect("write disk image");
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&file)
+            .output()
+            .expect("losetup");
+        assert_ok(&out);
+        LoopDevice {
+            path: stdout(&out).trim().to_string(),
+        }
+    }
+
+    fn major_minor(&self) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        let rdev = std::fs::metadata(&self.path).expect("stat loop").rdev();
+        (libc::major(rdev) as u64, libc::minor(rdev) as u64)
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.path]).status();
+    }
+}
+
+#[test]
+fn a_default_container_cannot_use_a_device_it_makes() {
+    let w = World::new("device");
+    let disk = LoopDevice::new(&w);
+    let mut head = vec![0; DISK_MARKER.len()];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open(&disk.path).expect("open loop"),
+        &mut head,
+    )
+    .expect("read loop");
+    assert_eq!(head, DISK_MARKER.as_bytes(), "the host reads the disk");
+    let (major, minor) = disk.major_minor();
+    // An image, so that each container writes its own upper directory.
+    w.busybox_image("busybox:latest", &[]);
+    // CAP_MKNOD stays (Docker's default): making a node works, using one
+    // outside the OCI defaults does not, on cgroup v1 and v2 alike.
+    let script = format!(
+        "mknod /tmp/disk b {major} {minor} && echo MADE; \
+         head -c {len} /tmp/disk; echo; \
+         echo x > /tmp/disk && echo WROTE-DISK; \
+         mknod /tmp/kmsg c 1 11 && echo berth-device-test > /tmp/kmsg && echo WROTE-KMSG; \
+         echo x > /dev/null && echo NULL-OK; head -c 4 /dev/zero | wc -c",
+        len = DISK_MARKER.len()
+    );
+    let out = w.run(&["--image", "busybox"], &["sh", "-c", &script]);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(text.contains("MADE"), "{text}\n{err}");
+    assert!(!text.contains(DISK_MARKER), "read the disk: {text}");
+    assert!(!text.contains("WROTE"), "{text}");
+    assert!(err.contains("Operation not permitted"), "{err}");
+    assert!(text.contains("NULL-OK\n4\n"), "{text}\n{err}");
+    // Privileged, the same node reads the disk: the refusal is berth's.
+    let out = w.run(
+        &["--image", "busybox", "--privileged"],
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "mknod /tmp/disk b {major} {minor} && head -c {} /tmp/disk",
+                DISK_MARKER.len()
+            ),
+        ],
+    );
+    assert_eq!(stdout(&out), DISK_MARKER, "{}", stderr(&out));
+    w.assert_clean();
+}
