@@ -623,3 +623,60 @@ fn bridges_named_alike_get_tables_of_their_own() {
     }
     w.assert_clean();
 }
+
+/// ECS's host network mode: the task's containers share the host's network
+/// namespace, so they see its links and listen on its addresses; port
+/// mappings are reported (hostPort = containerPort) but nothing is
+/// translated, and the task gets no veth, address or bridge.
+#[test]
+fn a_host_mode_task_shares_the_hosts_network() {
+    let w = World::new("net-host");
+    w.busybox_image("busybox:latest", &[]);
+    // A link of the test's own on the host, named as the world's second
+    // bridge so that the world removes it whatever happens.
+    let status = std::process::Command::new("ip")
+        .args(["link", "add", &w.bridge2, "type", "bridge"])
+        .status()
+        .expect("ip link add");
+    assert!(status.success(), "ip link add {} type bridge", w.bridge2);
+    let port = free_port();
+    w.register(&json!({
+        "family": "hosted", "networkMode": "host",
+        "containerDefinitions": [{ "name": "web", "image": "busybox", "memory": 16,
+            "portMappings": [{ "containerPort": port }],
+            "command": ["sh", "-c", format!("ls /sys/class/net; mkdir -p /www; echo hello-host > /www/index.html; httpd -p 127.0.0.1:{port} -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done")] }]
+    }));
+    let out = parse_json(&w.berth(&["run-task", "--task-definition", "hosted"]));
+    let id = task_ids(&out).pop().expect("task");
+    let t = w.wait_task(&id, "RUNNING");
+    let web = &t["containers"][0];
+    assert_eq!(web["networkBindings"][0]["hostPort"], port, "{t}");
+    assert_eq!(web["networkBindings"][0]["containerPort"], port, "{t}");
+    // The host reaches, on its own loopback, what the task listens on.
+    assert!(http_get(&format!("127.0.0.1:{port}")).contains("hello-host"));
+    let links = stdout(&w.berth(&["logs", &id]));
+    assert!(
+        links.lines().any(|l| l == w.bridge2),
+        "the task does not see the host's {}: {links}",
+        w.bridge2
+    );
+    // No bridge and no translation for it.
+    assert!(!std::path::Path::new("/sys/class/net")
+        .join(&w.bridge)
+        .exists());
+    let table = std::process::Command::new("nft")
+        .args(["list", "table", "ip", &berth_tests::nft_table(&w.bridge)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("nft");
+    assert!(!table.success(), "a NAT table for a host-mode task");
+    assert_ok(&w.berth(&["stop-task", "--task", &id]));
+    w.wait_task(&id, "STOPPED");
+    let status = std::process::Command::new("ip")
+        .args(["link", "del", &w.bridge2])
+        .status()
+        .expect("ip link del");
+    assert!(status.success());
+    w.assert_clean();
+}

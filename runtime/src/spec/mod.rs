@@ -147,8 +147,10 @@ impl ContainerSpec {
             }));
         }
 
+        // Shared with the host: neither created nor joined.
         let namespaces: Vec<Value> = NAMESPACES
             .iter()
+            .filter(|kind| !self.host_namespaces.iter().any(|h| h == *kind))
             .map(
                 |kind| match self.join_namespaces.iter().find(|j| j.kind == *kind) {
                     Some(join) => json!({ "type": kind, "path": join.path }),
@@ -257,6 +259,22 @@ impl ContainerSpec {
                 return Err(Error::spec(
                     format!("hostNamespaces[{i}]"),
                     format!("{kind:?}: only network, ipc, uts and pid can be shared with the host"),
+                ));
+            }
+            if self.join_namespaces.iter().any(|j| j.kind == *kind) {
+                return Err(Error::spec(
+                    format!("hostNamespaces[{i}]"),
+                    format!("{kind:?} is both shared with the host and joined"),
+                ));
+            }
+        }
+        // A sysctl of a namespace shared with the host would change the
+        // host's own (Docker refuses these too).
+        if self.host_namespaces.iter().any(|h| h == "network") {
+            if let Some(key) = self.sysctls.keys().find(|k| k.starts_with("net.")) {
+                return Err(Error::spec(
+                    format!("sysctls.{key}"),
+                    "net.* sysctls cannot be set in the host's network namespace",
                 ));
             }
         }
@@ -529,6 +547,32 @@ mod tests {
         assert!(v["process"]["capabilities"]["bounding"]
             .to_string()
             .contains("CAP_SYS_ADMIN"));
+    }
+
+    #[test]
+    fn host_namespaces_are_neither_created_nor_joined() {
+        let r = rootfs();
+        let mut s = spec(&["true"]);
+        s.host_namespaces = vec!["network".into()];
+        let v = serde_json::to_value(s.to_oci("c", r.path(), "/p/c").expect("spec")).expect("json");
+        let kinds: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .expect("ns")
+            .iter()
+            .filter_map(|n| n["type"].as_str())
+            .collect();
+        assert_eq!(kinds, ["pid", "ipc", "uts", "mount", "cgroup"]);
+        // The host's own sysctls are not a container's to set.
+        s.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
+        let err = s.to_oci("c", r.path(), "/p/c").unwrap_err().to_string();
+        assert!(err.contains("sysctls.net.ipv4.ip_forward"), "{err}");
+        s.sysctls.clear();
+        s.join_namespaces = vec![NamespaceJoin {
+            kind: "network".into(),
+            path: "/proc/self/ns/net".into(),
+        }];
+        let err = s.to_oci("c", r.path(), "/p/c").unwrap_err().to_string();
+        assert!(err.contains("hostNamespaces[0]"), "{err}");
     }
 
     #[test]
