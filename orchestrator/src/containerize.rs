@@ -314,7 +314,7 @@ pub fn container_spec(
             .or_else(|| image.user.clone().filter(|u| !u.is_empty())),
         hostname: Some(def.hostname.clone().unwrap_or_else(|| {
             if own.is_some() {
-                def.name.clone()
+                crate::names::hostname(&def.name)
             } else {
                 ctx.hostname.clone()
             }

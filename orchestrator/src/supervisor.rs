@@ -596,8 +596,8 @@ impl<'a> Supervisor<'a> {
         let mut per_container = BTreeMap::new();
         for cn in &container_nets {
             let dir = self.args.container_ns_dir(&cn.container);
-            let cns =
-                SharedNamespaces::create(&dir, true, &cn.container).map_err(|e| e.to_string())?;
+            let cns = SharedNamespaces::create(&dir, true, &names::hostname(&cn.container))
+                .map_err(|e| e.to_string())?;
             self.container_namespaces.push(cns.clone());
             let netns = cns.path("network").ok_or("no network namespace")?;
             self.links.push(cn.network.clone());
