@@ -907,3 +907,124 @@ fn a_default_container_cannot_use_a_device_it_makes() {
     assert_eq!(stdout(&out), DISK_MARKER, "{}", stderr(&out));
     w.assert_clean();
 }
+
+/// A static helper that makes each raw syscall named on its command line
+/// and prints `name=errno` (0 when it succeeded).
+const SYSCALL_PROBE_C: &str = r#"
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        long r = -1;
+        const char *n = argv[i];
+        errno = 0;
+        if (!strcmp(n, "io_uring_setup")) {
+            char params[120];
+            memset(params, 0, sizeof params);
+            r = syscall(__NR_io_uring_setup, 4, params);
+        } else if (!strcmp(n, "vsock")) {
+            r = syscall(__NR_socket, 40, SOCK_STREAM, 0);
+        } else if (!strcmp(n, "unix")) {
+            r = syscall(__NR_socket, AF_UNIX, SOCK_STREAM, 0);
+        } else if (!strcmp(n, "personality_bad")) {
+            r = syscall(__NR_personality, 0x0040000);
+        } else if (!strcmp(n, "personality_query")) {
+            r = syscall(__NR_personality, 0xffffffff);
+        } else if (!strcmp(n, "vhangup")) {
+            r = syscall(__NR_vhangup);
+        } else if (!strcmp(n, "pidfd_getfd")) {
+            r = syscall(__NR_pidfd_getfd, 0, 0, 0);
+        } else if (!strcmp(n, "set_mempolicy")) {
+            r = syscall(__NR_set_mempolicy, 0, 0, 0);
+        } else if (!strcmp(n, "getpid")) {
+            r = syscall(__NR_getpid);
+        } else if (!strcmp(n, "newest")) {
+            r = syscall(469, 0, 0, 0, 0, 0);
+        }
+        printf("%s=%d\n", n, r < 0 ? errno : 0);
+    }
+    return 0;
+}
+"#;
+
+/// Build [`SYSCALL_PROBE_C`] statically into `dir`; returns its path.
+fn build_syscall_probe(dir: &std::path::Path) -> std::path::PathBuf {
+    let src = dir.join("syscalls.c");
+    let bin = dir.join("syscalls");
+    std::fs::write(&src, SYSCALL_PROBE_C).expect("write helper source");
+    let out = Command::new("gcc")
+        .arg("-static")
+        .arg("-O1")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("run gcc");
+    assert_ok(&out);
+    bin
+}
+
+#[test]
+fn security_seccomp_denies_what_docker_denies() {
+    let w = World::new("seccomp");
+    let tools = tempfile::tempdir().expect("helper dir");
+    build_syscall_probe(tools.path());
+    let mount = format!("{}:/probe:ro", tools.path().display());
+    let calls = [
+        "io_uring_setup",
+        "vsock",
+        "unix",
+        "personality_bad",
+        "personality_query",
+        "vhangup",
+        "pidfd_getfd",
+        "set_mempolicy",
+        "getpid",
+        "newest",
+    ];
+    let mut cmd = vec!["/probe/syscalls"];
+    cmd.extend_from_slice(&calls);
+    let out = w.run(&["--volume", &mount], &cmd);
+    assert_ok(&out);
+    let text = stdout(&out);
+    let errno = |name: &str| -> i32 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    const EPERM: i32 = 1;
+    const ENOSYS: i32 = 38;
+    assert_eq!(errno("io_uring_setup"), EPERM, "{text}");
+    assert_eq!(errno("vsock"), EPERM, "{text}");
+    assert_eq!(errno("vhangup"), EPERM, "{text}");
+    assert_eq!(errno("pidfd_getfd"), EPERM, "{text}");
+    assert_eq!(errno("set_mempolicy"), EPERM, "{text}");
+    assert_ne!(errno("personality_bad"), 0, "{text}");
+    assert_eq!(errno("personality_query"), 0, "{text}");
+    assert_eq!(errno("unix"), 0, "{text}");
+    assert_eq!(errno("getpid"), 0, "{text}");
+    // A call newer than the filter knows looks absent, as under runc.
+    assert_eq!(errno("newest"), ENOSYS, "{text}");
+
+    // CAP_SYS_NICE brings the NUMA calls back, as in Docker: the filter
+    // passes set_mempolicy (the kernel may still refuse its arguments).
+    let out = w.run(
+        &["--volume", &mount, "--cap-add", "SYS_NICE"],
+        &["/probe/syscalls", "set_mempolicy"],
+    );
+    assert_ok(&out);
+    assert_ne!(stdout(&out).trim(), format!("set_mempolicy={EPERM}"));
+    // Privileged: no filter at all.
+    let out = w.run(
+        &["--volume", &mount, "--privileged"],
+        &["/probe/syscalls", "io_uring_setup"],
+    );
+    assert_ok(&out);
+    assert_eq!(stdout(&out).trim(), "io_uring_setup=0");
+    w.assert_clean();
+}

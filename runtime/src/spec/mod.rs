@@ -101,7 +101,6 @@ impl ContainerSpec {
         let user = user::resolve(rootfs, self.user.as_deref(), &self.additional_groups)?;
         let stop_signal = self.stop_signal()?;
         let caps = self.capabilities()?;
-        let has_sys_admin = caps.iter().any(|c| c == "CAP_SYS_ADMIN");
 
         let mut env = self.env.clone();
         if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -170,7 +169,7 @@ impl ContainerSpec {
             linux["maskedPaths"] =
                 json!(defaults::masked_paths(Path::new("/sys/devices/system/cpu")));
             linux["readonlyPaths"] = json!(defaults::READONLY_PATHS);
-            linux["seccomp"] = seccomp::default_profile(has_sys_admin);
+            linux["seccomp"] = seccomp::default_profile(&caps);
         }
 
         let mut value = json!({
@@ -521,7 +520,7 @@ mod tests {
         assert!(v["process"]["env"].to_string().contains("HOME=/root"));
         assert_eq!(v["annotations"][STOP_SIGNAL_ANNOTATION], "SIGTERM");
         assert_eq!(v["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");
-        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
+        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
     }
 
     #[test]
