@@ -6,6 +6,7 @@
 
 mod error;
 pub mod model;
+pub mod names;
 pub mod store;
 pub mod taskdef;
 

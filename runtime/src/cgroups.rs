@@ -102,7 +102,9 @@ pub fn create_parent(path: &str, resources: &crate::Resources) -> Result<(), Str
     if let Some(mib) = resources.memory_mib {
         builder = builder
             .memory()
-            .memory_hard_limit((mib * 1024 * 1024) as i64)
+            .memory_hard_limit(
+                i64::try_from(crate::resources::mib_to_bytes(mib)).unwrap_or(i64::MAX),
+            )
             .done();
     }
     builder

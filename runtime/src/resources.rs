@@ -13,6 +13,15 @@ pub const CFS_PERIOD_US: u64 = 100_000;
 const MIN_CPU_SHARES: u64 = 2;
 const MAX_CPU_SHARES: u64 = 262_144;
 const MIB: u64 = 1024 * 1024;
+/// The largest memory size whose bytes fit the kernel's and libcontainer's
+/// signed 64-bit limits.
+pub const MAX_MEMORY_MIB: u64 = (i64::MAX as u64) / MIB;
+
+/// MiB as bytes; saturates rather than wraps (validate refuses sizes past
+/// [`MAX_MEMORY_MIB`]).
+pub fn mib_to_bytes(mib: u64) -> u64 {
+    mib.saturating_mul(MIB)
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,6 +67,24 @@ impl Resources {
             if !(cpus.is_finite() && cpus >= 0.01) {
                 return Err(Error::spec("resources.cpus", "must be at least 0.01"));
             }
+            // The quota in microseconds must fit the kernel's i64.
+            if cpus > 1e9 {
+                return Err(Error::spec("resources.cpus", "must be at most 1e9"));
+            }
+        }
+        for (field, value) in [
+            ("resources.memoryMib", self.memory_mib),
+            (
+                "resources.memoryReservationMib",
+                self.memory_reservation_mib,
+            ),
+        ] {
+            if let Some(mib) = value.filter(|&m| m > MAX_MEMORY_MIB) {
+                return Err(Error::spec(
+                    field,
+                    format!("{mib} MiB is more than the maximum of {MAX_MEMORY_MIB} MiB"),
+                ));
+            }
         }
         if self.memory_mib == Some(0) {
             return Err(Error::spec("resources.memoryMib", "must be above 0"));
@@ -92,10 +119,10 @@ impl Resources {
         }
         let mut memory = serde_json::Map::new();
         if let Some(mib) = self.memory_mib {
-            memory.insert("limit".into(), json!(mib * MIB));
+            memory.insert("limit".into(), json!(mib_to_bytes(mib)));
         }
         if let Some(mib) = self.memory_reservation_mib {
-            memory.insert("reservation".into(), json!(mib * MIB));
+            memory.insert("reservation".into(), json!(mib_to_bytes(mib)));
         }
         if !memory.is_empty() {
             res["memory"] = Value::Object(memory);
@@ -131,14 +158,14 @@ impl Resources {
                     out.push(set(
                         "memory",
                         "memory.limit_in_bytes",
-                        (mib * MIB).to_string(),
+                        mib_to_bytes(mib).to_string(),
                     ));
                 }
                 if let Some(mib) = self.memory_reservation_mib {
                     out.push(set(
                         "memory",
                         "memory.soft_limit_in_bytes",
-                        (mib * MIB).to_string(),
+                        mib_to_bytes(mib).to_string(),
                     ));
                 }
                 if let Some(limit) = self.pids_limit {
@@ -157,10 +184,10 @@ impl Resources {
                     ));
                 }
                 if let Some(mib) = self.memory_mib {
-                    out.push(set("", "memory.max", (mib * MIB).to_string()));
+                    out.push(set("", "memory.max", mib_to_bytes(mib).to_string()));
                 }
                 if let Some(mib) = self.memory_reservation_mib {
-                    out.push(set("", "memory.low", (mib * MIB).to_string()));
+                    out.push(set("", "memory.low", mib_to_bytes(mib).to_string()));
                 }
                 if let Some(limit) = self.pids_limit {
                     out.push(set("", "pids.max", limit.to_string()));
@@ -253,5 +280,35 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn extreme_sizes_are_refused_and_never_wrap() {
+        let huge = Resources {
+            memory_mib: Some(u64::MAX),
+            memory_reservation_mib: Some(u64::MAX),
+            ..Default::default()
+        };
+        let err = huge.validate().unwrap_err().to_string();
+        assert!(err.contains("resources.memoryMib"), "{err}");
+        // Unvalidated, the conversions saturate instead of wrapping.
+        assert_eq!(huge.to_oci()["memory"]["limit"], u64::MAX);
+        let v2 = huge.cgroup_settings(CgroupLayout::V2);
+        assert!(v2.iter().all(|s| s.value == u64::MAX.to_string()), "{v2:?}");
+        let max = Resources {
+            memory_mib: Some(MAX_MEMORY_MIB),
+            ..Default::default()
+        };
+        max.validate().expect("the largest size");
+        assert!(i64::try_from(mib_to_bytes(MAX_MEMORY_MIB)).is_ok());
+        let cpus = Resources {
+            cpus: Some(f64::MAX),
+            ..Default::default()
+        };
+        assert!(cpus
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("resources.cpus"));
     }
 }
