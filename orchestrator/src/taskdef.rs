@@ -186,6 +186,7 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
         let path = format!("containerDefinitions[{i}]");
         check_other(&path, &c.other, IGNORED_CONTAINER_FIELDS, &mut ignored)?;
         check_container(&path, c, memory)?;
+        crate::runnable::check(&path, c)?;
         if let Some(lp) = &c.linux_parameters {
             check_linux_parameters(&format!("{path}.linuxParameters"), lp, &mut ignored)?;
         }
