@@ -1,10 +1,13 @@
 //! A task definition as `register-task-definition` takes it, through
 //! registration's rules, `containerize` and the runtime's OCI spec: never a
 //! panic, and every definition registration accepts yields, for each of its
-//! containers, a valid OCI spec that keeps the task inside its sandbox:
-//! bind mounts come from the task's own directory (or, outside Fargate, a
-//! host volume), and a Fargate container is neither privileged nor given
-//! capabilities, namespaces or sysctls beyond what ECS allows on Fargate.
+//! containers and each launch type run-task allows it, a valid OCI spec
+//! that keeps the task inside its sandbox: bind mounts come from the task's
+//! own directory (or, outside Fargate, a host volume), and a Fargate
+//! container is neither privileged nor given capabilities, namespaces or
+//! sysctls beyond what ECS allows on Fargate. A definition registration
+//! refuses is also run through the supervisor's own checks (as if written
+//! to the store directly): those alone must keep it in the sandbox.
 
 #![no_main]
 
@@ -14,7 +17,8 @@ use std::sync::OnceLock;
 
 use berth_orchestrator::containerize::{container_spec, overrides_for, TaskContext};
 use berth_orchestrator::model::TaskDefinition;
-use berth_orchestrator::taskdef::prepare;
+use berth_orchestrator::names;
+use berth_orchestrator::taskdef::{check_launch, prepare};
 use berth_rootfs::image::ContainerConfig;
 use berth_runtime::{ContainerSpec, Mount};
 use libfuzzer_sys::fuzz_target;
@@ -80,26 +84,22 @@ fn fixture() -> &'static Fixture {
 }
 
 /// The task's volumes and namespaces as the supervisor makes them
-/// (supervisor.rs `prepare_task`), without touching the disk. Volumes are
-/// read from the definition's JSON, as registration stored it. Returns the
+/// (supervisor.rs `make_volumes`, `prepare_task`), without touching the
+/// disk; `None` where the supervisor refuses the volumes. Returns the
 /// context and the host paths of host volumes.
-fn context(td: &TaskDefinition) -> (TaskContext, Vec<PathBuf>) {
+fn context(td: &TaskDefinition) -> Option<(TaskContext, Vec<PathBuf>)> {
     let task_dir = Path::new(TASK_DIR);
-    let json = serde_json::to_value(td).expect("an accepted definition serializes");
     let mut volumes = BTreeMap::new();
     let mut host_sources = Vec::new();
-    for v in json["volumes"].as_array().into_iter().flatten() {
-        let Some(name) = v["name"].as_str() else {
-            continue;
-        };
-        let dir = match v["host"]["sourcePath"].as_str() {
+    for v in &td.volumes {
+        let dir = match v.host_path() {
             Some(host_path) => {
                 host_sources.push(PathBuf::from(host_path));
                 PathBuf::from(host_path)
             }
-            None => task_dir.join("volumes").join(name),
+            None => names::child(&task_dir.join("volumes"), &v.name).ok()?,
         };
-        volumes.insert(name.to_string(), dir);
+        volumes.insert(v.name.clone(), dir);
     }
     let host_network = td.network_mode.as_deref() == Some("host");
     let bridge = td.network_mode.as_deref() == Some("bridge");
@@ -138,7 +138,7 @@ fn context(td: &TaskDefinition) -> (TaskContext, Vec<PathBuf>) {
             (task_dir.join("etc/resolv.conf"), "/etc/resolv.conf".into()),
         ],
     };
-    (ctx, host_sources)
+    Some((ctx, host_sources))
 }
 
 /// `path` is `base/NAME` for one plain NAME: it cannot leave `base`.
@@ -251,30 +251,19 @@ fn check_oci(oci: &Value, fargate: bool, name: &str) {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(request) = serde_json::from_slice::<Value>(data) else {
+/// Builds and checks every container's spec, as a task of `td` launched
+/// on Fargate or not. `registered`: the definition passed registration, so
+/// the runtime must accept what it makes (only the image's users may be
+/// missing); otherwise it was written to the store directly and only the
+/// supervisor's own checks stand between it and the host.
+fn run(td: &TaskDefinition, fargate: bool, registered: bool) {
+    let Some((ctx, host_sources)) = context(td) else {
+        assert!(
+            !registered,
+            "the supervisor refuses the volumes of a registered definition"
+        );
         return;
     };
-    let Ok(td) = serde_json::from_value::<TaskDefinition>(request) else {
-        return;
-    };
-    let Ok(prepared) = prepare(td) else {
-        return;
-    };
-    let td = prepared.definition;
-
-    // The store keeps it as JSON: it reads back as itself.
-    let stored = serde_json::to_value(&td).expect("an accepted definition serializes");
-    let back: TaskDefinition =
-        serde_json::from_value(stored.clone()).expect("a stored definition reads back");
-    assert_eq!(
-        serde_json::to_value(&back).expect("serializes again"),
-        stored,
-        "a stored definition reads back as itself"
-    );
-
-    let fargate = td.requires_compatibilities.iter().any(|c| c == "FARGATE");
-    let (ctx, host_sources) = context(&td);
     let image = ContainerConfig {
         cmd: Some(vec!["sh".into()]),
         ..Default::default()
@@ -293,18 +282,62 @@ fuzz_target!(|data: &[u8]| {
                 *source = fixture.placeholder.path().to_path_buf();
             }
         }
-        let id = format!("0123456789abcdef-{}", def.name);
+        let id = names::runtime_id("0123456789abcdef", &def.name);
         match runnable.to_oci(&id, fixture.rootfs.path(), "/berth-fuzz/task") {
             Ok(oci) => {
                 let oci = serde_json::to_value(&oci).expect("an OCI spec serializes");
                 check_oci(&oci, fargate, &def.name);
             }
+            Err(_) if !registered => {}
             // Users and groups are the image's: a definition may name one
-            // this image lacks.
-            Err(berth_runtime::Error::InvalidSpec { field, .. }) if field == "user" => {}
+            // this image lacks; a command may be meant for the image's
+            // entrypoint, which this image does not have.
+            Err(berth_runtime::Error::InvalidSpec { field, .. })
+                if field == "user" || (field == "args" && def.entry_point.is_none()) => {}
             Err(e) => panic!(
                 "container {:?}: registration accepted a definition the runtime refuses: {e}",
                 def.name
+            ),
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(request) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let Ok(td) = serde_json::from_value::<TaskDefinition>(request) else {
+        return;
+    };
+    let Ok(prepared) = prepare(td.clone()) else {
+        // Not registrable, but a store written by hand (or an older berth)
+        // may hold it: what the supervisor checks must still keep it in.
+        for fargate in [false, true] {
+            if check_launch(&td, if fargate { "FARGATE" } else { "EC2" }).is_ok() {
+                run(&td, fargate, false);
+            }
+        }
+        return;
+    };
+    let td = prepared.definition;
+
+    // The store keeps it as JSON: it reads back as itself.
+    let stored = serde_json::to_value(&td).expect("an accepted definition serializes");
+    let back: TaskDefinition =
+        serde_json::from_value(stored.clone()).expect("a stored definition reads back");
+    assert_eq!(
+        serde_json::to_value(&back).expect("serializes again"),
+        stored,
+        "a stored definition reads back as itself"
+    );
+
+    let requires_fargate = td.requires_compatibilities.iter().any(|c| c == "FARGATE");
+    for fargate in [false, true] {
+        match check_launch(&td, if fargate { "FARGATE" } else { "EC2" }) {
+            Ok(()) => run(&td, fargate, true),
+            Err(e) => assert!(
+                !(fargate && requires_fargate),
+                "registered for FARGATE but run-task on FARGATE refuses it: {e}"
             ),
         }
     }

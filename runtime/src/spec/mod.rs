@@ -87,6 +87,9 @@ pub struct NamespaceJoin {
 
 const NAMESPACES: &[&str] = &["pid", "network", "ipc", "uts", "mount", "cgroup"];
 
+/// The longest hostname the kernel takes (HOST_NAME_MAX).
+pub const MAX_HOSTNAME: usize = 64;
+
 impl ContainerSpec {
     /// The stop signal, checked to be one the kernel knows.
     pub fn stop_signal(&self) -> Result<nix::sys::signal::Signal> {
@@ -235,8 +238,11 @@ impl ContainerSpec {
             }
         }
         if let Some(h) = &self.hostname {
-            if h.is_empty() || h.len() > 64 {
-                return Err(Error::spec("hostname", "must be 1 to 64 characters"));
+            if h.is_empty() || h.len() > MAX_HOSTNAME {
+                return Err(Error::spec(
+                    "hostname",
+                    format!("must be 1 to {MAX_HOSTNAME} characters"),
+                ));
             }
         }
         for (i, j) in self.join_namespaces.iter().enumerate() {
@@ -455,7 +461,9 @@ fn host_bounding_set() -> Option<u64> {
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
-fn rlimit_name(name: &str) -> Option<&'static str> {
+/// `nofile`, `NOFILE` or `RLIMIT_NOFILE` → `RLIMIT_NOFILE`, if the
+/// runtime knows it.
+pub fn rlimit_name(name: &str) -> Option<&'static str> {
     let upper = name.to_ascii_uppercase();
     let full = if upper.starts_with("RLIMIT_") {
         upper
@@ -466,7 +474,7 @@ fn rlimit_name(name: &str) -> Option<&'static str> {
 }
 
 /// `net_admin`, `NET_ADMIN` or `CAP_NET_ADMIN` → `CAP_NET_ADMIN`, checked.
-fn capability_name(name: &str) -> std::result::Result<String, String> {
+pub fn capability_name(name: &str) -> std::result::Result<String, String> {
     let upper = name.to_ascii_uppercase();
     let full = if upper.starts_with("CAP_") {
         upper
