@@ -876,12 +876,16 @@ fn a_default_container_cannot_use_a_device_it_makes() {
     // An image, so that each container writes its own upper directory.
     w.busybox_image("busybox:latest", &[]);
     // CAP_MKNOD stays (Docker's default): making a node works, using one
-    // outside the OCI defaults does not, on cgroup v1 and v2 alike.
+    // outside the OCI defaults does not, on cgroup v1 and v2 alike. The
+    // nodes go in /dev (a tmpfs without nodev), so that the device cgroup
+    // (v1) or eBPF program (v2) is what refuses them; in the root
+    // filesystem (/tmp), mounted nodev, a node is unusable anyway.
     let script = format!(
-        "mknod /tmp/disk b {major} {minor} && echo MADE; \
-         head -c {len} /tmp/disk; echo; \
-         echo x > /tmp/disk && echo WROTE-DISK; \
-         mknod /tmp/kmsg c 1 11 && echo berth-device-test > /tmp/kmsg && echo WROTE-KMSG; \
+        "mknod /dev/berth-disk b {major} {minor} && echo MADE; \
+         head -c {len} /dev/berth-disk; echo; \
+         echo x > /dev/berth-disk && echo WROTE-DISK; \
+         mknod /dev/berth-kmsg c 1 11 && echo berth-device-test > /dev/berth-kmsg && echo WROTE-KMSG; \
+         mknod /tmp/disk b {major} {minor} && head -c {len} /tmp/disk; \
          echo x > /dev/null && echo NULL-OK; head -c 4 /dev/zero | wc -c",
         len = DISK_MARKER.len()
     );
@@ -899,7 +903,7 @@ fn a_default_container_cannot_use_a_device_it_makes() {
             "sh",
             "-c",
             &format!(
-                "mknod /tmp/disk b {major} {minor} && head -c {} /tmp/disk",
+                "mknod /dev/berth-disk b {major} {minor} && head -c {} /dev/berth-disk",
                 DISK_MARKER.len()
             ),
         ],
