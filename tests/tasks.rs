@@ -4,6 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use berth_runtime::{cgroups, Resources};
 use berth_tests::{assert_ok, parse_json, stderr, stdout, task_id, World};
 use serde_json::{json, Value};
 
@@ -377,6 +378,44 @@ fn start_task_and_a_task_that_fails_to_start() {
             .is_some_and(|r| r.starts_with("CannotPullContainerError")),
         "{t}"
     );
+    w.assert_clean();
+}
+
+#[test]
+fn a_task_cgroup_gets_the_task_level_cpu_and_memory() {
+    let w = world_with_busybox("task-cgroup");
+    // 16 vCPUs: as v2 shares (16384) it is no valid cpu.weight (at most 10000).
+    w.register(&json!({
+        "family": "big", "networkMode": "none", "cpu": "16384", "memory": "512",
+        "containerDefinitions": [{ "name": "a", "image": "busybox",
+            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
+    }));
+    let out = w
+        .command()
+        .env("BERTH_HOST_CPU_UNITS", "16384")
+        .args(["run-task", "--task-definition", "big"])
+        .output()
+        .expect("run-task");
+    assert_ok(&out);
+    let id = task_id(&parse_json(&out)["tasks"][0]);
+    w.wait_task(&id, "RUNNING");
+    let layout = cgroups::layout();
+    let path = format!("/{}/{}", w.cgroup_parent, id);
+    let task = Resources {
+        cpu_units: Some(16_384),
+        memory_mib: Some(512),
+        ..Default::default()
+    };
+    let settings = task.cgroup_settings(layout);
+    assert_eq!(settings.len(), 2);
+    for s in settings {
+        let file = cgroups::dir_of(layout, s.controller, &path).join(s.file);
+        let got =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert_eq!(got.trim(), s.value, "{}", file.display());
+    }
+    assert_ok(&w.berth(&["stop-task", "--task", &id]));
+    w.wait_task(&id, "STOPPED");
     w.assert_clean();
 }
 

@@ -481,6 +481,31 @@ mod tests {
         }
     }
 
+    /// Found by the taskdef_spec fuzz target: in bridge mode a container's
+    /// hostname is its name, and ECS allows names (255) longer than a
+    /// hostname (64), so every such task failed to start.
+    #[test]
+    fn a_long_container_name_makes_a_hostname_that_fits() {
+        let name = "c".repeat(255);
+        let d = def(serde_json::json!({ "name": name, "image": "i" }));
+        let ctx = TaskContext {
+            per_container: [(name.clone(), (None, None, None))].into(),
+            hostname: "t".into(),
+            network_ns: None,
+            ipc_ns: None,
+            uts_ns: None,
+            volumes: BTreeMap::new(),
+            mount_points: BTreeMap::new(),
+            etc_files: Vec::new(),
+        };
+        let image = ContainerConfig {
+            cmd: Some(vec!["sh".into()]),
+            ..Default::default()
+        };
+        let spec = container_spec(&d, &image, &ContainerOverride::default(), &ctx).expect("spec");
+        assert_eq!(spec.hostname.as_deref(), Some(&name[..63]));
+    }
+
     #[test]
     fn names_files() {
         let defs = [

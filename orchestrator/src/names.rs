@@ -130,9 +130,6 @@ pub fn file_stem(container: &str) -> String {
     fit(container, MAX_FILE_STEM)
 }
 
-/// The kernel's longest hostname (`__NEW_UTS_LEN`).
-pub const MAX_HOSTNAME: usize = 64;
-
 /// A hostname made from a container name: its first 63 characters (a DNS
 /// label), since the kernel refuses more than 64.
 pub fn hostname(name: &str) -> String {

@@ -693,7 +693,13 @@ impl<'a> Supervisor<'a> {
         )
         .map_err(|e| format!("write {}: {e}", hosts.display()))?;
         let resolv = etc.join("resolv.conf");
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let host_resolv = crate::resolv::task_base(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            std::fs::read_to_string(crate::resolv::SYSTEMD_RESOLV_CONF)
+                .ok()
+                .as_deref(),
+            host_network,
+        );
         std::fs::write(
             &resolv,
             resolv_conf(&host_resolv, &td.container_definitions),
