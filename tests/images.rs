@@ -748,3 +748,48 @@ fn hostile_image_security_devices_are_unusable_and_the_store_is_private() {
     );
     w.assert_clean();
 }
+
+/// Unpacking limits come from the environment of the berth that unpacks:
+/// a layer over one is refused, naming the layer and the variable, and
+/// leaves nothing in the store; a bad value is an error naming it.
+#[test]
+fn hostile_layer_over_a_limit_is_refused_and_leaves_nothing() {
+    let w = World::new("img-limits");
+    let dir = tempfile::tempdir().expect("dir");
+    let image = ImageBlobs::new(&[berth_rootfs::testing::many_files(3)], &["/x"]);
+    image.write_layout(dir.path(), "many");
+    let src = format!("oci:{}", dir.path().display());
+    assert_ok(&w.berth(&["image", "import", &src, "--tag", "localhost/many:1"]));
+    let layer = berth_rootfs::Digest::of(&image.layers[0].0).to_string();
+    let run = |var: &str, value: &str| {
+        w.command()
+            .env(var, value)
+            .args(w.run_args(&["--image", "localhost/many:1"], &[]))
+            .output()
+            .expect("berth")
+    };
+    let out = run("BERTH_MAX_LAYER_ENTRIES", "2");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    for needle in [
+        "localhost/many:1",
+        layer.as_str(),
+        "more entries than allowed (limit 2;",
+        "BERTH_MAX_LAYER_ENTRIES",
+    ] {
+        assert!(err.contains(needle), "{needle:?} in {err}");
+    }
+    let left: Vec<_> = std::fs::read_dir(w.root.path().join("images/layers/sha256"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "partial layer left: {left:?}");
+
+    let out = run("BERTH_MAX_LAYER_BYTES", "lots");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("BERTH_MAX_LAYER_BYTES=\"lots\""),
+        "{}",
+        stderr(&out)
+    );
+    w.assert_clean();
+}
