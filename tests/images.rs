@@ -646,3 +646,150 @@ fn hostile_layers_never_write_outside() {
     );
     w.assert_clean();
 }
+
+/// A hostile image: a node of the host's root disk, memory and null
+/// devices, and a setuid-root file. No device node is made (in the store
+/// or the container), a node the container makes is unusable (the overlay
+/// is nodev), setuid still works inside, and no local user reaches the
+/// store.
+#[test]
+fn hostile_image_security_devices_are_unusable_and_the_store_is_private() {
+    use berth_rootfs::testing::{archive, device, file, header};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+
+    let w = World::new("img-hostile");
+    let root_dev = std::fs::metadata("/").expect("stat /").dev();
+    let (major, minor) = (libc::major(root_dev), libc::minor(root_dev));
+    let tar = archive(&[
+        (header(T::Directory, "hostile/", 0), b""),
+        (device(T::Block, "hostile/disk", major, minor, 0o666), b""),
+        (device(T::Char, "hostile/mem", 1, 1, 0o666), b""),
+        (device(T::Char, "hostile/null", 1, 3, 0o666), b""),
+        (
+            file("hostile/suid", b"#!/bin/busybox sh\n", 0o4755, 0),
+            b"#!/bin/busybox sh\n",
+        ),
+        (header(T::Directory, "tmp/", 0), b""),
+    ]);
+    let dir = tempfile::tempdir().expect("dir");
+    let image = ImageBlobs::new(&[tar], &["/bin/busybox", "sh"]);
+    image.write_layout(dir.path(), "hostile");
+    let src = format!("oci:{}", dir.path().display());
+    assert_ok(&w.berth(&["image", "import", &src, "--tag", "localhost/hostile:1"]));
+    let busybox = w.rootfs().join("bin/busybox").display().to_string();
+    let script = "cd /hostile; /bin/busybox ls -a .; /bin/busybox stat -c '%a %u' suid; \
+                  /bin/busybox awk '$5 == \"/\" { print $6 }' /proc/self/mountinfo; \
+                  /bin/busybox mknod /tmp/null c 1 3 && \
+                  { echo x > /tmp/null && echo made-node-works || echo made-node-unusable; }";
+    let out = w.run(
+        &[
+            "--image",
+            "localhost/hostile:1",
+            "--volume",
+            &format!("{busybox}:/bin/busybox:ro"),
+        ],
+        &["/bin/busybox", "sh", "-c", script],
+    );
+    assert_ok(&out);
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(lines[..4], [".", "..", "suid", "4755 0"], "{lines:?}");
+    let root_options = &lines[4];
+    assert!(
+        root_options.contains("nodev") && !root_options.contains("nosuid"),
+        "root mount: {root_options}"
+    );
+    assert_eq!(lines[5], "made-node-unusable", "{}", stderr(&out));
+
+    // The store: no node in the unpacked layer, every directory root's.
+    let store = w.root.path().join("images");
+    let layer = store.join("layers/sha256").join(
+        berth_rootfs::Digest::of(&image.layers[0].0)
+            .hex()
+            .to_string(),
+    );
+    for node in ["disk", "mem", "null"] {
+        assert!(
+            std::fs::symlink_metadata(layer.join("hostile").join(node)).is_err(),
+            "{node} in the unpacked layer"
+        );
+    }
+    for sub in [
+        "",
+        "blobs",
+        "blobs/sha256",
+        "ingest",
+        "layers",
+        "layers/sha256",
+        "snapshots",
+    ] {
+        let mode = std::fs::metadata(store.join(sub))
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o700, "images/{sub}");
+    }
+    // A local user cannot reach the setuid file.
+    let suid = layer.join("hostile/suid");
+    assert_eq!(
+        std::fs::metadata(&suid).expect("suid").mode() & 0o7777,
+        0o4755
+    );
+    let out = std::process::Command::new("stat")
+        .arg(&suid)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("stat as nobody");
+    assert!(
+        !out.status.success() && stderr(&out).contains("Permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    w.assert_clean();
+}
+
+/// Unpacking limits come from the environment of the berth that unpacks:
+/// a layer over one is refused, naming the layer and the variable, and
+/// leaves nothing in the store; a bad value is an error naming it.
+#[test]
+fn hostile_layer_over_a_limit_is_refused_and_leaves_nothing() {
+    let w = World::new("img-limits");
+    let dir = tempfile::tempdir().expect("dir");
+    let image = ImageBlobs::new(&[berth_rootfs::testing::many_files(3)], &["/x"]);
+    image.write_layout(dir.path(), "many");
+    let src = format!("oci:{}", dir.path().display());
+    assert_ok(&w.berth(&["image", "import", &src, "--tag", "localhost/many:1"]));
+    let layer = berth_rootfs::Digest::of(&image.layers[0].0).to_string();
+    let run = |var: &str, value: &str| {
+        w.command()
+            .env(var, value)
+            .args(w.run_args(&["--image", "localhost/many:1"], &[]))
+            .output()
+            .expect("berth")
+    };
+    let out = run("BERTH_MAX_LAYER_ENTRIES", "2");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    for needle in [
+        "localhost/many:1",
+        layer.as_str(),
+        "more entries than allowed (limit 2;",
+        "BERTH_MAX_LAYER_ENTRIES",
+    ] {
+        assert!(err.contains(needle), "{needle:?} in {err}");
+    }
+    let left: Vec<_> = std::fs::read_dir(w.root.path().join("images/layers/sha256"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "partial layer left: {left:?}");
+
+    let out = run("BERTH_MAX_LAYER_BYTES", "lots");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("BERTH_MAX_LAYER_BYTES=\"lots\""),
+        "{}",
+        stderr(&out)
+    );
+    w.assert_clean();
+}

@@ -61,16 +61,13 @@ impl LayerContext<'_> {
     /// A layer refused by one of its [`UnpackLimits`].
     fn over_limit(&self, what: impl std::fmt::Display, limit: u64, setting: &str) -> Error {
         self.bad(format!(
-            "refused: {what}, over the limit of {limit} (set {setting} to change it)"
+            "refused: {what} (limit {limit}; set {setting} to change it)"
         ))
     }
 
     fn too_large(&self, limits: &UnpackLimits) -> Error {
         self.over_limit(
-            format_args!(
-                "uncompressed, the layer is larger than {} bytes",
-                limits.max_layer_bytes
-            ),
+            "uncompressed, the layer has more bytes than allowed",
             limits.max_layer_bytes,
             MAX_LAYER_BYTES_ENV,
         )
@@ -316,7 +313,7 @@ impl Unpacker<'_> {
         self.entries += 1;
         if self.entries > self.limits.max_entries {
             return Err(self.ctx.over_limit(
-                format_args!("more than {} entries", self.limits.max_entries),
+                "the layer has more entries than allowed",
                 self.limits.max_entries,
                 MAX_LAYER_ENTRIES_ENV,
             ));
@@ -1077,7 +1074,10 @@ mod tests {
             ..UnpackLimits::default()
         };
         let big = vec![7u8; 3 << 20];
-        let needles = ["larger than 1048576 bytes", MAX_LAYER_BYTES_ENV];
+        let needles = [
+            "more bytes than allowed (limit 1048576;",
+            MAX_LAYER_BYTES_ENV,
+        ];
         // One file declaring more than the layer may hold: refused before
         // it is written.
         let tar = tarball(&[(T::Regular, "big", "", &big)]);
@@ -1127,7 +1127,10 @@ mod tests {
         refused_by(
             &gzip(&many_files(101))[..],
             &limits,
-            &["more than 100 entries", MAX_LAYER_ENTRIES_ENV],
+            &[
+                "more entries than allowed (limit 100;",
+                MAX_LAYER_ENTRIES_ENV,
+            ],
         );
     }
 
