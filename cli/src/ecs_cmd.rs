@@ -1153,7 +1153,8 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
             let mut printed = vec![0usize; names.len()];
             loop {
                 for (i, name) in names.iter().enumerate() {
-                    let path = SupervisorArgs::container_log(&roots.state, t.id(), name);
+                    let path = SupervisorArgs::container_log(&roots.state, t.id(), name)
+                        .map_err(|e| EcsError::invalid(format!("container {name:?}: {e}")))?;
                     let entries = berth_runtime::logs::read_entries(
                         &path,
                         berth_runtime::logs::DEFAULT_MAX_FILES,

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::error::{EcsError, EcsResult};
 use crate::model::ContainerDefinition;
+use crate::taskdef::{MAX_CPU_UNITS, MAX_MEMORY_MIB};
 
 /// `run-task --overrides` for one container.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -35,6 +36,43 @@ pub fn overrides_for(overrides: &Value, name: &str) -> ContainerOverride {
         .into_iter()
         .find(|o| o.name == name)
         .unwrap_or_default()
+}
+
+/// `run-task --overrides`: well-formed, naming the definition's
+/// containers, and within the bounds registration sets. Checked at
+/// run-task, so that what [`overrides_for`] reads later is sound.
+pub fn check_overrides(overrides: &Value, defs: &[ContainerDefinition]) -> EcsResult<()> {
+    let list = &overrides["containerOverrides"];
+    if list.is_null() {
+        return Ok(());
+    }
+    let parsed: Vec<ContainerOverride> = serde_json::from_value(list.clone())
+        .map_err(|e| EcsError::invalid(format!("overrides.containerOverrides: {e}")))?;
+    for (i, o) in parsed.iter().enumerate() {
+        let path = format!("overrides.containerOverrides[{i}]");
+        if !defs.iter().any(|d| d.name == o.name) {
+            return Err(EcsError::invalid(format!(
+                "{path}.name: {:?} is not a container in the task definition",
+                o.name
+            )));
+        }
+        if let Some(cpu) = o.cpu.filter(|&c| c > MAX_CPU_UNITS) {
+            return Err(EcsError::invalid(format!(
+                "{path}.cpu: {cpu} is more than the maximum of {MAX_CPU_UNITS} CPU units"
+            )));
+        }
+        for (field, value) in [
+            ("memory", o.memory),
+            ("memoryReservation", o.memory_reservation),
+        ] {
+            if let Some(v) = value.filter(|&v| v > MAX_MEMORY_MIB) {
+                return Err(EcsError::invalid(format!(
+                    "{path}.{field}: {v} MiB is more than the maximum of {MAX_MEMORY_MIB} MiB"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The image's environment with later entries replacing same keys.
@@ -157,15 +195,6 @@ pub fn container_spec(
         .map(|kv| format!("{}={}", kv.name, kv.value))
         .collect();
     let env = merge_env(image.env.as_deref().unwrap_or_default(), &ours);
-    let caps = def
-        .linux_parameters
-        .as_ref()
-        .and_then(|l| l.get("capabilities"));
-    let cap_list = |field: &str| -> Vec<String> {
-        caps.and_then(|c| c.get(field))
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default()
-    };
     let rlimits = def
         .ulimits
         .iter()
@@ -285,14 +314,15 @@ pub fn container_spec(
             .or_else(|| image.user.clone().filter(|u| !u.is_empty())),
         hostname: Some(def.hostname.clone().unwrap_or_else(|| {
             if own.is_some() {
-                def.name.clone()
+                crate::names::hostname(&def.name)
             } else {
                 ctx.hostname.clone()
             }
         })),
         rlimits,
-        cap_add: cap_list("add"),
-        cap_drop: cap_list("drop"),
+        cap_add: def.cap_add().to_vec(),
+        cap_drop: def.cap_drop().to_vec(),
+        no_new_privileges: crate::taskdef::no_new_privileges(def),
         read_only_root: def.readonly_root_filesystem.unwrap_or(false),
         privileged: def.privileged.unwrap_or(false),
         sysctls,
@@ -316,6 +346,31 @@ mod tests {
 
     fn def(v: Value) -> ContainerDefinition {
         serde_json::from_value(v).expect("def")
+    }
+
+    /// Found by the taskdef_spec fuzz target: in bridge mode a container's
+    /// hostname is its name, and ECS allows names (255) longer than a
+    /// hostname (64), so every such task failed to start.
+    #[test]
+    fn a_long_container_name_makes_a_hostname_that_fits() {
+        let name = "c".repeat(255);
+        let d = def(serde_json::json!({ "name": name, "image": "i" }));
+        let ctx = TaskContext {
+            per_container: [(name.clone(), (None, None, None))].into(),
+            hostname: "t".into(),
+            network_ns: None,
+            ipc_ns: None,
+            uts_ns: None,
+            volumes: BTreeMap::new(),
+            mount_points: BTreeMap::new(),
+            etc_files: Vec::new(),
+        };
+        let image = ContainerConfig {
+            cmd: Some(vec!["sh".into()]),
+            ..Default::default()
+        };
+        let spec = container_spec(&d, &image, &ContainerOverride::default(), &ctx).expect("spec");
+        assert_eq!(spec.hostname.as_deref(), Some(&name[..63]));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::model::{
     name_from_arn, Cluster, ClusterNetwork, Failure, Partition, Tag, TaskDefinition,
 };
 use crate::store::{Expect, Op, SqliteStore, Store, StoreError};
-use crate::taskdef;
+use crate::{names, taskdef};
 
 pub const DEFAULT_CLUSTER: &str = "default";
 /// Attempts at an optimistic read-modify-write before giving up.
@@ -121,22 +121,6 @@ fn family_key(family: &str) -> String {
 fn taskdef_key(family: &str, revision: u64) -> String {
     // Zero-padded so that keys sort by revision.
     format!("taskdefs/{family}/{revision:010}")
-}
-
-/// ECS's rule for cluster and service names; `field` names it in the error.
-pub(crate) fn check_name(field: &str, name: &str) -> EcsResult<()> {
-    let valid = !name.is_empty()
-        && name.len() <= 255
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if valid {
-        Ok(())
-    } else {
-        Err(EcsError::invalid(format!(
-            "{field}: {name:?}: up to 255 letters, numbers, hyphens and underscores are allowed"
-        )))
-    }
 }
 
 pub(crate) fn now() -> String {
@@ -274,7 +258,7 @@ impl Ecs {
 
     /// The ACTIVE cluster a name or ARN refers to (default when absent).
     pub fn cluster(&self, name_or_arn: Option<&str>) -> EcsResult<Cluster> {
-        let name = name_from_arn(name_or_arn.unwrap_or(DEFAULT_CLUSTER));
+        let name = names::lookup("cluster", name_or_arn.unwrap_or(DEFAULT_CLUSTER))?;
         match self.store.get(&cluster_key(name))? {
             Some(rec) => {
                 // Without counts: counting reads every task of the cluster,
@@ -324,7 +308,7 @@ impl Ecs {
         tags: Vec<Tag>,
         network: Option<NetworkConfig>,
     ) -> EcsResult<serde_json::Value> {
-        check_name("clusterName", name)?;
+        names::check("clusterName", name)?;
         let network = network.unwrap_or_else(|| self.network.clone());
         let cluster = retry(|| {
             let existing = self.store.get(&cluster_key(name))?;
@@ -375,6 +359,10 @@ impl Ecs {
         let mut failures = Vec::new();
         for n in &names {
             let name = name_from_arn(n);
+            if let Err(e) = names::check("clusters", name) {
+                failures.push(Failure::on(n, "MISSING", Some(e.message)));
+                continue;
+            }
             match self.store.get(&cluster_key(name))? {
                 Some(rec) => clusters.push(self.with_counts(decode(&rec.value)?)?),
                 None => failures.push(Failure::missing(&self.cluster_arn(name))),
@@ -395,7 +383,7 @@ impl Ecs {
     }
 
     pub fn delete_cluster(&self, name_or_arn: &str) -> EcsResult<serde_json::Value> {
-        let name = name_from_arn(name_or_arn).to_string();
+        let name = names::lookup("cluster", name_or_arn)?.to_string();
         let cluster = retry(|| {
             let rec = self.store.get(&cluster_key(&name))?.ok_or_else(|| {
                 EcsError::new(
@@ -502,12 +490,14 @@ impl Ecs {
                         "taskDefinition: {reference:?}: revision must be a number"
                     ))
                 })?;
+                names::check("taskDefinition", family)?;
                 let key = taskdef_key(family, revision);
                 let rec = self.store.get(&key)?.ok_or_else(missing)?;
                 let stored = decode(&rec.value)?;
                 Ok((key, rec, stored))
             }
             None => {
+                names::check("taskDefinition", spec)?;
                 let mut found = None;
                 for (key, rec) in self.store.list(&format!("taskdefs/{spec}/"))? {
                     let stored: StoredTaskDefinition = decode(&rec.value)?;

@@ -6,6 +6,7 @@
 
 mod error;
 pub mod model;
+pub mod names;
 pub mod store;
 pub mod taskdef;
 
@@ -17,6 +18,7 @@ pub mod host;
 pub mod load_balancers;
 pub mod placement;
 pub mod resolv;
+pub mod runnable;
 pub mod services;
 pub mod supervisor;
 pub mod tasks;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::ecs::{check_name, decode, encode, now, retry, Ecs};
+use crate::ecs::{decode, encode, now, retry, Ecs};
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::random_hex32;
 use crate::model::{
@@ -37,6 +37,18 @@ pub struct Pass {
     pub placed: Vec<Task>,
     /// A service is backing off: pass again after this long.
     pub retry_after: Option<Duration>,
+}
+
+/// ECS's quota of tasks per service.
+pub const MAX_DESIRED_COUNT: u32 = 5_000;
+
+fn check_desired_count(n: u32) -> EcsResult<()> {
+    if n > MAX_DESIRED_COUNT {
+        return Err(EcsError::invalid(format!(
+            "desiredCount: {n} is more than the maximum of {MAX_DESIRED_COUNT} tasks per service"
+        )));
+    }
+    Ok(())
 }
 
 fn service_key(cluster: &str, name: &str) -> String {
@@ -92,8 +104,19 @@ pub fn plan(service: &Service, live: &[LiveTask]) -> Plan {
         0
     };
     let cfg = &service.deployment_configuration;
-    let max_total = (desired * cfg.maximum_percent / 100).max(desired);
-    let min_running = (desired * cfg.minimum_healthy_percent).div_ceil(100);
+    // In u64, so no count or percentage can wrap; the results are at most
+    // `desired` × 100 / 100 scaled by percentages, clamped back to u32.
+    let percent_of = |p: u32, round_up: bool| -> u32 {
+        let product = u64::from(desired) * u64::from(p);
+        let n = if round_up {
+            product.div_ceil(100)
+        } else {
+            product / 100
+        };
+        u32::try_from(n).unwrap_or(u32::MAX)
+    };
+    let max_total = percent_of(cfg.maximum_percent, false).max(desired);
+    let min_running = percent_of(cfg.minimum_healthy_percent, true);
     let of_primary: Vec<&LiveTask> = live.iter().filter(|t| t.deployment == primary.id).collect();
     let old: Vec<&LiveTask> = live.iter().filter(|t| t.deployment != primary.id).collect();
     // Extra primary tasks go, pending ones first.
@@ -137,7 +160,8 @@ impl Ecs {
     pub fn create_service(&self, req: &CreateService) -> EcsResult<Value> {
         let cluster = self.cluster(req.cluster.as_deref())?;
         let name = &req.service_name;
-        check_name("serviceName", name)?;
+        crate::names::check("serviceName", name)?;
+        check_desired_count(req.desired_count)?;
         let td = self.active_task_definition(&req.task_definition)?;
         let launch_type = launch_type_for(&td, req.launch_type.as_deref())?;
         self.check_service_load_balancers(&req.load_balancers, &td)?;
@@ -234,7 +258,8 @@ impl Ecs {
 
     /// The service `name` of `cluster` (any status).
     pub fn service(&self, cluster: &str, name: &str) -> EcsResult<Service> {
-        match self.store.get(&service_key(cluster, name_from_arn(name)))? {
+        let name = crate::names::lookup("service", name)?;
+        match self.store.get(&service_key(cluster, name))? {
             Some(rec) => decode(&rec.value),
             None => Err(EcsError::new(
                 ErrorKind::ServiceNotFoundException,
@@ -250,7 +275,7 @@ impl Ecs {
         name: &str,
         mut change: impl FnMut(&mut Service) -> EcsResult<()>,
     ) -> EcsResult<Service> {
-        let key = service_key(cluster, name_from_arn(name));
+        let key = service_key(cluster, crate::names::lookup("service", name)?);
         retry(|| {
             let Some(rec) = self.store.get(&key)? else {
                 return Err(EcsError::new(
@@ -290,6 +315,9 @@ impl Ecs {
         };
         if let Some(cfg) = &deployment_configuration {
             check_deployment_configuration(cfg)?;
+        }
+        if let Some(n) = desired_count {
+            check_desired_count(n)?;
         }
         let service = self.update_service_record(&cluster.cluster_name, name, |s| {
             if s.status != "ACTIVE" {
@@ -870,6 +898,8 @@ fn check_deployment_configuration(cfg: &DeploymentConfiguration) -> EcsResult<()
 }
 
 fn new_deployment(td: &TaskDefinition, desired: u32, launch_type: &str) -> EcsResult<Deployment> {
+    // A new definition meets the service's launch type (Fargate's sandbox).
+    crate::taskdef::check_launch(td, launch_type)?;
     let digits: String = random_hex32()
         .map_err(|e| EcsError::new(ErrorKind::ServerException, e.to_string()))?
         .chars()
@@ -962,6 +992,20 @@ mod tests {
         let p = plan(&s, &live(2, "old", true));
         assert!(p.start.is_empty());
         assert_eq!(p.stop.len(), 1);
+    }
+
+    #[test]
+    fn extreme_counts_and_percentages_do_not_wrap() {
+        // u32::MAX × 200% overflowed u32 before; now it plans in u64.
+        let s = service(u32::MAX, u32::MAX, 100, &["new"]);
+        let p = plan(&s, &live(1, "new", true));
+        assert_eq!(p.start, vec![("new".into(), "td:new".into(), u32::MAX - 1)]);
+        let s = service(u32::MAX, 200, u32::MAX, &["new", "old"]);
+        let p = plan(&s, &live(2, "old", true));
+        assert!(p.stop.is_empty(), "{:?}", p.stop);
+        assert!(check_desired_count(MAX_DESIRED_COUNT).is_ok());
+        let e = check_desired_count(u32::MAX).expect_err("too many");
+        assert!(e.to_string().contains("desiredCount: 4294967295"), "{e}");
     }
 
     #[test]

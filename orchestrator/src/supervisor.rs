@@ -25,6 +25,7 @@ use crate::containerize::{container_spec, hosts_file, overrides_for, resolv_conf
 use crate::ecs::{now, Ecs};
 use crate::health::{self, HealthCheck, HealthTracker};
 use crate::model::{name_from_arn, ContainerDefinition, Partition, Task, TaskDefinition};
+use crate::names;
 
 /// argv[1] of a task supervisor.
 pub const SUPERVISOR_ARG: &str = "__berth-task";
@@ -58,7 +59,11 @@ impl SupervisorArgs {
             state_root: PathBuf::from(args.get(2)?),
             runtime_root: PathBuf::from(args.get(3)?),
             cluster: args.get(4)?.clone(),
-            task_id: args.get(5)?.clone(),
+            // The id names the task's directories: never a path.
+            task_id: args
+                .get(5)
+                .filter(|id| names::check("task", id).is_ok())?
+                .clone(),
             cgroup_parent: args.get(6).cloned().unwrap_or_else(|| "berth".into()),
             adopt: args.get(7).map(String::as_str) == Some(ADOPT_ARG),
         })
@@ -78,6 +83,12 @@ impl SupervisorArgs {
         self.runtime_root.join("tasks").join(&self.task_id)
     }
 
+    /// Bridge mode: a container's own namespaces.
+    fn container_ns_dir(&self, container: &str) -> PathBuf {
+        self.task_dir()
+            .join(format!("ns-{}", names::file_stem(container)))
+    }
+
     pub fn log_file(&self) -> PathBuf {
         self.state_root
             .join("tasks")
@@ -85,11 +96,13 @@ impl SupervisorArgs {
     }
 
     /// A container's log, kept after the task stops.
-    pub fn container_log(state_root: &std::path::Path, task_id: &str, container: &str) -> PathBuf {
-        state_root
-            .join("tasks")
-            .join(task_id)
-            .join(format!("{container}.log"))
+    pub fn container_log(
+        state_root: &std::path::Path,
+        task_id: &str,
+        container: &str,
+    ) -> Result<PathBuf, names::PathNameError> {
+        let dir = names::child(&state_root.join("tasks"), task_id)?;
+        names::child(&dir, &format!("{}.log", names::file_stem(container)))
     }
 
     /// Start a detached supervisor for this task; returns once it runs.
@@ -268,9 +281,11 @@ impl Running {
         Self {
             runtime_id: runtime_id.to_string(),
             essential: def.is_essential(),
-            stop_timeout: def
-                .stop_timeout
-                .map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs),
+            // Bounded, so that a deadline `now + timeout` cannot overflow
+            // even for a definition that skipped registration's checks.
+            stop_timeout: def.stop_timeout.map_or(DEFAULT_STOP_TIMEOUT, |t| {
+                Duration::from_secs(t.min(crate::taskdef::MAX_TIMEOUT_SECS))
+            }),
             exit: None,
             health,
         }
@@ -460,7 +475,7 @@ impl<'a> Supervisor<'a> {
         self.restore(&task);
         self.load_service_settings(&task);
         for def in &td.container_definitions {
-            let runtime_id = format!("{}-{}", self.args.task_id, def.name);
+            let runtime_id = names::runtime_id(&self.args.task_id, &def.name);
             let Ok(state) = self.runtime.state(&runtime_id) else {
                 continue; // never created
             };
@@ -512,10 +527,37 @@ impl<'a> Supervisor<'a> {
         self.host_ports = b.host_ports;
         for cn in b.container_networks {
             self.container_namespaces.push(SharedNamespaces {
-                dir: self.args.task_dir().join(format!("ns-{}", cn.container)),
+                dir: self.args.container_ns_dir(&cn.container),
             });
             self.links.push(cn.network);
         }
+    }
+
+    /// The task's volumes: a host directory (EC2 only), or a scratch
+    /// directory that is a direct child of the task's `volumes` directory.
+    /// The definition is checked again here: one written to the store
+    /// without registration must not mount anything else either.
+    fn make_volumes(
+        &self,
+        td: &TaskDefinition,
+        task: &Task,
+    ) -> Result<BTreeMap<String, PathBuf>, String> {
+        crate::taskdef::check_launch(td, &task.launch_type).map_err(|e| e.to_string())?;
+        let base = self.args.task_dir().join("volumes");
+        let mut volumes = BTreeMap::new();
+        for (i, v) in td.volumes.iter().enumerate() {
+            let dir = match v.host_path() {
+                Some(host_path) => PathBuf::from(host_path),
+                None => {
+                    let d = names::child(&base, &v.name)
+                        .map_err(|e| format!("volumes[{i}].name: {:?}: {e}", v.name))?;
+                    std::fs::create_dir_all(&d).map_err(|e| format!("volume {}: {e}", v.name))?;
+                    d
+                }
+            };
+            volumes.insert(v.name.clone(), dir);
+        }
+        Ok(volumes)
     }
 
     /// Namespaces, cgroup and scratch volumes of the task.
@@ -553,9 +595,9 @@ impl<'a> Supervisor<'a> {
             .unwrap_or_default();
         let mut per_container = BTreeMap::new();
         for cn in &container_nets {
-            let dir = self.args.task_dir().join(format!("ns-{}", cn.container));
-            let cns =
-                SharedNamespaces::create(&dir, true, &cn.container).map_err(|e| e.to_string())?;
+            let dir = self.args.container_ns_dir(&cn.container);
+            let cns = SharedNamespaces::create(&dir, true, &names::hostname(&cn.container))
+                .map_err(|e| e.to_string())?;
             self.container_namespaces.push(cns.clone());
             let netns = cns.path("network").ok_or("no network namespace")?;
             self.links.push(cn.network.clone());
@@ -631,26 +673,7 @@ impl<'a> Supervisor<'a> {
             ..Default::default()
         };
         cgroups::create_parent(&self.cgroup, &resources)?;
-        let mut volumes = BTreeMap::new();
-        for (i, v) in td.volumes.iter().enumerate() {
-            let name = v
-                .get("name")
-                .and_then(|n| n.as_str())
-                .ok_or(format!("volumes[{i}].name: missing"))?;
-            let dir = match v
-                .get("host")
-                .and_then(|h| h.get("sourcePath"))
-                .and_then(|p| p.as_str())
-            {
-                Some(host_path) => PathBuf::from(host_path),
-                None => {
-                    let d = self.args.task_dir().join("volumes").join(name);
-                    std::fs::create_dir_all(&d).map_err(|e| format!("volume {name}: {e}"))?;
-                    d
-                }
-            };
-            volumes.insert(name.to_string(), dir);
-        }
+        let volumes = self.make_volumes(td, task)?;
         let etc = self.args.task_dir().join("etc");
         std::fs::create_dir_all(&etc).map_err(|e| format!("create {}: {e}", etc.display()))?;
         let address = task
@@ -759,13 +782,14 @@ impl<'a> Supervisor<'a> {
         let ov = overrides_for(&task.overrides, &def.name);
         let spec =
             container_spec(def, &image.config.config, &ov, ctx).map_err(|e| e.to_string())?;
-        let runtime_id = format!("{}-{}", self.args.task_id, def.name);
+        let runtime_id = names::runtime_id(&self.args.task_id, &def.name);
         let images = self.images.as_ref().ok_or("no image store")?;
         let snapshot = Snapshotter::new(images)
             .prepare(&runtime_id, image)
             .map_err(|e| format!("container {}: {e}", def.name))?;
         let log_path =
-            SupervisorArgs::container_log(&self.args.state_root, &self.args.task_id, &def.name);
+            SupervisorArgs::container_log(&self.args.state_root, &self.args.task_id, &def.name)
+                .map_err(|e| format!("container {}: {e}", def.name))?;
         if let Some(dir) = log_path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         }
@@ -1177,7 +1201,7 @@ pub fn reap_orphan(ecs: &Ecs, args: &SupervisorArgs) -> Result<(), String> {
     sup.restore(&task);
     let runtime = Runtime::new(RuntimeRoot::new(&args.runtime_root));
     for c in &task.containers {
-        let id = format!("{}-{}", args.task_id, c.name);
+        let id = names::runtime_id(&args.task_id, &c.name);
         if let Ok(state) = runtime.state(&id) {
             let exit = state.exit.clone();
             if exit.is_none() {

@@ -6,18 +6,29 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::error::{EcsError, EcsResult};
-use crate::model::{ContainerDefinition, TaskDefinition};
+use crate::model::{ContainerDefinition, LinuxParameters, TaskDefinition};
+use crate::names;
 
 pub const NETWORK_MODES: &[&str] = &["bridge", "host", "awsvpc", "none"];
 pub const LAUNCH_TYPES: &[&str] = &["EC2", "FARGATE", "EXTERNAL"];
 const MAX_CONTAINERS: usize = 10;
 const MIN_CONTAINER_MEMORY: u64 = 6;
 const DEPENDS_ON_CONDITIONS: &[&str] = &["START", "COMPLETE", "SUCCESS", "HEALTHY"];
+/// The most CPU units a task or a container may ask for: the kernel's
+/// largest cpu.shares (256 vCPUs).
+pub const MAX_CPU_UNITS: u64 = 262_144;
+/// The most MiB a task or a container may ask for (1 PiB): far above any
+/// host, and small enough that bytes, sums and signed casts cannot wrap.
+pub const MAX_MEMORY_MIB: u64 = 1 << 30;
+/// The longest `stopTimeout` and `startTimeout` (a day), in seconds.
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+/// Fargate's longest `stopTimeout`.
+const FARGATE_MAX_STOP_TIMEOUT: u64 = 120;
+/// The one capability a Fargate container may add.
+const FARGATE_CAPABILITY: &str = "SYS_PTRACE";
 
 /// Request fields ECS documents that berth accepts but does not act on.
 const IGNORED_TASK_FIELDS: &[&str] = &[
-    "pidMode",
-    "ipcMode",
     "proxyConfiguration",
     "inferenceAccelerators",
     "ephemeralStorage",
@@ -32,7 +43,6 @@ const IGNORED_CONTAINER_FIELDS: &[&str] = &[
     "environmentFiles",
     "secrets",
     "disableNetworking",
-    "dockerSecurityOptions",
     "interactive",
     "pseudoTerminal",
     "dockerLabels",
@@ -43,6 +53,15 @@ const IGNORED_CONTAINER_FIELDS: &[&str] = &[
     "restartPolicy",
     "versionConsistency",
     "gpu",
+];
+
+/// `linuxParameters` fields berth accepts but does not act on.
+const IGNORED_LINUX_PARAMETERS: &[&str] = &[
+    "initProcessEnabled",
+    "sharedMemorySize",
+    "tmpfs",
+    "maxSwap",
+    "swappiness",
 ];
 
 /// Fields ECS prints but a registration must not carry.
@@ -74,27 +93,40 @@ pub fn fargate_memory_allowed(cpu: u64, memory: u64) -> bool {
     }
 }
 
-/// Task-level cpu: "1024", "1 vCPU", "0.25 vcpu" → units.
-pub fn parse_cpu(s: &str) -> Option<u64> {
-    let t = s.trim().to_ascii_lowercase();
-    if let Some(v) = t.strip_suffix("vcpu") {
-        let cores: f64 = v.trim().parse().ok()?;
-        return (cores > 0.0).then(|| (cores * 1024.0).round() as u64);
-    }
-    t.parse().ok().filter(|&n| n > 0)
+/// `value` × `scale`, rounded, if it is finite and lands in 1..=`max`.
+fn scaled(value: &str, scale: f64, max: u64) -> Option<u64> {
+    let v: f64 = value.trim().parse().ok()?;
+    let n = (v * scale).round();
+    // `max` is far below 2^53, so it and `n` compare exactly.
+    (n.is_finite() && n >= 1.0 && n <= max as f64).then_some(n as u64)
 }
 
-/// Task-level memory: "512", "1GB", "0.5 gb" → MiB.
+/// An integer in 1..=`max`.
+fn bounded(value: &str, max: u64) -> Option<u64> {
+    value.trim().parse().ok().filter(|n| (1..=max).contains(n))
+}
+
+/// Task-level cpu: "1024", "1 vCPU", "0.25 vcpu" → units, at most
+/// [`MAX_CPU_UNITS`].
+pub fn parse_cpu(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    match t.strip_suffix("vcpu") {
+        Some(v) => scaled(v, 1024.0, MAX_CPU_UNITS),
+        None => bounded(&t, MAX_CPU_UNITS),
+    }
+}
+
+/// Task-level memory: "512", "1GB", "0.5 gb" → MiB, at most
+/// [`MAX_MEMORY_MIB`].
 pub fn parse_memory(s: &str) -> Option<u64> {
     let t = s.trim().to_ascii_lowercase();
     if let Some(v) = t.strip_suffix("gb") {
-        let gb: f64 = v.trim().parse().ok()?;
-        return (gb > 0.0).then(|| (gb * 1024.0).round() as u64);
+        return scaled(v, 1024.0, MAX_MEMORY_MIB);
     }
-    if let Some(v) = t.strip_suffix("mb").or_else(|| t.strip_suffix("mib")) {
-        return v.trim().parse().ok().filter(|&n| n > 0);
+    match t.strip_suffix("mb").or_else(|| t.strip_suffix("mib")) {
+        Some(v) => bounded(v, MAX_MEMORY_MIB),
+        None => bounded(&t, MAX_MEMORY_MIB),
     }
-    t.parse().ok().filter(|&n| n > 0)
 }
 
 /// The outcome of checking a registration: the normalized definition and
@@ -116,20 +148,8 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
     if td.execution_role_arn.is_some() {
         ignored.push("executionRoleArn".into());
     }
-    if td.family.is_empty() {
-        return Err(EcsError::client("family: must not be empty"));
-    }
-    if td.family.len() > 255
-        || !td
-            .family
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(EcsError::client(format!(
-            "family: {:?}: up to 255 letters (uppercase and lowercase), numbers, underscores, and hyphens are allowed",
-            td.family
-        )));
-    }
+    names::check("family", &td.family)?;
+    check_namespace_modes(&td, &mut ignored)?;
     for (i, lt) in td.requires_compatibilities.iter().enumerate() {
         if !LAUNCH_TYPES.contains(&lt.as_str()) {
             return Err(EcsError::invalid(format!(
@@ -145,18 +165,7 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
             )));
         }
     }
-    let cpu = match &td.cpu {
-        Some(c) => Some(parse_cpu(c).ok_or_else(|| {
-            EcsError::client(format!("cpu: invalid 'cpu' setting for task: {c:?}"))
-        })?),
-        None => None,
-    };
-    let memory = match &td.memory {
-        Some(m) => Some(parse_memory(m).ok_or_else(|| {
-            EcsError::client(format!("memory: invalid 'memory' setting for task: {m:?}"))
-        })?),
-        None => None,
-    };
+    let (cpu, memory) = task_size(&td)?;
     td.cpu = cpu.map(|c| c.to_string());
     td.memory = memory.map(|m| m.to_string());
 
@@ -177,6 +186,10 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
         let path = format!("containerDefinitions[{i}]");
         check_other(&path, &c.other, IGNORED_CONTAINER_FIELDS, &mut ignored)?;
         check_container(&path, c, memory)?;
+        crate::runnable::check(&path, c)?;
+        if let Some(lp) = &c.linux_parameters {
+            check_linux_parameters(&format!("{path}.linuxParameters"), lp, &mut ignored)?;
+        }
         if !names.insert(c.name.clone()) {
             return Err(EcsError::client(format!(
                 "{path}.name: duplicate container name {:?}",
@@ -192,9 +205,11 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
     check_depends_on(containers)?;
     check_links(&td)?;
     check_ports(&td)?;
+    check_volumes(&td)?;
     if fargate {
-        check_fargate(&td, cpu, memory)?;
+        check_fargate(&td)?;
     }
+    check_security(&td)?;
 
     // What ECS fills in on registration.
     if td.network_mode.is_none() && !fargate {
@@ -262,20 +277,7 @@ fn check_other(
 }
 
 fn check_container(path: &str, c: &ContainerDefinition, task_memory: Option<u64>) -> EcsResult<()> {
-    if c.name.is_empty() {
-        return Err(EcsError::client(format!("{path}.name: must not be empty")));
-    }
-    if c.name.len() > 255
-        || !c
-            .name
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-    {
-        return Err(EcsError::client(format!(
-            "{path}.name: {:?}: up to 255 letters, numbers, hyphens and underscores are allowed",
-            c.name
-        )));
-    }
+    names::check(&format!("{path}.name"), &c.name)?;
     if c.image.trim().is_empty() {
         return Err(EcsError::client(format!(
             "{path}.image: container {:?} has no image",
@@ -295,6 +297,7 @@ fn check_container(path: &str, c: &ContainerDefinition, task_memory: Option<u64>
             }
         }
     }
+    check_container_bounds(path, c)?;
     if let (Some(hard), Some(soft)) = (c.memory, c.memory_reservation) {
         if soft > hard {
             return Err(EcsError::client(format!(
@@ -474,8 +477,198 @@ fn check_ports(td: &TaskDefinition) -> EcsResult<()> {
     Ok(())
 }
 
-fn check_fargate(td: &TaskDefinition, cpu: Option<u64>, memory: Option<u64>) -> EcsResult<()> {
-    let (Some(cpu), Some(memory)) = (cpu, memory) else {
+/// Task-level cpu and memory, parsed and range-checked.
+fn task_size(td: &TaskDefinition) -> EcsResult<(Option<u64>, Option<u64>)> {
+    let cpu = match &td.cpu {
+        Some(c) => Some(parse_cpu(c).ok_or_else(|| {
+            EcsError::client(format!(
+                "cpu: invalid 'cpu' setting for task: {c:?} (1 to {MAX_CPU_UNITS} units, or vCPUs as \"0.25 vCPU\")"
+            ))
+        })?),
+        None => None,
+    };
+    let memory = match &td.memory {
+        Some(m) => Some(parse_memory(m).ok_or_else(|| {
+            EcsError::client(format!(
+                "memory: invalid 'memory' setting for task: {m:?} (1 to {MAX_MEMORY_MIB} MiB, or \"2GB\")"
+            ))
+        })?),
+        None => None,
+    };
+    Ok((cpu, memory))
+}
+
+/// A container's cpu, memory and timeouts within the ranges berth can
+/// account without wrapping.
+fn check_container_bounds(path: &str, c: &ContainerDefinition) -> EcsResult<()> {
+    if c.cpu > MAX_CPU_UNITS {
+        return Err(EcsError::client(format!(
+            "{path}.cpu: {} is more than the maximum of {MAX_CPU_UNITS} CPU units",
+            c.cpu
+        )));
+    }
+    for (field, value) in [
+        ("memory", c.memory),
+        ("memoryReservation", c.memory_reservation),
+    ] {
+        if let Some(v) = value.filter(|&v| v > MAX_MEMORY_MIB) {
+            return Err(EcsError::client(format!(
+                "{path}.{field}: {v} MiB is more than the maximum of {MAX_MEMORY_MIB} MiB"
+            )));
+        }
+    }
+    for (field, value) in [
+        ("stopTimeout", c.stop_timeout),
+        ("startTimeout", c.start_timeout),
+    ] {
+        if let Some(v) = value.filter(|&v| v > MAX_TIMEOUT_SECS) {
+            return Err(EcsError::client(format!(
+                "{path}.{field}: {v} seconds is more than the maximum of {MAX_TIMEOUT_SECS}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `pidMode` (`host`, `task`) and `ipcMode` (`host`, `task`, `none`):
+/// checked, and reported as not acted on (berth gives each task its own).
+fn check_namespace_modes(td: &TaskDefinition, ignored: &mut Vec<String>) -> EcsResult<()> {
+    for (field, value, allowed) in [
+        ("pidMode", &td.pid_mode, &["host", "task"][..]),
+        ("ipcMode", &td.ipc_mode, &["host", "task", "none"][..]),
+    ] {
+        if let Some(v) = value {
+            if !allowed.contains(&v.as_str()) {
+                return Err(EcsError::client(format!(
+                    "{field}: {v:?} is not one of {}",
+                    allowed.join(", ")
+                )));
+            }
+            ignored.push(field.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// `linuxParameters`: unknown fields refused, known ones berth does not
+/// act on reported.
+fn check_linux_parameters(
+    path: &str,
+    lp: &LinuxParameters,
+    ignored: &mut Vec<String>,
+) -> EcsResult<()> {
+    check_other(path, &lp.other, IGNORED_LINUX_PARAMETERS, ignored)?;
+    if let Some(caps) = &lp.capabilities {
+        check_other(&format!("{path}.capabilities"), &caps.other, &[], ignored)?;
+    }
+    Ok(())
+}
+
+/// Volume names as ECS allows them (they become directory names), host
+/// paths absolute, and every mount point naming a volume of the task.
+pub fn check_volumes(td: &TaskDefinition) -> EcsResult<()> {
+    let mut seen = BTreeSet::new();
+    for (i, v) in td.volumes.iter().enumerate() {
+        names::check(&format!("volumes[{i}].name"), &v.name)?;
+        if !seen.insert(v.name.as_str()) {
+            return Err(EcsError::client(format!(
+                "volumes[{i}].name: duplicate volume name {:?}",
+                v.name
+            )));
+        }
+        if let Some(p) = v.host_path() {
+            if !p.starts_with('/') || p.contains('\0') {
+                return Err(EcsError::client(format!(
+                    "volumes[{i}].host.sourcePath: {p:?} is not an absolute path"
+                )));
+            }
+        }
+    }
+    for (i, c) in td.container_definitions.iter().enumerate() {
+        for (j, mp) in c.mount_points.iter().enumerate() {
+            let path = format!("containerDefinitions[{i}].mountPoints[{j}]");
+            let source = mp.get("sourceVolume").and_then(Value::as_str);
+            if !source.is_some_and(|s| seen.contains(s)) {
+                return Err(EcsError::client(format!(
+                    "{path}.sourceVolume: {}: not the name of a volume in this task definition",
+                    source.map_or("missing".into(), |s| format!("{s:?}"))
+                )));
+            }
+            let dest = mp.get("containerPath").and_then(Value::as_str);
+            if !dest.is_some_and(|d| d.starts_with('/') && !d.contains('\0')) {
+                return Err(EcsError::client(format!(
+                    "{path}.containerPath: {dest:?}: an absolute path is required"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What berth cannot do on any launch type is refused rather than
+/// ignored: host devices, and SELinux or AppArmor labels (no LSM here).
+pub fn check_security(td: &TaskDefinition) -> EcsResult<()> {
+    for (i, c) in td.container_definitions.iter().enumerate() {
+        let path = format!("containerDefinitions[{i}]");
+        if c.linux_parameters
+            .as_ref()
+            .is_some_and(|lp| !lp.devices.is_empty())
+        {
+            return Err(EcsError::client(format!(
+                "{path}.linuxParameters.devices: berth does not pass host devices into containers"
+            )));
+        }
+        for (j, opt) in c.docker_security_options.iter().enumerate() {
+            security_option(opt).map_err(|why| {
+                EcsError::client(format!("{path}.dockerSecurityOptions[{j}]: {opt:?}: {why}"))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a `dockerSecurityOptions` entry asks for no_new_privs: true for
+/// `no-new-privileges`, false for `no-new-privileges:false`; what berth
+/// cannot apply is an error.
+pub fn security_option(opt: &str) -> Result<bool, &'static str> {
+    match opt.split_once(':') {
+        None if opt == "no-new-privileges" => Ok(true),
+        Some(("no-new-privileges", "true")) => Ok(true),
+        Some(("no-new-privileges", "false")) => Ok(false),
+        Some(("label", _)) => {
+            Err("SELinux labels are not supported: this host runs no SELinux policy for containers")
+        }
+        Some(("apparmor", _)) => Err(
+            "AppArmor profiles are not supported: this host runs no AppArmor policy for containers",
+        ),
+        _ => Err("not one of no-new-privileges, label:VALUE, apparmor:PROFILE"),
+    }
+}
+
+/// Whether a definition asks for no_new_privs.
+pub fn no_new_privileges(def: &ContainerDefinition) -> bool {
+    def.docker_security_options
+        .iter()
+        .any(|o| security_option(o) == Ok(true))
+}
+
+/// A capability's name as ECS writes it: `sys_ptrace`, `CAP_SYS_PTRACE`
+/// → `SYS_PTRACE`.
+fn capability_name(cap: &str) -> String {
+    let upper = cap.trim().to_ascii_uppercase();
+    upper.strip_prefix("CAP_").unwrap_or(&upper).to_string()
+}
+
+/// Fargate is a sandbox: what would reach the host is refused, with ECS's
+/// wording and the field's path. Checked at registration, at run-task and
+/// create-service, and again by the supervisor.
+pub fn check_fargate(td: &TaskDefinition) -> EcsResult<()> {
+    let refuse = |path: String, what: &str| {
+        Err(EcsError::client(format!(
+            "{path}: Tasks using the Fargate launch type do not support {what}."
+        )))
+    };
+    let (Some(cpu), Some(memory)) = task_size(td)? else {
         return Err(EcsError::client(
             "cpu, memory: Fargate requires task-level 'cpu' and 'memory'",
         ));
@@ -490,21 +683,72 @@ fn check_fargate(td: &TaskDefinition, cpu: Option<u64>, memory: Option<u64>) -> 
             "networkMode: Fargate only supports network mode 'awsvpc'",
         ));
     }
-    for (i, c) in td.container_definitions.iter().enumerate() {
-        if c.privileged == Some(true) {
-            return Err(EcsError::client(format!(
-                "containerDefinitions[{i}].privileged: Fargate does not support privileged containers"
-            )));
-        }
+    if td.pid_mode.as_deref() == Some("host") {
+        return refuse("pidMode".into(), "pidMode 'host'");
+    }
+    if td.ipc_mode.as_deref() == Some("host") {
+        return refuse("ipcMode".into(), "ipcMode 'host'");
     }
     for (i, v) in td.volumes.iter().enumerate() {
-        if v.get("host").and_then(|h| h.get("sourcePath")).is_some() {
+        if v.host_path().is_some() {
+            return refuse(format!("volumes[{i}].host.sourcePath"), "host volumes");
+        }
+    }
+    for (i, c) in td.container_definitions.iter().enumerate() {
+        let path = format!("containerDefinitions[{i}]");
+        if c.privileged == Some(true) {
+            return refuse(format!("{path}.privileged"), "privileged containers");
+        }
+        for (j, cap) in c.cap_add().iter().enumerate() {
+            if capability_name(cap) != FARGATE_CAPABILITY {
+                return refuse(
+                    format!("{path}.linuxParameters.capabilities.add[{j}]"),
+                    &format!("adding capability {cap:?}; only {FARGATE_CAPABILITY} may be added"),
+                );
+            }
+        }
+        if c.linux_parameters
+            .as_ref()
+            .is_some_and(|lp| !lp.devices.is_empty())
+        {
+            return refuse(format!("{path}.linuxParameters.devices"), "devices");
+        }
+        for (j, sc) in c.system_controls.iter().enumerate() {
+            let ns = sc
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !ns.starts_with("net.") {
+                return refuse(
+                    format!("{path}.systemControls[{j}].namespace"),
+                    &format!("{ns:?}; only namespaced net.* kernel parameters may be set"),
+                );
+            }
+        }
+        if !c.docker_security_options.is_empty() {
+            return refuse(
+                format!("{path}.dockerSecurityOptions"),
+                "dockerSecurityOptions",
+            );
+        }
+        if let Some(t) = c.stop_timeout.filter(|&t| t > FARGATE_MAX_STOP_TIMEOUT) {
             return Err(EcsError::client(format!(
-                "volumes[{i}].host.sourcePath: Fargate does not support host volumes"
+                "{path}.stopTimeout: {t} seconds is more than Fargate's maximum of {FARGATE_MAX_STOP_TIMEOUT}"
             )));
         }
     }
     Ok(())
+}
+
+/// What a task of `td` launched as `launch_type` must satisfy, whether
+/// the definition came through registration or not: run-task,
+/// create-service and the supervisor ask again.
+pub fn check_launch(td: &TaskDefinition, launch_type: &str) -> EcsResult<()> {
+    check_volumes(td)?;
+    if launch_type == "FARGATE" {
+        check_fargate(td)?;
+    }
+    check_security(td)
 }
 
 #[cfg(test)]
@@ -666,6 +910,325 @@ mod tests {
             let e = err(input.clone());
             assert!(e.contains(needle), "{input}: {e}");
         }
+    }
+
+    /// The audit's FARGATE definition, with `container` merged into its one
+    /// container and `task` into the task.
+    fn fargate(task: Value, container: Value) -> Value {
+        let mut c = json!({ "name": "app", "image": "busybox", "essential": true });
+        for (k, v) in container.as_object().expect("object") {
+            c[k] = v.clone();
+        }
+        let mut td = json!({
+            "family": "sandbox", "requiresCompatibilities": ["FARGATE"],
+            "networkMode": "awsvpc", "cpu": "256", "memory": "512",
+            "containerDefinitions": [c],
+        });
+        for (k, v) in task.as_object().expect("object") {
+            td[k] = v.clone();
+        }
+        td
+    }
+
+    #[test]
+    fn fargate_refuses_what_reaches_the_host() {
+        let cases = [
+            (
+                json!({}),
+                json!({ "privileged": true }),
+                "containerDefinitions[0].privileged",
+            ),
+            (
+                json!({}),
+                json!({ "linuxParameters": { "capabilities": { "add": ["SYS_ADMIN"] } } }),
+                "containerDefinitions[0].linuxParameters.capabilities.add[0]",
+            ),
+            (
+                json!({}),
+                json!({ "linuxParameters": { "capabilities": { "add": ["SYS_PTRACE", "ALL"] } } }),
+                "containerDefinitions[0].linuxParameters.capabilities.add[1]",
+            ),
+            (
+                json!({}),
+                json!({ "linuxParameters": { "devices": [{ "hostPath": "/dev/sda" }] } }),
+                "containerDefinitions[0].linuxParameters.devices",
+            ),
+            (
+                json!({ "volumes": [{ "name": "h", "host": { "sourcePath": "/etc" } }] }),
+                json!({}),
+                "volumes[0].host.sourcePath",
+            ),
+            (json!({ "pidMode": "host" }), json!({}), "pidMode"),
+            (json!({ "ipcMode": "host" }), json!({}), "ipcMode"),
+            (json!({ "networkMode": "host" }), json!({}), "networkMode"),
+            (json!({ "networkMode": "bridge" }), json!({}), "networkMode"),
+            (
+                json!({}),
+                json!({ "systemControls": [{ "namespace": "kernel.shmmax", "value": "1" }] }),
+                "containerDefinitions[0].systemControls[0].namespace",
+            ),
+            (
+                json!({}),
+                json!({ "dockerSecurityOptions": ["no-new-privileges"] }),
+                "containerDefinitions[0].dockerSecurityOptions",
+            ),
+            (
+                json!({}),
+                json!({ "stopTimeout": 121 }),
+                "containerDefinitions[0].stopTimeout",
+            ),
+        ];
+        for (task, container, field) in cases {
+            let input = fargate(task, container);
+            let e = prepare(td(input.clone())).expect_err("refused");
+            assert_eq!(e.kind, crate::error::ErrorKind::ClientException, "{e}");
+            assert!(e.message.starts_with(&format!("{field}: ")), "{input}: {e}");
+            // The same rules hold when a stored definition is launched.
+            let stored = td(input);
+            assert!(check_launch(&stored, "FARGATE").is_err(), "{field}");
+        }
+        // What Fargate allows.
+        let allowed = fargate(
+            json!({ "pidMode": "task" }),
+            json!({
+                "user": "1000",
+                "linuxParameters": { "capabilities": { "add": ["SYS_PTRACE"], "drop": ["NET_RAW"] } },
+                "systemControls": [{ "namespace": "net.ipv4.tcp_keepalive_time", "value": "60" }],
+            }),
+        );
+        prepare(td(allowed.clone())).expect("allowed on Fargate");
+        // The same privileged definition is fine on EC2.
+        let mut ec2 = fargate(json!({}), json!({ "privileged": true }));
+        ec2["requiresCompatibilities"] = json!(["EC2"]);
+        let p = prepare(td(ec2)).expect("EC2 allows privileged");
+        check_launch(&p.definition, "EC2").expect("EC2 launch");
+        assert!(check_launch(&p.definition, "FARGATE").is_err());
+    }
+
+    #[test]
+    fn security_options_are_applied_or_refused() {
+        let with = |opts: Value| {
+            let mut c = web();
+            c["dockerSecurityOptions"] = opts;
+            json!({ "family": "f", "containerDefinitions": [c] })
+        };
+        let p = prepare(td(with(json!(["no-new-privileges"])))).expect("valid");
+        assert!(no_new_privileges(&p.definition.container_definitions[0]));
+        assert!(!p
+            .ignored
+            .iter()
+            .any(|i| i.contains("dockerSecurityOptions")));
+        let p = prepare(td(with(json!(["no-new-privileges:false"])))).expect("valid");
+        assert!(!no_new_privileges(&p.definition.container_definitions[0]));
+        for (opt, needle) in [
+            ("label:type:svirt_apache_t", "SELinux"),
+            ("apparmor:docker-default", "AppArmor"),
+            ("seccomp:unconfined", "not one of"),
+        ] {
+            let e = err(with(json!(["no-new-privileges", opt])));
+            assert!(
+                e.contains("containerDefinitions[0].dockerSecurityOptions[1]")
+                    && e.contains(needle),
+                "{opt}: {e}"
+            );
+        }
+        let mut c = web();
+        c["linuxParameters"] = json!({ "devices": [{ "hostPath": "/dev/fuse" }] });
+        let e = err(json!({ "family": "f", "containerDefinitions": [c] }));
+        assert!(
+            e.contains("containerDefinitions[0].linuxParameters.devices"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn linux_parameters_round_trip_and_report_what_is_ignored() {
+        let mut c = web();
+        c["linuxParameters"] = json!({
+            "capabilities": { "add": ["NET_ADMIN"] },
+            "initProcessEnabled": true,
+            "tmpfs": [{ "containerPath": "/run", "size": 64 }],
+        });
+        let p = prepare(td(
+            json!({ "family": "f", "containerDefinitions": [c.clone()] }),
+        ))
+        .expect("valid");
+        let out = serde_json::to_value(&p.definition).expect("json");
+        assert_eq!(
+            out["containerDefinitions"][0]["linuxParameters"],
+            c["linuxParameters"]
+        );
+        for field in ["initProcessEnabled", "tmpfs"] {
+            let path = format!("containerDefinitions[0].linuxParameters.{field}");
+            assert!(p.ignored.contains(&path), "{path}: {:?}", p.ignored);
+        }
+        assert_eq!(
+            p.definition.container_definitions[0].cap_add(),
+            ["NET_ADMIN"]
+        );
+        c["linuxParameters"] = json!({ "capabilitiez": {} });
+        let e = err(json!({ "family": "f", "containerDefinitions": [c] }));
+        assert!(
+            e.contains("containerDefinitions[0].linuxParameters.capabilitiez: unknown"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn volume_names_are_ecs_names() {
+        let with_volume = |name: &str| {
+            let mut c = web();
+            c["mountPoints"] = json!([{ "sourceVolume": name, "containerPath": "/data" }]);
+            json!({ "family": "f", "volumes": [{ "name": name }], "containerDefinitions": [c] })
+        };
+        let long = "v".repeat(256);
+        for name in [
+            "",
+            "/",
+            "..",
+            ".",
+            "a/b",
+            "../../../../../../../../etc",
+            "a\0b",
+            &long,
+        ] {
+            let e = err(with_volume(name));
+            assert!(e.contains("volumes[0].name: "), "{name:?}: {e}");
+        }
+        prepare(td(with_volume("data_1-x"))).expect("a good name");
+        prepare(td(with_volume(&"v".repeat(255)))).expect("255 characters");
+        let mut c = web();
+        c["mountPoints"] = json!([{ "sourceVolume": "nope", "containerPath": "/data" }]);
+        let e = err(
+            json!({ "family": "f", "volumes": [{ "name": "data" }], "containerDefinitions": [c] }),
+        );
+        assert!(
+            e.contains("containerDefinitions[0].mountPoints[0].sourceVolume"),
+            "{e}"
+        );
+        c["mountPoints"] = json!([{ "sourceVolume": "data", "containerPath": "data" }]);
+        let e = err(
+            json!({ "family": "f", "volumes": [{ "name": "data" }], "containerDefinitions": [c] }),
+        );
+        assert!(
+            e.contains("containerDefinitions[0].mountPoints[0].containerPath"),
+            "{e}"
+        );
+        let e = err(
+            json!({ "family": "f", "volumes": [{ "name": "d" }, { "name": "d" }], "containerDefinitions": [web()] }),
+        );
+        assert!(e.contains("volumes[1].name: duplicate"), "{e}");
+        let e = err(
+            json!({ "family": "f", "volumes": [{ "name": "d", "host": { "sourcePath": "etc" } }], "containerDefinitions": [web()] }),
+        );
+        assert!(e.contains("volumes[0].host.sourcePath"), "{e}");
+    }
+
+    #[test]
+    fn other_names_are_checked_per_field() {
+        let long = "n".repeat(256);
+        for name in ["", "/", "..", "a/b", "a\0b", &long] {
+            let e = err(json!({ "family": name, "containerDefinitions": [web()] }));
+            assert!(e.contains("family: "), "{name:?}: {e}");
+            let e = err(
+                json!({ "family": "f", "containerDefinitions": [{ "name": name, "image": "b", "memory": 64 }] }),
+            );
+            assert!(
+                e.contains("containerDefinitions[0].name: "),
+                "{name:?}: {e}"
+            );
+        }
+        // ECS allows 255-character container names; they still get runtime
+        // ids and log names that fit (names::runtime_id, names::file_stem).
+        let c = json!({ "name": "c".repeat(255), "image": "b", "memory": 64 });
+        prepare(td(json!({ "family": "f", "containerDefinitions": [c] }))).expect("255 characters");
+    }
+
+    #[test]
+    fn extreme_numbers_are_refused_naming_the_field() {
+        for s in [
+            "inf vcpu",
+            "NaN vcpu",
+            "-1 vcpu",
+            "1e300 vcpu",
+            "18446744073709551615",
+            "0",
+            "262145",
+        ] {
+            assert_eq!(parse_cpu(s), None, "{s}");
+        }
+        for s in [
+            "1e300gb",
+            "inf gb",
+            "-0.5gb",
+            "9223372036854775808",
+            "0mb",
+            "1073741825",
+        ] {
+            assert_eq!(parse_memory(s), None, "{s}");
+        }
+        assert_eq!(parse_cpu("256 vcpu"), Some(MAX_CPU_UNITS));
+        assert_eq!(parse_memory("1048576 GB"), Some(MAX_MEMORY_MIB));
+        let container = |field: &str, value: Value| {
+            let mut c = web();
+            c[field] = value;
+            json!({ "family": "f", "containerDefinitions": [c] })
+        };
+        let cases = [
+            (
+                container("cpu", json!(u64::MAX)),
+                "containerDefinitions[0].cpu: 18446744073709551615",
+            ),
+            (
+                container("cpu", json!(9_223_372_036_854_775_808u64)),
+                "containerDefinitions[0].cpu",
+            ),
+            (
+                container("memory", json!(1u64 << 63)),
+                "containerDefinitions[0].memory",
+            ),
+            (
+                container("memoryReservation", json!(u64::MAX)),
+                "containerDefinitions[0].memoryReservation",
+            ),
+            (
+                container("stopTimeout", json!(u64::MAX)),
+                "containerDefinitions[0].stopTimeout",
+            ),
+            (
+                container("startTimeout", json!(u64::MAX)),
+                "containerDefinitions[0].startTimeout",
+            ),
+            (
+                json!({ "family": "f", "cpu": "inf vcpu", "containerDefinitions": [web()] }),
+                "cpu: ",
+            ),
+            (
+                json!({ "family": "f", "memory": "1e300gb", "containerDefinitions": [web()] }),
+                "memory: ",
+            ),
+        ];
+        for (input, needle) in cases {
+            let e = err(input.clone());
+            assert!(e.contains(needle), "{input}: {e}");
+        }
+        // Ten containers at the maximum still sum without wrapping.
+        let big =
+            json!({ "name": "a", "image": "b", "cpu": MAX_CPU_UNITS, "memory": MAX_MEMORY_MIB });
+        let defs: Vec<Value> = (0..10)
+            .map(|i| {
+                let mut c = big.clone();
+                c["name"] = json!(format!("c{i}"));
+                c
+            })
+            .collect();
+        let p = prepare(td(json!({ "family": "f", "containerDefinitions": defs }))).expect("valid");
+        let needs = crate::tasks::task_needs(&p.definition, &Value::Null).expect("needs");
+        assert_eq!(needs, (10 * MAX_CPU_UNITS, 10 * MAX_MEMORY_MIB));
+        // A stored definition that skipped registration cannot wrap either.
+        let mut hostile = p.definition;
+        hostile.container_definitions[0].cpu = u64::MAX;
+        assert!(crate::tasks::task_needs(&hostile, &Value::Null).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::model::{
     name_from_arn, Attribute, Cluster, Container, ContainerInstance, Failure, Resource, Tag, Task,
     TaskDefinition, TaskInternals,
 };
+use crate::names;
 use crate::store::{Expect, Op, StoreError};
 
 pub const AGENT_VERSION: &str = concat!("berth-", env!("CARGO_PKG_VERSION"));
@@ -84,8 +85,16 @@ pub struct RunTask {
 }
 
 /// The launch type a task of `td` runs as: `requested`, EC2 by default;
-/// FARGATE only for a definition that requires it.
+/// FARGATE only for a definition that requires it. The definition is
+/// checked again for that launch type (Fargate's sandbox rules, volume
+/// names), whether or not it came through registration.
 pub(crate) fn launch_type_for(td: &TaskDefinition, requested: Option<&str>) -> EcsResult<String> {
+    let launch_type = launch_type_name(td, requested)?;
+    crate::taskdef::check_launch(td, &launch_type)?;
+    Ok(launch_type)
+}
+
+fn launch_type_name(td: &TaskDefinition, requested: Option<&str>) -> EcsResult<String> {
     match requested.unwrap_or("EC2") {
         "EC2" => Ok("EC2".into()),
         "FARGATE" if td.requires_compatibilities.iter().any(|c| c == "FARGATE") => {
@@ -101,23 +110,48 @@ pub(crate) fn launch_type_for(td: &TaskDefinition, requested: Option<&str>) -> E
 }
 
 /// CPU units and MiB a task reserves: task-level values, else the sum of
-/// its containers' (after overrides).
-pub fn task_needs(td: &TaskDefinition, overrides: &Value) -> (u64, u64) {
-    let mut cpu = 0;
-    let mut mem = 0;
+/// its containers' (after overrides). Each is at most `i64::MAX`, so it can
+/// be taken from an instance's signed remaining resources; a sum past that
+/// (only a definition that skipped registration's bounds has one) is an
+/// error naming the field.
+pub fn task_needs(td: &TaskDefinition, overrides: &Value) -> EcsResult<(u64, u64)> {
+    let too_big = |field: &str| {
+        EcsError::client(format!("{field}: the task's total is too large to account"))
+    };
+    let mut cpu: u64 = 0;
+    let mut mem: u64 = 0;
     for c in &td.container_definitions {
         let o = overrides_for(overrides, &c.name);
-        cpu += o.cpu.unwrap_or(c.cpu);
-        mem += o
-            .memory
-            .or(o.memory_reservation)
-            .or(c.memory)
-            .or(c.memory_reservation)
-            .unwrap_or(0);
+        cpu = cpu
+            .checked_add(o.cpu.unwrap_or(c.cpu))
+            .ok_or_else(|| too_big("containerDefinitions.cpu"))?;
+        mem = mem
+            .checked_add(
+                o.memory
+                    .or(o.memory_reservation)
+                    .or(c.memory)
+                    .or(c.memory_reservation)
+                    .unwrap_or(0),
+            )
+            .ok_or_else(|| too_big("containerDefinitions.memory"))?;
     }
     let task_cpu = td.cpu.as_deref().and_then(|c| c.parse().ok());
     let task_mem = td.memory.as_deref().and_then(|m| m.parse().ok());
-    (task_cpu.unwrap_or(cpu), task_mem.unwrap_or(mem))
+    let (cpu, mem) = (task_cpu.unwrap_or(cpu), task_mem.unwrap_or(mem));
+    if i64::try_from(cpu).is_err() {
+        return Err(too_big("cpu"));
+    }
+    if i64::try_from(mem).is_err() {
+        return Err(too_big("memory"));
+    }
+    Ok((cpu, mem))
+}
+
+/// A need from [`task_needs`] as the signed amount an instance's
+/// remaining resources count in.
+fn signed(need: u64, field: &str) -> EcsResult<i64> {
+    i64::try_from(need)
+        .map_err(|_| EcsError::client(format!("{field}: {need} is too large to account")))
 }
 
 /// list-tasks' filters (each None: any).
@@ -218,6 +252,10 @@ impl Ecs {
         let mut found = Vec::new();
         let mut failures = Vec::new();
         for id in ids {
+            if let Err(e) = names::check("containerInstances", name_from_arn(id)) {
+                failures.push(Failure::on(id, "MISSING", Some(e.message)));
+                continue;
+            }
             match self
                 .store
                 .get(&instance_key(&cluster.cluster_name, name_from_arn(id)))?
@@ -271,7 +309,9 @@ impl Ecs {
         let awsvpc = mode == "awsvpc";
         let bridged = mode == "bridge";
         let net = self.cluster_network(&cluster)?;
-        let (cpu, memory) = task_needs(&td, &req.overrides);
+        crate::containerize::check_overrides(&req.overrides, &td.container_definitions)?;
+        let (cpu, memory) = task_needs(&td, &req.overrides)?;
+        let (signed_cpu, signed_memory) = (signed(cpu, "cpu")?, signed(memory, "memory")?);
         let instance = self.host_instance(&cluster)?;
         let mut tasks = Vec::new();
         let mut failures = Vec::new();
@@ -418,21 +458,21 @@ impl Ecs {
                             Some("the container instance is DRAINING".into()),
                         ))));
                     }
-                    if ci.remaining("CPU") < cpu as i64 {
+                    if ci.remaining("CPU") < signed_cpu {
                         return Ok(Ok(Err(Failure::on(
                             &ci.container_instance_arn,
                             "RESOURCE:CPU",
                             None,
                         ))));
                     }
-                    if ci.remaining("MEMORY") < memory as i64 {
+                    if ci.remaining("MEMORY") < signed_memory {
                         return Ok(Ok(Err(Failure::on(
                             &ci.container_instance_arn,
                             "RESOURCE:MEMORY",
                             None,
                         ))));
                     }
-                    ci.adjust(cpu as i64, memory as i64);
+                    ci.adjust(signed_cpu, signed_memory);
                     ci.version += 1;
                     ops.push(Op::Put {
                         key,
@@ -574,7 +614,7 @@ impl Ecs {
     pub fn task(&self, cluster: &str, id: &str) -> EcsResult<Task> {
         let rec = self
             .store
-            .get(&task_key(cluster, name_from_arn(id)))?
+            .get(&task_key(cluster, names::lookup("task", id)?))?
             .ok_or_else(|| {
                 EcsError::invalid(format!("task {id}: not found in cluster {cluster}"))
             })?;
@@ -632,7 +672,7 @@ impl Ecs {
                     let ikey = instance_key(cluster, name_from_arn(arn));
                     if let Some(irec) = self.store.get(&ikey)? {
                         let mut ci: ContainerInstance = decode(&irec.value)?;
-                        ci.adjust(-(b.reserved_cpu as i64), -(b.reserved_memory as i64));
+                        ci.release(b.reserved_cpu, b.reserved_memory);
                         ci.version += 1;
                         ops.push(Op::Put {
                             key: ikey,
@@ -651,6 +691,10 @@ impl Ecs {
         let mut tasks = Vec::new();
         let mut failures = Vec::new();
         for id in ids {
+            if let Err(e) = names::check("tasks", name_from_arn(id)) {
+                failures.push(Failure::on(id, "MISSING", Some(e.message)));
+                continue;
+            }
             match self
                 .store
                 .get(&task_key(&cluster.cluster_name, name_from_arn(id)))?
@@ -735,7 +779,7 @@ impl Ecs {
         reason: Option<&str>,
     ) -> EcsResult<Task> {
         let cluster = self.cluster(cluster)?;
-        let id = name_from_arn(id).to_string();
+        let id = names::lookup("task", id)?.to_string();
         self.task(&cluster.cluster_name, &id)?;
         self.update_task(&cluster.cluster_name, &id, |t| {
             if t.desired_status != "STOPPED" {
@@ -881,7 +925,10 @@ impl Ecs {
         let mut done = Vec::new();
         let mut failures = Vec::new();
         for id in ids {
-            let key = instance_key(&cluster.cluster_name, name_from_arn(id));
+            let key = instance_key(
+                &cluster.cluster_name,
+                names::lookup("containerInstances", id)?,
+            );
             let updated = retry(|| {
                 let Some(rec) = self.store.get(&key)? else {
                     return Ok(Ok(None));
@@ -913,7 +960,10 @@ impl Ecs {
         force: bool,
     ) -> EcsResult<Value> {
         let cluster = self.cluster(cluster)?;
-        let key = instance_key(&cluster.cluster_name, name_from_arn(id));
+        let key = instance_key(
+            &cluster.cluster_name,
+            names::lookup("containerInstance", id)?,
+        );
         let rec = self
             .store
             .get(&key)?
@@ -1104,12 +1154,12 @@ mod tests {
             ]
         }))
         .expect("td");
-        assert_eq!(task_needs(&td, &json!({})), (128, 150));
+        assert_eq!(task_needs(&td, &json!({})).expect("needs"), (128, 150));
         let ov = json!({ "containerOverrides": [{ "name": "a", "memory": 300, "cpu": 512 }] });
-        assert_eq!(task_needs(&td, &ov), (512, 350));
+        assert_eq!(task_needs(&td, &ov).expect("needs"), (512, 350));
         let mut sized = td.clone();
         sized.cpu = Some("1024".into());
         sized.memory = Some("2048".into());
-        assert_eq!(task_needs(&sized, &json!({})), (1024, 2048));
+        assert_eq!(task_needs(&sized, &json!({})).expect("needs"), (1024, 2048));
     }
 }

@@ -9,6 +9,40 @@ use crate::error::{Error, Result};
 
 pub const DEFAULT_REGISTRY: &str = "docker.io";
 pub const DEFAULT_TAG: &str = "latest";
+/// Of `registry/repository`, as Docker has it.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// `host`, `host:port` or `[ipv6]:port`, as Docker's grammar allows.
+fn registry_ok(registry: &str) -> bool {
+    let (host, port) = match registry.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((addr, port)) => {
+                if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+                    return false;
+                }
+                (None, port)
+            }
+            None => return false,
+        },
+        None => match registry.find(':') {
+            Some(i) => (registry.get(..i), registry.get(i..).unwrap_or_default()),
+            None => (Some(registry), ""),
+        },
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+        });
+    let host_ok = host.is_none_or(|h| {
+        h.split('.').all(|c| {
+            !c.is_empty()
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !c.starts_with('-')
+                && !c.ends_with('-')
+        })
+    });
+    port_ok && host_ok
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Reference {
@@ -88,6 +122,11 @@ impl FromStr for Reference {
             }
             _ => (DEFAULT_REGISTRY.to_string(), name.to_string()),
         };
+        if !registry_ok(&registry) {
+            return Err(invalid(
+                "the registry is a host name or address, with an optional :port",
+            ));
+        }
         let path = if registry == DEFAULT_REGISTRY && !path.contains('/') {
             format!("library/{path}")
         } else {
@@ -104,6 +143,9 @@ impl FromStr for Reference {
             return Err(invalid(
                 "repository names use lowercase letters, digits and . _ - between /",
             ));
+        }
+        if registry.len() + 1 + path.len() > MAX_NAME_LEN {
+            return Err(invalid("the name is longer than 255 characters"));
         }
         let tag = match (tag, &digest) {
             (Some(t), _) => Some(t.to_string()),
@@ -154,6 +196,70 @@ mod tests {
     fn rejects_bad_references() {
         for bad in ["", "UPPER", "a:", "a:-x", "a//b", "a@sha256:12", "-a"] {
             assert!(bad.parse::<Reference>().is_err(), "{bad}");
+        }
+    }
+
+    /// Found by the image_reference fuzz target: the registry part was
+    /// taken as written, so `qu:ay.io/x` named the registry `qu:ay.io`.
+    #[test]
+    fn registries_are_host_and_port() {
+        for bad in [
+            "qu:ay.io/x/q:z",
+            "../x",
+            "a..b/x",
+            "a b.c/x",
+            "x.y:/z",
+            "x.y:5000a/z",
+            "-x.io/z",
+            "[zz]:1/x",
+            "[::1/x",
+        ] {
+            let err = bad.parse::<Reference>().expect_err(bad).to_string();
+            assert!(err.contains("registry"), "{bad}: {err}");
+        }
+        assert_eq!(norm("[::1]:5000/x"), "[::1]:5000/x:latest");
+        assert_eq!(
+            norm("my-registry.local:443/a/b"),
+            "my-registry.local:443/a/b:latest"
+        );
+    }
+
+    #[test]
+    fn hostile_references_are_errors_not_panics() {
+        let long = format!("localhost/{}", "a".repeat(250));
+        for bad in [
+            "../x",
+            "..:1/x",
+            "a..b.com/x",
+            "exa_mple.com/x",
+            "host.com:/x",
+            "host.com:99999999/x",
+            "host.com:port/x",
+            "[::1/x",
+            "[zz]:5000/x",
+            "-bad.com/x",
+            "é.com/x",
+            "ä",
+            "a/ä:é",
+            "a@",
+            "@",
+            ":",
+            "/",
+            "a/:b",
+            "a:b@",
+            "a@sha256:é",
+            "\0",
+            long.as_str(),
+        ] {
+            assert!(bad.parse::<Reference>().is_err(), "{bad:?}");
+        }
+        for good in [
+            "[::1]:5000/x",
+            "my-reg.example.com:443/a/b:c",
+            "localhost:5000/x",
+        ] {
+            let r: Reference = good.parse().expect(good);
+            assert_eq!(r.to_string().parse::<Reference>().expect("again"), r);
         }
     }
 }

@@ -13,6 +13,15 @@ pub const CFS_PERIOD_US: u64 = 100_000;
 const MIN_CPU_SHARES: u64 = 2;
 const MAX_CPU_SHARES: u64 = 262_144;
 const MIB: u64 = 1024 * 1024;
+/// The largest memory size whose bytes fit the kernel's and libcontainer's
+/// signed 64-bit limits.
+pub const MAX_MEMORY_MIB: u64 = (i64::MAX as u64) / MIB;
+
+/// MiB as bytes; saturates rather than wraps (validate refuses sizes past
+/// [`MAX_MEMORY_MIB`]).
+pub fn mib_to_bytes(mib: u64) -> u64 {
+    mib.saturating_mul(MIB)
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -42,10 +51,33 @@ pub fn cpu_shares(units: u64) -> u64 {
     units.clamp(MIN_CPU_SHARES, MAX_CPU_SHARES)
 }
 
-/// cgroup v2 `cpu.weight` for v1 shares, by the conversion runc and crun use.
+/// The largest cgroup v2 `cpu.weight`.
+const MAX_CPU_WEIGHT: u64 = 10_000;
+
+/// cgroup v2 `cpu.weight` for v1 shares, as libcontainer writes it for the
+/// OCI `cpu.shares` (runc's conversion since 1.3.2): a quadratic in
+/// log2(shares) that keeps both ends (2 -> 1, 262144 -> 10000) and maps the
+/// v1 default 1024 to the v2 default 100. berth writes task cgroups with it
+/// too, so a task's and its containers' weights agree.
 pub fn shares_to_weight(shares: u64) -> u64 {
     let shares = cpu_shares(shares);
-    1 + ((shares - MIN_CPU_SHARES) * 9999) / (MAX_CPU_SHARES - MIN_CPU_SHARES)
+    if shares <= MIN_CPU_SHARES {
+        return 1;
+    }
+    if shares >= MAX_CPU_SHARES {
+        return MAX_CPU_WEIGHT;
+    }
+    let log2 = (shares as f64).log2();
+    let exponent = (log2 * log2 + 125.0 * log2) / 612.0 - 7.0 / 34.0;
+    (10f64.powf(exponent).ceil() as u64).clamp(1, MAX_CPU_WEIGHT)
+}
+
+/// The value of a task cgroup's CPU file on `layout`: v1 shares or v2 weight.
+pub fn cpu_share_or_weight(layout: CgroupLayout, units: u64) -> u64 {
+    match layout {
+        CgroupLayout::V1 => cpu_shares(units),
+        CgroupLayout::V2 => shares_to_weight(units),
+    }
 }
 
 pub fn cpu_quota_us(cpus: f64) -> u64 {
@@ -57,6 +89,24 @@ impl Resources {
         if let Some(cpus) = self.cpus {
             if !(cpus.is_finite() && cpus >= 0.01) {
                 return Err(Error::spec("resources.cpus", "must be at least 0.01"));
+            }
+            // The quota in microseconds must fit the kernel's i64.
+            if cpus > 1e9 {
+                return Err(Error::spec("resources.cpus", "must be at most 1e9"));
+            }
+        }
+        for (field, value) in [
+            ("resources.memoryMib", self.memory_mib),
+            (
+                "resources.memoryReservationMib",
+                self.memory_reservation_mib,
+            ),
+        ] {
+            if let Some(mib) = value.filter(|&m| m > MAX_MEMORY_MIB) {
+                return Err(Error::spec(
+                    field,
+                    format!("{mib} MiB is more than the maximum of {MAX_MEMORY_MIB} MiB"),
+                ));
             }
         }
         if self.memory_mib == Some(0) {
@@ -92,10 +142,10 @@ impl Resources {
         }
         let mut memory = serde_json::Map::new();
         if let Some(mib) = self.memory_mib {
-            memory.insert("limit".into(), json!(mib * MIB));
+            memory.insert("limit".into(), json!(mib_to_bytes(mib)));
         }
         if let Some(mib) = self.memory_reservation_mib {
-            memory.insert("reservation".into(), json!(mib * MIB));
+            memory.insert("reservation".into(), json!(mib_to_bytes(mib)));
         }
         if !memory.is_empty() {
             res["memory"] = Value::Object(memory);
@@ -131,14 +181,14 @@ impl Resources {
                     out.push(set(
                         "memory",
                         "memory.limit_in_bytes",
-                        (mib * MIB).to_string(),
+                        mib_to_bytes(mib).to_string(),
                     ));
                 }
                 if let Some(mib) = self.memory_reservation_mib {
                     out.push(set(
                         "memory",
                         "memory.soft_limit_in_bytes",
-                        (mib * MIB).to_string(),
+                        mib_to_bytes(mib).to_string(),
                     ));
                 }
                 if let Some(limit) = self.pids_limit {
@@ -157,10 +207,10 @@ impl Resources {
                     ));
                 }
                 if let Some(mib) = self.memory_mib {
-                    out.push(set("", "memory.max", (mib * MIB).to_string()));
+                    out.push(set("", "memory.max", mib_to_bytes(mib).to_string()));
                 }
                 if let Some(mib) = self.memory_reservation_mib {
-                    out.push(set("", "memory.low", (mib * MIB).to_string()));
+                    out.push(set("", "memory.low", mib_to_bytes(mib).to_string()));
                 }
                 if let Some(limit) = self.pids_limit {
                     out.push(set("", "pids.max", limit.to_string()));
@@ -190,10 +240,22 @@ mod tests {
         assert_eq!(cpu_shares(0), 2);
         assert_eq!(cpu_shares(1024), 1024);
         assert_eq!(cpu_shares(10_000_000), 262_144);
-        // The values runc documents for its conversion.
+        // What libcontainer writes to cpu.weight (read back on a v2 kernel).
+        assert_eq!(shares_to_weight(0), 1);
         assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(512), 59);
+        assert_eq!(shares_to_weight(1024), 100);
         assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(shares_to_weight(u64::MAX), 10_000);
+        // Monotonic and within the kernel's range everywhere.
+        let mut last = 0;
+        for shares in (2..=262_144).step_by(97) {
+            let w = shares_to_weight(shares);
+            assert!((1..=10_000).contains(&w) && w >= last, "{shares} -> {w}");
+            last = w;
+        }
+        assert_eq!(cpu_share_or_weight(CgroupLayout::V1, 16_384), 16_384);
+        assert_eq!(cpu_share_or_weight(CgroupLayout::V2, 16_384), 942);
     }
 
     #[test]
@@ -206,7 +268,7 @@ mod tests {
                 .map(|s| s.value.clone())
                 .unwrap_or_default()
         };
-        assert_eq!(get("cpu.weight"), "20");
+        assert_eq!(get("cpu.weight"), "59");
         assert_eq!(get("cpu.max"), "150000 100000");
         assert_eq!(get("memory.max"), (256 * MIB).to_string());
         assert_eq!(get("memory.low"), (128 * MIB).to_string());
@@ -253,5 +315,35 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn extreme_sizes_are_refused_and_never_wrap() {
+        let huge = Resources {
+            memory_mib: Some(u64::MAX),
+            memory_reservation_mib: Some(u64::MAX),
+            ..Default::default()
+        };
+        let err = huge.validate().unwrap_err().to_string();
+        assert!(err.contains("resources.memoryMib"), "{err}");
+        // Unvalidated, the conversions saturate instead of wrapping.
+        assert_eq!(huge.to_oci()["memory"]["limit"], u64::MAX);
+        let v2 = huge.cgroup_settings(CgroupLayout::V2);
+        assert!(v2.iter().all(|s| s.value == u64::MAX.to_string()), "{v2:?}");
+        let max = Resources {
+            memory_mib: Some(MAX_MEMORY_MIB),
+            ..Default::default()
+        };
+        max.validate().expect("the largest size");
+        assert!(i64::try_from(mib_to_bytes(MAX_MEMORY_MIB)).is_ok());
+        let cpus = Resources {
+            cpus: Some(f64::MAX),
+            ..Default::default()
+        };
+        assert!(cpus
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("resources.cpus"));
     }
 }

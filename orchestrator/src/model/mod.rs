@@ -18,7 +18,10 @@ pub use task::{
     Attribute, Container, ContainerInstance, ContainerNetwork, HostPort, Resource, Task,
     TaskInternals, TaskNetwork,
 };
-pub use taskdef::{ContainerDefinition, DependsOn, PortMapping, TaskDefinition};
+pub use taskdef::{
+    ContainerDefinition, DependsOn, HostVolume, KernelCapabilities, LinuxParameters, PortMapping,
+    TaskDefinition, Volume,
+};
 
 use serde::{Deserialize, Serialize};
 

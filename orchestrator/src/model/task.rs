@@ -224,14 +224,21 @@ impl ContainerInstance {
         Self::resource(&self.remaining_resources, name)
     }
 
-    /// Take (positive) or give back (negative) CPU units and MiB.
+    /// Take (positive) or give back (negative) CPU units and MiB. Never
+    /// wraps: amounts saturate at i64's ends.
     pub fn adjust(&mut self, cpu: i64, memory: i64) {
         for r in &mut self.remaining_resources {
             match r.name.as_str() {
-                "CPU" => r.integer_value -= cpu,
-                "MEMORY" => r.integer_value -= memory,
+                "CPU" => r.integer_value = r.integer_value.saturating_sub(cpu),
+                "MEMORY" => r.integer_value = r.integer_value.saturating_sub(memory),
                 _ => {}
             }
         }
+    }
+
+    /// Give back what a task reserved (unsigned, as tasks record it).
+    pub fn release(&mut self, cpu: u64, memory: u64) {
+        let neg = |v: u64| i64::try_from(v).map_or(i64::MIN, |v| -v);
+        self.adjust(neg(cpu), neg(memory));
     }
 }

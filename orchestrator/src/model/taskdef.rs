@@ -26,7 +26,7 @@ pub struct TaskDefinition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<u64>,
     #[serde(default)]
-    pub volumes: Vec<Value>,
+    pub volumes: Vec<Volume>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -49,6 +49,12 @@ pub struct TaskDefinition {
     pub deregistered_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_by: Option<String>,
+    /// `host` shares the host's process namespace (EC2 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_mode: Option<String>,
+    /// `host`, `task` or `none` (EC2 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc_mode: Option<String>,
     /// Only in requests; describe prints tags beside the definition.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
@@ -84,7 +90,7 @@ pub struct ContainerDefinition {
     #[serde(default)]
     pub volumes_from: Vec<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub linux_parameters: Option<Value>,
+    pub linux_parameters: Option<LinuxParameters>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<DependsOn>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,8 +122,81 @@ pub struct ContainerDefinition {
     pub dns_servers: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_search_domains: Vec<String>,
+    /// `no-new-privileges`, `label:…`, `apparmor:…`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub docker_security_options: Vec<String>,
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+/// A task's volume: a scratch directory of the task (no `host`), or a
+/// host directory (`host.sourcePath`, EC2 only). Other kinds (Docker and
+/// EFS volumes) are kept as given in `other`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostVolume>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostVolume {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_path: Option<String>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+impl Volume {
+    /// The host directory of a bind-mount volume.
+    pub fn host_path(&self) -> Option<&str> {
+        self.host.as_ref()?.source_path.as_deref()
+    }
+}
+
+/// A container's `linuxParameters`: what berth reads of it modelled, the
+/// rest (tmpfs, initProcessEnabled, sharedMemorySize ...) kept as given.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinuxParameters {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<KernelCapabilities>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Value>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KernelCapabilities {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop: Vec<String>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+impl ContainerDefinition {
+    /// Capabilities the definition adds (`linuxParameters.capabilities.add`).
+    pub fn cap_add(&self) -> &[String] {
+        self.capabilities().map_or(&[], |c| c.add.as_slice())
+    }
+
+    /// Capabilities the definition drops.
+    pub fn cap_drop(&self) -> &[String] {
+        self.capabilities().map_or(&[], |c| c.drop.as_slice())
+    }
+
+    fn capabilities(&self) -> Option<&KernelCapabilities> {
+        self.linux_parameters.as_ref()?.capabilities.as_ref()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

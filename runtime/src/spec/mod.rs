@@ -87,6 +87,9 @@ pub struct NamespaceJoin {
 
 const NAMESPACES: &[&str] = &["pid", "network", "ipc", "uts", "mount", "cgroup"];
 
+/// The longest hostname the kernel takes (HOST_NAME_MAX).
+pub const MAX_HOSTNAME: usize = 64;
+
 impl ContainerSpec {
     /// The stop signal, checked to be one the kernel knows.
     pub fn stop_signal(&self) -> Result<nix::sys::signal::Signal> {
@@ -101,7 +104,6 @@ impl ContainerSpec {
         let user = user::resolve(rootfs, self.user.as_deref(), &self.additional_groups)?;
         let stop_signal = self.stop_signal()?;
         let caps = self.capabilities()?;
-        let has_sys_admin = caps.iter().any(|c| c == "CAP_SYS_ADMIN");
 
         let mut env = self.env.clone();
         if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -167,9 +169,10 @@ impl ContainerSpec {
         });
         linux["resources"]["devices"] = self.device_rules();
         if !self.privileged {
-            linux["maskedPaths"] = json!(defaults::MASKED_PATHS);
+            linux["maskedPaths"] =
+                json!(defaults::masked_paths(Path::new("/sys/devices/system/cpu")));
             linux["readonlyPaths"] = json!(defaults::READONLY_PATHS);
-            linux["seccomp"] = seccomp::default_profile(has_sys_admin);
+            linux["seccomp"] = seccomp::default_profile(&caps);
         }
 
         let mut value = json!({
@@ -235,8 +238,11 @@ impl ContainerSpec {
             }
         }
         if let Some(h) = &self.hostname {
-            if h.is_empty() || h.len() > 64 {
-                return Err(Error::spec("hostname", "must be 1 to 64 characters"));
+            if h.is_empty() || h.len() > MAX_HOSTNAME {
+                return Err(Error::spec(
+                    "hostname",
+                    format!("must be 1 to {MAX_HOSTNAME} characters"),
+                ));
             }
         }
         for (i, j) in self.join_namespaces.iter().enumerate() {
@@ -455,7 +461,9 @@ fn host_bounding_set() -> Option<u64> {
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
-fn rlimit_name(name: &str) -> Option<&'static str> {
+/// `nofile`, `NOFILE` or `RLIMIT_NOFILE` → `RLIMIT_NOFILE`, if the
+/// runtime knows it.
+pub fn rlimit_name(name: &str) -> Option<&'static str> {
     let upper = name.to_ascii_uppercase();
     let full = if upper.starts_with("RLIMIT_") {
         upper
@@ -466,7 +474,7 @@ fn rlimit_name(name: &str) -> Option<&'static str> {
 }
 
 /// `net_admin`, `NET_ADMIN` or `CAP_NET_ADMIN` → `CAP_NET_ADMIN`, checked.
-fn capability_name(name: &str) -> std::result::Result<String, String> {
+pub fn capability_name(name: &str) -> std::result::Result<String, String> {
     let upper = name.to_ascii_uppercase();
     let full = if upper.starts_with("CAP_") {
         upper
@@ -520,7 +528,7 @@ mod tests {
         assert!(v["process"]["env"].to_string().contains("HOME=/root"));
         assert_eq!(v["annotations"][STOP_SIGNAL_ANNOTATION], "SIGTERM");
         assert_eq!(v["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");
-        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
+        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
     }
 
     #[test]
