@@ -128,7 +128,9 @@ def load_balancer():
         subprocess.run(["nft", "delete", "table", "ip", f"berth_lb_{lb}"],
                        stderr=subprocess.DEVNULL)
         subprocess.run(["ip", "link", "del", BRIDGE], stderr=subprocess.DEVNULL)
-        subprocess.run(["nft", "delete", "table", "ip", f"berth_{BRIDGE}"],
+        # Letters and digits only, so the name needs no escaping
+        # (network/src/tables.rs).
+        subprocess.run(["nft", "delete", "table", "ip", f"berth_net_{BRIDGE}"],
                        stderr=subprocess.DEVNULL)
         remove_cgroups()
         shutil.rmtree(work, ignore_errors=True)

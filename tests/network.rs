@@ -680,3 +680,58 @@ fn a_host_mode_task_shares_the_hosts_network() {
     assert!(status.success());
     w.assert_clean();
 }
+
+/// On a systemd-resolved host (/etc/resolv.conf lists only 127.0.0.53) a
+/// task gets systemd-resolved's upstream servers, which it can reach; a
+/// host-mode task, which can reach the stub, gets the host's file. The
+/// host here is made so in a mount namespace of the test's own, where
+/// `berth run-task` (and so the task's supervisor) runs.
+#[test]
+fn tasks_on_a_systemd_resolved_host_get_its_upstream_nameservers() {
+    let w = World::new("net-resolv");
+    w.busybox_image("busybox:latest", &[]);
+    let stub = w.root.path().join("stub-resolv.conf");
+    std::fs::write(&stub, "nameserver 127.0.0.53\noptions edns0 trust-ad\n").expect("stub");
+    let upstream = w.root.path().join("upstream-resolv.conf");
+    std::fs::write(&upstream, "nameserver 10.0.0.2\nsearch upstream.test\n").expect("upstream");
+    let run_in_resolved_host = |family: &str| -> String {
+        let berth = w.command();
+        let mut cmd = std::process::Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c"]);
+        cmd.arg(
+            "mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/resolve \
+             && mount --bind \"$1\" /etc/resolv.conf \
+             && cp \"$2\" /run/systemd/resolve/resolv.conf \
+             && shift 2 && exec \"$@\"",
+        );
+        cmd.arg("sh")
+            .arg(&stub)
+            .arg(&upstream)
+            .arg(berth.get_program());
+        cmd.args(berth.get_args());
+        cmd.args(["run-task", "--task-definition", family]);
+        for (k, v) in berth.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        let out = cmd.stdin(Stdio::null()).output().expect("unshare");
+        assert_ok(&out);
+        let id = task_ids(&parse_json(&out)).pop().expect("task");
+        let t = w.wait_task(&id, "STOPPED");
+        assert_eq!(t["containers"][0]["exitCode"], 0, "{t}");
+        stdout(&w.berth(&["logs", &id]))
+    };
+    for (family, mode) in [("own", "awsvpc"), ("hosted", "host")] {
+        w.register(&json!({
+            "family": family, "networkMode": mode,
+            "containerDefinitions": [{ "name": "c", "image": "busybox", "memory": 16,
+                "command": ["cat", "/etc/resolv.conf"] }]
+        }));
+    }
+    let own = run_in_resolved_host("own");
+    assert_eq!(own, "nameserver 10.0.0.2\nsearch upstream.test\n");
+    let hosted = run_in_resolved_host("hosted");
+    assert_eq!(hosted, "nameserver 127.0.0.53\noptions edns0 trust-ad\n");
+    w.assert_clean();
+}
