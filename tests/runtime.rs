@@ -1032,3 +1032,110 @@ fn security_seccomp_denies_what_docker_denies() {
     assert_eq!(stdout(&out).trim(), "io_uring_setup=0");
     w.assert_clean();
 }
+
+/// Run `argv` as uid/gid 65534 with no supplementary groups.
+fn as_nobody(argv: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--",
+        ])
+        .args(argv)
+        .output()
+        .expect("run setpriv")
+}
+
+#[test]
+fn security_state_is_private_from_local_users() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new("private");
+    let root = w.root.path().to_path_buf();
+    // As /var/lib/berth would be, made by an older berth under umask 022.
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    w.busybox_image("busybox:latest", &[]);
+    let secret = "hunter2-private-token";
+    w.register(&serde_json::json!({
+        "family": "secretive",
+        "networkMode": "none",
+        "volumes": [{ "name": "data" }],
+        "containerDefinitions": [{
+            "name": "app", "image": "busybox", "memory": 32, "user": "65534",
+            "environment": [{ "name": "TOKEN", "value": secret }],
+            "mountPoints": [{ "sourceVolume": "data", "containerPath": "/data" }],
+            "command": ["sh", "-c", "echo token=$TOKEN; ls -d /data && id -u; trap 'exit 0' TERM; sleep 60 & wait"]
+        }]
+    }));
+    let out = w.berth(&["run-task", "--task-definition", "secretive"]);
+    assert_ok(&out);
+    let task = berth_tests::task_id(&parse_json(&out)["tasks"][0]);
+    w.wait_task(&task, "RUNNING");
+    // The container, as a non-root user, still reaches its root filesystem
+    // and its volume.
+    let log = root.join("tasks").join(&task).join("app.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("65534")) {
+        assert!(std::time::Instant::now() < deadline, "no output in {log:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.contains(&format!("token={secret}")) && text.contains("/data"),
+        "{text}"
+    );
+    let config = root
+        .join("run/containers")
+        .join(format!("{task}-app"))
+        .join("bundle/config.json");
+    assert!(std::fs::read_to_string(&config)
+        .expect("config.json")
+        .contains(secret));
+
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    for dir in [root.clone(), root.join("run")] {
+        let m = mode(&dir);
+        assert!(m & 0o077 == 0 || m == 0o711, "{}: {m:o}", dir.display());
+    }
+    let state_db = root.join("state.db");
+    for file in [&state_db, &config, &log] {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    // A local user reads none of it, and reaches nothing under images/ or
+    // snapshots/ (setuid binaries, device nodes, writable layers).
+    for file in [&state_db, &config, &log] {
+        let out = as_nobody(&["cat", &file.display().to_string()]);
+        assert!(!out.status.success(), "{} is readable", file.display());
+        assert!(!stdout(&out).contains(secret));
+    }
+    for dir in [
+        "images",
+        "images/snapshots",
+        "run/containers",
+        "run/tasks",
+        "tasks",
+    ] {
+        let path = root.join(dir);
+        assert!(path.exists(), "{} is missing", path.display());
+        let out = as_nobody(&["ls", &path.display().to_string()]);
+        assert!(!out.status.success(), "{} is listable", path.display());
+        let out = as_nobody(&["stat", &path.join("x").display().to_string()]);
+        assert!(
+            stderr(&out).contains("Permission denied"),
+            "{}: {}",
+            path.display(),
+            stderr(&out)
+        );
+    }
+    assert_ok(&w.berth(&["stop-task", "--task", &task]));
+    w.wait_task(&task, "STOPPED");
+    w.assert_clean();
+}

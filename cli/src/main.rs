@@ -12,6 +12,7 @@ mod system_cmd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use berth_orchestrator::supervisor::{self, SupervisorArgs};
 use berth_runtime::monitor::{self, MonitorArgs};
 use berth_runtime::probe::{self, ProbeArgs};
@@ -76,6 +77,32 @@ pub struct Roots {
 }
 
 impl Roots {
+    /// Create both roots 0700, and take any access for others away from
+    /// existing ones: below them are environment secrets (state.db, bundle
+    /// configs), logs, volumes, and image layers whose setuid binaries and
+    /// device nodes no local user may reach (the CVE-2021-41091 class).
+    /// Containers never need to traverse them: their root filesystems and
+    /// volumes are mounted in as root, before they switch user.
+    fn make_private(&self) -> anyhow::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        for dir in [&self.state, &self.runtime] {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("create {}", dir.display()))?;
+            let mode = std::fs::metadata(dir)
+                .with_context(|| format!("stat {}", dir.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .with_context(|| format!("make {} private", dir.display()))?;
+            }
+        }
+        Ok(())
+    }
+
     fn new(root: Option<PathBuf>) -> Self {
         match root {
             Some(dir) => Self {
@@ -131,6 +158,10 @@ fn main() -> ExitCode {
     }
     init_logging(&cli.log_level);
     let roots = Roots::new(cli.root);
+    if let Err(e) = roots.make_private() {
+        eprintln!("berth: {e:#}");
+        return ExitCode::from(1);
+    }
     let result = match cli.command {
         Command::Ecs(cmd) => ecs_cmd::run(cmd, &roots, cli.output),
         Command::Image(cmd) => image_cmd::run(cmd, &roots),
@@ -158,9 +189,11 @@ fn init_logging(filter: &str) {
 /// Monitors and supervisors have no terminal: they log (with
 /// libcontainer's errors) into a file.
 fn init_file_logging(path: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt;
     let Ok(file) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)
     else {
         return;

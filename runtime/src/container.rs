@@ -17,7 +17,9 @@ use serde::Serialize;
 use crate::cgroups;
 use crate::error::{Error, IoContext, Result};
 use crate::exit::ExitRecord;
-use crate::fsutil::{read_json, write_json_atomic};
+use crate::fsutil::{
+    create_private_dir, create_private_dir_all, private_file, read_json, write_json_atomic,
+};
 use crate::logs::{LogConfig, DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE};
 use crate::meta::{ContainerMeta, Started};
 use crate::monitor;
@@ -182,9 +184,9 @@ impl Runtime {
     pub fn create(&self, id: &str, source: Source<'_>, opts: &CreateOptions) -> Result<Created> {
         validate_id(id)?;
         let files = self.files(id);
-        fs::create_dir_all(self.root.containers_dir())
+        create_private_dir_all(&self.root.containers_dir())
             .context(|| format!("create {}", self.root.containers_dir().display()))?;
-        match fs::create_dir(&files.dir) {
+        match create_private_dir(&files.dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(Error::AlreadyExists(id.to_string()))
@@ -245,12 +247,14 @@ impl Runtime {
         parse_signal(&stop_signal).map_err(|r| Error::spec(STOP_SIGNAL_ANNOTATION, r))?;
 
         let bundle = files.generated_bundle();
-        fs::create_dir_all(&bundle).context(|| format!("create {}", bundle.display()))?;
-        spec.save(bundle.join("config.json"))
-            .map_err(|e| Error::InvalidBundle {
-                path: bundle.clone(),
-                reason: e.to_string(),
-            })?;
+        create_private_dir(&bundle).context(|| format!("create {}", bundle.display()))?;
+        // config.json holds the environment, secrets included: root only.
+        let config = bundle.join("config.json");
+        private_file(&config).context(|| format!("create {}", config.display()))?;
+        spec.save(&config).map_err(|e| Error::InvalidBundle {
+            path: bundle.clone(),
+            reason: e.to_string(),
+        })?;
         let meta = ContainerMeta {
             id: id.to_string(),
             bundle,

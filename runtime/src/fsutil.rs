@@ -2,6 +2,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
@@ -20,7 +21,7 @@ fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
-        let mut file = File::create(&tmp).context(|| format!("create {}", tmp.display()))?;
+        let mut file = private_file(&tmp).context(|| format!("create {}", tmp.display()))?;
         file.write_all(bytes)
             .context(|| format!("write {}", tmp.display()))?;
         if durable {
@@ -39,6 +40,35 @@ fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Mode of every directory berth makes under its roots: nobody but root
+/// may list or traverse state that holds secrets, logs and image layers.
+pub(crate) const PRIVATE_DIR: u32 = 0o700;
+/// Mode of every file berth writes there.
+pub(crate) const PRIVATE_FILE: u32 = 0o600;
+
+/// Create (truncating) a file only its owner can read and write.
+pub(crate) fn private_file(path: &Path) -> std::io::Result<File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE_FILE)
+        .open(path)
+}
+
+/// `create_dir_all` whose new directories are [`PRIVATE_DIR`].
+pub(crate) fn create_private_dir_all(path: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(path)
+}
+
+/// `create_dir` of one [`PRIVATE_DIR`] directory; fails if it exists.
+pub(crate) fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new().mode(PRIVATE_DIR).create(path)
 }
 
 fn encode<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
@@ -73,4 +103,30 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
             context: format!("parse {}", path.display()),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).expect("stat").permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn what_berth_writes_is_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let nested = dir.path().join("a/b");
+        create_private_dir_all(&nested).expect("dirs");
+        assert_eq!(mode(&dir.path().join("a")), PRIVATE_DIR);
+        assert_eq!(mode(&nested), PRIVATE_DIR);
+        create_private_dir(&nested.join("c")).expect("dir");
+        assert_eq!(mode(&nested.join("c")), PRIVATE_DIR);
+        let json = nested.join("x.json");
+        write_json_atomic(&json, &serde_json::json!({"secret": 1})).expect("json");
+        assert_eq!(mode(&json), PRIVATE_FILE);
+        write_json_durable(&json, &serde_json::json!({"secret": 2})).expect("json");
+        assert_eq!(mode(&json), PRIVATE_FILE);
+    }
 }

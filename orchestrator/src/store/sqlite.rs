@@ -3,6 +3,7 @@
 //! `BEGIN IMMEDIATE` transaction, waits for the write lock with a bound,
 //! and checks its expectations inside the lock.
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,12 +23,47 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// The database holds task definitions, environment secrets included:
+/// create it 0600 (SQLite gives its -wal and -shm files the database's
+/// mode) and take any access for others away from an existing one.
+fn make_private(path: &Path) -> StoreResult<()> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| backend(format!("create {}: {e}", path.display())))?;
+    let mut names = vec![path.as_os_str().to_owned()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        names.push(name);
+    }
+    for name in names {
+        let file = Path::new(&name);
+        match std::fs::metadata(file) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| backend(format!("chmod {}: {e}", file.display())))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(backend(format!("stat {}: {e}", file.display()))),
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     pub fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
                 .map_err(|e| backend(format!("create {}: {e}", dir.display())))?;
         }
+        make_private(path)?;
         let conn =
             Connection::open(path).map_err(|e| backend(format!("open {}: {e}", path.display())))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
@@ -226,6 +262,26 @@ mod tests {
             value: value.as_bytes().to_vec(),
             expect,
         }
+    }
+
+    #[test]
+    fn the_database_and_its_journal_are_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("new/state.db");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        let store = SqliteStore::open(&path).expect("open");
+        store
+            .commit(&[put("k", "secret", Expect::Absent)])
+            .expect("commit");
+        assert_eq!(mode(&dir.path().join("new")), 0o700);
+        for name in ["state.db", "state.db-wal", "state.db-shm"] {
+            assert_eq!(mode(&dir.path().join("new").join(name)), 0o600, "{name}");
+        }
+        drop(store);
+        // One made world-readable by an older berth is made private on open.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        SqliteStore::open(&path).expect("reopen");
+        assert_eq!(mode(&path), 0o600);
     }
 
     #[test]
