@@ -28,7 +28,7 @@ if [ "${1:-}" = --inside ]; then
     fi
     echo "cgroup2-vm: /sys/fs/cgroup is $fs"
     cd "$repo"
-    exec cargo-nextest nextest run \
+    exec cargo-nextest nextest run --config-file "$here/nextest.toml" \
         --binaries-metadata "$meta/binaries.json" \
         --cargo-metadata "$meta/cargo.json" \
         --no-fail-fast --test-threads 2 --show-progress counter --color never \
@@ -43,6 +43,8 @@ cd "$repo"
 cargo nextest list --workspace --list-type binaries-only --message-format json >"$meta/binaries.json"
 cargo metadata --format-version 1 --no-deps >"$meta/cargo.json"
 start=$(date +%s)
-CGROUP2_VM_ENV="BERTH_BIN BERTH_TEST_ROOTFS CARGO_TARGET_DIR RUST_BACKTRACE" \
+# Emulated, the VM is several times slower: the tests' waits are scaled.
+export BERTH_TEST_PATIENCE=${BERTH_TEST_PATIENCE:-4}
+CGROUP2_VM_ENV="BERTH_BIN BERTH_TEST_ROOTFS BERTH_TEST_PATIENCE CARGO_TARGET_DIR RUST_BACKTRACE" \
     "$here/run.sh" "$(printf '%q --inside %q %q' "$here/test.sh" "$meta" "$filter")"
 echo "cgroup2-vm: $(($(date +%s) - start)) s"
