@@ -28,6 +28,8 @@
 # (names of variables to pass into the VM; PATH and HOME always are).
 set -euo pipefail
 
+# depmod is in /sbin.
+export PATH="$PATH:/usr/sbin:/sbin"
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${CGROUP2_VM_CACHE:-$repo/.build/cgroup2-vm}
