@@ -51,6 +51,21 @@ pub fn busybox_rootfs() -> PathBuf {
         .clone()
 }
 
+/// How long to wait for what takes up to `secs` on this machine: `secs`
+/// times `BERTH_TEST_PATIENCE` (a whole number, default 1). The cgroup v2
+/// lane sets it, its VM being emulated (TCG) and several times slower.
+pub fn patience(secs: u64) -> Duration {
+    static SCALE: OnceLock<u64> = OnceLock::new();
+    let scale = *SCALE.get_or_init(|| {
+        std::env::var("BERTH_TEST_PATIENCE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n >= 1)
+            .unwrap_or(1)
+    });
+    Duration::from_secs(secs.saturating_mul(scale))
+}
+
 pub struct World {
     pub root: tempfile::TempDir,
     pub cgroup_parent: String,
@@ -211,7 +226,7 @@ impl World {
 
     #[track_caller]
     pub fn wait_task_in(&self, cluster: &str, id: &str, status: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + patience(60);
         loop {
             let t = self.describe_task_in(cluster, id);
             if t["lastStatus"] == status {
@@ -233,7 +248,7 @@ impl World {
 
     /// Wait until `pred` holds for the container's state.
     pub fn wait_for(&self, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + patience(20);
         loop {
             let out = self.berth(&["runtime", "state", id]);
             let state = if out.status.success() {
@@ -286,7 +301,7 @@ impl World {
     pub fn assert_clean(&self) {
         // Supervisors finish (bridge removal, their own exit) just after
         // they record a task STOPPED: give them a moment.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + patience(10);
         while (!self.monitors().is_empty() || self.bridges().iter().any(|b| link_exists(b)))
             && Instant::now() < deadline
         {

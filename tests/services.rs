@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use berth_tests::{assert_ok, parse_json, World};
+use berth_tests::{assert_ok, parse_json, patience, World};
 use serde_json::{json, Value};
 
 fn describe_service(w: &World, name: &str) -> Value {
@@ -16,7 +16,7 @@ fn describe_service(w: &World, name: &str) -> Value {
 /// is live); panics after 30 s.
 #[track_caller]
 fn wait_running(w: &World, name: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + patience(30);
     loop {
         let listed = parse_json(&w.berth(&["list-tasks"]));
         let ids: Vec<String> = listed["taskArns"]
@@ -50,7 +50,7 @@ fn wait_running(w: &World, name: &str, n: usize) -> Vec<Value> {
 
 #[track_caller]
 fn wait_event(w: &World, name: &str, text: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + patience(30);
     loop {
         let s = describe_service(w, name);
         let said = s["events"].as_array().is_some_and(|es| {
@@ -159,7 +159,7 @@ fn a_service_replaces_a_killed_task_scales_and_rolls() {
         "--deployment-configuration",
         "maximumPercent=200,minimumHealthyPercent=50",
     ]));
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + patience(30);
     loop {
         let s = describe_service(&w, "web");
         let deployments = s["deployments"].as_array().cloned().unwrap_or_default();
@@ -182,7 +182,7 @@ fn a_service_replaces_a_killed_task_scales_and_rolls() {
     let refused = w.berth(&["delete-service", "--service", "web"]);
     assert!(!refused.status.success());
     delete_service(&w, "web");
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + patience(30);
     while describe_service(&w, "web")["status"] != "INACTIVE" {
         assert!(Instant::now() < deadline, "service never became INACTIVE");
         std::thread::sleep(Duration::from_millis(50));
@@ -267,7 +267,7 @@ fn a_failing_revision_trips_the_circuit_breaker_and_rolls_back() {
         "{s}"
     );
     // Back on revision 1, completed.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + patience(30);
     loop {
         let s = describe_service(&w, "cb");
         let ds = s["deployments"].as_array().cloned().unwrap_or_default();
@@ -294,7 +294,7 @@ fn a_failing_revision_trips_the_circuit_breaker_and_rolls_back() {
 /// Poll `check` every 50 ms until it gives Some; panics after `secs`.
 #[track_caller]
 fn wait_until<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
+    let deadline = Instant::now() + patience(secs);
     loop {
         if let Some(v) = check() {
             return v;

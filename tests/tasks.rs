@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use berth_runtime::{cgroups, Resources};
-use berth_tests::{assert_ok, parse_json, stderr, stdout, task_id, World};
+use berth_tests::{assert_ok, parse_json, patience, stderr, stdout, task_id, World};
 use serde_json::{json, Value};
 
 fn run_task(w: &World, args: &[&str]) -> Value {
@@ -292,7 +292,7 @@ fn a_killed_cli_leaves_a_consistent_store() {
     // Whatever was recorded is whole: every task describes, and each is
     // brought to STOPPED, by its supervisor or, if its run-task died before
     // starting one, by stop-task.
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + patience(90);
     loop {
         let mut arns = Vec::new();
         for status in ["RUNNING", "STOPPED"] {

@@ -28,6 +28,8 @@
 # (names of variables to pass into the VM; PATH and HOME always are).
 set -euo pipefail
 
+# depmod is in /sbin.
+export PATH="$PATH:/usr/sbin:/sbin"
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${CGROUP2_VM_CACHE:-$repo/.build/cgroup2-vm}
@@ -50,7 +52,9 @@ kernel_abi() {
 prepare_kernel() {
     local abi=$1 dir=$cache/kernel-$1
     [ -f "$dir/ready" ] && return
-    rm -rf "$dir" && mkdir -p "$dir"
+    # A new kernel replaces the cached ones (about 400 MB each).
+    rm -rf "$cache"/kernel-* "$cache"/initramfs-*
+    mkdir -p "$dir"
     (cd "$dir" && apt-get download -q "linux-image-$abi" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
     dpkg-deb -x "$dir"/linux-image-"$abi"_*.deb "$dir/root"
     rm -f "$dir"/linux-image-"$abi"_*.deb
