@@ -8,19 +8,22 @@ export CARGO_TARGET_DIR
 BERTH := $(CARGO_TARGET_DIR)/debug/berth
 BERTH_RELEASE := $(CARGO_TARGET_DIR)/release/berth
 ROOTFS := $(CURDIR)/.build/busybox
-APT_PACKAGES := busybox-static libseccomp-dev pkg-config docker-registry skopeo apache2-utils nftables
+APT_PACKAGES := busybox-static libseccomp-dev pkg-config docker-registry skopeo apache2-utils nftables libelf-dev zlib1g-dev
 BENCH_PACKAGES := runc crun umoci debootstrap wrk
+# The cgroup v2 VM (scripts/cgroup2-vm): QEMU and kmod for its module autoload.
+CGROUP2_PACKAGES := qemu-system-x86 kmod
 
-.PHONY: all deps bench-deps build images bench-images test lint demo bench clean fuzz-deps fuzz-build fuzz fuzz-smoke
+.PHONY: all deps bench-deps build images bench-images test test-cgroup2 lint demo bench clean fuzz-deps fuzz-build fuzz fuzz-smoke
 
 all: build
 
-# Install only what is missing; `apt-get update` once, first.
+# Install only what is missing; `apt-get update` once, first. $(2): more
+# apt-get install options.
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) $$missing >/dev/null; \
 	fi
 endef
 
@@ -82,6 +85,18 @@ fuzz: fuzz-build
 
 fuzz-smoke: fuzz-build
 	scripts/fuzz.sh 30 $(FUZZ_TARGETS)
+
+# The cgroup-dependent tests again on a pure cgroup v2 kernel, in a VM (this
+# machine is cgroup v1): scripts/cgroup2-vm/test.sh says which tests. Without
+# recommends; qemu-utils (qemu-img) comes back if QEMU's packages displaced it.
+test-cgroup2: build images
+	$(call apt_install,$(CGROUP2_PACKAGES),--no-install-recommends)
+	$(call apt_install,qemu-utils,--no-install-recommends)
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		BERTH_BIN=$(BERTH) BERTH_TEST_ROOTFS=$(ROOTFS) scripts/cgroup2-vm/test.sh; \
+	else \
+		echo "test-cgroup2 needs cargo-nextest" >&2; exit 1; \
+	fi
 
 demo: build images
 	BERTH=$(BERTH) ROOTFS=$(ROOTFS) scripts/demo.sh

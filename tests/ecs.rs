@@ -288,3 +288,49 @@ fn clusters_lifecycle() {
         stderr(&out)
     );
 }
+
+#[test]
+fn security_names_that_are_paths_are_refused_naming_the_field() {
+    let w = World::new("ecs-security-names");
+    let refused = |args: &[&str], field: &str| {
+        let out = w.berth(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = stderr(&out);
+        assert!(err.contains(&format!("{field}: ")), "{args:?}: {err}");
+    };
+    let long = "x".repeat(256);
+    for bad in ["../x", "/", "..", "a/b", long.as_str()] {
+        refused(&["stop-task", "--task", bad], "task");
+        refused(&["logs", bad], "task");
+        refused(&["create-cluster", "--cluster-name", bad], "clusterName");
+        refused(&["delete-cluster", "--cluster", bad], "cluster");
+        refused(&["list-tasks", "--cluster", bad], "cluster");
+        refused(
+            &["describe-task-definition", "--task-definition", bad],
+            "taskDefinition",
+        );
+        refused(
+            &["deregister-container-instance", "--container-instance", bad],
+            "containerInstance",
+        );
+        // describe-* answer a failure per name, as ECS does, naming why.
+        let out = w.berth(&["describe-tasks", "--tasks", bad]);
+        assert_ok(&out);
+        let v = parse_json(&out);
+        assert_eq!(v["failures"][0]["reason"], "MISSING", "{v}");
+        assert!(
+            v["failures"][0]["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("tasks: ")),
+            "{v}"
+        );
+    }
+    // A family that is a path does not register.
+    let out = w.berth(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &json!({ "family": "../f", "containerDefinitions": [{ "name": "a", "image": "b", "memory": 6 }] })
+            .to_string(),
+    ]);
+    assert!(stderr(&out).contains("family: "), "{}", stderr(&out));
+}

@@ -398,7 +398,7 @@ impl Drop for World {
                 let _ = Command::new("ip").args(["link", "del", bridge]).status();
             }
             // A world's load balancer is named after its bridge.
-            for table in [nft_table(bridge), format!("berth_lb_{bridge}")] {
+            for table in [nft_table(bridge), berth_net::lb::table_name(bridge)] {
                 let _ = Command::new("nft")
                     .args(["delete", "table", "ip", &table])
                     .stderr(Stdio::null())
@@ -421,8 +421,9 @@ fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
-fn nft_table(bridge: &str) -> String {
-    format!("berth_{bridge}")
+/// The nftables table of the network on `bridge`.
+pub fn nft_table(bridge: &str) -> String {
+    berth_net::nat::table_name(bridge)
 }
 
 fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {

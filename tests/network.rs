@@ -352,3 +352,331 @@ fn a_cluster_on_its_own_network_with_hairpin_udp_and_links() {
         "ip_forward changed"
     );
 }
+
+/// The network namespace file of task `id` (its supervisor's bind mount).
+fn task_netns(w: &World, id: &str) -> std::path::PathBuf {
+    let suffix = format!("/tasks/{id}/ns/network");
+    w.mounts()
+        .into_iter()
+        .find(|m| m.ends_with(&suffix))
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("no network namespace of {id} in {:?}", w.mounts()))
+}
+
+/// What a task with CAP_NET_RAW can send: an IPv4/UDP datagram from
+/// `src` to `dst`, framed by hand for the link-layer address `mac` and
+/// sent out of `eth0` of the namespace `netns` through a packet socket.
+/// It runs on a thread of its own that joins the namespace.
+fn send_raw_udp(
+    netns: &std::path::Path,
+    mac: [u8; 6],
+    src: (std::net::Ipv4Addr, u16),
+    dst: (std::net::Ipv4Addr, u16),
+) {
+    let netns = netns.to_path_buf();
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&netns).expect("open netns");
+        // SAFETY: setns on this thread only, with a namespace file we hold.
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let payload = b"from-the-task";
+        let total = 20 + 8 + payload.len();
+        let mut p = vec![0u8; total];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        p[8] = 64; // TTL
+        p[9] = 17; // UDP
+        p[12..16].copy_from_slice(&src.0.octets());
+        p[16..20].copy_from_slice(&dst.0.octets());
+        let sum = (0..20)
+            .step_by(2)
+            .map(|i| u32::from(u16::from_be_bytes([p[i], p[i + 1]])))
+            .sum::<u32>();
+        let sum = (sum & 0xffff) + (sum >> 16);
+        let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        p[20..22].copy_from_slice(&src.1.to_be_bytes());
+        p[22..24].copy_from_slice(&dst.1.to_be_bytes());
+        p[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        p[28..].copy_from_slice(payload);
+        let ifname = std::ffi::CString::new("eth0").expect("name");
+        // SAFETY: plain libc calls with valid pointers and lengths; the
+        // socket is closed below.
+        unsafe {
+            let index = libc::if_nametoindex(ifname.as_ptr());
+            assert!(index > 0, "no eth0 in the task's namespace");
+            let fd = libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_DGRAM,
+                i32::from((libc::ETH_P_IP as u16).to_be()),
+            );
+            assert!(
+                fd >= 0,
+                "packet socket: {}",
+                std::io::Error::last_os_error()
+            );
+            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+            addr.sll_family = libc::AF_PACKET as u16;
+            addr.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+            addr.sll_ifindex = index as i32;
+            addr.sll_halen = 6;
+            addr.sll_addr[..6].copy_from_slice(&mac);
+            let sent = libc::sendto(
+                fd,
+                p.as_ptr().cast(),
+                p.len(),
+                0,
+                std::ptr::addr_of!(addr).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            );
+            let err = std::io::Error::last_os_error();
+            libc::close(fd);
+            assert_eq!(sent, p.len() as isize, "send: {err}");
+        }
+    })
+    .join()
+    .expect("raw sender");
+}
+
+fn mac_of(link: &str) -> [u8; 6] {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{link}/address")).expect("mac");
+    let bytes: Vec<u8> = text
+        .trim()
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).expect("hex"))
+        .collect();
+    bytes.try_into().expect("6 bytes")
+}
+
+/// CVE-2020-8558: berth lets 127.0.0.1 sources route on its bridges (for
+/// port mappings on the host's loopback), so without a guard a task could
+/// reach services that listen only on the host's 127.0.0.1 by sending a
+/// frame to the gateway's MAC with that destination. The guard drops
+/// such packets unless conntrack says they were DNATed: a mapped port on
+/// 127.0.0.1 still works.
+#[test]
+fn a_task_cannot_reach_host_loopback_but_a_mapped_port_on_loopback_works() {
+    use std::net::{Ipv4Addr, UdpSocket};
+    let w = World::new("net-loopback");
+    w.busybox_image("busybox:latest", &[]);
+    let port = free_port();
+    w.register(&json!({
+        "family": "web", "networkMode": "awsvpc",
+        "containerDefinitions": [{ "name": "web", "image": "busybox", "memory": 16,
+            "portMappings": [{ "containerPort": port }],
+            "command": ["sh", "-c", format!("mkdir -p /www; echo hello-loop > /www/index.html; httpd -p {port} -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done")] }]
+    }));
+    let out = parse_json(&w.berth(&["run-task", "--task-definition", "web"]));
+    let id = task_ids(&out).pop().expect("task");
+    let t = w.wait_task(&id, "RUNNING");
+    let ip: Ipv4Addr = address_of(&t).parse().expect("task address");
+    let gateway: Ipv4Addr = format!("{}1", &w.subnet[..w.subnet.len() - 4])
+        .parse()
+        .expect("gateway");
+    // The mapping on the host's loopback (DNAT) works.
+    assert!(http_get(&format!("127.0.0.1:{port}")).contains("hello-loop"));
+    // The bridge takes no router advertisements.
+    let accept_ra = format!("/proc/sys/net/ipv6/conf/{}/accept_ra", w.bridge);
+    if let Ok(v) = std::fs::read_to_string(&accept_ra) {
+        assert_eq!(v.trim(), "0", "{accept_ra}");
+    }
+    // A host service on 127.0.0.1 only, and one on the gateway's address
+    // (which tasks may reach) to show that the sender's frames arrive.
+    let loopback = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind loopback");
+    let reachable = UdpSocket::bind((gateway, 0)).expect("bind gateway");
+    let loopback_port = loopback.local_addr().expect("addr").port();
+    let reachable_port = reachable.local_addr().expect("addr").port();
+    let netns = task_netns(&w, &id);
+    let mac = mac_of(&w.bridge);
+    // The forbidden one first: frames from one veth are delivered in
+    // order, so once the second has arrived the first had its chance.
+    send_raw_udp(
+        &netns,
+        mac,
+        (ip, 40000),
+        (Ipv4Addr::LOCALHOST, loopback_port),
+    );
+    send_raw_udp(&netns, mac, (ip, 40001), (gateway, reachable_port));
+    reachable
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = [0u8; 64];
+    let (n, from) = reachable
+        .recv_from(&mut buf)
+        .expect("the frame to the gateway never arrived");
+    assert_eq!(&buf[..n], b"from-the-task");
+    assert_eq!(from.ip(), std::net::IpAddr::V4(ip));
+    loopback.set_nonblocking(true).expect("nonblocking");
+    match loopback.recv_from(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("a task reached the host's 127.0.0.1: {other:?}"),
+    }
+    // Still: the mapped port, from the host's loopback.
+    assert!(http_get(&format!("127.0.0.1:{port}")).contains("hello-loop"));
+    assert_ok(&w.berth(&["stop-task", "--task", &id]));
+    w.wait_task(&id, "STOPPED");
+    w.assert_clean();
+}
+
+/// Links and nft tables a test makes outside its World's names, removed
+/// when dropped, failed test or not.
+struct Extra(Vec<String>);
+
+impl Drop for Extra {
+    fn drop(&mut self) {
+        for bridge in &self.0 {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", bridge])
+                .stderr(Stdio::null())
+                .status();
+            let _ = std::process::Command::new("nft")
+                .args(["delete", "table", "ip", &berth_tests::nft_table(bridge)])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Bridges whose names differ only in `-` and `_` (one nft table between
+/// them before) each get a table of their own, so port mappings from the
+/// host's loopback work on both, and both go when their tasks stop.
+#[test]
+fn bridges_named_alike_get_tables_of_their_own() {
+    let w = World::new("net-names");
+    w.busybox_image("busybox:latest", &[]);
+    let bridges = [format!("{}-n", w.bridge2), format!("{}_n", w.bridge2)];
+    let _extra = Extra(bridges.to_vec());
+    // Two halves of the world's second subnet.
+    let base = &w.subnet2[..w.subnet2.len() - 4];
+    let subnets = [format!("{base}0/25"), format!("{base}128/25")];
+    let mut tasks = Vec::new();
+    for (i, (bridge, subnet)) in bridges.iter().zip(&subnets).enumerate() {
+        let cluster = format!("c{i}");
+        assert_ok(&w.berth(&[
+            "create-cluster",
+            "--cluster-name",
+            &cluster,
+            "--bridge",
+            bridge,
+            "--subnet",
+            subnet,
+        ]));
+        let port = free_port();
+        let family = format!("web{i}");
+        w.register(&json!({
+            "family": family, "networkMode": "bridge",
+            "containerDefinitions": [{ "name": "web", "image": "busybox", "memory": 16,
+                "portMappings": [{ "containerPort": 80, "hostPort": port }],
+                "command": ["sh", "-c", format!("mkdir -p /www; echo hello-{i} > /www/index.html; httpd -p 80 -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done")] }]
+        }));
+        let out = parse_json(&w.berth(&[
+            "run-task",
+            "--cluster",
+            &cluster,
+            "--task-definition",
+            &family,
+        ]));
+        let id = task_ids(&out).pop().expect("task");
+        w.wait_task_in(&cluster, &id, "RUNNING");
+        tasks.push((cluster, id, port));
+    }
+    for (i, (_, _, port)) in tasks.iter().enumerate() {
+        assert!(http_get(&format!("127.0.0.1:{port}")).contains(&format!("hello-{i}")));
+    }
+    let tables: Vec<String> = bridges.iter().map(|b| berth_tests::nft_table(b)).collect();
+    assert_ne!(tables[0], tables[1]);
+    for (i, table) in tables.iter().enumerate() {
+        let out = std::process::Command::new("nft")
+            .args(["list", "table", "ip", table])
+            .output()
+            .expect("nft");
+        assert_ok(&out);
+        let listing = stdout(&out);
+        assert!(
+            listing.contains(&format!(
+                "iifname \"{}\" oifname != \"{}\" drop",
+                bridges[i], bridges[i]
+            )),
+            "{listing}"
+        );
+        assert!(listing.contains(&subnets[i]), "{listing}");
+    }
+    for (cluster, id, _) in &tasks {
+        assert_ok(&w.berth(&["stop-task", "--cluster", cluster, "--task", id]));
+        w.wait_task_in(cluster, id, "STOPPED");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (bridge, table) in bridges.iter().zip(&tables) {
+        let gone = || {
+            !std::path::Path::new("/sys/class/net").join(bridge).exists()
+                && !std::process::Command::new("nft")
+                    .args(["list", "table", "ip", table])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+        };
+        while !gone() {
+            assert!(Instant::now() < deadline, "{bridge} or {table} left");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    w.assert_clean();
+}
+
+/// ECS's host network mode: the task's containers share the host's network
+/// namespace, so they see its links and listen on its addresses; port
+/// mappings are reported (hostPort = containerPort) but nothing is
+/// translated, and the task gets no veth, address or bridge.
+#[test]
+fn a_host_mode_task_shares_the_hosts_network() {
+    let w = World::new("net-host");
+    w.busybox_image("busybox:latest", &[]);
+    // A link of the test's own on the host, named as the world's second
+    // bridge so that the world removes it whatever happens.
+    let status = std::process::Command::new("ip")
+        .args(["link", "add", &w.bridge2, "type", "bridge"])
+        .status()
+        .expect("ip link add");
+    assert!(status.success(), "ip link add {} type bridge", w.bridge2);
+    let port = free_port();
+    w.register(&json!({
+        "family": "hosted", "networkMode": "host",
+        "containerDefinitions": [{ "name": "web", "image": "busybox", "memory": 16,
+            "portMappings": [{ "containerPort": port }],
+            "command": ["sh", "-c", format!("ls /sys/class/net; mkdir -p /www; echo hello-host > /www/index.html; httpd -p 127.0.0.1:{port} -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done")] }]
+    }));
+    let out = parse_json(&w.berth(&["run-task", "--task-definition", "hosted"]));
+    let id = task_ids(&out).pop().expect("task");
+    let t = w.wait_task(&id, "RUNNING");
+    let web = &t["containers"][0];
+    assert_eq!(web["networkBindings"][0]["hostPort"], port, "{t}");
+    assert_eq!(web["networkBindings"][0]["containerPort"], port, "{t}");
+    // The host reaches, on its own loopback, what the task listens on.
+    assert!(http_get(&format!("127.0.0.1:{port}")).contains("hello-host"));
+    let links = stdout(&w.berth(&["logs", &id]));
+    assert!(
+        links.lines().any(|l| l == w.bridge2),
+        "the task does not see the host's {}: {links}",
+        w.bridge2
+    );
+    // No bridge and no translation for it.
+    assert!(!std::path::Path::new("/sys/class/net")
+        .join(&w.bridge)
+        .exists());
+    let table = std::process::Command::new("nft")
+        .args(["list", "table", "ip", &berth_tests::nft_table(&w.bridge)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("nft");
+    assert!(!table.success(), "a NAT table for a host-mode task");
+    assert_ok(&w.berth(&["stop-task", "--task", &id]));
+    w.wait_task(&id, "STOPPED");
+    let status = std::process::Command::new("ip")
+        .args(["link", "del", &w.bridge2])
+        .status()
+        .expect("ip link del");
+    assert!(status.success());
+    w.assert_clean();
+}

@@ -689,3 +689,342 @@ fn sysctls_and_bind_mounts_apply() {
     assert!(!host.path().join("nope").exists());
     w.assert_clean();
 }
+
+/// readlink of a process's executable, from the host.
+fn exe_of(pid: i64) -> String {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// True when the file behind `/proc/PID/exe` cannot be changed: opening it
+/// for write, or writing, or truncating it, fails.
+fn exe_is_unwritable(pid: i64) -> bool {
+    use std::io::Write;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/exe"))
+    {
+        Err(_) => true,
+        Ok(mut f) => f.write_all(b"\x7fELF").is_err() && f.set_len(0).is_err(),
+    }
+}
+
+#[test]
+fn security_container_init_and_exec_run_from_a_sealed_copy() {
+    let w = World::new("sealed");
+    // A created container's init is still berth (libcontainer's init, cloned
+    // from the monitor), waiting for `start`: what a container could reach
+    // through /proc/1/exe. It must be the sealed memfd, not the host binary.
+    let out = w.berth(&[
+        "runtime",
+        "create",
+        "--cgroup-parent",
+        &w.cgroup_parent,
+        "--bundle",
+        &make_bundle(&w),
+        "c",
+    ]);
+    assert_ok(&out);
+    let state = parse_json(&out);
+    let init = state["pid"].as_i64().expect("init pid");
+    let monitor = state["monitor"]["pid"].as_i64().expect("monitor pid");
+    for pid in [init, monitor] {
+        let exe = exe_of(pid);
+        assert!(exe.starts_with("/memfd:berth"), "pid {pid} runs {exe:?}");
+        assert!(exe_is_unwritable(pid), "pid {pid}'s executable is writable");
+    }
+    assert_ok(&w.berth(&["runtime", "start", "c"]));
+
+    // `exec` forks the joining process from the CLI: the CLI has re-executed
+    // from the sealed copy by the time the command runs.
+    let mut exec = w
+        .command()
+        .args([
+            "runtime",
+            "exec",
+            "c",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; sleep 30",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn exec");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(exec.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read exec output");
+    assert_eq!(line, "ready\n");
+    let cli = i64::from(exec.id());
+    let exe = exe_of(cli);
+    let unwritable = exe_is_unwritable(cli);
+    let _ = exec.kill();
+    let _ = exec.wait();
+    assert!(exe.starts_with("/memfd:berth"), "exec CLI runs {exe:?}");
+    assert!(unwritable, "the exec CLI's executable is writable");
+    w.delete_force("c");
+    w.assert_clean();
+}
+
+#[test]
+fn security_listen_fds_do_not_leak_into_the_container() {
+    let w = World::new("listenfds");
+    // libcontainer keeps fds 3..3+LISTEN_FDS open into the container: with it
+    // set, the container would get the monitor's sync pipe and our output.
+    let show = "echo L=$LISTEN_FDS P=$LISTEN_PID; ls /proc/$$/fd; true";
+    let out = w
+        .command()
+        .args(w.run_args(&[], &["sh", "-c", show]))
+        .env("LISTEN_FDS", "3")
+        .env("LISTEN_PID", std::process::id().to_string())
+        .env("LISTEN_FDNAMES", "a:b:c")
+        .output()
+        .expect("run");
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("L= P="), "{text}");
+    let fds: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(fds, ["0", "1", "2"], "{text}");
+
+    w.run_detached("d", &[], &["sleep", "60"]);
+    let out = w
+        .command()
+        .args(["runtime", "exec", "d", "--", "sh", "-c", show])
+        .env("LISTEN_FDS", "3")
+        .output()
+        .expect("exec");
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("L= P="), "{text}");
+    let fds: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(fds, ["0", "1", "2"], "{text}");
+    w.delete_force("d");
+    w.assert_clean();
+}
+
+#[test]
+fn security_proc_interrupts_is_masked() {
+    let w = World::new("interrupts");
+    assert!(
+        std::fs::metadata("/proc/interrupts").is_ok_and(|m| m.len() == 0),
+        "procfs reports size 0; the host file has content when read"
+    );
+    let out = w.run(&[], &["sh", "-c", "wc -c < /proc/interrupts"]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out).trim(), "0", "{}", stderr(&out));
+    // Privileged containers see it, as in Docker.
+    let out = w.run(&["--privileged"], &["sh", "-c", "wc -c < /proc/interrupts"]);
+    assert_ok(&out);
+    assert_ne!(stdout(&out).trim(), "0");
+    w.assert_clean();
+}
+
+/// A loop device over a file of known bytes, detached when dropped: a block
+/// device of the test's own that the host can read.
+struct LoopDevice {
+    path: String,
+}
+
+const DISK_MARKER: &str = "berth-disk-marker";
+
+impl LoopDevice {
+    fn new(w: &World) -> Self {
+        let file = w.root.path().join("disk.img");
+        let mut bytes = DISK_MARKER.as_bytes().to_vec();
+        bytes.resize(1 << 20, 0);
+        std::fs::write(&file, bytes).expect("write disk image");
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&file)
+            .output()
+            .expect("losetup");
+        assert_ok(&out);
+        LoopDevice {
+            path: stdout(&out).trim().to_string(),
+        }
+    }
+
+    fn major_minor(&self) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        let rdev = std::fs::metadata(&self.path).expect("stat loop").rdev();
+        (libc::major(rdev) as u64, libc::minor(rdev) as u64)
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.path]).status();
+    }
+}
+
+#[test]
+fn a_default_container_cannot_use_a_device_it_makes() {
+    let w = World::new("device");
+    let disk = LoopDevice::new(&w);
+    let mut head = vec![0; DISK_MARKER.len()];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open(&disk.path).expect("open loop"),
+        &mut head,
+    )
+    .expect("read loop");
+    assert_eq!(head, DISK_MARKER.as_bytes(), "the host reads the disk");
+    let (major, minor) = disk.major_minor();
+    // An image, so that each container writes its own upper directory.
+    w.busybox_image("busybox:latest", &[]);
+    // CAP_MKNOD stays (Docker's default): making a node works, using one
+    // outside the OCI defaults does not, on cgroup v1 and v2 alike.
+    let script = format!(
+        "mknod /tmp/disk b {major} {minor} && echo MADE; \
+         head -c {len} /tmp/disk; echo; \
+         echo x > /tmp/disk && echo WROTE-DISK; \
+         mknod /tmp/kmsg c 1 11 && echo berth-device-test > /tmp/kmsg && echo WROTE-KMSG; \
+         echo x > /dev/null && echo NULL-OK; head -c 4 /dev/zero | wc -c",
+        len = DISK_MARKER.len()
+    );
+    let out = w.run(&["--image", "busybox"], &["sh", "-c", &script]);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(text.contains("MADE"), "{text}\n{err}");
+    assert!(!text.contains(DISK_MARKER), "read the disk: {text}");
+    assert!(!text.contains("WROTE"), "{text}");
+    assert!(err.contains("Operation not permitted"), "{err}");
+    assert!(text.contains("NULL-OK\n4\n"), "{text}\n{err}");
+    // Privileged, the same node reads the disk: the refusal is berth's.
+    let out = w.run(
+        &["--image", "busybox", "--privileged"],
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "mknod /tmp/disk b {major} {minor} && head -c {} /tmp/disk",
+                DISK_MARKER.len()
+            ),
+        ],
+    );
+    assert_eq!(stdout(&out), DISK_MARKER, "{}", stderr(&out));
+    w.assert_clean();
+}
+
+/// A static helper that makes each raw syscall named on its command line
+/// and prints `name=errno` (0 when it succeeded).
+const SYSCALL_PROBE_C: &str = r#"
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        long r = -1;
+        const char *n = argv[i];
+        errno = 0;
+        if (!strcmp(n, "io_uring_setup")) {
+            char params[120];
+            memset(params, 0, sizeof params);
+            r = syscall(__NR_io_uring_setup, 4, params);
+        } else if (!strcmp(n, "vsock")) {
+            r = syscall(__NR_socket, 40, SOCK_STREAM, 0);
+        } else if (!strcmp(n, "unix")) {
+            r = syscall(__NR_socket, AF_UNIX, SOCK_STREAM, 0);
+        } else if (!strcmp(n, "personality_bad")) {
+            r = syscall(__NR_personality, 0x0040000);
+        } else if (!strcmp(n, "personality_query")) {
+            r = syscall(__NR_personality, 0xffffffff);
+        } else if (!strcmp(n, "vhangup")) {
+            r = syscall(__NR_vhangup);
+        } else if (!strcmp(n, "pidfd_getfd")) {
+            r = syscall(__NR_pidfd_getfd, 0, 0, 0);
+        } else if (!strcmp(n, "set_mempolicy")) {
+            r = syscall(__NR_set_mempolicy, 0, 0, 0);
+        } else if (!strcmp(n, "getpid")) {
+            r = syscall(__NR_getpid);
+        } else if (!strcmp(n, "newest")) {
+            r = syscall(469, 0, 0, 0, 0, 0);
+        }
+        printf("%s=%d\n", n, r < 0 ? errno : 0);
+    }
+    return 0;
+}
+"#;
+
+/// Build [`SYSCALL_PROBE_C`] statically into `dir`; returns its path.
+fn build_syscall_probe(dir: &std::path::Path) -> std::path::PathBuf {
+    let src = dir.join("syscalls.c");
+    let bin = dir.join("syscalls");
+    std::fs::write(&src, SYSCALL_PROBE_C).expect("write helper source");
+    let out = Command::new("gcc")
+        .arg("-static")
+        .arg("-O1")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("run gcc");
+    assert_ok(&out);
+    bin
+}
+
+#[test]
+fn security_seccomp_denies_what_docker_denies() {
+    let w = World::new("seccomp");
+    let tools = tempfile::tempdir().expect("helper dir");
+    build_syscall_probe(tools.path());
+    let mount = format!("{}:/probe:ro", tools.path().display());
+    let calls = [
+        "io_uring_setup",
+        "vsock",
+        "unix",
+        "personality_bad",
+        "personality_query",
+        "vhangup",
+        "pidfd_getfd",
+        "set_mempolicy",
+        "getpid",
+        "newest",
+    ];
+    let mut cmd = vec!["/probe/syscalls"];
+    cmd.extend_from_slice(&calls);
+    let out = w.run(&["--volume", &mount], &cmd);
+    assert_ok(&out);
+    let text = stdout(&out);
+    let errno = |name: &str| -> i32 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    const EPERM: i32 = 1;
+    const ENOSYS: i32 = 38;
+    assert_eq!(errno("io_uring_setup"), EPERM, "{text}");
+    assert_eq!(errno("vsock"), EPERM, "{text}");
+    assert_eq!(errno("vhangup"), EPERM, "{text}");
+    assert_eq!(errno("pidfd_getfd"), EPERM, "{text}");
+    assert_eq!(errno("set_mempolicy"), EPERM, "{text}");
+    assert_ne!(errno("personality_bad"), 0, "{text}");
+    assert_eq!(errno("personality_query"), 0, "{text}");
+    assert_eq!(errno("unix"), 0, "{text}");
+    assert_eq!(errno("getpid"), 0, "{text}");
+    // A call newer than the filter knows looks absent, as under runc.
+    assert_eq!(errno("newest"), ENOSYS, "{text}");
+
+    // CAP_SYS_NICE brings the NUMA calls back, as in Docker: the filter
+    // passes set_mempolicy (the kernel may still refuse its arguments).
+    let out = w.run(
+        &["--volume", &mount, "--cap-add", "SYS_NICE"],
+        &["/probe/syscalls", "set_mempolicy"],
+    );
+    assert_ok(&out);
+    assert_ne!(stdout(&out).trim(), format!("set_mempolicy={EPERM}"));
+    // Privileged: no filter at all.
+    let out = w.run(
+        &["--volume", &mount, "--privileged"],
+        &["/probe/syscalls", "io_uring_setup"],
+    );
+    assert_ok(&out);
+    assert_eq!(stdout(&out).trim(), "io_uring_setup=0");
+    w.assert_clean();
+}

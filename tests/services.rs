@@ -511,7 +511,7 @@ fn requests_through_the_load_balancer_reach_every_task() {
         .args(["list", "tables"])
         .output()
         .expect("nft");
-    assert!(!berth_tests::stdout(&tables).contains(&format!("berth_lb_{lb}")));
+    assert!(!berth_tests::stdout(&tables).contains(&berth_net::lb::table_name(&lb)));
     assert!(http_get(&listen).is_none());
     w.assert_clean();
 }

@@ -4,6 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use berth_runtime::{cgroups, Resources};
 use berth_tests::{assert_ok, parse_json, stderr, stdout, task_id, World};
 use serde_json::{json, Value};
 
@@ -377,5 +378,315 @@ fn start_task_and_a_task_that_fails_to_start() {
             .is_some_and(|r| r.starts_with("CannotPullContainerError")),
         "{t}"
     );
+    w.assert_clean();
+}
+
+#[test]
+fn a_task_cgroup_gets_the_task_level_cpu_and_memory() {
+    let w = world_with_busybox("task-cgroup");
+    // 16 vCPUs: as v2 shares (16384) it is no valid cpu.weight (at most 10000).
+    w.register(&json!({
+        "family": "big", "networkMode": "none", "cpu": "16384", "memory": "512",
+        "containerDefinitions": [{ "name": "a", "image": "busybox",
+            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
+    }));
+    let out = w
+        .command()
+        .env("BERTH_HOST_CPU_UNITS", "16384")
+        .args(["run-task", "--task-definition", "big"])
+        .output()
+        .expect("run-task");
+    assert_ok(&out);
+    let id = task_id(&parse_json(&out)["tasks"][0]);
+    w.wait_task(&id, "RUNNING");
+    let layout = cgroups::layout();
+    let path = format!("/{}/{}", w.cgroup_parent, id);
+    let task = Resources {
+        cpu_units: Some(16_384),
+        memory_mib: Some(512),
+        ..Default::default()
+    };
+    let settings = task.cgroup_settings(layout);
+    assert_eq!(settings.len(), 2);
+    for s in settings {
+        let file = cgroups::dir_of(layout, s.controller, &path).join(s.file);
+        let got =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert_eq!(got.trim(), s.value, "{}", file.display());
+    }
+    assert_ok(&w.berth(&["stop-task", "--task", &id]));
+    w.wait_task(&id, "STOPPED");
+    w.assert_clean();
+}
+
+/// The instance's remaining `name` (CPU or MEMORY).
+fn remaining(w: &World, name: &str) -> i64 {
+    let ci = parse_json(&w.berth(&["list-container-instances"]))["containerInstanceArns"][0]
+        .as_str()
+        .expect("instance")
+        .to_string();
+    let inst =
+        parse_json(&w.berth(&["describe-container-instances", "--container-instances", &ci]));
+    inst["containerInstances"][0]["remainingResources"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == name))
+        .and_then(|r| r["integerValue"].as_i64())
+        .expect("resource")
+}
+
+/// The audit's FARGATE definition: a volume named as a path, mounted.
+fn escaping_definition(volume: &str) -> Value {
+    json!({
+        "family": "escape", "requiresCompatibilities": ["FARGATE"],
+        "networkMode": "awsvpc", "cpu": "256", "memory": "512",
+        "volumes": [{ "name": volume }],
+        "containerDefinitions": [{ "name": "app", "image": "busybox", "essential": true,
+            "command": ["sh", "-c", "touch /host/escaped"],
+            "mountPoints": [{ "sourceVolume": volume, "containerPath": "/host" }] }]
+    })
+}
+
+#[test]
+fn security_a_volume_named_as_a_path_is_refused_and_cannot_escape_when_stored() {
+    use berth_orchestrator::store::{Expect, Op, SqliteStore, Store};
+    let w = world_with_busybox("security-volume");
+    // Registration refuses the audit's definition, naming the field.
+    let out = w.berth(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &escaping_definition("../../../../../../../../etc").to_string(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("volumes[0].name"), "{}", stderr(&out));
+
+    // A definition written into the store without registration: on EC2 and
+    // with no network, so that only the volume is in question. Its volume
+    // would be <root>/escape.
+    let outside = w.root.path().join("escape");
+    let hostile = "../../../../escape";
+    let mut td = escaping_definition(hostile);
+    td["requiresCompatibilities"] = json!(["EC2"]);
+    td["networkMode"] = json!("none");
+    let arn = "arn:aws:ecs:local:000000000000:task-definition/escape:1";
+    td["taskDefinitionArn"] = json!(arn);
+    td["revision"] = json!(1);
+    td["status"] = json!("ACTIVE");
+    td["compatibilities"] = json!(["EC2"]);
+    let store = SqliteStore::open(&w.root.path().join("state.db")).expect("store");
+    let put = |key: &str, value: &Value| Op::Put {
+        key: key.to_string(),
+        value: serde_json::to_vec(value).expect("json"),
+        expect: Expect::Absent,
+    };
+    store
+        .commit(&[
+            put("families/escape", &json!({ "latest": 1 })),
+            put(
+                "taskdefs/escape/0000000001",
+                &json!({ "definition": td, "tags": [] }),
+            ),
+        ])
+        .expect("store the definition");
+    // run-task checks the stored definition again.
+    let out = w.berth(&["run-task", "--task-definition", "escape"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("volumes[0].name"), "{}", stderr(&out));
+
+    // And a task of it, written into the store as well, whose supervisor
+    // is started directly: the supervisor refuses it too.
+    w.register(&json!({
+        "family": "benign", "networkMode": "none",
+        "containerDefinitions": [{ "name": "app", "image": "busybox", "memory": 32, "command": ["true"] }]
+    }));
+    let first = task_id(&run_task(&w, &["--task-definition", "benign"])["tasks"][0]);
+    let forged = "00000000000000000000000000e5ca9e";
+    let stopped = w.wait_task(&first, "STOPPED").to_string();
+    let mut task: Value = serde_json::from_str(&stopped.replace(&first, forged)).expect("json");
+    task["taskDefinitionArn"] = json!(arn);
+    task["lastStatus"] = json!("PROVISIONING");
+    task["desiredStatus"] = json!("RUNNING");
+    for field in [
+        "stopCode",
+        "stoppedReason",
+        "stoppedAt",
+        "stoppingAt",
+        "executionStoppedAt",
+        "startedAt",
+    ] {
+        task.as_object_mut().expect("task").remove(field);
+    }
+    task["containers"][0]["lastStatus"] = json!("PENDING");
+    task["containers"][0]
+        .as_object_mut()
+        .expect("container")
+        .remove("exitCode");
+    // Nothing reserved, so its stop gives nothing back.
+    task["x-berth"] = json!({ "reservedCpu": 0, "reservedMemory": 0 });
+    store
+        .commit(&[put(&format!("tasks/default/{forged}"), &task)])
+        .expect("store the task");
+    let run_root = w.root.path().join("run");
+    // The supervisor's own command line (as run-task starts it).
+    let out = std::process::Command::new(berth_tests::berth_bin())
+        .env("BERTH_BRIDGE", &w.bridge)
+        .env("BERTH_SUBNET", &w.subnet)
+        .stdin(Stdio::null())
+        .arg("__berth-task")
+        .arg(w.root.path())
+        .arg(&run_root)
+        .arg("default")
+        .arg(forged)
+        .arg(&w.cgroup_parent)
+        .output()
+        .expect("start the supervisor");
+    assert_ok(&out);
+    let t = w.wait_task(forged, "STOPPED");
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t}");
+    assert!(
+        t["stoppedReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("volumes[0].name")),
+        "{t}"
+    );
+    assert!(!outside.exists(), "{} was made", outside.display());
+    w.assert_clean();
+}
+
+#[test]
+fn security_no_new_privileges_is_applied_and_what_cannot_be_is_refused() {
+    let w = world_with_busybox("security-nnp");
+    w.register(&json!({
+        "family": "nnp", "networkMode": "none",
+        "containerDefinitions": [
+            { "name": "locked", "image": "busybox", "memory": 32, "essential": false,
+              "dockerSecurityOptions": ["no-new-privileges"],
+              "command": ["grep", "NoNewPrivs", "/proc/self/status"] },
+            { "name": "plain", "image": "busybox", "memory": 32,
+              "command": ["sh", "-c", "sleep 0.5; grep NoNewPrivs /proc/self/status"] }
+        ]
+    }));
+    let id = task_id(&run_task(&w, &["--task-definition", "nnp"])["tasks"][0]);
+    let t = w.wait_task(&id, "STOPPED");
+    assert_eq!(container(&t, "locked")["exitCode"], 0, "{t}");
+    let logs = |c: &str| stdout(&w.berth(&["logs", &id, "--container", c]));
+    assert_eq!(logs("locked"), "NoNewPrivs:\t1\n");
+    assert_eq!(logs("plain"), "NoNewPrivs:\t0\n");
+    // An LSM label berth cannot apply is refused, not ignored.
+    let out = w.berth(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &json!({
+            "family": "label", "networkMode": "none",
+            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 32,
+                "dockerSecurityOptions": ["apparmor:docker-default"] }]
+        })
+        .to_string(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("containerDefinitions[0].dockerSecurityOptions[0]"),
+        "{}",
+        stderr(&out)
+    );
+    w.assert_clean();
+}
+
+#[test]
+fn security_fargate_refuses_what_would_reach_the_host() {
+    let w = world_with_busybox("security-fargate");
+    for (container, field) in [
+        (
+            json!({ "privileged": true }),
+            "containerDefinitions[0].privileged",
+        ),
+        (
+            json!({ "linuxParameters": { "capabilities": { "add": ["SYS_ADMIN"] } } }),
+            "containerDefinitions[0].linuxParameters.capabilities.add[0]",
+        ),
+        (
+            json!({ "dockerSecurityOptions": ["no-new-privileges"] }),
+            "containerDefinitions[0].dockerSecurityOptions",
+        ),
+    ] {
+        let mut td = escaping_definition("data");
+        for (k, v) in container.as_object().expect("object") {
+            td["containerDefinitions"][0][k] = v.clone();
+        }
+        let out = w.berth(&[
+            "register-task-definition",
+            "--cli-input-json",
+            &td.to_string(),
+        ]);
+        assert!(!out.status.success(), "{field}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("ClientException") && err.contains(field),
+            "{field}: {err}"
+        );
+    }
+    w.assert_clean();
+}
+
+#[test]
+fn security_a_huge_cpu_is_refused_and_capacity_is_unchanged() {
+    let w = world_with_busybox("security-bounds");
+    w.register(&json!({
+        "family": "small", "networkMode": "none",
+        "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 32, "command": ["true"] }]
+    }));
+    let cpu_before = remaining(&w, "CPU");
+    let memory_before = remaining(&w, "MEMORY");
+    let out = w.berth(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &json!({
+            "family": "huge", "networkMode": "none",
+            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 32,
+                "cpu": 18446744073709551615u64, "command": ["true"] }]
+        })
+        .to_string(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("containerDefinitions[0].cpu"),
+        "{}",
+        stderr(&out)
+    );
+    // An override cannot bring the number back.
+    let out = w.berth(&[
+        "run-task",
+        "--task-definition",
+        "small",
+        "--overrides",
+        r#"{"containerOverrides":[{"name":"a","cpu":9223372036854775808}]}"#,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("overrides.containerOverrides[0].cpu"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(remaining(&w, "CPU"), cpu_before);
+    assert_eq!(remaining(&w, "MEMORY"), memory_before);
+    w.assert_clean();
+}
+
+#[test]
+fn security_a_255_character_container_name_runs() {
+    let w = world_with_busybox("security-long-name");
+    let name = "c".repeat(255);
+    w.register(&json!({
+        "family": "long", "networkMode": "bridge",
+        "containerDefinitions": [{ "name": name, "image": "busybox", "memory": 32,
+            "command": ["echo", "ran"] }]
+    }));
+    let id = task_id(&run_task(&w, &["--task-definition", "long"])["tasks"][0]);
+    let t = w.wait_task(&id, "STOPPED");
+    let c = container(&t, &name);
+    assert_eq!(c["exitCode"], 0, "{t}");
+    // The runtime id fits the runtime's 128 characters.
+    let runtime_id = c["runtimeId"].as_str().expect("runtime id");
+    assert!(runtime_id.len() <= 128, "{runtime_id}");
+    assert_eq!(stdout(&w.berth(&["logs", &id])), "ran\n");
     w.assert_clean();
 }

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use berth_orchestrator::supervisor::{self, SupervisorArgs};
 use berth_runtime::monitor::{self, MonitorArgs};
 use berth_runtime::probe::{self, ProbeArgs};
+use berth_runtime::sealed_exe;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -57,6 +58,17 @@ enum Command {
     Runtime(runtime_cmd::RuntimeCommand),
 }
 
+impl Command {
+    /// Verbs that run a process inside a container from this very process.
+    fn enters_a_container(&self) -> bool {
+        matches!(
+            self,
+            Command::Runtime(runtime_cmd::RuntimeCommand::Exec { .. })
+                | Command::Ecs(ecs_cmd::EcsCommand::Exec { .. })
+        )
+    }
+}
+
 /// Where state lives, from `--root`.
 pub struct Roots {
     pub state: PathBuf,
@@ -81,10 +93,20 @@ impl Roots {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if let Some(monitor_args) = MonitorArgs::from_args(&args) {
+        // Its clone becomes the container's init: from the sealed copy.
+        let sealed = sealed_exe::reexec_sealed();
         init_file_logging(&monitor_args.log_file());
+        if let Err(e) = sealed {
+            tracing::error!("{e}");
+            return ExitCode::from(1);
+        }
         return ExitCode::from(monitor::run(monitor_args).clamp(0, 255) as u8);
     }
     if let Some(probe_args) = ProbeArgs::from_args(&args) {
+        if let Err(e) = sealed_exe::reexec_sealed() {
+            eprintln!("berth: {e}");
+            return ExitCode::from(125);
+        }
         return ExitCode::from(probe::run(probe_args).clamp(0, 255) as u8);
     }
     if let Some(task_args) = SupervisorArgs::from_args(&args) {
@@ -100,6 +122,13 @@ fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse_from(args);
+    if cli.command.enters_a_container() {
+        // It forks the process that joins the container: from the sealed copy.
+        if let Err(e) = sealed_exe::reexec_sealed() {
+            eprintln!("berth: {e}");
+            return ExitCode::from(1);
+        }
+    }
     init_logging(&cli.log_level);
     let roots = Roots::new(cli.root);
     let result = match cli.command {

@@ -8,7 +8,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::nat::{nft_script, route_to_tasks, run_nft};
+use crate::nat::{loopback_guard, nft_script, route_to_tasks, run_nft};
 use crate::{Error, Result};
 
 /// Where a load balancer listens.
@@ -32,8 +32,9 @@ pub struct Backend {
     pub bridge: String,
 }
 
+/// The load balancer's table (see [`crate::tables`]).
 pub fn table_name(load_balancer: &str) -> String {
-    format!("berth_lb_{}", load_balancer.replace(['-', '.'], "_"))
+    crate::tables::lb_table(load_balancer)
 }
 
 /// The table for `listener` sending to `backends` (none: nothing is
@@ -77,6 +78,18 @@ pub fn ruleset(listener: &Listener, backends: &[Backend]) -> Result<String> {
             .iter()
             .map(|b| format!("{} . {}", b.address, b.port))
             .collect();
+        // The bridges route 127.0.0.1 sources for this (see `apply`): keep
+        // their tasks off the host's loopback.
+        let mut bridges: Vec<String> = backends
+            .iter()
+            .map(|b| format!("\"{}\"", b.bridge))
+            .collect();
+        bridges.sort_unstable();
+        bridges.dedup();
+        s += &format!(
+            "  chain input {{ type filter hook input priority filter; policy accept; {}; }}\n",
+            loopback_guard(&format!("{{ {} }}", bridges.join(", ")))
+        );
         s += &format!(
             "  chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; \
              meta l4proto {proto} ct original proto-dst {port} ct status dnat \
@@ -89,13 +102,16 @@ pub fn ruleset(listener: &Listener, backends: &[Backend]) -> Result<String> {
     Ok(s)
 }
 
-/// Make or replace the load balancer's table, in one transaction.
+/// Make or replace the load balancer's table, in one transaction (which
+/// also deletes the table an older berth named it by, see
+/// [`crate::tables::legacy_table`]).
 pub fn apply(listener: &Listener, backends: &[Backend]) -> Result<()> {
-    let t = table_name(&listener.name);
-    let script = format!(
-        "table ip {t}\ndelete table ip {t}\n{}",
-        ruleset(listener, backends)?
-    );
+    let mut script = String::new();
+    let legacy = crate::tables::legacy_table("berth_lb_", &listener.name);
+    for t in std::iter::once(table_name(&listener.name)).chain(legacy) {
+        script += &format!("table ip {t}\ndelete table ip {t}\n");
+    }
+    script += &ruleset(listener, backends)?;
     nft_script(&script)?;
     let mut bridges: Vec<&str> = backends.iter().map(|b| b.bridge.as_str()).collect();
     bridges.sort_unstable();
@@ -103,16 +119,20 @@ pub fn apply(listener: &Listener, backends: &[Backend]) -> Result<()> {
     bridges.into_iter().try_for_each(route_to_tasks)
 }
 
-/// Remove the load balancer's table; gone already is no error.
+/// Remove the load balancer's table (and an older berth's name of it);
+/// gone already is no error.
 pub fn remove(load_balancer: &str) -> Result<()> {
-    let t = table_name(load_balancer);
-    match run_nft(&["-f", "-"], &format!("delete table ip {t}\n")) {
-        Err(Error::Netlink { reason, .. }) if reason.contains("No such file") => Ok(()),
-        other => other,
+    let legacy = crate::tables::legacy_table("berth_lb_", load_balancer);
+    for t in std::iter::once(table_name(load_balancer)).chain(legacy) {
+        match run_nft(&["-f", "-"], &format!("delete table ip {t}\n")) {
+            Err(Error::Netlink { reason, .. }) if reason.contains("No such file") => {}
+            other => other?,
+        }
     }
+    Ok(())
 }
 
-/// Names of the load-balancer tables in the kernel.
+/// The load balancers that have a table in the kernel.
 pub fn tables() -> Result<Vec<String>> {
     let out = std::process::Command::new("nft")
         .args(["list", "tables", "ip"])
@@ -123,8 +143,8 @@ pub fn tables() -> Result<Vec<String>> {
         })?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.strip_prefix("table ip berth_lb_"))
-        .map(str::to_string)
+        .filter_map(|l| l.strip_prefix("table ip "))
+        .filter_map(crate::tables::lb_of_table)
         .collect())
 }
 
@@ -156,7 +176,7 @@ mod tests {
             },
         ];
         let r = ruleset(&listener(None), &backends).unwrap();
-        assert!(r.starts_with("table ip berth_lb_web_lb {"), "{r}");
+        assert!(r.starts_with("table ip berth_lb_web_dlb {"), "{r}");
         assert!(
             r.contains("fib daddr type local tcp dport 8080 jump pick"),
             "{r}"
@@ -170,6 +190,10 @@ mod tests {
             "{r}"
         );
         assert!(r.contains("{ 10.88.0.2 . 80, 10.88.0.3 . 80 }"), "{r}");
+        assert!(
+            r.contains("chain input { type filter hook input priority filter; policy accept; iifname { \"berth0\" } ip daddr 127.0.0.0/8 ct status & dnat == 0 ct state & (established | related) == 0 drop; }"),
+            "{r}"
+        );
         let one = ruleset(&listener(Some(Ipv4Addr::LOCALHOST)), &backends[..1]).unwrap();
         assert!(one.contains("ip daddr 127.0.0.1 tcp dport 8080"), "{one}");
     }
@@ -178,7 +202,7 @@ mod tests {
     fn no_backends_no_rules_and_bad_protocol_named() {
         assert_eq!(
             ruleset(&listener(None), &[]).unwrap(),
-            "table ip berth_lb_web_lb {\n}\n"
+            "table ip berth_lb_web_dlb {\n}\n"
         );
         let mut l = listener(None);
         l.protocol = "sctp".into();

@@ -11,6 +11,7 @@ mod ipam;
 pub mod lb;
 mod links;
 pub mod nat;
+pub mod tables;
 
 pub use ipam::{allocate, Subnet};
 pub use links::{attach, detach, ensure_bridge, link_exists, remove_bridge};

@@ -68,9 +68,25 @@ pub fn link_exists(name: &str) -> Result<bool> {
     })
 }
 
+/// Set the IPv6 knob `knob` of `link` to `value`; a host without IPv6
+/// (no such file) has nothing to set.
+fn ipv6_knob(link: &str, knob: &str, value: &str) -> Result<()> {
+    let path = format!("/proc/sys/net/ipv6/conf/{link}/{knob}");
+    match std::fs::write(&path, value) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other.map_err(|e| err(format!("write {path}"), e)),
+    }
+}
+
 /// Make the bridge `name` with `gateway/prefix` on it, up; a no-op when it
-/// exists already.
+/// exists already. It takes no IPv6 router advertisements: a task with
+/// CAP_NET_RAW could send them and so route the host's IPv6 traffic.
 pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
+    ensure_bridge_link(name, gateway, prefix)?;
+    ipv6_knob(name, "accept_ra", "0")
+}
+
+fn ensure_bridge_link(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
     let name = name.to_string();
     with_handle(None, move |h| {
         Box::pin(async move {
@@ -135,6 +151,8 @@ fn delete_link(name: &str) -> Result<()> {
 /// Plug the namespace at `netns` into `bridge`: a veth pair whose host end
 /// (`host_ifname`) joins the bridge and whose other end becomes `eth0` in
 /// the namespace with `address/prefix` and a default route via `gateway`.
+/// The host end, a bridge port only, has IPv6 off: it takes no address or
+/// router advertisement of its own.
 pub fn attach(
     netns: &Path,
     bridge: &str,
@@ -183,6 +201,7 @@ pub fn attach(
         })
     })?;
     drop(ns_file);
+    ipv6_knob(host_ifname, "disable_ipv6", "1")?;
     with_handle(Some(netns), move |h| {
         Box::pin(async move {
             let index = index_of(&h, "eth0")

@@ -15,9 +15,9 @@ use serde_json::{json, Value};
 
 use crate::{Error, Result, Subnet};
 
-/// The table for the network on `bridge`.
+/// The table for the network on `bridge` (see [`crate::tables`]).
 pub fn table_name(bridge: &str) -> String {
-    format!("berth_{}", bridge.replace(['-', '.'], "_"))
+    crate::tables::network_table(bridge)
 }
 
 /// Feed `input` to `nft ARGS` (one atomic transaction).
@@ -93,6 +93,12 @@ pub(crate) fn nft_script(script: &str) -> Result<()> {
 /// forwards; the host's `ip_forward` is left as it is, and the forward
 /// chain keeps the bridge's traffic on the bridge: a berth network is
 /// host-only.
+///
+/// The bridge routes 127.0.0.1 sources (`route_localnet`, for DNAT from
+/// the host's loopback), which would also let a task send to the host's
+/// 127.0.0.0/8 (CVE-2020-8558): the input chain drops what arrives from
+/// the bridge for 127.0.0.0/8 unless it was DNATed or belongs to a
+/// connection the host made, as kube-proxy does.
 pub fn ensure_table(bridge: &str, subnet: &Subnet) -> Result<()> {
     let t = table_name(bridge);
     let script = format!(
@@ -102,11 +108,14 @@ pub fn ensure_table(bridge: &str, subnet: &Subnet) -> Result<()> {
          add chain ip {t} output {{ type nat hook output priority -100; policy accept; }}\n\
          add chain ip {t} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
          add chain ip {t} forward {{ type filter hook forward priority filter; policy accept; }}\n\
+         add chain ip {t} input {{ type filter hook input priority filter; policy accept; }}\n\
          add rule ip {t} prerouting fib daddr type local dnat ip to meta l4proto . th dport map @ports\n\
          add rule ip {t} output fib daddr type local dnat ip to meta l4proto . th dport map @ports\n\
          add rule ip {t} postrouting ip saddr 127.0.0.0/8 ip daddr {subnet} masquerade\n\
          add rule ip {t} postrouting ip saddr {subnet} ip daddr {subnet} ct status dnat masquerade\n\
-         add rule ip {t} forward iifname \"{bridge}\" oifname != \"{bridge}\" drop\n"
+         add rule ip {t} forward iifname \"{bridge}\" oifname != \"{bridge}\" drop\n\
+         add rule ip {t} input {guard}\n",
+        guard = loopback_guard(&format!("\"{bridge}\""))
     );
     match nft_script(&script) {
         Ok(()) => {}
@@ -114,6 +123,19 @@ pub fn ensure_table(bridge: &str, subnet: &Subnet) -> Result<()> {
         Err(e) => return Err(e),
     }
     route_to_tasks(bridge)
+}
+
+/// The rule that keeps what arrives on the interfaces `iifname` (an nft
+/// expression: a quoted name or a set of them) from the host's
+/// 127.0.0.0/8: dropped unless conntrack DNATed it (a port mapping or load
+/// balancer listening on 127.0.0.1) or it belongs to a connection already
+/// made (replies to the host). `ct status != dnat` would compare the whole
+/// status word, hence the masks.
+pub(crate) fn loopback_guard(iifname: &str) -> String {
+    format!(
+        "iifname {iifname} ip daddr 127.0.0.0/8 ct status & dnat == 0 \
+         ct state & (established | related) == 0 drop"
+    )
 }
 
 /// Let DNAT reach tasks on `bridge`: 127.0.0.1 sources must be routable
@@ -191,12 +213,18 @@ pub fn remove_mappings(bridge: &str, mappings: &[(&str, u16)]) -> Result<()> {
     Ok(())
 }
 
+/// Remove the network's table, and the one an older berth named after the
+/// bridge (`berth_<bridge>` with `-` and `.` made `_`) when that name is
+/// no table of today's naming; gone already is no error.
 pub fn remove_table(bridge: &str) -> Result<()> {
-    let table = table_name(bridge);
-    match nft(vec![
-        json!({ "delete": { "table": { "family": "ip", "name": table } } }),
-    ]) {
-        Err(Error::Netlink { reason, .. }) if reason.contains("No such file") => Ok(()),
-        other => other,
+    let legacy = crate::tables::legacy_table("berth_", bridge);
+    for table in std::iter::once(table_name(bridge)).chain(legacy) {
+        match nft(vec![
+            json!({ "delete": { "table": { "family": "ip", "name": table } } }),
+        ]) {
+            Err(Error::Netlink { reason, .. }) if reason.contains("No such file") => {}
+            other => other?,
+        }
     }
+    Ok(())
 }

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use berth_rootfs::image::{resolve_command, ContainerConfig};
-use berth_runtime::spec::MAX_HOSTNAME;
 use berth_runtime::{ContainerSpec, Mount, NamespaceJoin, Resources, Rlimit};
 use serde::Deserialize;
 use serde_json::Value;
@@ -315,8 +314,7 @@ pub fn container_spec(
             .or_else(|| image.user.clone().filter(|u| !u.is_empty())),
         hostname: Some(def.hostname.clone().unwrap_or_else(|| {
             if own.is_some() {
-                // A container name may be longer than a hostname can be.
-                def.name.chars().take(MAX_HOSTNAME).collect()
+                crate::names::hostname(&def.name)
             } else {
                 ctx.hostname.clone()
             }
@@ -348,31 +346,6 @@ mod tests {
 
     fn def(v: Value) -> ContainerDefinition {
         serde_json::from_value(v).expect("def")
-    }
-
-    /// Found by the taskdef_spec fuzz target: in bridge mode a container's
-    /// hostname is its name, and ECS allows names (255) longer than a
-    /// hostname (64), so every such task failed to start.
-    #[test]
-    fn a_long_container_name_makes_a_hostname_that_fits() {
-        let name = "c".repeat(255);
-        let d = def(serde_json::json!({ "name": name, "image": "i" }));
-        let ctx = TaskContext {
-            per_container: [(name.clone(), (None, None, None))].into(),
-            hostname: "t".into(),
-            network_ns: None,
-            ipc_ns: None,
-            uts_ns: None,
-            volumes: BTreeMap::new(),
-            mount_points: BTreeMap::new(),
-            etc_files: Vec::new(),
-        };
-        let image = ContainerConfig {
-            cmd: Some(vec!["sh".into()]),
-            ..Default::default()
-        };
-        let spec = container_spec(&d, &image, &ContainerOverride::default(), &ctx).expect("spec");
-        assert_eq!(spec.hostname.as_deref(), Some(&name[..MAX_HOSTNAME]));
     }
 
     #[test]

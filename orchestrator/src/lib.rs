@@ -17,6 +17,7 @@ pub mod health;
 pub mod host;
 pub mod load_balancers;
 pub mod placement;
+pub mod resolv;
 pub mod runnable;
 pub mod services;
 pub mod supervisor;

@@ -130,6 +130,15 @@ pub fn file_stem(container: &str) -> String {
     fit(container, MAX_FILE_STEM)
 }
 
+/// The kernel's longest hostname (`__NEW_UTS_LEN`).
+pub const MAX_HOSTNAME: usize = 64;
+
+/// A hostname made from a container name: its first 63 characters (a DNS
+/// label), since the kernel refuses more than 64.
+pub fn hostname(name: &str) -> String {
+    name.chars().take(63).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +232,7 @@ mod tests {
         assert_eq!(stem.len(), 200);
         assert_eq!(file_stem("web"), "web");
         assert!(format!("ns-{stem}.log.10").len() <= 255);
+        assert_eq!(hostname(&long).len(), 63);
+        assert_eq!(hostname("web"), "web");
     }
 }

@@ -596,8 +596,8 @@ impl<'a> Supervisor<'a> {
         let mut per_container = BTreeMap::new();
         for cn in &container_nets {
             let dir = self.args.container_ns_dir(&cn.container);
-            let cns =
-                SharedNamespaces::create(&dir, true, &cn.container).map_err(|e| e.to_string())?;
+            let cns = SharedNamespaces::create(&dir, true, &names::hostname(&cn.container))
+                .map_err(|e| e.to_string())?;
             self.container_namespaces.push(cns.clone());
             let netns = cns.path("network").ok_or("no network namespace")?;
             self.links.push(cn.network.clone());
@@ -697,7 +697,13 @@ impl<'a> Supervisor<'a> {
         )
         .map_err(|e| format!("write {}: {e}", hosts.display()))?;
         let resolv = etc.join("resolv.conf");
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let host_resolv = crate::resolv::task_base(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            std::fs::read_to_string(crate::resolv::SYSTEMD_RESOLV_CONF)
+                .ok()
+                .as_deref(),
+            host_network,
+        );
         std::fs::write(
             &resolv,
             resolv_conf(&host_resolv, &td.container_definitions),

@@ -298,6 +298,14 @@ fn check_container(path: &str, c: &ContainerDefinition, task_memory: Option<u64>
         }
     }
     check_container_bounds(path, c)?;
+    if let Some(h) = c.hostname.as_deref() {
+        if h.is_empty() || h.len() > names::MAX_HOSTNAME || h.contains(['/', '\0']) {
+            return Err(EcsError::client(format!(
+                "{path}.hostname: {h:?}: 1 to {} characters, without '/' or NUL",
+                names::MAX_HOSTNAME
+            )));
+        }
+    }
     if let (Some(hard), Some(soft)) = (c.memory, c.memory_reservation) {
         if soft > hard {
             return Err(EcsError::client(format!(

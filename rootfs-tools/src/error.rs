@@ -43,6 +43,12 @@ pub enum Error {
     Registry { image: String, reason: String },
     #[error("image {image} is used by {users}")]
     InUse { image: String, users: String },
+    #[error("{name}={value:?}: {reason}")]
+    InvalidSetting {
+        name: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,

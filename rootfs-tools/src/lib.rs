@@ -12,6 +12,7 @@ pub mod export;
 pub mod image;
 pub mod images;
 pub mod import;
+pub mod limits;
 pub mod progress;
 pub mod pull;
 pub mod reference;
@@ -23,5 +24,6 @@ pub mod unpack;
 
 pub use digest::Digest;
 pub use error::{Error, Result};
+pub use limits::UnpackLimits;
 pub use reference::Reference;
 pub use store::ContentStore;

@@ -9,6 +9,40 @@ use crate::error::{Error, Result};
 
 pub const DEFAULT_REGISTRY: &str = "docker.io";
 pub const DEFAULT_TAG: &str = "latest";
+/// Of `registry/repository`, as Docker has it.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// `host`, `host:port` or `[ipv6]:port`, as Docker's grammar allows.
+fn registry_ok(registry: &str) -> bool {
+    let (host, port) = match registry.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((addr, port)) => {
+                if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+                    return false;
+                }
+                (None, port)
+            }
+            None => return false,
+        },
+        None => match registry.find(':') {
+            Some(i) => (registry.get(..i), registry.get(i..).unwrap_or_default()),
+            None => (Some(registry), ""),
+        },
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+        });
+    let host_ok = host.is_none_or(|h| {
+        h.split('.').all(|c| {
+            !c.is_empty()
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !c.starts_with('-')
+                && !c.ends_with('-')
+        })
+    });
+    port_ok && host_ok
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Reference {
@@ -47,38 +81,6 @@ impl fmt::Display for Reference {
         }
         Ok(())
     }
-}
-
-/// Docker's `host[:port]`: dot-separated labels of letters, digits and
-/// inner hyphens, or an IPv6 address in brackets; the port is digits.
-fn registry_ok(registry: &str) -> bool {
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    let (host_ok, port) = match registry.strip_prefix('[') {
-        Some(rest) => match rest.split_once(']') {
-            Some((v6, port)) => (
-                !v6.is_empty()
-                    && v6
-                        .bytes()
-                        .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
-                port,
-            ),
-            None => (false, ""),
-        },
-        None => {
-            let end = registry.find(':').unwrap_or(registry.len());
-            (registry[..end].split('.').all(label_ok), &registry[end..])
-        }
-    };
-    let port_ok = port.is_empty()
-        || port
-            .strip_prefix(':')
-            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    host_ok && port_ok
 }
 
 impl FromStr for Reference {
@@ -121,7 +123,9 @@ impl FromStr for Reference {
             _ => (DEFAULT_REGISTRY.to_string(), name.to_string()),
         };
         if !registry_ok(&registry) {
-            return Err(invalid("the registry must be HOST[:PORT]"));
+            return Err(invalid(
+                "the registry is a host name or address, with an optional :port",
+            ));
         }
         let path = if registry == DEFAULT_REGISTRY && !path.contains('/') {
             format!("library/{path}")
@@ -139,6 +143,9 @@ impl FromStr for Reference {
             return Err(invalid(
                 "repository names use lowercase letters, digits and . _ - between /",
             ));
+        }
+        if registry.len() + 1 + path.len() > MAX_NAME_LEN {
+            return Err(invalid("the name is longer than 255 characters"));
         }
         let tag = match (tag, &digest) {
             (Some(t), _) => Some(t.to_string()),
@@ -215,5 +222,44 @@ mod tests {
             norm("my-registry.local:443/a/b"),
             "my-registry.local:443/a/b:latest"
         );
+    }
+
+    #[test]
+    fn hostile_references_are_errors_not_panics() {
+        let long = format!("localhost/{}", "a".repeat(250));
+        for bad in [
+            "../x",
+            "..:1/x",
+            "a..b.com/x",
+            "exa_mple.com/x",
+            "host.com:/x",
+            "host.com:99999999/x",
+            "host.com:port/x",
+            "[::1/x",
+            "[zz]:5000/x",
+            "-bad.com/x",
+            "é.com/x",
+            "ä",
+            "a/ä:é",
+            "a@",
+            "@",
+            ":",
+            "/",
+            "a/:b",
+            "a:b@",
+            "a@sha256:é",
+            "\0",
+            long.as_str(),
+        ] {
+            assert!(bad.parse::<Reference>().is_err(), "{bad:?}");
+        }
+        for good in [
+            "[::1]:5000/x",
+            "my-reg.example.com:443/a/b:c",
+            "localhost:5000/x",
+        ] {
+            let r: Reference = good.parse().expect(good);
+            assert_eq!(r.to_string().parse::<Reference>().expect("again"), r);
+        }
     }
 }

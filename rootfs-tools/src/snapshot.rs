@@ -3,9 +3,10 @@
 //! second container of an image starts with no unpack and no copy. Where
 //! overlayfs is unavailable, a flattened copy.
 
-use std::fs;
-use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -15,7 +16,7 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::Image;
 use crate::progress::{Progress, Quiet};
-use crate::store::ContentStore;
+use crate::store::{private_dir, ContentStore, PRIVATE_FILE};
 use crate::unpack::{ensure_layers_with, OPAQUE_XATTR};
 
 /// Set to `copy` to force the flattened-copy snapshotter.
@@ -87,8 +88,7 @@ impl<'a> Snapshotter<'a> {
         let _lease = self.store.writer_lease()?;
         let layers = ensure_layers_with(self.store, image, progress)?;
         let dir = self.dir(key);
-        fs::create_dir_all(dir.parent().unwrap_or(&dir))
-            .context(|| format!("create {}", dir.display()))?;
+        private_dir(dir.parent().unwrap_or(&dir))?;
         match fs::create_dir(&dir) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return Err(Error::BadImage {
@@ -133,7 +133,12 @@ impl<'a> Snapshotter<'a> {
             context: "encode snapshot".into(),
             source,
         })?;
-        fs::write(dir.join("snapshot.json"), record)
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(PRIVATE_FILE)
+            .open(dir.join("snapshot.json"))
+            .and_then(|mut f| f.write_all(&record))
             .context(|| format!("write {}/snapshot.json", dir.display()))?;
         match kind {
             Kind::Overlay => mount_overlay(layers, dir, &rootfs)?,
@@ -209,11 +214,13 @@ fn mount_overlay(layers: &[PathBuf], dir: &Path, rootfs: &Path) -> Result<()> {
         upper.display(),
         work.display()
     );
+    // nodev: no device node in a layer or made in the upper dir opens a
+    // device through this mount (setuid stays: images need sudo and ping).
     mount(
         Some("overlay"),
         rootfs,
         Some("overlay"),
-        MsFlags::empty(),
+        MsFlags::MS_NODEV,
         Some(options.as_str()),
     )
     .map_err(|e| {
@@ -225,8 +232,18 @@ fn mount_overlay(layers: &[PathBuf], dir: &Path, rootfs: &Path) -> Result<()> {
 }
 
 /// Copy one unpacked layer over `dest`, applying its whiteouts (0/0
-/// character devices) and opaque directories as overlayfs would.
+/// character devices) and opaque directories as overlayfs would. Files
+/// hardlinked in the layer stay hardlinked (one copy, not N), xattrs come
+/// along, and device nodes (which unpacking no longer makes, but an older
+/// berth did) are left out.
 fn apply_layer(layer: &Path, dest: &Path) -> io::Result<()> {
+    copy_tree(layer, dest, &mut HashMap::new())
+}
+
+/// The first copy of each multiply-linked source inode, by (dev, ino).
+type Links = HashMap<(u64, u64), PathBuf>;
+
+fn copy_tree(layer: &Path, dest: &Path, links: &mut Links) -> io::Result<()> {
     let mut names: Vec<_> = fs::read_dir(layer)?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name())
@@ -239,6 +256,10 @@ fn apply_layer(layer: &Path, dest: &Path) -> io::Result<()> {
         let ft = meta.file_type();
         if ft.is_char_device() && meta.rdev() == 0 {
             remove_any(&dst)?;
+            continue;
+        }
+        if ft.is_block_device() || ft.is_char_device() {
+            tracing::warn!(path = %src.display(), "left a device node out of the copy");
             continue;
         }
         if ft.is_dir() {
@@ -256,33 +277,101 @@ fn apply_layer(layer: &Path, dest: &Path) -> io::Result<()> {
                 }
                 Err(_) => fs::create_dir(&dst)?,
             }
-            apply_layer(&src, &dst)?;
+            copy_tree(&src, &dst, links)?;
             copy_owner_mode_time(&dst, &meta)?;
+            copy_xattrs(&src, &dst);
             continue;
         }
         remove_any(&dst)?;
         if ft.is_symlink() {
             std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
         } else if ft.is_file() {
+            if meta.nlink() > 1 {
+                let id = (meta.dev(), meta.ino());
+                if let Some(first) = links.get(&id) {
+                    if fs::hard_link(first, &dst).is_ok() {
+                        continue;
+                    }
+                }
+                links.insert(id, dst.clone());
+            }
             fs::copy(&src, &dst)?;
         } else {
-            let kind = if ft.is_char_device() {
-                nix::sys::stat::SFlag::S_IFCHR
-            } else if ft.is_block_device() {
-                nix::sys::stat::SFlag::S_IFBLK
-            } else {
-                nix::sys::stat::SFlag::S_IFIFO
-            };
             nix::sys::stat::mknod(
                 &dst,
-                kind,
+                nix::sys::stat::SFlag::S_IFIFO,
                 nix::sys::stat::Mode::from_bits_truncate(meta.mode()),
-                meta.rdev(),
+                0,
             )?;
         }
         copy_owner_mode_time(&dst, &meta)?;
+        copy_xattrs(&src, &dst);
     }
     Ok(())
+}
+
+/// Copy `src`'s xattrs (file capabilities, ACLs, user ones) to `dst`,
+/// after its owner is set (chown drops `security.capability`); overlayfs'
+/// own stay behind. One that cannot be set is a warning.
+fn copy_xattrs(src: &Path, dst: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let (Ok(s), Ok(d)) = (
+        std::ffi::CString::new(src.as_os_str().as_bytes()),
+        std::ffi::CString::new(dst.as_os_str().as_bytes()),
+    ) else {
+        return;
+    };
+    // SAFETY: a valid path; a null buffer asks for the size.
+    let size = unsafe { libc::llistxattr(s.as_ptr(), std::ptr::null_mut(), 0) };
+    if size <= 0 {
+        return;
+    }
+    let mut names = vec![0u8; size as usize];
+    // SAFETY: a valid path and a buffer of the given length.
+    let size = unsafe { libc::llistxattr(s.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if size <= 0 {
+        return;
+    }
+    names.truncate(size as usize);
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        if name.starts_with(b"trusted.overlay.") {
+            continue;
+        }
+        let Ok(n) = std::ffi::CString::new(name) else {
+            continue;
+        };
+        let mut value = vec![0u8; 64 * 1024];
+        // SAFETY: valid strings and a buffer of the given length.
+        let len = unsafe {
+            libc::lgetxattr(
+                s.as_ptr(),
+                n.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        if len < 0 {
+            continue;
+        }
+        // SAFETY: valid strings and a buffer of at least `len` bytes.
+        let rc = unsafe {
+            libc::lsetxattr(
+                d.as_ptr(),
+                n.as_ptr(),
+                value.as_ptr().cast(),
+                len as usize,
+                0,
+            )
+        };
+        if rc != 0 {
+            tracing::warn!(
+                path = %dst.display(),
+                xattr = %String::from_utf8_lossy(name),
+                "xattr not copied: {}",
+                io::Error::last_os_error()
+            );
+        }
+    }
 }
 
 fn is_opaque(dir: &Path) -> bool {
@@ -328,4 +417,88 @@ fn copy_owner_mode_time(dst: &Path, meta: &fs::Metadata) -> io::Result<()> {
         nix::sys::stat::UtimensatFlags::NoFollowSymlink,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+
+    fn set(path: &Path, name: &str, value: &[u8]) {
+        use std::os::unix::ffi::OsStrExt;
+        let p = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path");
+        let n = std::ffi::CString::new(name).expect("name");
+        // SAFETY: valid strings and buffer.
+        let rc = unsafe {
+            libc::lsetxattr(
+                p.as_ptr(),
+                n.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        assert_eq!(rc, 0, "set {name}: {}", io::Error::last_os_error());
+    }
+
+    fn get(path: &Path, name: &str) -> Option<Vec<u8>> {
+        use std::os::unix::ffi::OsStrExt;
+        let p = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path");
+        let n = std::ffi::CString::new(name).expect("name");
+        let mut buf = vec![0u8; 256];
+        // SAFETY: valid strings and buffer.
+        let len =
+            unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        (len >= 0).then(|| buf[..len as usize].to_vec())
+    }
+
+    #[test]
+    fn the_copy_keeps_hardlinks_and_xattrs_and_drops_devices() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layer = dir.path().join("layer");
+        let dest = dir.path().join("rootfs");
+        fs::create_dir_all(layer.join("bin")).expect("layer");
+        fs::create_dir(&dest).expect("dest");
+        // One 1 MiB file under 50 names, as busybox-style images have.
+        fs::write(layer.join("bin/tool"), vec![1u8; 1 << 20]).expect("tool");
+        for i in 0..49 {
+            fs::hard_link(layer.join("bin/tool"), layer.join(format!("bin/link{i}"))).expect("ln");
+        }
+        set(&layer.join("bin/tool"), "user.berth", b"kept");
+        set(&layer.join("bin"), OPAQUE_XATTR, b"y");
+        // Nodes an older berth unpacked into a layer.
+        mknod(
+            &layer.join("sda"),
+            SFlag::S_IFBLK,
+            Mode::from_bits_truncate(0o666),
+            makedev(8, 0),
+        )
+        .expect("blk");
+        mknod(
+            &layer.join("mem"),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(1, 1),
+        )
+        .expect("chr");
+        apply_layer(&layer, &dest).expect("apply");
+
+        let tool = fs::metadata(dest.join("bin/tool")).expect("tool");
+        assert_eq!(tool.nlink(), 50, "one inode, not 50 copies");
+        assert_eq!(
+            fs::metadata(dest.join("bin/link48")).expect("link").ino(),
+            tool.ino()
+        );
+        assert_eq!(
+            get(&dest.join("bin/tool"), "user.berth").as_deref(),
+            Some(&b"kept"[..])
+        );
+        assert_eq!(
+            get(&dest.join("bin"), OPAQUE_XATTR),
+            None,
+            "overlayfs' own stay behind"
+        );
+        assert!(fs::symlink_metadata(dest.join("sda")).is_err());
+        assert!(fs::symlink_metadata(dest.join("mem")).is_err());
+    }
 }

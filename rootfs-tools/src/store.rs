@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,6 +16,18 @@ use crate::digest::{Digest, DigestWriter};
 use crate::error::{Error, IoContext, Result};
 
 static INGEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The mode of the store's directories and of berth's own files in it.
+pub const PRIVATE_DIR: u32 = 0o700;
+pub const PRIVATE_FILE: u32 = 0o600;
+
+/// Create `dir` (and its parents) and make it 0700 whatever the umask, or
+/// whatever an older berth left.
+pub(crate) fn private_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR))
+        .context(|| format!("chmod {}", dir.display()))
+}
 
 #[derive(Clone, Debug)]
 pub struct ContentStore {
@@ -41,11 +54,22 @@ pub struct StoreLock {
 }
 
 impl ContentStore {
-    /// Open (creating if needed) the store under `root`.
+    /// Open (creating if needed) the store under `root`. Its directories
+    /// are root's alone (0700), older stores' included: unpacked layers
+    /// keep the images' setuid files, and no local user may reach them.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let store = Self { root: root.into() };
-        for dir in [store.blobs_dir(), store.ingest_dir(), store.layers_dir()] {
-            fs::create_dir_all(&dir).context(|| format!("create {}", dir.display()))?;
+        let root = &store.root;
+        for dir in [
+            root.clone(),
+            root.join("blobs"),
+            store.blobs_dir(),
+            store.ingest_dir(),
+            root.join("layers"),
+            store.layers_dir(),
+            root.join("snapshots"),
+        ] {
+            private_dir(&dir)?;
         }
         Ok(store)
     }
@@ -99,6 +123,7 @@ impl ContentStore {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(PRIVATE_FILE)
             .open(&path)
             .context(|| format!("create {}", path.display()))?;
         Ok((file, path))
@@ -206,6 +231,7 @@ impl ContentStore {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(PRIVATE_FILE)
             .open(&path)
             .context(|| format!("open {}", path.display()))?;
         let lock = nix::fcntl::Flock::lock(file, arg)
@@ -323,5 +349,34 @@ mod tests {
             })
             .expect("clear");
         assert!(store.refs().expect("refs").is_empty());
+    }
+
+    #[test]
+    fn the_store_is_private() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("images");
+        // An older store, made with the umask's modes.
+        fs::create_dir_all(root.join("layers/sha256")).expect("old store");
+        fs::set_permissions(root.join("layers"), fs::Permissions::from_mode(0o755)).expect("chmod");
+        let store = ContentStore::open(&root).expect("open");
+        let d = store.write_blob_bytes(b"secret").expect("write");
+        store.set_ref("localhost/x:1", &d).expect("ref");
+        let _lease = store.writer_lease().expect("lease");
+        let mode = |p: &Path| fs::metadata(p).expect("stat").mode() & 0o7777;
+        for sub in [
+            "",
+            "blobs",
+            "blobs/sha256",
+            "ingest",
+            "layers",
+            "layers/sha256",
+            "snapshots",
+        ] {
+            assert_eq!(mode(&root.join(sub)), 0o700, "{sub}/");
+        }
+        for file in ["refs.json", "gc.lock", &format!("blobs/sha256/{}", d.hex())] {
+            assert_eq!(mode(&root.join(file)), 0o600, "{file}");
+        }
     }
 }

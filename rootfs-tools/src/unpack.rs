@@ -2,9 +2,12 @@
 //! checked so that nothing is written outside the layer, OCI whiteouts
 //! turned into overlayfs ones. A layer that fails is removed whole.
 
+use std::cell::Cell;
+use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +19,10 @@ use sha2::{Digest as _, Sha256};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::Image;
+use crate::limits::{
+    UnpackLimits, MAX_LAYER_BYTES_ENV, MAX_LAYER_ENTRIES_ENV, MAX_NAME_BYTES, MAX_PATH_BYTES_ENV,
+    MAX_PAX_BYTES_ENV,
+};
 use crate::progress::{Progress, ProgressReader, Quiet};
 use crate::store::ContentStore;
 
@@ -49,6 +56,56 @@ impl LayerContext<'_> {
             layer: self.layer.to_string(),
             reason: reason.into(),
         }
+    }
+
+    /// A layer refused by one of its [`UnpackLimits`].
+    fn over_limit(&self, what: impl std::fmt::Display, limit: u64, setting: &str) -> Error {
+        self.bad(format!(
+            "refused: {what}, over the limit of {limit} (set {setting} to change it)"
+        ))
+    }
+
+    fn too_large(&self, limits: &UnpackLimits) -> Error {
+        self.over_limit(
+            format_args!(
+                "uncompressed, the layer is larger than {} bytes",
+                limits.max_layer_bytes
+            ),
+            limits.max_layer_bytes,
+            MAX_LAYER_BYTES_ENV,
+        )
+    }
+}
+
+/// The uncompressed bytes a layer may still use.
+struct Budget {
+    used: Cell<u64>,
+    max: u64,
+    exceeded: Cell<bool>,
+}
+
+impl Budget {
+    fn remaining(&self) -> u64 {
+        self.max.saturating_sub(self.used.get())
+    }
+}
+
+/// Counts what passes through and stops the stream past the budget.
+struct BudgetReader<'b, R> {
+    inner: R,
+    budget: &'b Budget,
+}
+
+impl<R: Read> Read for BudgetReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let used = self.budget.used.get().saturating_add(n as u64);
+        if used > self.budget.max {
+            self.budget.exceeded.set(true);
+            return Err(io::Error::other("layer over its size limit"));
+        }
+        self.budget.used.set(used);
+        Ok(n)
     }
 }
 
@@ -101,10 +158,45 @@ struct DirMeta {
     mtime: u64,
 }
 
+/// GNU long names and a PAX header read so far, for the next entry.
+#[derive(Default)]
+struct Extensions {
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+    pax: Option<Vec<u8>>,
+}
+
+impl Extensions {
+    fn is_empty(&self) -> bool {
+        self.long_name.is_none() && self.long_link.is_none() && self.pax.is_none()
+    }
+}
+
+/// What an entry is, from its header and the extensions before it.
+struct EntryMeta {
+    raw: PathBuf,
+    link: Option<PathBuf>,
+    uid: u32,
+    gid: u32,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+/// The name a GNU long-name entry carries, up to its NUL.
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    bytes
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(bytes, |i| &bytes[..i])
+}
+
 struct Unpacker<'a> {
     root: &'a Path,
     ctx: LayerContext<'a>,
+    limits: &'a UnpackLimits,
+    budget: &'a Budget,
     dirs: Vec<DirMeta>,
+    dir_bytes: usize,
+    entries: u64,
 }
 
 impl Unpacker<'_> {
@@ -171,24 +263,198 @@ impl Unpacker<'_> {
         }
     }
 
-    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<()> {
-        let raw = entry
-            .path()
-            .map_err(|e| self.ctx.bad(format!("bad entry name: {e}")))?
-            .into_owned();
+    /// Take one raw tar entry: GNU long names and PAX headers are read
+    /// here, bounded, and kept for the entry they describe (the tar crate
+    /// would read them whole into memory, whatever size they declare).
+    fn next<R: Read>(&mut self, ext: &mut Extensions, mut entry: tar::Entry<'_, R>) -> Result<()> {
+        use tar::EntryType as T;
+        let kind = entry.header().entry_type();
+        let size = entry
+            .header()
+            .entry_size()
+            .map_err(|e| self.ctx.bad(format!("bad entry size: {e}")))?;
+        if matches!(kind, T::GNULongName | T::GNULongLink | T::XHeader) {
+            let path_max = self.limits.max_path_bytes as u64 + 1;
+            let (slot, what, max, setting) = match kind {
+                T::GNULongName => (
+                    &mut ext.long_name,
+                    "GNU long name",
+                    path_max,
+                    MAX_PATH_BYTES_ENV,
+                ),
+                T::GNULongLink => (
+                    &mut ext.long_link,
+                    "GNU long link",
+                    path_max,
+                    MAX_PATH_BYTES_ENV,
+                ),
+                _ => (
+                    &mut ext.pax,
+                    "PAX header",
+                    self.limits.max_pax_bytes,
+                    MAX_PAX_BYTES_ENV,
+                ),
+            };
+            if slot.is_some() {
+                return Err(self.ctx.bad(format!("two {what}s describe one entry")));
+            }
+            if size > max {
+                return Err(self.ctx.over_limit(
+                    format_args!("a {what} of {size} bytes"),
+                    max,
+                    setting,
+                ));
+            }
+            let mut data = Vec::with_capacity(size as usize);
+            (&mut entry)
+                .take(max)
+                .read_to_end(&mut data)
+                .map_err(|e| self.ctx.bad(format!("{what}: corrupt or truncated: {e}")))?;
+            *slot = Some(data);
+            return Ok(());
+        }
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(self.ctx.over_limit(
+                format_args!("more than {} entries", self.limits.max_entries),
+                self.limits.max_entries,
+                MAX_LAYER_ENTRIES_ENV,
+            ));
+        }
+        let ext = std::mem::take(ext);
+        if kind == T::XGlobalHeader {
+            // Archive-wide defaults berth has no use for; the data is skipped.
+            return Ok(());
+        }
+        let meta = self.meta(&entry, &ext, size)?;
+        self.entry(entry, meta)
+    }
+
+    fn path_len(&self, raw: &[u8], what: &str) -> Result<()> {
+        if raw.len() > self.limits.max_path_bytes {
+            let shown = String::from_utf8_lossy(&raw[..64.min(raw.len())]).into_owned();
+            return Err(self.ctx.over_limit(
+                format_args!("entry {shown:?}…: a {what} of {} bytes", raw.len()),
+                self.limits.max_path_bytes as u64,
+                MAX_PATH_BYTES_ENV,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Path, link, owner and xattrs: a GNU long name wins over a PAX
+    /// `path`, which wins over the header (as the tar crate has it).
+    fn meta<R: Read>(
+        &self,
+        entry: &tar::Entry<'_, R>,
+        ext: &Extensions,
+        size: u64,
+    ) -> Result<EntryMeta> {
+        let header = entry.header();
+        let header_path = header.path_bytes();
+        let mut pax: Vec<(&[u8], &[u8])> = Vec::new();
+        if let Some(bytes) = &ext.pax {
+            for record in tar::PaxExtensions::new(bytes) {
+                let record = record.map_err(|e| {
+                    self.ctx.unsafe_entry(
+                        Path::new(OsStr::from_bytes(&header_path)),
+                        format!("malformed PAX header: {e}"),
+                    )
+                })?;
+                pax.push((record.key_bytes(), record.value_bytes()));
+            }
+        }
+        let find = |key: &[u8]| pax.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        let path: &[u8] = match (&ext.long_name, find(b"path")) {
+            (Some(long), _) => until_nul(long),
+            (None, Some(p)) => p,
+            (None, None) => &header_path,
+        };
+        self.path_len(path, "path")?;
+        let raw = PathBuf::from(OsStr::from_bytes(path));
+        let header_link = header.link_name_bytes();
+        let link: Option<&[u8]> = match (&ext.long_link, find(b"linkpath")) {
+            (Some(long), _) => Some(until_nul(long)),
+            (None, Some(l)) => Some(l),
+            (None, None) => header_link.as_deref(),
+        };
+        if let Some(link) = link {
+            self.path_len(link, "link target")?;
+        }
+        let link = link.map(|l| PathBuf::from(OsStr::from_bytes(l)));
+        if pax.iter().any(|(k, _)| k.starts_with(b"GNU.sparse.")) {
+            return Err(self
+                .ctx
+                .unsafe_entry(&raw, "sparse files are not supported"));
+        }
+        if let Some(pax_size) = find(b"size") {
+            // The stream is framed by the header's size: a PAX size that
+            // disagrees would make two readers see two different layers.
+            if std::str::from_utf8(pax_size)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                != Some(size)
+            {
+                return Err(self.ctx.unsafe_entry(
+                    &raw,
+                    "its PAX size disagrees with its header's (unsupported)",
+                ));
+            }
+        }
+        let id = |key: &[u8], from_header: io::Result<u64>, what: &str| -> Result<u32> {
+            let n = match find(key) {
+                Some(v) => std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok()),
+                None => from_header.ok().or(Some(0)),
+            };
+            n.and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| self.ctx.unsafe_entry(&raw, format!("bad {what}")))
+        };
+        let uid = id(b"uid", header.uid(), "uid")?;
+        let gid = id(b"gid", header.gid(), "gid")?;
+        let xattrs = pax
+            .iter()
+            .filter_map(|(k, v)| {
+                let key = std::str::from_utf8(k).ok()?.strip_prefix("SCHILY.xattr.")?;
+                Some((key.to_string(), v.to_vec()))
+            })
+            // An image must not steer overlayfs (redirects, opaque dirs
+            // are berth's to set from whiteouts).
+            .filter(|(k, _)| !k.starts_with("trusted.overlay."))
+            .collect();
+        Ok(EntryMeta {
+            raw,
+            link,
+            uid,
+            gid,
+            xattrs,
+        })
+    }
+
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>, meta: EntryMeta) -> Result<()> {
+        let EntryMeta {
+            raw,
+            link,
+            uid,
+            gid,
+            xattrs,
+        } = meta;
         let rel = clean(&raw).map_err(|reason| self.ctx.unsafe_entry(&raw, reason))?;
+        if let Some(rel) = &rel {
+            if rel.iter().any(|part| part.len() > MAX_NAME_BYTES) {
+                return Err(self.ctx.unsafe_entry(
+                    &raw,
+                    format!("a name is longer than {MAX_NAME_BYTES} bytes"),
+                ));
+            }
+        }
         let kind = entry.header().entry_type();
         let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
-        let uid = entry.header().uid().unwrap_or(0) as u32;
-        let gid = entry.header().gid().unwrap_or(0) as u32;
         let mtime = entry.header().mtime().unwrap_or(0);
         let Some(rel) = rel else {
             if kind.is_dir() {
-                self.dirs.push(DirMeta {
-                    path: self.root.to_path_buf(),
-                    mode,
-                    mtime,
-                });
+                self.push_dir(self.root.to_path_buf(), mode, mtime)?;
             }
             return Ok(());
         };
@@ -213,20 +479,6 @@ impl Unpacker<'_> {
                 .map_err(|e| self.io(&raw, "whiteout", e));
         }
 
-        let xattrs: Vec<(String, Vec<u8>)> = match entry.pax_extensions() {
-            Ok(Some(exts)) => exts
-                .filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let key = e.key().ok()?.strip_prefix("SCHILY.xattr.")?.to_string();
-                    Some((key, e.value_bytes().to_vec()))
-                })
-                // An image must not steer overlayfs (redirects, opaque dirs
-                // are berth's to set from whiteouts).
-                .filter(|(k, _)| !k.starts_with("trusted.overlay."))
-                .collect(),
-            _ => Vec::new(),
-        };
-
         use tar::EntryType as T;
         match kind {
             T::Directory => {
@@ -234,13 +486,13 @@ impl Unpacker<'_> {
                 if !path.exists() {
                     fs::create_dir(&path).map_err(|e| self.io(&raw, "mkdir", e))?;
                 }
-                self.dirs.push(DirMeta {
-                    path: path.clone(),
-                    mode,
-                    mtime,
-                });
+                self.push_dir(path.clone(), mode, mtime)?;
             }
             T::Regular | T::Continuous => {
+                let size = entry.size();
+                if size > self.budget.remaining() {
+                    return Err(self.ctx.too_large(self.limits));
+                }
                 self.clear(&raw, &path, false)?;
                 let mut file = OpenOptions::new()
                     .write(true)
@@ -265,10 +517,8 @@ impl Unpacker<'_> {
                     .map_err(|e| self.io(&raw, "utimes", e))?;
             }
             T::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| self.io(&raw, "link name", e))?
-                    .ok_or_else(|| self.ctx.unsafe_entry(&raw, "symlink without a target"))?;
+                let target =
+                    link.ok_or_else(|| self.ctx.unsafe_entry(&raw, "symlink without a target"))?;
                 self.clear(&raw, &path, false)?;
                 std::os::unix::fs::symlink(&target, &path)
                     .map_err(|e| self.io(&raw, "symlink", e))?;
@@ -276,11 +526,8 @@ impl Unpacker<'_> {
                 set_mtime_nofollow(&path, mtime).map_err(|e| self.io(&raw, "utimes", e))?;
             }
             T::Link => {
-                let link = entry
-                    .link_name()
-                    .map_err(|e| self.io(&raw, "link name", e))?
-                    .ok_or_else(|| self.ctx.unsafe_entry(&raw, "hardlink without a target"))?
-                    .into_owned();
+                let link =
+                    link.ok_or_else(|| self.ctx.unsafe_entry(&raw, "hardlink without a target"))?;
                 let target_rel = clean(&link)
                     .map_err(|_| {
                         self.ctx.unsafe_entry(
@@ -306,27 +553,32 @@ impl Unpacker<'_> {
                     fs::hard_link(&target, &path).map_err(|e| self.io(&raw, "link", e))?;
                 }
             }
-            T::Char | T::Block | T::Fifo => {
+            T::Char | T::Block => {
+                // Never made: a device node in a layer would open the
+                // host's device for whoever reaches it (a container, or a
+                // local user through the store). The runtime gives each
+                // container its own /dev; images built with device nodes
+                // (old debootstrap ones) still run, as in umoci and
+                // rootless containerd.
                 let major = entry.header().device_major().ok().flatten().unwrap_or(0);
                 let minor = entry.header().device_minor().ok().flatten().unwrap_or(0);
-                let flag = match kind {
-                    T::Char => SFlag::S_IFCHR,
-                    T::Block => SFlag::S_IFBLK,
-                    _ => SFlag::S_IFIFO,
-                };
+                tracing::warn!(
+                    image = self.ctx.image,
+                    layer = %self.ctx.layer,
+                    entry = %raw.display(),
+                    "skipped a {} device node {major}:{minor} in the layer",
+                    if kind == T::Block { "block" } else { "character" },
+                );
+                return Ok(());
+            }
+            T::Fifo => {
                 self.clear(&raw, &path, false)?;
-                mknod(
-                    &path,
-                    flag,
-                    Mode::from_bits_truncate(mode),
-                    nix::sys::stat::makedev(major.into(), minor.into()),
-                )
-                .map_err(|e| self.io(&raw, "mknod", e))?;
+                mknod(&path, SFlag::S_IFIFO, Mode::from_bits_truncate(mode), 0)
+                    .map_err(|e| self.io(&raw, "mknod", e))?;
                 lchown(&path, uid, gid).map_err(|e| self.io(&raw, "chown", e))?;
                 fs::set_permissions(&path, fs::Permissions::from_mode(mode))
                     .map_err(|e| self.io(&raw, "chmod", e))?;
             }
-            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => return Ok(()),
             other => {
                 return Err(self
                     .ctx
@@ -338,6 +590,23 @@ impl Unpacker<'_> {
                 tracing::warn!("{}: xattr {key}: {e}", raw.display());
             }
         }
+        Ok(())
+    }
+
+    /// Remember a directory's mode and time for the end, within the
+    /// memory its limit allows.
+    fn push_dir(&mut self, path: PathBuf, mode: u32, mtime: u64) -> Result<()> {
+        self.dir_bytes = self
+            .dir_bytes
+            .saturating_add(path.as_os_str().len() + std::mem::size_of::<DirMeta>());
+        if self.dir_bytes > self.limits.max_dir_bytes {
+            return Err(self.ctx.over_limit(
+                "the directories' paths take more bytes than allowed",
+                self.limits.max_dir_bytes as u64,
+                "UnpackLimits::max_dir_bytes",
+            ));
+        }
+        self.dirs.push(DirMeta { path, mode, mtime });
         Ok(())
     }
 
@@ -406,13 +675,32 @@ fn set_xattr_nofollow(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
 }
 
 /// Unpack one layer blob into `dest`, which must not exist; returns the
-/// layer's diff id. On error `dest` does not exist afterwards.
+/// layer's diff id. On error `dest` does not exist afterwards. Bounded by
+/// the default [`UnpackLimits`].
 pub fn unpack_layer(blob: impl Read, dest: &Path, ctx: LayerContext<'_>) -> Result<Digest> {
-    let result = (|| {
+    unpack_layer_with_limits(blob, dest, ctx, &UnpackLimits::default())
+}
+
+/// [`unpack_layer`] within `limits`.
+pub fn unpack_layer_with_limits(
+    blob: impl Read,
+    dest: &Path,
+    ctx: LayerContext<'_>,
+    limits: &UnpackLimits,
+) -> Result<Digest> {
+    let budget = Budget {
+        used: Cell::new(0),
+        max: limits.max_layer_bytes,
+        exceeded: Cell::new(false),
+    };
+    let mut result = (|| {
         fs::create_dir(dest).map_err(|e| ctx.bad(format!("create {}: {e}", dest.display())))?;
         let decompressed = decompress(blob).map_err(|e| ctx.bad(format!("read: {e}")))?;
         let mut hashing = HashingReader {
-            inner: decompressed,
+            inner: BudgetReader {
+                inner: decompressed,
+                budget: &budget,
+            },
             hasher: Sha256::new(),
         };
         {
@@ -420,14 +708,26 @@ pub fn unpack_layer(blob: impl Read, dest: &Path, ctx: LayerContext<'_>) -> Resu
             let mut unpacker = Unpacker {
                 root: dest,
                 ctx,
+                limits,
+                budget: &budget,
                 dirs: Vec::new(),
+                dir_bytes: 0,
+                entries: 0,
             };
+            // Raw: GNU long names and PAX headers come to us unread.
             let entries = archive
                 .entries()
-                .map_err(|e| ctx.bad(format!("not a tar archive: {e}")))?;
+                .map_err(|e| ctx.bad(format!("not a tar archive: {e}")))?
+                .raw(true);
+            let mut ext = Extensions::default();
             for entry in entries {
                 let entry = entry.map_err(|e| ctx.bad(format!("corrupt or truncated: {e}")))?;
-                unpacker.entry(entry)?;
+                unpacker.next(&mut ext, entry)?;
+            }
+            if !ext.is_empty() {
+                return Err(
+                    ctx.bad("the archive ends with a GNU or PAX header that describes no entry")
+                );
             }
             unpacker.finish_dirs()?;
         }
@@ -436,6 +736,9 @@ pub fn unpack_layer(blob: impl Read, dest: &Path, ctx: LayerContext<'_>) -> Resu
             .map_err(|e| ctx.bad(format!("corrupt or truncated: {e}")))?;
         Ok(Digest::from_hex(format!("{:x}", hashing.hasher.finalize())))
     })();
+    if budget.exceeded.get() {
+        result = Err(ctx.too_large(limits));
+    }
     if result.is_err() {
         let _ = fs::remove_dir_all(dest);
     }
@@ -455,6 +758,7 @@ pub fn ensure_layers_with(
     image: &Image,
     progress: &dyn Progress,
 ) -> Result<Vec<PathBuf>> {
+    let limits = UnpackLimits::from_env()?;
     let layers = &image.manifest.layers;
     let dirs: Vec<PathBuf> = layers
         .iter()
@@ -470,7 +774,8 @@ pub fn ensure_layers_with(
                 .iter()
                 .map(|&i| {
                     let dir = &dirs[i];
-                    scope.spawn(move || unpack_one(store, image, i, dir, progress))
+                    let limits = &limits;
+                    scope.spawn(move || unpack_one(store, image, i, dir, limits, progress))
                 })
                 .collect();
             handles
@@ -495,6 +800,7 @@ fn unpack_one(
     image: &Image,
     i: usize,
     dir: &Path,
+    limits: &UnpackLimits,
     progress: &dyn Progress,
 ) -> Result<()> {
     let layer = &image.manifest.layers[i];
@@ -514,7 +820,7 @@ fn unpack_one(
         digest: &layer.digest,
         progress,
     };
-    let diff_id = unpack_layer(blob, &tmp, ctx)?;
+    let diff_id = unpack_layer_with_limits(blob, &tmp, ctx, limits)?;
     progress.blob_finished(&layer.digest);
     let want = &image.config.rootfs.diff_ids[i];
     if &diff_id != want {
@@ -704,5 +1010,234 @@ mod tests {
         let err = r.expect_err("truncated").to_string();
         assert!(err.contains("corrupt or truncated"), "{err}");
         assert!(!dest.exists());
+    }
+
+    fn unpack_with(
+        blob: impl Read,
+        limits: &UnpackLimits,
+    ) -> (tempfile::TempDir, PathBuf, Result<Digest>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("layer");
+        let digest = Digest::of(b"hostile");
+        let ctx = LayerContext {
+            image: "test:latest",
+            layer: &digest,
+        };
+        let r = unpack_layer_with_limits(blob, &dest, ctx, limits);
+        (dir, dest, r)
+    }
+
+    /// Refused naming the image, the layer and `needles`, leaving nothing.
+    #[track_caller]
+    fn refused_by(blob: impl Read, limits: &UnpackLimits, needles: &[&str]) {
+        let (dir, dest, r) = unpack_with(blob, limits);
+        let err = r.expect_err("must be refused").to_string();
+        for needle in ["test:latest", &Digest::of(b"hostile").to_string()]
+            .iter()
+            .copied()
+            .chain(needles.iter().copied())
+        {
+            assert!(err.contains(needle), "{needle:?} in {err}");
+        }
+        assert!(!dest.exists(), "the partial layer is removed");
+        assert_eq!(fs::read_dir(dir.path()).expect("dir").count(), 0);
+    }
+
+    #[test]
+    fn a_gnu_long_name_bomb_is_refused_before_it_is_read() {
+        use crate::testing::Bomb;
+        // A header declaring 1 GiB of name, and the zeros to fill it: the
+        // tar crate alone reads them all into memory.
+        for kind in [T::GNULongName, T::GNULongLink, T::XHeader] {
+            let bomb = Bomb::new(kind, 1 << 30);
+            let pulled = bomb.pulled.clone();
+            let setting = if kind == T::XHeader {
+                MAX_PAX_BYTES_ENV
+            } else {
+                MAX_PATH_BYTES_ENV
+            };
+            refused_by(
+                bomb,
+                &UnpackLimits::default(),
+                &["of 1073741824 bytes", setting],
+            );
+            assert!(
+                pulled.get() < 4 << 20,
+                "{kind:?}: read {} bytes of the bomb",
+                pulled.get()
+            );
+        }
+    }
+
+    #[test]
+    fn layers_over_the_byte_limit_are_refused() {
+        use crate::testing::{archive, header};
+        let limits = UnpackLimits {
+            max_layer_bytes: 1 << 20,
+            ..UnpackLimits::default()
+        };
+        let big = vec![7u8; 3 << 20];
+        let needles = ["larger than 1048576 bytes", MAX_LAYER_BYTES_ENV];
+        // One file declaring more than the layer may hold: refused before
+        // it is written.
+        let tar = tarball(&[(T::Regular, "big", "", &big)]);
+        refused_by(&tar[..], &limits, &needles);
+        refused_by(&gzip(&tar)[..], &limits, &needles);
+        // Files each under the limit, together over it.
+        let chunk = vec![7u8; 400 << 10];
+        let tar = tarball(&[
+            (T::Regular, "a", "", &chunk),
+            (T::Regular, "b", "", &chunk),
+            (T::Regular, "c", "", &chunk),
+        ]);
+        refused_by(
+            &zstd::encode_all(&tar[..], 3).expect("zstd")[..],
+            &limits,
+            &needles,
+        );
+        // Zeros after the archive's end are read (for the diff id), and
+        // counted.
+        let mut tar = tarball(&[(T::Regular, "a", "", b"a")]);
+        tar.extend(std::iter::repeat_n(0u8, 2 << 20));
+        refused_by(&gzip(&tar)[..], &limits, &needles);
+        // A GNU long name within its limit whose data is all there: fine.
+        let name = "d/".repeat(1000) + "f";
+        let long = archive(&[
+            (
+                header(T::GNULongName, "././@LongLink", name.len() as u64 + 1),
+                format!("{name}\0").as_bytes(),
+            ),
+            (header(T::Regular, "f", 1), b"x"),
+        ]);
+        let (_d, dest, r) = unpack_with(&long[..], &UnpackLimits::default());
+        r.expect("a 2001-byte name unpacks");
+        assert_eq!(fs::read(dest.join(&name)).expect("long"), b"x");
+    }
+
+    #[test]
+    fn layers_over_the_entry_limit_are_refused() {
+        use crate::testing::many_files;
+        let limits = UnpackLimits {
+            max_entries: 100,
+            ..UnpackLimits::default()
+        };
+        let (_d, dest, r) = unpack_with(&many_files(100)[..], &limits);
+        r.expect("100 entries");
+        assert_eq!(fs::read_dir(dest).expect("dir").count(), 100);
+        refused_by(
+            &gzip(&many_files(101))[..],
+            &limits,
+            &["more than 100 entries", MAX_LAYER_ENTRIES_ENV],
+        );
+    }
+
+    #[test]
+    fn over_long_paths_and_names_are_refused() {
+        use crate::testing::{archive, header, pax_records};
+        let long_path = "d/".repeat(2100) + "f";
+        let gnu = archive(&[
+            (
+                header(T::GNULongName, "././@LongLink", long_path.len() as u64 + 1),
+                format!("{long_path}\0").as_bytes(),
+            ),
+            (header(T::Regular, "f", 0), b""),
+        ]);
+        refused_by(&gnu[..], &UnpackLimits::default(), &[MAX_PATH_BYTES_ENV]);
+        let pax = pax_records(&[("path", long_path.as_bytes())]);
+        let tar = archive(&[
+            (header(T::XHeader, "PaxHeaders/f", pax.len() as u64), &pax),
+            (header(T::Regular, "f", 0), b""),
+        ]);
+        refused_by(
+            &tar[..],
+            &UnpackLimits::default(),
+            &["a path of 4201 bytes", MAX_PATH_BYTES_ENV],
+        );
+        let pax = pax_records(&[("linkpath", long_path.as_bytes())]);
+        let tar = archive(&[
+            (header(T::XHeader, "PaxHeaders/l", pax.len() as u64), &pax),
+            (header(T::Symlink, "l", 0), b""),
+        ]);
+        refused_by(&tar[..], &UnpackLimits::default(), &["link target"]);
+        let long_name = "n".repeat(256);
+        let pax = pax_records(&[("path", long_name.as_bytes())]);
+        let tar = archive(&[
+            (header(T::XHeader, "PaxHeaders/n", pax.len() as u64), &pax),
+            (header(T::Regular, "n", 0), b""),
+        ]);
+        refused_by(
+            &tar[..],
+            &UnpackLimits::default(),
+            &["longer than 255 bytes"],
+        );
+        // PAX paths, owners and xattrs within limits are honoured.
+        let pax = pax_records(&[
+            ("path", "dir/from-pax".as_bytes()),
+            ("uid", b"3000000"),
+            ("SCHILY.xattr.user.note", b"kept"),
+            ("SCHILY.xattr.trusted.overlay.redirect", b"/etc"),
+        ]);
+        let tar = archive(&[
+            (header(T::XHeader, "PaxHeaders/x", pax.len() as u64), &pax),
+            (header(T::Regular, "short", 2), b"hi"),
+        ]);
+        let (_d, dest, r) = unpack_with(&tar[..], &UnpackLimits::default());
+        r.expect("pax");
+        let path = dest.join("dir/from-pax");
+        assert_eq!(fs::metadata(&path).expect("pax path").uid(), 3_000_000);
+        assert!(!dest.join("short").exists());
+        let mut buf = [0u8; 8];
+        let p = cstr(path.as_os_str().as_encoded_bytes()).expect("path");
+        let get = |name: &str, buf: &mut [u8]| {
+            let n = cstr(name).expect("name");
+            // SAFETY: valid strings and buffer.
+            unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) }
+        };
+        assert_eq!(get("user.note", &mut buf), 4);
+        assert_eq!(&buf[..4], b"kept");
+        assert!(get("trusted.overlay.redirect", &mut buf) < 0);
+    }
+
+    #[test]
+    fn device_nodes_are_never_made() {
+        use crate::testing::{archive, device, header};
+        let tar = archive(&[
+            (header(T::Directory, "dev/", 0), b""),
+            (device(T::Block, "dev/sda", 8, 0, 0o666), b""),
+            (device(T::Char, "dev/mem", 1, 1, 0o666), b""),
+            (device(T::Char, "dev/null", 1, 3, 0o666), b""),
+            (device(T::Char, "hidden", 0, 0, 0o644), b""),
+            (header(T::Regular, "etc-file", 1), b"x"),
+        ]);
+        let (_d, dest, r) = unpack_with(&tar[..], &UnpackLimits::default());
+        r.expect("a layer with device nodes unpacks without them");
+        for node in ["dev/sda", "dev/mem", "dev/null", "hidden"] {
+            assert!(
+                fs::symlink_metadata(dest.join(node)).is_err(),
+                "{node} must not exist"
+            );
+        }
+        assert!(dest.join("etc-file").is_file());
+    }
+
+    #[test]
+    fn disagreeing_and_sparse_headers_are_refused() {
+        use crate::testing::{archive, header, pax_records};
+        // A PAX size that disagrees with the header frames the stream two ways.
+        let pax = pax_records(&[("size", b"1024")]);
+        let tar = archive(&[
+            (header(T::XHeader, "PaxHeaders/f", pax.len() as u64), &pax),
+            (header(T::Regular, "f", 1), b"x"),
+        ]);
+        refused_by(&tar[..], &UnpackLimits::default(), &["PAX size"]);
+        let pax = pax_records(&[("GNU.sparse.map", b"0,1")]);
+        let tar = archive(&[
+            (header(T::XHeader, "PaxHeaders/f", pax.len() as u64), &pax),
+            (header(T::Regular, "f", 1), b"x"),
+        ]);
+        refused_by(&tar[..], &UnpackLimits::default(), &["sparse"]);
+        // A long name that describes nothing.
+        let tar = archive(&[(header(T::GNULongName, "././@LongLink", 2), b"a\0")]);
+        refused_by(&tar[..], &UnpackLimits::default(), &["describes no entry"]);
     }
 }

@@ -88,24 +88,25 @@ pub fn remove(path: &str) -> Result<(), String> {
 }
 
 /// Create the cgroup at `path` in every hierarchy with `resources` as its
-/// limits: a task's cgroup, under which its containers' cgroups nest.
+/// limits: a task's cgroup, under which its containers' cgroups nest. The
+/// CPU file gets v1 shares or the v2 weight libcontainer would write for
+/// them (cgroups-rs writes the number it is given to either).
 pub fn create_parent(path: &str, resources: &crate::Resources) -> Result<(), String> {
     use cgroups_rs::cgroup_builder::CgroupBuilder;
     let rel = path.trim_start_matches('/');
     let mut builder = CgroupBuilder::new(rel);
     if let Some(units) = resources.cpu_units {
-        builder = builder
-            .cpu()
-            .shares(crate::resources::cpu_shares(units))
-            .done();
+        let value = crate::resources::cpu_share_or_weight(layout(), units);
+        builder = builder.cpu().shares(value).done();
     }
     if let Some(mib) = resources.memory_mib {
-        builder = builder
-            .memory()
-            .memory_hard_limit(
-                i64::try_from(crate::resources::mib_to_bytes(mib)).unwrap_or(i64::MAX),
-            )
-            .done();
+        let bytes = mib
+            .checked_mul(1024 * 1024)
+            .and_then(|b| i64::try_from(b).ok())
+            .ok_or(format!(
+                "create cgroup {path}: memory {mib} MiB is too large"
+            ))?;
+        builder = builder.memory().memory_hard_limit(bytes).done();
     }
     builder
         .build(hierarchies::auto())

@@ -525,6 +525,17 @@ impl Runtime {
         if exec.args.is_empty() || exec.args[0].is_empty() {
             return Err(Error::spec("args", "no command to run"));
         }
+        // The process that joins the container is forked from this one, so
+        // this one must not be the host's berth binary (CVE-2019-5736).
+        if !crate::sealed_exe::running_sealed() {
+            return Err(Error::io(
+                format!("exec in {id}"),
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "berth must run from its sealed copy to enter a container",
+                ),
+            ));
+        }
         // As `docker exec`: the container's own user unless one is given.
         let user = match exec.user.as_deref() {
             Some(name) => user::resolve(&state.rootfs, Some(name), &[])?,

@@ -19,6 +19,7 @@ mod paths;
 pub mod probe;
 pub mod proc;
 pub mod resources;
+pub mod sealed_exe;
 pub mod spec;
 
 pub use container::{

@@ -7,7 +7,7 @@
 //! with the command's code.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::container::{ExecSpec, Runtime};
@@ -105,8 +105,9 @@ pub fn probe(
         timeout,
         command: command.to_vec(),
     };
-    let exe = std::env::current_exe().map_err(|e| Error::io("find the berth binary", e))?;
-    let mut child = Command::new(exe)
+    // The probe forks the process that joins the container: it runs from
+    // the sealed copy of berth.
+    let mut child = crate::sealed_exe::command()?
         .args(args.to_argv())
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -51,10 +51,33 @@ pub fn cpu_shares(units: u64) -> u64 {
     units.clamp(MIN_CPU_SHARES, MAX_CPU_SHARES)
 }
 
-/// cgroup v2 `cpu.weight` for v1 shares, by the conversion runc and crun use.
+/// The largest cgroup v2 `cpu.weight`.
+const MAX_CPU_WEIGHT: u64 = 10_000;
+
+/// cgroup v2 `cpu.weight` for v1 shares, as libcontainer writes it for the
+/// OCI `cpu.shares` (runc's conversion since 1.3.2): a quadratic in
+/// log2(shares) that keeps both ends (2 -> 1, 262144 -> 10000) and maps the
+/// v1 default 1024 to the v2 default 100. berth writes task cgroups with it
+/// too, so a task's and its containers' weights agree.
 pub fn shares_to_weight(shares: u64) -> u64 {
     let shares = cpu_shares(shares);
-    1 + ((shares - MIN_CPU_SHARES) * 9999) / (MAX_CPU_SHARES - MIN_CPU_SHARES)
+    if shares <= MIN_CPU_SHARES {
+        return 1;
+    }
+    if shares >= MAX_CPU_SHARES {
+        return MAX_CPU_WEIGHT;
+    }
+    let log2 = (shares as f64).log2();
+    let exponent = (log2 * log2 + 125.0 * log2) / 612.0 - 7.0 / 34.0;
+    (10f64.powf(exponent).ceil() as u64).clamp(1, MAX_CPU_WEIGHT)
+}
+
+/// The value of a task cgroup's CPU file on `layout`: v1 shares or v2 weight.
+pub fn cpu_share_or_weight(layout: CgroupLayout, units: u64) -> u64 {
+    match layout {
+        CgroupLayout::V1 => cpu_shares(units),
+        CgroupLayout::V2 => shares_to_weight(units),
+    }
 }
 
 pub fn cpu_quota_us(cpus: f64) -> u64 {
@@ -217,10 +240,22 @@ mod tests {
         assert_eq!(cpu_shares(0), 2);
         assert_eq!(cpu_shares(1024), 1024);
         assert_eq!(cpu_shares(10_000_000), 262_144);
-        // The values runc documents for its conversion.
+        // What libcontainer writes to cpu.weight (read back on a v2 kernel).
+        assert_eq!(shares_to_weight(0), 1);
         assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(512), 59);
+        assert_eq!(shares_to_weight(1024), 100);
         assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(shares_to_weight(u64::MAX), 10_000);
+        // Monotonic and within the kernel's range everywhere.
+        let mut last = 0;
+        for shares in (2..=262_144).step_by(97) {
+            let w = shares_to_weight(shares);
+            assert!((1..=10_000).contains(&w) && w >= last, "{shares} -> {w}");
+            last = w;
+        }
+        assert_eq!(cpu_share_or_weight(CgroupLayout::V1, 16_384), 16_384);
+        assert_eq!(cpu_share_or_weight(CgroupLayout::V2, 16_384), 942);
     }
 
     #[test]
@@ -233,7 +268,7 @@ mod tests {
                 .map(|s| s.value.clone())
                 .unwrap_or_default()
         };
-        assert_eq!(get("cpu.weight"), "20");
+        assert_eq!(get("cpu.weight"), "59");
         assert_eq!(get("cpu.max"), "150000 100000");
         assert_eq!(get("memory.max"), (256 * MIB).to_string());
         assert_eq!(get("memory.low"), (128 * MIB).to_string());

@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde::{Deserialize, Serialize};
 
@@ -183,7 +183,6 @@ pub(crate) fn spawn(
     start: bool,
     tee: bool,
 ) -> Result<MonitorHandle> {
-    let exe = std::env::current_exe().map_err(|e| Error::io("find the berth binary", e))?;
     let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::sys("create monitor pipe", e))?;
     // Keep the fds we hand over clear of 3..=5 so the dup2s cannot collide.
@@ -200,7 +199,9 @@ pub(crate) fn spawn(
         tee,
         pump: None,
     };
-    let mut cmd = Command::new(&exe);
+    // The container's init is cloned from the monitor: run it from the
+    // sealed copy, with no LISTEN_FDS for libcontainer to keep fds open by.
+    let mut cmd = crate::sealed_exe::command()?;
     cmd.args(&args.to_argv(None)[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -221,9 +222,7 @@ pub(crate) fn spawn(
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::io(format!("start monitor {}", exe.display()), e))?;
+    let mut child = cmd.spawn().map_err(|e| Error::io("start monitor", e))?;
     drop(sync_w);
     drop(tee_fds);
     // The monitor's first act is to fork and let this child exit.

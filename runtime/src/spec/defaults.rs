@@ -77,7 +77,37 @@ pub const MASKED_PATHS: &[&str] = &[
     "/proc/scsi",
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
+    // Docker 28 (moby#49560): interrupt counts per CPU leak host activity.
+    "/proc/interrupts",
 ];
+
+/// Masked as Docker 28 does, for each CPU that has one:
+/// `/sys/devices/system/cpu/cpu*/thermal_throttle`.
+pub const THERMAL_THROTTLE: &str = "thermal_throttle";
+
+/// The masked paths for a host whose sysfs CPU directory is `cpu_dir`
+/// (`/sys/devices/system/cpu` as the container sees it): the fixed list,
+/// then each `cpuN/thermal_throttle` present there.
+pub fn masked_paths(cpu_dir: &std::path::Path) -> Vec<String> {
+    let mut paths: Vec<String> = MASKED_PATHS.iter().map(|p| p.to_string()).collect();
+    let mut cpus: Vec<String> = std::fs::read_dir(cpu_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| {
+            name.strip_prefix("cpu")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter(|name| cpu_dir.join(name).join(THERMAL_THROTTLE).exists())
+        .collect();
+    cpus.sort();
+    paths.extend(
+        cpus.iter()
+            .map(|cpu| format!("/sys/devices/system/cpu/{cpu}/{THERMAL_THROTTLE}")),
+    );
+    paths
+}
 
 /// runc's default read-only paths.
 pub const READONLY_PATHS: &[&str] = &[
@@ -129,3 +159,37 @@ pub const RLIMITS: &[&str] = &[
 
 /// A default container's open-file limit (runc's default spec).
 pub const DEFAULT_NOFILE: u64 = 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thermal_throttle_is_masked_for_each_cpu_that_has_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for cpu in ["cpu0", "cpu1", "cpu12"] {
+            std::fs::create_dir_all(dir.path().join(cpu).join(THERMAL_THROTTLE)).expect("cpu");
+        }
+        std::fs::create_dir_all(dir.path().join("cpu2")).expect("cpu2 without one");
+        std::fs::create_dir_all(dir.path().join("cpufreq").join(THERMAL_THROTTLE))
+            .expect("not a cpu");
+        let paths = masked_paths(dir.path());
+        assert!(paths.contains(&"/proc/interrupts".to_string()));
+        let throttles: Vec<&String> = paths
+            .iter()
+            .filter(|p| p.ends_with(THERMAL_THROTTLE))
+            .collect();
+        assert_eq!(
+            throttles,
+            [
+                "/sys/devices/system/cpu/cpu0/thermal_throttle",
+                "/sys/devices/system/cpu/cpu1/thermal_throttle",
+                "/sys/devices/system/cpu/cpu12/thermal_throttle",
+            ]
+        );
+        assert_eq!(
+            masked_paths(std::path::Path::new("/nonexistent")).len(),
+            MASKED_PATHS.len()
+        );
+    }
+}

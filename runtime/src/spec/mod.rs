@@ -87,9 +87,6 @@ pub struct NamespaceJoin {
 
 const NAMESPACES: &[&str] = &["pid", "network", "ipc", "uts", "mount", "cgroup"];
 
-/// The longest hostname the kernel takes (HOST_NAME_MAX).
-pub const MAX_HOSTNAME: usize = 64;
-
 impl ContainerSpec {
     /// The stop signal, checked to be one the kernel knows.
     pub fn stop_signal(&self) -> Result<nix::sys::signal::Signal> {
@@ -104,7 +101,6 @@ impl ContainerSpec {
         let user = user::resolve(rootfs, self.user.as_deref(), &self.additional_groups)?;
         let stop_signal = self.stop_signal()?;
         let caps = self.capabilities()?;
-        let has_sys_admin = caps.iter().any(|c| c == "CAP_SYS_ADMIN");
 
         let mut env = self.env.clone();
         if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -150,8 +146,10 @@ impl ContainerSpec {
             }));
         }
 
+        // Shared with the host: neither created nor joined.
         let namespaces: Vec<Value> = NAMESPACES
             .iter()
+            .filter(|kind| !self.host_namespaces.iter().any(|h| h == *kind))
             .map(
                 |kind| match self.join_namespaces.iter().find(|j| j.kind == *kind) {
                     Some(join) => json!({ "type": kind, "path": join.path }),
@@ -168,9 +166,10 @@ impl ContainerSpec {
         });
         linux["resources"]["devices"] = self.device_rules();
         if !self.privileged {
-            linux["maskedPaths"] = json!(defaults::MASKED_PATHS);
+            linux["maskedPaths"] =
+                json!(defaults::masked_paths(Path::new("/sys/devices/system/cpu")));
             linux["readonlyPaths"] = json!(defaults::READONLY_PATHS);
-            linux["seccomp"] = seccomp::default_profile(has_sys_admin);
+            linux["seccomp"] = seccomp::default_profile(&caps);
         }
 
         let mut value = json!({
@@ -236,11 +235,8 @@ impl ContainerSpec {
             }
         }
         if let Some(h) = &self.hostname {
-            if h.is_empty() || h.len() > MAX_HOSTNAME {
-                return Err(Error::spec(
-                    "hostname",
-                    format!("must be 1 to {MAX_HOSTNAME} characters"),
-                ));
+            if h.is_empty() || h.len() > 64 {
+                return Err(Error::spec("hostname", "must be 1 to 64 characters"));
             }
         }
         for (i, j) in self.join_namespaces.iter().enumerate() {
@@ -262,6 +258,22 @@ impl ContainerSpec {
                 return Err(Error::spec(
                     format!("hostNamespaces[{i}]"),
                     format!("{kind:?}: only network, ipc, uts and pid can be shared with the host"),
+                ));
+            }
+            if self.join_namespaces.iter().any(|j| j.kind == *kind) {
+                return Err(Error::spec(
+                    format!("hostNamespaces[{i}]"),
+                    format!("{kind:?} is both shared with the host and joined"),
+                ));
+            }
+        }
+        // A sysctl of a namespace shared with the host would change the
+        // host's own (Docker refuses these too).
+        if self.host_namespaces.iter().any(|h| h == "network") {
+            if let Some(key) = self.sysctls.keys().find(|k| k.starts_with("net.")) {
+                return Err(Error::spec(
+                    format!("sysctls.{key}"),
+                    "net.* sysctls cannot be set in the host's network namespace",
                 ));
             }
         }
@@ -510,7 +522,7 @@ mod tests {
         assert!(v["process"]["env"].to_string().contains("HOME=/root"));
         assert_eq!(v["annotations"][STOP_SIGNAL_ANNOTATION], "SIGTERM");
         assert_eq!(v["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");
-        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
+        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
     }
 
     #[test]
@@ -536,6 +548,32 @@ mod tests {
         assert!(v["process"]["capabilities"]["bounding"]
             .to_string()
             .contains("CAP_SYS_ADMIN"));
+    }
+
+    #[test]
+    fn host_namespaces_are_neither_created_nor_joined() {
+        let r = rootfs();
+        let mut s = spec(&["true"]);
+        s.host_namespaces = vec!["network".into()];
+        let v = serde_json::to_value(s.to_oci("c", r.path(), "/p/c").expect("spec")).expect("json");
+        let kinds: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .expect("ns")
+            .iter()
+            .filter_map(|n| n["type"].as_str())
+            .collect();
+        assert_eq!(kinds, ["pid", "ipc", "uts", "mount", "cgroup"]);
+        // The host's own sysctls are not a container's to set.
+        s.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
+        let err = s.to_oci("c", r.path(), "/p/c").unwrap_err().to_string();
+        assert!(err.contains("sysctls.net.ipv4.ip_forward"), "{err}");
+        s.sysctls.clear();
+        s.join_namespaces = vec![NamespaceJoin {
+            kind: "network".into(),
+            path: "/proc/self/ns/net".into(),
+        }];
+        let err = s.to_oci("c", r.path(), "/p/c").unwrap_err().to_string();
+        assert!(err.contains("hostNamespaces[0]"), "{err}");
     }
 
     #[test]

@@ -1,8 +1,14 @@
 //! `user` as Docker and ECS take it (`uid`, `uid:gid`, `name`, `name:group`),
 //! resolved against the container's own /etc/passwd and /etc/group.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 
 use crate::error::{Error, Result};
 
@@ -130,28 +136,105 @@ fn read_groups(rootfs: &Path) -> Result<Vec<GroupEntry>> {
         .collect())
 }
 
+/// The most of /etc/passwd or /etc/group read: real ones are a few KiB.
+pub const MAX_DB_BYTES: u64 = 4 << 20;
+
 /// Colon-separated records of a file inside the rootfs; a missing file is
-/// empty. A symlink that leads out of the rootfs is refused rather than
-/// followed onto the host.
+/// empty. The image is hostile: the file is resolved with the rootfs as its
+/// root (a symlink cannot lead onto the host), opened without blocking
+/// (a FIFO cannot hang us), must be a regular file (a device cannot feed us
+/// forever) and is read up to [`MAX_DB_BYTES`].
 fn read_db(rootfs: &Path, rel: &str) -> Result<Vec<Vec<String>>> {
-    let path = rootfs.join(rel);
-    let resolved = match scoped_canonical(rootfs, &path) {
-        Some(p) => p,
-        None => return Ok(Vec::new()),
+    let fail = |source: io::Error| {
+        Error::io(
+            format!("read the image's /{rel} ({})", rootfs.join(rel).display()),
+            source,
+        )
     };
-    let text = fs::read_to_string(&resolved)
-        .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
-    Ok(text
+    let Some(file) = open_in_root(rootfs, rel).map_err(fail)? else {
+        return Ok(Vec::new());
+    };
+    let meta = file.metadata().map_err(fail)?;
+    if !meta.file_type().is_file() {
+        return Err(fail(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("is {}, not a regular file", kind_of(&meta)),
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_DB_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(fail)?;
+    if bytes.len() as u64 > MAX_DB_BYTES {
+        return Err(fail(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {} MiB", MAX_DB_BYTES >> 20),
+        )));
+    }
+    Ok(String::from_utf8_lossy(&bytes)
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| l.split(':').map(str::to_string).collect())
         .collect())
 }
 
-fn scoped_canonical(rootfs: &Path, path: &Path) -> Option<PathBuf> {
-    let root = rootfs.canonicalize().ok()?;
-    let real = path.canonicalize().ok()?;
-    real.starts_with(&root).then_some(real)
+fn kind_of(meta: &fs::Metadata) -> &'static str {
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+/// Open `rel` read-only and non-blocking with `rootfs` as the root of the
+/// resolution: `..` and absolute symlinks stay inside it, as they would in
+/// the container. `None` when it does not exist.
+fn open_in_root(rootfs: &Path, rel: &str) -> io::Result<Option<File>> {
+    let root = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(rootfs)
+    {
+        Ok(root) => root,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    match openat2(root.as_raw_fd(), rel, how) {
+        // SAFETY: openat2 returned a new descriptor that nothing else owns.
+        Ok(fd) => Ok(Some(unsafe { File::from_raw_fd(fd) })),
+        Err(Errno::ENOENT | Errno::ENOTDIR) => Ok(None),
+        // Kernels before 5.6 (or a seccomp filter) lack openat2.
+        Err(Errno::ENOSYS | Errno::EPERM) => open_scoped_fallback(rootfs, rel),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Without openat2: the canonical path must stay inside the rootfs, and the
+/// file is opened without following a last symlink or blocking.
+fn open_scoped_fallback(rootfs: &Path, rel: &str) -> io::Result<Option<File>> {
+    let (Ok(root), Ok(real)) = (rootfs.canonicalize(), rootfs.join(rel).canonicalize()) else {
+        return Ok(None);
+    };
+    if !real.starts_with(&root) {
+        return Ok(None);
+    }
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(real)
+        .map(Some)
 }
 
 #[cfg(test)]
@@ -207,5 +290,90 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", r.path().join("etc/passwd")).expect("ln");
         // Host's root exists, but must not be found through the link.
         assert!(resolve(r.path(), Some("root"), &[]).is_err());
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_rootfs() {
+        let r = rootfs();
+        let passwd = r.path().join("etc/passwd");
+        fs::rename(&passwd, r.path().join("etc/passwd.real")).expect("mv");
+        // Absolute and climbing links mean the container's files, never the host's.
+        for target in ["/etc/passwd.real", "../../../../../../etc/passwd.real"] {
+            let _ = fs::remove_file(&passwd);
+            std::os::unix::fs::symlink(target, &passwd).expect("ln");
+            let u = resolve(r.path(), Some("www"), &[]).expect(target);
+            assert_eq!(u.uid, 33, "{target}");
+        }
+    }
+
+    /// Replace the image's /etc/passwd with something hostile.
+    fn hostile_passwd(make: impl FnOnce(&Path)) -> tempfile::TempDir {
+        let r = rootfs();
+        let passwd = r.path().join("etc/passwd");
+        fs::remove_file(&passwd).expect("rm");
+        make(&passwd);
+        r
+    }
+
+    #[test]
+    fn a_device_as_passwd_is_refused() {
+        use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+        let r = hostile_passwd(|p| {
+            // /dev/null: before the fix it read as an empty passwd.
+            mknod(
+                p,
+                SFlag::S_IFCHR,
+                Mode::from_bits_truncate(0o666),
+                makedev(1, 3),
+            )
+            .expect("mknod");
+        });
+        let e = resolve(r.path(), None, &[])
+            .expect_err("a device")
+            .to_string();
+        assert!(
+            e.contains("/etc/passwd") && e.contains("a character device"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_fifo_as_passwd_does_not_hang() {
+        let r = hostile_passwd(|p| {
+            nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o644))
+                .expect("mkfifo");
+        });
+        // A writer that answers a blocking reader (so the test fails rather
+        // than hangs when the open blocks); left behind if nobody opens.
+        let path = r.path().join("etc/passwd");
+        std::thread::spawn(move || {
+            use std::io::Write;
+            if let Ok(mut f) = OpenOptions::new().write(true).open(&path) {
+                let _ = f.write_all(b"root:x:0:0:root:/root:/bin/sh\n");
+            }
+        });
+        let e = resolve(r.path(), None, &[])
+            .expect_err("a FIFO")
+            .to_string();
+        assert!(e.contains("/etc/passwd") && e.contains("a FIFO"), "{e}");
+    }
+
+    #[test]
+    fn a_huge_passwd_is_refused() {
+        let r = hostile_passwd(|p| {
+            let line = "u:x:1:1::/:/bin/sh\n";
+            let lines = (MAX_DB_BYTES as usize) / line.len() + 1;
+            fs::write(p, line.repeat(lines)).expect("write");
+        });
+        let e = resolve(r.path(), None, &[]).expect_err("huge").to_string();
+        assert!(
+            e.contains("/etc/passwd") && e.contains("larger than 4 MiB"),
+            "{e}"
+        );
+        // The group file too.
+        let r = rootfs();
+        fs::write(r.path().join("etc/group"), "g:x:1:\n".repeat(1 << 20)).expect("write");
+        let e = resolve(r.path(), None, &[]).expect_err("huge").to_string();
+        assert!(e.contains("/etc/group"), "{e}");
     }
 }

@@ -1,0 +1,161 @@
+//! The berth binary as a sealed memfd, against CVE-2019-5736.
+//!
+//! A process that enters a container (a monitor, whose clone becomes the
+//! container's init; a probe or `exec`, which fork the process that joins
+//! it) carries its executable in `/proc/self/exe`. Were that the host's
+//! berth binary, code in the container that gets hold of the link (an
+//! entrypoint of `#!/proc/self/exe`, say) could open the host file and
+//! rewrite it once the kernel stops refusing writes to running binaries.
+//! So those processes run from an in-memory copy sealed against any
+//! change: what the container can reach is a copy nobody can write.
+//!
+//! One copy is made per process that starts others (a task supervisor, a
+//! CLI) and shared by all it starts, which run it as
+//! `/proc/self/fd/N`; a process that already runs from a sealed copy
+//! hands out that copy instead of making another.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
+
+/// Every seal: no more seals, no shrinking, no growing, no writing.
+const SEALS: libc::c_int =
+    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+
+/// Environment a container must never inherit through berth: libcontainer
+/// keeps fds 3..3+LISTEN_FDS open into the container (systemd socket
+/// activation), which would hand it the monitor's own pipes.
+pub const SCRUBBED_ENV: &[&str] = &["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"];
+
+/// True when `file` is a memfd carrying every seal berth sets.
+fn is_sealed(file: &File) -> bool {
+    // SAFETY: F_GET_SEALS only reads the fd's flags.
+    let seals = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
+    seals >= 0 && seals & SEALS == SEALS
+}
+
+/// True when this process runs from a sealed copy.
+pub fn running_sealed() -> bool {
+    File::open("/proc/self/exe").is_ok_and(|f| is_sealed(&f))
+}
+
+/// A sealed copy of this process's executable (made once per process).
+fn sealed_copy() -> Result<&'static OwnedFd> {
+    static COPY: OnceLock<OwnedFd> = OnceLock::new();
+    if let Some(fd) = COPY.get() {
+        return Ok(fd);
+    }
+    let fd = make_sealed_copy()?;
+    Ok(COPY.get_or_init(|| fd))
+}
+
+fn make_sealed_copy() -> Result<OwnedFd> {
+    let mut exe = File::open("/proc/self/exe").map_err(|e| Error::io("open /proc/self/exe", e))?;
+    if is_sealed(&exe) {
+        // Already a sealed copy: hand out the same one (close-on-exec).
+        return Ok(OwnedFd::from(exe));
+    }
+    let name = CString::new("berth").map_err(|e| Error::io("memfd name", e.into()))?;
+    // SAFETY: a valid C string and flags; the result is checked below.
+    let raw =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if raw < 0 {
+        return Err(Error::io(
+            "memfd_create for a sealed copy of berth",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: memfd_create just returned this fd and nothing else owns it.
+    let mut copy = unsafe { File::from_raw_fd(raw) };
+    std::io::copy(&mut exe, &mut copy)
+        .map_err(|e| Error::io("copy /proc/self/exe into a memfd", e))?;
+    // SAFETY: F_ADD_SEALS on an fd this function owns.
+    if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } < 0 {
+        return Err(Error::io(
+            "seal the copy of berth",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(OwnedFd::from(copy))
+}
+
+/// A [`Command`] that runs berth from the sealed copy, with the
+/// [`SCRUBBED_ENV`] removed.
+pub fn command() -> Result<Command> {
+    let fd = sealed_copy()?;
+    // The kernel opens the path before close-on-exec fds go, so the child's
+    // copy of the fd is still there when its execve looks it up.
+    let mut cmd = Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    for key in SCRUBBED_ENV {
+        cmd.env_remove(key);
+    }
+    Ok(cmd)
+}
+
+/// Make sure this process runs from the sealed copy: if not, re-execute
+/// it from one, with the same arguments and the environment less
+/// [`SCRUBBED_ENV`]. Returns only if it already does (or on failure). Call
+/// it first thing, before any thread exists.
+pub fn reexec_sealed() -> Result<()> {
+    if running_sealed() {
+        return Ok(());
+    }
+    let fd = sealed_copy()?;
+    let cstrings = |items: Vec<Vec<u8>>| -> Result<Vec<CString>> {
+        items
+            .into_iter()
+            .map(CString::new)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::io("argument with a NUL byte", e.into()))
+    };
+    let argv = cstrings(std::env::args_os().map(|a| a.as_bytes().to_vec()).collect())?;
+    let env = cstrings(
+        std::env::vars_os()
+            .filter(|(k, _)| !SCRUBBED_ENV.iter().any(|s| k.as_bytes() == s.as_bytes()))
+            .map(|(k, v)| {
+                let mut kv = k.as_bytes().to_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                kv
+            })
+            .collect(),
+    )?;
+    let err = nix::unistd::fexecve(fd.as_raw_fd(), &argv, &env)
+        .err()
+        .map(std::io::Error::from)
+        .unwrap_or_else(std::io::Error::last_os_error);
+    Err(Error::io("re-execute berth from its sealed copy", err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    #[test]
+    fn the_copy_is_sealed_against_writes() {
+        let fd = sealed_copy().expect("sealed copy");
+        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let file = File::open(&path).expect("open the copy");
+        assert!(is_sealed(&file));
+        let exe_len = std::fs::metadata("/proc/self/exe").expect("exe").len();
+        assert_eq!(file.metadata().expect("copy").len(), exe_len);
+        // Writes, growth and truncation all fail.
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .expect("open for write (the seals refuse the write itself)");
+        assert!(w.write_all(b"x").is_err());
+        assert!(w.set_len(0).is_err());
+        assert!(w.set_len(exe_len + 1).is_err());
+        // Asked again, the same copy comes back.
+        assert_eq!(sealed_copy().expect("again").as_raw_fd(), fd.as_raw_fd());
+    }
+}
