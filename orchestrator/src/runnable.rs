@@ -1,10 +1,10 @@
 //! What a container definition must be for the runtime to run it, checked
 //! at registration: the runtime's own rules (capability and rlimit names,
-//! an absolute working directory, environment names, hostnames, a command),
+//! an absolute working directory, environment names, a command),
 //! each error naming the request field. Without them a definition was
 //! accepted and every task of it failed to start. Pure: no store, no image.
 
-use berth_runtime::spec::{capability_name, rlimit_name, MAX_HOSTNAME};
+use berth_runtime::spec::{capability_name, rlimit_name};
 use serde_json::Value;
 
 use crate::error::{EcsError, EcsResult};
@@ -125,16 +125,7 @@ mod tests {
     /// task started (found by the taskdef_spec fuzz target).
     #[test]
     fn what_the_runtime_refuses_is_refused_at_registration() {
-        let long = "h".repeat(65);
         for (extra, field) in [
-            (
-                json!({ "hostname": "" }),
-                "containerDefinitions[0].hostname",
-            ),
-            (
-                json!({ "hostname": long }),
-                "containerDefinitions[0].hostname",
-            ),
             (
                 json!({ "workingDirectory": "tmp" }),
                 "containerDefinitions[0].workingDirectory",
@@ -176,7 +167,6 @@ mod tests {
     #[test]
     fn what_the_runtime_takes_is_accepted() {
         for extra in [
-            json!({ "hostname": "h".repeat(64) }),
             json!({ "workingDirectory": "/srv" }),
             json!({ "environment": [{ "name": "A", "value": "b=c" }] }),
             json!({ "entryPoint": ["sh", "-c"], "command": [""] }),

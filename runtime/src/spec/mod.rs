@@ -87,9 +87,6 @@ pub struct NamespaceJoin {
 
 const NAMESPACES: &[&str] = &["pid", "network", "ipc", "uts", "mount", "cgroup"];
 
-/// The longest hostname the kernel takes (HOST_NAME_MAX).
-pub const MAX_HOSTNAME: usize = 64;
-
 impl ContainerSpec {
     /// The stop signal, checked to be one the kernel knows.
     pub fn stop_signal(&self) -> Result<nix::sys::signal::Signal> {
@@ -238,11 +235,8 @@ impl ContainerSpec {
             }
         }
         if let Some(h) = &self.hostname {
-            if h.is_empty() || h.len() > MAX_HOSTNAME {
-                return Err(Error::spec(
-                    "hostname",
-                    format!("must be 1 to {MAX_HOSTNAME} characters"),
-                ));
+            if h.is_empty() || h.len() > 64 {
+                return Err(Error::spec("hostname", "must be 1 to 64 characters"));
             }
         }
         for (i, j) in self.join_namespaces.iter().enumerate() {
