@@ -703,11 +703,8 @@ fn hostile_image_security_devices_are_unusable_and_the_store_is_private() {
 
     // The store: no node in the unpacked layer, every directory root's.
     let store = w.root.path().join("images");
-    let layer = store.join("layers/sha256").join(
-        berth_rootfs::Digest::of(&image.layers[0].0)
-            .hex()
-            .to_string(),
-    );
+    let layer_digest = berth_rootfs::Digest::of(&image.layers[0].0);
+    let layer = store.join("layers/sha256").join(layer_digest.hex());
     for node in ["disk", "mem", "null"] {
         assert!(
             std::fs::symlink_metadata(layer.join("hostile").join(node)).is_err(),
