@@ -4,7 +4,7 @@
 //! each error naming the request field. Without them a definition was
 //! accepted and every task of it failed to start. Pure: no store, no image.
 
-use berth_runtime::spec::{capability_name, rlimit_name};
+use berth_runtime::spec::{capability_name, rlimit_name, MAX_HOSTNAME};
 use serde_json::Value;
 
 use crate::error::{EcsError, EcsResult};

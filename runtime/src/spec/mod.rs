@@ -235,8 +235,11 @@ impl ContainerSpec {
             }
         }
         if let Some(h) = &self.hostname {
-            if h.is_empty() || h.len() > 64 {
-                return Err(Error::spec("hostname", "must be 1 to 64 characters"));
+            if h.is_empty() || h.len() > MAX_HOSTNAME {
+                return Err(Error::spec(
+                    "hostname",
+                    format!("must be 1 to {MAX_HOSTNAME} characters"),
+                ));
             }
         }
         for (i, j) in self.join_namespaces.iter().enumerate() {
@@ -468,6 +471,9 @@ pub fn rlimit_name(name: &str) -> Option<&'static str> {
 }
 
 /// `net_admin`, `NET_ADMIN` or `CAP_NET_ADMIN` → `CAP_NET_ADMIN`, checked.
+/// The kernel's longest hostname (`__NEW_UTS_LEN`).
+pub const MAX_HOSTNAME: usize = 64;
+
 pub fn capability_name(name: &str) -> std::result::Result<String, String> {
     let upper = name.to_ascii_uppercase();
     let full = if upper.starts_with("CAP_") {
