@@ -1139,3 +1139,29 @@ fn security_state_is_private_from_local_users() {
     w.wait_task(&task, "STOPPED");
     w.assert_clean();
 }
+
+#[test]
+fn security_a_shared_directory_is_refused_as_root_and_left_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let shared = tempfile::tempdir().expect("dir");
+    // As /tmp: world-writable with the sticky bit.
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777))
+        .expect("chmod");
+    let out = Command::new(berth_tests::berth_bin())
+        .arg("--root")
+        .arg(shared.path())
+        .args(["runtime", "list"])
+        .output()
+        .expect("run berth");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("shared directory"),
+        "{}",
+        stderr(&out)
+    );
+    let mode = std::fs::metadata(shared.path())
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o1777);
+}

@@ -95,6 +95,13 @@ impl Roots {
                 .with_context(|| format!("stat {}", dir.display()))?
                 .permissions()
                 .mode();
+            // Never take a shared directory (/, /tmp …) away from its users.
+            if dir.parent().is_none() || mode & 0o1000 != 0 {
+                anyhow::bail!(
+                    "--root {}: a shared directory; give berth a directory of its own",
+                    dir.display()
+                );
+            }
             if mode & 0o077 != 0 {
                 std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
                     .with_context(|| format!("make {} private", dir.display()))?;
