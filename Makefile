@@ -11,7 +11,7 @@ ROOTFS := $(CURDIR)/.build/busybox
 APT_PACKAGES := busybox-static libseccomp-dev pkg-config docker-registry skopeo apache2-utils nftables
 BENCH_PACKAGES := runc crun umoci debootstrap wrk
 
-.PHONY: all deps bench-deps build images bench-images test lint demo bench clean
+.PHONY: all deps bench-deps build images bench-images test lint demo bench chaos clean
 
 all: build
 
@@ -58,6 +58,14 @@ test: lint build images
 	else \
 		BERTH_BIN=$(BERTH) BERTH_TEST_ROOTFS=$(ROOTFS) cargo test --workspace --no-fail-fast; \
 	fi
+
+# kill -9 at random moments while tasks start and stop, then gc: nothing
+# may be left. BERTH_CHAOS_TRIALS (60 here, 12 in `make test`) and
+# BERTH_CHAOS_SEED (printed; random when unset) replay a run.
+CHAOS_TRIALS ?= 60
+chaos: build images
+	BERTH_CHAOS_TRIALS=$${BERTH_CHAOS_TRIALS:-$(CHAOS_TRIALS)} BERTH_BIN=$(BERTH) BERTH_TEST_ROOTFS=$(ROOTFS) \
+		cargo test -p berth-tests --test chaos -- --nocapture
 
 demo: build images
 	BERTH=$(BERTH) ROOTFS=$(ROOTFS) scripts/demo.sh
