@@ -484,6 +484,7 @@ fn whatever_dies_gc_leaves_nothing_behind() {
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut leaks: Vec<String> = Vec::new();
     for trial in 0..trials {
+        let began = Instant::now();
         let earlier = supervisors(&w);
         let victim = VICTIMS[rng.below(VICTIMS.len() as u64) as usize];
         let seeds = [rng.next(), rng.next()];
@@ -504,7 +505,10 @@ fn whatever_dies_gc_leaves_nothing_behind() {
                 .collect()
         });
         let report = settle_and_gc(&w, &sentinel, &earlier);
-        eprintln!("trial {trial} ({victim:?}): {points:?}; gc: {report}");
+        eprintln!(
+            "trial {trial} ({victim:?}, {:.1}s): {points:?}; gc: {report}",
+            began.elapsed().as_secs_f64()
+        );
         for p in &points {
             let kind = p.split(" after ").next().unwrap_or(p);
             let kind = kind.split(" (").next().unwrap_or(kind);
