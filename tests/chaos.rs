@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_orchestrator::model::Task;
-use berth_orchestrator::store::{SqliteStore, Store};
+use berth_orchestrator::store::{Expect, Op, SqliteStore, Store};
 use berth_tests::{assert_ok, free_port, parse_json, stderr, task_ids, World};
 use serde_json::{json, Value};
 
@@ -435,6 +435,77 @@ fn settle_and_gc(w: &World, keep: &str, earlier: &BTreeSet<i32>) -> Value {
     parse_json(&out)
 }
 
+const LOOP: &str = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
+
+/// `vpc`: awsvpc, a port mapping, a scratch volume, two containers.
+fn register_vpc(w: &World) {
+    w.register(&json!({
+        "family": "vpc", "networkMode": "awsvpc",
+        "volumes": [{ "name": "scratch" }],
+        "containerDefinitions": [
+            { "name": "app", "image": "busybox", "memory": 16,
+              "portMappings": [{ "containerPort": free_port() }],
+              "mountPoints": [{ "sourceVolume": "scratch", "containerPath": "/scratch" }],
+              "command": ["sh", "-c", format!("echo hi > /scratch/f; {LOOP}")] },
+            { "name": "side", "image": "busybox", "memory": 16, "essential": false,
+              "mountPoints": [{ "sourceVolume": "scratch", "containerPath": "/scratch" }],
+              "command": ["sh", "-c", LOOP] }
+        ]
+    }));
+}
+
+/// A task recorded STOPPED while all it made is still there (its
+/// supervisor killed, then the record written as a supervisor that marked
+/// a task STOPPED over failures did): gc releases all of it.
+#[test]
+fn gc_releases_what_a_stopped_task_left() {
+    let w = World::new("chaos-stopped");
+    w.busybox_image("busybox:latest", &[]);
+    register_vpc(&w);
+    let id = run_task(&w, "vpc").expect("run-task");
+    w.wait_task(&id, "RUNNING");
+    let supervisor = supervisor_of(&w, &id).expect("a supervisor");
+    kill9(supervisor);
+    let store = SqliteStore::open(&w.root.path().join("state.db")).expect("open the store");
+    let key = format!("tasks/default/{id}");
+    let rec = store.get(&key).expect("read").expect("the task");
+    let mut task: Value = serde_json::from_slice(&rec.value).expect("task JSON");
+    task["lastStatus"] = "STOPPED".into();
+    task["desiredStatus"] = "STOPPED".into();
+    store
+        .commit(&[Op::Put {
+            key,
+            value: task.to_string().into_bytes(),
+            expect: Expect::Revision(rec.revision),
+        }])
+        .expect("write the task");
+    assert!(!map_elements(&w.bridge).is_empty(), "no mapping to leave");
+    let out = w.berth(&["system", "gc"]);
+    assert_ok(&out);
+    let report = parse_json(&out);
+    let released = report["resourcesReleased"].to_string();
+    for what in [
+        "container",
+        "root filesystem",
+        "namespaces",
+        "cgroup",
+        "directory",
+    ] {
+        assert!(released.contains(what), "no {what} released: {report}");
+    }
+    assert_eq!(
+        report["mappingsRemoved"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    assert_eq!(report["failed"], json!([]), "{report}");
+    assert_eq!(map_elements(&w.bridge), Vec::<String>::new());
+    for prefix in ["ips/", "ports/"] {
+        assert_eq!(holders(&store, prefix), vec![], "reservations left");
+    }
+    w.assert_clean();
+}
+
 #[test]
 fn whatever_dies_gc_leaves_nothing_behind() {
     let trials = env_number("BERTH_CHAOS_TRIALS").unwrap_or(12);
@@ -448,33 +519,19 @@ fn whatever_dies_gc_leaves_nothing_behind() {
     let mut rng = Rng(seed);
     let w = World::new("chaos");
     w.busybox_image("busybox:latest", &[]);
-    let loop_cmd = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
-    let port = free_port();
-    w.register(&json!({
-        "family": "vpc", "networkMode": "awsvpc",
-        "volumes": [{ "name": "scratch" }],
-        "containerDefinitions": [
-            { "name": "app", "image": "busybox", "memory": 16,
-              "portMappings": [{ "containerPort": port }],
-              "mountPoints": [{ "sourceVolume": "scratch", "containerPath": "/scratch" }],
-              "command": ["sh", "-c", format!("echo hi > /scratch/f; {loop_cmd}")] },
-            { "name": "side", "image": "busybox", "memory": 16, "essential": false,
-              "mountPoints": [{ "sourceVolume": "scratch", "containerPath": "/scratch" }],
-              "command": ["sh", "-c", loop_cmd] }
-        ]
-    }));
+    register_vpc(&w);
     w.register(&json!({
         "family": "bridged", "networkMode": "bridge",
         "containerDefinitions": [
             { "name": "web", "image": "busybox", "memory": 16,
               "portMappings": [{ "containerPort": 80, "hostPort": 0 }],
-              "command": ["sh", "-c", loop_cmd] }
+              "command": ["sh", "-c", LOOP] }
         ]
     }));
     w.register(&json!({
         "family": "sentinel", "networkMode": "awsvpc",
         "containerDefinitions": [
-            { "name": "s", "image": "busybox", "memory": 16, "command": ["sh", "-c", loop_cmd] }
+            { "name": "s", "image": "busybox", "memory": 16, "command": ["sh", "-c", LOOP] }
         ]
     }));
     let sentinel = run_task(&w, "sentinel").expect("the sentinel task");
