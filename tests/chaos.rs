@@ -286,7 +286,7 @@ fn map_elements(bridge: &str) -> Vec<String> {
             "list",
             "map",
             "ip",
-            &format!("berth_{bridge}"),
+            &berth_net::nat::table_name(bridge),
             "ports",
         ])
         .stderr(Stdio::null())
