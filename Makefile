@@ -13,7 +13,7 @@ BENCH_PACKAGES := runc crun umoci debootstrap wrk
 # The cgroup v2 VM (scripts/cgroup2-vm): QEMU and kmod for its module autoload.
 CGROUP2_PACKAGES := qemu-system-x86 kmod
 
-.PHONY: all deps bench-deps build images bench-images test test-cgroup2 lint demo bench clean fuzz-deps fuzz-build fuzz fuzz-smoke
+.PHONY: all deps bench-deps build images bench-images test test-cgroup2 lint demo bench clean fuzz-deps fuzz-build fuzz fuzz-smoke chaos
 
 all: build
 
@@ -97,6 +97,14 @@ test-cgroup2: build images
 	else \
 		echo "test-cgroup2 needs cargo-nextest" >&2; exit 1; \
 	fi
+
+# kill -9 at random moments while tasks start and stop, then gc: nothing
+# may be left. BERTH_CHAOS_TRIALS (60 here, 12 in `make test`) and
+# BERTH_CHAOS_SEED (printed; random when unset) replay a run.
+CHAOS_TRIALS ?= 60
+chaos: build images
+	BERTH_CHAOS_TRIALS=$${BERTH_CHAOS_TRIALS:-$(CHAOS_TRIALS)} BERTH_BIN=$(BERTH) BERTH_TEST_ROOTFS=$(ROOTFS) \
+		cargo test -p berth-tests --test chaos -- --nocapture
 
 demo: build images
 	BERTH=$(BERTH) ROOTFS=$(ROOTFS) scripts/demo.sh

@@ -1,7 +1,7 @@
 //! `berth system gc`: reclaim what a crash left behind.
 
 use anyhow::Context;
-use berth_orchestrator::supervisor::{self, reap_orphan};
+use berth_orchestrator::gc;
 use berth_orchestrator::Ecs;
 use clap::Subcommand;
 use serde_json::json;
@@ -10,8 +10,10 @@ use crate::{ecs_cmd, output, Roots};
 
 #[derive(Subcommand)]
 pub enum SystemCommand {
-    /// Finish tasks whose supervisor died, release leaked address and port
-    /// reservations, and remove task links and networks no task uses.
+    /// Finish tasks whose supervisor died, release what stopped tasks left
+    /// (containers, root filesystems, namespaces, cgroups, links), leaked
+    /// address and port reservations and port mappings, and remove
+    /// networks no task uses.
     Gc {
         /// One cluster (default: all).
         #[arg(long)]
@@ -55,62 +57,19 @@ pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
         Some(c) => vec![c],
         None => ecs.cluster_names().map_err(anyhow::Error::msg)?,
     };
-    let mut reaped = Vec::new();
-    let mut links_removed = Vec::new();
-    for c in &clusters {
-        for task in ecs.all_tasks(c).map_err(anyhow::Error::msg)? {
-            if task.is_stopped() {
-                // A STOPPED task's link should be gone; one left by a crash
-                // is removed. Links this store does not know are left be.
-                let Some(b) = task.berth.as_ref() else {
-                    continue;
-                };
-                let own = b.network.iter();
-                for net in own.chain(b.container_networks.iter().map(|cn| &cn.network)) {
-                    if berth_net::link_exists(&net.host_ifname).unwrap_or(false)
-                        && berth_net::detach(&net.host_ifname).is_ok()
-                    {
-                        links_removed.push(net.host_ifname.clone());
-                    }
-                }
-                continue;
-            }
-            if !supervisor::is_orphaned(&task) {
-                continue;
-            }
-            let args = ecs_cmd::supervisor_args(roots, &task);
-            match reap_orphan(&ecs, &args) {
-                Ok(()) => reaped.push(task.task_arn.clone()),
-                Err(e) => eprintln!("berth: finish task {}: {e}", task.id()),
-            }
-        }
-    }
-    let freed = ecs.gc_reservations().map_err(anyhow::Error::msg)?;
-    // Each cluster network, once no task holds an address on it.
-    let mut networks_removed = Vec::new();
-    let mut bridges: Vec<String> = ecs
-        .cluster_networks()
-        .map_err(anyhow::Error::msg)?
-        .into_iter()
-        .map(|(_, n)| n.bridge)
-        .collect();
-    bridges.sort();
-    bridges.dedup();
-    for bridge in bridges {
-        if !ecs.addresses_in_use(&bridge).unwrap_or(true)
-            && berth_net::link_exists(&bridge).unwrap_or(false)
-        {
-            let _ = berth_net::nat::remove_table(&bridge);
-            if berth_net::remove_bridge(&bridge).is_ok() {
-                networks_removed.push(bridge);
-            }
-        }
+    let report = gc::collect(&ecs, &clusters, |t| ecs_cmd::supervisor_args(roots, t))
+        .map_err(anyhow::Error::msg)?;
+    for failure in &report.failed {
+        eprintln!("berth: gc: {failure}");
     }
     output::json(&json!({
-        "tasksFinished": reaped,
-        "reservationsReleased": freed,
-        "linksRemoved": links_removed,
-        "networksRemoved": networks_removed,
+        "tasksFinished": report.tasks_finished,
+        "resourcesReleased": report.released,
+        "reservationsReleased": report.reservations_released,
+        "linksRemoved": report.links_removed,
+        "mappingsRemoved": report.mappings_removed,
+        "networksRemoved": report.networks_removed,
+        "failed": report.failed,
     }))?;
     Ok(0)
 }

@@ -228,3 +228,70 @@ pub fn remove_table(bridge: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// The host ports (protocol, port) the network's table maps now; none
+/// when it has no table.
+pub fn mappings(bridge: &str) -> Result<Vec<(String, u16)>> {
+    let table = table_name(bridge);
+    let out = Command::new("nft")
+        .args(["-j", "list", "map", "ip", &table, "ports"])
+        .output()
+        .map_err(|e| Error::Netlink {
+            context: "run nft (apt-get install nftables)".into(),
+            reason: e.to_string(),
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("No such file") {
+            return Ok(Vec::new());
+        }
+        return Err(Error::Netlink {
+            context: format!("list the port map of {table}"),
+            reason: stderr.trim().to_string(),
+        });
+    }
+    let listed: Value = serde_json::from_slice(&out.stdout).map_err(|e| Error::Netlink {
+        context: format!("read the port map of {table}"),
+        reason: e.to_string(),
+    })?;
+    Ok(map_keys(&listed))
+}
+
+/// The (protocol, port) keys of the ports map in `nft -j list map` output.
+fn map_keys(listed: &Value) -> Vec<(String, u16)> {
+    listed["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["map"]["elem"].as_array())
+        .flatten()
+        .filter_map(|elem| {
+            let key = elem.get(0)?.get("concat")?;
+            let protocol = key.get(0)?.as_str()?.to_string();
+            let port = u16::try_from(key.get(1)?.as_u64()?).ok()?;
+            Some((protocol, port))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod mapping_tests {
+    use super::*;
+
+    #[test]
+    fn map_keys_reads_nft_json() {
+        let listed = json!({ "nftables": [
+            { "metainfo": { "json_schema_version": 1 } },
+            { "map": { "family": "ip", "name": "ports", "table": "berth_b",
+                "elem": [
+                    [{ "concat": ["tcp", 40205] }, { "concat": ["10.1.2.3", 80] }],
+                    [{ "concat": ["udp", 53] }, { "concat": ["10.1.2.4", 53] }]
+                ] } }
+        ] });
+        assert_eq!(
+            map_keys(&listed),
+            vec![("tcp".to_string(), 40205), ("udp".to_string(), 53)]
+        );
+        assert_eq!(map_keys(&json!({ "nftables": [] })), vec![]);
+    }
+}

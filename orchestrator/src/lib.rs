@@ -13,6 +13,7 @@ pub mod taskdef;
 pub use error::{EcsError, EcsResult, ErrorKind};
 pub mod containerize;
 pub mod ecs;
+pub mod gc;
 pub mod health;
 pub mod host;
 pub mod load_balancers;
@@ -22,5 +23,6 @@ pub mod runnable;
 pub mod services;
 pub mod supervisor;
 pub mod tasks;
+pub mod teardown;
 
 pub use ecs::Ecs;

@@ -28,6 +28,7 @@ use crate::ecs::{now, Ecs};
 use crate::health::{self, HealthCheck, HealthTracker};
 use crate::model::{name_from_arn, ContainerDefinition, Partition, Task, TaskDefinition};
 use crate::names;
+use crate::teardown::{self, Ports};
 
 /// argv[1] of a task supervisor.
 pub const SUPERVISOR_ARG: &str = "__berth-task";
@@ -39,6 +40,9 @@ const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
 /// The longest a supervisor waits out a service's restart backoff.
 const MAX_BACKOFF_WAIT: Duration = Duration::from_secs(30);
+/// Further tries at releasing a task's resources before it is left to gc.
+const RELEASE_ATTEMPTS: usize = 3;
+const RELEASE_RETRY: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Debug)]
 pub struct SupervisorArgs {
@@ -81,7 +85,8 @@ impl SupervisorArgs {
         }
     }
 
-    fn task_dir(&self) -> PathBuf {
+    /// The task's run directory: namespace files, scratch volumes, /etc.
+    pub(crate) fn task_dir(&self) -> PathBuf {
         self.runtime_root.join("tasks").join(&self.task_id)
     }
 
@@ -89,6 +94,11 @@ impl SupervisorArgs {
     fn container_ns_dir(&self, container: &str) -> PathBuf {
         self.task_dir()
             .join(format!("ns-{}", names::file_stem(container)))
+    }
+
+    /// The task's cgroup, under which its containers' nest.
+    pub(crate) fn cgroup(&self) -> String {
+        format!("{}/{}", self.cgroup_parent.trim_matches('/'), self.task_id)
     }
 
     pub fn log_file(&self) -> PathBuf {
@@ -153,19 +163,15 @@ pub fn run(args: SupervisorArgs, partition: Partition) -> i32 {
         }
     };
     let mut sup = Supervisor::new(&ecs, &args);
-    let me = std::process::id() as i32;
-    let start_time = berth_runtime::proc::start_time(me);
-    let mut claimed = true;
-    let _ = ecs.update_task(&args.cluster, &args.task_id, |t| {
-        // Two adopters at once: the first to write its pid has the task.
-        claimed = !(args.adopt && supervisor_alive(t));
-        if let Some(b) = t.berth.as_mut().filter(|_| claimed) {
-            b.supervisor_pid = Some(me);
-            b.supervisor_start_time = start_time;
+    match claim(&ecs, &args) {
+        Ok(true) => {}
+        Ok(false) => return 0,
+        // Unrecorded, this supervisor would look dead: leave the task to
+        // whoever finishes orphans rather than run it unseen.
+        Err(e) => {
+            tracing::error!("task {}: record its supervisor: {e}", args.task_id);
+            return 1;
         }
-    });
-    if !claimed {
-        return 0;
     }
     let outcome = if args.adopt {
         sup.adopt()
@@ -195,6 +201,29 @@ pub fn run(args: SupervisorArgs, partition: Partition) -> i32 {
 
 fn is_service_task(task: &Task) -> bool {
     task.service_name().is_some()
+}
+
+/// Whether a process may take charge of `task` (run, adopt or finish it):
+/// not once it is STOPPED, nor while another's supervisor (or reaper)
+/// lives. Two at once: the first to record itself has the task.
+pub fn may_claim(task: &Task) -> bool {
+    !task.is_stopped() && !supervisor_alive(task)
+}
+
+/// Record this process as `args`'s task's supervisor, if [`may_claim`]
+/// lets it; false when another has the task or it is over.
+fn claim(ecs: &Ecs, args: &SupervisorArgs) -> crate::EcsResult<bool> {
+    let me = std::process::id() as i32;
+    let start_time = berth_runtime::proc::start_time(me);
+    let mut claimed = false;
+    ecs.update_task(&args.cluster, &args.task_id, |t| {
+        claimed = may_claim(t);
+        if let Some(b) = t.berth.as_mut().filter(|_| claimed) {
+            b.supervisor_pid = Some(me);
+            b.supervisor_start_time = start_time;
+        }
+    })?;
+    Ok(claimed)
 }
 
 /// Run a reconcile pass of `args.cluster` and start what it placed. When
@@ -341,7 +370,7 @@ impl<'a> Supervisor<'a> {
             runtime: Runtime::new(RuntimeRoot::new(&args.runtime_root)),
             images: None,
             namespaces: None,
-            cgroup: format!("{}/{}", args.cgroup_parent.trim_matches('/'), args.task_id),
+            cgroup: args.cgroup(),
             running: BTreeMap::new(),
             events: mpsc::channel(),
             stopping: false,
@@ -401,6 +430,11 @@ impl<'a> Supervisor<'a> {
 
     fn supervise(&mut self) -> Result<(), String> {
         let (task, td) = self.task_and_definition()?;
+        // Stopped before it began (stop-task while it was starting):
+        // nothing to start, only the cleanup.
+        if task.desired_status == "STOPPED" {
+            return Ok(());
+        }
         self.set(|t| {
             t.last_status = "PENDING".into();
             t.pull_started_at = Some(now());
@@ -1025,48 +1059,35 @@ impl<'a> Supervisor<'a> {
                 }
             }
         }
-        self.set(|t| t.last_status = "DEPROVISIONING".into());
-        let snapshots = self.images.as_ref().map(Snapshotter::new);
-        for r in self.running.values() {
-            if let Err(e) = self.runtime.delete(&r.runtime_id, true) {
-                tracing::warn!("delete {}: {e}", r.runtime_id);
+        let Some(task) = self.set(|t| t.last_status = "DEPROVISIONING".into()) else {
+            return; // no record to release from: left to gc
+        };
+        // Everything the task made, named from its record, whatever step
+        // the start reached; a step that fails is tried again shortly.
+        let mut released = teardown::release(self.args, &task, Ports::Unmap);
+        for _ in 0..RELEASE_ATTEMPTS {
+            if released.is_complete() {
+                break;
             }
-            if let Some(s) = &snapshots {
-                if let Err(e) = s.remove(&r.runtime_id) {
-                    tracing::warn!("remove root filesystem of {}: {e}", r.runtime_id);
-                }
-            }
+            std::thread::sleep(RELEASE_RETRY);
+            released = teardown::release(self.args, &task, Ports::Unmap);
         }
-        // The task's network: its own (awsvpc) or its containers' (bridge);
-        // all on the one cluster bridge.
-        let net = self.network.clone().or_else(|| self.links.first().cloned());
-        if let Some(net) = &net {
-            let mappings: Vec<(&str, u16)> = self
-                .host_ports
-                .iter()
-                .map(|hp| (hp.protocol.as_str(), hp.host_port))
-                .collect();
-            if let Err(e) = berth_net::nat::remove_mappings(&net.bridge, &mappings) {
-                tracing::warn!("unmap ports {mappings:?}: {e}");
-            }
+        if !released.is_complete() {
+            // Not STOPPED: the task keeps its address and host ports while
+            // something of it may still use them. With this supervisor gone
+            // it is an orphan, which `system gc` and the agent finish.
+            tracing::error!(
+                "task {}: left DEPROVISIONING, could not release: {}",
+                self.args.task_id,
+                released.failed.join("; ")
+            );
+            return;
         }
-        for ns in &self.container_namespaces {
-            if let Err(e) = ns.remove() {
-                tracing::warn!("remove namespaces: {e}");
-            }
-        }
-        // Each veth pair goes with its namespace: the kernel deletes both
-        // ends once the namespace is freed, with no netlink round trip here
-        // (an explicit delete waits for RCU grace periods).
-        if let Some(ns) = &self.namespaces {
-            if let Err(e) = ns.remove() {
-                tracing::warn!("remove namespaces: {e}");
-            }
-        }
-        if let Err(e) = cgroups::remove(&self.cgroup) {
-            tracing::warn!("{e}");
-        }
-        let _ = std::fs::remove_dir_all(self.args.task_dir());
+        let net = task.berth.as_ref().and_then(|b| {
+            b.network
+                .clone()
+                .or_else(|| b.container_networks.first().map(|cn| cn.network.clone()))
+        });
         self.set(|t| {
             t.last_status = "STOPPED".into();
             t.desired_status = "STOPPED".into();
@@ -1193,34 +1214,38 @@ pub fn reap_orphan(ecs: &Ecs, args: &SupervisorArgs) -> Result<(), String> {
     if task.is_stopped() {
         return Ok(());
     }
+    // In charge, as a supervisor would be: a second reaper, or a
+    // supervisor starting late, then leaves the task alone.
+    if !claim(ecs, args).map_err(|e| e.to_string())? {
+        return Ok(());
+    }
     let mut sup = Supervisor::new(ecs, args);
     sup.restore(&task);
     let runtime = Runtime::new(RuntimeRoot::new(&args.runtime_root));
     for c in &task.containers {
         let id = names::runtime_id(&args.task_id, &c.name);
-        if let Ok(state) = runtime.state(&id) {
-            let exit = state.exit.clone();
-            if exit.is_none() {
-                let _ = runtime.stop(&id, DEFAULT_STOP_TIMEOUT, None);
-            }
-            let exit = runtime.state(&id).ok().and_then(|s| s.exit);
-            sup.running.insert(
-                c.name.clone(),
-                Running {
-                    runtime_id: id,
-                    essential: false,
-                    stop_timeout: DEFAULT_STOP_TIMEOUT,
-                    exit: exit.clone(),
-                    health: None,
-                },
-            );
-            if c.last_status != "STOPPED" {
-                sup.container_exited(&c.name, exit);
-            }
-        } else if let Some(images) = &sup.images {
-            // A root filesystem made before its container was.
-            let _ = Snapshotter::new(images).remove(&id);
+        let Ok(state) = runtime.state(&id) else {
+            continue; // never created: its root filesystem goes in cleanup
+        };
+        if state.exit.is_none() {
+            let _ = runtime.stop(&id, DEFAULT_STOP_TIMEOUT, None);
         }
+        if c.last_status == "STOPPED" {
+            continue; // its end is recorded; cleanup deletes it
+        }
+        let exit = runtime.state(&id).ok().and_then(|s| s.exit);
+        sup.running.insert(
+            c.name.clone(),
+            Running {
+                runtime_id: id,
+                essential: false,
+                stop_timeout: DEFAULT_STOP_TIMEOUT,
+                exit: None,
+                health: None,
+            },
+        );
+        // Records the end (or kills what runs on without a monitor).
+        sup.container_exited(&c.name, exit);
     }
     sup.stopping = true;
     sup.cleanup();
@@ -1348,4 +1373,36 @@ fn start_order(defs: &[ContainerDefinition]) -> Vec<&ContainerDefinition> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TaskInternals;
+
+    fn task(last_status: &str, supervisor: Option<(i32, Option<u64>)>) -> Task {
+        Task {
+            last_status: last_status.into(),
+            berth: Some(TaskInternals {
+                supervisor_pid: supervisor.map(|s| s.0),
+                supervisor_start_time: supervisor.and_then(|s| s.1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_task_is_claimed_only_when_nobody_live_has_it_and_it_is_not_over() {
+        let me = std::process::id() as i32;
+        let alive = (me, berth_runtime::proc::start_time(me));
+        // Nobody yet, or a claimer that died (pid reused: other start time).
+        assert!(may_claim(&task("PROVISIONING", None)));
+        assert!(may_claim(&task("RUNNING", Some((me, Some(1))))));
+        assert!(may_claim(&task("DEPROVISIONING", Some((me, None)))));
+        // A live supervisor or reaper has it.
+        assert!(!may_claim(&task("PENDING", Some(alive))));
+        // Finished: never again.
+        assert!(!may_claim(&task("STOPPED", None)));
+    }
 }

@@ -843,6 +843,20 @@ impl Ecs {
         Ok(freed)
     }
 
+    /// The host ports (protocol, port) some task holds, on any host.
+    pub fn reserved_host_ports(&self) -> EcsResult<std::collections::BTreeSet<(String, u16)>> {
+        Ok(self
+            .store
+            .list("ports/")?
+            .into_iter()
+            .filter_map(|(k, _)| {
+                let mut parts = k.rsplit('/');
+                let port = parts.next()?.parse().ok()?;
+                Some((parts.next()?.to_string(), port))
+            })
+            .collect())
+    }
+
     /// Every task of `cluster`.
     pub fn all_tasks(&self, cluster: &str) -> EcsResult<Vec<Task>> {
         self.store

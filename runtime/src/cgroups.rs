@@ -60,6 +60,11 @@ pub fn parse_counter(text: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// True while the cgroup at `path` exists in any hierarchy.
+pub fn exists(path: &str) -> bool {
+    Cgroup::load(hierarchies::auto(), path.trim_start_matches('/')).exists()
+}
+
 /// Kill whatever is left in the cgroup at `path` and remove it from every
 /// hierarchy. Missing cgroups are fine: removal must work on half-made
 /// containers.

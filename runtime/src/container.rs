@@ -508,6 +508,16 @@ impl Runtime {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(m.pid), Signal::SIGKILL);
             }
         }
+        // Nor do its clones: libcontainer's intermediate and init processes
+        // stuck before they reached the cgroup, their monitor killed while
+        // it created the container (they carry the monitor's argv).
+        let dir = files.dir.to_string_lossy();
+        for pid in crate::proc::find(|argv| {
+            argv.get(1).is_some_and(|a| a == monitor::MONITOR_ARG)
+                && argv.get(2).is_some_and(|d| *d == dir)
+        }) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        }
         let lc_dir = self.root.libcontainer_root().join(id);
         if lc_dir.exists() {
             fs::remove_dir_all(&lc_dir).context(|| format!("remove {}", lc_dir.display()))?;

@@ -18,7 +18,7 @@ impl RuntimeRoot {
         &self.dir
     }
 
-    pub(crate) fn containers_dir(&self) -> PathBuf {
+    pub fn containers_dir(&self) -> PathBuf {
         self.dir.join("containers")
     }
 

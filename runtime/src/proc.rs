@@ -42,6 +42,27 @@ fn stat_fields(pid: i32) -> Option<(char, u64)> {
     Some((state, start))
 }
 
+/// Pids of the processes whose argv `matches`.
+pub fn find(matches: impl Fn(&[String]) -> bool) -> Vec<i32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(raw) = fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let argv: Vec<String> = raw
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            matches(&argv)
+        })
+        .collect()
+}
+
 /// Resident set size of a process in KiB.
 pub fn rss_kib(pid: i32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -65,5 +86,13 @@ mod tests {
         };
         assert!(!other.is_alive());
         assert!(rss_kib(me.pid).unwrap_or(0) > 0);
+    }
+
+    #[test]
+    fn find_matches_argv() {
+        let me = std::process::id() as i32;
+        let exe = std::env::args().next().unwrap_or_default();
+        assert!(find(|argv| argv.first() == Some(&exe)).contains(&me));
+        assert!(!find(|argv| argv.first().is_some_and(|a| a == "\u{1}no such")).contains(&me));
     }
 }

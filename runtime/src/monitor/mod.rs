@@ -28,6 +28,9 @@ pub use process::run;
 /// argv[1] that turns `berth` into a monitor.
 pub const MONITOR_ARG: &str = "__berth-monitor";
 const SYNC_FD: RawFd = 3;
+/// The longest creating (and with `--start`, starting) a container may
+/// take before its starter gives up on the monitor.
+const CREATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 const TEE_STDOUT_FD: RawFd = 4;
 const TEE_STDERR_FD: RawFd = 5;
 
@@ -139,7 +142,21 @@ impl MonitorHandle {
     }
 
     /// Wait for the container to be created; returns its init pid.
+    ///
+    /// libcontainer waits on its intermediate and init processes without a
+    /// timeout, and those (clones of the monitor) hold this pipe open: one
+    /// killed at the wrong moment would hang the monitor, or leave the pipe
+    /// open with nobody to write, for ever. So the wait is bounded.
     pub fn wait_created(&mut self, id: &str) -> Result<i32> {
+        if self.reader.buffer().is_empty() && !self.readable_within(id, CREATE_TIMEOUT)? {
+            return Err(Error::Monitor {
+                id: id.to_string(),
+                reason: format!(
+                    "no word from the monitor in {}s: creating the container hung",
+                    CREATE_TIMEOUT.as_secs()
+                ),
+            });
+        }
         match self.next(id)? {
             Some(Message::Created { pid }) => Ok(pid),
             Some(Message::Failed { error }) => Err(Error::Monitor {
@@ -154,6 +171,32 @@ impl MonitorHandle {
                 id: id.to_string(),
                 reason: "exited before the container was created (see monitor.log)".into(),
             }),
+        }
+    }
+
+    /// True once the pipe has data or is closed, false after `timeout`.
+    fn readable_within(&self, id: &str, timeout: std::time::Duration) -> Result<bool> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(
+                self.reader.get_ref().as_fd(),
+                PollFlags::POLLIN,
+            )];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(0) if left.is_zero() => return Ok(false),
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => return Ok(true),
+                Err(e) => {
+                    return Err(Error::Monitor {
+                        id: id.to_string(),
+                        reason: format!("wait for the monitor: {e}"),
+                    })
+                }
+            }
         }
     }
 
