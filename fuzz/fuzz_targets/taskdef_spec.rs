@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 
-use berth_orchestrator::containerize::{container_spec, overrides_for, TaskContext};
+use berth_orchestrator::containerize::{
+    container_spec, overrides_for, volume_dirs, TaskContext, VolumeDir,
+};
 use berth_orchestrator::model::TaskDefinition;
 use berth_orchestrator::names;
 use berth_orchestrator::taskdef::{check_launch, prepare};
@@ -84,22 +86,22 @@ fn fixture() -> &'static Fixture {
 }
 
 /// The task's volumes and namespaces as the supervisor makes them
-/// (supervisor.rs `make_volumes`, `prepare_task`), without touching the
+/// (`containerize::volume_dirs`, supervisor.rs `prepare_task`), without touching the
 /// disk; `None` where the supervisor refuses the volumes. Returns the
 /// context and the host paths of host volumes.
-fn context(td: &TaskDefinition) -> Option<(TaskContext, Vec<PathBuf>)> {
+fn context(td: &TaskDefinition, launch_type: &str) -> Option<(TaskContext, Vec<PathBuf>)> {
     let task_dir = Path::new(TASK_DIR);
     let mut volumes = BTreeMap::new();
     let mut host_sources = Vec::new();
-    for v in &td.volumes {
-        let dir = match v.host_path() {
-            Some(host_path) => {
-                host_sources.push(PathBuf::from(host_path));
-                PathBuf::from(host_path)
+    for (name, dir) in volume_dirs(td, launch_type, &task_dir.join("volumes")).ok()? {
+        let path = match dir {
+            VolumeDir::Host(p) => {
+                host_sources.push(p.clone());
+                p
             }
-            None => names::child(&task_dir.join("volumes"), &v.name).ok()?,
+            VolumeDir::Scratch(p) => p,
         };
-        volumes.insert(v.name.clone(), dir);
+        volumes.insert(name, path);
     }
     let host_network = td.network_mode.as_deref() == Some("host");
     let bridge = td.network_mode.as_deref() == Some("bridge");
@@ -257,7 +259,8 @@ fn check_oci(oci: &Value, fargate: bool, name: &str) {
 /// missing); otherwise it was written to the store directly and only the
 /// supervisor's own checks stand between it and the host.
 fn run(td: &TaskDefinition, fargate: bool, registered: bool) {
-    let Some((ctx, host_sources)) = context(td) else {
+    let launch_type = if fargate { "FARGATE" } else { "EC2" };
+    let Some((ctx, host_sources)) = context(td, launch_type) else {
         assert!(
             !registered,
             "the supervisor refuses the volumes of a registered definition"
