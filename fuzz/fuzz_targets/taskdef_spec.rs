@@ -28,25 +28,6 @@ use serde_json::Value;
 
 const TASK_DIR: &str = "/run/berth-fuzz/tasks/0123456789abcdef";
 
-/// Docker's (and ECS's) default capabilities; Fargate adds at most
-/// SYS_PTRACE.
-const DEFAULT_CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
 struct Fixture {
     /// A root filesystem with the users the seeds name.
     rootfs: tempfile::TempDir,
@@ -130,11 +111,7 @@ fn context(td: &TaskDefinition, launch_type: &str) -> Option<(TaskContext, Vec<P
         ipc_ns: Some("/proc/self/ns/ipc".into()),
         uts_ns: Some("/proc/self/ns/uts".into()),
         volumes,
-        mount_points: td
-            .container_definitions
-            .iter()
-            .map(|c| (c.name.clone(), c.mount_points.clone()))
-            .collect(),
+        mount_points: berth_orchestrator::containerize::mount_points(td),
         etc_files: vec![
             (task_dir.join("etc/hosts"), "/etc/hosts".into()),
             (task_dir.join("etc/resolv.conf"), "/etc/resolv.conf".into()),
@@ -226,7 +203,7 @@ fn check_oci(oci: &Value, fargate: bool, name: &str) {
     if fargate {
         for cap in &caps {
             assert!(
-                DEFAULT_CAPABILITIES.contains(cap) || *cap == "CAP_SYS_PTRACE",
+                berth_runtime::spec::DEFAULT_CAPABILITIES.contains(cap) || *cap == "CAP_SYS_PTRACE",
                 "container {name:?}: {cap} on Fargate"
             );
         }

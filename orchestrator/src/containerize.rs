@@ -151,6 +151,14 @@ pub struct TaskContext {
     pub etc_files: Vec<(PathBuf, String)>,
 }
 
+/// Each container's `mountPoints`, by container name.
+pub fn mount_points(td: &TaskDefinition) -> BTreeMap<String, Vec<Value>> {
+    td.container_definitions
+        .iter()
+        .map(|c| (c.name.clone(), c.mount_points.clone()))
+        .collect()
+}
+
 /// The task's /etc/hosts: localhost, the task's own name and its
 /// containers' names on its address, and every container's extraHosts.
 /// In bridge mode each container has its own address (`addresses`), and

@@ -750,11 +750,7 @@ impl<'a> Supervisor<'a> {
             ipc_ns: ns.path("ipc"),
             uts_ns: ns.path("uts"),
             volumes,
-            mount_points: td
-                .container_definitions
-                .iter()
-                .map(|c| (c.name.clone(), c.mount_points.clone()))
-                .collect(),
+            mount_points: crate::containerize::mount_points(td),
         })
     }
 

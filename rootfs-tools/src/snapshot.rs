@@ -315,10 +315,7 @@ fn copy_tree(layer: &Path, dest: &Path, links: &mut Links) -> io::Result<()> {
 /// own stay behind. One that cannot be set is a warning.
 fn copy_xattrs(src: &Path, dst: &Path) {
     use std::os::unix::ffi::OsStrExt;
-    let (Ok(s), Ok(d)) = (
-        std::ffi::CString::new(src.as_os_str().as_bytes()),
-        std::ffi::CString::new(dst.as_os_str().as_bytes()),
-    ) else {
+    let Ok(s) = std::ffi::CString::new(src.as_os_str().as_bytes()) else {
         return;
     };
     // SAFETY: a valid path; a null buffer asks for the size.
@@ -337,7 +334,7 @@ fn copy_xattrs(src: &Path, dst: &Path) {
         if name.starts_with(b"trusted.overlay.") {
             continue;
         }
-        let Ok(n) = std::ffi::CString::new(name) else {
+        let (Ok(n), Ok(text)) = (std::ffi::CString::new(name), std::str::from_utf8(name)) else {
             continue;
         };
         let mut value = vec![0u8; 64 * 1024];
@@ -350,25 +347,15 @@ fn copy_xattrs(src: &Path, dst: &Path) {
                 value.len(),
             )
         };
-        if len < 0 {
+        let Ok(len) = usize::try_from(len) else {
             continue;
-        }
-        // SAFETY: valid strings and a buffer of at least `len` bytes.
-        let rc = unsafe {
-            libc::lsetxattr(
-                d.as_ptr(),
-                n.as_ptr(),
-                value.as_ptr().cast(),
-                len as usize,
-                0,
-            )
         };
-        if rc != 0 {
+        value.truncate(len);
+        if let Err(e) = crate::unpack::set_xattr_nofollow(dst, text, &value) {
             tracing::warn!(
                 path = %dst.display(),
-                xattr = %String::from_utf8_lossy(name),
-                "xattr not copied: {}",
-                io::Error::last_os_error()
+                xattr = text,
+                "xattr not copied: {e}"
             );
         }
     }

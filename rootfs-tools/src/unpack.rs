@@ -650,7 +650,7 @@ fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     set_xattr_nofollow(path, name, value)
 }
 
-fn set_xattr_nofollow(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
+pub(crate) fn set_xattr_nofollow(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let p = cstr(path.as_os_str().as_bytes())?;
     let n = cstr(name)?;

@@ -11,7 +11,7 @@ use oci_spec::runtime::{Capability, Spec};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-pub use defaults::DEFAULT_PATH;
+pub use defaults::{DEFAULT_CAPABILITIES, DEFAULT_PATH};
 
 use crate::error::{Error, Result};
 use crate::resources::Resources;
