@@ -618,6 +618,20 @@ pub fn check_security(td: &TaskDefinition) -> EcsResult<()> {
                 "{path}.linuxParameters.devices: berth does not pass host devices into containers"
             )));
         }
+        if td.network_mode.as_deref() == Some("host") {
+            for (j, sc) in c.system_controls.iter().enumerate() {
+                let ns = sc
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if ns.starts_with("net.") {
+                    return Err(EcsError::client(format!(
+                        "{path}.systemControls[{j}].namespace: {ns:?}: with networkMode 'host' \
+                         a net.* parameter would change the host's own network settings"
+                    )));
+                }
+            }
+        }
         for (j, opt) in c.docker_security_options.iter().enumerate() {
             security_option(opt).map_err(|why| {
                 EcsError::client(format!("{path}.dockerSecurityOptions[{j}]: {opt:?}: {why}"))
@@ -762,6 +776,21 @@ mod tests {
 
     fn err(v: Value) -> String {
         prepare(td(v)).expect_err("must be refused").to_string()
+    }
+
+    #[test]
+    fn host_mode_refuses_net_sysctls_at_registration() {
+        let def = |ns: &str| {
+            json!({ "family": "h", "networkMode": "host", "containerDefinitions": [{
+                "name": "a", "image": "busybox", "memory": 64,
+                "systemControls": [{ "namespace": ns, "value": "1" }] }] })
+        };
+        let e = err(def("net.ipv4.ip_forward"));
+        assert!(
+            e.contains("containerDefinitions[0].systemControls[0].namespace"),
+            "{e}"
+        );
+        prepare(td(def("kernel.msgmax"))).expect("an IPC sysctl stays the container's");
     }
 
     fn web() -> Value {
