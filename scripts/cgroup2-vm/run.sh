@@ -121,6 +121,7 @@ trap 'rm -rf "$out"' EXIT
     printf 'cd %q\n' "$PWD"
     printf '%s\n' "$1"
 } >"$out/cmd.sh"
+printf '%s\n' "$PWD" >"$out/pwd"
 
 echo "cgroup2-vm: kernel $abi, ${mem} MiB, $cpus vCPUs (TCG)"
 status=0
