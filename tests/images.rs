@@ -711,15 +711,7 @@ fn hostile_image_security_devices_are_unusable_and_the_store_is_private() {
             "{node} in the unpacked layer"
         );
     }
-    for sub in [
-        "",
-        "blobs",
-        "blobs/sha256",
-        "ingest",
-        "layers",
-        "layers/sha256",
-        "snapshots",
-    ] {
+    for sub in berth_rootfs::store::PRIVATE_DIRS {
         let mode = std::fs::metadata(store.join(sub))
             .expect("stat")
             .permissions()

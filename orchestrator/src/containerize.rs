@@ -429,11 +429,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn security_options_and_capabilities_reach_the_spec() {
-        let image = ContainerConfig::default();
-        let ctx = TaskContext {
-            per_container: BTreeMap::new(),
+    /// A task context with nothing but `per_container`.
+    fn bare_context(per_container: BTreeMap<String, OwnNamespaces>) -> TaskContext {
+        TaskContext {
+            per_container,
             hostname: "h".into(),
             network_ns: None,
             ipc_ns: None,
@@ -441,7 +440,13 @@ mod tests {
             volumes: BTreeMap::new(),
             mount_points: BTreeMap::new(),
             etc_files: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn security_options_and_capabilities_reach_the_spec() {
+        let image = ContainerConfig::default();
+        let ctx = bare_context(BTreeMap::new());
         let d = def(serde_json::json!({
             "name": "a", "image": "i", "command": ["true"],
             "dockerSecurityOptions": ["no-new-privileges"],
@@ -496,16 +501,7 @@ mod tests {
     fn a_long_container_name_makes_a_hostname_that_fits() {
         let name = "c".repeat(255);
         let d = def(serde_json::json!({ "name": name, "image": "i" }));
-        let ctx = TaskContext {
-            per_container: [(name.clone(), (None, None, None))].into(),
-            hostname: "t".into(),
-            network_ns: None,
-            ipc_ns: None,
-            uts_ns: None,
-            volumes: BTreeMap::new(),
-            mount_points: BTreeMap::new(),
-            etc_files: Vec::new(),
-        };
+        let ctx = bare_context([(name.clone(), (None, None, None))].into());
         let image = ContainerConfig {
             cmd: Some(vec!["sh".into()]),
             ..Default::default()

@@ -23,6 +23,18 @@ pub const PRIVATE_FILE: u32 = 0o600;
 
 /// Create `dir` (and its parents) and make it 0700 whatever the umask, or
 /// whatever an older berth left.
+/// The store's directories (relative to its root, "" the root itself),
+/// each made private (0700) on open.
+pub const PRIVATE_DIRS: &[&str] = &[
+    "",
+    "blobs",
+    "blobs/sha256",
+    "ingest",
+    "layers",
+    "layers/sha256",
+    "snapshots",
+];
+
 pub(crate) fn private_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR))
@@ -60,16 +72,8 @@ impl ContentStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let store = Self { root: root.into() };
         let root = &store.root;
-        for dir in [
-            root.clone(),
-            root.join("blobs"),
-            store.blobs_dir(),
-            store.ingest_dir(),
-            root.join("layers"),
-            store.layers_dir(),
-            root.join("snapshots"),
-        ] {
-            private_dir(&dir)?;
+        for sub in PRIVATE_DIRS {
+            private_dir(&root.join(sub))?;
         }
         Ok(store)
     }
@@ -364,15 +368,7 @@ mod tests {
         store.set_ref("localhost/x:1", &d).expect("ref");
         let _lease = store.writer_lease().expect("lease");
         let mode = |p: &Path| fs::metadata(p).expect("stat").mode() & 0o7777;
-        for sub in [
-            "",
-            "blobs",
-            "blobs/sha256",
-            "ingest",
-            "layers",
-            "layers/sha256",
-            "snapshots",
-        ] {
+        for sub in PRIVATE_DIRS {
             assert_eq!(mode(&root.join(sub)), 0o700, "{sub}/");
         }
         for file in ["refs.json", "gc.lock", &format!("blobs/sha256/{}", d.hex())] {
