@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use crate::error::{EcsError, EcsResult};
 use crate::model::{ContainerDefinition, TaskDefinition};
-use crate::taskdef::{MAX_CPU_UNITS, MAX_MEMORY_MIB};
 
 /// `run-task --overrides` for one container.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -98,21 +97,8 @@ pub fn check_overrides(overrides: &Value, defs: &[ContainerDefinition]) -> EcsRe
                 o.name
             )));
         }
-        if let Some(cpu) = o.cpu.filter(|&c| c > MAX_CPU_UNITS) {
-            return Err(EcsError::invalid(format!(
-                "{path}.cpu: {cpu} is more than the maximum of {MAX_CPU_UNITS} CPU units"
-            )));
-        }
-        for (field, value) in [
-            ("memory", o.memory),
-            ("memoryReservation", o.memory_reservation),
-        ] {
-            if let Some(v) = value.filter(|&v| v > MAX_MEMORY_MIB) {
-                return Err(EcsError::invalid(format!(
-                    "{path}.{field}: {v} MiB is more than the maximum of {MAX_MEMORY_MIB} MiB"
-                )));
-            }
-        }
+        crate::taskdef::container_size_bounds(&path, o.cpu, o.memory, o.memory_reservation)
+            .map_err(EcsError::invalid)?;
     }
     Ok(())
 }

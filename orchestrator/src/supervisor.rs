@@ -1305,7 +1305,7 @@ pub fn is_orphaned(task: &Task) -> bool {
         .berth
         .as_ref()
         .is_none_or(|b| b.supervisor_pid.is_none());
-    !task.is_stopped() && !starting && !supervisor_alive(task)
+    may_claim(task) && !starting
 }
 
 /// True while the task's supervisor process lives.

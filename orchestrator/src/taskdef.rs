@@ -498,25 +498,38 @@ fn task_size(td: &TaskDefinition) -> EcsResult<(Option<u64>, Option<u64>)> {
     Ok((cpu, memory))
 }
 
+/// A container's cpu units and memory (MiB) within the ranges berth can
+/// account without wrapping, for its definition and for run-task's
+/// overrides alike; the error names the field under `path`.
+pub fn container_size_bounds(
+    path: &str,
+    cpu: Option<u64>,
+    memory: Option<u64>,
+    memory_reservation: Option<u64>,
+) -> Result<(), String> {
+    if let Some(cpu) = cpu.filter(|&c| c > MAX_CPU_UNITS) {
+        return Err(format!(
+            "{path}.cpu: {cpu} is more than the maximum of {MAX_CPU_UNITS} CPU units"
+        ));
+    }
+    for (field, value) in [
+        ("memory", memory),
+        ("memoryReservation", memory_reservation),
+    ] {
+        if let Some(v) = value.filter(|&v| v > MAX_MEMORY_MIB) {
+            return Err(format!(
+                "{path}.{field}: {v} MiB is more than the maximum of {MAX_MEMORY_MIB} MiB"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A container's cpu, memory and timeouts within the ranges berth can
 /// account without wrapping.
 fn check_container_bounds(path: &str, c: &ContainerDefinition) -> EcsResult<()> {
-    if c.cpu > MAX_CPU_UNITS {
-        return Err(EcsError::client(format!(
-            "{path}.cpu: {} is more than the maximum of {MAX_CPU_UNITS} CPU units",
-            c.cpu
-        )));
-    }
-    for (field, value) in [
-        ("memory", c.memory),
-        ("memoryReservation", c.memory_reservation),
-    ] {
-        if let Some(v) = value.filter(|&v| v > MAX_MEMORY_MIB) {
-            return Err(EcsError::client(format!(
-                "{path}.{field}: {v} MiB is more than the maximum of {MAX_MEMORY_MIB} MiB"
-            )));
-        }
-    }
+    container_size_bounds(path, Some(c.cpu), c.memory, c.memory_reservation)
+        .map_err(EcsError::client)?;
     for (field, value) in [
         ("stopTimeout", c.stop_timeout),
         ("startTimeout", c.start_timeout),

@@ -21,8 +21,6 @@ static INGEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub const PRIVATE_DIR: u32 = 0o700;
 pub const PRIVATE_FILE: u32 = 0o600;
 
-/// Create `dir` (and its parents) and make it 0700 whatever the umask, or
-/// whatever an older berth left.
 /// The store's directories (relative to its root, "" the root itself),
 /// each made private (0700) on open.
 pub const PRIVATE_DIRS: &[&str] = &[
@@ -35,6 +33,8 @@ pub const PRIVATE_DIRS: &[&str] = &[
     "snapshots",
 ];
 
+/// Create `dir` (and its parents) and make it 0700 whatever the umask, or
+/// whatever an older berth left.
 pub(crate) fn private_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR))

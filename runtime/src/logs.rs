@@ -159,7 +159,7 @@ fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .create(true)
         .append(true)
-        .mode(0o600)
+        .mode(crate::fsutil::PRIVATE_FILE)
         .open(path)
 }
 
