@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_orchestrator::model::Task;
+use berth_orchestrator::model::{Task, TaskStatus};
 use berth_orchestrator::store::{Expect, Op, SqliteStore, Store};
 use berth_tests::{assert_ok, free_port, parse_json, stderr, task_ids, World};
 use serde_json::{json, Value};
@@ -316,7 +316,7 @@ fn leftovers(w: &World, keep: &str) -> Vec<String> {
         if id == keep {
             continue;
         }
-        if task.last_status != "STOPPED" {
+        if task.last_status != TaskStatus::Stopped {
             out.push(format!(
                 "task {id} is {} (desired {})",
                 task.last_status, task.desired_status

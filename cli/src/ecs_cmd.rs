@@ -3,7 +3,8 @@
 use anyhow::Context;
 use berth_orchestrator::model::Task;
 use berth_orchestrator::model::{
-    name_from_arn, DeploymentConfiguration, Partition, Tag, TaskDefinition,
+    name_from_arn, DeploymentConfiguration, DesiredStatus, InstanceStatus, LaunchType, Partition,
+    SchedulingStrategy, Tag, TaskDefinition, TaskStatus,
 };
 use berth_orchestrator::services::CreateService;
 use berth_orchestrator::supervisor::{self, SupervisorArgs};
@@ -113,7 +114,7 @@ pub enum EcsCommand {
         count: Option<u32>,
         /// EC2 (default) or FARGATE.
         #[arg(long)]
-        launch_type: Option<String>,
+        launch_type: Option<LaunchType>,
         #[command(flatten)]
         launch: LaunchArgs,
     },
@@ -129,7 +130,7 @@ pub enum EcsCommand {
         desired_count: u32,
         /// EC2 (default) or FARGATE.
         #[arg(long)]
-        launch_type: Option<String>,
+        launch_type: Option<LaunchType>,
         /// JSON, or maximumPercent=N,minimumHealthyPercent=N.
         #[arg(long)]
         deployment_configuration: Option<String>,
@@ -146,7 +147,7 @@ pub enum EcsCommand {
         health_check_grace_period_seconds: Option<u32>,
         /// REPLICA (default).
         #[arg(long)]
-        scheduling_strategy: Option<String>,
+        scheduling_strategy: Option<SchedulingStrategy>,
         #[arg(long, num_args = 1..)]
         tags: Vec<String>,
     },
@@ -251,7 +252,7 @@ pub enum EcsCommand {
         cluster: Option<String>,
         /// RUNNING (default) or STOPPED.
         #[arg(long)]
-        desired_status: Option<String>,
+        desired_status: Option<DesiredStatus>,
         #[arg(long)]
         family: Option<String>,
         #[arg(long)]
@@ -307,7 +308,7 @@ pub enum EcsCommand {
         container_instances: Vec<String>,
         /// ACTIVE or DRAINING.
         #[arg(long)]
-        status: String,
+        status: InstanceStatus,
     },
     /// Register this host in a cluster (it also registers on first use).
     RegisterContainerInstance {
@@ -395,7 +396,7 @@ fn run_request(
     cluster: Option<String>,
     task_definition: String,
     count: u32,
-    launch_type: Option<String>,
+    launch_type: Option<LaunchType>,
     launch: LaunchArgs,
 ) -> anyhow::Result<RunTask> {
     let LaunchArgs {
@@ -437,7 +438,7 @@ fn merge_run_input(req: &mut RunTask, input: &Value, count_given: bool) -> anyho
         }
     }
     if req.launch_type.is_none() {
-        req.launch_type = text("launchType");
+        req.launch_type = text("launchType").as_deref().map(LaunchType::parse);
     }
     if req.overrides.as_object().is_none_or(|o| o.is_empty()) {
         if let Some(o) = input.get("overrides") {
@@ -906,7 +907,7 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
         } => ecs.list_tasks(
             cluster.as_deref(),
             &berth_orchestrator::tasks::TaskFilter {
-                desired_status: desired_status.as_deref(),
+                desired_status,
                 family: family.as_deref(),
                 started_by: started_by.as_deref(),
                 container_instance: container_instance.as_deref(),
@@ -930,7 +931,7 @@ fn call(ecs: &Ecs, roots: &Roots, cmd: EcsCommand) -> Result<Outcome, EcsError> 
                     "container: task {task} has no container {container:?}"
                 )));
             }
-            if t.last_status != "RUNNING" {
+            if t.last_status != TaskStatus::Running {
                 return Err(EcsError::invalid(format!(
                     "task {task} is {}, not RUNNING",
                     t.last_status

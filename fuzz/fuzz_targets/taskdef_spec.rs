@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use berth_orchestrator::containerize::{
     container_spec, overrides_for, volume_dirs, TaskContext, VolumeDir,
 };
-use berth_orchestrator::model::TaskDefinition;
+use berth_orchestrator::model::{LaunchType, NetworkMode, TaskDefinition};
 use berth_orchestrator::names;
 use berth_orchestrator::taskdef::{check_launch, prepare};
 use berth_rootfs::image::ContainerConfig;
@@ -70,7 +70,7 @@ fn fixture() -> &'static Fixture {
 /// (`containerize::volume_dirs`, supervisor.rs `prepare_task`), without touching the
 /// disk; `None` where the supervisor refuses the volumes. Returns the
 /// context and the host paths of host volumes.
-fn context(td: &TaskDefinition, launch_type: &str) -> Option<(TaskContext, Vec<PathBuf>)> {
+fn context(td: &TaskDefinition, launch_type: &LaunchType) -> Option<(TaskContext, Vec<PathBuf>)> {
     let task_dir = Path::new(TASK_DIR);
     let mut volumes = BTreeMap::new();
     let mut host_sources = Vec::new();
@@ -84,8 +84,8 @@ fn context(td: &TaskDefinition, launch_type: &str) -> Option<(TaskContext, Vec<P
         };
         volumes.insert(name, path);
     }
-    let host_network = td.network_mode.as_deref() == Some("host");
-    let bridge = td.network_mode.as_deref() == Some("bridge");
+    let host_network = td.network_mode == Some(NetworkMode::Host);
+    let bridge = td.network_mode == Some(NetworkMode::Bridge);
     let own_ns = || Some(PathBuf::from("/proc/self/ns/net"));
     let per_container = if bridge {
         td.container_definitions
@@ -235,9 +235,17 @@ fn check_oci(oci: &Value, fargate: bool, name: &str) {
 /// the runtime must accept what it makes (only the image's users may be
 /// missing); otherwise it was written to the store directly and only the
 /// supervisor's own checks stand between it and the host.
+fn launch_type_of(fargate: bool) -> LaunchType {
+    if fargate {
+        LaunchType::Fargate
+    } else {
+        LaunchType::Ec2
+    }
+}
+
 fn run(td: &TaskDefinition, fargate: bool, registered: bool) {
-    let launch_type = if fargate { "FARGATE" } else { "EC2" };
-    let Some((ctx, host_sources)) = context(td, launch_type) else {
+    let launch_type = launch_type_of(fargate);
+    let Some((ctx, host_sources)) = context(td, &launch_type) else {
         assert!(
             !registered,
             "the supervisor refuses the volumes of a registered definition"
@@ -293,7 +301,7 @@ fuzz_target!(|data: &[u8]| {
         // Not registrable, but a store written by hand (or an older berth)
         // may hold it: what the supervisor checks must still keep it in.
         for fargate in [false, true] {
-            if check_launch(&td, if fargate { "FARGATE" } else { "EC2" }).is_ok() {
+            if check_launch(&td, &launch_type_of(fargate)).is_ok() {
                 run(&td, fargate, false);
             }
         }
@@ -311,9 +319,9 @@ fuzz_target!(|data: &[u8]| {
         "a stored definition reads back as itself"
     );
 
-    let requires_fargate = td.requires_compatibilities.iter().any(|c| c == "FARGATE");
+    let requires_fargate = td.requires_compatibilities.contains(&LaunchType::Fargate);
     for fargate in [false, true] {
-        match check_launch(&td, if fargate { "FARGATE" } else { "EC2" }) {
+        match check_launch(&td, &launch_type_of(fargate)) {
             Ok(()) => run(&td, fargate, true),
             Err(e) => assert!(
                 !(fargate && requires_fargate),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{EcsError, EcsResult};
-use crate::model::{ContainerDefinition, TaskDefinition};
+use crate::model::{ContainerDefinition, LaunchType, TaskDefinition};
 
 /// `run-task --overrides` for one container.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -61,7 +61,7 @@ impl VolumeDir {
 /// volume on Fargate. Pure: makes nothing.
 pub fn volume_dirs(
     td: &TaskDefinition,
-    launch_type: &str,
+    launch_type: &LaunchType,
     base: &Path,
 ) -> EcsResult<BTreeMap<String, VolumeDir>> {
     crate::taskdef::check_launch(td, launch_type)?;
@@ -398,19 +398,27 @@ mod tests {
                 "containerDefinitions": [{ "name": "a", "image": "i", "memory": 8 }],
             }))
         };
-        let dirs = volume_dirs(&with(serde_json::json!({ "name": "data" })), "EC2", base)
-            .expect("a scratch volume");
+        let dirs = volume_dirs(
+            &with(serde_json::json!({ "name": "data" })),
+            &LaunchType::Ec2,
+            base,
+        )
+        .expect("a scratch volume");
         assert_eq!(dirs["data"], VolumeDir::Scratch(base.join("data")));
         let host = with(serde_json::json!({ "name": "h", "host": { "sourcePath": "/srv" } }));
         assert_eq!(
-            volume_dirs(&host, "EC2", base).expect("EC2")["h"],
+            volume_dirs(&host, &LaunchType::Ec2, base).expect("EC2")["h"],
             VolumeDir::Host("/srv".into())
         );
-        let e = volume_dirs(&host, "FARGATE", base).expect_err("Fargate");
+        let e = volume_dirs(&host, &LaunchType::Fargate, base).expect_err("Fargate");
         assert!(e.message.contains("volumes[0].host.sourcePath"), "{e}");
         for name in ["/", "..", "../../../../etc", "a/b", "", "a\0"] {
-            let e = volume_dirs(&with(serde_json::json!({ "name": name })), "EC2", base)
-                .expect_err(name);
+            let e = volume_dirs(
+                &with(serde_json::json!({ "name": name })),
+                &LaunchType::Ec2,
+                base,
+            )
+            .expect_err(name);
             assert!(e.message.starts_with("volumes[0].name: "), "{name:?}: {e}");
         }
     }

@@ -9,7 +9,8 @@ use serde_json::json;
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::Host;
 use crate::model::{
-    name_from_arn, Cluster, ClusterNetwork, Failure, Partition, Tag, TaskDefinition,
+    name_from_arn, Cluster, ClusterNetwork, ClusterStatus, Failure, Partition, Tag, TaskDefinition,
+    TaskDefinitionStatus, TaskStatus,
 };
 use crate::store::{Expect, Op, SqliteStore, Store, StoreError};
 use crate::{names, taskdef};
@@ -204,7 +205,7 @@ impl Ecs {
         Cluster {
             cluster_arn: self.cluster_arn(name),
             cluster_name: name.to_string(),
-            status: "ACTIVE".into(),
+            status: ClusterStatus::Active,
             tags,
             network: Some(network.record()),
             ..Default::default()
@@ -249,7 +250,7 @@ impl Ecs {
         let mut nets = Vec::new();
         for (_, rec) in self.store.list("clusters/")? {
             let c: Cluster = decode(&rec.value)?;
-            if c.status == "ACTIVE" {
+            if c.status == ClusterStatus::Active {
                 nets.push((c.cluster_name.clone(), self.cluster_network(&c)?));
             }
         }
@@ -264,7 +265,7 @@ impl Ecs {
                 // Without counts: counting reads every task of the cluster,
                 // which only describe-clusters needs.
                 let c: Cluster = decode(&rec.value)?;
-                if c.status == "ACTIVE" {
+                if c.status == ClusterStatus::Active {
                     return Ok(c);
                 }
                 Err(EcsError::new(
@@ -289,9 +290,9 @@ impl Ecs {
         let mut pending = 0;
         for (_, rec) in self.store.list(&format!("tasks/{}/", c.cluster_name))? {
             let task: serde_json::Value = decode(&rec.value)?;
-            match task["lastStatus"].as_str() {
-                Some("RUNNING") => running += 1,
-                Some("STOPPED") => {}
+            match task["lastStatus"].as_str().map(TaskStatus::parse) {
+                Some(TaskStatus::Running) => running += 1,
+                Some(TaskStatus::Stopped) => {}
                 _ => pending += 1,
             }
         }
@@ -317,7 +318,7 @@ impl Ecs {
                 // same network.
                 Some(rec) => {
                     let c: Cluster = decode(&rec.value)?;
-                    if c.status == "ACTIVE" {
+                    if c.status == ClusterStatus::Active {
                         let theirs = self.cluster_network(&c)?;
                         if theirs != network {
                             return Err(EcsError::invalid(format!(
@@ -375,7 +376,7 @@ impl Ecs {
         let mut arns = Vec::new();
         for (_, rec) in self.store.list("clusters/")? {
             let c: Cluster = decode(&rec.value)?;
-            if c.status == "ACTIVE" {
+            if c.status == ClusterStatus::Active {
                 arns.push(c.cluster_arn);
             }
         }
@@ -411,7 +412,7 @@ impl Ecs {
                 ));
             }
             let mut inactive = c;
-            inactive.status = "INACTIVE".into();
+            inactive.status = ClusterStatus::Inactive;
             let op = Op::Put {
                 key: cluster_key(&name),
                 value: encode(&inactive)?,
@@ -443,7 +444,7 @@ impl Ecs {
             let revision = latest + 1;
             let mut d = definition.clone();
             d.revision = Some(revision);
-            d.status = Some("ACTIVE".into());
+            d.status = Some(TaskDefinitionStatus::Active);
             d.registered_at = Some(now());
             d.task_definition_arn = Some(
                 self.partition
@@ -501,7 +502,7 @@ impl Ecs {
                 let mut found = None;
                 for (key, rec) in self.store.list(&format!("taskdefs/{spec}/"))? {
                     let stored: StoredTaskDefinition = decode(&rec.value)?;
-                    if stored.definition.status.as_deref() == Some("ACTIVE") {
+                    if stored.definition.status == Some(TaskDefinitionStatus::Active) {
                         found = Some((key, rec, stored));
                     }
                 }
@@ -518,7 +519,7 @@ impl Ecs {
     /// The definition a task will run: it must be ACTIVE.
     pub fn active_task_definition(&self, reference: &str) -> EcsResult<TaskDefinition> {
         let (_, _, stored) = self.find_task_definition(reference)?;
-        if stored.definition.status.as_deref() != Some("ACTIVE") {
+        if stored.definition.status != Some(TaskDefinitionStatus::Active) {
             return Err(EcsError::client(format!(
                 "TaskDefinition is inactive: {reference}"
             )));
@@ -547,7 +548,7 @@ impl Ecs {
         status: Option<&str>,
         descending: bool,
     ) -> EcsResult<serde_json::Value> {
-        let status = status.unwrap_or("ACTIVE");
+        let wanted = status_filter(status);
         let mut arns = Vec::new();
         for (_, rec) in self
             .store
@@ -555,7 +556,7 @@ impl Ecs {
         {
             let stored: StoredTaskDefinition = decode(&rec.value)?;
             let d = stored.definition;
-            if status == "ALL" || d.status.as_deref() == Some(status) {
+            if wanted.is_none() || d.status == wanted {
                 arns.extend(d.task_definition_arn);
             }
         }
@@ -570,7 +571,7 @@ impl Ecs {
         family_prefix: Option<&str>,
         status: Option<&str>,
     ) -> EcsResult<serde_json::Value> {
-        let status = status.unwrap_or("ACTIVE");
+        let filter = status_filter(status);
         let mut families: Vec<String> = Vec::new();
         for (_, rec) in self
             .store
@@ -578,20 +579,22 @@ impl Ecs {
         {
             let stored: StoredTaskDefinition = decode(&rec.value)?;
             let d = stored.definition;
-            let active = d.status.as_deref() == Some("ACTIVE");
-            let wanted = match status {
-                "ALL" => true,
-                "INACTIVE" => !active,
+            let active = d.status == Some(TaskDefinitionStatus::Active);
+            let wanted = match &filter {
+                None => true,
+                Some(TaskDefinitionStatus::Inactive) => !active,
                 _ => active,
             };
             if wanted && families.last() != Some(&d.family) {
                 families.push(d.family);
             }
         }
-        if status == "INACTIVE" {
+        if filter == Some(TaskDefinitionStatus::Inactive) {
             // A family is INACTIVE only when none of its revisions is ACTIVE.
-            let active: Vec<String> = match self
-                .list_task_definition_families(family_prefix, Some("ACTIVE"))?["families"]
+            let active: Vec<String> = match self.list_task_definition_families(
+                family_prefix,
+                Some(TaskDefinitionStatus::Active.as_str()),
+            )?["families"]
                 .as_array()
             {
                 Some(a) => a
@@ -614,7 +617,7 @@ impl Ecs {
         }
         let definition = retry(|| {
             let (key, rec, mut stored) = self.find_task_definition(reference)?;
-            stored.definition.status = Some("INACTIVE".into());
+            stored.definition.status = Some(TaskDefinitionStatus::Inactive);
             stored.definition.deregistered_at = Some(now());
             let op = Op::Put {
                 key,
@@ -624,6 +627,16 @@ impl Ecs {
             Ok(self.store.commit(&[op]).map(|_| stored.definition))
         })?;
         Ok(json!({ "taskDefinition": definition }))
+    }
+}
+
+/// list-task-definitions' `--status`: one status (ACTIVE when absent),
+/// or None for `ALL`.
+fn status_filter(status: Option<&str>) -> Option<TaskDefinitionStatus> {
+    match status {
+        Some("ALL") => None,
+        Some(s) => Some(TaskDefinitionStatus::parse(s)),
+        None => Some(TaskDefinitionStatus::Active),
     }
 }
 

@@ -7,17 +7,15 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EcsError, EcsResult};
+use crate::model::HealthStatus::{self, Healthy, Unhealthy, Unknown};
 
-pub const HEALTHY: &str = "HEALTHY";
-pub const UNHEALTHY: &str = "UNHEALTHY";
-pub const UNKNOWN: &str = "UNKNOWN";
-
-/// The constant for a stored status (anything else is UNKNOWN).
-pub fn status_named(status: &str) -> &'static str {
+/// What a stored status counts as: a spelling berth does not know is
+/// UNKNOWN.
+pub fn status_known(status: &HealthStatus) -> HealthStatus {
     match status {
-        HEALTHY => HEALTHY,
-        UNHEALTHY => UNHEALTHY,
-        _ => UNKNOWN,
+        Healthy => Healthy,
+        Unhealthy => Unhealthy,
+        _ => Unknown,
     }
 }
 
@@ -110,7 +108,7 @@ pub struct HealthTracker {
     retries: u32,
     start_period_ends: Instant,
     failures: u32,
-    status: &'static str,
+    status: HealthStatus,
 }
 
 impl HealthTracker {
@@ -119,47 +117,49 @@ impl HealthTracker {
             retries: check.retries(),
             start_period_ends: started + check.start_period(),
             failures: 0,
-            status: UNKNOWN,
+            status: Unknown,
         }
     }
 
-    pub fn status(&self) -> &'static str {
-        self.status
+    pub fn status(&self) -> &HealthStatus {
+        &self.status
     }
 
     /// Take one probe's result; returns the new status when it changed.
-    pub fn record(&mut self, passed: bool, at: Instant) -> Option<&'static str> {
-        let before = self.status;
+    pub fn record(&mut self, passed: bool, at: Instant) -> Option<HealthStatus> {
+        let before = self.status.clone();
         if passed {
             self.failures = 0;
-            self.status = HEALTHY;
+            self.status = Healthy;
         } else if at >= self.start_period_ends {
             self.failures += 1;
             if self.failures >= self.retries {
-                self.status = UNHEALTHY;
+                self.status = Unhealthy;
             }
         }
-        (self.status != before).then_some(self.status)
+        (self.status != before).then(|| self.status.clone())
     }
 }
 
 /// A task's health from its essential containers that have checks:
 /// UNHEALTHY over UNKNOWN over HEALTHY; UNKNOWN when none has a check.
-pub fn task_health<'a>(essential_checked: impl IntoIterator<Item = &'a str>) -> &'static str {
+pub fn task_health<'a>(
+    essential_checked: impl IntoIterator<Item = &'a HealthStatus>,
+) -> HealthStatus {
     let mut any = false;
     let mut unknown = false;
     for status in essential_checked {
         any = true;
         match status {
-            UNHEALTHY => return UNHEALTHY,
-            HEALTHY => {}
+            Unhealthy => return Unhealthy,
+            Healthy => {}
             _ => unknown = true,
         }
     }
     if any && !unknown {
-        HEALTHY
+        Healthy
     } else {
-        UNKNOWN
+        Unknown
     }
 }
 
@@ -219,10 +219,10 @@ mod tests {
         let t0 = Instant::now();
         let mut h = HealthTracker::new(&c, t0);
         assert_eq!(h.record(false, t0), None);
-        assert_eq!(h.record(true, t0), Some(HEALTHY));
+        assert_eq!(h.record(true, t0), Some(Healthy));
         assert_eq!(h.record(false, t0), None);
-        assert_eq!(h.record(false, t0), Some(UNHEALTHY));
-        assert_eq!(h.record(true, t0), Some(HEALTHY));
+        assert_eq!(h.record(false, t0), Some(Unhealthy));
+        assert_eq!(h.record(true, t0), Some(Healthy));
     }
 
     #[test]
@@ -232,18 +232,22 @@ mod tests {
         let t0 = Instant::now();
         let mut h = HealthTracker::new(&c, t0);
         assert_eq!(h.record(false, t0 + Duration::from_secs(5)), None);
-        assert_eq!(h.status(), UNKNOWN);
+        assert_eq!(h.status(), &Unknown);
         assert_eq!(
             h.record(false, t0 + Duration::from_secs(11)),
-            Some(UNHEALTHY)
+            Some(Unhealthy)
         );
     }
 
     #[test]
     fn task_health_priority() {
-        assert_eq!(task_health([]), UNKNOWN);
-        assert_eq!(task_health([HEALTHY, HEALTHY]), HEALTHY);
-        assert_eq!(task_health([HEALTHY, UNKNOWN]), UNKNOWN);
-        assert_eq!(task_health([UNKNOWN, UNHEALTHY]), UNHEALTHY);
+        assert_eq!(task_health([]), Unknown);
+        assert_eq!(task_health([&Healthy, &Healthy]), Healthy);
+        assert_eq!(task_health([&Healthy, &Unknown]), Unknown);
+        assert_eq!(task_health([&Unknown, &Unhealthy]), Unhealthy);
+        let odd = HealthStatus::Other("STARTING".into());
+        assert_eq!(task_health([&Healthy, &odd]), Unknown);
+        assert_eq!(status_known(&odd), Unknown);
+        assert_eq!(status_known(&Unhealthy), Unhealthy);
     }
 }

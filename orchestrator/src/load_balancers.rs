@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 
 use crate::ecs::{decode, encode, now, Ecs};
 use crate::error::{EcsError, EcsResult};
-use crate::model::{LoadBalancer, Service, ServiceLoadBalancer, Task, TaskDefinition};
+use crate::model::{
+    LoadBalancer, NetworkMode, Service, ServiceLoadBalancer, ServiceStatus, Task, TaskDefinition,
+};
 use crate::store::{Expect, Op, StoreError};
 use crate::tasks::port_key;
 
@@ -231,7 +233,7 @@ impl Ecs {
     pub fn delete_load_balancer(&self, name: &str) -> EcsResult<Value> {
         let lb = self.load_balancer(name)?;
         let users = self.services_using(name)?;
-        if let Some(s) = users.iter().find(|s| s.status == "ACTIVE") {
+        if let Some(s) = users.iter().find(|s| s.status == ServiceStatus::Active) {
             return Err(EcsError::invalid(format!(
                 "loadBalancerName: {name:?} is used by service {} (delete it or detach it first)",
                 s.service_name
@@ -265,7 +267,7 @@ impl Ecs {
                 .load_balancers
                 .iter()
                 .any(|e| e.load_balancer_name.as_deref() == Some(name));
-            if s.status != "INACTIVE" && uses {
+            if s.status != ServiceStatus::Inactive && uses {
                 out.push(s);
             }
         }
@@ -370,8 +372,8 @@ impl Ecs {
                 )));
             }
             if !matches!(
-                td.network_mode.as_deref(),
-                Some("awsvpc") | Some("bridge") | None
+                td.network_mode,
+                Some(NetworkMode::Awsvpc | NetworkMode::Bridge) | None
             ) {
                 return Err(EcsError::invalid(format!(
                     "{field}: load balancers need the bridge or awsvpc network mode"

@@ -12,7 +12,9 @@ use crate::ecs::{decode, encode, now, retry, Ecs};
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::random_hex32;
 use crate::model::{
-    name_from_arn, DeploymentConfiguration, Failure, Service, ServiceEvent, Tag, Task,
+    name_from_arn, DeploymentConfiguration, DeploymentStatus, DesiredStatus, Failure,
+    InstanceStatus, LaunchType, RolloutState, SchedulingStrategy, Service, ServiceEvent,
+    ServiceStatus, StopCode, Tag, Task, TaskStatus,
 };
 use crate::model::{Deployment, TaskDefinition};
 use crate::store::{Expect, Op};
@@ -62,14 +64,23 @@ pub struct CreateService {
     pub service_name: String,
     pub task_definition: String,
     pub desired_count: u32,
-    pub launch_type: Option<String>,
+    pub launch_type: Option<LaunchType>,
     pub deployment_configuration: Option<DeploymentConfiguration>,
     pub placement_strategy: Vec<Value>,
     pub placement_constraints: Vec<Value>,
     pub load_balancers: Vec<crate::model::ServiceLoadBalancer>,
     pub health_check_grace_period_seconds: Option<u32>,
-    pub scheduling_strategy: Option<String>,
+    pub scheduling_strategy: Option<SchedulingStrategy>,
     pub tags: Vec<Tag>,
+}
+
+/// Which of a service's tasks `record_pass` counts: RUNNING (and not
+/// being stopped), in service for [`SETTLE`], or on their way (PENDING).
+#[derive(Clone, Copy)]
+enum Counted {
+    Running,
+    Settled,
+    Pending,
 }
 
 /// What one pass decided for one service.
@@ -95,10 +106,14 @@ pub struct LiveTask {
 /// all and, while replacing, never below minimumHealthyPercent running.
 pub fn plan(service: &Service, live: &[LiveTask]) -> Plan {
     let mut plan = Plan::default();
-    let Some(primary) = service.deployments.iter().find(|d| d.status == "PRIMARY") else {
+    let Some(primary) = service
+        .deployments
+        .iter()
+        .find(|d| d.status == DeploymentStatus::Primary)
+    else {
         return plan;
     };
-    let desired = if service.status == "ACTIVE" {
+    let desired = if service.status == ServiceStatus::Active {
         service.desired_count
     } else {
         0
@@ -163,22 +178,19 @@ impl Ecs {
         crate::names::check("serviceName", name)?;
         check_desired_count(req.desired_count)?;
         let td = self.active_task_definition(&req.task_definition)?;
-        let launch_type = launch_type_for(&td, req.launch_type.as_deref())?;
+        let launch_type = launch_type_for(&td, req.launch_type.as_ref())?;
         self.check_service_load_balancers(&req.load_balancers, &td)?;
-        let strategy = req
-            .scheduling_strategy
-            .clone()
-            .unwrap_or_else(|| "REPLICA".into());
-        let daemon = match strategy.as_str() {
-            "REPLICA" => false,
-            "DAEMON" => true,
-            other => {
+        let strategy = req.scheduling_strategy.clone().unwrap_or_default();
+        let daemon = match &strategy {
+            SchedulingStrategy::Replica => false,
+            SchedulingStrategy::Daemon => true,
+            SchedulingStrategy::Other(other) => {
                 return Err(EcsError::invalid(format!(
                     "schedulingStrategy: {other:?} is not REPLICA or DAEMON"
                 )))
             }
         };
-        if daemon && launch_type != "EC2" {
+        if daemon && launch_type != LaunchType::Ec2 {
             return Err(EcsError::invalid(
                 "schedulingStrategy: DAEMON services run on container instances (EC2), not FARGATE",
             ));
@@ -221,7 +233,7 @@ impl Ecs {
                 .arn(&format!("service/{}/{name}", cluster.cluster_name)),
             service_name: name.clone(),
             cluster_arn: cluster.cluster_arn.clone(),
-            status: "ACTIVE".into(),
+            status: ServiceStatus::Active,
             task_definition: arn_of(&td),
             desired_count,
             launch_type: launch_type.clone(),
@@ -240,7 +252,7 @@ impl Ecs {
         let key = service_key(&cluster.cluster_name, name);
         let existing = self.store.get(&key)?;
         let expect = match &existing {
-            Some(rec) if decode::<Service>(&rec.value)?.status != "INACTIVE" => {
+            Some(rec) if decode::<Service>(&rec.value)?.status != ServiceStatus::Inactive => {
                 return Err(EcsError::invalid(format!(
                     "serviceName: Creation of service was not idempotent: {name} exists"
                 )))
@@ -320,20 +332,24 @@ impl Ecs {
             check_desired_count(n)?;
         }
         let service = self.update_service_record(&cluster.cluster_name, name, |s| {
-            if s.status != "ACTIVE" {
+            if s.status != ServiceStatus::Active {
                 return Err(EcsError::new(
                     ErrorKind::ServiceNotActiveException,
                     format!("Service {} is {}", s.service_name, s.status),
                 ));
             }
-            if desired_count.is_some() && s.scheduling_strategy == "DAEMON" {
+            if desired_count.is_some() && s.scheduling_strategy == SchedulingStrategy::Daemon {
                 return Err(EcsError::invalid(
                     "desiredCount: a DAEMON service runs one task on every ACTIVE instance",
                 ));
             }
             if let Some(n) = desired_count {
                 s.desired_count = n;
-                for d in s.deployments.iter_mut().filter(|d| d.status == "PRIMARY") {
+                for d in s
+                    .deployments
+                    .iter_mut()
+                    .filter(|d| d.status == DeploymentStatus::Primary)
+                {
                     d.desired_count = n;
                 }
             }
@@ -350,7 +366,7 @@ impl Ecs {
                 };
                 self.check_service_load_balancers(&s.load_balancers, &td)?;
                 for d in &mut s.deployments {
-                    d.status = "ACTIVE".into();
+                    d.status = DeploymentStatus::Active;
                     d.desired_count = 0;
                 }
                 s.task_definition = arn_of(&td);
@@ -373,7 +389,7 @@ impl Ecs {
     ) -> EcsResult<Value> {
         let cluster = self.cluster(cluster)?;
         let service = self.update_service_record(&cluster.cluster_name, name, |s| {
-            if s.status != "ACTIVE" {
+            if s.status != ServiceStatus::Active {
                 return Err(EcsError::new(
                     ErrorKind::ServiceNotActiveException,
                     format!("Service {} is {}", s.service_name, s.status),
@@ -384,7 +400,7 @@ impl Ecs {
                     "The service cannot be stopped while it is scaled above 0.",
                 ));
             }
-            s.status = "DRAINING".into();
+            s.status = ServiceStatus::Draining;
             s.desired_count = 0;
             Ok(())
         })?;
@@ -419,7 +435,7 @@ impl Ecs {
             .list(&format!("services/{}/", cluster.cluster_name))?
         {
             let s: Service = decode(&rec.value)?;
-            if s.status != "INACTIVE" {
+            if s.status != ServiceStatus::Inactive {
                 arns.push(s.service_arn);
             }
         }
@@ -445,7 +461,7 @@ impl Ecs {
         let tasks = self.all_tasks(cluster)?;
         for (_, rec) in self.store.list(&format!("services/{cluster}/"))? {
             let service: Service = decode(&rec.value)?;
-            if service.status == "INACTIVE" {
+            if service.status == ServiceStatus::Inactive {
                 continue;
             }
             let group = format!("service:{}", service.service_name);
@@ -456,19 +472,21 @@ impl Ecs {
             let mut service = self.circuit_breaker(cluster, service, &ours)?;
             // DAEMON: one task on every ACTIVE instance, none on the others.
             let mut off_instance = Vec::new();
-            if service.scheduling_strategy == "DAEMON" && service.status == "ACTIVE" {
+            if service.scheduling_strategy == SchedulingStrategy::Daemon
+                && service.status == ServiceStatus::Active
+            {
                 let active = self.daemon_instances(&self.cluster(Some(cluster))?)?;
                 service.desired_count = active.len() as u32;
                 for d in service
                     .deployments
                     .iter_mut()
-                    .filter(|d| d.status == "PRIMARY")
+                    .filter(|d| d.status == DeploymentStatus::Primary)
                 {
                     d.desired_count = service.desired_count;
                 }
                 off_instance = ours
                     .iter()
-                    .filter(|t| !t.is_stopped() && t.desired_status != "STOPPED")
+                    .filter(|t| !t.is_stopped() && t.desired_status != DesiredStatus::Stopped)
                     .filter(|t| {
                         t.container_instance_arn
                             .as_ref()
@@ -479,7 +497,7 @@ impl Ecs {
             }
             let live: Vec<LiveTask> = ours
                 .iter()
-                .filter(|t| !t.is_stopped() && t.desired_status != "STOPPED")
+                .filter(|t| !t.is_stopped() && t.desired_status != DesiredStatus::Stopped)
                 .filter(|t| !off_instance.iter().any(|id| id == t.id()))
                 .map(|t| LiveTask {
                     id: t.id().to_string(),
@@ -514,7 +532,7 @@ impl Ecs {
                 self.stop_task_as(
                     Some(cluster),
                     id,
-                    "ServiceSchedulerInitiated",
+                    StopCode::ServiceSchedulerInitiated,
                     Some(&reason),
                 )?;
             }
@@ -588,7 +606,7 @@ impl Ecs {
             .list(&format!("instances/{}/", cluster.cluster_name))?
         {
             let ci: crate::model::ContainerInstance = decode(&rec.value)?;
-            if ci.status == "ACTIVE" {
+            if ci.status == InstanceStatus::Active {
                 out.push(ci.container_instance_arn);
             }
         }
@@ -604,7 +622,11 @@ impl Ecs {
         service: Service,
         ours: &[&Task],
     ) -> EcsResult<Service> {
-        let Some(primary) = service.deployments.iter().find(|d| d.status == "PRIMARY") else {
+        let Some(primary) = service
+            .deployments
+            .iter()
+            .find(|d| d.status == DeploymentStatus::Primary)
+        else {
             return Ok(service);
         };
         let failed = ours
@@ -618,7 +640,9 @@ impl Ecs {
             .clone()
             .unwrap_or_default();
         let threshold = service.desired_count.div_ceil(2).clamp(3, 200);
-        let trips = breaker.enable && primary.rollout_state == "IN_PROGRESS" && failed >= threshold;
+        let trips = breaker.enable
+            && primary.rollout_state == RolloutState::InProgress
+            && failed >= threshold;
         if failed == primary.failed_tasks && !trips {
             return Ok(service);
         }
@@ -642,10 +666,10 @@ impl Ecs {
                 return Ok(());
             };
             d.failed_tasks = failed;
-            if !trips || d.rollout_state != "IN_PROGRESS" {
+            if !trips || d.rollout_state != RolloutState::InProgress {
                 return Ok(());
             }
-            d.rollout_state = "FAILED".into();
+            d.rollout_state = RolloutState::Failed;
             d.rollout_state_reason =
                 "ECS deployment circuit breaker: tasks failed to start.".into();
             d.updated_at = at.clone();
@@ -655,7 +679,7 @@ impl Ecs {
             ));
             if let Some(td) = &rollback_to {
                 for d in &mut s.deployments {
-                    d.status = "ACTIVE".into();
+                    d.status = DeploymentStatus::Active;
                     d.desired_count = 0;
                 }
                 let back = new_deployment(td, desired, &launch_type)?;
@@ -701,14 +725,17 @@ impl Ecs {
         p: &Plan,
         mut events: Vec<String>,
     ) -> EcsResult<()> {
-        let count = |deployment: Option<&str>, status: &str| -> u32 {
+        let count = |deployment: Option<&str>, kind: Counted| -> u32 {
             ours.iter()
                 .filter(|t| deployment.is_none_or(|d| t.started_by.as_deref() == Some(d)))
                 .filter(|t| !p.stop.iter().any(|id| id == t.id()))
-                .filter(|t| match status {
-                    "RUNNING" => t.last_status == "RUNNING" && t.desired_status != "STOPPED",
-                    "SETTLED" => t.in_service() && settled(t),
-                    _ => !t.is_stopped() && t.last_status != "RUNNING",
+                .filter(|t| match kind {
+                    Counted::Running => {
+                        t.last_status == TaskStatus::Running
+                            && t.desired_status != DesiredStatus::Stopped
+                    }
+                    Counted::Settled => t.in_service() && settled(t),
+                    Counted::Pending => !t.is_stopped() && t.last_status != TaskStatus::Running,
                 })
                 .count() as u32
         };
@@ -716,8 +743,8 @@ impl Ecs {
         let steady = p.stop.is_empty()
             && started == 0
             && seen.deployments.len() == 1
-            && count(None, "SETTLED") == seen.desired_count
-            && count(None, "PENDING") == 0;
+            && count(None, Counted::Settled) == seen.desired_count
+            && count(None, Counted::Pending) == 0;
         if steady {
             let said = seen
                 .events
@@ -734,28 +761,36 @@ impl Ecs {
         let live_total = ours.iter().filter(|t| !t.is_stopped()).count();
         self.update_service_record(cluster, &seen.service_name, |s| {
             // A DAEMON service's count follows its instances.
-            if s.scheduling_strategy == "DAEMON" && s.status == "ACTIVE" {
+            if s.scheduling_strategy == SchedulingStrategy::Daemon
+                && s.status == ServiceStatus::Active
+            {
                 s.desired_count = seen.desired_count;
-                for d in s.deployments.iter_mut().filter(|d| d.status == "PRIMARY") {
+                for d in s
+                    .deployments
+                    .iter_mut()
+                    .filter(|d| d.status == DeploymentStatus::Primary)
+                {
                     d.desired_count = seen.desired_count;
                 }
             }
-            s.running_count = count(None, "RUNNING");
-            s.pending_count = count(None, "PENDING") + started;
+            s.running_count = count(None, Counted::Running);
+            s.pending_count = count(None, Counted::Pending) + started;
             let primary_running = s
                 .deployments
                 .iter()
-                .find(|d| d.status == "PRIMARY")
-                .map(|d| count(Some(&d.id), "SETTLED"));
+                .find(|d| d.status == DeploymentStatus::Primary)
+                .map(|d| count(Some(&d.id), Counted::Settled));
             for d in &mut s.deployments {
-                d.running_count = count(Some(&d.id), "RUNNING");
-                d.pending_count = count(Some(&d.id), "PENDING");
+                d.running_count = count(Some(&d.id), Counted::Running);
+                d.pending_count = count(Some(&d.id), Counted::Pending);
             }
             // Old deployments with no task left are done with.
             let drained: Vec<String> = s
                 .deployments
                 .iter()
-                .filter(|d| d.status == "ACTIVE" && d.running_count + d.pending_count == 0)
+                .filter(|d| {
+                    d.status == DeploymentStatus::Active && d.running_count + d.pending_count == 0
+                })
                 .filter(|d| {
                     !ours
                         .iter()
@@ -766,25 +801,27 @@ impl Ecs {
             s.deployments.retain(|d| !drained.contains(&d.id));
             let only_primary = s.deployments.len() == 1;
             let desired = s.desired_count;
-            if let Some(d) = s.deployments.iter_mut().find(|d| d.status == "PRIMARY") {
-                if d.rollout_state == "IN_PROGRESS"
+            if let Some(d) = s
+                .deployments
+                .iter_mut()
+                .find(|d| d.status == DeploymentStatus::Primary)
+            {
+                if d.rollout_state == RolloutState::InProgress
                     && only_primary
                     && primary_running == Some(desired)
                 {
-                    d.rollout_state = "COMPLETED".into();
+                    d.rollout_state = RolloutState::Completed;
                     d.rollout_state_reason = "ECS deployment completed.".into();
                     d.updated_at = at.clone();
                 }
             }
-            if let Some(d) = s
-                .deployments
-                .iter()
-                .find(|d| d.status == "PRIMARY" && d.rollout_state == "COMPLETED")
-            {
+            if let Some(d) = s.deployments.iter().find(|d| {
+                d.status == DeploymentStatus::Primary && d.rollout_state == RolloutState::Completed
+            }) {
                 s.last_completed_task_definition = Some(d.task_definition.clone());
             }
-            if s.status == "DRAINING" && live_total == 0 {
-                s.status = "INACTIVE".into();
+            if s.status == ServiceStatus::Draining && live_total == 0 {
+                s.status = ServiceStatus::Inactive;
             }
             Ok(())
         })?;
@@ -798,7 +835,7 @@ impl Ecs {
         for (key, rec) in self.store.list("services/")? {
             let s: Service = decode(&rec.value)?;
             let cluster = key.split('/').nth(1).unwrap_or_default().to_string();
-            if s.status != "INACTIVE" && !out.contains(&cluster) {
+            if s.status != ServiceStatus::Inactive && !out.contains(&cluster) {
                 out.push(cluster);
             }
         }
@@ -832,7 +869,10 @@ fn settled(t: &Task) -> bool {
 /// How much longer `service` waits before starting tasks again after its
 /// PRIMARY deployment's latest failure (None: no wait).
 fn backoff(service: &Service, ours: &[&Task]) -> Option<Duration> {
-    let primary = service.deployments.iter().find(|d| d.status == "PRIMARY")?;
+    let primary = service
+        .deployments
+        .iter()
+        .find(|d| d.status == DeploymentStatus::Primary)?;
     let n = primary.failed_tasks;
     if n == 0 {
         return None;
@@ -859,8 +899,8 @@ fn backoff(service: &Service, ours: &[&Task]) -> Option<Duration> {
 /// is replaced at once, not held against its deployment.
 fn task_failed(t: &Task) -> bool {
     if matches!(
-        t.stop_code.as_deref(),
-        Some("UserInitiated" | "ServiceSchedulerInitiated")
+        t.stop_code,
+        Some(StopCode::UserInitiated | StopCode::ServiceSchedulerInitiated)
     ) {
         return false;
     }
@@ -897,7 +937,11 @@ fn check_deployment_configuration(cfg: &DeploymentConfiguration) -> EcsResult<()
     Ok(())
 }
 
-fn new_deployment(td: &TaskDefinition, desired: u32, launch_type: &str) -> EcsResult<Deployment> {
+fn new_deployment(
+    td: &TaskDefinition,
+    desired: u32,
+    launch_type: &LaunchType,
+) -> EcsResult<Deployment> {
     // A new definition meets the service's launch type (Fargate's sandbox).
     crate::taskdef::check_launch(td, launch_type)?;
     let digits: String = random_hex32()
@@ -908,11 +952,11 @@ fn new_deployment(td: &TaskDefinition, desired: u32, launch_type: &str) -> EcsRe
     let at = now();
     Ok(Deployment {
         id: format!("ecs-svc/{digits}"),
-        status: "PRIMARY".into(),
+        status: DeploymentStatus::Primary,
         task_definition: arn_of(td),
         desired_count: desired,
-        launch_type: launch_type.to_string(),
-        rollout_state: "IN_PROGRESS".into(),
+        launch_type: launch_type.clone(),
+        rollout_state: RolloutState::InProgress,
         rollout_state_reason: "ECS deployment in progress.".into(),
         created_at: at.clone(),
         updated_at: at,
@@ -926,7 +970,7 @@ mod tests {
 
     fn service(desired: u32, max: u32, min: u32, deployments: &[&str]) -> Service {
         Service {
-            status: "ACTIVE".into(),
+            status: ServiceStatus::Active,
             desired_count: desired,
             deployment_configuration: DeploymentConfiguration {
                 maximum_percent: max,
@@ -938,7 +982,11 @@ mod tests {
                 .enumerate()
                 .map(|(i, id)| Deployment {
                     id: id.to_string(),
-                    status: if i == 0 { "PRIMARY" } else { "ACTIVE" }.into(),
+                    status: if i == 0 {
+                        DeploymentStatus::Primary
+                    } else {
+                        DeploymentStatus::Active
+                    },
                     task_definition: format!("td:{id}"),
                     ..Default::default()
                 })
@@ -1011,7 +1059,7 @@ mod tests {
     #[test]
     fn draining_stops_everything() {
         let mut s = service(3, 200, 100, &["d"]);
-        s.status = "DRAINING".into();
+        s.status = ServiceStatus::Draining;
         assert_eq!(plan(&s, &live(3, "d", true)).stop.len(), 3);
     }
 }

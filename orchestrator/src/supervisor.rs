@@ -26,7 +26,10 @@ use crate::containerize::{
 };
 use crate::ecs::{now, Ecs};
 use crate::health::{self, HealthCheck, HealthTracker};
-use crate::model::{name_from_arn, ContainerDefinition, Partition, Task, TaskDefinition};
+use crate::model::{
+    name_from_arn, ContainerDefinition, DesiredStatus, HealthStatus, NetworkMode, Partition,
+    StopCode, Task, TaskDefinition, TaskStatus,
+};
 use crate::names;
 use crate::teardown::{self, Ports};
 
@@ -181,9 +184,8 @@ pub fn run(args: SupervisorArgs, partition: Partition) -> i32 {
     if let Err(reason) = &outcome {
         tracing::error!("task {}: {reason}", args.task_id);
         sup.set(|t| {
-            t.desired_status = "STOPPED".into();
-            t.stop_code
-                .get_or_insert_with(|| "TaskFailedToStart".into());
+            t.desired_status = DesiredStatus::Stopped;
+            t.stop_code.get_or_insert(StopCode::TaskFailedToStart);
             t.stopped_reason.get_or_insert_with(|| reason.clone());
         });
     }
@@ -282,9 +284,9 @@ pub fn launch(ecs: &Ecs, tasks: &[Task], args_for: impl Fn(&Task) -> SupervisorA
         if let Err(e) = args.spawn() {
             let reason = format!("start the task supervisor: {e}");
             let _ = ecs.update_task(&args.cluster, &args.task_id, |t| {
-                t.last_status = "STOPPED".into();
-                t.desired_status = "STOPPED".into();
-                t.stop_code = Some("TaskFailedToStart".into());
+                t.last_status = TaskStatus::Stopped;
+                t.desired_status = DesiredStatus::Stopped;
+                t.stop_code = Some(StopCode::TaskFailedToStart);
                 t.stopped_reason = Some(reason.clone());
             });
         }
@@ -296,7 +298,7 @@ enum Event {
     /// How it ended (None: its monitor died first).
     Exited(String, Option<ExitRecord>),
     /// Its health check status changed.
-    Health(String, &'static str),
+    Health(String, HealthStatus),
 }
 
 struct Running {
@@ -325,7 +327,7 @@ impl Running {
 
 /// A container's health-check thread and what it last said.
 struct HealthWatch {
-    status: &'static str,
+    status: HealthStatus,
     /// Tells the thread to stop probing.
     done: Arc<AtomicBool>,
 }
@@ -432,11 +434,11 @@ impl<'a> Supervisor<'a> {
         let (task, td) = self.task_and_definition()?;
         // Stopped before it began (stop-task while it was starting):
         // nothing to start, only the cleanup.
-        if task.desired_status == "STOPPED" {
+        if task.desired_status == DesiredStatus::Stopped {
             return Ok(());
         }
         self.set(|t| {
-            t.last_status = "PENDING".into();
+            t.last_status = TaskStatus::Pending;
             t.pull_started_at = Some(now());
         });
         let images =
@@ -459,14 +461,14 @@ impl<'a> Supervisor<'a> {
             self.start_container(def, &configs[&def.name], &task, &ctx)?;
         }
         let now_running = self.set(|t| {
-            if t.desired_status == "RUNNING" {
-                t.last_status = "RUNNING".into();
+            if t.desired_status == DesiredStatus::Running {
+                t.last_status = TaskStatus::Running;
                 t.started_at.get_or_insert_with(now);
             }
         });
         // A service counts its task, and may go on with a deployment.
-        let service_task =
-            now_running.is_some_and(|t| t.last_status == "RUNNING" && is_service_task(&t));
+        let service_task = now_running
+            .is_some_and(|t| t.last_status == TaskStatus::Running && is_service_task(&t));
         if service_task {
             reconcile_now(self.ecs, self.args);
         }
@@ -520,7 +522,9 @@ impl<'a> Supervisor<'a> {
                 .containers
                 .iter()
                 .find(|c| c.name == def.name)
-                .map_or(health::UNKNOWN, |c| health::status_named(&c.health_status));
+                .map_or(HealthStatus::Unknown, |c| {
+                    health::status_known(&c.health_status)
+                });
             let health = if live {
                 self.start_health_watch(def, &runtime_id, seen)
             } else {
@@ -539,9 +543,9 @@ impl<'a> Supervisor<'a> {
                 self.container_exited(&def.name, state.exit);
             }
         }
-        if task.last_status != "RUNNING" {
+        if task.last_status != TaskStatus::Running {
             self.request_stop(
-                "TaskFailedToStart",
+                StopCode::TaskFailedToStart,
                 "The task's supervisor died while starting it",
             );
         }
@@ -592,7 +596,7 @@ impl<'a> Supervisor<'a> {
 
     /// Namespaces, cgroup and scratch volumes of the task.
     fn prepare_task(&mut self, td: &TaskDefinition, task: &Task) -> Result<TaskContext, String> {
-        let host_network = td.network_mode.as_deref() == Some("host");
+        let host_network = td.network_mode == Some(NetworkMode::Host);
         let hostname: String = task
             .task_arn
             .rsplit('/')
@@ -769,21 +773,21 @@ impl<'a> Supervisor<'a> {
                             "Dependency {} exited with code {} (condition SUCCESS for {})",
                             d.container_name, e.exit_code, def.name
                         );
-                        self.request_stop("TaskFailedToStart", &reason);
+                        self.request_stop(StopCode::TaskFailedToStart, &reason);
                         return Ok(false);
                     }
                     ("SUCCESS", exit) => ready &= exit.is_some(),
                     ("HEALTHY", exit) => {
-                        let health = dep.and_then(|r| r.health.as_ref()).map(|h| h.status);
-                        if exit.is_some() || health == Some(health::UNHEALTHY) {
+                        let health = dep.and_then(|r| r.health.as_ref()).map(|h| &h.status);
+                        if exit.is_some() || health == Some(&HealthStatus::Unhealthy) {
                             let reason = format!(
                                 "Dependency {} did not become HEALTHY (condition HEALTHY for {})",
                                 d.container_name, def.name
                             );
-                            self.request_stop("TaskFailedToStart", &reason);
+                            self.request_stop(StopCode::TaskFailedToStart, &reason);
                             return Ok(false);
                         }
-                        ready &= health == Some(health::HEALTHY);
+                        ready &= health == Some(&HealthStatus::Healthy);
                     }
                     _ => ready &= dep.is_some(),
                 }
@@ -843,11 +847,11 @@ impl<'a> Supervisor<'a> {
             let exit = created.exit.wait().ok().flatten();
             let _ = tx.send(Event::Exited(name, exit));
         });
-        let health = self.start_health_watch(def, &runtime_id, health::UNKNOWN);
+        let health = self.start_health_watch(def, &runtime_id, HealthStatus::Unknown);
         self.running
             .insert(def.name.clone(), Running::new(def, &runtime_id, health));
         self.set_container(&def.name, |c| {
-            c.last_status = "RUNNING".into();
+            c.last_status = TaskStatus::Running;
             c.runtime_id = Some(runtime_id.clone());
         });
         Ok(())
@@ -858,7 +862,7 @@ impl<'a> Supervisor<'a> {
         &self,
         def: &ContainerDefinition,
         runtime_id: &str,
-        status: &'static str,
+        status: HealthStatus,
     ) -> Option<HealthWatch> {
         let check = def.health_check.as_ref()?;
         let done = Arc::new(AtomicBool::new(false));
@@ -880,7 +884,7 @@ impl<'a> Supervisor<'a> {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return Err("event channel closed".into()),
         }
-        if !self.stopping && self.task()?.desired_status == "STOPPED" {
+        if !self.stopping && self.task()?.desired_status == DesiredStatus::Stopped {
             self.begin_stop();
         }
         if let Some(at) = self.draining_until {
@@ -902,7 +906,7 @@ impl<'a> Supervisor<'a> {
         let served = self.task().is_ok_and(|t| t.started_at.is_some());
         match self.drain {
             Some(delay) if served && !self.essential_exited() => {
-                self.set(|t| t.last_status = "DEACTIVATING".into());
+                self.set(|t| t.last_status = TaskStatus::Deactivating);
                 // The pass sees the task stopping and leaves it out.
                 reconcile_now(self.ecs, self.args);
                 self.draining_until = Some(Instant::now() + delay);
@@ -918,21 +922,21 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    fn health_changed(&mut self, name: &str, status: &'static str) {
+    fn health_changed(&mut self, name: &str, status: HealthStatus) {
         if let Some(watch) = self.running.get_mut(name).and_then(|r| r.health.as_mut()) {
-            watch.status = status;
+            watch.status = status.clone();
         }
         let task_status = health::task_health(
             self.running
                 .values()
                 .filter(|r| r.essential)
-                .filter_map(|r| r.health.as_ref().map(|h| h.status)),
+                .filter_map(|r| r.health.as_ref().map(|h| &h.status)),
         );
         let updated = self.set(|t| {
             if let Some(c) = t.containers.iter_mut().find(|c| c.name == name) {
-                c.health_status = status.to_string();
+                c.health_status = status.clone();
             }
-            t.health_status = task_status.to_string();
+            t.health_status = task_status.clone();
         });
         // A service task now in service may let a deployment go on.
         if updated.is_some_and(|t| t.in_service() && is_service_task(&t)) {
@@ -952,11 +956,11 @@ impl<'a> Supervisor<'a> {
                 && r.exit.is_none()
                 && r.health
                     .as_ref()
-                    .is_some_and(|h| h.status == health::UNHEALTHY)
+                    .is_some_and(|h| h.status == HealthStatus::Unhealthy)
         });
         let stopping = self.stopping || self.draining_until.is_some();
         if unhealthy && !stopping && Instant::now() >= after {
-            self.request_stop("ServiceSchedulerInitiated", HEALTH_REASON);
+            self.request_stop(StopCode::ServiceSchedulerInitiated, HEALTH_REASON);
         }
     }
 
@@ -989,7 +993,7 @@ impl<'a> Supervisor<'a> {
             exit.oom_killed.then(|| OOM_REASON.to_string())
         };
         self.set_container(name, |c| {
-            c.last_status = "STOPPED".into();
+            c.last_status = TaskStatus::Stopped;
             c.exit_code = Some(code);
             c.reason = reason.clone();
         });
@@ -1001,16 +1005,16 @@ impl<'a> Supervisor<'a> {
         }
         if essential && !self.stopping {
             self.request_stop(
-                "EssentialContainerExited",
+                StopCode::EssentialContainerExited,
                 "Essential container in task exited",
             );
         }
     }
 
-    fn request_stop(&mut self, code: &str, reason: &str) {
+    fn request_stop(&mut self, code: StopCode, reason: &str) {
         self.set(|t| {
-            t.desired_status = "STOPPED".into();
-            t.stop_code.get_or_insert_with(|| code.to_string());
+            t.desired_status = DesiredStatus::Stopped;
+            t.stop_code.get_or_insert_with(|| code.clone());
             t.stopped_reason.get_or_insert_with(|| reason.to_string());
             t.stopping_at.get_or_insert_with(now);
         });
@@ -1026,8 +1030,8 @@ impl<'a> Supervisor<'a> {
             h.done.store(true, Ordering::Relaxed);
         }
         self.set(|t| {
-            if t.last_status != "STOPPED" {
-                t.last_status = "DEACTIVATING".into();
+            if t.last_status != TaskStatus::Stopped {
+                t.last_status = TaskStatus::Deactivating;
             }
         });
         let root = self.args.runtime_root.clone();
@@ -1055,7 +1059,7 @@ impl<'a> Supervisor<'a> {
                 }
             }
         }
-        let Some(task) = self.set(|t| t.last_status = "DEPROVISIONING".into()) else {
+        let Some(task) = self.set(|t| t.last_status = TaskStatus::Deprovisioning) else {
             return; // no record to release from: left to gc
         };
         // Everything the task made, named from its record, whatever step
@@ -1085,15 +1089,15 @@ impl<'a> Supervisor<'a> {
                 .or_else(|| b.container_networks.first().map(|cn| cn.network.clone()))
         });
         self.set(|t| {
-            t.last_status = "STOPPED".into();
-            t.desired_status = "STOPPED".into();
+            t.last_status = TaskStatus::Stopped;
+            t.desired_status = DesiredStatus::Stopped;
             let at = now();
             t.execution_stopped_at.get_or_insert_with(|| at.clone());
             t.stopping_at.get_or_insert_with(|| at.clone());
             t.stopped_at = Some(at);
             for c in &mut t.containers {
-                if c.last_status != "STOPPED" {
-                    c.last_status = "STOPPED".into();
+                if c.last_status != TaskStatus::Stopped {
+                    c.last_status = TaskStatus::Stopped;
                 }
             }
             for a in &mut t.attachments {
@@ -1226,7 +1230,7 @@ pub fn reap_orphan(ecs: &Ecs, args: &SupervisorArgs) -> Result<(), String> {
         if state.exit.is_none() {
             let _ = runtime.stop(&id, DEFAULT_STOP_TIMEOUT, None);
         }
-        if c.last_status == "STOPPED" {
+        if c.last_status == TaskStatus::Stopped {
             continue; // its end is recorded; cleanup deletes it
         }
         let exit = runtime.state(&id).ok().and_then(|s| s.exit);
@@ -1273,8 +1277,8 @@ pub fn recover_orphan(ecs: &Ecs, args: &SupervisorArgs) -> Result<Recovered, Str
             .state(&format!("{}-{name}", args.task_id))
             .is_ok_and(|s| s.exit.is_none() && s.monitor.alive)
     };
-    let adoptable = task.last_status == "RUNNING"
-        && task.desired_status == "RUNNING"
+    let adoptable = task.last_status == TaskStatus::Running
+        && task.desired_status == DesiredStatus::Running
         && td
             .container_definitions
             .iter()
@@ -1376,9 +1380,9 @@ mod tests {
     use super::*;
     use crate::model::TaskInternals;
 
-    fn task(last_status: &str, supervisor: Option<(i32, Option<u64>)>) -> Task {
+    fn task(last_status: TaskStatus, supervisor: Option<(i32, Option<u64>)>) -> Task {
         Task {
-            last_status: last_status.into(),
+            last_status,
             berth: Some(TaskInternals {
                 supervisor_pid: supervisor.map(|s| s.0),
                 supervisor_start_time: supervisor.and_then(|s| s.1),
@@ -1393,12 +1397,15 @@ mod tests {
         let me = std::process::id() as i32;
         let alive = (me, berth_runtime::proc::start_time(me));
         // Nobody yet, or a claimer that died (pid reused: other start time).
-        assert!(may_claim(&task("PROVISIONING", None)));
-        assert!(may_claim(&task("RUNNING", Some((me, Some(1))))));
-        assert!(may_claim(&task("DEPROVISIONING", Some((me, None)))));
+        assert!(may_claim(&task(TaskStatus::Provisioning, None)));
+        assert!(may_claim(&task(TaskStatus::Running, Some((me, Some(1))))));
+        assert!(may_claim(&task(
+            TaskStatus::Deprovisioning,
+            Some((me, None))
+        )));
         // A live supervisor or reaper has it.
-        assert!(!may_claim(&task("PENDING", Some(alive))));
+        assert!(!may_claim(&task(TaskStatus::Pending, Some(alive))));
         // Finished: never again.
-        assert!(!may_claim(&task("STOPPED", None)));
+        assert!(!may_claim(&task(TaskStatus::Stopped, None)));
     }
 }

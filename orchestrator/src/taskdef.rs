@@ -6,11 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::error::{EcsError, EcsResult};
-use crate::model::{ContainerDefinition, LinuxParameters, TaskDefinition};
+use crate::model::{ContainerDefinition, LaunchType, LinuxParameters, NetworkMode, TaskDefinition};
 use crate::names;
 
-pub const NETWORK_MODES: &[&str] = &["bridge", "host", "awsvpc", "none"];
-pub const LAUNCH_TYPES: &[&str] = &["EC2", "FARGATE", "EXTERNAL"];
 const MAX_CONTAINERS: usize = 10;
 const MIN_CONTAINER_MEMORY: u64 = 6;
 const DEPENDS_ON_CONDITIONS: &[&str] = &["START", "COMPLETE", "SUCCESS", "HEALTHY"];
@@ -151,19 +149,17 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
     names::check("family", &td.family)?;
     check_namespace_modes(&td, &mut ignored)?;
     for (i, lt) in td.requires_compatibilities.iter().enumerate() {
-        if !LAUNCH_TYPES.contains(&lt.as_str()) {
+        if let LaunchType::Other(lt) = lt {
             return Err(EcsError::invalid(format!(
                 "requiresCompatibilities[{i}]: {lt:?} is not one of EC2, FARGATE, EXTERNAL"
             )));
         }
     }
-    let fargate = td.requires_compatibilities.iter().any(|l| l == "FARGATE");
-    if let Some(mode) = &td.network_mode {
-        if !NETWORK_MODES.contains(&mode.as_str()) {
-            return Err(EcsError::invalid(format!(
-                "networkMode: {mode:?} is not one of bridge, host, awsvpc, none"
-            )));
-        }
+    let fargate = td.requires_compatibilities.contains(&LaunchType::Fargate);
+    if let Some(NetworkMode::Other(mode)) = &td.network_mode {
+        return Err(EcsError::invalid(format!(
+            "networkMode: {mode:?} is not one of bridge, host, awsvpc, none"
+        )));
     }
     let (cpu, memory) = task_size(&td)?;
     td.cpu = cpu.map(|c| c.to_string());
@@ -213,7 +209,7 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
 
     // What ECS fills in on registration.
     if td.network_mode.is_none() && !fargate {
-        td.network_mode = Some("bridge".into());
+        td.network_mode = Some(NetworkMode::Bridge);
     }
     for c in &mut td.container_definitions {
         c.essential = Some(c.is_essential());
@@ -221,14 +217,19 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
             if pm.protocol.is_none() {
                 pm.protocol = Some("tcp".into());
             }
-            if pm.host_port.is_none() && td.network_mode.as_deref() != Some("bridge") {
+            if pm.host_port.is_none() && td.network_mode != Some(NetworkMode::Bridge) {
                 pm.host_port = pm.container_port;
             }
         }
     }
-    let mut compat: BTreeSet<String> = td.requires_compatibilities.iter().cloned().collect();
-    compat.insert("EC2".into());
-    td.compatibilities = compat.into_iter().collect();
+    // In ECS's (alphabetical) order.
+    let mut compat: BTreeSet<&str> = td
+        .requires_compatibilities
+        .iter()
+        .map(LaunchType::as_str)
+        .collect();
+    compat.insert(LaunchType::Ec2.as_str());
+    td.compatibilities = compat.into_iter().map(LaunchType::parse).collect();
     Ok(Prepared {
         definition: td,
         ignored,
@@ -336,7 +337,7 @@ fn check_links(td: &TaskDefinition) -> EcsResult<()> {
     for (i, c) in td.container_definitions.iter().enumerate() {
         for (j, link) in c.links.iter().enumerate() {
             let path = format!("containerDefinitions[{i}].links[{j}]");
-            if !matches!(td.network_mode.as_deref(), None | Some("bridge")) {
+            if !matches!(td.network_mode, None | Some(NetworkMode::Bridge)) {
                 return Err(EcsError::client(format!(
                     "{path}: links are only supported with networkMode bridge"
                 )));
@@ -450,13 +451,16 @@ fn check_ports(td: &TaskDefinition) -> EcsResult<()> {
                     "{path}: duplicate of portMappings[{k}] ({port}/{protocol})"
                 )));
             }
-            let awsvpc_or_host = matches!(td.network_mode.as_deref(), Some("awsvpc" | "host"));
+            let awsvpc_or_host = matches!(
+                td.network_mode,
+                Some(NetworkMode::Awsvpc | NetworkMode::Host)
+            );
             if awsvpc_or_host {
                 if let Some(hp) = pm.host_port {
                     if hp != port {
                         return Err(EcsError::invalid(format!(
                             "{path}.hostPort: must equal containerPort ({port}) in {} network mode",
-                            td.network_mode.as_deref().unwrap_or_default()
+                            td.network_mode.as_ref().map_or("", NetworkMode::as_str)
                         )));
                     }
                 }
@@ -631,7 +635,7 @@ pub fn check_security(td: &TaskDefinition) -> EcsResult<()> {
                 "{path}.linuxParameters.devices: berth does not pass host devices into containers"
             )));
         }
-        if td.network_mode.as_deref() == Some("host") {
+        if td.network_mode == Some(NetworkMode::Host) {
             for (j, sc) in c.system_controls.iter().enumerate() {
                 let ns = sc
                     .get("namespace")
@@ -705,7 +709,7 @@ pub fn check_fargate(td: &TaskDefinition) -> EcsResult<()> {
             "cpu, memory: No Fargate configuration exists for given values: cpu {cpu}, memory {memory}"
         )));
     }
-    if td.network_mode.as_deref() != Some("awsvpc") {
+    if td.network_mode != Some(NetworkMode::Awsvpc) {
         return Err(EcsError::client(
             "networkMode: Fargate only supports network mode 'awsvpc'",
         ));
@@ -770,9 +774,9 @@ pub fn check_fargate(td: &TaskDefinition) -> EcsResult<()> {
 /// What a task of `td` launched as `launch_type` must satisfy, whether
 /// the definition came through registration or not: run-task,
 /// create-service and the supervisor ask again.
-pub fn check_launch(td: &TaskDefinition, launch_type: &str) -> EcsResult<()> {
+pub fn check_launch(td: &TaskDefinition, launch_type: &LaunchType) -> EcsResult<()> {
     check_volumes(td)?;
-    if launch_type == "FARGATE" {
+    if *launch_type == LaunchType::Fargate {
         check_fargate(td)?;
     }
     check_security(td)
@@ -830,7 +834,7 @@ mod tests {
     #[test]
     fn a_real_ecs_task_definition_registers() {
         let p = prepare(serde_json::from_str(AWS_EXAMPLE).expect("json")).expect("valid");
-        assert_eq!(p.definition.network_mode.as_deref(), Some("bridge"));
+        assert_eq!(p.definition.network_mode, Some(NetworkMode::Bridge));
         assert_eq!(
             p.definition.container_definitions[0].port_mappings[0]
                 .protocol
@@ -1027,7 +1031,10 @@ mod tests {
             assert!(e.message.starts_with(&format!("{field}: ")), "{input}: {e}");
             // The same rules hold when a stored definition is launched.
             let stored = td(input);
-            assert!(check_launch(&stored, "FARGATE").is_err(), "{field}");
+            assert!(
+                check_launch(&stored, &LaunchType::Fargate).is_err(),
+                "{field}"
+            );
         }
         // What Fargate allows.
         let allowed = fargate(
@@ -1043,8 +1050,8 @@ mod tests {
         let mut ec2 = fargate(json!({}), json!({ "privileged": true }));
         ec2["requiresCompatibilities"] = json!(["EC2"]);
         let p = prepare(td(ec2)).expect("EC2 allows privileged");
-        check_launch(&p.definition, "EC2").expect("EC2 launch");
-        assert!(check_launch(&p.definition, "FARGATE").is_err());
+        check_launch(&p.definition, &LaunchType::Ec2).expect("EC2 launch");
+        assert!(check_launch(&p.definition, &LaunchType::Fargate).is_err());
     }
 
     #[test]

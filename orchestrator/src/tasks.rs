@@ -9,8 +9,9 @@ use crate::ecs::{decode, encode, now, retry, Ecs, NetworkConfig};
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::random_hex32;
 use crate::model::{
-    name_from_arn, Attribute, Cluster, Container, ContainerInstance, Failure, Resource, Tag, Task,
-    TaskDefinition, TaskInternals,
+    name_from_arn, Attribute, Cluster, Container, ContainerInstance, DesiredStatus, Failure,
+    HealthStatus, InstanceStatus, LaunchType, NetworkMode, Resource, StopCode, Tag, Task,
+    TaskDefinition, TaskInternals, TaskStatus,
 };
 use crate::names;
 use crate::store::{Expect, Op, StoreError};
@@ -31,8 +32,8 @@ pub(crate) fn port_key(host: &str, protocol: &str, port: u16) -> String {
 /// ECS's default ephemeral host port range.
 const EPHEMERAL_PORTS: (u16, u16) = (49153, 65535);
 
-fn host_ports(td: &TaskDefinition, mode: &str) -> Vec<crate::model::HostPort> {
-    if mode == "none" {
+fn host_ports(td: &TaskDefinition, mode: &NetworkMode) -> Vec<crate::model::HostPort> {
+    if *mode == NetworkMode::None {
         return Vec::new();
     }
     td.container_definitions
@@ -43,7 +44,7 @@ fn host_ports(td: &TaskDefinition, mode: &str) -> Vec<crate::model::HostPort> {
                     container: c.name.clone(),
                     protocol: pm.protocol.clone().unwrap_or_else(|| "tcp".into()),
                     // Bridge mode: none or 0 means "any free port".
-                    host_port: if mode == "bridge" {
+                    host_port: if *mode == NetworkMode::Bridge {
                         pm.host_port.unwrap_or(0)
                     } else {
                         pm.host_port.or(pm.container_port)?
@@ -77,7 +78,7 @@ pub struct RunTask {
     pub cluster: Option<String>,
     pub task_definition: String,
     pub count: u32,
-    pub launch_type: Option<String>,
+    pub launch_type: Option<LaunchType>,
     pub overrides: Value,
     pub started_by: Option<String>,
     pub group: Option<String>,
@@ -88,23 +89,27 @@ pub struct RunTask {
 /// FARGATE only for a definition that requires it. The definition is
 /// checked again for that launch type (Fargate's sandbox rules, volume
 /// names), whether or not it came through registration.
-pub(crate) fn launch_type_for(td: &TaskDefinition, requested: Option<&str>) -> EcsResult<String> {
+pub(crate) fn launch_type_for(
+    td: &TaskDefinition,
+    requested: Option<&LaunchType>,
+) -> EcsResult<LaunchType> {
     let launch_type = launch_type_name(td, requested)?;
     crate::taskdef::check_launch(td, &launch_type)?;
     Ok(launch_type)
 }
 
-fn launch_type_name(td: &TaskDefinition, requested: Option<&str>) -> EcsResult<String> {
-    match requested.unwrap_or("EC2") {
-        "EC2" => Ok("EC2".into()),
-        "FARGATE" if td.requires_compatibilities.iter().any(|c| c == "FARGATE") => {
-            Ok("FARGATE".into())
+fn launch_type_name(td: &TaskDefinition, requested: Option<&LaunchType>) -> EcsResult<LaunchType> {
+    match requested.unwrap_or(&LaunchType::Ec2) {
+        LaunchType::Ec2 => Ok(LaunchType::Ec2),
+        LaunchType::Fargate if td.requires_compatibilities.contains(&LaunchType::Fargate) => {
+            Ok(LaunchType::Fargate)
         }
-        "FARGATE" => Err(EcsError::invalid(
+        LaunchType::Fargate => Err(EcsError::invalid(
             "launchType: Task definition does not support launch_type FARGATE.",
         )),
         other => Err(EcsError::invalid(format!(
-            "launchType: {other:?} is not one of EC2, FARGATE"
+            "launchType: {:?} is not one of EC2, FARGATE",
+            other.as_str()
         ))),
     }
 }
@@ -155,10 +160,10 @@ fn signed(need: u64, field: &str) -> EcsResult<i64> {
 }
 
 /// list-tasks' filters (each None: any).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct TaskFilter<'a> {
     /// RUNNING (the default) or STOPPED.
-    pub desired_status: Option<&'a str>,
+    pub desired_status: Option<DesiredStatus>,
     pub family: Option<&'a str>,
     pub started_by: Option<&'a str>,
     pub container_instance: Option<&'a str>,
@@ -188,7 +193,7 @@ impl Ecs {
                 cluster.cluster_name, self.host.id
             )),
             ec2_instance_id: self.host.hostname.clone(),
-            status: "ACTIVE".into(),
+            status: InstanceStatus::Active,
             agent_connected: true,
             registered_resources: resources.clone(),
             remaining_resources: resources,
@@ -281,9 +286,9 @@ impl Ecs {
             if instance.is_some() && t.container_instance_arn.as_deref() != instance {
                 continue;
             }
-            match t.last_status.as_str() {
-                "RUNNING" => running += 1,
-                "STOPPED" => {}
+            match t.last_status {
+                TaskStatus::Running => running += 1,
+                TaskStatus::Stopped => {}
                 _ => pending += 1,
             }
         }
@@ -299,15 +304,15 @@ impl Ecs {
             return Err(EcsError::invalid("count: must be between 1 and 10"));
         }
         let td = self.active_task_definition(&req.task_definition)?;
-        let launch_type = launch_type_for(&td, req.launch_type.as_deref())?;
-        let mode = td.network_mode.clone().unwrap_or_else(|| "bridge".into());
-        if mode == "host" && launch_type == "FARGATE" {
+        let launch_type = launch_type_for(&td, req.launch_type.as_ref())?;
+        let mode = td.network_mode.clone().unwrap_or_default();
+        if mode == NetworkMode::Host && launch_type == LaunchType::Fargate {
             return Err(EcsError::invalid(
                 "networkMode: FARGATE tasks cannot use host networking",
             ));
         }
-        let awsvpc = mode == "awsvpc";
-        let bridged = mode == "bridge";
+        let awsvpc = mode == NetworkMode::Awsvpc;
+        let bridged = mode == NetworkMode::Bridge;
         let net = self.cluster_network(&cluster)?;
         crate::containerize::check_overrides(&req.overrides, &td.container_definitions)?;
         let (cpu, memory) = task_needs(&td, &req.overrides)?;
@@ -444,14 +449,14 @@ impl Ecs {
                     expect: Expect::Absent,
                 });
                 // Fargate capacity is not this host's to account.
-                if launch_type == "EC2" {
+                if launch_type == LaunchType::Ec2 {
                     let key = instance_key(&cluster.cluster_name, instance.id());
                     let rec = self
                         .store
                         .get(&key)?
                         .ok_or_else(|| EcsError::client("container instance vanished"))?;
                     let mut ci: ContainerInstance = decode(&rec.value)?;
-                    if ci.status != "ACTIVE" {
+                    if ci.status != InstanceStatus::Active {
                         return Ok(Ok(Err(Failure::on(
                             &ci.container_instance_arn,
                             "AGENT",
@@ -519,7 +524,7 @@ impl Ecs {
         }
         let req = RunTask {
             count,
-            launch_type: Some("EC2".into()),
+            launch_type: Some(LaunchType::Ec2),
             ..req.clone()
         };
         let (mut out, tasks) = self.run_task(&req)?;
@@ -539,7 +544,7 @@ impl Ecs {
         cluster: &Cluster,
         td: &TaskDefinition,
         id: &str,
-        launch_type: &str,
+        launch_type: &LaunchType,
         req: &RunTask,
         cpu: u64,
         memory: u64,
@@ -559,8 +564,8 @@ impl Ecs {
                 task_arn: task_arn.clone(),
                 name: c.name.clone(),
                 image: c.image.clone(),
-                last_status: "PENDING".into(),
-                health_status: "UNKNOWN".into(),
+                last_status: TaskStatus::Pending,
+                health_status: HealthStatus::Unknown,
                 cpu: c.cpu.to_string(),
                 memory: c.memory.map(|m| m.to_string()),
                 memory_reservation: c.memory_reservation.map(|m| m.to_string()),
@@ -578,11 +583,11 @@ impl Ecs {
             task_arn,
             cluster_arn: cluster.cluster_arn.clone(),
             task_definition_arn: td.task_definition_arn.clone().unwrap_or_default(),
-            container_instance_arn: (launch_type == "EC2")
+            container_instance_arn: (*launch_type == LaunchType::Ec2)
                 .then(|| instance.container_instance_arn.clone()),
-            last_status: "PROVISIONING".into(),
-            desired_status: "RUNNING".into(),
-            launch_type: launch_type.to_string(),
+            last_status: TaskStatus::Provisioning,
+            desired_status: DesiredStatus::Running,
+            launch_type: launch_type.clone(),
             cpu: Some(cpu.to_string()),
             memory: Some(memory.to_string()),
             containers,
@@ -595,12 +600,20 @@ impl Ecs {
             ),
             version: 1,
             created_at: now(),
-            health_status: "UNKNOWN".into(),
+            health_status: HealthStatus::Unknown,
             connectivity: "CONNECTED".into(),
             tags: req.tags.clone(),
             berth: Some(TaskInternals {
-                reserved_cpu: if launch_type == "EC2" { cpu } else { 0 },
-                reserved_memory: if launch_type == "EC2" { memory } else { 0 },
+                reserved_cpu: if *launch_type == LaunchType::Ec2 {
+                    cpu
+                } else {
+                    0
+                },
+                reserved_memory: if *launch_type == LaunchType::Ec2 {
+                    memory
+                } else {
+                    0
+                },
                 health_checked: td
                     .container_definitions
                     .iter()
@@ -713,9 +726,9 @@ impl Ecs {
             started_by,
             container_instance,
             service_name,
-        } = *filter;
+        } = filter;
         let cluster = self.cluster(cluster)?;
-        let desired = desired_status.unwrap_or("RUNNING");
+        let desired = desired_status.as_ref().unwrap_or(&DesiredStatus::Running);
         let mut arns = Vec::new();
         // Only the fields the filters need: listing reads every task.
         #[derive(Deserialize)]
@@ -723,7 +736,7 @@ impl Ecs {
         struct Listed {
             task_arn: String,
             task_definition_arn: String,
-            desired_status: String,
+            desired_status: DesiredStatus,
             #[serde(default)]
             started_by: Option<String>,
             #[serde(default)]
@@ -741,7 +754,7 @@ impl Ecs {
                 .next()
                 .unwrap_or_default()
                 .to_string();
-            let keep = t.desired_status == desired
+            let keep = t.desired_status == *desired
                 && family.is_none_or(|f| f == family_of)
                 && started_by.is_none_or(|s| t.started_by.as_deref() == Some(s))
                 && service_name.is_none_or(|s| {
@@ -766,7 +779,7 @@ impl Ecs {
         id: &str,
         reason: Option<&str>,
     ) -> EcsResult<Task> {
-        self.stop_task_as(cluster, id, "UserInitiated", reason)
+        self.stop_task_as(cluster, id, StopCode::UserInitiated, reason)
     }
 
     /// Ask task `id` to stop, saying who asked (`stop_code`: UserInitiated,
@@ -775,16 +788,16 @@ impl Ecs {
         &self,
         cluster: Option<&str>,
         id: &str,
-        stop_code: &str,
+        stop_code: StopCode,
         reason: Option<&str>,
     ) -> EcsResult<Task> {
         let cluster = self.cluster(cluster)?;
         let id = names::lookup("task", id)?.to_string();
         self.task(&cluster.cluster_name, &id)?;
         self.update_task(&cluster.cluster_name, &id, |t| {
-            if t.desired_status != "STOPPED" {
-                t.desired_status = "STOPPED".into();
-                t.stop_code.get_or_insert_with(|| stop_code.into());
+            if t.desired_status != DesiredStatus::Stopped {
+                t.desired_status = DesiredStatus::Stopped;
+                t.stop_code.get_or_insert_with(|| stop_code.clone());
                 t.stopped_reason
                     .get_or_insert_with(|| reason.unwrap_or("Task stopped by user").to_string());
                 t.stopping_at.get_or_insert_with(now);
@@ -909,7 +922,7 @@ impl Ecs {
                 ci.attributes.retain(|x| x.name != a.name);
                 ci.attributes.push(a.clone());
             }
-            ci.status = "ACTIVE".into();
+            ci.status = InstanceStatus::Active;
             ci.version += 1;
             let op = Op::Put {
                 key: key.clone(),
@@ -927,11 +940,12 @@ impl Ecs {
         &self,
         cluster: Option<&str>,
         ids: &[String],
-        status: &str,
+        status: &InstanceStatus,
     ) -> EcsResult<Value> {
-        if status != "ACTIVE" && status != "DRAINING" {
+        if !matches!(status, InstanceStatus::Active | InstanceStatus::Draining) {
             return Err(EcsError::invalid(format!(
-                "status: {status:?} is not ACTIVE or DRAINING"
+                "status: {:?} is not ACTIVE or DRAINING",
+                status.as_str()
             )));
         }
         let cluster = self.cluster(cluster)?;
@@ -948,7 +962,7 @@ impl Ecs {
                     return Ok(Ok(None));
                 };
                 let mut ci: ContainerInstance = decode(&rec.value)?;
-                ci.status = status.to_string();
+                ci.status = status.clone();
                 ci.version += 1;
                 let op = Op::Put {
                     key: key.clone(),
@@ -997,7 +1011,7 @@ impl Ecs {
             expect: Expect::Revision(rec.revision),
         }])?;
         let mut out = ci;
-        out.status = "INACTIVE".into();
+        out.status = InstanceStatus::Inactive;
         Ok(json!({ "containerInstance": out }))
     }
 
@@ -1041,7 +1055,7 @@ pub fn usage_of(tasks: &[Task], now: chrono::DateTime<chrono::Utc>) -> Value {
             .and_then(|m| m.parse::<f64>().ok())
             .unwrap_or(0.0)
             / 1024.0;
-        let e = totals.entry(t.launch_type.clone()).or_default();
+        let e = totals.entry(t.launch_type.to_string()).or_default();
         e.0 += 1;
         e.1 += vcpu * secs;
         e.2 += gib * secs;
@@ -1110,9 +1124,9 @@ fn task_network(
 mod tests {
     use super::*;
 
-    fn task(lt: &str, cpu: &str, mem: &str, start: &str, stop: Option<&str>) -> Task {
+    fn task(lt: LaunchType, cpu: &str, mem: &str, start: &str, stop: Option<&str>) -> Task {
         Task {
-            launch_type: lt.into(),
+            launch_type: lt,
             cpu: Some(cpu.into()),
             memory: Some(mem.into()),
             started_at: Some(start.into()),
@@ -1128,21 +1142,27 @@ mod tests {
             .with_timezone(&chrono::Utc);
         let tasks = [
             task(
-                "FARGATE",
+                LaunchType::Fargate,
                 "512",
                 "1024",
                 "2026-01-01T00:00:00Z",
                 Some("2026-01-01T00:01:40Z"),
             ),
-            task("FARGATE", "1024", "2048", "2026-01-01T00:09:00Z", None),
             task(
-                "EC2",
+                LaunchType::Fargate,
+                "1024",
+                "2048",
+                "2026-01-01T00:09:00Z",
+                None,
+            ),
+            task(
+                LaunchType::Ec2,
                 "256",
                 "512",
                 "2026-01-01T00:00:00Z",
                 Some("2026-01-01T00:00:10Z"),
             ),
-            task("EC2", "256", "512", "2026-01-01T00:00:00Z", None).clone(),
+            task(LaunchType::Ec2, "256", "512", "2026-01-01T00:00:00Z", None).clone(),
         ];
         let mut never_started = tasks[2].clone();
         never_started.started_at = None;

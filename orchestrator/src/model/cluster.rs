@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use super::status::ClusterStatus;
 use super::Tag;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -8,7 +9,7 @@ pub struct Cluster {
     pub cluster_arn: String,
     pub cluster_name: String,
     /// ACTIVE, or INACTIVE once deleted.
-    pub status: String,
+    pub status: ClusterStatus,
     #[serde(default)]
     pub registered_container_instances_count: u64,
     #[serde(default)]

@@ -4,6 +4,7 @@
 mod cluster;
 mod load_balancer;
 mod service;
+pub mod status;
 mod task;
 mod taskdef;
 /// Shapes used inside task definitions.
@@ -14,6 +15,11 @@ pub mod taskdef_types {
 pub use cluster::{Cluster, ClusterNetwork};
 pub use load_balancer::{LoadBalancer, ServiceLoadBalancer};
 pub use service::{CircuitBreaker, Deployment, DeploymentConfiguration, Service, ServiceEvent};
+pub use status::{
+    ClusterStatus, DeploymentStatus, DesiredStatus, HealthStatus, InstanceStatus, LaunchType,
+    NetworkMode, RolloutState, SchedulingStrategy, ServiceStatus, StopCode, TaskDefinitionStatus,
+    TaskStatus,
+};
 pub use task::{
     Attribute, Container, ContainerInstance, ContainerNetwork, HostPort, Resource, Task,
     TaskInternals, TaskNetwork,

@@ -1,6 +1,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::status::{
+    DeploymentStatus, LaunchType, RolloutState, SchedulingStrategy, ServiceStatus,
+};
 use super::Tag;
 
 /// An ECS service, as describe-services prints it.
@@ -11,15 +14,15 @@ pub struct Service {
     pub service_name: String,
     pub cluster_arn: String,
     /// ACTIVE, DRAINING (deleted, tasks stopping) or INACTIVE.
-    pub status: String,
+    pub status: ServiceStatus,
     pub task_definition: String,
     pub desired_count: u32,
     #[serde(default)]
     pub running_count: u32,
     #[serde(default)]
     pub pending_count: u32,
-    pub launch_type: String,
-    pub scheduling_strategy: String,
+    pub launch_type: LaunchType,
+    pub scheduling_strategy: SchedulingStrategy,
     #[serde(default)]
     pub deployment_configuration: DeploymentConfiguration,
     #[serde(default)]
@@ -79,7 +82,7 @@ pub struct Deployment {
     /// `ecs-svc/<digits>`: tasks carry it as `startedBy`.
     pub id: String,
     /// PRIMARY (the newest) or ACTIVE (being replaced).
-    pub status: String,
+    pub status: DeploymentStatus,
     pub task_definition: String,
     pub desired_count: u32,
     #[serde(default)]
@@ -88,9 +91,9 @@ pub struct Deployment {
     pub running_count: u32,
     #[serde(default)]
     pub failed_tasks: u32,
-    pub launch_type: String,
+    pub launch_type: LaunchType,
     /// IN_PROGRESS, COMPLETED or FAILED.
-    pub rollout_state: String,
+    pub rollout_state: RolloutState,
     #[serde(default)]
     pub rollout_state_reason: String,
     pub created_at: String,

@@ -1,6 +1,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::status::{
+    DesiredStatus, HealthStatus, InstanceStatus, LaunchType, StopCode, TaskStatus,
+};
 use super::Tag;
 
 /// A task, as `describe-tasks` prints it.
@@ -12,9 +15,9 @@ pub struct Task {
     pub task_definition_arn: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_instance_arn: Option<String>,
-    pub last_status: String,
-    pub desired_status: String,
-    pub launch_type: String,
+    pub last_status: TaskStatus,
+    pub desired_status: DesiredStatus,
+    pub launch_type: LaunchType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,11 +44,11 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_code: Option<String>,
+    pub stop_code: Option<StopCode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_reason: Option<String>,
     #[serde(default)]
-    pub health_status: String,
+    pub health_status: HealthStatus,
     #[serde(default)]
     pub connectivity: String,
     #[serde(default)]
@@ -119,7 +122,7 @@ pub struct Container {
     pub task_arn: String,
     pub name: String,
     pub image: String,
-    pub last_status: String,
+    pub last_status: TaskStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,7 +134,7 @@ pub struct Container {
     #[serde(default)]
     pub network_interfaces: Vec<Value>,
     #[serde(default)]
-    pub health_status: String,
+    pub health_status: HealthStatus,
     #[serde(default)]
     pub cpu: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,12 +153,12 @@ impl Task {
     /// service counts as healthy and a load balancer sends traffic to.
     pub fn in_service(&self) -> bool {
         let checked = self.berth.as_ref().is_some_and(|b| b.health_checked);
-        self.last_status == "RUNNING"
-            && self.desired_status != "STOPPED"
+        self.last_status == TaskStatus::Running
+            && self.desired_status != DesiredStatus::Stopped
             && if checked {
-                self.health_status == crate::health::HEALTHY
+                self.health_status == HealthStatus::Healthy
             } else {
-                self.health_status != crate::health::UNHEALTHY
+                self.health_status != HealthStatus::Unhealthy
             }
     }
 
@@ -165,7 +168,7 @@ impl Task {
     }
 
     pub fn is_stopped(&self) -> bool {
-        self.last_status == "STOPPED"
+        self.last_status == TaskStatus::Stopped
     }
 }
 
@@ -175,7 +178,7 @@ impl Task {
 pub struct ContainerInstance {
     pub container_instance_arn: String,
     pub ec2_instance_id: String,
-    pub status: String,
+    pub status: InstanceStatus,
     pub agent_connected: bool,
     pub registered_resources: Vec<Resource>,
     pub remaining_resources: Vec<Resource>,

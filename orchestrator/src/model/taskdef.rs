@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::status::{LaunchType, NetworkMode, TaskDefinitionStatus};
 use super::Tag;
 
 /// A task definition: what `register-task-definition` takes and what
@@ -22,21 +23,21 @@ pub struct TaskDefinition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_role_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network_mode: Option<String>,
+    pub network_mode: Option<NetworkMode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<u64>,
     #[serde(default)]
     pub volumes: Vec<Volume>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<TaskDefinitionStatus>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requires_attributes: Vec<Value>,
     #[serde(default)]
     pub placement_constraints: Vec<Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub compatibilities: Vec<String>,
+    pub compatibilities: Vec<LaunchType>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub requires_compatibilities: Vec<String>,
+    pub requires_compatibilities: Vec<LaunchType>,
     /// CPU units as an integer string after registration ("1 vCPU" → "1024").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
