@@ -12,7 +12,7 @@ use crate::model::{
     name_from_arn, Cluster, ClusterNetwork, ClusterStatus, Failure, Partition, Tag, TaskDefinition,
     TaskDefinitionStatus, TaskStatus,
 };
-use crate::store::{Expect, Op, SqliteStore, Store, StoreError};
+use crate::store::{keys, Expect, Op, SqliteStore, Store, StoreError};
 use crate::{names, taskdef};
 
 pub const DEFAULT_CLUSTER: &str = "default";
@@ -111,19 +111,6 @@ struct Family {
     latest: u64,
 }
 
-fn cluster_key(name: &str) -> String {
-    format!("clusters/{name}")
-}
-
-fn family_key(family: &str) -> String {
-    format!("families/{family}")
-}
-
-fn taskdef_key(family: &str, revision: u64) -> String {
-    // Zero-padded so that keys sort by revision.
-    format!("taskdefs/{family}/{revision:010}")
-}
-
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -187,12 +174,12 @@ impl Ecs {
 
     /// The `default` cluster exists on first use, as in ECS.
     fn ensure_cluster(&self, name: &str) -> EcsResult<()> {
-        if self.store.get(&cluster_key(name))?.is_some() {
+        if self.store.get(&keys::cluster(name))?.is_some() {
             return Ok(());
         }
         let cluster = self.new_cluster(name, Vec::new(), &self.network);
         match self.store.commit(&[Op::Put {
-            key: cluster_key(name),
+            key: keys::cluster(name),
             value: encode(&cluster)?,
             expect: Expect::Absent,
         }]) {
@@ -248,7 +235,7 @@ impl Ecs {
     /// The networks of every ACTIVE cluster, by cluster name.
     pub fn cluster_networks(&self) -> EcsResult<Vec<(String, NetworkConfig)>> {
         let mut nets = Vec::new();
-        for (_, rec) in self.store.list("clusters/")? {
+        for (_, rec) in self.store.list(keys::CLUSTERS)? {
             let c: Cluster = decode(&rec.value)?;
             if c.status == ClusterStatus::Active {
                 nets.push((c.cluster_name.clone(), self.cluster_network(&c)?));
@@ -260,7 +247,7 @@ impl Ecs {
     /// The ACTIVE cluster a name or ARN refers to (default when absent).
     pub fn cluster(&self, name_or_arn: Option<&str>) -> EcsResult<Cluster> {
         let name = names::lookup("cluster", name_or_arn.unwrap_or(DEFAULT_CLUSTER))?;
-        match self.store.get(&cluster_key(name))? {
+        match self.store.get(&keys::cluster(name))? {
             Some(rec) => {
                 // Without counts: counting reads every task of the cluster,
                 // which only describe-clusters needs.
@@ -284,11 +271,11 @@ impl Ecs {
     fn with_counts(&self, mut c: Cluster) -> EcsResult<Cluster> {
         let count =
             |prefix: String| -> EcsResult<u64> { Ok(self.store.list(&prefix)?.len() as u64) };
-        c.registered_container_instances_count = count(format!("instances/{}/", c.cluster_name))?;
-        c.active_services_count = count(format!("services/{}/", c.cluster_name))?;
+        c.registered_container_instances_count = count(keys::instances_of(&c.cluster_name))?;
+        c.active_services_count = count(keys::services_of(&c.cluster_name))?;
         let mut running = 0;
         let mut pending = 0;
-        for (_, rec) in self.store.list(&format!("tasks/{}/", c.cluster_name))? {
+        for (_, rec) in self.store.list(&keys::tasks_of(&c.cluster_name))? {
             let task: serde_json::Value = decode(&rec.value)?;
             match task["lastStatus"].as_str().map(TaskStatus::parse) {
                 Some(TaskStatus::Running) => running += 1,
@@ -312,7 +299,7 @@ impl Ecs {
         names::check("clusterName", name)?;
         let network = network.unwrap_or_else(|| self.network.clone());
         let cluster = retry(|| {
-            let existing = self.store.get(&cluster_key(name))?;
+            let existing = self.store.get(&keys::cluster(name))?;
             let expect = match existing {
                 // CreateCluster is idempotent for an ACTIVE cluster with the
                 // same network.
@@ -341,7 +328,7 @@ impl Ecs {
             }
             let cluster = self.new_cluster(name, tags.clone(), &network);
             let op = Op::Put {
-                key: cluster_key(name),
+                key: keys::cluster(name),
                 value: encode(&cluster)?,
                 expect,
             };
@@ -364,7 +351,7 @@ impl Ecs {
                 failures.push(Failure::on(n, "MISSING", Some(e.message)));
                 continue;
             }
-            match self.store.get(&cluster_key(name))? {
+            match self.store.get(&keys::cluster(name))? {
                 Some(rec) => clusters.push(self.with_counts(decode(&rec.value)?)?),
                 None => failures.push(Failure::missing(&self.cluster_arn(name))),
             }
@@ -374,7 +361,7 @@ impl Ecs {
 
     pub fn list_clusters(&self) -> EcsResult<serde_json::Value> {
         let mut arns = Vec::new();
-        for (_, rec) in self.store.list("clusters/")? {
+        for (_, rec) in self.store.list(keys::CLUSTERS)? {
             let c: Cluster = decode(&rec.value)?;
             if c.status == ClusterStatus::Active {
                 arns.push(c.cluster_arn);
@@ -386,7 +373,7 @@ impl Ecs {
     pub fn delete_cluster(&self, name_or_arn: &str) -> EcsResult<serde_json::Value> {
         let name = names::lookup("cluster", name_or_arn)?.to_string();
         let cluster = retry(|| {
-            let rec = self.store.get(&cluster_key(&name))?.ok_or_else(|| {
+            let rec = self.store.get(&keys::cluster(&name))?.ok_or_else(|| {
                 EcsError::new(
                     ErrorKind::ClusterNotFoundException,
                     format!("Cluster not found: {name}"),
@@ -414,7 +401,7 @@ impl Ecs {
             let mut inactive = c;
             inactive.status = ClusterStatus::Inactive;
             let op = Op::Put {
-                key: cluster_key(&name),
+                key: keys::cluster(&name),
                 value: encode(&inactive)?,
                 expect: Expect::Revision(rec.revision),
             };
@@ -434,7 +421,7 @@ impl Ecs {
         let tags = std::mem::take(&mut definition.tags);
         let family = definition.family.clone();
         let stored = retry(|| {
-            let (latest, expect) = match self.store.get(&family_key(&family))? {
+            let (latest, expect) = match self.store.get(&keys::family(&family))? {
                 Some(rec) => (
                     decode::<Family>(&rec.value)?.latest,
                     Expect::Revision(rec.revision),
@@ -456,12 +443,12 @@ impl Ecs {
             };
             let ops = [
                 Op::Put {
-                    key: family_key(&family),
+                    key: keys::family(&family),
                     value: encode(&Family { latest: revision })?,
                     expect,
                 },
                 Op::Put {
-                    key: taskdef_key(&family, revision),
+                    key: keys::task_definition(&family, revision),
                     value: encode(&stored)?,
                     expect: Expect::Absent,
                 },
@@ -492,7 +479,7 @@ impl Ecs {
                     ))
                 })?;
                 names::check("taskDefinition", family)?;
-                let key = taskdef_key(family, revision);
+                let key = keys::task_definition(family, revision);
                 let rec = self.store.get(&key)?.ok_or_else(missing)?;
                 let stored = decode(&rec.value)?;
                 Ok((key, rec, stored))
@@ -500,7 +487,7 @@ impl Ecs {
             None => {
                 names::check("taskDefinition", spec)?;
                 let mut found = None;
-                for (key, rec) in self.store.list(&format!("taskdefs/{spec}/"))? {
+                for (key, rec) in self.store.list(&keys::task_definitions_of(spec))? {
                     let stored: StoredTaskDefinition = decode(&rec.value)?;
                     if stored.definition.status == Some(TaskDefinitionStatus::Active) {
                         found = Some((key, rec, stored));
@@ -550,10 +537,9 @@ impl Ecs {
     ) -> EcsResult<serde_json::Value> {
         let wanted = status_filter(status);
         let mut arns = Vec::new();
-        for (_, rec) in self
-            .store
-            .list(&format!("taskdefs/{}", family_prefix.unwrap_or("")))?
-        {
+        for (_, rec) in self.store.list(&keys::task_definitions_with_family_prefix(
+            family_prefix.unwrap_or(""),
+        ))? {
             let stored: StoredTaskDefinition = decode(&rec.value)?;
             let d = stored.definition;
             if wanted.is_none() || d.status == wanted {
@@ -573,10 +559,9 @@ impl Ecs {
     ) -> EcsResult<serde_json::Value> {
         let filter = status_filter(status);
         let mut families: Vec<String> = Vec::new();
-        for (_, rec) in self
-            .store
-            .list(&format!("taskdefs/{}", family_prefix.unwrap_or("")))?
-        {
+        for (_, rec) in self.store.list(&keys::task_definitions_with_family_prefix(
+            family_prefix.unwrap_or(""),
+        ))? {
             let stored: StoredTaskDefinition = decode(&rec.value)?;
             let d = stored.definition;
             let active = d.status == Some(TaskDefinitionStatus::Active);

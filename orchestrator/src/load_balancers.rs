@@ -12,20 +12,10 @@ use crate::error::{EcsError, EcsResult};
 use crate::model::{
     LoadBalancer, NetworkMode, Service, ServiceLoadBalancer, ServiceStatus, Task, TaskDefinition,
 };
-use crate::store::{Expect, Op, StoreError};
-use crate::tasks::port_key;
+use crate::store::{keys, Expect, Op, StoreError};
 
 /// ELB's default deregistration delay.
 pub const DEFAULT_DEREGISTRATION_DELAY: u32 = 300;
-
-fn lb_key(name: &str) -> String {
-    format!("load-balancers/{name}")
-}
-
-/// What a listener's port reservation holds (no `/`: not a task's).
-fn lb_holder(name: &str) -> Vec<u8> {
-    format!("load-balancer:{name}").into_bytes()
-}
 
 /// `create-load-balancer`'s parameters.
 #[derive(Clone, Debug, Default)]
@@ -137,24 +127,28 @@ impl Ecs {
                 "deregistrationDelaySeconds: 0–3600 (as ELB)",
             ));
         }
-        let port_key = port_key(&self.host.id, &protocol, port);
+        let port_key = keys::port(&self.host.id, &protocol, port);
         // The name and the host port in one commit: neither is taken twice.
         let ops = [
             Op::Put {
-                key: lb_key(&lb.load_balancer_name),
+                key: keys::load_balancer(&lb.load_balancer_name),
                 value: encode(&lb)?,
                 expect: Expect::Absent,
             },
             Op::Put {
                 key: port_key.clone(),
-                value: lb_holder(&lb.load_balancer_name),
+                value: keys::load_balancer_holder(&lb.load_balancer_name),
                 expect: Expect::Absent,
             },
         ];
         match self.store.commit(&ops) {
             Ok(_) => {}
             Err(StoreError::Conflict(_)) => {
-                if self.store.get(&lb_key(&lb.load_balancer_name))?.is_some() {
+                if self
+                    .store
+                    .get(&keys::load_balancer(&lb.load_balancer_name))?
+                    .is_some()
+                {
                     return Err(EcsError::invalid(format!(
                         "loadBalancerName: {:?} already exists",
                         lb.load_balancer_name
@@ -184,7 +178,7 @@ impl Ecs {
     pub fn load_balancer(&self, name: &str) -> EcsResult<LoadBalancer> {
         // A name that cannot exist is refused before it becomes a key.
         check_lb_name(name)?;
-        match self.store.get(&lb_key(name))? {
+        match self.store.get(&keys::load_balancer(name))? {
             Some(rec) => decode(&rec.value),
             None => Err(EcsError::invalid(format!(
                 "loadBalancerName: load balancer {name:?} not found"
@@ -197,7 +191,7 @@ impl Ecs {
     pub fn describe_load_balancers(&self, names: &[String]) -> EcsResult<Value> {
         let lbs: Vec<LoadBalancer> = if names.is_empty() {
             self.store
-                .list("load-balancers/")?
+                .list(keys::LOAD_BALANCERS)?
                 .into_iter()
                 .map(|(_, rec)| decode(&rec.value))
                 .collect::<EcsResult<_>>()?
@@ -247,11 +241,11 @@ impl Ecs {
     fn forget_load_balancer(&self, lb: &LoadBalancer) -> EcsResult<()> {
         self.store.commit(&[
             Op::Delete {
-                key: lb_key(&lb.load_balancer_name),
+                key: keys::load_balancer(&lb.load_balancer_name),
                 expect: Expect::Any,
             },
             Op::Delete {
-                key: port_key(&lb.host, &lb.protocol, lb.port),
+                key: keys::port(&lb.host, &lb.protocol, lb.port),
                 expect: Expect::Any,
             },
         ])?;
@@ -261,7 +255,7 @@ impl Ecs {
     /// Services (not INACTIVE, any cluster) attached to `name`.
     fn services_using(&self, name: &str) -> EcsResult<Vec<Service>> {
         let mut out = Vec::new();
-        for (_, rec) in self.store.list("services/")? {
+        for (_, rec) in self.store.list(keys::SERVICES)? {
             let s: Service = decode(&rec.value)?;
             let uses = s
                 .load_balancers
@@ -309,9 +303,9 @@ impl Ecs {
     pub fn load_balancer_names(&self) -> EcsResult<Vec<String>> {
         Ok(self
             .store
-            .list("load-balancers/")?
+            .list(keys::LOAD_BALANCERS)?
             .into_iter()
-            .filter_map(|(k, _)| k.strip_prefix("load-balancers/").map(str::to_string))
+            .filter_map(|(k, _)| keys::load_balancer_name(&k).map(str::to_string))
             .collect())
     }
 

@@ -17,7 +17,7 @@ use crate::model::{
     ServiceStatus, StopCode, Tag, Task, TaskStatus,
 };
 use crate::model::{Deployment, TaskDefinition};
-use crate::store::{Expect, Op};
+use crate::store::{keys, Expect, Op};
 use crate::tasks::{launch_type_for, RunTask};
 
 /// Events a service keeps (ECS shows the last 100).
@@ -51,10 +51,6 @@ fn check_desired_count(n: u32) -> EcsResult<()> {
         )));
     }
     Ok(())
-}
-
-fn service_key(cluster: &str, name: &str) -> String {
-    format!("services/{cluster}/{name}")
 }
 
 /// `create-service`'s parameters.
@@ -249,7 +245,7 @@ impl Ecs {
             version: 1,
             ..Default::default()
         };
-        let key = service_key(&cluster.cluster_name, name);
+        let key = keys::service(&cluster.cluster_name, name);
         let existing = self.store.get(&key)?;
         let expect = match &existing {
             Some(rec) if decode::<Service>(&rec.value)?.status != ServiceStatus::Inactive => {
@@ -271,7 +267,7 @@ impl Ecs {
     /// The service `name` of `cluster` (any status).
     pub fn service(&self, cluster: &str, name: &str) -> EcsResult<Service> {
         let name = crate::names::lookup("service", name)?;
-        match self.store.get(&service_key(cluster, name))? {
+        match self.store.get(&keys::service(cluster, name))? {
             Some(rec) => decode(&rec.value),
             None => Err(EcsError::new(
                 ErrorKind::ServiceNotFoundException,
@@ -287,7 +283,7 @@ impl Ecs {
         name: &str,
         mut change: impl FnMut(&mut Service) -> EcsResult<()>,
     ) -> EcsResult<Service> {
-        let key = service_key(cluster, crate::names::lookup("service", name)?);
+        let key = keys::service(cluster, crate::names::lookup("service", name)?);
         retry(|| {
             let Some(rec) = self.store.get(&key)? else {
                 return Err(EcsError::new(
@@ -430,10 +426,7 @@ impl Ecs {
     pub fn list_services(&self, cluster: Option<&str>) -> EcsResult<Value> {
         let cluster = self.cluster(cluster)?;
         let mut arns = Vec::new();
-        for (_, rec) in self
-            .store
-            .list(&format!("services/{}/", cluster.cluster_name))?
-        {
+        for (_, rec) in self.store.list(&keys::services_of(&cluster.cluster_name))? {
             let s: Service = decode(&rec.value)?;
             if s.status != ServiceStatus::Inactive {
                 arns.push(s.service_arn);
@@ -446,7 +439,7 @@ impl Ecs {
     /// lease. Returns the tasks it placed (their supervisors are the
     /// caller's to start) or None when another reconciler holds the lease.
     pub fn reconcile(&self, cluster: &str, holder: &str) -> EcsResult<Option<Pass>> {
-        let lease = format!("reconcile/{cluster}");
+        let lease = keys::reconcile_lease(cluster);
         if !self.store.acquire_lease(&lease, holder, LEASE_TTL)? {
             return Ok(None);
         }
@@ -459,7 +452,7 @@ impl Ecs {
         let mut pass = Pass::default();
         let mut load_balancers: Vec<String> = Vec::new();
         let tasks = self.all_tasks(cluster)?;
-        for (_, rec) in self.store.list(&format!("services/{cluster}/"))? {
+        for (_, rec) in self.store.list(&keys::services_of(cluster))? {
             let service: Service = decode(&rec.value)?;
             if service.status == ServiceStatus::Inactive {
                 continue;
@@ -603,7 +596,7 @@ impl Ecs {
         let mut out = Vec::new();
         for (_, rec) in self
             .store
-            .list(&format!("instances/{}/", cluster.cluster_name))?
+            .list(&keys::instances_of(&cluster.cluster_name))?
         {
             let ci: crate::model::ContainerInstance = decode(&rec.value)?;
             if ci.status == InstanceStatus::Active {
@@ -832,9 +825,9 @@ impl Ecs {
     /// Names of clusters with a service that is not INACTIVE.
     pub fn clusters_with_services(&self) -> EcsResult<Vec<String>> {
         let mut out: Vec<String> = Vec::new();
-        for (key, rec) in self.store.list("services/")? {
+        for (key, rec) in self.store.list(keys::SERVICES)? {
             let s: Service = decode(&rec.value)?;
-            let cluster = key.split('/').nth(1).unwrap_or_default().to_string();
+            let cluster = keys::service_cluster(&key).unwrap_or_default().to_string();
             if s.status != ServiceStatus::Inactive && !out.contains(&cluster) {
                 out.push(cluster);
             }

@@ -14,18 +14,9 @@ use crate::model::{
     TaskDefinition, TaskInternals, TaskStatus,
 };
 use crate::names;
-use crate::store::{Expect, Op, StoreError};
+use crate::store::{keys, Expect, Op, StoreError};
 
 pub const AGENT_VERSION: &str = concat!("berth-", env!("CARGO_PKG_VERSION"));
-
-fn instance_key(cluster: &str, id: &str) -> String {
-    format!("instances/{cluster}/{id}")
-}
-
-/// A host port is the host's, whichever cluster's task holds it.
-pub(crate) fn port_key(host: &str, protocol: &str, port: u16) -> String {
-    format!("ports/{host}/{protocol}/{port}")
-}
 
 /// The host ports a task holds: in awsvpc and host modes, each mapping's
 /// hostPort (registration makes it the containerPort).
@@ -55,21 +46,6 @@ fn host_ports(td: &TaskDefinition, mode: &NetworkMode) -> Vec<crate::model::Host
             })
         })
         .collect()
-}
-
-/// An address belongs to the network (bridge) it is on: clusters sharing
-/// a bridge share its addresses.
-fn ip_key(bridge: &str, ip: &str) -> String {
-    format!("ips/{bridge}/{ip}")
-}
-
-/// What a reservation key holds: the task that holds it.
-fn holder(cluster: &str, task_id: &str) -> Vec<u8> {
-    format!("{cluster}/{task_id}").into_bytes()
-}
-
-fn task_key(cluster: &str, id: &str) -> String {
-    format!("tasks/{cluster}/{id}")
 }
 
 /// `run-task`'s parameters.
@@ -173,7 +149,7 @@ pub struct TaskFilter<'a> {
 impl Ecs {
     /// This host's container instance in `cluster`, registered on first use.
     pub fn host_instance(&self, cluster: &Cluster) -> EcsResult<ContainerInstance> {
-        let key = instance_key(&cluster.cluster_name, &self.host.id);
+        let key = keys::instance(&cluster.cluster_name, &self.host.id);
         if let Some(rec) = self.store.get(&key)? {
             return decode(&rec.value);
         }
@@ -240,7 +216,7 @@ impl Ecs {
         let mut arns = Vec::new();
         for (_, rec) in self
             .store
-            .list(&format!("instances/{}/", cluster.cluster_name))?
+            .list(&keys::instances_of(&cluster.cluster_name))?
         {
             arns.push(decode::<ContainerInstance>(&rec.value)?.container_instance_arn);
         }
@@ -263,7 +239,7 @@ impl Ecs {
             }
             match self
                 .store
-                .get(&instance_key(&cluster.cluster_name, name_from_arn(id)))?
+                .get(&keys::instance(&cluster.cluster_name, name_from_arn(id)))?
             {
                 Some(rec) => {
                     let mut ci: ContainerInstance = decode(&rec.value)?;
@@ -281,7 +257,7 @@ impl Ecs {
 
     fn task_counts(&self, cluster: &str, instance: Option<&str>) -> EcsResult<(u64, u64)> {
         let (mut running, mut pending) = (0, 0);
-        for (_, rec) in self.store.list(&format!("tasks/{cluster}/"))? {
+        for (_, rec) in self.store.list(&keys::tasks_of(cluster))? {
             let t: Task = decode(&rec.value)?;
             if instance.is_some() && t.container_instance_arn.as_deref() != instance {
                 continue;
@@ -360,8 +336,8 @@ impl Ecs {
                     };
                     used.insert(ip);
                     ops.push(Op::Put {
-                        key: ip_key(&net.bridge, &ip.to_string()),
-                        value: holder(&cluster.cluster_name, &id),
+                        key: keys::ip(&net.bridge, &ip.to_string()),
+                        value: keys::task_holder(&cluster.cluster_name, &id),
                         expect: Expect::Absent,
                     });
                     addresses.push(ip);
@@ -395,9 +371,9 @@ impl Ecs {
                 for hp in ports.iter_mut().filter(|hp| hp.host_port == 0) {
                     let taken: std::collections::BTreeSet<u16> = self
                         .store
-                        .list(&format!("ports/{}/{}/", instance.id(), hp.protocol))?
+                        .list(&keys::ports_of(instance.id(), &hp.protocol))?
                         .into_iter()
-                        .filter_map(|(k, _)| k.rsplit('/').next()?.parse().ok())
+                        .filter_map(|(k, _)| Some(keys::parse_port(&k)?.port))
                         .collect();
                     let free = (EPHEMERAL_PORTS.0..=EPHEMERAL_PORTS.1).find(|p| {
                         !taken.contains(p) && !chosen.contains(&(hp.protocol.clone(), *p))
@@ -412,8 +388,8 @@ impl Ecs {
                     chosen.insert((hp.protocol.clone(), port));
                     hp.host_port = port;
                     ops.push(Op::Put {
-                        key: port_key(instance.id(), &hp.protocol, port),
-                        value: holder(&cluster.cluster_name, &id),
+                        key: keys::port(instance.id(), &hp.protocol, port),
+                        value: keys::task_holder(&cluster.cluster_name, &id),
                         expect: Expect::Absent,
                     });
                     hp.reserved = true;
@@ -429,7 +405,7 @@ impl Ecs {
                     .into_iter()
                     .filter(|hp| !hp.reserved)
                 {
-                    let key = port_key(instance.id(), &hp.protocol, hp.host_port);
+                    let key = keys::port(instance.id(), &hp.protocol, hp.host_port);
                     if self.store.get(&key)?.is_some() {
                         return Ok(Ok(Err(Failure::on(
                             &instance.container_instance_arn,
@@ -439,18 +415,18 @@ impl Ecs {
                     }
                     ops.push(Op::Put {
                         key,
-                        value: holder(&cluster.cluster_name, &id),
+                        value: keys::task_holder(&cluster.cluster_name, &id),
                         expect: Expect::Absent,
                     });
                 }
                 ops.push(Op::Put {
-                    key: task_key(&cluster.cluster_name, &id),
+                    key: keys::task(&cluster.cluster_name, &id),
                     value: encode(&task)?,
                     expect: Expect::Absent,
                 });
                 // Fargate capacity is not this host's to account.
                 if launch_type == LaunchType::Ec2 {
-                    let key = instance_key(&cluster.cluster_name, instance.id());
+                    let key = keys::instance(&cluster.cluster_name, instance.id());
                     let rec = self
                         .store
                         .get(&key)?
@@ -627,7 +603,7 @@ impl Ecs {
     pub fn task(&self, cluster: &str, id: &str) -> EcsResult<Task> {
         let rec = self
             .store
-            .get(&task_key(cluster, names::lookup("task", id)?))?
+            .get(&keys::task(cluster, names::lookup("task", id)?))?
             .ok_or_else(|| {
                 EcsError::invalid(format!("task {id}: not found in cluster {cluster}"))
             })?;
@@ -643,7 +619,7 @@ impl Ecs {
         mut change: impl FnMut(&mut Task),
     ) -> EcsResult<Task> {
         retry(|| {
-            let key = task_key(cluster, id);
+            let key = keys::task(cluster, id);
             let rec = self
                 .store
                 .get(&key)?
@@ -663,26 +639,26 @@ impl Ecs {
             if task.is_stopped() && !before.is_stopped() {
                 if let Some(net) = task.berth.as_ref().and_then(|b| b.network.as_ref()) {
                     ops.push(Op::Delete {
-                        key: ip_key(&net.bridge, &net.address),
+                        key: keys::ip(&net.bridge, &net.address),
                         expect: Expect::Any,
                     });
                 }
                 for cn in task.berth.iter().flat_map(|b| b.container_networks.iter()) {
                     ops.push(Op::Delete {
-                        key: ip_key(&cn.network.bridge, &cn.network.address),
+                        key: keys::ip(&cn.network.bridge, &cn.network.address),
                         expect: Expect::Any,
                     });
                 }
                 if let (Some(b), Some(arn)) = (&task.berth, &task.container_instance_arn) {
                     for hp in &b.host_ports {
                         ops.push(Op::Delete {
-                            key: port_key(name_from_arn(arn), &hp.protocol, hp.host_port),
+                            key: keys::port(name_from_arn(arn), &hp.protocol, hp.host_port),
                             expect: Expect::Any,
                         });
                     }
                 }
                 if let (Some(arn), Some(b)) = (&task.container_instance_arn, &task.berth) {
-                    let ikey = instance_key(cluster, name_from_arn(arn));
+                    let ikey = keys::instance(cluster, name_from_arn(arn));
                     if let Some(irec) = self.store.get(&ikey)? {
                         let mut ci: ContainerInstance = decode(&irec.value)?;
                         ci.release(b.reserved_cpu, b.reserved_memory);
@@ -710,7 +686,7 @@ impl Ecs {
             }
             match self
                 .store
-                .get(&task_key(&cluster.cluster_name, name_from_arn(id)))?
+                .get(&keys::task(&cluster.cluster_name, name_from_arn(id)))?
             {
                 Some(rec) => tasks.push(public(&decode(&rec.value)?)),
                 None => failures.push(Failure::missing(id)),
@@ -744,10 +720,7 @@ impl Ecs {
             #[serde(default)]
             group: Option<String>,
         }
-        for (_, rec) in self
-            .store
-            .list(&format!("tasks/{}/", cluster.cluster_name))?
-        {
+        for (_, rec) in self.store.list(&keys::tasks_of(&cluster.cluster_name))? {
             let t: Listed = decode(&rec.value)?;
             let family_of = name_from_arn(&t.task_definition_arn)
                 .split(':')
@@ -814,15 +787,15 @@ impl Ecs {
     ) -> EcsResult<std::collections::BTreeSet<std::net::Ipv4Addr>> {
         Ok(self
             .store
-            .list(&format!("ips/{bridge}/"))?
+            .list(&keys::ips_of(bridge))?
             .into_iter()
-            .filter_map(|(k, _)| k.rsplit('/').next()?.parse().ok())
+            .filter_map(|(k, _)| keys::parse_ip(&k))
             .collect())
     }
 
     /// True while any task, of any cluster, holds an address on `bridge`.
     pub fn addresses_in_use(&self, bridge: &str) -> EcsResult<bool> {
-        Ok(!self.store.list(&format!("ips/{bridge}/"))?.is_empty())
+        Ok(!self.store.list(&keys::ips_of(bridge))?.is_empty())
     }
 }
 
@@ -831,13 +804,14 @@ impl Ecs {
     /// (left by a crash between steps): released. Returns the keys freed.
     pub fn gc_reservations(&self) -> EcsResult<Vec<String>> {
         let mut freed = Vec::new();
-        for prefix in ["ips/", "ports/"] {
+        for prefix in keys::RESERVATIONS {
             for (key, rec) in self.store.list(prefix)? {
                 let holder = String::from_utf8_lossy(&rec.value).to_string();
-                let Some((cluster, task_id)) = holder.split_once('/') else {
+                let Some(keys::Holder::Task { cluster, task_id }) = keys::Holder::parse(&holder)
+                else {
                     continue;
                 };
-                let live = match self.store.get(&task_key(cluster, task_id))? {
+                let live = match self.store.get(&keys::task(cluster, task_id))? {
                     Some(t) => !decode::<Task>(&t.value)?.is_stopped(),
                     None => false,
                 };
@@ -860,12 +834,11 @@ impl Ecs {
     pub fn reserved_host_ports(&self) -> EcsResult<std::collections::BTreeSet<(String, u16)>> {
         Ok(self
             .store
-            .list("ports/")?
+            .list(keys::PORTS)?
             .into_iter()
             .filter_map(|(k, _)| {
-                let mut parts = k.rsplit('/');
-                let port = parts.next()?.parse().ok()?;
-                Some((parts.next()?.to_string(), port))
+                let p = keys::parse_port(&k)?;
+                Some((p.protocol.to_string(), p.port))
             })
             .collect())
     }
@@ -873,7 +846,7 @@ impl Ecs {
     /// Every task of `cluster`.
     pub fn all_tasks(&self, cluster: &str) -> EcsResult<Vec<Task>> {
         self.store
-            .list(&format!("tasks/{cluster}/"))?
+            .list(&keys::tasks_of(cluster))?
             .into_iter()
             .map(|(_, rec)| decode::<Task>(&rec.value))
             .collect()
@@ -882,9 +855,9 @@ impl Ecs {
     pub fn cluster_names(&self) -> EcsResult<Vec<String>> {
         Ok(self
             .store
-            .list("clusters/")?
+            .list(keys::CLUSTERS)?
             .into_iter()
-            .filter_map(|(k, _)| k.strip_prefix("clusters/").map(str::to_string))
+            .filter_map(|(k, _)| keys::cluster_name(&k).map(str::to_string))
             .collect())
     }
 }
@@ -905,7 +878,7 @@ impl Ecs {
     ) -> EcsResult<Value> {
         let cluster = self.cluster(cluster)?;
         self.host_instance(&cluster)?;
-        let key = instance_key(&cluster.cluster_name, &self.host.id);
+        let key = keys::instance(&cluster.cluster_name, &self.host.id);
         let ci = retry(|| {
             let rec = self
                 .store
@@ -953,7 +926,7 @@ impl Ecs {
         let mut done = Vec::new();
         let mut failures = Vec::new();
         for id in ids {
-            let key = instance_key(
+            let key = keys::instance(
                 &cluster.cluster_name,
                 names::lookup("containerInstances", id)?,
             );
@@ -988,7 +961,7 @@ impl Ecs {
         force: bool,
     ) -> EcsResult<Value> {
         let cluster = self.cluster(cluster)?;
-        let key = instance_key(
+        let key = keys::instance(
             &cluster.cluster_name,
             names::lookup("containerInstance", id)?,
         );
@@ -1021,7 +994,7 @@ impl Ecs {
         let cluster = self.cluster(cluster)?;
         let tasks: Vec<Task> = self
             .store
-            .list(&format!("tasks/{}/", cluster.cluster_name))?
+            .list(&keys::tasks_of(&cluster.cluster_name))?
             .into_iter()
             .map(|(_, rec)| decode(&rec.value))
             .collect::<EcsResult<_>>()?;

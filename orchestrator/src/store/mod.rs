@@ -2,6 +2,7 @@
 //! compare-and-swap, listing by prefix, multi-key transactions and leases.
 //! Narrow on purpose, so that etcd fits behind it as well as SQLite.
 
+pub mod keys;
 mod sqlite;
 
 pub use sqlite::SqliteStore;

@@ -146,25 +146,22 @@ impl Store for SqliteStore {
 
     fn list(&self, prefix: &str) -> StoreResult<Vec<(String, Record)>> {
         let conn = self.conn()?;
-        // Keys in [prefix, prefix + U+10FFFF) share the prefix.
-        let upper = format!("{prefix}\u{10FFFF}");
-        let mut stmt = conn
-            .prepare_cached(
+        // Keys in [prefix, successor) share the prefix: a range the
+        // primary key's index answers (keys compare as UTF-8 bytes, which
+        // is code point order).
+        match successor(prefix) {
+            Some(upper) => select_records(
+                &conn,
                 "SELECT key, value, revision FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(params![prefix, upper], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    Record {
-                        value: r.get(1)?,
-                        revision: r.get::<_, i64>(2)? as u64,
-                    },
-                ))
-            })
-            .map_err(backend)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+                params![prefix, upper],
+            ),
+            // Every key from the prefix on starts with it.
+            None => select_records(
+                &conn,
+                "SELECT key, value, revision FROM kv WHERE key >= ?1 ORDER BY key",
+                params![prefix],
+            ),
+        }
     }
 
     fn commit(&self, ops: &[Op]) -> StoreResult<u64> {
@@ -243,6 +240,44 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         Ok(())
     }
+}
+
+/// The (key, record) rows `sql` selects.
+fn select_records(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<(String, Record)>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Record {
+                    value: r.get(1)?,
+                    revision: r.get::<_, i64>(2)? as u64,
+                },
+            ))
+        })
+        .map_err(backend)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+}
+
+/// The least string greater than every string starting with `prefix`;
+/// None when there is none (the empty prefix, or one of U+10FFFF only).
+/// `prefix + U+10FFFF` would not do: it leaves out keys that continue
+/// with U+10FFFF.
+fn successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value: surrogates are not chars.
+        let next = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 fn now_ms() -> i64 {
@@ -378,5 +413,14 @@ mod tests {
             .expect("b"));
         std::thread::sleep(Duration::from_millis(5));
         assert!(store.acquire_lease("reconcile", "a", ttl).expect("expired"));
+    }
+
+    #[test]
+    fn successor_bounds_a_prefix() {
+        assert_eq!(successor(""), None);
+        assert_eq!(successor("tasks/a/").as_deref(), Some("tasks/a0"));
+        assert_eq!(successor("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(successor("\u{10FFFF}\u{10FFFF}"), None);
     }
 }
