@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use berth_orchestrator::placement::{place, Constraint, Expr, Instance, Request};
+use berth_orchestrator::scheduler::placement::{place, Constraint, Expr, Instance, Request};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 
