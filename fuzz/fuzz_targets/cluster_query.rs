@@ -23,6 +23,7 @@ fn instance(id: &str, attributes: &[(&str, &str)], groups: &[&str]) -> Instance 
             .collect::<BTreeMap<_, _>>(),
         task_groups: groups.iter().map(|g| g.to_string()).collect(),
         status: Instance::ACTIVE.to_owned(),
+        host_ports: Default::default(),
     }
 }
 

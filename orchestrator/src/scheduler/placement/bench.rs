@@ -36,6 +36,7 @@ pub fn bench(instances: usize, tasks: usize) -> (usize, Duration) {
                 attributes,
                 task_groups: Vec::new(),
                 status: Instance::ACTIVE.to_owned(),
+                host_ports: Default::default(),
             }
         })
         .collect();

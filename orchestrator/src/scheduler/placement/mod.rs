@@ -16,14 +16,18 @@
 mod bench;
 mod planner;
 mod query;
+mod refusal;
 mod strategy;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::Failure;
 
 pub use bench::bench;
 use planner::Planner;
-pub use planner::Request;
+pub use planner::{Capacity, Request};
 pub use query::Expr;
+pub use refusal::Refusal;
 pub use strategy::{Constraint, Resource, SpreadField, Strategy};
 
 /// A placement input that ECS would refuse.
@@ -82,6 +86,9 @@ pub struct Instance {
     pub task_groups: Vec<String>,
     /// `ACTIVE` or `DRAINING`; only ACTIVE instances take new tasks.
     pub status: String,
+    /// The host ports (protocol, port) tasks on the instance hold: each
+    /// can be bound by one task at a time.
+    pub host_ports: BTreeSet<(String, u16)>,
 }
 
 impl Instance {
@@ -108,7 +115,7 @@ pub fn place(
     strategies: &[Strategy],
     rng_seed: u64,
 ) -> Option<usize> {
-    Planner::new(instances, request, strategies, rng_seed).choose(request)
+    Planner::new(instances, request, strategies, rng_seed).choose()
 }
 
 /// Places up to `count` tasks one after the other, each seeing the ones
@@ -125,13 +132,47 @@ pub fn place_many(
     let mut planner = Planner::new(instances, request, strategies, rng_seed);
     let mut placed = Vec::with_capacity(count);
     for _ in 0..count {
-        let Some(chosen) = planner.choose(request) else {
+        let Some(chosen) = planner.choose() else {
             break;
         };
         planner.record(&mut instances[chosen], chosen, request);
         placed.push(chosen);
     }
     placed
+}
+
+/// Places `count` tasks as run-task does: one after the other, each seeing
+/// the ones before it (the chosen instance loses the CPU and memory, holds
+/// the host ports and gains the task's group, in `instances` too, so the
+/// caller can commit what is left). Gives, for each task in order, the
+/// index of its instance or ECS's failure for it.
+///
+/// A task no instance takes fails with the [`Refusal`] of the instance that
+/// came closest (the latest check it failed, in run-task's order: host
+/// ports, ACTIVE, CPU, memory, then the constraints), naming that
+/// instance's ARN; ties go to the lowest index. With no instance at all,
+/// the failure is `MISSING` without an ARN. Once one task fails, the rest
+/// fail alike: nothing changed in between.
+pub fn place_tasks(
+    instances: &mut [Instance],
+    count: usize,
+    request: &Request<'_>,
+    strategies: &[Strategy],
+    rng_seed: u64,
+) -> Vec<Result<usize, Failure>> {
+    let mut planner = Planner::new(instances, request, strategies, rng_seed);
+    let mut outcomes = Vec::with_capacity(count);
+    while outcomes.len() < count {
+        let Some(chosen) = planner.choose() else {
+            let (closest, refusal) = Refusal::closest(instances, request);
+            let failure = refusal.failure(closest.map(|i| i.arn.as_str()));
+            outcomes.resize(count, Err(failure));
+            break;
+        };
+        planner.record(&mut instances[chosen], chosen, request);
+        outcomes.push(Ok(chosen));
+    }
+    outcomes
 }
 
 /// Instances and expressions the tests of every placement module share.
@@ -156,6 +197,7 @@ mod fixtures {
                 .collect(),
             task_groups: Vec::new(),
             status: Instance::ACTIVE.to_owned(),
+            host_ports: BTreeSet::new(),
         }
     }
 

@@ -17,6 +17,25 @@ pub struct Request<'a> {
     pub need_memory: i64,
     pub group: &'a str,
     pub constraints: &'a [Constraint],
+    /// The fixed host ports (protocol, port) the task binds: an instance
+    /// holding any of them cannot take it. Ports to be picked from the
+    /// ephemeral range are not listed (any instance has some).
+    pub host_ports: &'a [(String, u16)],
+    /// Whether the instance's CPU, memory and status count.
+    pub capacity: Capacity,
+}
+
+/// Whose capacity a task runs on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Capacity {
+    /// The container instance's (EC2): it must be ACTIVE and have the CPU
+    /// and memory left, and placing the task takes them.
+    #[default]
+    Instance,
+    /// Not the instance's to account (FARGATE on berth's hosts): only host
+    /// ports and constraints decide, and the instance's CPU, memory and
+    /// ACTIVE/DRAINING status are left alone, as run-task has always done.
+    Unaccounted,
 }
 
 impl<'a> Request<'a> {
@@ -31,23 +50,56 @@ impl<'a> Request<'a> {
             need_memory,
             group,
             constraints,
+            host_ports: &[],
+            capacity: Capacity::Instance,
         }
     }
 
-    fn distinct_instance(&self) -> bool {
+    /// The same request, binding these fixed host ports.
+    pub fn with_host_ports(self, host_ports: &'a [(String, u16)]) -> Self {
+        Self { host_ports, ..self }
+    }
+
+    /// The same request, on `capacity`.
+    pub fn with_capacity(self, capacity: Capacity) -> Self {
+        Self { capacity, ..self }
+    }
+
+    /// What placing the task takes from the instance, (CPU units, MiB),
+    /// if anything.
+    fn charge(&self) -> Option<(i64, i64)> {
+        match self.capacity {
+            Capacity::Instance => Some((self.need_cpu, self.need_memory)),
+            Capacity::Unaccounted => None,
+        }
+    }
+
+    /// The first of the task's host ports the instance already holds.
+    pub(super) fn port_taken_on<'i>(&self, instance: &'i Instance) -> Option<&'i (String, u16)> {
+        self.host_ports
+            .iter()
+            .find_map(|port| instance.host_ports.get(port))
+    }
+
+    pub(super) fn distinct_instance(&self) -> bool {
         self.constraints
             .iter()
             .any(|c| matches!(c, Constraint::DistinctInstance))
     }
 
-    /// ACTIVE and selected by every `memberOf`: the part of eligibility that
-    /// does not depend on resources.
+    /// ACTIVE (when its capacity counts) and selected by every `memberOf`:
+    /// the part of eligibility that does not depend on resources.
     fn admits(&self, instance: &Instance) -> bool {
-        instance.status == Instance::ACTIVE
-            && self.constraints.iter().all(|c| match c {
-                Constraint::DistinctInstance => true,
-                Constraint::MemberOf(expr) => expr.matches(instance),
-            })
+        (self.capacity == Capacity::Unaccounted || instance.status == Instance::ACTIVE)
+            && self.is_member(instance)
+    }
+
+    /// Selected by every `memberOf`.
+    pub(super) fn is_member(&self, instance: &Instance) -> bool {
+        self.constraints.iter().all(|c| match c {
+            Constraint::DistinctInstance => true,
+            Constraint::MemberOf(expr) => expr.matches(instance),
+        })
     }
 }
 
@@ -74,8 +126,10 @@ struct Slot {
     cpu: i64,
     memory: i64,
     group_tasks: u32,
-    /// ACTIVE and selected by every `memberOf`.
+    /// ACTIVE (when its capacity counts) and selected by every `memberOf`.
     admitted: bool,
+    /// Holds none of the task's fixed host ports.
+    ports_free: bool,
 }
 
 /// What placement keeps between tasks so each choice is a cheap linear scan:
@@ -89,6 +143,9 @@ pub(super) struct Planner {
     slots: Vec<Slot>,
     spreads: Vec<SpreadIndex>,
     distinct_instance: bool,
+    /// What each task takes from its instance, (CPU units, MiB), if its
+    /// capacity counts.
+    charge: Option<(i64, i64)>,
     /// Whether `Slot::admitted` must be refreshed after a placement.
     membership_depends_on_tasks: bool,
 }
@@ -128,10 +185,12 @@ impl Planner {
                     memory: i.remaining_memory,
                     group_tasks: i.tasks_in_group(request.group),
                     admitted: request.admits(i),
+                    ports_free: request.port_taken_on(i).is_none(),
                 })
                 .collect(),
             spreads,
             distinct_instance: request.distinct_instance(),
+            charge: request.charge(),
             membership_depends_on_tasks: request.constraints.iter().any(|c| match c {
                 Constraint::MemberOf(expr) => expr.depends_on_tasks(),
                 Constraint::DistinctInstance => false,
@@ -139,10 +198,12 @@ impl Planner {
         }
     }
 
-    fn fits(&self, slot: &Slot, request: &Request<'_>) -> bool {
+    fn fits(&self, slot: &Slot) -> bool {
         slot.admitted
-            && slot.cpu >= request.need_cpu
-            && slot.memory >= request.need_memory
+            && slot.ports_free
+            && self
+                .charge
+                .is_none_or(|(cpu, memory)| slot.cpu >= cpu && slot.memory >= memory)
             && !(self.distinct_instance && slot.group_tasks > 0)
     }
 
@@ -165,11 +226,11 @@ impl Planner {
         Ordering::Equal
     }
 
-    pub(super) fn choose(&mut self, request: &Request<'_>) -> Option<usize> {
+    pub(super) fn choose(&mut self) -> Option<usize> {
         let mut best: Option<usize> = None;
         let mut ties: u64 = 0;
         for index in 0..self.slots.len() {
-            if !self.fits(&self.slots[index], request) {
+            if !self.fits(&self.slots[index]) {
                 continue;
             }
             let Some(current) = best else {
@@ -198,12 +259,17 @@ impl Planner {
 
     /// Books one task of the request's group onto `instances[index]`.
     pub(super) fn record(&mut self, instance: &mut Instance, index: usize, request: &Request<'_>) {
-        instance.remaining_cpu = instance.remaining_cpu.saturating_sub(request.need_cpu);
-        instance.remaining_memory = instance
-            .remaining_memory
-            .saturating_sub(request.need_memory);
+        if let Some((cpu, memory)) = self.charge {
+            instance.remaining_cpu = instance.remaining_cpu.saturating_sub(cpu);
+            instance.remaining_memory = instance.remaining_memory.saturating_sub(memory);
+        }
         instance.task_groups.push(request.group.to_owned());
+        instance
+            .host_ports
+            .extend(request.host_ports.iter().cloned());
         let slot = &mut self.slots[index];
+        // The instance now holds every one of the task's ports.
+        slot.ports_free = request.host_ports.is_empty();
         slot.cpu = instance.remaining_cpu;
         slot.memory = instance.remaining_memory;
         slot.group_tasks = slot.group_tasks.saturating_add(1);
