@@ -41,7 +41,8 @@ pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
         SystemCommand::Gc { cluster } => cluster,
         SystemCommand::NetworkTiming { runs } => return network_timing(roots, runs),
         SystemCommand::PlacementBench { instances, tasks } => {
-            let (placed, elapsed) = berth_orchestrator::placement::bench(instances, tasks);
+            let (placed, elapsed) =
+                berth_orchestrator::scheduler::placement::bench(instances, tasks);
             output::json(&json!({
                 "instances": instances,
                 "placements": placed,

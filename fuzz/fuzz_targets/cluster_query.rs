@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use berth_orchestrator::placement::{place, Constraint, Expr, Instance, Request};
+use berth_orchestrator::scheduler::placement::{place, Constraint, Expr, Instance, Request};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 
@@ -23,6 +23,7 @@ fn instance(id: &str, attributes: &[(&str, &str)], groups: &[&str]) -> Instance 
             .collect::<BTreeMap<_, _>>(),
         task_groups: groups.iter().map(|g| g.to_string()).collect(),
         status: Instance::ACTIVE.to_owned(),
+        host_ports: Default::default(),
     }
 }
 

@@ -17,12 +17,14 @@ pub mod gc;
 pub mod health;
 pub mod host;
 pub mod load_balancers;
-pub mod placement;
 pub mod resolv;
 pub mod runnable;
+pub mod scheduler;
 pub mod services;
 pub mod supervisor;
 pub mod tasks;
 pub mod teardown;
 
 pub use ecs::Ecs;
+/// The old path, kept while callers elsewhere still use it.
+pub use scheduler::placement;

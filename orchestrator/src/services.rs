@@ -208,12 +208,13 @@ impl Ecs {
         });
         check_deployment_configuration(&cfg)?;
         // Checked now, so a bad expression fails here and not at placement.
-        let invalid = |e: crate::placement::PlacementError| EcsError::invalid(e.to_string());
-        crate::placement::Strategy::list_from_json(Some(&Value::from(
+        let invalid =
+            |e: crate::scheduler::placement::PlacementError| EcsError::invalid(e.to_string());
+        crate::scheduler::placement::Strategy::list_from_json(Some(&Value::from(
             req.placement_strategy.clone(),
         )))
         .map_err(invalid)?;
-        crate::placement::Constraint::list_from_json(Some(&Value::from(
+        crate::scheduler::placement::Constraint::list_from_json(Some(&Value::from(
             req.placement_constraints.clone(),
         )))
         .map_err(invalid)?;
