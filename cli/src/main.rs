@@ -110,6 +110,17 @@ impl Roots {
         Ok(())
     }
 
+    /// What the orchestrator's reconcile needs to name a task's
+    /// supervisor: these roots and the cgroup parent (BERTH_CGROUP_PARENT,
+    /// default `berth`).
+    pub fn reconcile_config(&self) -> berth_orchestrator::reconcile::Config {
+        berth_orchestrator::reconcile::Config {
+            state_root: self.state.clone(),
+            runtime_root: self.runtime.clone(),
+            cgroup_parent: std::env::var("BERTH_CGROUP_PARENT").unwrap_or_else(|_| "berth".into()),
+        }
+    }
+
     fn new(root: Option<PathBuf>) -> Self {
         match root {
             Some(dir) => Self {

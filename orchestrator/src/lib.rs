@@ -18,6 +18,7 @@ pub mod health;
 pub mod host;
 pub mod load_balancers;
 pub mod placement;
+pub mod reconcile;
 pub mod resolv;
 pub mod runnable;
 pub mod services;
