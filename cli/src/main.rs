@@ -1,6 +1,6 @@
 //! `berth`: the command line. It parses, calls the libraries, and prints.
 
-mod ecs_cmd;
+mod ecs;
 mod flags;
 mod image_cmd;
 mod image_run;
@@ -47,7 +47,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     #[command(flatten)]
-    Ecs(ecs_cmd::EcsCommand),
+    Ecs(ecs::EcsCommand),
     /// Images: import, build from a directory, list, inspect, remove, prune.
     #[command(subcommand)]
     Image(image_cmd::ImageCommand),
@@ -65,7 +65,7 @@ impl Command {
         matches!(
             self,
             Command::Runtime(runtime_cmd::RuntimeCommand::Exec { .. })
-                | Command::Ecs(ecs_cmd::EcsCommand::Exec { .. })
+                | Command::Ecs(ecs::EcsCommand::Exec { .. })
         )
     }
 }
@@ -110,6 +110,17 @@ impl Roots {
         Ok(())
     }
 
+    /// What the orchestrator's reconcile needs to name a task's
+    /// supervisor: these roots and the cgroup parent (BERTH_CGROUP_PARENT,
+    /// default `berth`).
+    pub fn reconcile_config(&self) -> berth_orchestrator::reconcile::Config {
+        berth_orchestrator::reconcile::Config {
+            state_root: self.state.clone(),
+            runtime_root: self.runtime.clone(),
+            cgroup_parent: std::env::var("BERTH_CGROUP_PARENT").unwrap_or_else(|_| "berth".into()),
+        }
+    }
+
     fn new(root: Option<PathBuf>) -> Self {
         match root {
             Some(dir) => Self {
@@ -145,10 +156,10 @@ fn main() -> ExitCode {
     }
     if let Some(task_args) = SupervisorArgs::from_args(&args) {
         init_file_logging(&task_args.log_file());
-        let code = supervisor::run(task_args, ecs_cmd::partition());
+        let code = supervisor::run(task_args, ecs::partition());
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
-    let args = match ecs_cmd::expand_cli_input_json(args) {
+    let args = match ecs::expand_cli_input_json(args) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("berth: {e:#}");
@@ -170,7 +181,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let result = match cli.command {
-        Command::Ecs(cmd) => ecs_cmd::run(cmd, &roots, cli.output),
+        Command::Ecs(cmd) => ecs::run(cmd, &roots, cli.output),
         Command::Image(cmd) => image_cmd::run(cmd, &roots),
         Command::System(cmd) => system_cmd::run(cmd, &roots),
         Command::Runtime(cmd) => runtime_cmd::run(cmd, &roots),

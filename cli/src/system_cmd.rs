@@ -1,12 +1,12 @@
 //! `berth system gc`: reclaim what a crash left behind.
 
 use anyhow::Context;
-use berth_orchestrator::gc;
+use berth_orchestrator::reconcile;
 use berth_orchestrator::Ecs;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::{ecs_cmd, output, Roots};
+use crate::{ecs, output, Roots};
 
 #[derive(Subcommand)]
 pub enum SystemCommand {
@@ -52,14 +52,10 @@ pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
             return Ok(0);
         }
     };
-    let ecs = Ecs::open(&roots.state, ecs_cmd::partition())
+    let ecs = Ecs::open(&roots.state, ecs::partition())
         .map_err(|e| anyhow::anyhow!("open the store in {}: {e}", roots.state.display()))?;
-    let clusters = match cluster {
-        Some(c) => vec![c],
-        None => ecs.cluster_names().map_err(anyhow::Error::msg)?,
-    };
-    let report = gc::collect(&ecs, &clusters, |t| ecs_cmd::supervisor_args(roots, t))
-        .map_err(anyhow::Error::msg)?;
+    let report =
+        reconcile::gc(&ecs, &roots.reconcile_config(), cluster).map_err(anyhow::Error::msg)?;
     for failure in &report.failed {
         eprintln!("berth: gc: {failure}");
     }

@@ -17,6 +17,7 @@ pub mod gc;
 pub mod health;
 pub mod host;
 pub mod load_balancers;
+pub mod reconcile;
 pub mod resolv;
 pub mod runnable;
 pub mod scheduler;

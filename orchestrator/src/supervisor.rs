@@ -31,6 +31,7 @@ use crate::model::{
     StopCode, Task, TaskDefinition, TaskStatus,
 };
 use crate::names;
+use crate::reconcile::reconcile_now;
 use crate::teardown::{self, Ports};
 
 /// argv[1] of a task supervisor.
@@ -41,8 +42,6 @@ const MONITOR_DIED_REASON: &str = "The container's monitor died; berth killed th
 const HEALTH_REASON: &str = "Task failed container health checks";
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
-/// The longest a supervisor waits out a service's restart backoff.
-const MAX_BACKOFF_WAIT: Duration = Duration::from_secs(30);
 /// Further tries at releasing a task's resources before it is left to gc.
 const RELEASE_ATTEMPTS: usize = 3;
 const RELEASE_RETRY: Duration = Duration::from_millis(500);
@@ -226,71 +225,6 @@ fn claim(ecs: &Ecs, args: &SupervisorArgs) -> crate::EcsResult<bool> {
         }
     })?;
     Ok(claimed)
-}
-
-/// Run a reconcile pass of `args.cluster` and start what it placed. When
-/// another reconciler holds the lease, wait for it: it may have read the
-/// tasks before this one stopped.
-pub fn reconcile_now(ecs: &Ecs, args: &SupervisorArgs) {
-    loop {
-        // Longer than a lease lives: the holder may have read the tasks
-        // before this one changed.
-        let patience = Duration::from_secs(35);
-        match reconcile_and_launch(ecs, &args.cluster, patience, |t| args.for_task(t)) {
-            // A service backing off: wait it out here (a stopped task's
-            // supervisor has nothing else to do), up to a point; longer
-            // waits are the agent's.
-            Ok(Some(pass)) => match pass.retry_after {
-                Some(wait) if wait <= MAX_BACKOFF_WAIT => std::thread::sleep(wait),
-                _ => return,
-            },
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!("reconcile {}: {e}", args.cluster);
-                return;
-            }
-        }
-    }
-}
-
-/// One reconcile pass of `cluster`, waiting up to `patience` while another
-/// reconciler holds the cluster's lease, then starting the supervisors of
-/// what it placed. None: the lease never came.
-pub fn reconcile_and_launch(
-    ecs: &Ecs,
-    cluster: &str,
-    patience: Duration,
-    args_for: impl Fn(&Task) -> SupervisorArgs,
-) -> crate::EcsResult<Option<crate::services::Pass>> {
-    let holder = format!("pid-{}", std::process::id());
-    let deadline = Instant::now() + patience;
-    loop {
-        if let Some(pass) = ecs.reconcile(cluster, &holder)? {
-            launch(ecs, &pass.placed, args_for);
-            return Ok(Some(pass));
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Start a supervisor for each of `tasks`; a task whose supervisor cannot
-/// start is recorded STOPPED with the reason.
-pub fn launch(ecs: &Ecs, tasks: &[Task], args_for: impl Fn(&Task) -> SupervisorArgs) {
-    for task in tasks {
-        let args = args_for(task);
-        if let Err(e) = args.spawn() {
-            let reason = format!("start the task supervisor: {e}");
-            let _ = ecs.update_task(&args.cluster, &args.task_id, |t| {
-                t.last_status = TaskStatus::Stopped;
-                t.desired_status = DesiredStatus::Stopped;
-                t.stop_code = Some(StopCode::TaskFailedToStart);
-                t.stopped_reason = Some(reason.clone());
-            });
-        }
-    }
 }
 
 /// What the supervisor's threads tell it about a container.

@@ -1,0 +1,106 @@
+//! `berth logs`: a task's container logs, as they were written, and
+//! (with --follow) as they come until the task stops.
+
+use std::io::Write;
+use std::time::Duration;
+
+use berth_orchestrator::model::Task;
+use berth_orchestrator::reconcile::Config;
+use berth_orchestrator::supervisor::SupervisorArgs;
+use berth_orchestrator::{Ecs, EcsError};
+use chrono::{DateTime, Utc};
+
+use super::input::parse_since;
+use super::{usage, Outcome};
+
+// logs' flags: the task (its id or ARN) and what to print of it.
+#[derive(clap::Args)]
+pub struct Logs {
+    task: String,
+    #[arg(long)]
+    cluster: Option<String>,
+    /// One container (default: all, each line prefixed with its name).
+    #[arg(long)]
+    container: Option<String>,
+    /// Keep printing new lines until the task stops.
+    #[arg(long, short)]
+    follow: bool,
+    /// Only lines newer than this: a duration (30s, 5m, 2h) or an
+    /// RFC 3339 time.
+    #[arg(long)]
+    since: Option<String>,
+}
+
+/// How often --follow looks for new lines.
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+pub(super) fn print(ecs: &Ecs, cfg: &Config, args: Logs) -> Result<Outcome, EcsError> {
+    let Logs {
+        task,
+        cluster,
+        container,
+        follow,
+        since,
+    } = args;
+    let c = ecs.cluster(cluster.as_deref())?;
+    let t = ecs.task(&c.cluster_name, &task)?;
+    let names = containers(&t, &task, container.as_ref())?;
+    let since = match since.as_deref().map(parse_since).transpose() {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
+    let mut printed = vec![0usize; names.len()];
+    loop {
+        for (i, name) in names.iter().enumerate() {
+            printed[i] = print_new(cfg, &t, name, names.len() > 1, since, printed[i])?;
+        }
+        let _ = std::io::stdout().flush();
+        if !follow || ecs.task(&c.cluster_name, &task)?.is_stopped() {
+            break;
+        }
+        std::thread::sleep(FOLLOW_POLL);
+    }
+    Ok(Outcome::Printed)
+}
+
+/// The containers to print: the one named, or all.
+fn containers(t: &Task, task: &str, container: Option<&String>) -> Result<Vec<String>, EcsError> {
+    Ok(match container {
+        Some(n) if t.containers.iter().any(|c| &c.name == n) => vec![n.clone()],
+        Some(n) => {
+            return Err(EcsError::invalid(format!(
+                "container: task {task} has no container {n:?}"
+            )))
+        }
+        None => t.containers.iter().map(|c| c.name.clone()).collect(),
+    })
+}
+
+/// Print `name`'s entries after the first `printed` (those not older than
+/// `since`), each prefixed with the container's name when several are
+/// printed; returns how many entries are printed now.
+fn print_new(
+    cfg: &Config,
+    t: &Task,
+    name: &str,
+    prefixed: bool,
+    since: Option<DateTime<Utc>>,
+    printed: usize,
+) -> Result<usize, EcsError> {
+    let path = SupervisorArgs::container_log(&cfg.state_root, t.id(), name)
+        .map_err(|e| EcsError::invalid(format!("container {name:?}: {e}")))?;
+    // A container not started yet has no log: nothing to print so far.
+    let entries = berth_runtime::logs::read_entries(&path, berth_runtime::logs::DEFAULT_MAX_FILES)
+        .unwrap_or_default();
+    for e in entries.iter().skip(printed) {
+        if since.is_some_and(|s| e.time < s) {
+            continue;
+        }
+        if prefixed {
+            print!("{name} | {}", e.log);
+        } else {
+            print!("{}", e.log);
+        }
+    }
+    Ok(printed.max(entries.len()))
+}

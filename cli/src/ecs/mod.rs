@@ -1,0 +1,388 @@
+//! The `aws ecs`-shaped verbs: same names, same flags, same JSON.
+//!
+//! This module parses and dispatches: each verb's arm calls one function
+//! of its resource's file (clusters, task_definitions, tasks, logs,
+//! services, load_balancers, instances, agent); `input` reads the flag
+//! values. What is orchestration rather than parsing (supervisors,
+//! reconcile passes, orphans, the agent loop) is the orchestrator's
+//! `reconcile`.
+
+use berth_orchestrator::model::Partition;
+use berth_orchestrator::reconcile::Config;
+use berth_orchestrator::{Ecs, EcsError, EcsResult};
+use clap::Subcommand;
+use serde_json::Value;
+
+use crate::output::{self, Format};
+use crate::Roots;
+
+mod agent;
+mod clusters;
+mod input;
+mod instances;
+mod load_balancers;
+mod logs;
+mod services;
+mod task_definitions;
+mod tasks;
+
+pub use input::expand_cli_input_json;
+
+#[derive(Subcommand)]
+pub enum EcsCommand {
+    /// Create a cluster (idempotent for an existing one).
+    CreateCluster(clusters::Create),
+    ListClusters,
+    DescribeClusters {
+        #[arg(long, num_args = 1..)]
+        clusters: Vec<String>,
+    },
+    /// Delete a cluster with no tasks, services or container instances.
+    DeleteCluster {
+        #[arg(long)]
+        cluster: String,
+    },
+    /// Register a task definition: ECS's JSON as AWS documents it.
+    RegisterTaskDefinition(task_definitions::Register),
+    DescribeTaskDefinition {
+        #[arg(long)]
+        task_definition: String,
+        /// TAGS to include the definition's tags.
+        #[arg(long, num_args = 1..)]
+        include: Vec<String>,
+    },
+    ListTaskDefinitions {
+        #[arg(long)]
+        family_prefix: Option<String>,
+        /// ACTIVE (default), INACTIVE or ALL.
+        #[arg(long)]
+        status: Option<String>,
+        /// ASC (default) or DESC.
+        #[arg(long)]
+        sort: Option<String>,
+    },
+    ListTaskDefinitionFamilies {
+        #[arg(long)]
+        family_prefix: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Mark a revision INACTIVE: running tasks go on, new runs are refused.
+    DeregisterTaskDefinition {
+        #[arg(long)]
+        task_definition: String,
+    },
+    /// Run tasks of a task definition on this host.
+    RunTask(tasks::Run),
+    /// A service: keep --desired-count tasks of a definition running.
+    CreateService(services::Create),
+    /// A load balancer: a listener on this host whose connections nftables
+    /// spreads over the tasks of the services attached to it.
+    CreateLoadBalancer(load_balancers::Create),
+    /// Load balancers and the tasks each sends to (all without --names).
+    DescribeLoadBalancers {
+        #[arg(long, num_args = 1..)]
+        names: Vec<String>,
+    },
+    /// Delete a load balancer no service uses.
+    DeleteLoadBalancer {
+        #[arg(long)]
+        name: String,
+    },
+    /// Scale a service, or roll it to another task definition.
+    UpdateService(services::Update),
+    /// Delete a service (scaled to 0 first, or --force); its tasks stop.
+    DeleteService(services::Delete),
+    DescribeServices {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long, num_args = 1.., required = true)]
+        services: Vec<String>,
+    },
+    ListServices {
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// berth: one reconcile pass over the services (all clusters, or one).
+    Reconcile {
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// berth: reconcile in a loop, in the foreground (for systemd).
+    Agent {
+        /// Seconds between passes.
+        #[arg(long, default_value_t = 5)]
+        interval: u64,
+    },
+    /// Start tasks on named container instances.
+    StartTask(tasks::Start),
+    StopTask(tasks::Stop),
+    DescribeTasks {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long, num_args = 1.., required = true)]
+        tasks: Vec<String>,
+    },
+    ListTasks(tasks::List),
+    /// Print a task's container logs (ECS's task id or ARN).
+    Logs(logs::Logs),
+    /// Run a command in a task's container (ECS Exec's shape); exits with
+    /// its exit code.
+    #[command(name = "execute-command", visible_alias = "exec")]
+    Exec(tasks::Exec),
+    /// vCPU-seconds and GiB-seconds of tasks, per launch type.
+    Usage {
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    UpdateContainerInstancesState(instances::UpdateState),
+    /// Register this host in a cluster (it also registers on first use).
+    RegisterContainerInstance {
+        #[arg(long)]
+        cluster: Option<String>,
+        /// name=N,value=V … custom attributes.
+        #[arg(long, num_args = 1..)]
+        attributes: Vec<String>,
+    },
+    DeregisterContainerInstance {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long)]
+        container_instance: String,
+        #[arg(long)]
+        force: bool,
+    },
+    ListContainerInstances {
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    DescribeContainerInstances {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long, num_args = 1.., required = true)]
+        container_instances: Vec<String>,
+    },
+}
+
+/// What run-task and start-task share.
+#[derive(clap::Args)]
+pub struct LaunchArgs {
+    /// JSON ({"containerOverrides": [...]}) or file://PATH.
+    #[arg(long)]
+    overrides: Option<String>,
+    #[arg(long)]
+    started_by: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long, num_args = 1..)]
+    tags: Vec<String>,
+}
+
+impl EcsCommand {
+    /// ECS's name for the call, as aws prints it in errors.
+    fn operation(&self) -> &'static str {
+        match self {
+            Self::CreateCluster { .. } => "CreateCluster",
+            Self::ListClusters => "ListClusters",
+            Self::DescribeClusters { .. } => "DescribeClusters",
+            Self::DeleteCluster { .. } => "DeleteCluster",
+            Self::RegisterTaskDefinition { .. } => "RegisterTaskDefinition",
+            Self::DescribeTaskDefinition { .. } => "DescribeTaskDefinition",
+            Self::ListTaskDefinitions { .. } => "ListTaskDefinitions",
+            Self::ListTaskDefinitionFamilies { .. } => "ListTaskDefinitionFamilies",
+            Self::DeregisterTaskDefinition { .. } => "DeregisterTaskDefinition",
+            Self::RunTask { .. } => "RunTask",
+            Self::CreateService { .. } => "CreateService",
+            Self::UpdateService { .. } => "UpdateService",
+            Self::CreateLoadBalancer { .. } => "CreateLoadBalancer",
+            Self::DescribeLoadBalancers { .. } => "DescribeLoadBalancers",
+            Self::DeleteLoadBalancer { .. } => "DeleteLoadBalancer",
+            Self::DeleteService { .. } => "DeleteService",
+            Self::DescribeServices { .. } => "DescribeServices",
+            Self::ListServices { .. } => "ListServices",
+            Self::Reconcile { .. } => "Reconcile",
+            Self::Agent { .. } => "Agent",
+            Self::StopTask { .. } => "StopTask",
+            Self::StartTask { .. } => "StartTask",
+            Self::DescribeTasks { .. } => "DescribeTasks",
+            Self::ListTasks { .. } => "ListTasks",
+            Self::ListContainerInstances { .. } => "ListContainerInstances",
+            Self::Logs { .. } => "Logs",
+            Self::Exec { .. } => "ExecuteCommand",
+            Self::Usage { .. } => "Usage",
+            Self::UpdateContainerInstancesState { .. } => "UpdateContainerInstancesState",
+            Self::DeregisterContainerInstance { .. } => "DeregisterContainerInstance",
+            Self::RegisterContainerInstance { .. } => "RegisterContainerInstance",
+            Self::DescribeContainerInstances { .. } => "DescribeContainerInstances",
+        }
+    }
+}
+
+pub fn partition() -> Partition {
+    let mut p = Partition::default();
+    if let Ok(region) = std::env::var("BERTH_REGION") {
+        p.region = region;
+    }
+    if let Ok(account) = std::env::var("BERTH_ACCOUNT") {
+        p.account = account;
+    }
+    p
+}
+
+pub fn run(cmd: EcsCommand, roots: &Roots, format: Format) -> anyhow::Result<i32> {
+    let operation = cmd.operation();
+    let ecs = Ecs::open(&roots.state, partition())
+        .map_err(|e| anyhow::anyhow!("open the store in {}: {e}", roots.state.display()))?;
+    match call(&ecs, &roots.reconcile_config(), cmd) {
+        Ok(Outcome::Value(v)) => print(&v, format)?,
+        Ok(Outcome::Printed) => {}
+        Ok(Outcome::Exit(code)) => return Ok(code),
+        Ok(Outcome::Usage(e)) => return Err(e),
+        Err(e) => {
+            eprintln!(
+                "\nAn error occurred ({}) when calling the {operation} operation: {}",
+                e.kind.as_str(),
+                e.message
+            );
+            return Ok(1);
+        }
+    }
+    Ok(0)
+}
+
+enum Outcome {
+    Value(Value),
+    /// Already written to stdout.
+    Printed,
+    /// Exit with this code (a command's, as `exec` passes it on).
+    Exit(i32),
+    /// A flag could not be read: not the service's error.
+    Usage(anyhow::Error),
+}
+
+/// A verb's answer, to print.
+fn value(v: EcsResult<Value>) -> Result<Outcome, EcsError> {
+    v.map(Outcome::Value)
+}
+
+/// A flag could not be read: the CLI's error, not the service's.
+fn usage(e: anyhow::Error) -> Result<Outcome, EcsError> {
+    Ok(Outcome::Usage(e))
+}
+
+/// One arm a verb, one call each.
+fn call(ecs: &Ecs, cfg: &Config, cmd: EcsCommand) -> Result<Outcome, EcsError> {
+    use EcsCommand as C;
+    match cmd {
+        C::CreateCluster(args) => clusters::create(ecs, args),
+        C::ListClusters => value(ecs.list_clusters()),
+        C::DescribeClusters { clusters } => value(ecs.describe_clusters(&clusters)),
+        C::DeleteCluster { cluster } => value(ecs.delete_cluster(&cluster)),
+        C::RegisterTaskDefinition(args) => task_definitions::register(ecs, args),
+        C::DescribeTaskDefinition {
+            task_definition,
+            include,
+        } => task_definitions::describe(ecs, &task_definition, &include),
+        C::ListTaskDefinitions {
+            family_prefix,
+            status,
+            sort,
+        } => task_definitions::list(ecs, family_prefix, status, sort),
+        C::ListTaskDefinitionFamilies {
+            family_prefix,
+            status,
+        } => value(ecs.list_task_definition_families(family_prefix.as_deref(), status.as_deref())),
+        C::DeregisterTaskDefinition { task_definition } => {
+            value(ecs.deregister_task_definition(&task_definition))
+        }
+        C::RunTask(args) => tasks::run(ecs, cfg, args),
+        C::StartTask(args) => tasks::start(ecs, cfg, args),
+        C::StopTask(args) => tasks::stop(ecs, cfg, args),
+        C::DescribeTasks { cluster, tasks } => {
+            value(ecs.describe_tasks(cluster.as_deref(), &tasks))
+        }
+        C::ListTasks(args) => tasks::list(ecs, args),
+        C::Exec(args) => tasks::exec(ecs, cfg, args),
+        C::Logs(args) => logs::print(ecs, cfg, args),
+        C::Usage { cluster } => value(ecs.usage(cluster.as_deref())),
+        C::CreateService(args) => services::create(ecs, cfg, args),
+        C::UpdateService(args) => services::update(ecs, cfg, args),
+        C::DeleteService(args) => services::delete(ecs, cfg, args),
+        C::DescribeServices { cluster, services } => {
+            value(ecs.describe_services(cluster.as_deref(), &services))
+        }
+        C::ListServices { cluster } => value(ecs.list_services(cluster.as_deref())),
+        C::Reconcile { cluster } => agent::reconcile(ecs, cfg, cluster.as_deref()),
+        C::Agent { interval } => agent::run(ecs, cfg, interval),
+        C::CreateLoadBalancer(args) => load_balancers::create(ecs, args),
+        C::DescribeLoadBalancers { names } => value(ecs.describe_load_balancers(&names)),
+        C::DeleteLoadBalancer { name } => value(ecs.delete_load_balancer(&name)),
+        C::UpdateContainerInstancesState(args) => instances::update_state(ecs, cfg, args),
+        C::RegisterContainerInstance {
+            cluster,
+            attributes,
+        } => instances::register(ecs, cluster.as_deref(), &attributes),
+        C::DeregisterContainerInstance {
+            cluster,
+            container_instance,
+            force,
+        } => {
+            value(ecs.deregister_container_instance(cluster.as_deref(), &container_instance, force))
+        }
+        C::ListContainerInstances { cluster } => {
+            value(ecs.list_container_instances(cluster.as_deref()))
+        }
+        C::DescribeContainerInstances {
+            cluster,
+            container_instances,
+        } => value(ecs.describe_container_instances(cluster.as_deref(), &container_instances)),
+    }
+}
+
+/// JSON as aws prints it, or a table: a list of strings becomes a column,
+/// a list of objects becomes rows of their plain fields.
+fn print(v: &Value, format: Format) -> anyhow::Result<()> {
+    if let Format::Json = format {
+        return output::json(v);
+    }
+    let Some((key, list)) = v
+        .as_object()
+        .and_then(|o| o.iter().find(|(_, val)| val.is_array()))
+    else {
+        return output::json(v);
+    };
+    let items = list.as_array().cloned().unwrap_or_default();
+    if items.iter().all(Value::is_string) {
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|s| vec![s.as_str().unwrap_or_default().to_string()])
+            .collect();
+        output::table(&[key.as_str()], &rows);
+        return Ok(());
+    }
+    let columns: Vec<String> = items
+        .first()
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .filter(|(_, v)| v.is_string() || v.is_number())
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|item| {
+            columns
+                .iter()
+                .map(|c| match &item[c] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let headers: Vec<&str> = columns.iter().map(String::as_str).collect();
+    output::table(&headers, &rows);
+    Ok(())
+}

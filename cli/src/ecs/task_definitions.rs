@@ -1,0 +1,133 @@
+//! Task definitions: register (from --cli-input-json and flags),
+//! describe, list.
+
+use anyhow::Context;
+use berth_orchestrator::model::TaskDefinition;
+use berth_orchestrator::{Ecs, EcsError};
+use serde_json::Value;
+
+use super::input::{json_arg, parse_tags, typed};
+use super::{value, Outcome};
+
+// register-task-definition's flags: its JSON and the fields flags may set.
+#[derive(clap::Args)]
+pub struct Register {
+    /// The whole request: JSON, or file://PATH.
+    #[arg(long)]
+    cli_input_json: Option<String>,
+    #[arg(long)]
+    family: Option<String>,
+    /// JSON array, or file://PATH.
+    #[arg(long)]
+    container_definitions: Option<String>,
+    #[arg(long)]
+    network_mode: Option<String>,
+    #[arg(long, num_args = 1..)]
+    requires_compatibilities: Vec<String>,
+    #[arg(long)]
+    cpu: Option<String>,
+    #[arg(long)]
+    memory: Option<String>,
+    /// JSON array, or file://PATH.
+    #[arg(long)]
+    volumes: Option<String>,
+    #[arg(long)]
+    task_role_arn: Option<String>,
+    #[arg(long)]
+    execution_role_arn: Option<String>,
+    #[arg(long, num_args = 1..)]
+    tags: Vec<String>,
+}
+
+pub(super) fn register(ecs: &Ecs, args: Register) -> Result<Outcome, EcsError> {
+    // ECS answers a request of the wrong shape with a ClientException.
+    let request = request(args).map_err(|e| EcsError::client(format!("{e:#}")))?;
+    let (out, ignored) = ecs.register_task_definition(request)?;
+    if !ignored.is_empty() {
+        eprintln!(
+            "berth: note: accepted but not acted on by berth: {}",
+            ignored.join(", ")
+        );
+    }
+    Ok(Outcome::Value(out))
+}
+
+/// The request: --cli-input-json's, with the flags given set over it.
+fn request(args: Register) -> anyhow::Result<TaskDefinition> {
+    let Register {
+        cli_input_json,
+        family,
+        container_definitions,
+        network_mode,
+        requires_compatibilities,
+        cpu,
+        memory,
+        volumes,
+        task_role_arn,
+        execution_role_arn,
+        tags,
+    } = args;
+    let mut req = match &cli_input_json {
+        Some(j) => json_arg("cli-input-json", j)?,
+        None => serde_json::json!({}),
+    };
+    let set = |req: &mut Value, k: &str, v: Value| req[k] = v;
+    if let Some(f) = family {
+        set(&mut req, "family", f.into());
+    }
+    if let Some(c) = &container_definitions {
+        set(
+            &mut req,
+            "containerDefinitions",
+            json_arg("container-definitions", c)?,
+        );
+    }
+    if let Some(v) = &volumes {
+        set(&mut req, "volumes", json_arg("volumes", v)?);
+    }
+    for (k, v) in [
+        ("networkMode", network_mode),
+        ("cpu", cpu),
+        ("memory", memory),
+        ("taskRoleArn", task_role_arn),
+        ("executionRoleArn", execution_role_arn),
+    ] {
+        if let Some(v) = v {
+            set(&mut req, k, v.into());
+        }
+    }
+    if !requires_compatibilities.is_empty() {
+        set(
+            &mut req,
+            "requiresCompatibilities",
+            requires_compatibilities.into(),
+        );
+    }
+    if !tags.is_empty() {
+        set(&mut req, "tags", serde_json::to_value(parse_tags(&tags)?)?);
+    }
+    typed(req).context("the task definition does not have ECS's shape")
+}
+
+/// `--include TAGS` adds the definition's tags.
+pub(super) fn describe(
+    ecs: &Ecs,
+    task_definition: &str,
+    include: &[String],
+) -> Result<Outcome, EcsError> {
+    value(ecs.describe_task_definition(task_definition, include.iter().any(|i| i == "TAGS")))
+}
+
+/// `--sort DESC` lists the newest first.
+pub(super) fn list(
+    ecs: &Ecs,
+    family_prefix: Option<String>,
+    status: Option<String>,
+    sort: Option<String>,
+) -> Result<Outcome, EcsError> {
+    value(ecs.list_task_definitions(
+        family_prefix.as_deref(),
+        status.as_deref(),
+        sort.as_deref() == Some("DESC"),
+    ))
+}
