@@ -2,6 +2,8 @@
 //! compare-and-swap, listing by prefix, multi-key transactions and leases.
 //! Narrow on purpose, so that etcd fits behind it as well as SQLite.
 
+#[cfg(any(test, feature = "store-contract"))]
+pub mod contract;
 pub mod keys;
 mod sqlite;
 
@@ -57,7 +59,9 @@ pub trait Store: Send + Sync {
     /// All records whose key starts with `prefix`, in key order.
     fn list(&self, prefix: &str) -> StoreResult<Vec<(String, Record)>>;
 
-    /// Apply all `ops` or none; returns the new store revision.
+    /// Apply all `ops` or none; returns the new store revision, which
+    /// every record written carries. Each op names a different key.
+    /// `store::contract` is the full promise.
     fn commit(&self, ops: &[Op]) -> StoreResult<u64>;
 
     /// Take or renew the lease `name` for `holder` for `ttl`; false when

@@ -289,7 +289,6 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn put(key: &str, value: &str, expect: Expect) -> Op {
         Op::Put {
@@ -297,6 +296,19 @@ mod tests {
             value: value.as_bytes().to_vec(),
             expect,
         }
+    }
+
+    /// A fresh store in a directory of its own; each call of the opener
+    /// is a new connection to it, as each `berth` process has.
+    fn fresh() -> impl Fn() -> Box<dyn Store> + Sync {
+        let dir = tempfile::tempdir().expect("tempdir");
+        move || -> Box<dyn Store> {
+            Box::new(SqliteStore::open(&dir.path().join("state.db")).expect("open"))
+        }
+    }
+
+    mod contract {
+        crate::store_contract_tests!(super::fresh());
     }
 
     #[test]
@@ -317,102 +329,6 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         SqliteStore::open(&path).expect("reopen");
         assert_eq!(mode(&path), 0o600);
-    }
-
-    #[test]
-    fn cas_list_and_transactions() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&dir.path().join("state.db")).expect("open");
-        let r1 = store
-            .commit(&[put("a/1", "x", Expect::Absent)])
-            .expect("create");
-        assert!(matches!(
-            store.commit(&[put("a/1", "y", Expect::Absent)]),
-            Err(StoreError::Conflict(_))
-        ));
-        store
-            .commit(&[
-                put("a/1", "y", Expect::Revision(r1)),
-                put("a/2", "z", Expect::Absent),
-            ])
-            .expect("update");
-        // A failed expectation anywhere undoes the whole transaction.
-        assert!(store
-            .commit(&[
-                put("a/3", "w", Expect::Absent),
-                put("a/1", "v", Expect::Revision(r1))
-            ])
-            .is_err());
-        assert!(store.get("a/3").expect("get").is_none());
-        let listed: Vec<String> = store
-            .list("a/")
-            .expect("list")
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        assert_eq!(listed, ["a/1", "a/2"]);
-        assert_eq!(store.list("b/").expect("list").len(), 0);
-        store
-            .commit(&[Op::Delete {
-                key: "a/2".into(),
-                expect: Expect::Any,
-            }])
-            .expect("delete");
-        assert!(store.get("a/2").expect("get").is_none());
-    }
-
-    #[test]
-    fn concurrent_increments_lose_nothing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("state.db");
-        SqliteStore::open(&path)
-            .expect("open")
-            .commit(&[put("n", "0", Expect::Absent)])
-            .expect("init");
-        let path = Arc::new(path);
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let path = path.clone();
-                std::thread::spawn(move || {
-                    // A connection each, as separate processes would have.
-                    let store = SqliteStore::open(&path).expect("open");
-                    for _ in 0..25 {
-                        loop {
-                            let rec = store.get("n").expect("get").expect("n");
-                            let n: u64 = String::from_utf8_lossy(&rec.value).parse().expect("num");
-                            let op = put("n", &(n + 1).to_string(), Expect::Revision(rec.revision));
-                            match store.commit(&[op]) {
-                                Ok(_) => break,
-                                Err(StoreError::Conflict(_)) => continue,
-                                Err(e) => panic!("{e}"),
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().expect("thread");
-        }
-        let store = SqliteStore::open(&path).expect("open");
-        let rec = store.get("n").expect("get").expect("n");
-        assert_eq!(String::from_utf8_lossy(&rec.value), "200");
-    }
-
-    #[test]
-    fn leases_exclude_other_holders_until_expiry() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&dir.path().join("state.db")).expect("open");
-        let ttl = Duration::from_millis(200);
-        assert!(store.acquire_lease("reconcile", "a", ttl).expect("a"));
-        assert!(!store.acquire_lease("reconcile", "b", ttl).expect("b"));
-        assert!(store.acquire_lease("reconcile", "a", ttl).expect("renew"));
-        store.release_lease("reconcile", "a").expect("release");
-        assert!(store
-            .acquire_lease("reconcile", "b", Duration::from_millis(1))
-            .expect("b"));
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(store.acquire_lease("reconcile", "a", ttl).expect("expired"));
     }
 
     #[test]
