@@ -27,8 +27,8 @@ use crate::containerize::{
 use crate::ecs::{now, Ecs};
 use crate::health::{self, HealthCheck, HealthTracker};
 use crate::model::{
-    name_from_arn, ContainerDefinition, DesiredStatus, HealthStatus, NetworkMode, Partition,
-    StopCode, Task, TaskDefinition, TaskStatus,
+    name_from_arn, ContainerCondition, ContainerDefinition, DesiredStatus, HealthStatus,
+    NetworkMode, Partition, StopCode, Task, TaskDefinition, TaskStatus,
 };
 use crate::names;
 use crate::reconcile::reconcile_now;
@@ -699,10 +699,10 @@ impl<'a> Supervisor<'a> {
             let mut ready = true;
             for d in &def.depends_on {
                 let dep = self.running.get(&d.container_name);
-                match (d.condition.as_str(), dep.and_then(|r| r.exit.as_ref())) {
-                    ("START", _) => ready &= dep.is_some(),
-                    ("COMPLETE", exit) => ready &= exit.is_some(),
-                    ("SUCCESS", Some(e)) if e.exit_code != 0 => {
+                match (&d.condition, dep.and_then(|r| r.exit.as_ref())) {
+                    (ContainerCondition::Start, _) => ready &= dep.is_some(),
+                    (ContainerCondition::Complete, exit) => ready &= exit.is_some(),
+                    (ContainerCondition::Success, Some(e)) if e.exit_code != 0 => {
                         let reason = format!(
                             "Dependency {} exited with code {} (condition SUCCESS for {})",
                             d.container_name, e.exit_code, def.name
@@ -710,8 +710,8 @@ impl<'a> Supervisor<'a> {
                         self.request_stop(StopCode::TaskFailedToStart, &reason);
                         return Ok(false);
                     }
-                    ("SUCCESS", exit) => ready &= exit.is_some(),
-                    ("HEALTHY", exit) => {
+                    (ContainerCondition::Success, exit) => ready &= exit.is_some(),
+                    (ContainerCondition::Healthy, exit) => {
                         let health = dep.and_then(|r| r.health.as_ref()).map(|h| &h.status);
                         if exit.is_some() || health == Some(&HealthStatus::Unhealthy) {
                             let reason = format!(

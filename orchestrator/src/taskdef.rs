@@ -6,12 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::error::{EcsError, EcsResult};
-use crate::model::{ContainerDefinition, LaunchType, LinuxParameters, NetworkMode, TaskDefinition};
+use crate::model::{
+    ContainerCondition, ContainerDefinition, LaunchType, LinuxParameters, NetworkMode,
+    TaskDefinition,
+};
 use crate::names;
 
 const MAX_CONTAINERS: usize = 10;
 const MIN_CONTAINER_MEMORY: u64 = 6;
-const DEPENDS_ON_CONDITIONS: &[&str] = &["START", "COMPLETE", "SUCCESS", "HEALTHY"];
 /// The most CPU units a task or a container may ask for: the kernel's
 /// largest cpu.shares (256 vCPUs).
 pub const MAX_CPU_UNITS: u64 = 262_144;
@@ -369,19 +371,22 @@ fn check_depends_on(containers: &[ContainerDefinition]) -> EcsResult<()> {
                     d.container_name
                 ))
             })?;
-            if !DEPENDS_ON_CONDITIONS.contains(&d.condition.as_str()) {
+            if let ContainerCondition::Other(condition) = &d.condition {
                 return Err(EcsError::client(format!(
-                    "{path}.condition: {:?} is not one of START, COMPLETE, SUCCESS, HEALTHY",
-                    d.condition
+                    "{path}.condition: {condition:?} is not one of START, COMPLETE, SUCCESS, HEALTHY"
                 )));
             }
-            if matches!(d.condition.as_str(), "COMPLETE" | "SUCCESS") && target.is_essential() {
+            let exits = matches!(
+                d.condition,
+                ContainerCondition::Complete | ContainerCondition::Success
+            );
+            if exits && target.is_essential() {
                 return Err(EcsError::client(format!(
                     "{path}: container {:?} is waited on with {} and so must not be essential",
                     d.container_name, d.condition
                 )));
             }
-            if d.condition == "HEALTHY" && target.health_check.is_none() {
+            if d.condition == ContainerCondition::Healthy && target.health_check.is_none() {
                 return Err(EcsError::client(format!(
                     "{path}: container {:?} is waited on with HEALTHY but has no healthCheck",
                     d.container_name

@@ -281,7 +281,8 @@ impl Ecs {
         }
         let td = self.active_task_definition(&req.task_definition)?;
         let launch_type = launch_type_for(&td, req.launch_type.as_ref())?;
-        let mode = td.network_mode.clone().unwrap_or_default();
+        // No networkMode: bridge, as ECS has it on EC2.
+        let mode = td.network_mode.clone().unwrap_or(NetworkMode::Bridge);
         if mode == NetworkMode::Host && launch_type == LaunchType::Fargate {
             return Err(EcsError::invalid(
                 "networkMode: FARGATE tasks cannot use host networking",

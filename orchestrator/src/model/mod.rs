@@ -16,9 +16,9 @@ pub use cluster::{Cluster, ClusterNetwork};
 pub use load_balancer::{LoadBalancer, ServiceLoadBalancer};
 pub use service::{CircuitBreaker, Deployment, DeploymentConfiguration, Service, ServiceEvent};
 pub use status::{
-    ClusterStatus, DeploymentStatus, DesiredStatus, HealthStatus, InstanceStatus, LaunchType,
-    NetworkMode, RolloutState, SchedulingStrategy, ServiceStatus, StopCode, TaskDefinitionStatus,
-    TaskStatus,
+    ClusterStatus, ContainerCondition, DeploymentStatus, DesiredStatus, HealthStatus,
+    InstanceStatus, LaunchType, NetworkMode, RolloutState, SchedulingStrategy, ServiceStatus,
+    StopCode, TaskDefinitionStatus, TaskStatus,
 };
 pub use task::{
     Attribute, Container, ContainerInstance, ContainerNetwork, HostPort, Resource, Task,

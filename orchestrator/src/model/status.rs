@@ -245,6 +245,19 @@ ecs_enum! {
 }
 
 ecs_enum! {
+    /// What a container's `dependsOn` waits for in the container it names:
+    /// started, exited, exited 0, or HEALTHY.
+    #[derive(Default)]
+    pub enum ContainerCondition {
+        #[default]
+        Start = "START",
+        Complete = "COMPLETE",
+        Success = "SUCCESS",
+        Healthy = "HEALTHY",
+    }
+}
+
+ecs_enum! {
     /// Why a task stopped (`stopCode`).
     pub enum StopCode {
         TaskFailedToStart = "TaskFailedToStart",
@@ -298,6 +311,7 @@ mod tests {
         round_trips(HealthStatus::ALL, HealthStatus::as_str);
         round_trips(SchedulingStrategy::ALL, SchedulingStrategy::as_str);
         round_trips(StopCode::ALL, StopCode::as_str);
+        round_trips(ContainerCondition::ALL, ContainerCondition::as_str);
     }
 
     #[test]

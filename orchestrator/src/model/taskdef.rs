@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::status::{LaunchType, NetworkMode, TaskDefinitionStatus};
+use super::status::{ContainerCondition, LaunchType, NetworkMode, TaskDefinitionStatus};
 use super::Tag;
 
 /// A task definition: what `register-task-definition` takes and what
@@ -239,5 +239,5 @@ pub struct KeyValue {
 #[serde(rename_all = "camelCase")]
 pub struct DependsOn {
     pub container_name: String,
-    pub condition: String,
+    pub condition: ContainerCondition,
 }
