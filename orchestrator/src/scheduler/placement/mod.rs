@@ -20,6 +20,7 @@ mod refusal;
 mod strategy;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
 
 use crate::model::Failure;
 
@@ -96,6 +97,27 @@ impl Instance {
 
     pub fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes.get(name).map(String::as_str)
+    }
+
+    /// The lowest port of `range` the instance does not hold for
+    /// `protocol`: how a host port of 0 (bridge mode) gets one from the
+    /// ephemeral range. The caller inserts the port into `host_ports` before
+    /// picking the next, so one task's ports differ too.
+    pub fn free_port(&self, protocol: &str, range: RangeInclusive<u16>) -> Option<u16> {
+        let (start, end) = range.into_inner();
+        let held = (protocol.to_owned(), start)..=(protocol.to_owned(), end);
+        // The held ports come in order: the first gap is the answer.
+        let mut next = start;
+        for (_, port) in self.host_ports.range(held) {
+            if *port != next {
+                break;
+            }
+            if next == end {
+                return None;
+            }
+            next += 1;
+        }
+        (next <= end).then_some(next)
     }
 
     fn tasks_in_group(&self, group: &str) -> u32 {
@@ -255,5 +277,26 @@ mod fixtures {
                 ],
             ),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::instance;
+
+    #[test]
+    fn free_ports_skip_the_ones_held_for_that_protocol() {
+        let mut host = instance("host", 1, 1, &[]);
+        host.host_ports.extend(
+            [("tcp", 49153), ("tcp", 49155), ("udp", 49154)].map(|(p, n)| (p.to_owned(), n)),
+        );
+        assert_eq!(host.free_port("tcp", 49153..=65535), Some(49154));
+        assert_eq!(host.free_port("udp", 49153..=65535), Some(49153));
+        host.host_ports.insert(("tcp".into(), 49154));
+        assert_eq!(host.free_port("tcp", 49153..=49155), None);
+        assert_eq!(host.free_port("tcp", 49156..=65535), Some(49156));
+        assert_eq!(host.free_port("tcp", 65535..=65535), Some(65535));
+        host.host_ports.insert(("tcp".into(), 65535));
+        assert_eq!(host.free_port("tcp", 65535..=65535), None);
     }
 }
