@@ -1,5 +1,6 @@
-//! Watch: the event loop. Container exits, stop requests, and the exits
-//! of adopted containers, which this process did not start.
+//! Watch: the event loop. Container exits (of containers started here, or
+//! adopted: this process did not start them), health changes, and stop
+//! requests, one step at a time.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -7,20 +8,29 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use berth_runtime::exit::ExitRecord;
-use berth_runtime::{Runtime, RuntimeRoot};
+use berth_runtime::{ExitWaiter, Runtime, RuntimeRoot};
 
-use super::{Supervisor, MONITOR_DIED_REASON, OOM_REASON, POLL};
-use crate::model::{DesiredStatus, HealthStatus, StopCode, TaskStatus};
+use super::error::{StopCause, TaskError};
+use super::{rules, Running, Supervisor, POLL};
+use crate::model::HealthStatus;
+
+/// What the supervisor's threads tell it about a container.
+pub(super) enum Event {
+    /// How it ended (None: its monitor died first).
+    Exited(String, Option<ExitRecord>),
+    /// Its health check status changed.
+    Health(String, HealthStatus),
+}
 
 impl Supervisor<'_> {
     /// Handle one event or notice a stop request.
-    pub(super) fn step(&mut self) -> Result<(), String> {
+    pub(super) fn step(&mut self) -> Result<(), TaskError> {
         match self.events.1.recv_timeout(POLL) {
             Ok(event) => self.handle(event),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return Err("event channel closed".into()),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(TaskError::EventsClosed),
         }
-        if !self.stopping && self.task()?.desired_status == DesiredStatus::Stopped {
+        if !self.stopping && self.stop_asked()? {
             self.begin_stop();
         }
         if let Some(at) = self.draining_until {
@@ -39,6 +49,9 @@ impl Supervisor<'_> {
         }
     }
 
+    /// A container ended (`exit` None: its monitor died first, and berth
+    /// kills what may run on). Its end is recorded; an essential one stops
+    /// the task.
     pub(super) fn container_exited(&mut self, name: &str, exit: Option<ExitRecord>) {
         // No record: the monitor died, and the container's processes may run
         // on with nobody to reap them or record their end. Kill them.
@@ -61,17 +74,8 @@ impl Supervisor<'_> {
             finished_at: chrono::Utc::now(),
         });
         let essential = self.running.get(name).is_some_and(|r| r.essential);
-        let code = exit.exit_code;
-        let reason = if monitor_died {
-            Some(MONITOR_DIED_REASON.to_string())
-        } else {
-            exit.oom_killed.then(|| OOM_REASON.to_string())
-        };
-        self.set_container(name, |c| {
-            c.last_status = TaskStatus::Stopped;
-            c.exit_code = Some(code);
-            c.reason = reason.clone();
-        });
+        let reason = rules::container_reason(monitor_died, exit.oom_killed);
+        self.record_container_stopped(name, exit.exit_code, reason);
         if let Some(r) = self.running.get_mut(name) {
             r.exit = Some(exit);
             if let Some(h) = &r.health {
@@ -79,20 +83,27 @@ impl Supervisor<'_> {
             }
         }
         if essential && !self.stopping {
-            self.request_stop(
-                StopCode::EssentialContainerExited,
-                "Essential container in task exited",
-            );
+            self.request_stop(StopCause::EssentialContainerExited);
         }
+    }
+
+    /// Whether any container still runs.
+    pub(super) fn any_running(&self) -> bool {
+        self.running.values().any(|r| r.exit.is_none())
+    }
+
+    /// What the rules need to know of every container.
+    pub(super) fn seen(&self) -> impl Iterator<Item = rules::Seen<'_>> {
+        self.running.values().map(Running::seen)
     }
 }
 
-/// What the supervisor's threads tell it about a container.
-pub(super) enum Event {
-    /// How it ended (None: its monitor died first).
-    Exited(String, Option<ExitRecord>),
-    /// Its health check status changed.
-    Health(String, HealthStatus),
+/// Wait for the exit of a container this process started, on a thread.
+pub(super) fn watch_started(exit: ExitWaiter, container: String, events: mpsc::Sender<Event>) {
+    std::thread::spawn(move || {
+        let exit = exit.wait().ok().flatten();
+        let _ = events.send(Event::Exited(container, exit));
+    });
 }
 
 /// Watch a container this process did not start: its exit, as its monitor

@@ -1,15 +1,17 @@
 //! Health: each container's health-check thread, and what its changes do
 //! (the task's health; a service task stopped when unhealthy). The pure
-//! rules are in crate::health.
+//! rules are in crate::health and [`super::rules`].
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
-use super::{is_service_task, Event, Supervisor, HEALTH_REASON, POLL};
+use super::error::StopCause;
+use super::events::Event;
+use super::{rules, Supervisor, POLL};
 use crate::health::{self, HealthCheck, HealthTracker};
-use crate::model::{ContainerDefinition, HealthStatus, StopCode};
+use crate::model::{ContainerDefinition, HealthStatus};
 use crate::reconcile::reconcile_now;
 
 impl Supervisor<'_> {
@@ -33,6 +35,8 @@ impl Supervisor<'_> {
         Some(HealthWatch { status, done })
     }
 
+    /// A container's health changed: recorded with the task's, which
+    /// follows from its essential containers'.
     pub(super) fn health_changed(&mut self, name: &str, status: HealthStatus) {
         if let Some(watch) = self.running.get_mut(name).and_then(|r| r.health.as_mut()) {
             watch.status = status.clone();
@@ -43,14 +47,9 @@ impl Supervisor<'_> {
                 .filter(|r| r.essential)
                 .filter_map(|r| r.health.as_ref().map(|h| &h.status)),
         );
-        let updated = self.set(|t| {
-            if let Some(c) = t.containers.iter_mut().find(|c| c.name == name) {
-                c.health_status = status.clone();
-            }
-            t.health_status = task_status.clone();
-        });
+        let updated = self.record_health(name, &status, &task_status);
         // A service task now in service may let a deployment go on.
-        if updated.is_some_and(|t| t.in_service() && is_service_task(&t)) {
+        if updated.is_some_and(|t| t.in_service() && rules::is_service_task(&t)) {
             reconcile_now(self.ecs, self.args);
         }
     }
@@ -62,16 +61,9 @@ impl Supervisor<'_> {
         let Some(after) = self.health_enforced_after else {
             return;
         };
-        let unhealthy = self.running.values().any(|r| {
-            r.essential
-                && r.exit.is_none()
-                && r.health
-                    .as_ref()
-                    .is_some_and(|h| h.status == HealthStatus::Unhealthy)
-        });
         let stopping = self.stopping || self.draining_until.is_some();
-        if unhealthy && !stopping && Instant::now() >= after {
-            self.request_stop(StopCode::ServiceSchedulerInitiated, HEALTH_REASON);
+        if rules::stop_for_health(self.seen(), stopping, Instant::now() >= after) {
+            self.request_stop(StopCause::Unhealthy);
         }
     }
 }

@@ -1,45 +1,48 @@
 //! Stop and clean up: a stop request, the drain out of load balancers,
-//! the containers' stop, and the release of what the task made.
+//! the containers' stop, and the release of what the task made
+//! ([`super::teardown`]), tried again a few times before it is left to gc.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use berth_runtime::{Runtime, RuntimeRoot};
 
-use super::{Supervisor, DEFAULT_STOP_TIMEOUT, POLL, RELEASE_ATTEMPTS, RELEASE_RETRY};
-use crate::ecs::now;
-use crate::model::{DesiredStatus, StopCode, TaskStatus};
+use super::error::StopCause;
+use super::rules::DEFAULT_STOP_TIMEOUT;
+use super::teardown::{self, Ports, Released};
+use super::{Supervisor, POLL};
+use crate::model::{Task, TaskNetwork};
 use crate::reconcile::reconcile_now;
-use crate::supervisor::teardown::{self, Ports};
+
+/// Further tries at releasing a task's resources before it is left to gc.
+const RELEASE_ATTEMPTS: usize = 3;
+const RELEASE_RETRY: Duration = Duration::from_millis(500);
+/// How long cleanup waits for containers beyond their stop timeout.
+const STOP_SLACK: Duration = Duration::from_secs(15);
 
 impl Supervisor<'_> {
+    /// The supervisor stops the task for `cause` (unless a stop with its
+    /// own code and reason came first).
+    pub(super) fn request_stop(&mut self, cause: StopCause) {
+        self.record_stop(&cause);
+        self.begin_stop();
+    }
+
     /// Stop the task's containers, first taking it out of its load
     /// balancers and letting its connections drain when it has some.
     pub(super) fn begin_stop(&mut self) {
         if self.draining_until.is_some() {
             return;
         }
-        // Only a task that was RUNNING was ever in a load balancer.
-        let served = self.task().is_ok_and(|t| t.started_at.is_some());
         match self.drain {
-            Some(delay) if served && !self.essential_exited() => {
-                self.set(|t| t.last_status = TaskStatus::Deactivating);
+            Some(delay) if self.served() && !self.essential_exited() => {
+                self.record_draining();
                 // The pass sees the task stopping and leaves it out.
                 reconcile_now(self.ecs, self.args);
                 self.draining_until = Some(Instant::now() + delay);
             }
             _ => self.stop_containers(),
         }
-    }
-
-    pub(super) fn request_stop(&mut self, code: StopCode, reason: &str) {
-        self.set(|t| {
-            t.desired_status = DesiredStatus::Stopped;
-            t.stop_code.get_or_insert_with(|| code.clone());
-            t.stopped_reason.get_or_insert_with(|| reason.to_string());
-            t.stopping_at.get_or_insert_with(now);
-        });
-        self.begin_stop();
     }
 
     /// Stop signal, then SIGKILL after each container's stopTimeout; in
@@ -50,11 +53,7 @@ impl Supervisor<'_> {
         for h in self.running.values().filter_map(|r| r.health.as_ref()) {
             h.done.store(true, Ordering::Relaxed);
         }
-        self.set(|t| {
-            if t.last_status != TaskStatus::Stopped {
-                t.last_status = TaskStatus::Deactivating;
-            }
-        });
+        self.record_deactivating();
         let root = self.args.runtime_root.clone();
         for r in self.running.values().filter(|r| r.exit.is_none()) {
             let (id, timeout, root) = (r.runtime_id.clone(), r.stop_timeout, root.clone());
@@ -67,32 +66,15 @@ impl Supervisor<'_> {
         }
     }
 
+    /// The last phase, whatever came before: containers still running
+    /// stopped, everything the task made released, the task STOPPED, and
+    /// its bridge removed once no task needs it.
     pub(super) fn cleanup(&mut self) {
-        // Containers still running (a failure mid-start) are stopped first.
-        if self.running.values().any(|r| r.exit.is_none()) {
-            if !self.stopping {
-                self.stop_containers();
-            }
-            let deadline = Instant::now() + DEFAULT_STOP_TIMEOUT + Duration::from_secs(15);
-            while self.running.values().any(|r| r.exit.is_none()) && Instant::now() < deadline {
-                if let Ok(event) = self.events.1.recv_timeout(POLL) {
-                    self.handle(event);
-                }
-            }
-        }
-        let Some(task) = self.set(|t| t.last_status = TaskStatus::Deprovisioning) else {
+        self.await_containers();
+        let Some(task) = self.record_deprovisioning() else {
             return; // no record to release from: left to gc
         };
-        // Everything the task made, named from its record, whatever step
-        // the start reached; a step that fails is tried again shortly.
-        let mut released = teardown::release(self.args, &task, Ports::Unmap);
-        for _ in 0..RELEASE_ATTEMPTS {
-            if released.is_complete() {
-                break;
-            }
-            std::thread::sleep(RELEASE_RETRY);
-            released = teardown::release(self.args, &task, Ports::Unmap);
-        }
+        let released = self.release(&task);
         if !released.is_complete() {
             // Not STOPPED: the task keeps its address and host ports while
             // something of it may still use them. With this supervisor gone
@@ -104,37 +86,61 @@ impl Supervisor<'_> {
             );
             return;
         }
-        let net = task.berth.as_ref().and_then(|b| {
-            b.network
-                .clone()
-                .or_else(|| b.container_networks.first().map(|cn| cn.network.clone()))
-        });
-        self.set(|t| {
-            t.last_status = TaskStatus::Stopped;
-            t.desired_status = DesiredStatus::Stopped;
-            let at = now();
-            t.execution_stopped_at.get_or_insert_with(|| at.clone());
-            t.stopping_at.get_or_insert_with(|| at.clone());
-            t.stopped_at = Some(at);
-            for c in &mut t.containers {
-                if c.last_status != TaskStatus::Stopped {
-                    c.last_status = TaskStatus::Stopped;
-                }
-            }
-            for a in &mut t.attachments {
-                a["status"] = "DELETED".into();
-            }
-        });
-        // The bridge goes when no task needs it any more.
-        if let Some(net) = &net {
-            if let Ok(false) = self.ecs.addresses_in_use(&net.bridge) {
-                if let Err(e) = berth_net::nat::remove_table(&net.bridge) {
-                    tracing::warn!("remove NAT table of {}: {e}", net.bridge);
-                }
-                if let Err(e) = berth_net::remove_bridge(&net.bridge) {
-                    tracing::warn!("remove bridge {}: {e}", net.bridge);
-                }
+        self.record_stopped();
+        if let Some(net) = bridge_of(&task) {
+            if self.bridge_unused(&net.bridge) {
+                remove_bridge(&net.bridge);
             }
         }
+    }
+
+    /// Containers still running (a failure mid-start) are stopped, and
+    /// their ends awaited for a while.
+    fn await_containers(&mut self) {
+        if !self.any_running() {
+            return;
+        }
+        if !self.stopping {
+            self.stop_containers();
+        }
+        let deadline = Instant::now() + DEFAULT_STOP_TIMEOUT + STOP_SLACK;
+        while self.any_running() && Instant::now() < deadline {
+            if let Ok(event) = self.events.1.recv_timeout(POLL) {
+                self.handle(event);
+            }
+        }
+    }
+
+    /// Everything the task made, named from its record, whatever step the
+    /// start reached; a step that fails is tried again shortly.
+    fn release(&self, task: &Task) -> Released {
+        let mut released = teardown::release(self.args, task, Ports::Unmap);
+        for _ in 0..RELEASE_ATTEMPTS {
+            if released.is_complete() {
+                break;
+            }
+            std::thread::sleep(RELEASE_RETRY);
+            released = teardown::release(self.args, task, Ports::Unmap);
+        }
+        released
+    }
+}
+
+/// The network whose bridge the task used: its own, or its containers'.
+fn bridge_of(task: &Task) -> Option<TaskNetwork> {
+    task.berth.as_ref().and_then(|b| {
+        b.network
+            .clone()
+            .or_else(|| b.container_networks.first().map(|cn| cn.network.clone()))
+    })
+}
+
+/// The bridge and its NAT table, once no task needs them any more.
+fn remove_bridge(bridge: &str) {
+    if let Err(e) = berth_net::nat::remove_table(bridge) {
+        tracing::warn!("remove NAT table of {bridge}: {e}");
+    }
+    if let Err(e) = berth_net::remove_bridge(bridge) {
+        tracing::warn!("remove bridge {bridge}: {e}");
     }
 }
