@@ -12,7 +12,6 @@ use super::events::Event;
 use super::{rules, Supervisor, POLL};
 use crate::health::{self, HealthCheck, HealthTracker};
 use crate::model::{ContainerDefinition, HealthStatus};
-use crate::reconcile::reconcile_now;
 
 impl Supervisor<'_> {
     /// Probe `def`'s health check in its container, if it has one.
@@ -50,7 +49,7 @@ impl Supervisor<'_> {
         let updated = self.record_health(name, &status, &task_status);
         // A service task now in service may let a deployment go on.
         if updated.is_some_and(|t| t.in_service() && rules::is_service_task(&t)) {
-            reconcile_now(self.ecs, self.args);
+            self.reconcile_service();
         }
     }
 

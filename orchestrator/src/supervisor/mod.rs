@@ -51,7 +51,6 @@ pub use orphans::{
 
 use crate::ecs::Ecs;
 use crate::model::{ContainerDefinition, DesiredStatus, Partition, TaskStatus};
-use crate::reconcile::reconcile_now;
 
 /// How often the supervisor looks for a stop request between events.
 const POLL: Duration = Duration::from_millis(100);
@@ -99,7 +98,7 @@ pub fn run(args: SupervisorArgs, partition: Partition) -> i32 {
     // A service's task: its service is reconciled at once, so that a
     // replacement starts now rather than at the next agent pass.
     if sup.task().is_ok_and(|t| rules::is_service_task(&t)) {
-        reconcile_now(&ecs, &args);
+        sup.reconcile_service();
     }
     i32::from(outcome.is_err())
 }
@@ -201,7 +200,7 @@ impl<'a> Supervisor<'a> {
             .is_some_and(|t| t.last_status == TaskStatus::Running && rules::is_service_task(&t));
         // A service counts its task, and may go on with a deployment.
         if service_task {
-            reconcile_now(self.ecs, self.args);
+            self.reconcile_service();
         }
         self.watch(service_task)
     }
@@ -214,7 +213,7 @@ impl<'a> Supervisor<'a> {
             self.step()?;
             if settle_at.is_some_and(|at| Instant::now() >= at) {
                 settle_at = None;
-                reconcile_now(self.ecs, self.args);
+                self.reconcile_service();
             }
         }
         Ok(())

@@ -1,5 +1,5 @@
-//! The supervisor's store I/O: every write to its task's record, and the
-//! reads it acts on, in one place. The phase files call these by name and
+//! The supervisor's store I/O: every write to its task's record, the
+//! reads it acts on, and the reconcile passes it asks for, in one place. The phase files call these by name and
 //! do no store I/O of their own. A failed write is logged and the
 //! supervisor goes on, as it did when each phase wrote for itself.
 
@@ -11,6 +11,7 @@ use crate::ecs::{now, Ecs};
 use crate::model::{
     Container, DesiredStatus, HealthStatus, HostPort, Task, TaskDefinition, TaskStatus,
 };
+use crate::reconcile::reconcile_now;
 
 /// The task's record.
 pub(super) fn load(ecs: &Ecs, args: &SupervisorArgs) -> Result<Task, TaskError> {
@@ -109,6 +110,13 @@ impl Supervisor<'_> {
             .filter_map(|lb| self.ecs.load_balancer(&lb).ok())
             .map(|lb| Duration::from_secs(lb.deregistration_delay_seconds.into()))
             .max();
+    }
+
+    /// A reconcile pass over the task's cluster now, so that its service
+    /// (if any) acts on the change at once rather than at the next agent
+    /// pass.
+    pub(super) fn reconcile_service(&self) {
+        reconcile_now(self.ecs, self.args);
     }
 
     pub(super) fn record_pulling(&self) {

@@ -12,7 +12,6 @@ use super::rules::DEFAULT_STOP_TIMEOUT;
 use super::teardown::{self, Ports, Released};
 use super::{Supervisor, POLL};
 use crate::model::{Task, TaskNetwork};
-use crate::reconcile::reconcile_now;
 
 /// Further tries at releasing a task's resources before it is left to gc.
 const RELEASE_ATTEMPTS: usize = 3;
@@ -38,7 +37,7 @@ impl Supervisor<'_> {
             Some(delay) if self.served() && !self.essential_exited() => {
                 self.record_draining();
                 // The pass sees the task stopping and leaves it out.
-                reconcile_now(self.ecs, self.args);
+                self.reconcile_service();
                 self.draining_until = Some(Instant::now() + delay);
             }
             _ => self.stop_containers(),
