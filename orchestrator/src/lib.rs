@@ -24,7 +24,6 @@ pub mod scheduler;
 pub mod services;
 pub mod supervisor;
 pub mod tasks;
-pub mod teardown;
 
 pub use ecs::Ecs;
 /// The old path, kept while callers elsewhere still use it.
