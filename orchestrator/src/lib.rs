@@ -21,7 +21,6 @@ pub mod reconcile;
 pub mod resolv;
 pub mod runnable;
 pub mod scheduler;
-pub mod services;
 pub mod supervisor;
 pub mod tasks;
 pub mod teardown;

@@ -407,7 +407,8 @@ impl<'a> Supervisor<'a> {
             reconcile_now(self.ecs, self.args);
         }
         // Once settled, the task may complete a deployment: say so.
-        let mut settle_at = service_task.then(|| Instant::now() + crate::services::SETTLE + POLL);
+        let mut settle_at =
+            service_task.then(|| Instant::now() + crate::scheduler::deployments::SETTLE + POLL);
         while self.running.values().any(|r| r.exit.is_none()) {
             self.step()?;
             if settle_at.is_some_and(|at| Instant::now() >= at) {

@@ -14,4 +14,5 @@
 //! Nomad's `scheduler/` is the model: decisions returning a result, applied
 //! elsewhere.
 
+pub mod deployments;
 pub mod placement;
