@@ -472,7 +472,7 @@ impl Ecs {
                 ));
             }
             self.record_pass(cluster, &service, &ours, &p, events)?;
-            for lb in crate::load_balancers::names_of(&service) {
+            for lb in crate::load_balancing::names_of(&service) {
                 if !load_balancers.contains(&lb) {
                     load_balancers.push(lb);
                 }

@@ -3,19 +3,17 @@
 //! with the tasks of the services attached to it. The kernel side is
 //! `berth_net::lb`.
 
-use std::net::Ipv4Addr;
-
 use serde_json::{json, Value};
 
 use crate::ecs::{decode, encode, now, Ecs};
 use crate::error::{EcsError, EcsResult};
+use crate::load_balancing::{
+    backend_of, check_lb_name, parse_listen, DEFAULT_DEREGISTRATION_DELAY,
+};
 use crate::model::{
     LoadBalancer, NetworkMode, Service, ServiceLoadBalancer, ServiceStatus, Task, TaskDefinition,
 };
 use crate::store::{keys, Expect, Op, StoreError};
-
-/// ELB's default deregistration delay.
-pub const DEFAULT_DEREGISTRATION_DELAY: u32 = 300;
 
 /// `create-load-balancer`'s parameters.
 #[derive(Clone, Debug, Default)]
@@ -25,75 +23,6 @@ pub struct CreateLoadBalancer {
     pub listen: String,
     pub protocol: Option<String>,
     pub deregistration_delay_seconds: Option<u32>,
-}
-
-/// ELB's name rule: 1–32 letters, digits and hyphens, no hyphen at the ends.
-fn check_lb_name(name: &str) -> EcsResult<()> {
-    let valid = (1..=32).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if valid {
-        Ok(())
-    } else {
-        Err(EcsError::invalid(format!(
-            "loadBalancerName: {name:?}: 1 to 32 letters, digits and hyphens, not starting or ending with a hyphen"
-        )))
-    }
-}
-
-/// `[ADDR:]PORT` → (address, port).
-fn parse_listen(listen: &str) -> EcsResult<(Option<Ipv4Addr>, u16)> {
-    let bad = |why: &str| EcsError::invalid(format!("listen: {listen:?}: {why}"));
-    let (addr, port) = match listen.rsplit_once(':') {
-        Some((a, p)) => (
-            Some(
-                a.parse::<Ipv4Addr>()
-                    .map_err(|_| bad("not an IPv4 address"))?,
-            ),
-            p,
-        ),
-        None => (None, listen),
-    };
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| bad("the port must be 1–65535"))?;
-    Ok((addr.filter(|a| !a.is_unspecified()), port))
-}
-
-impl LoadBalancer {
-    fn listener(&self) -> EcsResult<berth_net::lb::Listener> {
-        Ok(berth_net::lb::Listener {
-            name: self.load_balancer_name.clone(),
-            address: self
-                .address
-                .as_deref()
-                .map(|a| a.parse())
-                .transpose()
-                .map_err(|_| EcsError::invalid(format!("stored address {:?}", self.address)))?,
-            port: self.port,
-            protocol: self.protocol.clone(),
-        })
-    }
-}
-
-/// Where `task` takes connections for `entry`: its own address (awsvpc) or
-/// its container's (bridge), at the container port.
-fn backend_of(task: &Task, entry: &ServiceLoadBalancer) -> Option<berth_net::lb::Backend> {
-    let b = task.berth.as_ref()?;
-    let net = b.network.as_ref().or_else(|| {
-        b.container_networks
-            .iter()
-            .find(|cn| cn.container == entry.container_name)
-            .map(|cn| &cn.network)
-    })?;
-    Some(berth_net::lb::Backend {
-        address: net.address.parse().ok()?,
-        port: entry.container_port,
-        bridge: net.bridge.clone(),
-    })
 }
 
 impl Ecs {
@@ -270,7 +199,10 @@ impl Ecs {
 
     /// The tasks `name` sends to: in service (RUNNING, healthy, not
     /// stopping) in a service attached to it.
-    fn targets(&self, name: &str) -> EcsResult<Vec<(Service, Task, berth_net::lb::Backend)>> {
+    pub(crate) fn targets(
+        &self,
+        name: &str,
+    ) -> EcsResult<Vec<(Service, Task, berth_net::lb::Backend)>> {
         let mut out = Vec::new();
         // Each cluster's tasks read once, however many of its services.
         let mut tasks_of: std::collections::BTreeMap<String, Vec<Task>> = Default::default();
@@ -307,22 +239,6 @@ impl Ecs {
             .into_iter()
             .filter_map(|(k, _)| keys::load_balancer_name(&k).map(str::to_string))
             .collect())
-    }
-
-    /// Bring the kernel's rules for the load balancers `names` in step with
-    /// their services' tasks.
-    pub fn sync_load_balancers(&self, names: &[String]) -> EcsResult<()> {
-        for name in names {
-            // Deleted while a draining service still named it.
-            let Ok(lb) = self.load_balancer(name) else {
-                continue;
-            };
-            let backends: Vec<berth_net::lb::Backend> =
-                self.targets(name)?.into_iter().map(|(_, _, b)| b).collect();
-            berth_net::lb::apply(&lb.listener()?, &backends)
-                .map_err(|e| EcsError::invalid(format!("load balancer {name}: {e}")))?;
-        }
-        Ok(())
     }
 
     /// Check a service's `loadBalancers` against its task definition: the
@@ -375,41 +291,5 @@ impl Ecs {
             }
         }
         Ok(())
-    }
-}
-
-/// Names of the load balancers `service` is attached to.
-pub fn names_of(service: &Service) -> Vec<String> {
-    service
-        .load_balancers
-        .iter()
-        .filter_map(|e| e.load_balancer_name.clone())
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listen_forms() {
-        assert_eq!(parse_listen("8080").unwrap(), (None, 8080));
-        assert_eq!(
-            parse_listen("127.0.0.1:80").unwrap(),
-            (Some(Ipv4Addr::LOCALHOST), 80)
-        );
-        assert_eq!(parse_listen("0.0.0.0:80").unwrap(), (None, 80));
-        for bad in ["", "0", "70000", "host:80", "1.2.3:80"] {
-            let e = parse_listen(bad).unwrap_err().to_string();
-            assert!(e.contains("listen"), "{e}");
-        }
-    }
-
-    #[test]
-    fn names() {
-        assert!(check_lb_name("web-lb1").is_ok());
-        for bad in ["", "-a", "a-", "a_b", &"x".repeat(33)] {
-            assert!(check_lb_name(bad).is_err(), "{bad}");
-        }
     }
 }
