@@ -12,13 +12,13 @@ use crate::ecs::{decode, encode, now, retry, Ecs};
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::random_hex32;
 use crate::model::{
-    name_from_arn, DeploymentConfiguration, DeploymentStatus, DesiredStatus, Failure,
-    InstanceStatus, LaunchType, RolloutState, SchedulingStrategy, Service, ServiceEvent,
-    ServiceStatus, StopCode, Tag, Task, TaskStatus,
+    name_from_arn, Deployment, DeploymentConfiguration, DeploymentStatus, Failure, InstanceStatus,
+    LaunchType, SchedulingStrategy, Service, ServiceEvent, ServiceStatus, StopCode, Tag, Task,
+    TaskDefinition,
 };
+use crate::scheduler::daemon;
 use crate::scheduler::deployments::{
-    arn_of, backoff, check_deployment_configuration, check_desired_count, new_deployment, plan,
-    settled, task_failed, LiveTask, Plan,
+    self, arn_of, check_deployment_configuration, check_desired_count, Decision,
 };
 use crate::store::{keys, Expect, Op};
 use crate::tasks::{launch_type_for, RunTask};
@@ -54,15 +54,6 @@ pub struct CreateService {
     pub tags: Vec<Tag>,
 }
 
-/// Which of a service's tasks `record_pass` counts: RUNNING (and not
-/// being stopped), in service for [`SETTLE`], or on their way (PENDING).
-#[derive(Clone, Copy)]
-enum Counted {
-    Running,
-    Settled,
-    Pending,
-}
-
 impl Ecs {
     pub fn create_service(&self, req: &CreateService) -> EcsResult<Value> {
         let cluster = self.cluster(req.cluster.as_deref())?;
@@ -73,47 +64,14 @@ impl Ecs {
         let launch_type = launch_type_for(&td, req.launch_type.as_ref())?;
         self.check_service_load_balancers(&req.load_balancers, &td)?;
         let strategy = req.scheduling_strategy.clone().unwrap_or_default();
-        let daemon = match &strategy {
-            SchedulingStrategy::Replica => false,
-            SchedulingStrategy::Daemon => true,
-            SchedulingStrategy::Other(other) => {
-                return Err(EcsError::invalid(format!(
-                    "schedulingStrategy: {other:?} is not REPLICA or DAEMON"
-                )))
-            }
-        };
-        if daemon && launch_type != LaunchType::Ec2 {
-            return Err(EcsError::invalid(
-                "schedulingStrategy: DAEMON services run on container instances (EC2), not FARGATE",
-            ));
-        }
-        if daemon && !req.placement_strategy.is_empty() {
-            return Err(EcsError::invalid(
-                "placementStrategy: a DAEMON service places one task on every instance and takes no strategy",
-            ));
-        }
-        // ECS's DAEMON default: a task is replaced in place (stop, then start).
-        let cfg = req.deployment_configuration.clone().unwrap_or(if daemon {
-            DeploymentConfiguration {
-                maximum_percent: 100,
-                minimum_healthy_percent: 0,
-                deployment_circuit_breaker: None,
-            }
-        } else {
-            DeploymentConfiguration::default()
-        });
+        let daemon =
+            deployments::check_scheduling(&strategy, &launch_type, &req.placement_strategy)?;
+        let cfg = req
+            .deployment_configuration
+            .clone()
+            .unwrap_or_else(|| deployments::default_configuration(daemon));
         check_deployment_configuration(&cfg)?;
-        // Checked now, so a bad expression fails here and not at placement.
-        let invalid =
-            |e: crate::scheduler::placement::PlacementError| EcsError::invalid(e.to_string());
-        crate::scheduler::placement::Strategy::list_from_json(Some(&Value::from(
-            req.placement_strategy.clone(),
-        )))
-        .map_err(invalid)?;
-        crate::scheduler::placement::Constraint::list_from_json(Some(&Value::from(
-            req.placement_constraints.clone(),
-        )))
-        .map_err(invalid)?;
+        deployments::check_placement(&req.placement_strategy, &req.placement_constraints)?;
         let desired_count = if daemon {
             self.daemon_instances(&cluster)?.len() as u32
         } else {
@@ -132,13 +90,13 @@ impl Ecs {
             launch_type: launch_type.clone(),
             scheduling_strategy: strategy,
             deployment_configuration: cfg,
-            deployments: vec![new_deployment(&td, desired_count, &launch_type)?],
+            deployments: vec![new_deployment(&td, desired_count, &launch_type, &at)?],
             placement_strategy: req.placement_strategy.clone(),
             placement_constraints: req.placement_constraints.clone(),
             load_balancers: req.load_balancers.clone(),
             health_check_grace_period_seconds: req.health_check_grace_period_seconds,
             tags: req.tags.clone(),
-            created_at: at,
+            created_at: at.clone(),
             version: 1,
             ..Default::default()
         };
@@ -237,14 +195,7 @@ impl Ecs {
                 ));
             }
             if let Some(n) = desired_count {
-                s.desired_count = n;
-                for d in s
-                    .deployments
-                    .iter_mut()
-                    .filter(|d| d.status == DeploymentStatus::Primary)
-                {
-                    d.desired_count = n;
-                }
+                deployments::set_desired_count(s, n);
             }
             if let Some(cfg) = &deployment_configuration {
                 s.deployment_configuration = cfg.clone();
@@ -263,8 +214,10 @@ impl Ecs {
                     d.desired_count = 0;
                 }
                 s.task_definition = arn_of(&td);
-                s.deployments
-                    .insert(0, new_deployment(&td, s.desired_count, &s.launch_type)?);
+                s.deployments.insert(
+                    0,
+                    new_deployment(&td, s.desired_count, &s.launch_type, &now())?,
+                );
             }
             Ok(())
         })?;
@@ -354,124 +307,11 @@ impl Ecs {
             if service.status == ServiceStatus::Inactive {
                 continue;
             }
-            let group = format!("service:{}", service.service_name);
             let ours: Vec<&Task> = tasks
                 .iter()
                 .filter(|t| t.service_name() == Some(service.service_name.as_str()))
                 .collect();
-            let mut service = self.circuit_breaker(cluster, service, &ours)?;
-            // DAEMON: one task on every ACTIVE instance, none on the others.
-            let mut off_instance = Vec::new();
-            if service.scheduling_strategy == SchedulingStrategy::Daemon
-                && service.status == ServiceStatus::Active
-            {
-                let active = self.daemon_instances(&self.cluster(Some(cluster))?)?;
-                service.desired_count = active.len() as u32;
-                for d in service
-                    .deployments
-                    .iter_mut()
-                    .filter(|d| d.status == DeploymentStatus::Primary)
-                {
-                    d.desired_count = service.desired_count;
-                }
-                off_instance = ours
-                    .iter()
-                    .filter(|t| !t.is_stopped() && t.desired_status != DesiredStatus::Stopped)
-                    .filter(|t| {
-                        t.container_instance_arn
-                            .as_ref()
-                            .is_some_and(|a| !active.contains(a))
-                    })
-                    .map(|t| t.id().to_string())
-                    .collect();
-            }
-            let live: Vec<LiveTask> = ours
-                .iter()
-                .filter(|t| !t.is_stopped() && t.desired_status != DesiredStatus::Stopped)
-                .filter(|t| !off_instance.iter().any(|id| id == t.id()))
-                .map(|t| LiveTask {
-                    id: t.id().to_string(),
-                    deployment: t.started_by.clone().unwrap_or_default(),
-                    // Minimum healthy counts the healthy.
-                    running: t.in_service(),
-                })
-                .collect();
-            let mut p = plan(&service, &live);
-            p.stop.extend(off_instance);
-            let mut events = Vec::new();
-            if let Some(wait) = backoff(&service, &ours).filter(|_| !p.start.is_empty()) {
-                p.start.clear();
-                pass.retry_after = Some(pass.retry_after.map_or(wait, |r| r.min(wait)));
-                let said = service.events.first().is_some_and(|e| {
-                    e.message
-                        .ends_with("is unable to consistently start tasks successfully.")
-                });
-                if !said {
-                    events.push(format!(
-                        "(service {}) is unable to consistently start tasks successfully.",
-                        service.service_name
-                    ));
-                }
-            }
-            // Stops are the scheduler's, for the newest deployment.
-            let reason = format!(
-                "Scaling activity initiated by (deployment {})",
-                service.deployments.first().map_or("", |d| d.id.as_str())
-            );
-            for id in &p.stop {
-                self.stop_task_as(
-                    Some(cluster),
-                    id,
-                    StopCode::ServiceSchedulerInitiated,
-                    Some(&reason),
-                )?;
-            }
-            if !p.stop.is_empty() {
-                events.push(format!(
-                    "(service {}) has stopped {} running tasks: {}.",
-                    service.service_name,
-                    p.stop.len(),
-                    task_list(p.stop.iter().map(String::as_str))
-                ));
-            }
-            let mut failures = Vec::new();
-            for (deployment, td, count) in &p.start {
-                let req = RunTask {
-                    cluster: Some(cluster.to_string()),
-                    task_definition: td.clone(),
-                    count: *count,
-                    launch_type: Some(service.launch_type.clone()),
-                    overrides: json!({}),
-                    started_by: Some(deployment.clone()),
-                    group: Some(group.clone()),
-                    tags: Vec::new(),
-                };
-                let (out, new) = self.run_task(&req)?;
-                if !new.is_empty() {
-                    events.push(format!(
-                        "(service {}) has started {} tasks: {}.",
-                        service.service_name,
-                        new.len(),
-                        task_list(new.iter().map(Task::id))
-                    ));
-                }
-                if let Some(f) = out["failures"].as_array().filter(|f| !f.is_empty()) {
-                    failures.extend(f.iter().cloned());
-                }
-                pass.placed.extend(new);
-            }
-            if !failures.is_empty() {
-                let reasons: Vec<&str> = failures
-                    .iter()
-                    .filter_map(|f| f["reason"].as_str())
-                    .collect();
-                events.push(format!(
-                    "(service {}) was unable to place a task because no container instance met all of its requirements. Reason: {}.",
-                    service.service_name,
-                    reasons.join(", ")
-                ));
-            }
-            self.record_pass(cluster, &service, &ours, &p, events)?;
+            let service = self.reconcile_service(cluster, service, &ours, &mut pass)?;
             for lb in crate::load_balancing::names_of(&service) {
                 if !load_balancers.contains(&lb) {
                     load_balancers.push(lb);
@@ -484,6 +324,94 @@ impl Ecs {
             tracing::warn!("{e}");
         }
         Ok(pass)
+    }
+
+    /// One service's share of a pass: read what the scheduler needs (the
+    /// circuit breaker's record, a DAEMON's instances), decide, apply, and
+    /// record. The service as the pass saw it.
+    fn reconcile_service(
+        &self,
+        cluster: &str,
+        service: Service,
+        ours: &[&Task],
+        pass: &mut Pass,
+    ) -> EcsResult<Service> {
+        let mut service = self.circuit_breaker(cluster, service, ours)?;
+        // DAEMON: one task on every ACTIVE instance, none on the others.
+        let mut off_instance = Vec::new();
+        if service.scheduling_strategy == SchedulingStrategy::Daemon
+            && service.status == ServiceStatus::Active
+        {
+            let active = self.daemon_instances(&self.cluster(Some(cluster))?)?;
+            let daemon = daemon::plan(ours, &active);
+            deployments::set_desired_count(&mut service, daemon.desired_count);
+            off_instance = daemon.off_instance;
+        }
+        let decision = deployments::decide(&service, ours, off_instance, chrono::Utc::now());
+        if let Some(wait) = decision.retry_after {
+            pass.retry_after = Some(pass.retry_after.map_or(wait, |r| r.min(wait)));
+        }
+        let events = self.apply_decision(cluster, &service, &decision, pass)?;
+        self.record_pass(cluster, &service, ours, &decision.plan, events)?;
+        Ok(service)
+    }
+
+    /// Carry out a decision: the scheduler's stops, then its starts through
+    /// run-task (whose placement picks the instances). The tasks placed go
+    /// into `pass`; the events to record come back.
+    fn apply_decision(
+        &self,
+        cluster: &str,
+        service: &Service,
+        decision: &Decision,
+        pass: &mut Pass,
+    ) -> EcsResult<Vec<String>> {
+        let mut events = decision.events.clone();
+        let p = &decision.plan;
+        let reason = deployments::stop_reason(service);
+        for id in &p.stop {
+            self.stop_task_as(
+                Some(cluster),
+                id,
+                StopCode::ServiceSchedulerInitiated,
+                Some(&reason),
+            )?;
+        }
+        if !p.stop.is_empty() {
+            events.push(deployments::stopped_event(&service.service_name, &p.stop));
+        }
+        let mut failures = Vec::new();
+        for (deployment, td, count) in &p.start {
+            let req = RunTask {
+                cluster: Some(cluster.to_string()),
+                task_definition: td.clone(),
+                count: *count,
+                launch_type: Some(service.launch_type.clone()),
+                overrides: json!({}),
+                started_by: Some(deployment.clone()),
+                group: Some(format!("service:{}", service.service_name)),
+                tags: Vec::new(),
+            };
+            let (out, new) = self.run_task(&req)?;
+            if !new.is_empty() {
+                events.push(deployments::started_event(
+                    &service.service_name,
+                    new.iter().map(Task::id),
+                ));
+            }
+            if let Some(f) = out["failures"].as_array().filter(|f| !f.is_empty()) {
+                failures.extend(f.iter().cloned());
+            }
+            pass.placed.extend(new);
+        }
+        if !failures.is_empty() {
+            let reasons: Vec<&str> = failures
+                .iter()
+                .filter_map(|f| f["reason"].as_str())
+                .collect();
+            events.push(deployments::unplaced_event(&service.service_name, &reasons));
+        }
+        Ok(events)
     }
 
     /// ARNs of the cluster's ACTIVE container instances, where a DAEMON
@@ -503,83 +431,30 @@ impl Ecs {
         Ok(out)
     }
 
-    /// Count the PRIMARY deployment's failed tasks; with the circuit
-    /// breaker on, mark it FAILED at ECS's threshold and, with rollback,
-    /// deploy the last completed task definition again.
+    /// Record what the circuit breaker decided for the PRIMARY deployment
+    /// (its failed count, a FAILED rollout, the deployment rolling back)
+    /// and its events.
     fn circuit_breaker(
         &self,
         cluster: &str,
         service: Service,
         ours: &[&Task],
     ) -> EcsResult<Service> {
-        let Some(primary) = service
-            .deployments
-            .iter()
-            .find(|d| d.status == DeploymentStatus::Primary)
-        else {
+        let Some(breaker) = deployments::circuit_breaker(&service, ours) else {
             return Ok(service);
         };
-        let failed = ours
-            .iter()
-            .filter(|t| t.started_by.as_deref() == Some(primary.id.as_str()))
-            .filter(|t| t.is_stopped() && task_failed(t))
-            .count() as u32;
-        let breaker = service
-            .deployment_configuration
-            .deployment_circuit_breaker
-            .clone()
-            .unwrap_or_default();
-        let threshold = service.desired_count.div_ceil(2).clamp(3, 200);
-        let trips = breaker.enable
-            && primary.rollout_state == RolloutState::InProgress
-            && failed >= threshold;
-        if failed == primary.failed_tasks && !trips {
-            return Ok(service);
-        }
-        let rollback_to = match (
-            &service.last_completed_task_definition,
-            trips && breaker.rollback,
-        ) {
-            (Some(td), true) if *td != primary.task_definition => {
-                Some(self.active_task_definition(td)?)
-            }
-            _ => None,
+        let rollback_to = match &breaker.rollback_to {
+            Some(td) => Some(self.active_task_definition(td)?),
+            None => None,
         };
-        let primary_id = primary.id.clone();
         let at = now();
         let mut events = Vec::new();
         let updated = self.update_service_record(cluster, &service.service_name, |s| {
-            events.clear();
-            let launch_type = s.launch_type.clone();
-            let desired = s.desired_count;
-            let Some(d) = s.deployments.iter_mut().find(|d| d.id == primary_id) else {
-                return Ok(());
+            let rollback = match &rollback_to {
+                Some(td) => Some((td, deployment_id()?)),
+                None => None,
             };
-            d.failed_tasks = failed;
-            if !trips || d.rollout_state != RolloutState::InProgress {
-                return Ok(());
-            }
-            d.rollout_state = RolloutState::Failed;
-            d.rollout_state_reason =
-                "ECS deployment circuit breaker: tasks failed to start.".into();
-            d.updated_at = at.clone();
-            events.push(format!(
-                "(service {}) (deployment {primary_id}) deployment failed: tasks failed to start.",
-                s.service_name
-            ));
-            if let Some(td) = &rollback_to {
-                for d in &mut s.deployments {
-                    d.status = DeploymentStatus::Active;
-                    d.desired_count = 0;
-                }
-                let back = new_deployment(td, desired, &launch_type)?;
-                events.push(format!(
-                    "(service {}) rolling back to deployment {}.",
-                    s.service_name, back.id
-                ));
-                s.task_definition = arn_of(td);
-                s.deployments.insert(0, back);
-            }
+            events = deployments::apply_breaker(s, &breaker, rollback, &at)?;
             Ok(())
         })?;
         self.add_events(cluster, &updated.service_name, events)
@@ -612,107 +487,14 @@ impl Ecs {
         cluster: &str,
         seen: &Service,
         ours: &[&Task],
-        p: &Plan,
+        p: &deployments::Plan,
         mut events: Vec<String>,
     ) -> EcsResult<()> {
-        let count = |deployment: Option<&str>, kind: Counted| -> u32 {
-            ours.iter()
-                .filter(|t| deployment.is_none_or(|d| t.started_by.as_deref() == Some(d)))
-                .filter(|t| !p.stop.iter().any(|id| id == t.id()))
-                .filter(|t| match kind {
-                    Counted::Running => {
-                        t.last_status == TaskStatus::Running
-                            && t.desired_status != DesiredStatus::Stopped
-                    }
-                    Counted::Settled => t.in_service() && settled(t),
-                    Counted::Pending => !t.is_stopped() && t.last_status != TaskStatus::Running,
-                })
-                .count() as u32
-        };
-        let started: u32 = p.start.iter().map(|(_, _, n)| n).sum();
-        let steady = p.stop.is_empty()
-            && started == 0
-            && seen.deployments.len() == 1
-            && count(None, Counted::Settled) == seen.desired_count
-            && count(None, Counted::Pending) == 0;
-        if steady {
-            let said = seen
-                .events
-                .first()
-                .is_some_and(|e| e.message.ends_with("has reached a steady state."));
-            if !said {
-                events.push(format!(
-                    "(service {}) has reached a steady state.",
-                    seen.service_name
-                ));
-            }
-        }
+        let clock = chrono::Utc::now();
+        events.extend(deployments::steady_event(seen, ours, p, clock));
         let at = now();
-        let live_total = ours.iter().filter(|t| !t.is_stopped()).count();
         self.update_service_record(cluster, &seen.service_name, |s| {
-            // A DAEMON service's count follows its instances.
-            if s.scheduling_strategy == SchedulingStrategy::Daemon
-                && s.status == ServiceStatus::Active
-            {
-                s.desired_count = seen.desired_count;
-                for d in s
-                    .deployments
-                    .iter_mut()
-                    .filter(|d| d.status == DeploymentStatus::Primary)
-                {
-                    d.desired_count = seen.desired_count;
-                }
-            }
-            s.running_count = count(None, Counted::Running);
-            s.pending_count = count(None, Counted::Pending) + started;
-            let primary_running = s
-                .deployments
-                .iter()
-                .find(|d| d.status == DeploymentStatus::Primary)
-                .map(|d| count(Some(&d.id), Counted::Settled));
-            for d in &mut s.deployments {
-                d.running_count = count(Some(&d.id), Counted::Running);
-                d.pending_count = count(Some(&d.id), Counted::Pending);
-            }
-            // Old deployments with no task left are done with.
-            let drained: Vec<String> = s
-                .deployments
-                .iter()
-                .filter(|d| {
-                    d.status == DeploymentStatus::Active && d.running_count + d.pending_count == 0
-                })
-                .filter(|d| {
-                    !ours
-                        .iter()
-                        .any(|t| t.started_by.as_deref() == Some(&d.id) && !t.is_stopped())
-                })
-                .map(|d| d.id.clone())
-                .collect();
-            s.deployments.retain(|d| !drained.contains(&d.id));
-            let only_primary = s.deployments.len() == 1;
-            let desired = s.desired_count;
-            if let Some(d) = s
-                .deployments
-                .iter_mut()
-                .find(|d| d.status == DeploymentStatus::Primary)
-            {
-                if d.rollout_state == RolloutState::InProgress
-                    && only_primary
-                    && primary_running == Some(desired)
-                {
-                    d.rollout_state = RolloutState::Completed;
-                    d.rollout_state_reason = "ECS deployment completed.".into();
-                    d.updated_at = at.clone();
-                }
-            }
-            if let Some(d) = s.deployments.iter().find(|d| {
-                d.status == DeploymentStatus::Primary && d.rollout_state == RolloutState::Completed
-            }) {
-                s.last_completed_task_definition = Some(d.task_definition.clone());
-            }
-            if s.status == ServiceStatus::Draining && live_total == 0 {
-                s.status = ServiceStatus::Inactive;
-            }
+            deployments::record_pass(s, seen, ours, p, clock, &at);
             Ok(())
         })?;
         self.add_events(cluster, &seen.service_name, events)?;
@@ -733,9 +515,22 @@ impl Ecs {
     }
 }
 
-/// `(task a) (task b)`, as ECS's events list tasks.
-fn task_list<'a>(ids: impl Iterator<Item = &'a str>) -> String {
-    ids.map(|id| format!("(task {id})"))
-        .collect::<Vec<_>>()
-        .join(" ")
+/// A new PRIMARY deployment of `td`, with a fresh id.
+fn new_deployment(
+    td: &TaskDefinition,
+    desired: u32,
+    launch_type: &LaunchType,
+    at: &str,
+) -> EcsResult<Deployment> {
+    deployments::new_deployment(td, desired, launch_type, deployment_id()?, at)
+}
+
+/// `ecs-svc/` and 20 random hex digits, as ECS names deployments.
+fn deployment_id() -> EcsResult<String> {
+    let digits: String = random_hex32()
+        .map_err(|e| EcsError::new(ErrorKind::ServerException, e.to_string()))?
+        .chars()
+        .take(20)
+        .collect();
+    Ok(format!("ecs-svc/{digits}"))
 }
