@@ -1,8 +1,21 @@
-//! Load balancers in the kernel: brings `berth_net::lb`'s listeners and
-//! backends in step with the store.
+//! Load balancers in the kernel: `berth_net::lb`'s listeners and their
+//! backends, opened, brought in step with the store, removed. What each
+//! listener should send to is read by `ecs::load_balancers`; this file
+//! only applies it.
 
 use crate::ecs::Ecs;
 use crate::error::{EcsError, EcsResult};
+use crate::model::LoadBalancer;
+
+/// Open `lb`'s listener, with no backend yet.
+pub(crate) fn open(lb: &LoadBalancer) -> EcsResult<()> {
+    berth_net::lb::apply(&lb.listener()?, &[]).map_err(|e| EcsError::invalid(e.to_string()))
+}
+
+/// Remove the listener of the load balancer `name` and its backends.
+pub(crate) fn remove(name: &str) -> EcsResult<()> {
+    berth_net::lb::remove(name).map_err(|e| EcsError::invalid(e.to_string()))
+}
 
 impl Ecs {
     /// Bring the kernel's rules for the load balancers `names` in step with
@@ -10,11 +23,9 @@ impl Ecs {
     pub fn sync_load_balancers(&self, names: &[String]) -> EcsResult<()> {
         for name in names {
             // Deleted while a draining service still named it.
-            let Ok(lb) = self.load_balancer(name) else {
+            let Some((lb, backends)) = self.load_balancer_backends(name)? else {
                 continue;
             };
-            let backends: Vec<berth_net::lb::Backend> =
-                self.targets(name)?.into_iter().map(|(_, _, b)| b).collect();
             berth_net::lb::apply(&lb.listener()?, &backends)
                 .map_err(|e| EcsError::invalid(format!("load balancer {name}: {e}")))?;
         }

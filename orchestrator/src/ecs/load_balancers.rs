@@ -1,17 +1,17 @@
-//! Load balancers: `create-load-balancer`, `describe-load-balancers`,
-//! `delete-load-balancer`, and keeping each listener's backends in step
-//! with the tasks of the services attached to it. The kernel side is
-//! `berth_net::lb`.
+//! Load balancers in the store: `create-load-balancer`,
+//! `describe-load-balancers`, `delete-load-balancer`, and what each
+//! listener should send to, read from the services attached to it. The
+//! rules are `load_balancing`'s; the kernel side (`berth_net::lb`) is
+//! `lb_sync`'s, called here once a record is written or deleted.
 
 use serde_json::{json, Value};
 
 use crate::ecs::{decode, encode, now, Ecs};
 use crate::error::{EcsError, EcsResult};
-use crate::load_balancing::{
-    backend_of, check_lb_name, parse_listen, DEFAULT_DEREGISTRATION_DELAY,
-};
+use crate::lb_sync;
+use crate::load_balancing::{self, check_lb_name, parse_listen};
 use crate::model::{
-    LoadBalancer, NetworkMode, Service, ServiceLoadBalancer, ServiceStatus, Task, TaskDefinition,
+    LoadBalancer, Service, ServiceLoadBalancer, ServiceStatus, Task, TaskDefinition,
 };
 use crate::store::{keys, Expect, Op, StoreError};
 
@@ -29,33 +29,19 @@ impl Ecs {
     pub fn create_load_balancer(&self, req: &CreateLoadBalancer) -> EcsResult<Value> {
         check_lb_name(&req.name)?;
         let (address, port) = parse_listen(&req.listen)?;
-        let protocol = req
-            .protocol
-            .as_deref()
-            .unwrap_or("tcp")
-            .to_ascii_lowercase();
-        if !matches!(protocol.as_str(), "tcp" | "udp") {
-            return Err(EcsError::invalid(format!(
-                "protocol: {protocol:?}: tcp or udp"
-            )));
-        }
+        let protocol = load_balancing::protocol(req.protocol.as_deref())?;
+        let deregistration_delay_seconds =
+            load_balancing::deregistration_delay(req.deregistration_delay_seconds)?;
         let lb = LoadBalancer {
             load_balancer_name: req.name.clone(),
             load_balancer_arn: self.partition().arn(&format!("loadbalancer/{}", req.name)),
             protocol: protocol.clone(),
             address: address.map(|a| a.to_string()),
             port,
-            deregistration_delay_seconds: req
-                .deregistration_delay_seconds
-                .unwrap_or(DEFAULT_DEREGISTRATION_DELAY),
+            deregistration_delay_seconds,
             created_at: now(),
             host: self.host.id.clone(),
         };
-        if lb.deregistration_delay_seconds > 3600 {
-            return Err(EcsError::invalid(
-                "deregistrationDelaySeconds: 0–3600 (as ELB)",
-            ));
-        }
         let port_key = keys::port(&self.host.id, &protocol, port);
         // The name and the host port in one commit: neither is taken twice.
         let ops = [
@@ -95,9 +81,7 @@ impl Ecs {
             Err(e) => return Err(e.into()),
         }
         // The listener exists from now on, with no backend yet.
-        if let Err(e) = lb.listener().and_then(|l| {
-            berth_net::lb::apply(&l, &[]).map_err(|e| EcsError::invalid(e.to_string()))
-        }) {
+        if let Err(e) = lb_sync::open(&lb) {
             let _ = self.forget_load_balancer(&lb);
             return Err(e);
         }
@@ -163,7 +147,7 @@ impl Ecs {
             )));
         }
         self.forget_load_balancer(&lb)?;
-        berth_net::lb::remove(name).map_err(|e| EcsError::invalid(e.to_string()))?;
+        lb_sync::remove(name)?;
         Ok(json!({ "loadBalancer": lb }))
     }
 
@@ -212,23 +196,27 @@ impl Ecs {
                 let tasks = self.all_tasks(&cluster)?;
                 tasks_of.insert(cluster.clone(), tasks);
             }
-            let tasks = &tasks_of[&cluster];
-            for entry in service
-                .load_balancers
-                .iter()
-                .filter(|e| e.load_balancer_name.as_deref() == Some(name))
+            for (task, backend) in
+                load_balancing::service_backends(&service, &tasks_of[&cluster], name)
             {
-                for task in tasks.iter().filter(|t| {
-                    t.service_name() == Some(service.service_name.as_str()) && t.in_service()
-                }) {
-                    if let Some(backend) = backend_of(task, entry) {
-                        out.push((service.clone(), task.clone(), backend));
-                    }
-                }
+                out.push((service.clone(), task.clone(), backend));
             }
         }
         out.sort_by(|a, b| a.2.cmp(&b.2));
         Ok(out)
+    }
+
+    /// The load balancer `name` and the backends it should send to; None
+    /// when it is gone (deleted while a draining service still named it).
+    pub(crate) fn load_balancer_backends(
+        &self,
+        name: &str,
+    ) -> EcsResult<Option<(LoadBalancer, Vec<berth_net::lb::Backend>)>> {
+        let Ok(lb) = self.load_balancer(name) else {
+            return Ok(None);
+        };
+        let backends = self.targets(name)?.into_iter().map(|(_, _, b)| b).collect();
+        Ok(Some((lb, backends)))
     }
 
     /// Every load balancer's name.
@@ -249,46 +237,8 @@ impl Ecs {
         td: &TaskDefinition,
     ) -> EcsResult<()> {
         for (i, e) in entries.iter().enumerate() {
-            let field = format!("loadBalancers[{i}]");
-            if e.target_group_arn.is_some() {
-                return Err(EcsError::invalid(format!(
-                    "{field}.targetGroupArn: berth has no target groups; name a load balancer from create-load-balancer in loadBalancerName"
-                )));
-            }
-            let Some(name) = e.load_balancer_name.as_deref() else {
-                return Err(EcsError::invalid(format!(
-                    "{field}.loadBalancerName: missing"
-                )));
-            };
-            let lb = self.load_balancer(name)?;
-            let Some(c) = td
-                .container_definitions
-                .iter()
-                .find(|c| c.name == e.container_name)
-            else {
-                return Err(EcsError::invalid(format!(
-                    "{field}.containerName: the task definition has no container {:?}",
-                    e.container_name
-                )));
-            };
-            let maps = c.port_mappings.iter().any(|pm| {
-                pm.container_port == Some(e.container_port)
-                    && pm.protocol.as_deref().unwrap_or("tcp") == lb.protocol
-            });
-            if !maps {
-                return Err(EcsError::invalid(format!(
-                    "{field}.containerPort: container {:?} has no {}/{} port mapping",
-                    e.container_name, e.container_port, lb.protocol
-                )));
-            }
-            if !matches!(
-                td.network_mode,
-                Some(NetworkMode::Awsvpc | NetworkMode::Bridge) | None
-            ) {
-                return Err(EcsError::invalid(format!(
-                    "{field}: load balancers need the bridge or awsvpc network mode"
-                )));
-            }
+            let lb = self.load_balancer(load_balancing::entry_name(i, e)?)?;
+            load_balancing::check_entry(i, e, &lb, td)?;
         }
         Ok(())
     }
