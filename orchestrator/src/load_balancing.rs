@@ -359,4 +359,18 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn a_listener_from_the_record() {
+        let mut record = lb("udp");
+        record.address = Some("127.0.0.1".into());
+        let l = record.listener().expect("a listener");
+        assert_eq!((l.name.as_str(), l.port), ("web", 80));
+        assert_eq!(
+            (l.address, l.protocol.as_str()),
+            (Some(Ipv4Addr::LOCALHOST), "udp")
+        );
+        record.address = Some("not-an-address".into());
+        assert!(record.listener().is_err());
+    }
 }

@@ -3,6 +3,11 @@
 //! notices a change (a task's supervisor when its task stops, `berth
 //! reconcile`, `berth agent`) runs a pass, under a lease in the store so
 //! that two passes at once never start extra tasks.
+//!
+//! This file is the store glue: it reads a service and its tasks, asks
+//! `scheduler::deployments` (and `scheduler::daemon` for a DAEMON) what to
+//! do, and applies the decision: stop-task, run-task, the record, events.
+//! The load balancers' kernel rules follow each pass (`lb_sync`).
 
 use std::time::Duration;
 
