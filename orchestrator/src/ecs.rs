@@ -1,6 +1,9 @@
 //! The ECS API over a [`Store`]: each method is one ECS action, taking and
 //! returning ECS's shapes.
 
+pub mod load_balancers;
+pub mod services;
+
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};

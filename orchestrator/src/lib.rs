@@ -16,12 +16,12 @@ pub mod ecs;
 pub mod gc;
 pub mod health;
 pub mod host;
-pub mod load_balancers;
+mod lb_sync;
+pub mod load_balancing;
 pub mod reconcile;
 pub mod resolv;
 pub mod runnable;
 pub mod scheduler;
-pub mod services;
 pub mod supervisor;
 pub mod tasks;
 
