@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 
 use super::request::{Validated, EPHEMERAL_PORTS};
 use crate::model::{ContainerInstance, Failure, HostPort};
-use crate::scheduler::placement::{self, place_tasks};
+use crate::scheduler::placement::{self, place_tasks, Refusal};
 
 /// A container instance as read: its record and revision (the commit
 /// expects it unchanged) and what placement sees of it.
@@ -106,8 +106,8 @@ pub(crate) fn decide(v: &Validated, snapshot: &Snapshot) -> Result<Decision, Fai
             })
         }
         Some(Err(f)) => Err(f),
-        // place_tasks answers once per task asked for.
-        None => Err(failure(first_arn, "MISSING", "no placement".into())),
+        // place_tasks answers once per task asked for: never reached.
+        None => Err(Refusal::NoInstance.failure(first_arn)),
     }
 }
 
