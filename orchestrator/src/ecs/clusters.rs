@@ -1,86 +1,13 @@
-//! Clusters and the networks their tasks join.
+//! Clusters and the networks their tasks join (the network rules are
+//! `networks.rs`'s).
 
 use serde_json::json;
 
-use super::{decode, encode, retry, Ecs, DEFAULT_CLUSTER};
+use super::{decode, encode, retry, Ecs, NetworkConfig, DEFAULT_CLUSTER};
 use crate::error::{EcsError, EcsResult, ErrorKind};
-use crate::model::{
-    name_from_arn, Cluster, ClusterNetwork, ClusterStatus, Failure, Tag, TaskStatus,
-};
+use crate::model::{name_from_arn, Cluster, ClusterStatus, Failure, Tag, TaskStatus};
 use crate::names;
 use crate::store::{keys, Expect, Op, StoreError};
-
-/// A cluster network tasks join: a bridge and its subnet. Each cluster
-/// names its own at create-cluster; the default is like Podman's
-/// (`berth0`, 10.88.0.0/16), and `BERTH_BRIDGE` and `BERTH_SUBNET` change
-/// the default.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NetworkConfig {
-    pub bridge: String,
-    pub subnet: berth_net::Subnet,
-}
-
-impl NetworkConfig {
-    /// `bridge` and `subnet` checked; `fields` name them in errors.
-    pub fn new(bridge: &str, subnet: &str, fields: (&str, &str)) -> EcsResult<Self> {
-        // A link name: IFNAMSIZ less the NUL, and nothing `ip` or sysfs
-        // would choke on.
-        let valid = (1..=15).contains(&bridge.len())
-            && bridge
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && bridge != "."
-            && bridge != "..";
-        if !valid {
-            return Err(EcsError::invalid(format!(
-                "{}: {bridge:?}: 1 to 15 letters, digits, '-', '_' or '.'",
-                fields.0
-            )));
-        }
-        let subnet = subnet
-            .parse()
-            .map_err(|e: berth_net::Error| EcsError::invalid(format!("{}: {e}", fields.1)))?;
-        Ok(Self {
-            bridge: bridge.to_string(),
-            subnet,
-        })
-    }
-
-    pub fn from_env() -> EcsResult<Self> {
-        let var =
-            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
-        Self::new(
-            &var("BERTH_BRIDGE", "berth0"),
-            &var("BERTH_SUBNET", "10.88.0.0/16"),
-            ("BERTH_BRIDGE", "BERTH_SUBNET"),
-        )
-    }
-
-    fn record(&self) -> ClusterNetwork {
-        ClusterNetwork {
-            bridge: self.bridge.clone(),
-            subnet: self.subnet.to_string(),
-        }
-    }
-
-    /// Why `self` cannot sit beside `other`: one bridge has one subnet, and
-    /// two bridges' subnets must not overlap (routes would clash).
-    fn clash(&self, other: &NetworkConfig) -> Option<String> {
-        if self.bridge == other.bridge && self.subnet != other.subnet {
-            Some(format!(
-                "bridge {} has subnet {}",
-                other.bridge, other.subnet
-            ))
-        } else if self.bridge != other.bridge && self.subnet.overlaps(&other.subnet) {
-            Some(format!(
-                "subnet {} overlaps {} of bridge {}",
-                self.subnet, other.subnet, other.bridge
-            ))
-        } else {
-            None
-        }
-    }
-}
 
 impl Ecs {
     /// The `default` cluster exists on first use, as in ECS.
@@ -124,23 +51,10 @@ impl Ecs {
     /// the bridge already has, or else the first free /24 of 10.89.0.0/16
     /// (as Podman picks for a new network).
     pub fn network_for(&self, bridge: &str, subnet: Option<&str>) -> EcsResult<NetworkConfig> {
-        let fields = ("bridge", "subnet");
         if let Some(subnet) = subnet {
-            return NetworkConfig::new(bridge, subnet, fields);
+            return NetworkConfig::new(bridge, subnet, ("bridge", "subnet"));
         }
-        let nets = self.cluster_networks()?;
-        if let Some((_, n)) = nets.iter().find(|(_, n)| n.bridge == bridge) {
-            return Ok(n.clone());
-        }
-        for third in 0..=255u8 {
-            let candidate = NetworkConfig::new(bridge, &format!("10.89.{third}.0/24"), fields)?;
-            if nets.iter().all(|(_, n)| candidate.clash(n).is_none()) {
-                return Ok(candidate);
-            }
-        }
-        Err(EcsError::invalid(
-            "subnet: no free /24 left in 10.89.0.0/16; name one",
-        ))
+        NetworkConfig::for_bridge(bridge, &self.cluster_networks()?)
     }
 
     /// The networks of every ACTIVE cluster, by cluster name.

@@ -1,7 +1,8 @@
 //! The ECS API over a [`Store`]: each method is one ECS action, taking and
 //! returning ECS's shapes.
 //!
-//! One `impl Ecs` per resource: `clusters.rs`, `task_definitions.rs`,
+//! One `impl Ecs` per resource: `clusters.rs` (with `networks.rs`, the
+//! rules for a cluster's bridge and subnet), `task_definitions.rs`,
 //! `instances.rs` (container instances), `tasks.rs`, `run_task.rs`
 //! (run-task and start-task), `housekeeping.rs` (reservation GC, listings
 //! the reconciler and `system gc` read, usage); `metering.rs` is usage's
@@ -20,12 +21,13 @@ mod clusters;
 mod housekeeping;
 mod instances;
 pub mod metering;
+mod networks;
 pub mod run_task;
 mod task_definitions;
 pub mod tasks;
 
-pub use clusters::NetworkConfig;
 pub use instances::AGENT_VERSION;
+pub use networks::NetworkConfig;
 pub(crate) use run_task::launch_type_for;
 pub use run_task::{task_needs, RunTask};
 pub use tasks::{public, TaskFilter};
