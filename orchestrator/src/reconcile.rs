@@ -54,7 +54,7 @@ pub fn reconcile_and_launch(
     cluster: &str,
     patience: Duration,
     args_for: impl Fn(&Task) -> SupervisorArgs,
-) -> EcsResult<Option<crate::services::Pass>> {
+) -> EcsResult<Option<crate::ecs::services::Pass>> {
     let holder = format!("pid-{}", std::process::id());
     let deadline = Instant::now() + patience;
     loop {

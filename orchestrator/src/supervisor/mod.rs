@@ -208,7 +208,8 @@ impl<'a> Supervisor<'a> {
     /// The event loop, until every container ended. A service task, once
     /// settled, may complete a deployment: its service is told.
     fn watch(&mut self, service_task: bool) -> Result<(), TaskError> {
-        let mut settle_at = service_task.then(|| Instant::now() + crate::services::SETTLE + POLL);
+        let mut settle_at =
+            service_task.then(|| Instant::now() + crate::scheduler::deployments::SETTLE + POLL);
         while self.any_running() {
             self.step()?;
             if settle_at.is_some_and(|at| Instant::now() >= at) {

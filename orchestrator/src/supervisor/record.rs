@@ -106,7 +106,7 @@ impl Supervisor<'_> {
         self.health_enforced_after = Some(Instant::now() + Duration::from_secs(grace.into()));
         self.drain = service
             .iter()
-            .flat_map(crate::load_balancers::names_of)
+            .flat_map(crate::load_balancing::names_of)
             .filter_map(|lb| self.ecs.load_balancer(&lb).ok())
             .map(|lb| Duration::from_secs(lb.deregistration_delay_seconds.into()))
             .max();
