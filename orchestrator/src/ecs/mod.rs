@@ -1,0 +1,108 @@
+//! The ECS API over a [`Store`]: each method is one ECS action, taking and
+//! returning ECS's shapes.
+//!
+//! One `impl Ecs` per resource: `clusters.rs` (with `networks.rs`, the
+//! rules for a cluster's bridge and subnet), `task_definitions.rs`,
+//! `instances.rs` (container instances), `tasks.rs`, `run_task.rs`
+//! (run-task and start-task), `housekeeping.rs` (reservation GC, listings
+//! the reconciler and `system gc` read, usage); `metering.rs` is usage's
+//! pure arithmetic.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{EcsError, EcsResult, ErrorKind};
+use crate::host::Host;
+use crate::model::Partition;
+use crate::store::{SqliteStore, Store, StoreError};
+
+mod clusters;
+mod housekeeping;
+mod instances;
+pub mod load_balancers;
+pub mod metering;
+mod networks;
+pub mod run_task;
+pub mod services;
+mod task_definitions;
+pub mod tasks;
+
+pub use instances::AGENT_VERSION;
+pub use networks::NetworkConfig;
+pub(crate) use run_task::launch_type_for;
+pub use run_task::{task_needs, RunTask};
+pub use tasks::{public, TaskFilter};
+
+pub const DEFAULT_CLUSTER: &str = "default";
+/// Attempts at an optimistic read-modify-write before giving up.
+const MAX_RETRIES: usize = 200;
+
+pub struct Ecs {
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) partition: Partition,
+    pub(crate) host: Host,
+    pub(crate) network: NetworkConfig,
+}
+
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> EcsResult<T> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> EcsResult<Vec<u8>> {
+    Ok(serde_json::to_vec(value)?)
+}
+
+/// Run `attempt` until it commits without a conflict.
+pub(crate) fn retry<T>(
+    mut attempt: impl FnMut() -> EcsResult<Result<T, StoreError>>,
+) -> EcsResult<T> {
+    for _ in 0..MAX_RETRIES {
+        match attempt()? {
+            Ok(v) => return Ok(v),
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(EcsError::new(
+        ErrorKind::ServerException,
+        "too much contention on the store; try again",
+    ))
+}
+
+impl Ecs {
+    /// The embedded store under `state_root` (`state.db`).
+    pub fn open(state_root: &Path, partition: Partition) -> EcsResult<Self> {
+        let store = SqliteStore::open(&state_root.join("state.db"))?;
+        let host = Host::detect(state_root).map_err(|e| {
+            EcsError::new(
+                ErrorKind::ServerException,
+                format!("read this host's facts: {e}"),
+            )
+        })?;
+        Self::with_store(Box::new(store), partition, host)
+    }
+
+    pub fn with_store(store: Box<dyn Store>, partition: Partition, host: Host) -> EcsResult<Self> {
+        let ecs = Self {
+            store,
+            partition,
+            host,
+            network: NetworkConfig::from_env()?,
+        };
+        ecs.ensure_cluster(DEFAULT_CLUSTER)?;
+        Ok(ecs)
+    }
+
+    pub fn partition(&self) -> &Partition {
+        &self.partition
+    }
+
+    pub(crate) fn cluster_arn(&self, name: &str) -> String {
+        self.partition.arn(&format!("cluster/{name}"))
+    }
+}

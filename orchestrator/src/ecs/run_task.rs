@@ -1,0 +1,327 @@
+//! run-task and start-task as named steps, each failing with ECS's
+//! `Failure` (a request error is an `EcsError`):
+//!
+//! 1. validate ([`Ecs::validate`], `request.rs`): cluster, count,
+//!    definition, launch type, network mode, overrides, needs;
+//! 2. place (`decide.rs`): over a snapshot of the candidate instances
+//!    ([`Ecs::snapshot`]), addresses and ephemeral host ports, then the
+//!    scheduler's `place_tasks`;
+//! 3. reserve (`record.rs`): the task record and its addresses, host ports
+//!    and the instance's capacity as store operations;
+//! 4. commit ([`Ecs::place_one`]): one transaction per task; a conflict (a
+//!    concurrent run-task took a port, an address or capacity) retries
+//!    from place on a fresh snapshot, so none is ever over-committed.
+//!
+//! This file is the store glue; the steps' decisions are pure.
+
+mod decide;
+mod record;
+mod request;
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use serde_json::{json, Value};
+
+use super::{decode, now, public, retry, Ecs};
+use crate::error::{EcsError, EcsResult, ErrorKind};
+use crate::host::random_hex32;
+use crate::model::{name_from_arn, ContainerInstance, Failure, LaunchType, Task};
+use crate::store::keys;
+use decide::{decide, Candidate, Decision, Snapshot};
+pub(crate) use request::launch_type_for;
+use request::Validated;
+pub use request::{task_needs, RunTask};
+
+/// The tasks placed and the failures, in order, as run-task answers.
+#[derive(Default)]
+struct Outcome {
+    tasks: Vec<Task>,
+    failures: Vec<Failure>,
+}
+
+impl Outcome {
+    fn push(&mut self, placed: Result<Task, Failure>) {
+        match placed {
+            Ok(task) => self.tasks.push(task),
+            Err(f) => self.failures.push(f),
+        }
+    }
+
+    fn response(self) -> (Value, Vec<Task>) {
+        let shown: Vec<Value> = self.tasks.iter().map(public).collect();
+        (
+            json!({ "tasks": shown, "failures": self.failures }),
+            self.tasks,
+        )
+    }
+}
+
+impl Ecs {
+    /// Place and record up to `count` tasks, reserving their addresses,
+    /// host ports, CPU and memory in the same transaction as each task;
+    /// what runs out becomes `failures`, as ECS answers.
+    pub fn run_task(&self, req: &RunTask) -> EcsResult<(Value, Vec<Task>)> {
+        let v = self.validate(req)?;
+        // This host's instance exists in the cluster on first use.
+        self.host_instance(&v.cluster)?;
+        let mut outcome = Outcome::default();
+        for _ in 0..req.count {
+            outcome.push(self.place_one(&v, None)?);
+        }
+        Ok(outcome.response())
+    }
+
+    /// `start-task`: one task on each named container instance of the
+    /// cluster; names it does not have are `MISSING`.
+    pub fn start_task(
+        &self,
+        req: &RunTask,
+        container_instances: &[String],
+    ) -> EcsResult<(Value, Vec<Task>)> {
+        let cluster = self.cluster(req.cluster.as_deref())?;
+        self.host_instance(&cluster)?;
+        if container_instances.is_empty() || container_instances.len() > 10 {
+            return Err(EcsError::invalid(
+                "containerInstances: name 1 to 10 container instances",
+            ));
+        }
+        let registered = self.instance_ids(&cluster.cluster_name)?;
+        let (named, missing): (Vec<&String>, Vec<&String>) = container_instances
+            .iter()
+            .partition(|ci| registered.contains(name_from_arn(ci)));
+        if named.is_empty() {
+            let missing: Vec<Failure> = missing.iter().map(|ci| Failure::missing(ci)).collect();
+            return Ok((json!({ "tasks": [], "failures": missing }), Vec::new()));
+        }
+        let v = self.validate(&RunTask {
+            count: u32::try_from(named.len()).unwrap_or(u32::MAX),
+            launch_type: Some(LaunchType::Ec2),
+            ..req.clone()
+        })?;
+        let mut outcome = Outcome::default();
+        for ci in named {
+            outcome.push(self.place_one(&v, Some(name_from_arn(ci)))?);
+        }
+        outcome
+            .failures
+            .extend(missing.iter().map(|ci| Failure::missing(ci)));
+        Ok(outcome.response())
+    }
+
+    /// Step 1: what the request and its definition settle for all tasks.
+    fn validate(&self, req: &RunTask) -> EcsResult<Validated> {
+        let cluster = self.cluster(req.cluster.as_deref())?;
+        if !(1..=10).contains(&req.count) {
+            return Err(EcsError::invalid("count: must be between 1 and 10"));
+        }
+        let td = self.active_task_definition(&req.task_definition)?;
+        let net = self.cluster_network(&cluster)?;
+        Validated::new(req, cluster, td, net)
+    }
+
+    /// Steps 2 to 4 for one task, on the instance `only` when given: place
+    /// on a fresh snapshot, reserve, commit; a conflict starts over.
+    fn place_one(&self, v: &Validated, only: Option<&str>) -> EcsResult<Result<Task, Failure>> {
+        let id =
+            random_hex32().map_err(|e| EcsError::new(ErrorKind::ServerException, e.to_string()))?;
+        retry(|| {
+            let snapshot = self.snapshot(v, only)?;
+            let decision = match decide(v, &snapshot) {
+                Ok(decision) => decision,
+                Err(failure) => return Ok(Ok(Err(failure))),
+            };
+            let chosen = &snapshot.instances[decision.instance];
+            let (task, ops) = reserve(self, v, &id, chosen, &decision)?;
+            Ok(self.store.commit(&ops).map(|_| Ok(task)))
+        })
+    }
+
+    /// What the place step reads: the candidate instances with the host
+    /// ports held on them, and the addresses taken on the task's bridge.
+    fn snapshot(&self, v: &Validated, only: Option<&str>) -> EcsResult<Snapshot> {
+        let mut instances = Vec::new();
+        for (_, rec) in self
+            .store
+            .list(&keys::instances_of(&v.cluster.cluster_name))?
+        {
+            let ci: ContainerInstance = decode(&rec.value)?;
+            if only.is_some_and(|id| id != ci.id()) {
+                continue;
+            }
+            let held = self.held_ports(ci.id(), &v.protocols())?;
+            instances.push(Candidate::new(ci, rec.revision, held));
+        }
+        let taken_addresses = if v.addresses_wanted() > 0 {
+            self.taken_addresses(&v.net.bridge)?
+        } else {
+            BTreeSet::new()
+        };
+        Ok(Snapshot {
+            instances,
+            taken_addresses,
+        })
+    }
+
+    /// The ids of `cluster`'s container instances.
+    fn instance_ids(&self, cluster: &str) -> EcsResult<BTreeSet<String>> {
+        self.store
+            .list(&keys::instances_of(cluster))?
+            .into_iter()
+            .map(|(_, rec)| Ok(decode::<ContainerInstance>(&rec.value)?.id().to_string()))
+            .collect()
+    }
+
+    /// The host ports of `protocols` held on `host` (by tasks or load
+    /// balancer listeners).
+    fn held_ports(
+        &self,
+        host: &str,
+        protocols: &BTreeSet<&str>,
+    ) -> EcsResult<BTreeSet<(String, u16)>> {
+        let mut held = BTreeSet::new();
+        for protocol in protocols {
+            for (key, _) in self.store.list(&keys::ports_of(host, protocol))? {
+                if let Some(p) = keys::parse_port(&key) {
+                    held.insert((p.protocol.to_string(), p.port));
+                }
+            }
+        }
+        Ok(held)
+    }
+
+    /// Addresses on `bridge` that some task holds.
+    fn taken_addresses(&self, bridge: &str) -> EcsResult<BTreeSet<Ipv4Addr>> {
+        Ok(self
+            .store
+            .list(&keys::ips_of(bridge))?
+            .into_iter()
+            .filter_map(|(k, _)| keys::parse_ip(&k))
+            .collect())
+    }
+}
+
+/// Step 3: the task record on its chosen instance and the operations that
+/// commit it with its reservations.
+fn reserve(
+    ecs: &Ecs,
+    v: &Validated,
+    id: &str,
+    chosen: &Candidate,
+    decision: &Decision,
+) -> EcsResult<(Task, Vec<crate::store::Op>)> {
+    let mut task = record::new_task(&ecs.partition, v, id, &chosen.record, now());
+    record::place_on_network(v, &mut task, &decision.addresses);
+    let ops = record::reservation_ops(v, &mut task, chosen, decision)?;
+    Ok((task, ops))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Partition, TaskDefinition};
+
+    fn ecs() -> (tempfile::TempDir, Ecs) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ecs = Ecs::open(dir.path(), Partition::default()).expect("open");
+        (dir, ecs)
+    }
+
+    /// A family whose tasks need a third of the host's memory.
+    fn third_of_the_host(ecs: &Ecs) -> i64 {
+        let cluster = ecs.cluster(None).expect("cluster");
+        let memory = ecs
+            .host_instance(&cluster)
+            .expect("host")
+            .remaining("MEMORY")
+            / 3;
+        let td: TaskDefinition = serde_json::from_value(json!({
+            "family": "third",
+            "networkMode": "host",
+            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": memory }],
+        }))
+        .expect("td");
+        ecs.register_task_definition(td).expect("register");
+        memory
+    }
+
+    fn run(ecs: &Ecs, count: u32) -> (Vec<Task>, Vec<String>) {
+        let req = RunTask {
+            task_definition: "third".into(),
+            count,
+            ..Default::default()
+        };
+        let (out, tasks) = ecs.run_task(&req).expect("run-task");
+        let reasons = out["failures"]
+            .as_array()
+            .expect("failures")
+            .iter()
+            .map(|f| f["reason"].as_str().unwrap_or_default().to_string())
+            .collect();
+        (tasks, reasons)
+    }
+
+    fn remaining_memory(ecs: &Ecs) -> i64 {
+        let cluster = ecs.cluster(None).expect("cluster");
+        ecs.host_instance(&cluster)
+            .expect("host")
+            .remaining("MEMORY")
+    }
+
+    #[test]
+    fn tasks_take_the_instance_until_it_is_full() {
+        let (_d, ecs) = ecs();
+        let before = remaining_memory(&ecs);
+        let third = third_of_the_host(&ecs);
+        let (tasks, reasons) = run(&ecs, 4);
+        assert_eq!(tasks.len(), 3);
+        assert_eq!(reasons, ["RESOURCE:MEMORY"]);
+        assert_eq!(remaining_memory(&ecs), before - 3 * third);
+        // Stopping one gives its memory back: the next one fits.
+        let stopped = &tasks[0];
+        ecs.update_task("default", stopped.id(), |t| {
+            t.last_status = crate::model::TaskStatus::Stopped
+        })
+        .expect("stop");
+        assert_eq!(run(&ecs, 1).0.len(), 1);
+    }
+
+    #[test]
+    fn concurrent_run_tasks_never_over_commit() {
+        let (_d, ecs) = ecs();
+        let before = remaining_memory(&ecs);
+        let third = third_of_the_host(&ecs);
+        let placed: usize = std::thread::scope(|s| {
+            let runs: Vec<_> = (0..3).map(|_| s.spawn(|| run(&ecs, 2).0.len())).collect();
+            runs.into_iter().map(|r| r.join().expect("thread")).sum()
+        });
+        assert_eq!(placed, 3);
+        assert_eq!(remaining_memory(&ecs), before - 3 * third);
+    }
+
+    #[test]
+    fn start_task_places_on_the_named_instances() {
+        let (_d, ecs) = ecs();
+        third_of_the_host(&ecs);
+        let cluster = ecs.cluster(None).expect("cluster");
+        let here = ecs.host_instance(&cluster).expect("host");
+        let req = RunTask {
+            task_definition: "third".into(),
+            ..Default::default()
+        };
+        let named = [here.container_instance_arn.clone(), "elsewhere".to_string()];
+        let (out, tasks) = ecs.start_task(&req, &named).expect("start-task");
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(
+            tasks[0].container_instance_arn.as_deref(),
+            Some(here.container_instance_arn.as_str())
+        );
+        assert_eq!(out["failures"][0]["arn"], "elsewhere");
+        assert_eq!(out["failures"][0]["reason"], "MISSING");
+        let (out, tasks) = ecs
+            .start_task(&req, &["elsewhere".to_string()])
+            .expect("none");
+        assert!(tasks.is_empty());
+        assert_eq!(out["failures"].as_array().map(Vec::len), Some(1));
+    }
+}

@@ -1,0 +1,322 @@
+//! The place step: over a snapshot of the cluster read just before, which
+//! instance takes one task, with which addresses and host ports, or ECS's
+//! failure. Pure: the snapshot comes in, a decision goes out.
+//!
+//! The order of failures is run-task's: addresses (RESOURCE:ENI) first,
+//! then ephemeral host ports, then what the scheduler checks (fixed host
+//! ports, ACTIVE, CPU, memory).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use super::request::{Validated, EPHEMERAL_PORTS};
+use crate::model::{ContainerInstance, Failure, HostPort};
+use crate::scheduler::placement::{self, place_tasks, Refusal};
+
+/// A container instance as read: its record and revision (the commit
+/// expects it unchanged) and what placement sees of it.
+#[derive(Clone, Debug)]
+pub(crate) struct Candidate {
+    pub record: ContainerInstance,
+    pub revision: u64,
+    pub placement: placement::Instance,
+}
+
+impl Candidate {
+    /// `held`: the host ports (protocol, port) reserved on the instance.
+    pub fn new(record: ContainerInstance, revision: u64, held: BTreeSet<(String, u16)>) -> Self {
+        let placement = placement::Instance {
+            arn: record.container_instance_arn.clone(),
+            id: record.id().to_string(),
+            remaining_cpu: record.remaining("CPU"),
+            remaining_memory: record.remaining("MEMORY"),
+            attributes: record
+                .attributes
+                .iter()
+                .map(|a| (a.name.clone(), a.value.clone().unwrap_or_default()))
+                .collect::<BTreeMap<_, _>>(),
+            // No constraint or strategy of run-task reads groups: reading
+            // every task of the cluster for them would be wasted.
+            task_groups: Vec::new(),
+            status: record.status.as_str().to_string(),
+            host_ports: held,
+        };
+        Self {
+            record,
+            revision,
+            placement,
+        }
+    }
+}
+
+/// What the place step reads: the candidate instances (the cluster's, or
+/// the ones start-task names) and the addresses taken on the task's bridge.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Snapshot {
+    pub instances: Vec<Candidate>,
+    pub taken_addresses: BTreeSet<Ipv4Addr>,
+}
+
+/// Where one task goes and what it takes there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Decision {
+    /// Into [`Snapshot::instances`].
+    pub instance: usize,
+    pub addresses: Vec<Ipv4Addr>,
+    /// The task's host ports, each 0 replaced by a free ephemeral one
+    /// (marked `reserved`).
+    pub host_ports: Vec<HostPort>,
+}
+
+/// Places one task of `v` on the snapshot.
+pub(crate) fn decide(v: &Validated, snapshot: &Snapshot) -> Result<Decision, Failure> {
+    let first_arn = snapshot.instances.first().map(|c| c.placement.arn.as_str());
+    let addresses = pick_addresses(v, &snapshot.taken_addresses).ok_or_else(|| {
+        failure(
+            first_arn,
+            "RESOURCE:ENI",
+            format!("no free address in {}", v.net.subnet),
+        )
+    })?;
+    // Ephemeral ports first, per instance: one without enough free ports
+    // cannot take the task, and when none can, that is the failure.
+    let mut candidates = Vec::new();
+    let mut picks = Vec::new();
+    for (index, c) in snapshot.instances.iter().enumerate() {
+        if let Some(ports) = pick_ephemeral_ports(&v.ports, &c.placement) {
+            candidates.push(c.placement.clone());
+            picks.push((index, ports));
+        }
+    }
+    if candidates.is_empty() && !snapshot.instances.is_empty() {
+        return Err(failure(
+            first_arn,
+            "RESOURCE:PORTS",
+            "no free ephemeral port".into(),
+        ));
+    }
+    let outcome = place_tasks(&mut candidates, 1, &v.request(), &[], 0);
+    match outcome.into_iter().next() {
+        Some(Ok(chosen)) => {
+            let (instance, host_ports) = picks.swap_remove(chosen);
+            Ok(Decision {
+                instance,
+                addresses,
+                host_ports,
+            })
+        }
+        Some(Err(f)) => Err(f),
+        // place_tasks answers once per task asked for: never reached.
+        None => Err(Refusal::NoInstance.failure(first_arn)),
+    }
+}
+
+fn failure(arn: Option<&str>, reason: &str, detail: String) -> Failure {
+    Failure {
+        arn: arn.map(str::to_string),
+        reason: reason.to_string(),
+        detail: Some(detail),
+    }
+}
+
+/// The task's addresses: the lowest free ones of the subnet, or None when
+/// it runs out.
+fn pick_addresses(v: &Validated, taken: &BTreeSet<Ipv4Addr>) -> Option<Vec<Ipv4Addr>> {
+    let mut used = taken.clone();
+    let mut addresses = Vec::new();
+    for _ in 0..v.addresses_wanted() {
+        let ip = berth_net::allocate(&v.net.subnet, &used)?;
+        used.insert(ip);
+        addresses.push(ip);
+    }
+    Some(addresses)
+}
+
+/// `ports` with each host port of 0 given the lowest ephemeral port
+/// `instance` does not hold (nor the task already took), as ECS does; None
+/// when the range runs out.
+fn pick_ephemeral_ports(
+    ports: &[HostPort],
+    instance: &placement::Instance,
+) -> Option<Vec<HostPort>> {
+    let mut ports = ports.to_vec();
+    if ports.iter().all(|hp| hp.host_port != 0) {
+        return Some(ports);
+    }
+    // A copy the picks are booked on, so one task's ports differ too.
+    let mut booked = instance.clone();
+    for hp in ports.iter_mut().filter(|hp| hp.host_port == 0) {
+        let port = booked.free_port(&hp.protocol, EPHEMERAL_PORTS)?;
+        booked.host_ports.insert((hp.protocol.clone(), port));
+        hp.host_port = port;
+        hp.reserved = true;
+    }
+    Some(ports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::request::fixtures::{bridge_td, validated};
+    use super::*;
+    use crate::model::{InstanceStatus, LaunchType, Resource};
+
+    fn instance(cpu: i64, memory: i64, status: InstanceStatus) -> ContainerInstance {
+        let int = |name: &str, v: i64| Resource {
+            name: name.into(),
+            kind: "INTEGER".into(),
+            integer_value: v,
+            string_set_value: vec![],
+        };
+        ContainerInstance {
+            container_instance_arn: "arn:aws:ecs:local:000000000000:container-instance/default/h1"
+                .into(),
+            status,
+            remaining_resources: vec![int("CPU", cpu), int("MEMORY", memory)],
+            ..Default::default()
+        }
+    }
+
+    fn snapshot(record: ContainerInstance, held: &[(&str, u16)]) -> Snapshot {
+        let held = held.iter().map(|(p, n)| (p.to_string(), *n)).collect();
+        Snapshot {
+            instances: vec![Candidate::new(record, 7, held)],
+            taken_addresses: BTreeSet::new(),
+        }
+    }
+
+    fn reason(outcome: Result<Decision, Failure>) -> (String, Option<String>) {
+        let f = outcome.expect_err("a failure");
+        (f.reason, f.detail)
+    }
+
+    #[test]
+    fn a_candidate_is_what_placement_sees_of_the_record() {
+        let c = snapshot(
+            instance(1024, 2048, InstanceStatus::Draining),
+            &[("tcp", 80)],
+        )
+        .instances
+        .remove(0);
+        assert_eq!(c.placement.id, "h1");
+        assert_eq!(
+            (c.placement.remaining_cpu, c.placement.remaining_memory),
+            (1024, 2048)
+        );
+        assert_eq!(c.placement.status, "DRAINING");
+        assert!(c.placement.host_ports.contains(&("tcp".to_string(), 80)));
+        assert_eq!(c.revision, 7);
+    }
+
+    #[test]
+    fn places_with_the_lowest_free_addresses_and_ephemeral_ports() {
+        let v = validated(bridge_td(), None);
+        let mut snap = snapshot(
+            instance(4096, 4096, InstanceStatus::Active),
+            &[("tcp", 49153)],
+        );
+        snap.taken_addresses.insert(Ipv4Addr::new(10, 88, 0, 2));
+        let d = decide(&v, &snap).expect("placed");
+        assert_eq!(d.instance, 0);
+        assert_eq!(
+            d.addresses,
+            [Ipv4Addr::new(10, 88, 0, 3), Ipv4Addr::new(10, 88, 0, 4)]
+        );
+        let ports: Vec<(u16, bool)> = d
+            .host_ports
+            .iter()
+            .map(|p| (p.host_port, p.reserved))
+            .collect();
+        assert_eq!(ports, [(49154, true), (8080, false)]);
+    }
+
+    #[test]
+    fn two_ephemeral_ports_of_one_task_differ() {
+        let mut td = bridge_td();
+        td.container_definitions[1].port_mappings[0].host_port = Some(0);
+        let v = validated(td, None);
+        let d = decide(
+            &v,
+            &snapshot(instance(4096, 4096, InstanceStatus::Active), &[]),
+        )
+        .expect("placed");
+        let ports: Vec<u16> = d.host_ports.iter().map(|p| p.host_port).collect();
+        assert_eq!(ports, [49153, 49154]);
+    }
+
+    #[test]
+    fn failures_come_in_run_tasks_order() {
+        let v = validated(bridge_td(), None);
+        // Addresses first: a full subnet wins over everything else.
+        let mut snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 8080)]);
+        snap.taken_addresses = (2..=6).map(|n| Ipv4Addr::new(10, 88, 0, n)).collect();
+        let (r, detail) = reason(decide(&v, &snap));
+        assert_eq!(
+            (r.as_str(), detail.as_deref()),
+            ("RESOURCE:ENI", Some("no free address in 10.88.0.0/29"))
+        );
+        // Then ephemeral ports.
+        let every: Vec<(&str, u16)> = EPHEMERAL_PORTS.map(|p| ("tcp", p)).collect();
+        let snap = snapshot(instance(0, 0, InstanceStatus::Draining), &every);
+        assert_eq!(
+            reason(decide(&v, &snap)),
+            (
+                "RESOURCE:PORTS".into(),
+                Some("no free ephemeral port".into())
+            )
+        );
+        // Then the scheduler's: fixed ports, ACTIVE, CPU, memory.
+        let snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 8080)]);
+        assert_eq!(
+            reason(decide(&v, &snap)),
+            ("RESOURCE:PORTS".into(), Some("8080/tcp".into()))
+        );
+        let snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[]);
+        assert_eq!(
+            reason(decide(&v, &snap)),
+            (
+                "AGENT".into(),
+                Some("the container instance is DRAINING".into())
+            )
+        );
+        let snap = snapshot(instance(255, 0, InstanceStatus::Active), &[]);
+        assert_eq!(reason(decide(&v, &snap)), ("RESOURCE:CPU".into(), None));
+        let snap = snapshot(instance(256, 127, InstanceStatus::Active), &[]);
+        let f = decide(&v, &snap).expect_err("memory");
+        assert_eq!(f.reason, "RESOURCE:MEMORY");
+        assert_eq!(
+            f.arn.as_deref(),
+            Some(snap.instances[0].placement.arn.as_str())
+        );
+        assert!(decide(
+            &v,
+            &snapshot(instance(256, 128, InstanceStatus::Active), &[])
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn no_instance_is_missing() {
+        let v = validated(bridge_td(), None);
+        let f = decide(&v, &Snapshot::default()).expect_err("missing");
+        assert_eq!((f.arn, f.reason.as_str()), (None, "MISSING"));
+    }
+
+    #[test]
+    fn fargate_ignores_the_instances_status_and_capacity() {
+        let td = super::super::request::fixtures::td(serde_json::json!({
+            "family": "web",
+            "networkMode": "awsvpc",
+            "requiresCompatibilities": ["FARGATE"],
+            "cpu": "256",
+            "memory": "512",
+            "containerDefinitions": [{ "name": "a", "image": "busybox",
+                "portMappings": [{ "containerPort": 80 }] }]
+        }));
+        let v = validated(td, Some(LaunchType::Fargate));
+        let d =
+            decide(&v, &snapshot(instance(0, 0, InstanceStatus::Draining), &[])).expect("placed");
+        assert_eq!(d.host_ports[0].host_port, 80);
+        let held = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 80)]);
+        assert_eq!(reason(decide(&v, &held)).0, "RESOURCE:PORTS");
+    }
+}
