@@ -17,9 +17,8 @@ use crate::ecs::{decode, encode, now, retry, Ecs};
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::random_hex32;
 use crate::model::{
-    name_from_arn, Deployment, DeploymentConfiguration, DeploymentStatus, Failure, InstanceStatus,
-    LaunchType, SchedulingStrategy, Service, ServiceEvent, ServiceStatus, StopCode, Tag, Task,
-    TaskDefinition,
+    name_from_arn, Deployment, DeploymentConfiguration, Failure, InstanceStatus, LaunchType,
+    SchedulingStrategy, Service, ServiceEvent, ServiceStatus, StopCode, Tag, Task, TaskDefinition,
 };
 use crate::scheduler::daemon;
 use crate::scheduler::deployments::{
@@ -188,12 +187,7 @@ impl Ecs {
             check_desired_count(n)?;
         }
         let service = self.update_service_record(&cluster.cluster_name, name, |s| {
-            if s.status != ServiceStatus::Active {
-                return Err(EcsError::new(
-                    ErrorKind::ServiceNotActiveException,
-                    format!("Service {} is {}", s.service_name, s.status),
-                ));
-            }
+            deployments::check_active(s)?;
             if desired_count.is_some() && s.scheduling_strategy == SchedulingStrategy::Daemon {
                 return Err(EcsError::invalid(
                     "desiredCount: a DAEMON service runs one task on every ACTIVE instance",
@@ -214,15 +208,8 @@ impl Ecs {
                     None => self.active_task_definition(&s.task_definition)?,
                 };
                 self.check_service_load_balancers(&s.load_balancers, &td)?;
-                for d in &mut s.deployments {
-                    d.status = DeploymentStatus::Active;
-                    d.desired_count = 0;
-                }
-                s.task_definition = arn_of(&td);
-                s.deployments.insert(
-                    0,
-                    new_deployment(&td, s.desired_count, &s.launch_type, &now())?,
-                );
+                let deployment = new_deployment(&td, s.desired_count, &s.launch_type, &now())?;
+                deployments::deploy(s, &td, deployment);
             }
             Ok(())
         })?;
@@ -240,20 +227,7 @@ impl Ecs {
     ) -> EcsResult<Value> {
         let cluster = self.cluster(cluster)?;
         let service = self.update_service_record(&cluster.cluster_name, name, |s| {
-            if s.status != ServiceStatus::Active {
-                return Err(EcsError::new(
-                    ErrorKind::ServiceNotActiveException,
-                    format!("Service {} is {}", s.service_name, s.status),
-                ));
-            }
-            if s.desired_count > 0 && !force {
-                return Err(EcsError::invalid(
-                    "The service cannot be stopped while it is scaled above 0.",
-                ));
-            }
-            s.status = ServiceStatus::Draining;
-            s.desired_count = 0;
-            Ok(())
+            deployments::drain(s, force)
         })?;
         Ok(json!({ "service": service }))
     }

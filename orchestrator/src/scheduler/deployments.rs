@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::error::{EcsError, EcsResult};
+use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::model::{
     Deployment, DeploymentConfiguration, DeploymentStatus, DesiredStatus, LaunchType, RolloutState,
     SchedulingStrategy, Service, ServiceStatus, StopCode, Task, TaskDefinition, TaskStatus,
@@ -257,6 +257,42 @@ pub fn set_desired_count(service: &mut Service, n: u32) {
     }
 }
 
+/// Refuse to change a service that is not ACTIVE (DRAINING or INACTIVE).
+pub fn check_active(s: &Service) -> EcsResult<()> {
+    if s.status != ServiceStatus::Active {
+        return Err(EcsError::new(
+            ErrorKind::ServiceNotActiveException,
+            format!("Service {} is {}", s.service_name, s.status),
+        ));
+    }
+    Ok(())
+}
+
+/// Make `deployment` (of `td`) the service's PRIMARY; the others become
+/// ACTIVE and drain to 0.
+pub fn deploy(s: &mut Service, td: &TaskDefinition, deployment: Deployment) {
+    for d in &mut s.deployments {
+        d.status = DeploymentStatus::Active;
+        d.desired_count = 0;
+    }
+    s.task_definition = arn_of(td);
+    s.deployments.insert(0, deployment);
+}
+
+/// delete-service: an ACTIVE service scaled to 0 (or any, with `force`)
+/// becomes DRAINING with nothing desired; the reconciler stops its tasks.
+pub fn drain(s: &mut Service, force: bool) -> EcsResult<()> {
+    check_active(s)?;
+    if s.desired_count > 0 && !force {
+        return Err(EcsError::invalid(
+            "The service cannot be stopped while it is scaled above 0.",
+        ));
+    }
+    s.status = ServiceStatus::Draining;
+    s.desired_count = 0;
+    Ok(())
+}
+
 /// Whether a service of `strategy` is a DAEMON, refusing what ECS refuses:
 /// an unknown strategy, and for a DAEMON another launch type than EC2 or a
 /// placement strategy (it places one task on every instance).
@@ -388,17 +424,12 @@ pub fn apply_breaker(
         s.service_name, b.deployment
     ));
     if let Some((td, id)) = rollback {
-        for d in &mut s.deployments {
-            d.status = DeploymentStatus::Active;
-            d.desired_count = 0;
-        }
         let back = new_deployment(td, desired, &launch_type, id, at)?;
         events.push(format!(
             "(service {}) rolling back to deployment {}.",
             s.service_name, back.id
         ));
-        s.task_definition = arn_of(td);
-        s.deployments.insert(0, back);
+        deploy(s, td, back);
     }
     Ok(events)
 }
@@ -969,5 +1000,44 @@ mod tests {
         assert_eq!(s.desired_count, 4);
         assert_eq!(s.deployments[0].desired_count, 4);
         assert_eq!(s.deployments[1].desired_count, 0);
+    }
+
+    #[test]
+    fn deleting_drains_a_service_scaled_to_zero_or_forced() {
+        let mut s = service(2, 200, 100, &["d"]);
+        let e = drain(&mut s, false).unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::InvalidParameterException);
+        drain(&mut s, true).expect("forced");
+        assert_eq!(
+            (s.status.clone(), s.desired_count),
+            (ServiceStatus::Draining, 0)
+        );
+        let e = drain(&mut s, true).unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::ServiceNotActiveException);
+        let mut idle = service(0, 200, 100, &["d"]);
+        drain(&mut idle, false).expect("scaled to 0");
+    }
+
+    #[test]
+    fn a_new_deployment_becomes_primary_and_the_others_drain() {
+        let mut s = service(3, 200, 100, &["old"]);
+        s.deployments[0].desired_count = 3;
+        let next = new_deployment(&td("td:next"), 3, &LaunchType::Ec2, "ecs-svc/n".into(), "t")
+            .expect("a deployment");
+        deploy(&mut s, &td("td:next"), next);
+        assert_eq!(s.task_definition, "td:next");
+        let states: Vec<(&str, DeploymentStatus, u32)> = s
+            .deployments
+            .iter()
+            .map(|d| (d.id.as_str(), d.status.clone(), d.desired_count))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                ("ecs-svc/n", DeploymentStatus::Primary, 3),
+                ("old", DeploymentStatus::Active, 0),
+            ]
+        );
+        assert_eq!(s.deployments[0].rollout_state, RolloutState::InProgress);
     }
 }
