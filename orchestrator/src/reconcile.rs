@@ -8,6 +8,7 @@
 //! a supervisor whose task stopped calls [`reconcile_now`] so that its
 //! service's replacement starts at once.
 
+pub mod gc;
 mod plan;
 
 use std::time::{Duration, Instant};
@@ -17,7 +18,6 @@ pub use plan::{
     STOPPED_TASK_PATIENCE,
 };
 
-use crate::gc;
 use crate::model::{name_from_arn, DesiredStatus, StopCode, Task, TaskStatus};
 use crate::supervisor::{self, SupervisorArgs};
 use crate::{Ecs, EcsResult};
