@@ -1,8 +1,45 @@
-//! ECS's model on berth's hosts: clusters, task definitions, tasks and
-//! container instances, kept in a [`store::Store`] (SQLite by default).
+//! ECS's model on berth's hosts: clusters, task definitions, container
+//! instances, tasks and services, kept in a [`store::Store`] (SQLite by
+//! default), and the per-task supervisor that runs a task.
 //!
 //! Knows nothing of netlink or libcontainer: it decides, validates and
-//! records; the runtime and the network code act.
+//! records; the runtime and the network crates act.
+//!
+//! # The house, by concern
+//!
+//! - Shapes: [`model`] (ECS's JSON; [`model::status`] its states as enums).
+//! - State: [`store`] (the `Store` trait, SQLite, [`store::keys`] the key
+//!   schema, `store::contract` the suite every backend passes).
+//! - Rules, pure: [`names`], [`taskdef`], [`runnable`], [`containerize`],
+//!   [`health`], [`resolv`], [`load_balancing`].
+//! - Decisions, pure: [`scheduler`] (placement, deployments, daemons).
+//! - ECS's verbs over the store: [`ecs`], one `impl Ecs` per resource.
+//! - Effects: [`reconcile`] (passes, the agent loop, orphans, gc),
+//!   [`supervisor`] (one process per task, by phase), `lb_sync` (the
+//!   load balancers' kernel side).
+//!
+//! # One run-task, file by file
+//!
+//! 1. `cli/src/ecs/tasks.rs` parses the flags into an [`ecs::RunTask`]
+//!    and calls [`Ecs::run_task`].
+//! 2. `ecs/run_task.rs` walks the steps: validate (`run_task/request.rs`:
+//!    cluster, definition, [`taskdef::check_launch`], overrides, needs) →
+//!    place (`run_task/decide.rs` over a snapshot of the instances; the
+//!    choice is [`scheduler::placement::place_tasks`]) → reserve
+//!    (`run_task/record.rs`: the task record, its addresses, host ports and
+//!    the instance's capacity as store ops, keys from [`store::keys`]) →
+//!    commit (one transaction per task; a conflict places again).
+//! 3. The CLI hands the placed tasks to [`reconcile::start`], which spawns
+//!    each one's supervisor (`berth __berth-task`), and prints ECS's
+//!    `{"tasks", "failures"}`.
+//! 4. The supervisor ([`supervisor`]) claims the task (`orphans.rs`),
+//!    prepares it (`prepare.rs`: images, namespaces, network, cgroup,
+//!    volumes), starts its containers in `dependsOn` order (`start.rs`,
+//!    specs from [`containerize`]), watches them (`events.rs`, `health.rs`),
+//!    stops them (`stop.rs`) and releases what the task made
+//!    (`teardown.rs`); each state it reaches is written by `record.rs`, and
+//!    a failure is a typed `TaskError` carrying ECS's stop code
+//!    (`error.rs`).
 
 mod error;
 pub mod model;
