@@ -1,8 +1,8 @@
-//! `berth system gc`: reclaim what a crash left behind.
+//! `berth system`: gc (reclaim what a crash left behind) and the
+//! timings `make bench` prints.
 
-use anyhow::Context;
-use berth_orchestrator::reconcile;
 use berth_orchestrator::Ecs;
+use berth_orchestrator::{reconcile, supervisor};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -72,70 +72,17 @@ pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
 }
 
 fn network_timing(roots: &Roots, runs: usize) -> anyhow::Result<i32> {
-    use berth_runtime::namespaces::SharedNamespaces;
-    use std::time::Instant;
     let net = berth_orchestrator::ecs::NetworkConfig::from_env().map_err(anyhow::Error::msg)?;
-    anyhow::ensure!(
-        !berth_net::link_exists(&net.bridge)?,
-        "bridge {} exists: time on a network of its own (BERTH_BRIDGE)",
-        net.bridge
-    );
-    let dir = roots.runtime.join("network-timing");
-    let gateway = net.subnet.gateway();
-    let address = berth_net::allocate(&net.subnet, &Default::default()).context("no address")?;
-    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
-    let (mut bare, mut setup, mut teardown) = (Vec::new(), Vec::new(), Vec::new());
-    let result = (|| -> anyhow::Result<()> {
-        berth_net::ensure_bridge(&net.bridge, gateway, net.subnet.prefix)?;
-        berth_net::nat::ensure_table(&net.bridge, &net.subnet)?;
-        for i in 0..runs {
-            let t = Instant::now();
-            let ns = SharedNamespaces::create(&dir.join(format!("bare{i}")), true, "t")?;
-            ns.remove()?;
-            bare.push(ms(t.elapsed()));
-
-            let t = Instant::now();
-            let ns = SharedNamespaces::create(&dir.join(format!("task{i}")), true, "t")?;
-            let netns = ns.path("network").context("no netns")?;
-            berth_net::attach(
-                &netns,
-                &net.bridge,
-                "vbtiming0",
-                address,
-                net.subnet.prefix,
-                gateway,
-            )?;
-            berth_net::nat::add_mapping(&net.bridge, "tcp", 40000, &address.to_string(), 80)?;
-            setup.push(ms(t.elapsed()));
-
-            // As a task's teardown: the veth pair goes with its namespace.
-            let t = Instant::now();
-            berth_net::nat::remove_mappings(&net.bridge, &[("tcp", 40000)])?;
-            ns.remove()?;
-            teardown.push(ms(t.elapsed()));
-            // The kernel frees the namespace (and the veth) asynchronously;
-            // wait for it outside the timing, so the next run's name is free.
-            let deadline = Instant::now() + std::time::Duration::from_secs(5);
-            while berth_net::link_exists("vbtiming0")? && Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-        }
-        Ok(())
-    })();
-    let _ = berth_net::detach("vbtiming0");
-    let _ = berth_net::nat::remove_table(&net.bridge);
-    let _ = berth_net::remove_bridge(&net.bridge);
-    let _ = std::fs::remove_dir_all(&dir);
-    result?;
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
+    let t = supervisor::network_timing::network_timing(
+        &roots.runtime.join("network-timing"),
+        &net,
+        runs,
+    )?;
     output::json(&json!({
-        "runs": runs,
-        "bareNamespaceMs": median(&mut bare),
-        "setupMs": median(&mut setup),
-        "teardownMs": median(&mut teardown),
+        "runs": t.runs,
+        "bareNamespaceMs": t.bare_namespace_ms,
+        "setupMs": t.setup_ms,
+        "teardownMs": t.teardown_ms,
     }))?;
     Ok(0)
 }

@@ -23,6 +23,7 @@ mod args;
 mod error;
 mod events;
 mod health;
+pub mod network_timing;
 mod orphans;
 mod prepare;
 mod record;
