@@ -186,64 +186,15 @@ pub fn run(cmd: ImageCommand, roots: &Roots) -> anyhow::Result<i32> {
                 working_dir: workdir,
                 user,
                 stop_signal,
-                exposed_ports: (!expose.is_empty()).then(|| {
-                    expose
-                        .iter()
-                        .map(|p| {
-                            let p = if p.contains('/') {
-                                p.clone()
-                            } else {
-                                format!("{p}/tcp")
-                            };
-                            (p, json!({}))
-                        })
-                        .collect()
-                }),
+                exposed_ports: exposed_ports(&expose),
                 labels: (!labels.is_empty()).then_some(labels),
             };
             let dirs: Vec<&std::path::Path> = dirs.iter().map(PathBuf::as_path).collect();
             let image = build_image::build_rootfs(&store, &dirs, &name, &config)?;
             output::json(&json!({ "name": image.name, "id": image.manifest_digest }))?;
         }
-        ImageCommand::Ls { output } => {
-            let list = images::list(&store)?;
-            match output {
-                Format::Json => output::json(&json!({ "images": list }))?,
-                Format::Table => {
-                    let rows: Vec<Vec<String>> = list
-                        .iter()
-                        .map(|i| {
-                            vec![
-                                i.name.clone(),
-                                i.id.short().to_string(),
-                                human_size(i.size),
-                                i.layers.to_string(),
-                                i.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                            ]
-                        })
-                        .collect();
-                    output::table(&["NAME", "ID", "SIZE", "LAYERS", "CREATED"], &rows);
-                }
-            }
-        }
-        ImageCommand::Inspect { name } => {
-            let name = full_name(&name)?;
-            let image = Image::load(&store, &name)?;
-            let unpacked: Vec<bool> = image
-                .manifest
-                .layers
-                .iter()
-                .map(|l| store.layers_dir().join(l.digest.hex()).is_dir())
-                .collect();
-            output::json(&json!({
-                "name": image.name,
-                "id": image.manifest_digest,
-                "manifest": image.manifest,
-                "config": image.config,
-                "layersUnpacked": unpacked,
-                "snapshotter": Snapshotter::kind(),
-            }))?;
-        }
+        ImageCommand::Ls { output } => list(&store, output)?,
+        ImageCommand::Inspect { name } => inspect(&store, &name)?,
         ImageCommand::Unpack { name } => {
             let image = Image::load(&store, &full_name(&name)?)?;
             let _lease = store.writer_lease()?;
@@ -263,28 +214,96 @@ pub fn run(cmd: ImageCommand, roots: &Roots) -> anyhow::Result<i32> {
             }
             output::json(&json!({ "removed": removed }))?;
         }
-        ImageCommand::Export { name, destination } => {
-            let name = full_name(&name)?;
-            let image = Image::load(&store, &name)?;
-            let (dir, tag) = match destination.parse::<Source>()? {
-                Source::OciDir { dir, tag } => (dir, tag),
-                _ => anyhow::bail!("{destination:?}: berth exports to oci:DIR[:TAG]"),
-            };
-            let tag = tag.unwrap_or_else(|| {
-                image
-                    .name
-                    .rsplit_once(':')
-                    .map_or("latest", |(_, t)| t)
-                    .to_string()
-            });
-            berth_rootfs::export::export_oci_dir(&store, &image, &dir, &tag)?;
-            output::json(
-                &json!({ "name": image.name, "id": image.manifest_digest, "destination": destination }),
-            )?;
-        }
+        ImageCommand::Export { name, destination } => export(&store, &name, &destination)?,
         ImageCommand::Prune => output::json(&images::prune(&store)?)?,
     }
     Ok(0)
+}
+
+/// `image ls`: JSON, or a table for people.
+fn list(store: &ContentStore, output: Format) -> anyhow::Result<()> {
+    let list = images::list(store)?;
+    match output {
+        Format::Json => output::json(&json!({ "images": list }))?,
+        Format::Table => {
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.name.clone(),
+                        i.id.short().to_string(),
+                        human_size(i.size),
+                        i.layers.to_string(),
+                        i.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    ]
+                })
+                .collect();
+            output::table(&["NAME", "ID", "SIZE", "LAYERS", "CREATED"], &rows);
+        }
+    }
+    Ok(())
+}
+
+/// `image inspect`: the manifest, config and which layers are unpacked.
+fn inspect(store: &ContentStore, name: &str) -> anyhow::Result<()> {
+    let name = full_name(name)?;
+    let image = Image::load(store, &name)?;
+    let unpacked: Vec<bool> = image
+        .manifest
+        .layers
+        .iter()
+        .map(|l| store.layers_dir().join(l.digest.hex()).is_dir())
+        .collect();
+    output::json(&json!({
+        "name": image.name,
+        "id": image.manifest_digest,
+        "manifest": image.manifest,
+        "config": image.config,
+        "layersUnpacked": unpacked,
+        "snapshotter": Snapshotter::kind(),
+    }))?;
+    Ok(())
+}
+
+/// `image export NAME oci:DIR[:TAG]`.
+fn export(store: &ContentStore, name: &str, destination: &str) -> anyhow::Result<()> {
+    let name = full_name(name)?;
+    let image = Image::load(store, &name)?;
+    let (dir, tag) = match destination.parse::<Source>()? {
+        Source::OciDir { dir, tag } => (dir, tag),
+        _ => anyhow::bail!("{destination:?}: berth exports to oci:DIR[:TAG]"),
+    };
+    let tag = tag.unwrap_or_else(|| {
+        image
+            .name
+            .rsplit_once(':')
+            .map_or("latest", |(_, t)| t)
+            .to_string()
+    });
+    berth_rootfs::export::export_oci_dir(store, &image, &dir, &tag)?;
+    output::json(
+        &json!({ "name": image.name, "id": image.manifest_digest, "destination": destination }),
+    )?;
+    Ok(())
+}
+
+/// `--expose 80` or `80/udp` as an image config's ExposedPorts.
+fn exposed_ports(
+    expose: &[String],
+) -> Option<std::collections::BTreeMap<String, serde_json::Value>> {
+    (!expose.is_empty()).then(|| {
+        expose
+            .iter()
+            .map(|p| {
+                let p = if p.contains('/') {
+                    p.clone()
+                } else {
+                    format!("{p}/tcp")
+                };
+                (p, json!({}))
+            })
+            .collect()
+    })
 }
 
 fn human_size(bytes: u64) -> String {

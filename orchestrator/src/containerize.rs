@@ -210,6 +210,8 @@ pub fn resolv_conf(host: &str, defs: &[ContainerDefinition]) -> String {
     out
 }
 
+/// The runtime's spec of container `def` of a task: the image's config
+/// under the definition and the run-task override, in the task's context.
 pub fn container_spec(
     def: &ContainerDefinition,
     image: &ContainerConfig,
@@ -231,8 +233,50 @@ pub fn container_spec(
         .map(|kv| format!("{}={}", kv.name, kv.value))
         .collect();
     let env = merge_env(image.env.as_deref().unwrap_or_default(), &ours);
-    let rlimits = def
-        .ulimits
+    let own = ctx.per_container.get(&def.name);
+    let (join_namespaces, host_namespaces) = namespaces(own, ctx);
+    Ok(ContainerSpec {
+        args,
+        env,
+        cwd: def
+            .working_directory
+            .clone()
+            .or_else(|| image.working_dir.clone().filter(|w| !w.is_empty())),
+        user: def
+            .user
+            .clone()
+            .or_else(|| image.user.clone().filter(|u| !u.is_empty())),
+        hostname: Some(def.hostname.clone().unwrap_or_else(|| {
+            if own.is_some() {
+                crate::names::hostname(&def.name)
+            } else {
+                ctx.hostname.clone()
+            }
+        })),
+        rlimits: rlimits(def),
+        cap_add: def.cap_add().to_vec(),
+        cap_drop: def.cap_drop().to_vec(),
+        no_new_privileges: crate::taskdef::no_new_privileges(def),
+        read_only_root: def.readonly_root_filesystem.unwrap_or(false),
+        privileged: def.privileged.unwrap_or(false),
+        sysctls: sysctls(def),
+        mounts: mounts(def, ctx)?,
+        join_namespaces,
+        host_namespaces,
+        resources: Resources {
+            cpu_units: ov.cpu.or((def.cpu > 0).then_some(def.cpu)),
+            memory_mib: ov.memory.or(def.memory),
+            memory_reservation_mib: ov.memory_reservation.or(def.memory_reservation),
+            ..Default::default()
+        },
+        stop_signal: image.stop_signal.clone(),
+        ..Default::default()
+    })
+}
+
+/// `ulimits` as the runtime's rlimits (registration checked their shape).
+fn rlimits(def: &ContainerDefinition) -> Vec<Rlimit> {
+    def.ulimits
         .iter()
         .flatten()
         .filter_map(|u| {
@@ -242,9 +286,12 @@ pub fn container_spec(
                 hard: u.get("hardLimit")?.as_u64()?,
             })
         })
-        .collect();
-    let sysctls = def
-        .system_controls
+        .collect()
+}
+
+/// `systemControls` as (sysctl, value) pairs.
+fn sysctls(def: &ContainerDefinition) -> BTreeMap<String, String> {
+    def.system_controls
         .iter()
         .filter_map(|s| {
             Some((
@@ -252,10 +299,13 @@ pub fn container_spec(
                 s.get("value")?.as_str()?.to_string(),
             ))
         })
-        .collect();
-    let mut mounts = Vec::new();
-    // Its own mount points, then those of the containers it takes volumes
-    // from (read-only when it says so).
+        .collect()
+}
+
+/// Its own mount points, then those of the containers it takes volumes
+/// from (read-only when it says so), each bound from the task's volume
+/// directory; then the task's /etc files.
+fn mounts(def: &ContainerDefinition, ctx: &TaskContext) -> EcsResult<Vec<Mount>> {
     let mut points: Vec<Value> = def.mount_points.clone();
     for (i, from) in def.volumes_from.iter().enumerate() {
         let source = from
@@ -280,6 +330,7 @@ pub fn container_spec(
             points.push(mp);
         }
     }
+    let mut mounts = Vec::new();
     for (i, mp) in points.iter().enumerate() {
         let source = mp
             .get("sourceVolume")
@@ -308,72 +359,32 @@ pub fn container_spec(
             read_only: false,
         });
     }
-    let own = ctx.per_container.get(&def.name);
+    Ok(mounts)
+}
+
+/// The namespaces a container joins (the task's, or its own in bridge
+/// mode) and those it shares with the host (the network, when the task
+/// has no network namespace: host mode).
+fn namespaces(own: Option<&OwnNamespaces>, ctx: &TaskContext) -> (Vec<NamespaceJoin>, Vec<String>) {
     let network_ns = own.map_or(ctx.network_ns.clone(), |o| o.0.clone());
     let (ipc_ns, uts_ns) = own.map_or((ctx.ipc_ns.clone(), ctx.uts_ns.clone()), |o| {
         (o.1.clone(), o.2.clone())
     });
-    let mut join: Vec<NamespaceJoin> = network_ns
-        .iter()
-        .map(|p| NamespaceJoin {
-            kind: "network".into(),
-            path: p.clone(),
-        })
-        .collect();
     let host_namespaces = if network_ns.is_none() {
         vec!["network".to_string()]
     } else {
         vec![]
     };
-    if let Some(p) = &ipc_ns {
-        join.push(NamespaceJoin {
-            kind: "ipc".into(),
-            path: p.clone(),
-        });
-    }
-    if let Some(p) = &uts_ns {
-        join.push(NamespaceJoin {
-            kind: "uts".into(),
-            path: p.clone(),
-        });
-    }
-    Ok(ContainerSpec {
-        args,
-        env,
-        cwd: def
-            .working_directory
-            .clone()
-            .or_else(|| image.working_dir.clone().filter(|w| !w.is_empty())),
-        user: def
-            .user
-            .clone()
-            .or_else(|| image.user.clone().filter(|u| !u.is_empty())),
-        hostname: Some(def.hostname.clone().unwrap_or_else(|| {
-            if own.is_some() {
-                crate::names::hostname(&def.name)
-            } else {
-                ctx.hostname.clone()
-            }
-        })),
-        rlimits,
-        cap_add: def.cap_add().to_vec(),
-        cap_drop: def.cap_drop().to_vec(),
-        no_new_privileges: crate::taskdef::no_new_privileges(def),
-        read_only_root: def.readonly_root_filesystem.unwrap_or(false),
-        privileged: def.privileged.unwrap_or(false),
-        sysctls,
-        mounts,
-        join_namespaces: join,
-        host_namespaces,
-        resources: Resources {
-            cpu_units: ov.cpu.or((def.cpu > 0).then_some(def.cpu)),
-            memory_mib: ov.memory.or(def.memory),
-            memory_reservation_mib: ov.memory_reservation.or(def.memory_reservation),
-            ..Default::default()
-        },
-        stop_signal: image.stop_signal.clone(),
-        ..Default::default()
-    })
+    let join = [("network", network_ns), ("ipc", ipc_ns), ("uts", uts_ns)]
+        .into_iter()
+        .filter_map(|(kind, path)| {
+            Some(NamespaceJoin {
+                kind: kind.into(),
+                path: path?,
+            })
+        })
+        .collect();
+    (join, host_namespaces)
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@
 use std::collections::BTreeSet;
 
 use crate::model::Task;
+use crate::supervisor::teardown::{self, Ports};
 use crate::supervisor::{self, SupervisorArgs};
-use crate::teardown::{self, Ports};
 use crate::{Ecs, EcsResult};
 
 /// What a gc pass did.

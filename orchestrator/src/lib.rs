@@ -16,14 +16,13 @@ pub mod ecs;
 pub mod gc;
 pub mod health;
 pub mod host;
-pub mod load_balancers;
+mod lb_sync;
+pub mod load_balancing;
 pub mod reconcile;
 pub mod resolv;
 pub mod runnable;
 pub mod scheduler;
-pub mod services;
 pub mod supervisor;
-pub mod teardown;
 
 pub use ecs::Ecs;
 /// The old path of run-task's and list-tasks' types (now in `ecs/`), kept

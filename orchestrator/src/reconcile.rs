@@ -54,7 +54,7 @@ pub fn reconcile_and_launch(
     cluster: &str,
     patience: Duration,
     args_for: impl Fn(&Task) -> SupervisorArgs,
-) -> EcsResult<Option<crate::services::Pass>> {
+) -> EcsResult<Option<crate::ecs::services::Pass>> {
     let holder = format!("pid-{}", std::process::id());
     let deadline = Instant::now() + patience;
     loop {
@@ -109,7 +109,8 @@ pub fn recover_orphans(ecs: &Ecs, cfg: &Config, cluster: &str) -> EcsResult<Reco
         if !supervisor::is_orphaned(&task) {
             continue;
         }
-        let outcome = supervisor::recover_orphan(ecs, &cfg.supervisor_args(&task));
+        let outcome =
+            supervisor::recover_orphan(ecs, &cfg.supervisor_args(&task)).map_err(|e| e.to_string());
         recovery.record(task.id(), outcome);
     }
     for (id, e) in &recovery.failed {
@@ -184,7 +185,7 @@ pub fn finish_if_orphaned(ecs: &Ecs, cfg: &Config, task: &Task) -> Result<(), St
     if !supervisor::is_orphaned(task) {
         return Ok(());
     }
-    supervisor::reap_orphan(ecs, &cfg.supervisor_args(task))
+    supervisor::reap_orphan(ecs, &cfg.supervisor_args(task)).map_err(|e| e.to_string())
 }
 
 /// `berth system gc` over `cluster` (default: every cluster).

@@ -1,6 +1,6 @@
 //! Load balancers: create (describe and delete are one call each).
 
-use berth_orchestrator::load_balancers::CreateLoadBalancer;
+use berth_orchestrator::ecs::load_balancers::CreateLoadBalancer;
 use berth_orchestrator::{Ecs, EcsError};
 
 use super::{value, Outcome};

@@ -3,9 +3,9 @@
 //! or stop now rather than at the agent's next pass.
 
 use anyhow::Context;
+use berth_orchestrator::ecs::services::CreateService;
 use berth_orchestrator::model::{LaunchType, SchedulingStrategy};
 use berth_orchestrator::reconcile::{self, Config};
-use berth_orchestrator::services::CreateService;
 use berth_orchestrator::{Ecs, EcsError};
 use serde_json::Value;
 

@@ -20,9 +20,11 @@ use crate::store::{SqliteStore, Store, StoreError};
 mod clusters;
 mod housekeeping;
 mod instances;
+pub mod load_balancers;
 pub mod metering;
 mod networks;
 pub mod run_task;
+pub mod services;
 mod task_definitions;
 pub mod tasks;
 

@@ -14,4 +14,6 @@
 //! Nomad's `scheduler/` is the model: decisions returning a result, applied
 //! elsewhere.
 
+pub mod daemon;
+pub mod deployments;
 pub mod placement;

@@ -1,0 +1,111 @@
+//! The supervisor's command line: how run-task, the agent and a reaper
+//! start one (`berth __berth-task <state> <runtime> <cluster> <task>
+//! [cgroup parent] [--adopt]`), and the paths it derives from it.
+
+use std::path::PathBuf;
+
+use crate::model::{name_from_arn, Task};
+use crate::names;
+
+/// argv[1] of a task supervisor.
+pub const SUPERVISOR_ARG: &str = "__berth-task";
+const ADOPT_ARG: &str = "--adopt";
+
+#[derive(Clone, Debug)]
+pub struct SupervisorArgs {
+    pub state_root: PathBuf,
+    pub runtime_root: PathBuf,
+    pub cluster: String,
+    pub task_id: String,
+    /// Parent of task cgroups (default `berth`).
+    pub cgroup_parent: String,
+    /// Take over a task whose supervisor died, rather than start it.
+    pub adopt: bool,
+}
+
+impl SupervisorArgs {
+    pub fn from_args(args: &[String]) -> Option<Self> {
+        if args.get(1).map(String::as_str) != Some(SUPERVISOR_ARG) {
+            return None;
+        }
+        Some(Self {
+            state_root: PathBuf::from(args.get(2)?),
+            runtime_root: PathBuf::from(args.get(3)?),
+            cluster: args.get(4)?.clone(),
+            // The id names the task's directories: never a path.
+            task_id: args
+                .get(5)
+                .filter(|id| names::check("task", id).is_ok())?
+                .clone(),
+            cgroup_parent: args.get(6).cloned().unwrap_or_else(|| "berth".into()),
+            adopt: args.get(7).map(String::as_str) == Some(ADOPT_ARG),
+        })
+    }
+
+    /// The same roots and cgroup parent, for `task`.
+    pub fn for_task(&self, task: &Task) -> Self {
+        Self {
+            cluster: name_from_arn(&task.cluster_arn).to_string(),
+            task_id: task.id().to_string(),
+            adopt: false,
+            ..self.clone()
+        }
+    }
+
+    /// The task's run directory: namespace files, scratch volumes, /etc.
+    pub(crate) fn task_dir(&self) -> PathBuf {
+        self.runtime_root.join("tasks").join(&self.task_id)
+    }
+
+    /// Bridge mode: a container's own namespaces.
+    pub(super) fn container_ns_dir(&self, container: &str) -> PathBuf {
+        self.task_dir()
+            .join(format!("ns-{}", names::file_stem(container)))
+    }
+
+    /// The task's cgroup, under which its containers' nest.
+    pub(crate) fn cgroup(&self) -> String {
+        format!("{}/{}", self.cgroup_parent.trim_matches('/'), self.task_id)
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.state_root
+            .join("tasks")
+            .join(format!("{}.log", self.task_id))
+    }
+
+    /// A container's log, kept after the task stops.
+    pub fn container_log(
+        state_root: &std::path::Path,
+        task_id: &str,
+        container: &str,
+    ) -> Result<PathBuf, names::PathNameError> {
+        let dir = names::child(&state_root.join("tasks"), task_id)?;
+        names::child(&dir, &format!("{}.log", names::file_stem(container)))
+    }
+
+    /// Start a detached supervisor for this task; returns once it runs.
+    pub fn spawn(&self) -> std::io::Result<()> {
+        use std::os::unix::process::CommandExt;
+        if let Some(dir) = self.log_file().parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut cmd = std::process::Command::new(std::env::current_exe()?);
+        cmd.arg(SUPERVISOR_ARG)
+            .arg(&self.state_root)
+            .arg(&self.runtime_root)
+            .arg(&self.cluster)
+            .arg(&self.task_id)
+            .arg(&self.cgroup_parent)
+            .args(self.adopt.then_some(ADOPT_ARG))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(Into::into));
+        }
+        // The supervisor forks and this child exits at once.
+        cmd.spawn()?.wait().map(|_| ())
+    }
+}

@@ -1,0 +1,227 @@
+//! The per-task supervisor: `berth __berth-task …`, detached like the
+//! container monitors. Each container keeps its own monitor: if this
+//! process dies, the containers run on, and a successor adopts them
+//! ([`orphans`]).
+//!
+//! A task's life, file by file, in the order [`run`] walks it:
+//! 1. claim: this process records itself as the task's supervisor
+//!    ([`orphans`]; [`args`] is its command line);
+//! 2. prepare: images, namespaces, network, port mappings, cgroup,
+//!    volumes, /etc files ([`prepare`]);
+//! 3. start: containers in `dependsOn` order ([`start`]), each watched for
+//!    its exit and its health ([`health`]);
+//! 4. watch: the event loop until every container ended ([`events`]);
+//! 5. stop: asked for, or an essential container ended; a drain out of
+//!    load balancers first ([`stop`]);
+//! 6. clean up: release what the task made ([`teardown`]), then STOPPED.
+//!
+//! Every write to the task's record is in [`record`], the pure decisions
+//! (start order, dependency conditions, orphans, when to stop) in
+//! [`rules`], and why a task stops, with its ECS stop code, in [`error`].
+
+mod args;
+mod error;
+mod events;
+mod health;
+mod orphans;
+mod prepare;
+mod record;
+mod rules;
+mod start;
+mod stop;
+pub mod teardown;
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use berth_rootfs::ContentStore;
+use berth_runtime::exit::ExitRecord;
+use berth_runtime::namespaces::SharedNamespaces;
+use berth_runtime::{Runtime, RuntimeRoot};
+use nix::unistd::{fork, ForkResult};
+
+pub use args::{SupervisorArgs, SUPERVISOR_ARG};
+pub use error::{StopCause, TaskError};
+use events::Event;
+use health::HealthWatch;
+pub use orphans::{
+    is_orphaned, may_claim, reap_orphan, recover_orphan, supervisor_alive, Recovered,
+};
+
+use crate::ecs::Ecs;
+use crate::model::{ContainerDefinition, DesiredStatus, Partition, TaskStatus};
+
+/// How often the supervisor looks for a stop request between events.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Run as a task supervisor; returns the process exit code. Call before
+/// any thread exists: it forks.
+pub fn run(args: SupervisorArgs, partition: Partition) -> i32 {
+    // SAFETY: single-threaded here (the caller's contract).
+    match unsafe { fork() } {
+        Ok(ForkResult::Parent { .. }) => return 0,
+        Ok(ForkResult::Child) => {}
+        Err(e) => {
+            tracing::error!("fork: {e}");
+            return 1;
+        }
+    }
+    let ecs = match Ecs::open(&args.state_root, partition) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!("open store: {e}");
+            return 1;
+        }
+    };
+    let mut sup = Supervisor::new(&ecs, &args);
+    match orphans::claim(&ecs, &args) {
+        Ok(true) => {}
+        Ok(false) => return 0,
+        // Unrecorded, this supervisor would look dead: leave the task to
+        // whoever finishes orphans rather than run it unseen.
+        Err(e) => {
+            tracing::error!("task {}: record its supervisor: {e}", args.task_id);
+            return 1;
+        }
+    }
+    let outcome = if args.adopt {
+        sup.adopt()
+    } else {
+        sup.supervise()
+    };
+    if let Err(e) = &outcome {
+        tracing::error!("task {}: {e}", args.task_id);
+        sup.record_failure(e);
+    }
+    sup.cleanup();
+    // A service's task: its service is reconciled at once, so that a
+    // replacement starts now rather than at the next agent pass.
+    if sup.task().is_ok_and(|t| rules::is_service_task(&t)) {
+        sup.reconcile_service();
+    }
+    i32::from(outcome.is_err())
+}
+
+/// A container this supervisor started (or adopted), until it ends.
+struct Running {
+    runtime_id: String,
+    essential: bool,
+    stop_timeout: Duration,
+    exit: Option<ExitRecord>,
+    health: Option<HealthWatch>,
+}
+
+impl Running {
+    fn new(def: &ContainerDefinition, runtime_id: &str, health: Option<HealthWatch>) -> Self {
+        Self {
+            runtime_id: runtime_id.to_string(),
+            essential: def.is_essential(),
+            stop_timeout: rules::stop_timeout(def),
+            exit: None,
+            health,
+        }
+    }
+
+    /// What the pure rules need to know of it.
+    fn seen(&self) -> rules::Seen<'_> {
+        rules::Seen {
+            essential: self.essential,
+            exit_code: self.exit.as_ref().map(|e| e.exit_code),
+            health: self.health.as_ref().map(|h| &h.status),
+        }
+    }
+}
+
+struct Supervisor<'a> {
+    ecs: &'a Ecs,
+    args: &'a SupervisorArgs,
+    runtime: Runtime,
+    images: Option<ContentStore>,
+    namespaces: Option<SharedNamespaces>,
+    cgroup: String,
+    running: BTreeMap<String, Running>,
+    events: (mpsc::Sender<Event>, mpsc::Receiver<Event>),
+    stopping: bool,
+    /// A service task: unhealthy essential containers stop it, once its
+    /// service's health check grace period (from this time) is over.
+    health_enforced_after: Option<Instant>,
+    /// Attached to a load balancer: how long the task serves on after it
+    /// is taken out of it, before its containers are stopped.
+    drain: Option<Duration>,
+    /// Taken out of its load balancers; stopped at this time.
+    draining_until: Option<Instant>,
+    network: Option<crate::model::TaskNetwork>,
+    /// Port mappings made in the kernel, to remove.
+    host_ports: Vec<crate::model::HostPort>,
+    /// Bridge mode: each container's namespaces and link.
+    container_namespaces: Vec<SharedNamespaces>,
+    links: Vec<crate::model::TaskNetwork>,
+}
+
+impl<'a> Supervisor<'a> {
+    fn new(ecs: &'a Ecs, args: &'a SupervisorArgs) -> Self {
+        Self {
+            ecs,
+            args,
+            runtime: Runtime::new(RuntimeRoot::new(&args.runtime_root)),
+            images: None,
+            namespaces: None,
+            cgroup: args.cgroup(),
+            running: BTreeMap::new(),
+            events: mpsc::channel(),
+            stopping: false,
+            health_enforced_after: None,
+            drain: None,
+            draining_until: None,
+            network: None,
+            host_ports: Vec::new(),
+            container_namespaces: Vec::new(),
+            links: Vec::new(),
+        }
+    }
+
+    /// Prepare, start, then watch the task until its containers ended.
+    fn supervise(&mut self) -> Result<(), TaskError> {
+        let (task, td) = self.task_and_definition()?;
+        // Stopped before it began (stop-task while it was starting):
+        // nothing to start, only the cleanup.
+        if task.desired_status == DesiredStatus::Stopped {
+            return Ok(());
+        }
+        let images = self.pull_images(&td)?;
+        let ctx = self.prepare_task(&td, &task)?;
+        self.load_service_settings(&task);
+        if !self.start_containers(&td, &images, &task, &ctx)? {
+            return Ok(());
+        }
+        let service_task = self
+            .record_running()
+            .is_some_and(|t| t.last_status == TaskStatus::Running && rules::is_service_task(&t));
+        // A service counts its task, and may go on with a deployment.
+        if service_task {
+            self.reconcile_service();
+        }
+        self.watch(service_task)
+    }
+
+    /// The event loop, until every container ended. A service task, once
+    /// settled, may complete a deployment: its service is told.
+    fn watch(&mut self, service_task: bool) -> Result<(), TaskError> {
+        let mut settle_at =
+            service_task.then(|| Instant::now() + crate::scheduler::deployments::SETTLE + POLL);
+        while self.any_running() {
+            self.step()?;
+            if settle_at.is_some_and(|at| Instant::now() >= at) {
+                settle_at = None;
+                self.reconcile_service();
+            }
+        }
+        Ok(())
+    }
+
+    /// An essential container has ended: the task is over.
+    fn essential_exited(&self) -> bool {
+        rules::essential_exited(self.seen())
+    }
+}

@@ -1,0 +1,294 @@
+//! Prepare: the task's images, namespaces, network plug-in, port mappings,
+//! cgroup, volumes and /etc files, before any container starts. Kernel and
+//! file work only: what the store is told goes through [`super::record`].
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+
+use berth_rootfs::image::Image;
+use berth_rootfs::pull::{self, PullOptions, Quiet};
+use berth_rootfs::{ContentStore, Reference};
+use berth_runtime::namespaces::SharedNamespaces;
+use berth_runtime::{cgroups, Resources};
+
+use super::error::TaskError;
+use super::{rules, Supervisor};
+use crate::containerize::{
+    hosts_file, resolv_conf, volume_dirs, OwnNamespaces, TaskContext, VolumeDir,
+};
+use crate::model::{ContainerNetwork, NetworkMode, Task, TaskDefinition, TaskNetwork};
+use crate::names;
+
+/// A failure to make the task's resources: its text as the step said it.
+fn init(e: impl Display) -> TaskError {
+    TaskError::ResourceInitialization(e.to_string())
+}
+
+impl Supervisor<'_> {
+    /// Every container's image, from the store or pulled (PENDING meanwhile).
+    pub(super) fn pull_images(
+        &mut self,
+        td: &TaskDefinition,
+    ) -> Result<BTreeMap<String, Image>, TaskError> {
+        self.record_pulling();
+        let images = ContentStore::open(self.args.state_root.join("images"))?;
+        let mut configs = BTreeMap::new();
+        for c in &td.container_definitions {
+            let image = ensure_image(&images, &c.image).map_err(TaskError::CannotPull)?;
+            configs.insert(c.name.clone(), image);
+        }
+        self.images = Some(images);
+        self.record_pulled();
+        Ok(configs)
+    }
+
+    /// Namespaces, network, port mappings, cgroup, scratch volumes and
+    /// /etc files of the task: what its containers start into.
+    pub(super) fn prepare_task(
+        &mut self,
+        td: &TaskDefinition,
+        task: &Task,
+    ) -> Result<TaskContext, TaskError> {
+        let host_network = td.network_mode == Some(NetworkMode::Host);
+        let hostname = rules::hostname(&task.task_arn);
+        let ns = self.make_task_namespaces(task, host_network, &hostname)?;
+        let container_nets = task
+            .berth
+            .as_ref()
+            .map(|b| b.container_networks.clone())
+            .unwrap_or_default();
+        let per_container = self.make_container_namespaces(&container_nets)?;
+        self.map_ports(task, &container_nets)?;
+        let resources = Resources {
+            cpu_units: td.cpu.as_deref().and_then(|c| c.parse().ok()),
+            memory_mib: td.memory.as_deref().and_then(|m| m.parse().ok()),
+            ..Default::default()
+        };
+        cgroups::create_parent(&self.cgroup, &resources).map_err(init)?;
+        let volumes = self.make_volumes(td, task)?;
+        let etc_files = self.write_etc(td, task, &container_nets, &hostname, host_network)?;
+        Ok(TaskContext {
+            per_container,
+            etc_files,
+            hostname,
+            network_ns: ns.path("network"),
+            ipc_ns: ns.path("ipc"),
+            uts_ns: ns.path("uts"),
+            volumes,
+            mount_points: crate::containerize::mount_points(td),
+        })
+    }
+
+    /// The task's own namespaces (a network one unless host mode), plugged
+    /// into its network when it has one (awsvpc).
+    fn make_task_namespaces(
+        &mut self,
+        task: &Task,
+        host_network: bool,
+        hostname: &str,
+    ) -> Result<SharedNamespaces, TaskError> {
+        let ns =
+            SharedNamespaces::create(&self.args.task_dir().join("ns"), !host_network, hostname)
+                .map_err(init)?;
+        self.namespaces = Some(ns.clone());
+        if let Some(net) = task.berth.as_ref().and_then(|b| b.network.clone()) {
+            let netns = ns
+                .path("network")
+                .ok_or_else(|| init("the task has no network namespace"))?;
+            self.network = Some(net.clone());
+            plug_in(&netns, &net)?;
+            self.record_attached();
+        }
+        Ok(ns)
+    }
+
+    /// Bridge mode: each container its own namespaces, on the bridge.
+    fn make_container_namespaces(
+        &mut self,
+        container_nets: &[ContainerNetwork],
+    ) -> Result<BTreeMap<String, OwnNamespaces>, TaskError> {
+        let mut per_container = BTreeMap::new();
+        for cn in container_nets {
+            let dir = self.args.container_ns_dir(&cn.container);
+            let cns = SharedNamespaces::create(&dir, true, &names::hostname(&cn.container))
+                .map_err(init)?;
+            self.container_namespaces.push(cns.clone());
+            let netns = cns
+                .path("network")
+                .ok_or_else(|| init("no network namespace"))?;
+            self.links.push(cn.network.clone());
+            plug_in(&netns, &cn.network)?;
+            per_container.insert(
+                cn.container.clone(),
+                (Some(netns), cns.path("ipc"), cns.path("uts")),
+            );
+        }
+        Ok(per_container)
+    }
+
+    /// Port mappings: to the task's address (awsvpc) or the container's
+    /// (bridge); then what ECS shows of them.
+    fn map_ports(
+        &mut self,
+        task: &Task,
+        container_nets: &[ContainerNetwork],
+    ) -> Result<(), TaskError> {
+        let ports = task
+            .berth
+            .as_ref()
+            .map(|b| b.host_ports.clone())
+            .unwrap_or_default();
+        let target = |container: &str| -> Option<TaskNetwork> {
+            container_nets
+                .iter()
+                .find(|cn| cn.container == container)
+                .map(|cn| cn.network.clone())
+                .or_else(|| self.network.clone())
+        };
+        let mut table_made = false;
+        for hp in &ports {
+            let Some(net) = target(&hp.container) else {
+                continue; // host mode: the container binds the port itself
+            };
+            // One table for the network, made once for all the mappings.
+            if !table_made {
+                let subnet: berth_net::Subnet = format!("{}/{}", net.address, net.prefix)
+                    .parse()
+                    .map_err(init)?;
+                berth_net::nat::ensure_table(&net.bridge, &subnet).map_err(init)?;
+                table_made = true;
+            }
+            berth_net::nat::add_mapping(
+                &net.bridge,
+                &hp.protocol,
+                hp.host_port,
+                &net.address,
+                hp.container_port,
+            )
+            .map_err(|e| init(format!("map port {}/{}: {e}", hp.host_port, hp.protocol)))?;
+            self.host_ports.push(hp.clone());
+        }
+        if !ports.is_empty() {
+            self.record_bindings(&ports);
+        }
+        Ok(())
+    }
+
+    /// The task's volumes (containerize::volume_dirs, which checks the
+    /// definition again: one written to the store without registration
+    /// must not mount anything outside the task's volumes directory
+    /// either), scratch ones made.
+    fn make_volumes(
+        &self,
+        td: &TaskDefinition,
+        task: &Task,
+    ) -> Result<BTreeMap<String, PathBuf>, TaskError> {
+        let base = self.args.task_dir().join("volumes");
+        let dirs = volume_dirs(td, &task.launch_type, &base).map_err(init)?;
+        let mut volumes = BTreeMap::new();
+        for (name, dir) in dirs {
+            if let VolumeDir::Scratch(d) = &dir {
+                std::fs::create_dir_all(d).map_err(|e| init(format!("volume {name}: {e}")))?;
+            }
+            volumes.insert(name, dir.path().to_path_buf());
+        }
+        Ok(volumes)
+    }
+
+    /// The task's /etc/hosts and /etc/resolv.conf, bound into each container.
+    fn write_etc(
+        &self,
+        td: &TaskDefinition,
+        task: &Task,
+        container_nets: &[ContainerNetwork],
+        hostname: &str,
+        host_network: bool,
+    ) -> Result<Vec<(PathBuf, String)>, TaskError> {
+        let etc = self.args.task_dir().join("etc");
+        std::fs::create_dir_all(&etc)
+            .map_err(|e| init(format!("create {}: {e}", etc.display())))?;
+        let address = task
+            .berth
+            .as_ref()
+            .and_then(|b| b.network.as_ref())
+            .map(|n| n.address.clone());
+        let hosts = etc.join("hosts");
+        let addresses: BTreeMap<String, String> = container_nets
+            .iter()
+            .map(|cn| (cn.container.clone(), cn.network.address.clone()))
+            .collect();
+        let text = hosts_file(
+            hostname,
+            address.as_deref(),
+            &addresses,
+            &td.container_definitions,
+        );
+        std::fs::write(&hosts, text)
+            .map_err(|e| init(format!("write {}: {e}", hosts.display())))?;
+        let resolv = etc.join("resolv.conf");
+        let host_resolv = crate::resolv::task_base(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            std::fs::read_to_string(crate::resolv::SYSTEMD_RESOLV_CONF)
+                .ok()
+                .as_deref(),
+            host_network,
+        );
+        std::fs::write(
+            &resolv,
+            resolv_conf(&host_resolv, &td.container_definitions),
+        )
+        .map_err(|e| init(format!("write {}: {e}", resolv.display())))?;
+        Ok(vec![
+            (hosts, "/etc/hosts".into()),
+            (resolv, "/etc/resolv.conf".into()),
+        ])
+    }
+}
+
+/// Plug the namespace at `netns` into the network `net` describes (making
+/// its bridge on first use).
+fn plug_in(netns: &Path, net: &TaskNetwork) -> Result<(), TaskError> {
+    let parse = |a: &str| {
+        a.parse::<std::net::Ipv4Addr>()
+            .map_err(|e| init(format!("{a}: {e}")))
+    };
+    let (address, gateway) = (parse(&net.address)?, parse(&net.gateway)?);
+    berth_net::ensure_bridge(&net.bridge, gateway, net.prefix).map_err(init)?;
+    berth_net::attach(
+        netns,
+        &net.bridge,
+        &net.host_ifname,
+        address,
+        net.prefix,
+        gateway,
+    )
+    .map_err(init)
+}
+
+/// The image a container names: from the store, pulled when missing. The
+/// error is the text after `CannotPullContainerError: `.
+fn ensure_image(store: &ContentStore, image: &str) -> Result<Image, String> {
+    let reference: Reference = image.parse().map_err(|e| format!("{e}"))?;
+    let name = reference.to_string();
+    match Image::load(store, &name) {
+        Ok(i) => Ok(i),
+        Err(berth_rootfs::Error::ImageNotFound(_)) => {
+            let opts = PullOptions {
+                insecure_registries: std::env::var("BERTH_INSECURE_REGISTRIES")
+                    .map(|v| {
+                        v.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                max_concurrent_downloads: 4,
+                ..Default::default()
+            };
+            pull::pull_blocking(store, &reference, &opts, std::sync::Arc::new(Quiet))
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}

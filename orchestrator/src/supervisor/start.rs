@@ -1,0 +1,112 @@
+//! Start: containers in `dependsOn` order, each once its dependencies
+//! allow it ([`rules::dependency_gate`]), created and started by the
+//! runtime, its exit and health then watched.
+
+use std::collections::BTreeMap;
+
+use berth_rootfs::image::Image;
+use berth_rootfs::snapshot::Snapshotter;
+use berth_runtime::{CreateOptions, Source};
+
+use super::error::{StopCause, TaskError};
+use super::rules::{self, Gate};
+use super::{events, Running, Supervisor, SupervisorArgs};
+use crate::containerize::{container_spec, overrides_for, TaskContext};
+use crate::model::{ContainerDefinition, HealthStatus, Task, TaskDefinition};
+use crate::names;
+
+impl Supervisor<'_> {
+    /// Start every container of `td` in `dependsOn` order; false if the
+    /// task stopped first (a stop request, a dependency that failed).
+    pub(super) fn start_containers(
+        &mut self,
+        td: &TaskDefinition,
+        images: &BTreeMap<String, Image>,
+        task: &Task,
+        ctx: &TaskContext,
+    ) -> Result<bool, TaskError> {
+        for def in rules::start_order(&td.container_definitions) {
+            if !self.wait_for_dependencies(def)? {
+                return Ok(false);
+            }
+            self.start_container(def, &images[&def.name], task, ctx)?;
+        }
+        Ok(true)
+    }
+
+    /// Wait until `def`'s dependencies allow it to start; false if the task
+    /// stops first.
+    fn wait_for_dependencies(&mut self, def: &ContainerDefinition) -> Result<bool, TaskError> {
+        loop {
+            let gate =
+                rules::dependency_gate(def, |name| self.running.get(name).map(Running::seen));
+            match gate {
+                Gate::Ready => return Ok(true),
+                Gate::Fail(e) => {
+                    self.request_stop(StopCause::Failed(e));
+                    return Ok(false);
+                }
+                Gate::Wait => {}
+            }
+            self.step()?;
+            if self.stopping {
+                return Ok(false);
+            }
+        }
+    }
+
+    fn start_container(
+        &mut self,
+        def: &ContainerDefinition,
+        image: &Image,
+        task: &Task,
+        ctx: &TaskContext,
+    ) -> Result<(), TaskError> {
+        let create = TaskError::CannotCreateContainer;
+        let ov = overrides_for(&task.overrides, &def.name);
+        let spec = container_spec(def, &image.config.config, &ov, ctx)
+            .map_err(|e| create(e.to_string()))?;
+        let runtime_id = names::runtime_id(&self.args.task_id, &def.name);
+        let images = self
+            .images
+            .as_ref()
+            .ok_or_else(|| create("no image store".into()))?;
+        let snapshot = Snapshotter::new(images)
+            .prepare(&runtime_id, image)
+            .map_err(|e| create(format!("container {}: {e}", def.name)))?;
+        let log_path =
+            SupervisorArgs::container_log(&self.args.state_root, &self.args.task_id, &def.name)
+                .map_err(|e| create(format!("container {}: {e}", def.name)))?;
+        if let Some(dir) = log_path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| create(format!("create {}: {e}", dir.display())))?;
+        }
+        let opts = CreateOptions {
+            cgroup_parent: self.cgroup.clone(),
+            cgroup_name: Some(def.name.clone()),
+            log_path: Some(log_path),
+            start: true,
+            ..Default::default()
+        };
+        let created = self
+            .runtime
+            .create(
+                &runtime_id,
+                Source::Spec {
+                    rootfs: &snapshot.rootfs,
+                    spec: &spec,
+                },
+                &opts,
+            )
+            .map_err(|e| TaskError::CannotStartContainer {
+                container: def.name.clone(),
+                message: e.to_string(),
+            })?;
+        events::watch_started(created.exit, def.name.clone(), self.events.0.clone());
+        let health = self.start_health_watch(def, &runtime_id, HealthStatus::Unknown);
+        self.running
+            .insert(def.name.clone(), Running::new(def, &runtime_id, health));
+        self.record_container_started(&def.name, &runtime_id);
+        Ok(())
+    }
+}
