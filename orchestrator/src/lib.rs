@@ -25,12 +25,5 @@ pub mod scheduler;
 pub mod supervisor;
 
 pub use ecs::Ecs;
-/// The old path of run-task's and list-tasks' types (now in `ecs/`), kept
-/// while callers elsewhere still use it.
-pub mod tasks {
-    pub(crate) use crate::ecs::launch_type_for;
-    pub use crate::ecs::metering::usage_of;
-    pub use crate::ecs::{public, task_needs, RunTask, TaskFilter, AGENT_VERSION};
-}
 /// The old path, kept while callers elsewhere still use it.
 pub use scheduler::placement;

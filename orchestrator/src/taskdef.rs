@@ -1277,12 +1277,12 @@ mod tests {
             })
             .collect();
         let p = prepare(td(json!({ "family": "f", "containerDefinitions": defs }))).expect("valid");
-        let needs = crate::tasks::task_needs(&p.definition, &Value::Null).expect("needs");
+        let needs = crate::ecs::task_needs(&p.definition, &Value::Null).expect("needs");
         assert_eq!(needs, (10 * MAX_CPU_UNITS, 10 * MAX_MEMORY_MIB));
         // A stored definition that skipped registration cannot wrap either.
         let mut hostile = p.definition;
         hostile.container_definitions[0].cpu = u64::MAX;
-        assert!(crate::tasks::task_needs(&hostile, &Value::Null).is_err());
+        assert!(crate::ecs::task_needs(&hostile, &Value::Null).is_err());
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! Each error names the flag it came from.
 
 use anyhow::Context;
+use berth_orchestrator::ecs::RunTask;
 use berth_orchestrator::model::{DeploymentConfiguration, LaunchType, Tag};
-use berth_orchestrator::tasks::RunTask;
 use serde_json::Value;
 
 use super::LaunchArgs;

@@ -1,9 +1,9 @@
 //! Tasks: run, start, stop, list, and exec into a container. Starting
 //! and finishing supervisors is the orchestrator's (`reconcile`).
 
+use berth_orchestrator::ecs::TaskFilter;
 use berth_orchestrator::model::{DesiredStatus, LaunchType, TaskStatus};
 use berth_orchestrator::reconcile::{self, Config};
-use berth_orchestrator::tasks::TaskFilter;
 use berth_orchestrator::{Ecs, EcsError};
 
 use super::input::{json_arg, merge_run_input, run_request};
@@ -40,7 +40,7 @@ pub(super) fn run(ecs: &Ecs, cfg: &Config, args: Run) -> Result<Outcome, EcsErro
 }
 
 /// The flags' request, with what they left out from --cli-input-json.
-fn request(args: Run) -> anyhow::Result<berth_orchestrator::tasks::RunTask> {
+fn request(args: Run) -> anyhow::Result<berth_orchestrator::ecs::RunTask> {
     let Run {
         cli_input_json,
         cluster,
@@ -112,7 +112,7 @@ pub(super) fn stop(ecs: &Ecs, cfg: &Config, args: Stop) -> Result<Outcome, EcsEr
         eprintln!("berth: clean up task {}: {e}", t.id());
     }
     Ok(Outcome::Value(
-        serde_json::json!({ "task": berth_orchestrator::tasks::public(&t) }),
+        serde_json::json!({ "task": berth_orchestrator::ecs::public(&t) }),
     ))
 }
 

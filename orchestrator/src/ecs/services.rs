@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::ecs::{decode, encode, now, retry, Ecs};
+use crate::ecs::{launch_type_for, RunTask};
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::random_hex32;
 use crate::model::{
@@ -26,7 +27,6 @@ use crate::scheduler::deployments::{
     self, arn_of, check_deployment_configuration, check_desired_count, Decision,
 };
 use crate::store::{keys, Expect, Op};
-use crate::tasks::{launch_type_for, RunTask};
 
 /// Events a service keeps (ECS shows the last 100).
 const MAX_EVENTS: usize = 100;
