@@ -127,12 +127,11 @@ impl Ecs {
             random_hex32().map_err(|e| EcsError::new(ErrorKind::ServerException, e.to_string()))?;
         retry(|| {
             let snapshot = self.snapshot(v, only)?;
-            let decision = match decide(v, &snapshot) {
+            let decision = match decide(v, snapshot) {
                 Ok(decision) => decision,
                 Err(failure) => return Ok(Ok(Err(failure))),
             };
-            let chosen = &snapshot.instances[decision.instance];
-            let (task, ops) = reserve(self, v, &id, chosen, &decision)?;
+            let (task, ops) = reserve(self, v, &id, &decision)?;
             Ok(self.store.commit(&ops).map(|_| Ok(task)))
         })
     }
@@ -207,12 +206,11 @@ fn reserve(
     ecs: &Ecs,
     v: &Validated,
     id: &str,
-    chosen: &Candidate,
     decision: &Decision,
 ) -> EcsResult<(Task, Vec<crate::store::Op>)> {
-    let mut task = record::new_task(&ecs.partition, v, id, &chosen.record, now());
+    let mut task = record::new_task(&ecs.partition, v, id, &decision.record, now());
     record::place_on_network(v, &mut task, &decision.addresses);
-    let ops = record::reservation_ops(v, &mut task, chosen, decision)?;
+    let ops = record::reservation_ops(v, &mut task, decision)?;
     Ok((task, ops))
 }
 

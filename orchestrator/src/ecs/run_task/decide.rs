@@ -58,19 +58,22 @@ pub(crate) struct Snapshot {
 }
 
 /// Where one task goes and what it takes there.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Decision {
-    /// Into [`Snapshot::instances`].
-    pub instance: usize,
+    /// The chosen instance's record and revision, as read.
+    pub record: ContainerInstance,
+    pub revision: u64,
     pub addresses: Vec<Ipv4Addr>,
     /// The task's host ports, each 0 replaced by a free ephemeral one
     /// (marked `reserved`).
     pub host_ports: Vec<HostPort>,
 }
 
-/// Places one task of `v` on the snapshot.
-pub(crate) fn decide(v: &Validated, snapshot: &Snapshot) -> Result<Decision, Failure> {
-    let first_arn = snapshot.instances.first().map(|c| c.placement.arn.as_str());
+/// Places one task of `v` on the snapshot (consumed: placement books the
+/// task on its copy of the chosen instance).
+pub(crate) fn decide(v: &Validated, snapshot: Snapshot) -> Result<Decision, Failure> {
+    let first_arn = snapshot.instances.first().map(|c| c.placement.arn.clone());
+    let first_arn = first_arn.as_deref();
     let addresses = pick_addresses(v, &snapshot.taken_addresses).ok_or_else(|| {
         failure(
             first_arn,
@@ -80,15 +83,16 @@ pub(crate) fn decide(v: &Validated, snapshot: &Snapshot) -> Result<Decision, Fai
     })?;
     // Ephemeral ports first, per instance: one without enough free ports
     // cannot take the task, and when none can, that is the failure.
+    let any = !snapshot.instances.is_empty();
+    let mut eligible = Vec::new();
     let mut candidates = Vec::new();
-    let mut picks = Vec::new();
-    for (index, c) in snapshot.instances.iter().enumerate() {
+    for c in snapshot.instances {
         if let Some(ports) = pick_ephemeral_ports(&v.ports, &c.placement) {
-            candidates.push(c.placement.clone());
-            picks.push((index, ports));
+            eligible.push((c.record, c.revision, ports));
+            candidates.push(c.placement);
         }
     }
-    if candidates.is_empty() && !snapshot.instances.is_empty() {
+    if candidates.is_empty() && any {
         return Err(failure(
             first_arn,
             "RESOURCE:PORTS",
@@ -98,9 +102,10 @@ pub(crate) fn decide(v: &Validated, snapshot: &Snapshot) -> Result<Decision, Fai
     let outcome = place_tasks(&mut candidates, 1, &v.request(), &[], 0);
     match outcome.into_iter().next() {
         Some(Ok(chosen)) => {
-            let (instance, host_ports) = picks.swap_remove(chosen);
+            let (record, revision, host_ports) = eligible.swap_remove(chosen);
             Ok(Decision {
-                instance,
+                record,
+                revision,
                 addresses,
                 host_ports,
             })
@@ -140,14 +145,16 @@ fn pick_ephemeral_ports(
     instance: &placement::Instance,
 ) -> Option<Vec<HostPort>> {
     let mut ports = ports.to_vec();
-    if ports.iter().all(|hp| hp.host_port != 0) {
-        return Some(ports);
-    }
-    // A copy the picks are booked on, so one task's ports differ too.
-    let mut booked = instance.clone();
+    // Picks come lowest first, so the task's next pick of a protocol is
+    // the lowest free port above its last one (None: that was the end).
+    let mut next: BTreeMap<String, Option<u16>> = BTreeMap::new();
     for hp in ports.iter_mut().filter(|hp| hp.host_port == 0) {
-        let port = booked.free_port(&hp.protocol, EPHEMERAL_PORTS)?;
-        booked.host_ports.insert((hp.protocol.clone(), port));
+        let from = match next.get(&hp.protocol) {
+            Some(after_last) => (*after_last)?,
+            None => *EPHEMERAL_PORTS.start(),
+        };
+        let port = instance.free_port(&hp.protocol, from..=*EPHEMERAL_PORTS.end())?;
+        next.insert(hp.protocol.clone(), port.checked_add(1));
         hp.host_port = port;
         hp.reserved = true;
     }
@@ -215,8 +222,8 @@ mod tests {
             &[("tcp", 49153)],
         );
         snap.taken_addresses.insert(Ipv4Addr::new(10, 88, 0, 2));
-        let d = decide(&v, &snap).expect("placed");
-        assert_eq!(d.instance, 0);
+        let d = decide(&v, snap).expect("placed");
+        assert_eq!(d.revision, 7);
         assert_eq!(
             d.addresses,
             [Ipv4Addr::new(10, 88, 0, 3), Ipv4Addr::new(10, 88, 0, 4)]
@@ -236,11 +243,34 @@ mod tests {
         let v = validated(td, None);
         let d = decide(
             &v,
-            &snapshot(instance(4096, 4096, InstanceStatus::Active), &[]),
+            snapshot(instance(4096, 4096, InstanceStatus::Active), &[]),
         )
         .expect("placed");
         let ports: Vec<u16> = d.host_ports.iter().map(|p| p.host_port).collect();
         assert_eq!(ports, [49153, 49154]);
+    }
+
+    #[test]
+    fn the_last_ephemeral_port_can_be_taken() {
+        let v = validated(bridge_td(), None);
+        let mut held: Vec<(&str, u16)> = EPHEMERAL_PORTS.map(|p| ("tcp", p)).collect();
+        held.pop();
+        let d = decide(
+            &v,
+            snapshot(instance(4096, 4096, InstanceStatus::Active), &held),
+        )
+        .expect("placed");
+        assert_eq!(d.host_ports[0].host_port, 65535);
+        // Two of them do not fit in the one port left.
+        let mut td = bridge_td();
+        td.container_definitions[1].port_mappings[0].host_port = Some(0);
+        let v = validated(td, None);
+        let f = decide(
+            &v,
+            snapshot(instance(4096, 4096, InstanceStatus::Active), &held),
+        )
+        .expect_err("one port left");
+        assert_eq!(f.detail.as_deref(), Some("no free ephemeral port"));
     }
 
     #[test]
@@ -249,7 +279,7 @@ mod tests {
         // Addresses first: a full subnet wins over everything else.
         let mut snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 8080)]);
         snap.taken_addresses = (2..=6).map(|n| Ipv4Addr::new(10, 88, 0, n)).collect();
-        let (r, detail) = reason(decide(&v, &snap));
+        let (r, detail) = reason(decide(&v, snap));
         assert_eq!(
             (r.as_str(), detail.as_deref()),
             ("RESOURCE:ENI", Some("no free address in 10.88.0.0/29"))
@@ -258,7 +288,7 @@ mod tests {
         let every: Vec<(&str, u16)> = EPHEMERAL_PORTS.map(|p| ("tcp", p)).collect();
         let snap = snapshot(instance(0, 0, InstanceStatus::Draining), &every);
         assert_eq!(
-            reason(decide(&v, &snap)),
+            reason(decide(&v, snap)),
             (
                 "RESOURCE:PORTS".into(),
                 Some("no free ephemeral port".into())
@@ -267,29 +297,26 @@ mod tests {
         // Then the scheduler's: fixed ports, ACTIVE, CPU, memory.
         let snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 8080)]);
         assert_eq!(
-            reason(decide(&v, &snap)),
+            reason(decide(&v, snap)),
             ("RESOURCE:PORTS".into(), Some("8080/tcp".into()))
         );
         let snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[]);
         assert_eq!(
-            reason(decide(&v, &snap)),
+            reason(decide(&v, snap)),
             (
                 "AGENT".into(),
                 Some("the container instance is DRAINING".into())
             )
         );
         let snap = snapshot(instance(255, 0, InstanceStatus::Active), &[]);
-        assert_eq!(reason(decide(&v, &snap)), ("RESOURCE:CPU".into(), None));
+        assert_eq!(reason(decide(&v, snap)), ("RESOURCE:CPU".into(), None));
         let snap = snapshot(instance(256, 127, InstanceStatus::Active), &[]);
-        let f = decide(&v, &snap).expect_err("memory");
-        assert_eq!(f.reason, "RESOURCE:MEMORY");
-        assert_eq!(
-            f.arn.as_deref(),
-            Some(snap.instances[0].placement.arn.as_str())
-        );
+        let arn = snap.instances[0].placement.arn.clone();
+        let f = decide(&v, snap).expect_err("memory");
+        assert_eq!((f.reason.as_str(), f.arn), ("RESOURCE:MEMORY", Some(arn)));
         assert!(decide(
             &v,
-            &snapshot(instance(256, 128, InstanceStatus::Active), &[])
+            snapshot(instance(256, 128, InstanceStatus::Active), &[])
         )
         .is_ok());
     }
@@ -297,7 +324,7 @@ mod tests {
     #[test]
     fn no_instance_is_missing() {
         let v = validated(bridge_td(), None);
-        let f = decide(&v, &Snapshot::default()).expect_err("missing");
+        let f = decide(&v, Snapshot::default()).expect_err("missing");
         assert_eq!((f.arn, f.reason.as_str()), (None, "MISSING"));
     }
 
@@ -314,9 +341,9 @@ mod tests {
         }));
         let v = validated(td, Some(LaunchType::Fargate));
         let d =
-            decide(&v, &snapshot(instance(0, 0, InstanceStatus::Draining), &[])).expect("placed");
+            decide(&v, snapshot(instance(0, 0, InstanceStatus::Draining), &[])).expect("placed");
         assert_eq!(d.host_ports[0].host_port, 80);
         let held = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 80)]);
-        assert_eq!(reason(decide(&v, &held)).0, "RESOURCE:PORTS");
+        assert_eq!(reason(decide(&v, held)).0, "RESOURCE:PORTS");
     }
 }

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use serde_json::json;
 
-use super::decide::{Candidate, Decision};
+use super::decide::Decision;
 use super::request::Validated;
 use crate::ecs::{encode, NetworkConfig};
 use crate::error::EcsResult;
@@ -140,7 +140,6 @@ fn bridge_networks(v: &Validated, task: &mut Task, addresses: &[Ipv4Addr]) {
 pub(crate) fn reservation_ops(
     v: &Validated,
     task: &mut Task,
-    chosen: &Candidate,
     decision: &Decision,
 ) -> EcsResult<Vec<Op>> {
     let cluster = &v.cluster.cluster_name;
@@ -156,7 +155,7 @@ pub(crate) fn reservation_ops(
     }
     // Ephemeral picks first, then the fixed ports, as run-task always
     // wrote them.
-    let host = chosen.record.id();
+    let host = decision.record.id();
     let (picked, fixed): (Vec<_>, Vec<_>) = decision.host_ports.iter().partition(|hp| hp.reserved);
     for hp in picked.into_iter().chain(fixed) {
         ops.push(Op::Put {
@@ -174,13 +173,13 @@ pub(crate) fn reservation_ops(
         expect: Expect::Absent,
     });
     if v.launch_type == LaunchType::Ec2 {
-        let mut ci = chosen.record.clone();
+        let mut ci = decision.record.clone();
         ci.adjust(v.signed_cpu, v.signed_memory);
         ci.version += 1;
         ops.push(Op::Put {
             key: keys::instance(cluster, host),
             value: encode(&ci)?,
-            expect: Expect::Revision(chosen.revision),
+            expect: Expect::Revision(decision.revision),
         });
     }
     Ok(ops)
@@ -230,7 +229,7 @@ fn task_network(net: &NetworkConfig, ip: Ipv4Addr, host_ifname: String) -> TaskN
 
 #[cfg(test)]
 mod tests {
-    use super::super::decide::{decide, Snapshot};
+    use super::super::decide::{decide, Candidate, Snapshot};
     use super::super::request::fixtures::{bridge_td, validated};
     use super::*;
     use crate::model::{InstanceStatus, Resource};
@@ -260,11 +259,10 @@ mod tests {
             instances: vec![candidate()],
             ..Default::default()
         };
-        let decision = decide(v, &snapshot).expect("placed");
-        let chosen = &snapshot.instances[decision.instance];
-        let mut task = new_task(&Partition::default(), v, ID, &chosen.record, "now".into());
+        let decision = decide(v, snapshot).expect("placed");
+        let mut task = new_task(&Partition::default(), v, ID, &decision.record, "now".into());
         place_on_network(v, &mut task, &decision.addresses);
-        let ops = reservation_ops(v, &mut task, chosen, &decision).expect("ops");
+        let ops = reservation_ops(v, &mut task, &decision).expect("ops");
         (task, ops)
     }
 
