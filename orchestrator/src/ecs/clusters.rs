@@ -239,13 +239,7 @@ impl Ecs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Partition;
-
-    fn ecs() -> (tempfile::TempDir, Ecs) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ecs = Ecs::open(dir.path(), Partition::default()).expect("open");
-        (dir, ecs)
-    }
+    use crate::ecs::fixtures::ecs;
 
     #[test]
     fn clusters() {

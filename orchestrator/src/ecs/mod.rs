@@ -106,3 +106,17 @@ impl Ecs {
         self.partition.arn(&format!("cluster/{name}"))
     }
 }
+
+/// What the resources' unit tests share: an `Ecs` on a fresh SQLite store
+/// in a temporary directory (kept alive by the returned guard).
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::Ecs;
+    use crate::model::Partition;
+
+    pub(crate) fn ecs() -> (tempfile::TempDir, Ecs) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ecs = Ecs::open(dir.path(), Partition::default()).expect("open");
+        (dir, ecs)
+    }
+}

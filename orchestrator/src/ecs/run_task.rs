@@ -217,13 +217,8 @@ fn reserve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Partition, TaskDefinition};
-
-    fn ecs() -> (tempfile::TempDir, Ecs) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ecs = Ecs::open(dir.path(), Partition::default()).expect("open");
-        (dir, ecs)
-    }
+    use crate::ecs::fixtures::ecs;
+    use crate::model::TaskDefinition;
 
     /// A family whose tasks need a third of the host's memory.
     fn third_of_the_host(ecs: &Ecs) -> i64 {

@@ -241,13 +241,7 @@ fn status_filter(status: Option<&str>) -> Option<TaskDefinitionStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Partition;
-
-    fn ecs() -> (tempfile::TempDir, Ecs) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ecs = Ecs::open(dir.path(), Partition::default()).expect("open");
-        (dir, ecs)
-    }
+    use crate::ecs::fixtures::ecs;
 
     fn td(family: &str) -> TaskDefinition {
         serde_json::from_value(json!({
