@@ -327,14 +327,7 @@ mod tests {
 
     #[test]
     fn a_fargate_task_takes_no_instance_capacity() {
-        let td = super::super::request::fixtures::td(json!({
-            "family": "web",
-            "networkMode": "awsvpc",
-            "requiresCompatibilities": ["FARGATE"],
-            "cpu": "256",
-            "memory": "512",
-            "containerDefinitions": [{ "name": "a", "image": "busybox" }]
-        }));
+        let td = super::super::request::fixtures::fargate_td();
         let v = validated(td, Some(LaunchType::Fargate));
         let (task, ops) = placed(&v);
         let keys: Vec<String> = ops.iter().map(|op| key_and_expect(op).0).collect();

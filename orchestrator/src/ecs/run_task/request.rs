@@ -249,6 +249,18 @@ pub(super) mod fixtures {
         serde_json::from_value(value).expect("task definition")
     }
 
+    /// A Fargate task of one container: task-level cpu and memory, awsvpc.
+    pub fn fargate_td() -> TaskDefinition {
+        td(json!({
+            "family": "web",
+            "networkMode": "awsvpc",
+            "requiresCompatibilities": ["FARGATE"],
+            "cpu": "256",
+            "memory": "512",
+            "containerDefinitions": [{ "name": "a", "image": "busybox" }]
+        }))
+    }
+
     /// Two containers in bridge mode: one with an ephemeral host port and
     /// one with a fixed 8080/tcp.
     pub fn bridge_td() -> TaskDefinition {
@@ -335,14 +347,7 @@ mod tests {
 
     #[test]
     fn fargate_capacity_is_unaccounted_and_host_mode_refused() {
-        let mut fargate = td(json!({
-            "family": "web",
-            "networkMode": "awsvpc",
-            "requiresCompatibilities": ["FARGATE"],
-            "cpu": "256",
-            "memory": "512",
-            "containerDefinitions": [{ "name": "a", "image": "busybox" }]
-        }));
+        let mut fargate = fixtures::fargate_td();
         let v = validated(fargate.clone(), Some(LaunchType::Fargate));
         assert_eq!(v.request().capacity, Capacity::Unaccounted);
         assert_eq!(v.addresses_wanted(), 1);
