@@ -4,9 +4,11 @@
 
 #[cfg(any(test, feature = "store-contract"))]
 pub mod contract;
+mod etcd;
 pub mod keys;
 mod sqlite;
 
+pub use etcd::EtcdStore;
 pub use sqlite::SqliteStore;
 
 /// A record and the store revision that last wrote it.

@@ -1,0 +1,161 @@
+//! Pure decisions of the etcd backend: where records and leases live in
+//! etcd's flat key space, what a [`Expect`] means in etcd's terms, and
+//! what a lease record says. No I/O here, so all of it is unit-tested.
+
+use crate::store::{Expect, Op};
+
+/// etcd's default `--max-txn-ops`: a commit of more operations is refused
+/// by the server, so we refuse it first with a clearer error.
+pub const MAX_OPS: usize = 128;
+
+/// Where one berth store lives in an etcd key space. Records and leases
+/// get namespaces of their own because the `Store` trait keeps leases
+/// apart from keys (listing "" never shows a lease).
+#[derive(Clone, Debug)]
+pub struct Layout {
+    root: String,
+}
+
+impl Layout {
+    /// `root` is prefixed to everything, so that several stores (tests,
+    /// clusters) can share one etcd.
+    pub fn new(root: &str) -> Self {
+        Layout { root: root.into() }
+    }
+
+    pub fn record(&self, key: &str) -> String {
+        format!("{}r/{key}", self.root)
+    }
+
+    pub fn lease(&self, name: &str) -> String {
+        format!("{}l/{name}", self.root)
+    }
+
+    /// The store key of an etcd record key, or None for one outside
+    /// the record namespace.
+    pub fn key_of<'a>(&self, etcd_key: &'a str) -> Option<&'a str> {
+        etcd_key
+            .strip_prefix(self.root.as_str())?
+            .strip_prefix("r/")
+    }
+}
+
+/// The key an op names.
+pub fn key_of(op: &Op) -> &str {
+    match op {
+        Op::Put { key, .. } | Op::Delete { key, .. } => key,
+    }
+}
+
+pub fn expect_of(op: &Op) -> Expect {
+    match op {
+        Op::Put { expect, .. } | Op::Delete { expect, .. } => *expect,
+    }
+}
+
+/// What etcd knows of a key before a txn: (create_revision,
+/// mod_revision), or None when it is absent.
+pub type Seen = Option<(i64, i64)>;
+
+/// Whether `expect` holds for a key in state `seen`: the same test the
+/// txn's compare makes on the server (create_revision == 0 for Absent,
+/// mod_revision == r for Revision), used to name the op that failed.
+pub fn holds(expect: Expect, seen: Seen) -> bool {
+    match expect {
+        Expect::Any => true,
+        Expect::Absent => seen.is_none(),
+        Expect::Revision(r) => seen.is_some_and(|(_, m)| u64::try_from(m) == Ok(r)),
+    }
+}
+
+/// A revision as etcd's signed type; one beyond i64 can never match.
+pub fn etcd_revision(r: u64) -> i64 {
+    i64::try_from(r).unwrap_or(i64::MAX)
+}
+
+/// A lease record's value: who holds it and until when (ms since the
+/// epoch). The deadline is what decides; the etcd lease attached to the
+/// key only collects it once abandoned, because etcd's leases count in
+/// whole seconds with a server-side minimum, far coarser than the ttl a
+/// caller may ask for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseValue {
+    pub holder: String,
+    pub expires_ms: i64,
+}
+
+impl LeaseValue {
+    pub fn encode(&self) -> Vec<u8> {
+        format!("{}\n{}", self.expires_ms, self.holder).into_bytes()
+    }
+
+    /// None for a value berth did not write (then the lease is treated
+    /// as free: nothing of ours holds it).
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let (expires, holder) = text.split_once('\n')?;
+        Some(LeaseValue {
+            holder: holder.into(),
+            expires_ms: expires.parse().ok()?,
+        })
+    }
+
+    /// Whether `holder` must be refused at `now_ms`.
+    pub fn refuses(&self, holder: &str, now_ms: i64) -> bool {
+        self.holder != holder && self.expires_ms > now_ms
+    }
+}
+
+/// The etcd lease TTL (whole seconds, at least 1) that outlives `ttl`.
+pub fn etcd_ttl_secs(ttl: std::time::Duration) -> i64 {
+    let secs = ttl.as_millis().div_ceil(1000).max(1);
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn records_and_leases_live_apart_under_the_root() {
+        let l = Layout::new("berth/");
+        assert_eq!(l.record("tasks/a"), "berth/r/tasks/a");
+        assert_eq!(l.lease("reconcile/a"), "berth/l/reconcile/a");
+        assert_eq!(l.key_of("berth/r/tasks/a"), Some("tasks/a"));
+        assert_eq!(l.key_of("berth/l/reconcile/a"), None);
+        assert_eq!(l.key_of("other/r/x"), None);
+    }
+
+    #[test]
+    fn expectations_in_etcd_terms() {
+        assert!(holds(Expect::Any, None));
+        assert!(holds(Expect::Any, Some((3, 4))));
+        assert!(holds(Expect::Absent, None));
+        assert!(!holds(Expect::Absent, Some((3, 4))));
+        assert!(holds(Expect::Revision(4), Some((3, 4))));
+        assert!(!holds(Expect::Revision(3), Some((3, 4))));
+        assert!(!holds(Expect::Revision(4), None));
+        assert_eq!(etcd_revision(u64::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn lease_values_round_trip_and_decide() {
+        let v = LeaseValue {
+            holder: "host\nwith newline".into(),
+            expires_ms: 1000,
+        };
+        assert_eq!(LeaseValue::decode(&v.encode()), Some(v.clone()));
+        assert_eq!(LeaseValue::decode(b"garbage"), None);
+        assert!(v.refuses("other", 999));
+        assert!(!v.refuses("other", 1000));
+        assert!(!v.refuses("host\nwith newline", 0));
+    }
+
+    #[test]
+    fn etcd_ttls_round_up_to_whole_seconds() {
+        assert_eq!(etcd_ttl_secs(Duration::from_millis(1)), 1);
+        assert_eq!(etcd_ttl_secs(Duration::from_millis(1001)), 2);
+        assert_eq!(etcd_ttl_secs(Duration::from_secs(3)), 3);
+    }
+}

@@ -1,0 +1,123 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::test_server::EtcdServer;
+use super::EtcdStore;
+use crate::store::{Expect, Op, Store, StoreError};
+
+/// A fresh store on an etcd of its own (the test server lives as long
+/// as the opener); each call of the opener is a new client of it, as
+/// each `berth` process has.
+fn fresh() -> impl Fn() -> Box<dyn Store> + Sync {
+    let server = EtcdServer::start();
+    move || -> Box<dyn Store> {
+        Box::new(
+            EtcdStore::connect(std::slice::from_ref(&server.endpoint), "berth/").expect("connect"),
+        )
+    }
+}
+
+mod contract {
+    crate::store_contract_tests!(super::fresh());
+}
+
+fn put(key: &str) -> Op {
+    Op::Put {
+        key: key.into(),
+        value: b"v".to_vec(),
+        expect: Expect::Any,
+    }
+}
+
+/// Two stores under different roots on one etcd see nothing of each
+/// other, records or leases.
+#[test]
+fn roots_keep_stores_apart() {
+    let server = EtcdServer::start();
+    let open = |root: &str| {
+        EtcdStore::connect(std::slice::from_ref(&server.endpoint), root).expect("connect")
+    };
+    let (a, b) = (open("a/"), open("b/"));
+    a.commit(&[put("k")]).expect("put");
+    assert!(b.get("k").expect("get").is_none());
+    assert!(b.list("").expect("list").is_empty());
+    let live = Duration::from_secs(60);
+    assert!(a.acquire_lease("l", "one", live).expect("lease"));
+    assert!(b.acquire_lease("l", "two", live).expect("lease"));
+    // A lease is never a record.
+    assert_eq!(a.list("").expect("list").len(), 1);
+}
+
+/// A failed commit names the key of the first op whose expectation
+/// failed, not merely the first key.
+#[test]
+fn a_conflict_names_the_failing_key() {
+    let server = EtcdServer::start();
+    let store =
+        EtcdStore::connect(std::slice::from_ref(&server.endpoint), "berth/").expect("connect");
+    store.commit(&[put("taken")]).expect("put");
+    let err = store
+        .commit(&[
+            put("free"),
+            Op::Put {
+                key: "taken".into(),
+                value: b"x".to_vec(),
+                expect: Expect::Absent,
+            },
+        ])
+        .expect_err("conflict");
+    assert!(
+        matches!(&err, StoreError::Conflict(k) if k == "taken"),
+        "{err:?}"
+    );
+}
+
+/// More operations than etcd's txn limit are refused before they reach
+/// the server, with an error that says why.
+#[test]
+fn commits_over_the_txn_limit_are_refused() {
+    let server = EtcdServer::start();
+    let store =
+        EtcdStore::connect(std::slice::from_ref(&server.endpoint), "berth/").expect("connect");
+    let ops: Vec<Op> = (0..129).map(|i| put(&format!("k/{i}"))).collect();
+    let err = store.commit(&ops).expect_err("refused");
+    assert!(err.to_string().contains("at most 128"), "{err}");
+    assert!(store.list("k/").expect("list").is_empty());
+    store.commit(&ops[..128]).expect("128 fit");
+    assert_eq!(store.list("k/").expect("list").len(), 128);
+}
+
+/// etcd stopped: every call answers a Backend error naming the endpoint,
+/// within the timeouts (no hang, no panic).
+#[test]
+fn a_stopped_etcd_is_a_clear_error() {
+    let mut server = EtcdServer::start();
+    let endpoint = server.endpoint.clone();
+    let store = EtcdStore::connect(std::slice::from_ref(&endpoint), "berth/").expect("connect");
+    store.commit(&[put("k")]).expect("put while up");
+    server.kill();
+    let calls = AtomicUsize::new(0);
+    let check = |result: Result<(), StoreError>| {
+        calls.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Err(StoreError::Backend(msg)) => assert!(msg.contains(&endpoint), "{msg}"),
+            other => panic!("want a Backend error naming {endpoint}, got {other:?}"),
+        }
+    };
+    let started = Instant::now();
+    check(store.get("k").map(drop));
+    check(store.list("").map(drop));
+    check(store.commit(&[put("k")]).map(drop));
+    check(
+        store
+            .acquire_lease("l", "one", Duration::from_secs(5))
+            .map(drop),
+    );
+    check(store.release_lease("l", "one"));
+    // A store opened while etcd is down fails the same way.
+    let late = EtcdStore::connect(std::slice::from_ref(&endpoint), "berth/");
+    check(late.and_then(|s| s.get("k")).map(drop));
+    // Bounded by the request timeout per call, not hanging.
+    let bound = super::REQUEST_TIMEOUT * calls.load(Ordering::Relaxed) as u32;
+    assert!(started.elapsed() <= bound, "{:?}", started.elapsed());
+}
