@@ -121,3 +121,23 @@ fn a_stopped_etcd_is_a_clear_error() {
     let bound = super::REQUEST_TIMEOUT * calls.load(Ordering::Relaxed) as u32;
     assert!(started.elapsed() <= bound, "{:?}", started.elapsed());
 }
+
+/// An endpoint that accepts connections and never answers (a hung or
+/// partitioned etcd) fails each call within the request timeout.
+#[test]
+fn a_silent_endpoint_times_out() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = silent.local_addr().expect("addr").to_string();
+    let started = Instant::now();
+    let result =
+        EtcdStore::connect(std::slice::from_ref(&endpoint), "berth/").and_then(|s| s.get("k"));
+    match result {
+        Err(StoreError::Backend(msg)) => assert!(msg.contains(&endpoint), "{msg}"),
+        other => panic!("want a Backend error naming {endpoint}, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() <= super::REQUEST_TIMEOUT * 2 + Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
