@@ -19,7 +19,7 @@ use etcd_client::{
     TxnOpResponse,
 };
 
-use super::{Expect, Op, Record, Store, StoreError, StoreResult};
+use super::{Op, Record, Store, StoreError, StoreResult};
 use plan::{Layout, LeaseValue};
 
 /// How long to wait for a TCP/HTTP2 connection to an endpoint.
@@ -134,19 +134,6 @@ impl EtcdStore {
     }
 }
 
-/// The compare an expectation makes on `key` (none for Expect::Any).
-fn compare(key: &str, expect: Expect) -> Option<Compare> {
-    match expect {
-        Expect::Any => None,
-        Expect::Absent => Some(Compare::create_revision(key, CompareOp::Equal, 0)),
-        Expect::Revision(r) => Some(Compare::mod_revision(
-            key,
-            CompareOp::Equal,
-            plan::etcd_revision(r),
-        )),
-    }
-}
-
 impl Store for EtcdStore {
     fn get(&self, key: &str) -> StoreResult<Option<Record>> {
         match self.get_raw(&self.layout.record(key))? {
@@ -188,7 +175,7 @@ impl Store for EtcdStore {
         let mut reads = Vec::new();
         for op in ops {
             let key = self.layout.record(plan::key_of(op));
-            compares.extend(compare(&key, plan::expect_of(op)));
+            compares.extend(plan::compare(&key, plan::expect_of(op)));
             reads.push(TxnOp::get(key.clone(), None));
             writes.push(match op {
                 Op::Put { value, .. } => TxnOp::put(key, value.clone(), None),

@@ -2,6 +2,8 @@
 //! etcd's flat key space, what a [`Expect`] means in etcd's terms, and
 //! what a lease record says. No I/O here, so all of it is unit-tested.
 
+use etcd_client::{Compare, CompareOp};
+
 use crate::store::{Expect, Op};
 
 /// etcd's default `--max-txn-ops`: a commit of more operations is refused
@@ -65,6 +67,19 @@ pub fn holds(expect: Expect, seen: Seen) -> bool {
         Expect::Any => true,
         Expect::Absent => seen.is_none(),
         Expect::Revision(r) => seen.is_some_and(|(_, m)| u64::try_from(m) == Ok(r)),
+    }
+}
+
+/// The compare an expectation makes on `key` (none for Expect::Any).
+pub fn compare(key: &str, expect: Expect) -> Option<Compare> {
+    match expect {
+        Expect::Any => None,
+        Expect::Absent => Some(Compare::create_revision(key, CompareOp::Equal, 0)),
+        Expect::Revision(r) => Some(Compare::mod_revision(
+            key,
+            CompareOp::Equal,
+            etcd_revision(r),
+        )),
     }
 }
 

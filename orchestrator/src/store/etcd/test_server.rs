@@ -13,7 +13,7 @@ pub struct EtcdServer {
     child: Child,
     pub endpoint: String,
     // Dropped after the child is killed (field order): the data dir goes.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// A port free right now. Another process may take it before etcd binds
@@ -59,7 +59,7 @@ impl EtcdServer {
         let mut server = EtcdServer {
             child,
             endpoint: format!("127.0.0.1:{client}"),
-            _dir: dir,
+            dir,
         };
         server.wait_ready()?;
         Ok(server)
@@ -72,7 +72,7 @@ impl EtcdServer {
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 let log =
-                    std::fs::read_to_string(self._dir.path().join("etcd.log")).unwrap_or_default();
+                    std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default();
                 let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join("\n");
                 return Err(format!("etcd exited ({status}): {tail}"));
             }
