@@ -28,6 +28,13 @@ impl Ecs {
             };
             berth_net::lb::apply(&lb.listener()?, &backends)
                 .map_err(|e| EcsError::invalid(format!("load balancer {name}: {e}")))?;
+            // A delete-load-balancer between the read above and the apply
+            // removed the record and then the table, which the apply has
+            // just made again: the record's absence now says to remove it.
+            // (Present now, the delete's removal comes after this apply.)
+            if !self.load_balancer_exists(name)? {
+                remove(name)?;
+            }
         }
         Ok(())
     }

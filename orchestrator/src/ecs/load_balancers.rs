@@ -219,6 +219,11 @@ impl Ecs {
         Ok(Some((lb, backends)))
     }
 
+    /// Whether the load balancer `name` still has its record.
+    pub(crate) fn load_balancer_exists(&self, name: &str) -> EcsResult<bool> {
+        Ok(self.store.get(&keys::load_balancer(name))?.is_some())
+    }
+
     /// Every load balancer's name.
     pub fn load_balancer_names(&self) -> EcsResult<Vec<String>> {
         Ok(self

@@ -357,15 +357,18 @@ pub fn concurrent_increments_lose_nothing(open: Opener<'_>) {
     open()
         .commit(&[put("n", "0", Expect::Absent)])
         .expect("init");
+    // A handle each, as separate processes would have; opened before the
+    // threads, so a failed open panics here instead of leaving the others
+    // waiting at the barrier forever.
+    let stores: Vec<_> = (0..WRITERS).map(|_| open()).collect();
     let start = Barrier::new(WRITERS);
     std::thread::scope(|s| {
-        for _ in 0..WRITERS {
-            s.spawn(|| {
-                // A handle each, as separate processes would have.
-                let store = open();
+        for store in &stores {
+            let start = &start;
+            s.spawn(move || {
                 start.wait();
                 for _ in 0..EACH {
-                    increment(&*store, "n");
+                    increment(&**store, "n");
                 }
             });
         }
@@ -393,18 +396,18 @@ fn increment(store: &dyn Store, key: &str) {
 pub fn concurrent_creates_have_one_winner(open: Opener<'_>) {
     const KEYS: usize = 10;
     let shared = open();
+    // Every odd writer's own handle, opened before the threads (see above).
+    let own: Vec<_> = (0..WRITERS).map(|_| open()).collect();
     let start = Barrier::new(WRITERS);
     let won: Vec<Vec<usize>> = std::thread::scope(|s| {
         let threads: Vec<_> = (0..WRITERS)
             .map(|writer| {
-                let (shared, start) = (&shared, &start);
+                let (shared, start, own) = (&shared, &start, &own);
                 s.spawn(move || {
-                    let own;
                     let store: &dyn Store = if writer % 2 == 0 {
                         &**shared
                     } else {
-                        own = open();
-                        &*own
+                        &*own[writer]
                     };
                     start.wait();
                     let mut won = Vec::new();
@@ -442,13 +445,15 @@ pub fn concurrent_creates_have_one_winner(open: Opener<'_>) {
 
 /// Of holders racing for a free lease, exactly one gets it.
 pub fn concurrent_lease_has_one_holder(open: Opener<'_>) {
+    // Opened before the threads (see above).
+    let stores: Vec<_> = (0..WRITERS).map(|_| open()).collect();
     let start = Barrier::new(WRITERS);
     let holders: BTreeSet<usize> = std::thread::scope(|s| {
         let threads: Vec<_> = (0..WRITERS)
             .map(|writer| {
                 let start = &start;
+                let store = &stores[writer];
                 s.spawn(move || {
-                    let store = open();
                     start.wait();
                     store
                         .acquire_lease("reconcile/a", &writer.to_string(), LIVE)
