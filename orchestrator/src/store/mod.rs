@@ -8,6 +8,8 @@ mod etcd;
 pub mod keys;
 mod sqlite;
 
+#[cfg(any(test, feature = "test-etcd"))]
+pub use etcd::test_server;
 pub use etcd::EtcdStore;
 pub use sqlite::SqliteStore;
 

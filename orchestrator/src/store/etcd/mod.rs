@@ -8,8 +8,8 @@
 //! [`StoreError::Backend`] naming the endpoints, never a hang.
 
 mod plan;
-#[cfg(test)]
-mod test_server;
+#[cfg(any(test, feature = "test-etcd"))]
+pub mod test_server;
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,8 +1,9 @@
-//! A real etcd server for tests: Debian's `etcd` on 127.0.0.1 with free
-//! client and peer ports and a temporary data dir, killed and removed on
-//! drop (a failing test's unwinding included).
+//! A real etcd server for tests: Debian's `etcd` on 127.0.0.1 (or an
+//! address the test made) with free client and peer ports and a temporary
+//! data dir, killed and removed on drop (a failing test's unwinding
+//! included). Other crates' tests get it with the `test-etcd` feature.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,18 +17,25 @@ pub struct EtcdServer {
     dir: tempfile::TempDir,
 }
 
-/// A port free right now. Another process may take it before etcd binds
-/// it; `start` retries on a server that exits early.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+/// A port free on `ip` right now. Another process may take it before etcd
+/// binds it; `start` retries on a server that exits early.
+fn free_port(ip: IpAddr) -> u16 {
+    let listener = TcpListener::bind((ip, 0)).expect("bind a free port");
     listener.local_addr().expect("local addr").port()
 }
 
 impl EtcdServer {
+    /// A single-member server on 127.0.0.1.
     pub fn start() -> Self {
+        Self::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// A single-member server listening on `ip` (loopback, or an address of
+    /// a bridge the test made).
+    pub fn start_on(ip: IpAddr) -> Self {
         let mut last = String::new();
         for _ in 0..5 {
-            match Self::try_start() {
+            match Self::try_start(ip) {
                 Ok(server) => return server,
                 Err(e) => last = e,
             }
@@ -35,11 +43,11 @@ impl EtcdServer {
         panic!("etcd did not start: {last}");
     }
 
-    fn try_start() -> Result<Self, String> {
+    fn try_start(ip: IpAddr) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let (client, peer) = (free_port(), free_port());
-        let client_url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
+        let (client, peer) = (free_port(ip), free_port(ip));
+        let client_url = format!("http://{ip}:{client}");
+        let peer_url = format!("http://{ip}:{peer}");
         let log = std::fs::File::create(dir.path().join("etcd.log")).map_err(|e| e.to_string())?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new("etcd")
@@ -58,7 +66,7 @@ impl EtcdServer {
             .map_err(|e| format!("spawn etcd (apt-get install etcd-server): {e}"))?;
         let mut server = EtcdServer {
             child,
-            endpoint: format!("127.0.0.1:{client}"),
+            endpoint: format!("{ip}:{client}"),
             dir,
         };
         server.wait_ready()?;
