@@ -78,4 +78,11 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<bool>;
 
     fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
+
+    /// True when other hosts share this store (etcd), so that this host is
+    /// one container instance among many, registered by its agent; false
+    /// for the embedded store of one host (SQLite).
+    fn shared(&self) -> bool {
+        false
+    }
 }

@@ -135,6 +135,10 @@ impl EtcdStore {
 }
 
 impl Store for EtcdStore {
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn get(&self, key: &str) -> StoreResult<Option<Record>> {
         match self.get_raw(&self.layout.record(key))? {
             Some(kv) => Ok(Some(self.record(&kv)?)),
