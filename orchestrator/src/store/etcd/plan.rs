@@ -42,6 +42,32 @@ impl Layout {
     }
 }
 
+/// Whether a request that failed with `e` may go again, to another
+/// member: when it never reached a live one (no connection; a connection
+/// the member closed before we wrote, as a killed member's does) or the
+/// member had no leader to propose it to; a read (`idempotent`) also
+/// after any failure of transport or a member (a leader change under
+/// way). Never a write that may have been applied: it would apply twice.
+pub fn may_retry(e: &etcd_client::Error, idempotent: bool) -> bool {
+    use tonic::Code;
+    let status = match e {
+        // Building a connection failed: nothing was sent.
+        etcd_client::Error::TransportError(_) => return true,
+        etcd_client::Error::GRpcStatus(status) => status,
+        _ => return false,
+    };
+    // The status's text carries its source (the transport's error).
+    let text = e.to_string();
+    let unsent = ["connect error", "no leader", "broken pipe"]
+        .iter()
+        .any(|sign| text.contains(sign));
+    match status.code() {
+        Code::Unavailable | Code::Unknown => unsent || idempotent,
+        Code::Cancelled | Code::DeadlineExceeded => idempotent,
+        _ => false,
+    }
+}
+
 /// The key an op names.
 pub fn key_of(op: &Op) -> &str {
     match op {
@@ -131,6 +157,34 @@ pub fn etcd_ttl_secs(ttl: std::time::Duration) -> i64 {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// A write goes again only when it surely was not applied; a read
+    /// after any "unavailable".
+    #[test]
+    fn what_may_go_to_another_member() {
+        let status =
+            |code, msg: &str| etcd_client::Error::GRpcStatus(tonic::Status::new(code, msg));
+        let refused = status(tonic::Code::Unavailable, "tcp connect error");
+        let no_leader = status(tonic::Code::Unavailable, "etcdserver: no leader");
+        let changed = status(tonic::Code::Unavailable, "etcdserver: leader changed");
+        let conflict = status(tonic::Code::FailedPrecondition, "etcdserver: connect error");
+        let closed = status(tonic::Code::Unknown, "transport error: broken pipe");
+        let reset = status(tonic::Code::Unknown, "transport error: connection reset");
+        let slow = status(tonic::Code::DeadlineExceeded, "timeout");
+        for (e, write, read) in [
+            (&refused, true, true),
+            (&no_leader, true, true),
+            (&changed, false, true),
+            (&conflict, false, false),
+            (&closed, true, true),
+            (&reset, false, true),
+            (&slow, false, true),
+            (&etcd_client::Error::WatchError("x".into()), false, false),
+        ] {
+            assert_eq!(may_retry(e, false), write, "write after {e}");
+            assert_eq!(may_retry(e, true), read, "read after {e}");
+        }
+    }
 
     #[test]
     fn records_and_leases_live_apart_under_the_root() {

@@ -1,7 +1,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::test_server::EtcdServer;
+use super::test_server::{EtcdCluster, EtcdServer};
 use super::EtcdStore;
 use crate::store::{Expect, Op, Store, StoreError};
 
@@ -140,4 +140,41 @@ fn a_silent_endpoint_times_out() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Three members, all in the store's endpoints: with a follower and
+/// then the leader killed (one at a time, a quorum left), every call
+/// still succeeds, and a member that returns has what it missed.
+#[test]
+fn a_member_lost_changes_nothing() {
+    let mut cluster = EtcdCluster::start();
+    let store = EtcdStore::connect(&cluster.endpoints, "berth/").expect("connect");
+    store.commit(&[put("before")]).expect("put");
+    let leader = cluster.leader().expect("a leader");
+    let follower = (leader + 1) % 3;
+    for (down, what) in [(follower, "a follower"), (leader, "the leader")] {
+        cluster.kill(down);
+        // Reads go on at once; a write sent just as the leader died may
+        // be lost with it (its outcome unknown until an answer that never
+        // comes): writes go on once the others have elected a leader.
+        assert!(store.get("before").expect("a read").is_some());
+        cluster.wait_for_leader();
+        for i in 0..20 {
+            let key = format!("during/{down}/{i}");
+            store
+                .commit(&[put(&key)])
+                .unwrap_or_else(|e| panic!("{what} down: {e}"));
+            assert!(store.get(&key).expect("get").is_some());
+        }
+        assert!(store
+            .acquire_lease("l", "one", Duration::from_secs(60))
+            .expect("lease"));
+        cluster.restart(down);
+    }
+    assert_eq!(store.list("during/").expect("list").len(), 40);
+    // The restarted members serve it all, each on its own.
+    for endpoint in &cluster.endpoints {
+        let alone = EtcdStore::connect(std::slice::from_ref(endpoint), "berth/").expect("connect");
+        assert_eq!(alone.list("").expect("list").len(), 41, "{endpoint}");
+    }
 }
