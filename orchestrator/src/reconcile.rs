@@ -172,6 +172,7 @@ fn agent_pass(ecs: &Ecs, cfg: &Config) -> EcsResult<()> {
             tracing::warn!("reconcile {c}: {e}");
         }
     }
+    ecs.compact_store();
     // Listeners come back after a reboot, used or not.
     if let Err(e) = ecs.sync_load_balancers(&ecs.load_balancer_names()?) {
         tracing::warn!("{e}");

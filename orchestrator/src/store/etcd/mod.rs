@@ -7,6 +7,7 @@
 //! is bounded (connect and request timeouts), so a dead etcd answers
 //! [`StoreError::Backend`] naming the endpoints, never a hang.
 
+mod history;
 mod plan;
 #[cfg(any(test, feature = "test-etcd"))]
 pub mod test_server;
@@ -52,6 +53,8 @@ pub struct EtcdStore {
     layout: Layout,
     /// What error messages call this store (its endpoints, or its URL).
     name: String,
+    /// When `compact` last compacted, and what it noted to compact next.
+    compaction: std::sync::Mutex<plan::Compaction>,
 }
 
 impl EtcdStore {
@@ -84,6 +87,7 @@ impl EtcdStore {
             runtime,
             layout: Layout::new(root),
             name: named.to_string(),
+            compaction: std::sync::Mutex::new(plan::Compaction::new(plan::COMPACT_EVERY)),
         })
     }
 
@@ -185,6 +189,18 @@ impl EtcdStore {
 impl Store for EtcdStore {
     fn shared(&self) -> bool {
         true
+    }
+
+    fn revision(&self) -> StoreResult<u64> {
+        self.current_revision()
+    }
+
+    fn wait(&self, prefix: &str, after: u64, timeout: Duration) -> StoreResult<bool> {
+        self.wait_for_change(prefix, after, timeout)
+    }
+
+    fn compact(&self) -> StoreResult<Option<u64>> {
+        self.compact_when_due()
     }
 
     fn get(&self, key: &str) -> StoreResult<Option<Record>> {

@@ -2,6 +2,8 @@
 //! etcd's flat key space, what a [`Expect`] means in etcd's terms, and
 //! what a lease record says. No I/O here, so all of it is unit-tested.
 
+use std::time::{Duration, Instant};
+
 use etcd_client::{Compare, CompareOp};
 
 use crate::store::{Expect, Op};
@@ -65,6 +67,45 @@ pub fn may_retry(e: &etcd_client::Error, idempotent: bool) -> bool {
         Code::Unavailable | Code::Unknown => unsent || idempotent,
         Code::Cancelled | Code::DeadlineExceeded => idempotent,
         _ => false,
+    }
+}
+
+/// How often a long-lived process compacts etcd's history, and how much
+/// it keeps: every revision of the last this-long. A watch or read that
+/// far behind finds its revision compacted and reads anew.
+pub const COMPACT_EVERY: Duration = Duration::from_secs(5 * 60);
+
+/// When to compact, and to what: etcd's periodic auto-compaction, kept by
+/// the process that compacts. Each period it compacts to the revision it
+/// noted the period before, so a period's history always stays.
+#[derive(Debug)]
+pub struct Compaction {
+    every: Duration,
+    /// When the last revision was noted, and which.
+    noted: Option<(Instant, u64)>,
+}
+
+impl Compaction {
+    pub fn new(every: Duration) -> Self {
+        Compaction { every, noted: None }
+    }
+
+    /// Whether [`Self::advance`] has anything to do: nothing noted yet,
+    /// or a period passed since.
+    pub fn due(&self, now: Instant) -> bool {
+        self.noted
+            .is_none_or(|(at, _)| now.saturating_duration_since(at) >= self.every)
+    }
+
+    /// Note `current`; the revision to compact to, when one was noted a
+    /// period ago (and history moved on since).
+    pub fn advance(&mut self, now: Instant, current: u64) -> Option<u64> {
+        if !self.due(now) {
+            return None;
+        }
+        let to = self.noted.map(|(_, revision)| revision).filter(|r| *r > 0);
+        self.noted = Some((now, current));
+        to
     }
 }
 
@@ -157,6 +198,25 @@ pub fn etcd_ttl_secs(ttl: std::time::Duration) -> i64 {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// The first call notes the revision; a period later it compacts to
+    /// it and notes the new one; in between it does nothing.
+    #[test]
+    fn compaction_keeps_a_period_of_history() {
+        let t0 = Instant::now();
+        let every = Duration::from_secs(300);
+        let mut c = Compaction::new(every);
+        assert!(c.due(t0));
+        assert_eq!(c.advance(t0, 10), None, "nothing noted yet");
+        assert!(!c.due(t0 + every / 2));
+        assert_eq!(c.advance(t0 + every / 2, 50), None, "not a period yet");
+        assert!(c.due(t0 + every));
+        assert_eq!(c.advance(t0 + every, 90), Some(10));
+        assert_eq!(c.advance(t0 + every * 2, 95), Some(90));
+        let mut empty = Compaction::new(every);
+        empty.advance(t0, 0);
+        assert_eq!(empty.advance(t0 + every, 0), None, "revision 0: nothing");
+    }
 
     /// A write goes again only when it surely was not applied; a read
     /// after any "unavailable".

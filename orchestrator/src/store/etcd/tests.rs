@@ -178,3 +178,67 @@ fn a_member_lost_changes_nothing() {
         assert_eq!(alone.list("").expect("list").len(), 41, "{endpoint}");
     }
 }
+
+/// A watch lives past the request timeout: it wakes with a change made
+/// later than that, and with none it ends at its own timeout, not in an
+/// error. A change under another prefix does not wake it.
+#[test]
+fn a_long_wait_outlives_the_request_timeout() {
+    let server = EtcdServer::start();
+    let open = || EtcdStore::connect(std::slice::from_ref(&server.endpoint), "berth/");
+    let (waiter, writer) = (open().expect("connect"), open().expect("connect"));
+    let past_timeout = super::REQUEST_TIMEOUT + Duration::from_secs(1);
+    let rev = waiter.revision().expect("revision");
+    writer.commit(&[put("services/x")]).expect("elsewhere");
+    assert!(!waiter.wait("tasks/", rev, past_timeout).expect("wait"));
+    let rev = waiter.revision().expect("revision");
+    let woke = std::thread::scope(|s| {
+        let waiting = s.spawn(|| waiter.wait("tasks/", rev, Duration::from_secs(120)));
+        std::thread::sleep(past_timeout);
+        writer.commit(&[put("tasks/a")]).expect("commit");
+        waiting.join().expect("waiter")
+    });
+    assert!(woke.expect("wait"));
+}
+
+/// Compaction drops the revisions before its point: reading one fails as
+/// compacted, a wait from one wakes (a change may have been missed), and
+/// the store goes on as before. `compact` compacts to the revision it
+/// noted a period before.
+#[test]
+fn compaction_drops_old_revisions_and_the_store_goes_on() {
+    let server = EtcdServer::start();
+    let store = EtcdStore::connect(std::slice::from_ref(&server.endpoint), "berth/")
+        .expect("connect")
+        .with_compaction_every(Duration::ZERO);
+    let first = store.commit(&[put("tasks/a")]).expect("put");
+    for _ in 0..5 {
+        store.commit(&[put("tasks/a")]).expect("put");
+    }
+    assert_eq!(store.compact().expect("compact"), None, "notes only");
+    let noted = store.revision().expect("revision");
+    store.commit(&[put("tasks/b")]).expect("put");
+    assert_eq!(store.compact().expect("compact"), Some(noted));
+
+    let old = store.runtime.block_on(async {
+        let mut client = etcd_client::Client::connect([&server.endpoint], None)
+            .await
+            .expect("client");
+        let options = etcd_client::GetOptions::new().with_revision(first as i64);
+        client.get("berth/r/tasks/a", Some(options)).await
+    });
+    let err = old.expect_err("an old revision is gone").to_string();
+    assert!(err.contains("compacted"), "{err}");
+    assert!(store
+        .wait("tasks/", first, Duration::from_secs(60))
+        .expect("wait"));
+
+    let rev = store.commit(&[put("tasks/c")]).expect("put after");
+    assert_eq!(store.get("tasks/c").expect("get").expect("c").revision, rev);
+    assert_eq!(store.list("tasks/").expect("list").len(), 3);
+    assert!(!store
+        .wait("tasks/", rev, Duration::from_millis(300))
+        .expect("wait"));
+    // Compacting to a point already compacted (another host did) is fine.
+    store.compact_to(noted).expect("again");
+}
