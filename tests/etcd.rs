@@ -5,6 +5,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use berth_orchestrator::store::test_certs::TestCerts;
 use berth_orchestrator::store::test_server::{EtcdCluster, EtcdServer};
 use berth_tests::{assert_ok, parse_json, patience, stderr, task_id, World};
 use serde_json::{json, Value};
@@ -264,5 +265,34 @@ fn a_member_lost_mid_run_changes_nothing() {
     for id in &stopped {
         w.wait_task(id, "STOPPED");
     }
+    w.assert_clean();
+}
+
+/// etcds:// with a client certificate, given as flags: a task runs (its
+/// supervisor was handed the TLS files too) and stops; the wrong CA fails
+/// naming the store.
+#[test]
+fn a_task_on_etcd_over_tls() {
+    let certs = TestCerts::make();
+    let etcd = EtcdServer::start_tls(certs.server());
+    let store = format!("etcds://{}/tls", etcd.endpoint);
+    let w = World::new("etcd-tls").with_store(&store).with_store_tls(
+        &certs.ca,
+        &certs.client_cert,
+        &certs.client_key,
+    );
+    w.busybox_image("busybox:latest", &[]);
+    register_looping(&w, "one");
+    let out = w.berth(&["run-task", "--task-definition", "one"]);
+    assert_ok(&out);
+    let one = task_id(&parse_json(&out)["tasks"][0]);
+    w.wait_task(&one, "RUNNING");
+    assert_ok(&w.berth(&["stop-task", "--task", &one]));
+    w.wait_task(&one, "STOPPED");
+    let wrong = World::new("etcd-tls-wrong")
+        .with_store(&store)
+        .with_store_tls(&certs.other_ca, &certs.client_cert, &certs.client_key);
+    fails_naming(&wrong.berth(&["list-tasks"]), &store);
+    assert!(!w.root.path().join("state.db").exists());
     w.assert_clean();
 }
