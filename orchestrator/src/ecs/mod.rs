@@ -17,6 +17,7 @@ use crate::host::Host;
 use crate::model::Partition;
 use crate::store::{SqliteStore, Store, StoreError};
 
+mod agents;
 mod clusters;
 mod housekeeping;
 mod instances;
