@@ -176,3 +176,8 @@ impl Ecs {
         })
     }
 }
+
+/// Several hosts over one etcd: each `Ecs` its own client, as each host's
+/// `berth` processes are.
+#[cfg(test)]
+mod tests;
