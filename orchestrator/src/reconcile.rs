@@ -182,11 +182,13 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, Ecs, Config) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ecs = Ecs::open(dir.path(), Partition::default()).expect("open the store");
+        let ecs = Ecs::open(dir.path(), &Default::default(), Partition::default())
+            .expect("open the store");
         let cfg = Config {
             state_root: dir.path().to_path_buf(),
             runtime_root: dir.path().join("run"),
             cgroup_parent: "berth".into(),
+            store: Default::default(),
         };
         (dir, ecs, cfg)
     }

@@ -229,8 +229,8 @@ pub fn partition() -> Partition {
 
 pub fn run(cmd: EcsCommand, roots: &Roots, format: Format) -> anyhow::Result<i32> {
     let operation = cmd.operation();
-    let ecs = Ecs::open(&roots.state, partition())
-        .map_err(|e| anyhow::anyhow!("open the store in {}: {e}", roots.state.display()))?;
+    let ecs =
+        Ecs::open(&roots.state, &roots.store, partition()).map_err(|e| roots.open_error(e))?;
     match call(&ecs, &roots.reconcile_config(), cmd) {
         Ok(Outcome::Value(v)) => print(&v, format)?,
         Ok(Outcome::Printed) => {}

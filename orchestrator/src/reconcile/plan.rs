@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::model::{Attribute, Task};
+use crate::store::StoreConfig;
 use crate::supervisor::{Recovered, SupervisorArgs};
 
 /// The longest a supervisor waits out a service's restart backoff; longer
@@ -22,14 +23,17 @@ pub const PASS_PATIENCE: Duration = Duration::from_secs(30);
 /// changed.
 pub const STOPPED_TASK_PATIENCE: Duration = Duration::from_secs(35);
 
-/// Where this host's supervisors keep their state: filled by the CLI from
-/// its flags and environment (`--root`, `BERTH_CGROUP_PARENT`).
+/// Where this host's supervisors keep their state and which store they
+/// open: filled by the CLI from its flags and environment (`--root`,
+/// `--store`, `BERTH_CGROUP_PARENT`).
 #[derive(Clone, Debug)]
 pub struct Config {
     pub state_root: PathBuf,
     pub runtime_root: PathBuf,
     /// Parent of task cgroups (`berth` unless the environment names one).
     pub cgroup_parent: String,
+    /// The store the CLI opened; its supervisors open the same.
+    pub store: StoreConfig,
 }
 
 impl Config {
@@ -42,6 +46,7 @@ impl Config {
             task_id: task.id().to_string(),
             cgroup_parent: self.cgroup_parent.clone(),
             adopt: false,
+            store: self.store.clone(),
         }
     }
 }
@@ -168,6 +173,7 @@ mod tests {
             state_root: "/var/lib/b".into(),
             runtime_root: "/run/b".into(),
             cgroup_parent: "berth.slice".into(),
+            store: StoreConfig::parse(Some("etcd://h:1/p"), Default::default()).expect("url"),
         };
         let t = task("arn:aws:ecs:us-east-1:000000000000:cluster/c1", "abc");
         let args = cfg.supervisor_args(&t);
@@ -177,6 +183,7 @@ mod tests {
         assert_eq!(args.task_id, t.id());
         assert_eq!(args.cgroup_parent, "berth.slice");
         assert!(!args.adopt, "a new task is started, not adopted");
+        assert_eq!(args.store, cfg.store, "it opens the store its spawner did");
     }
 
     #[test]

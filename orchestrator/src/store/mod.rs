@@ -6,12 +6,16 @@
 pub mod contract;
 mod etcd;
 pub mod keys;
+mod open;
 mod sqlite;
+pub mod url;
 
 #[cfg(any(test, feature = "test-etcd"))]
 pub use etcd::test_server;
 pub use etcd::EtcdStore;
+pub use open::{open, SQLITE_FILE};
 pub use sqlite::SqliteStore;
+pub use url::{StoreConfig, StoreUrl, StoreUrlError, TlsFiles};
 
 /// A record and the store revision that last wrote it.
 #[derive(Clone, Debug, PartialEq, Eq)]
