@@ -230,6 +230,8 @@ fn a_lost_hosts_tasks_stop_naming_it_and_its_service_comes_back_elsewhere() {
     let on_b = placed.iter().find(|t| b.is_local(t)).expect("a task on b");
     // B's agent dies: its lease is given up (expiry does the same, later).
     b.release_agent_lease(DEFAULT_CLUSTER).expect("release");
+    // A host never counts itself lost (its supervisors pass too).
+    assert!(pass(&b).lost.is_empty());
     let after = pass(&third);
     assert_eq!(after.lost, [on_b.id().to_string()]);
     let lost = a.task(DEFAULT_CLUSTER, on_b.id()).expect("task");
