@@ -108,6 +108,18 @@ impl Ecs {
         })
     }
 
+    /// The store's revision now: read it before reading the tasks that
+    /// [`Ecs::wait_for_tasks`] is then to watch.
+    pub fn store_revision(&self) -> EcsResult<u64> {
+        Ok(self.store.revision()?)
+    }
+
+    /// Sleep until a task of `cluster` changes after revision `after`, or
+    /// `timeout` passes (true: something changed, or may have).
+    pub fn wait_for_tasks(&self, cluster: &str, after: u64, timeout: Duration) -> EcsResult<bool> {
+        Ok(self.store.wait(&keys::tasks_of(cluster), after, timeout)?)
+    }
+
     /// The tasks of `cluster` placed on this host.
     pub fn local_tasks(&self, cluster: &str) -> EcsResult<Vec<Task>> {
         let mut tasks = self.all_tasks(cluster)?;

@@ -293,6 +293,19 @@ impl EtcdCluster {
         }
     }
 
+    /// Until a live member leads (after a leader was killed: the others'
+    /// election).
+    pub fn wait_for_leader(&self) -> usize {
+        let deadline = Instant::now() + READY;
+        loop {
+            if let Some(leader) = self.leader() {
+                return leader;
+            }
+            assert!(Instant::now() < deadline, "no etcd leader in {READY:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The index of the member that leads now, as the live members see
     /// it; None while there is none.
     pub fn leader(&self) -> Option<usize> {
