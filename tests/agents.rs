@@ -7,7 +7,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use berth_orchestrator::store::test_server::EtcdServer;
-use berth_tests::{assert_ok, parse_json, patience, task_id, Agent, World};
+use berth_tests::{assert_ok, parse_json, patience, stderr, task_id, Agent, World};
 use serde_json::{json, Value};
 
 /// Each host offers 64 MiB: two tasks of 32.
@@ -194,6 +194,28 @@ fn tasks_run_where_placed_and_a_lost_host_is_replaced_then_fenced() {
     assert!(supervises(&b.world, &solo));
     assert!(!supervises(&a.world, &solo));
     phase("a task placed on B from A runs under B's agent");
+    // Its logs and a command in it are B's: A says so, B does them.
+    for verb in [
+        vec!["logs", solo.as_str()],
+        vec![
+            "execute-command",
+            "--task",
+            &solo,
+            "--container",
+            "a",
+            "--command",
+            "true",
+        ],
+    ] {
+        let out = a.world.berth(&verb);
+        assert_eq!(out.status.code(), Some(1), "{verb:?}");
+        assert!(
+            stderr(&out).contains(&idb),
+            "{verb:?} names B: {}",
+            stderr(&out)
+        );
+        assert_ok(&b.world.berth(&verb));
+    }
 
     // A service of 3 fills A (two) and B (one, beside the solo task);
     // then C joins with room for two.
