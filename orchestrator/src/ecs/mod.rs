@@ -17,6 +17,7 @@ use crate::host::Host;
 use crate::model::Partition;
 use crate::store::{Store, StoreConfig, StoreError};
 
+mod agents;
 mod clusters;
 mod housekeeping;
 mod instances;

@@ -28,7 +28,7 @@ use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::random_hex32;
 use crate::model::{name_from_arn, ContainerInstance, Failure, LaunchType, Task};
 use crate::store::keys;
-use decide::{decide, Candidate, Decision, Snapshot};
+use decide::{decide, groups_by_host, Candidate, Decision, Snapshot};
 pub(crate) use request::launch_type_for;
 use request::Validated;
 pub use request::{task_needs, RunTask};
@@ -63,8 +63,9 @@ impl Ecs {
     /// what runs out becomes `failures`, as ECS answers.
     pub fn run_task(&self, req: &RunTask) -> EcsResult<(Value, Vec<Task>)> {
         let v = self.validate(req)?;
-        // This host's instance exists in the cluster on first use.
-        self.host_instance(&v.cluster)?;
+        // This host's instance exists in the cluster on first use (with a
+        // store of its own; with a shared one, agents register hosts).
+        self.implicit_instance(&v.cluster)?;
         let mut outcome = Outcome::default();
         for _ in 0..req.count {
             outcome.push(self.place_one(&v, None)?);
@@ -80,7 +81,7 @@ impl Ecs {
         container_instances: &[String],
     ) -> EcsResult<(Value, Vec<Task>)> {
         let cluster = self.cluster(req.cluster.as_deref())?;
-        self.host_instance(&cluster)?;
+        self.implicit_instance(&cluster)?;
         if container_instances.is_empty() || container_instances.len() > 10 {
             return Err(EcsError::invalid(
                 "containerInstances: name 1 to 10 container instances",
@@ -109,6 +110,27 @@ impl Ecs {
         Ok(outcome.response())
     }
 
+    /// A DAEMON service's starts: one task of `req` on each of
+    /// `instances` (ids or ARNs); one that cannot take it is a failure.
+    pub(crate) fn run_task_on(
+        &self,
+        req: &RunTask,
+        instances: &[String],
+    ) -> EcsResult<(Value, Vec<Task>)> {
+        let mut outcome = Outcome::default();
+        if instances.is_empty() {
+            return Ok(outcome.response());
+        }
+        let v = self.validate(&RunTask {
+            count: 1,
+            ..req.clone()
+        })?;
+        for ci in instances {
+            outcome.push(self.place_one(&v, Some(name_from_arn(ci)))?);
+        }
+        Ok(outcome.response())
+    }
+
     /// Step 1: what the request and its definition settle for all tasks.
     fn validate(&self, req: &RunTask) -> EcsResult<Validated> {
         let cluster = self.cluster(req.cluster.as_deref())?;
@@ -125,8 +147,10 @@ impl Ecs {
     fn place_one(&self, v: &Validated, only: Option<&str>) -> EcsResult<Result<Task, Failure>> {
         let id =
             random_hex32().map_err(|e| EcsError::new(ErrorKind::ServerException, e.to_string()))?;
+        // The task's own random id seeds a `random` strategy.
+        let seed = u64::from_str_radix(&id[..16], 16).unwrap_or_default();
         retry(|| {
-            let snapshot = self.snapshot(v, only)?;
+            let snapshot = self.snapshot(v, seed, only)?;
             let decision = match decide(v, snapshot) {
                 Ok(decision) => decision,
                 Err(failure) => return Ok(Ok(Err(failure))),
@@ -138,7 +162,13 @@ impl Ecs {
 
     /// What the place step reads: the candidate instances with the host
     /// ports held on them, and the addresses taken on the task's bridge.
-    fn snapshot(&self, v: &Validated, only: Option<&str>) -> EcsResult<Snapshot> {
+    fn snapshot(&self, v: &Validated, seed: u64, only: Option<&str>) -> EcsResult<Snapshot> {
+        // Every host's tasks, so that spread and distinctInstance see them.
+        let mut groups = if v.reads_task_groups() {
+            groups_by_host(&self.all_tasks(&v.cluster.cluster_name)?)
+        } else {
+            Default::default()
+        };
         let mut instances = Vec::new();
         for (_, rec) in self
             .store
@@ -148,8 +178,13 @@ impl Ecs {
             if only.is_some_and(|id| id != ci.id()) {
                 continue;
             }
+            // A host whose agent is gone runs nothing new.
+            if !self.agent_connected(&v.cluster.cluster_name, ci.id())? {
+                continue;
+            }
             let held = self.held_ports(ci.id(), &v.protocols())?;
-            instances.push(Candidate::new(ci, rec.revision, held));
+            let task_groups = groups.remove(ci.id()).unwrap_or_default();
+            instances.push(Candidate::new(ci, rec.revision, held, task_groups));
         }
         let taken_addresses = if v.addresses_wanted() > 0 {
             self.taken_addresses(&v.net.bridge)?
@@ -159,6 +194,7 @@ impl Ecs {
         Ok(Snapshot {
             instances,
             taken_addresses,
+            seed,
         })
     }
 

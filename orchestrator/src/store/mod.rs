@@ -83,6 +83,10 @@ pub trait Store: Send + Sync {
 
     fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
 
+    /// Who holds the lease `name` now: None when nobody does or its
+    /// holder let it expire. How one host tells another's agent is gone.
+    fn lease_holder(&self, name: &str) -> StoreResult<Option<String>>;
+
     /// The store's revision now: that of the last commit (etcd's counts
     /// every write to the etcd, a lease's too). Read it before reading
     /// what [`Store::wait`] is to watch.
@@ -110,5 +114,54 @@ pub trait Store: Send + Sync {
     /// for the embedded store of one host (SQLite).
     fn shared(&self) -> bool {
         false
+    }
+}
+
+/// One store shared by several users in a process (the agent's threads,
+/// tests that play several hosts over one store).
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn get(&self, key: &str) -> StoreResult<Option<Record>> {
+        (**self).get(key)
+    }
+
+    fn list(&self, prefix: &str) -> StoreResult<Vec<(String, Record)>> {
+        (**self).list(prefix)
+    }
+
+    fn commit(&self, ops: &[Op]) -> StoreResult<u64> {
+        (**self).commit(ops)
+    }
+
+    fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> StoreResult<bool> {
+        (**self).acquire_lease(name, holder, ttl)
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        (**self).release_lease(name, holder)
+    }
+
+    fn lease_holder(&self, name: &str) -> StoreResult<Option<String>> {
+        (**self).lease_holder(name)
+    }
+
+    fn revision(&self) -> StoreResult<u64> {
+        (**self).revision()
+    }
+
+    fn wait(&self, prefix: &str, after: u64, timeout: std::time::Duration) -> StoreResult<bool> {
+        (**self).wait(prefix, after, timeout)
+    }
+
+    fn compact(&self) -> StoreResult<Option<u64>> {
+        (**self).compact()
+    }
+
+    fn shared(&self) -> bool {
+        (**self).shared()
     }
 }

@@ -392,6 +392,16 @@ impl Store for EtcdStore {
         }
         Ok(())
     }
+
+    fn lease_holder(&self, name: &str) -> StoreResult<Option<String>> {
+        let Some(kv) = self.get_raw(&self.layout.lease(name))? else {
+            return Ok(None);
+        };
+        // The deadline decides, as for acquire_lease.
+        Ok(LeaseValue::decode(kv.value())
+            .filter(|v| v.expires_ms > Self::now_ms())
+            .map(|v| v.holder))
+    }
 }
 
 #[cfg(test)]
