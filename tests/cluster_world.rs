@@ -236,8 +236,10 @@ impl Drop for HostLink {
             .stderr(Stdio::null())
             .status();
         if crate::link_exists(&self.veth) {
+            // Usually gone with the namespace already (asynchronously).
             let _ = Command::new("ip")
                 .args(["link", "del", &self.veth])
+                .stderr(Stdio::null())
                 .status();
         }
     }
