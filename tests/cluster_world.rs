@@ -251,7 +251,6 @@ pub struct Host {
     /// Its address on the underlay.
     pub address: Ipv4Addr,
     agent: Mutex<Option<Child>>,
-    store: String,
     // Dropped in this order: the world (containers, mounts, cgroups, its
     // root) while the namespace still exists, then the namespace.
     pub world: World,
@@ -280,9 +279,7 @@ impl Host {
         cmd.arg(format!("--net={}", self.link.path().display()))
             .arg("--")
             .arg(inner.get_program())
-            .args(inner.get_args())
-            .arg("--store")
-            .arg(&self.store);
+            .args(inner.get_args());
         for (k, v) in inner.get_envs() {
             match v {
                 Some(v) => cmd.env(k, v),
@@ -509,8 +506,7 @@ impl ClusterWorld {
                     spec: spec.clone(),
                     address,
                     agent: Mutex::new(None),
-                    store: store.clone(),
-                    world: World::new(&format!("{name}-{}", spec.name)),
+                    world: World::new(&format!("{name}-{}", spec.name)).with_store(&store),
                     link,
                 }
             })

@@ -2,7 +2,10 @@
 //! the agent loop (`agent`). Both are the orchestrator's `reconcile`; this
 //! prints.
 
-use berth_orchestrator::reconcile::{self, Config};
+use std::time::Duration;
+
+use berth_orchestrator::reconcile::{self, AgentOptions, Config};
+use berth_orchestrator::scheduler::hosts;
 use berth_orchestrator::{Ecs, EcsError};
 
 use super::Outcome;
@@ -21,8 +24,36 @@ pub(super) fn reconcile(
     })))
 }
 
+/// `berth agent`'s flags.
+#[derive(clap::Args)]
+pub struct AgentArgs {
+    /// The cluster this host joins (it must exist).
+    #[arg(long, default_value = "default")]
+    cluster: String,
+    /// Attributes of this host: `k=v,...` (`ecs.availability-zone`,
+    /// `ecs.instance-type` and names of your own).
+    #[arg(long, default_value = "")]
+    attributes: String,
+    /// Seconds the host's lease lives unrenewed: how soon the cluster
+    /// counts the host lost (etcd's own minimum is 2).
+    #[arg(long, default_value_t = 3)]
+    lease_ttl: u64,
+    /// Seconds between reconcile passes.
+    #[arg(long, default_value_t = 5)]
+    interval: u64,
+}
+
 /// In the foreground until killed (systemd stops it with SIGTERM).
-pub(super) fn run(ecs: &Ecs, cfg: &Config, interval: u64) -> Result<Outcome, EcsError> {
-    reconcile::agent(ecs, cfg, interval, || false)?;
+pub(super) fn run(ecs: &Ecs, cfg: &Config, args: AgentArgs) -> Result<Outcome, EcsError> {
+    if args.lease_ttl == 0 {
+        return Err(EcsError::invalid("--lease-ttl: must be at least 1 second"));
+    }
+    let opts = AgentOptions {
+        attributes: hosts::parse_attributes(&args.attributes)?,
+        lease_ttl: Duration::from_secs(args.lease_ttl),
+        interval: args.interval,
+        ..AgentOptions::new(&args.cluster)
+    };
+    reconcile::agent(ecs, cfg, &opts, || false)?;
     Ok(Outcome::Printed)
 }
