@@ -349,6 +349,7 @@ impl Host {
             .arg("--attributes")
             .arg(self.spec.attributes_flag())
             .env("BERTH_LOG", "info,libcgroups=error")
+            .env("NO_COLOR", "1")
             .stdout(log)
             .stderr(log2)
             .spawn()
@@ -483,6 +484,7 @@ pub struct ClusterWorld {
     /// The `--store` every host uses.
     pub store: String,
     underlay: Underlay,
+    started: Instant,
 }
 
 impl ClusterWorld {
@@ -517,7 +519,14 @@ impl ClusterWorld {
             etcd_endpoint,
             store,
             underlay,
+            started: Instant::now(),
         }
+    }
+
+    /// Print how long since the world was made, and `what` (test output:
+    /// `--nocapture` shows where a test spends its time).
+    pub fn phase(&self, what: &str) {
+        eprintln!("[{:>6.1} s] {what}", self.started.elapsed().as_secs_f64());
     }
 
     /// [`Self::new`], then the cluster created, the busybox image on every
