@@ -6,7 +6,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use berth_orchestrator::store::test_server::EtcdServer;
-use berth_tests::{assert_ok, parse_json, patience, stderr, task_id, World};
+use berth_tests::{assert_ok, parse_json, patience, stderr, task_id, Agent, World};
 use serde_json::{json, Value};
 
 /// The store URL of a test's etcd, under a prefix of its own.
@@ -14,13 +14,32 @@ fn url(endpoints: &[&str], name: &str) -> String {
     format!("etcd://{}/berth-test/{name}", endpoints.join(","))
 }
 
-/// A world on `etcd` (its busybox image loaded). Declare the server
-/// before the world: the world, dropped first, still reaches it.
-fn world_on(etcd: &EtcdServer, name: &str) -> (World, String) {
+/// A world on `etcd` (its busybox image loaded) with its host's agent
+/// joined: on a shared store only agents register hosts. Declare the
+/// server before the world: the world, dropped first, still reaches it.
+fn world_on(etcd: &EtcdServer, name: &str) -> (World, String, Agent) {
     let store = url(&[&etcd.endpoint], name);
     let w = World::new(name).with_store(&store);
     w.busybox_image("busybox:latest", &[]);
-    (w, store)
+    let agent = w.agent(&["--interval", "1"], &[]);
+    let deadline = Instant::now() + patience(30);
+    while listed_instances(&w) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the agent never registered its host"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (w, store, agent)
+}
+
+/// How many container instances the default cluster lists.
+fn listed_instances(w: &World) -> usize {
+    let out = w.berth(&["list-container-instances"]);
+    assert_ok(&out);
+    parse_json(&out)["containerInstanceArns"]
+        .as_array()
+        .map_or(0, Vec::len)
 }
 
 fn loop_forever(tag: &str) -> Value {
@@ -104,7 +123,7 @@ fn fails_naming(out: &Output, store: &str) {
 #[test]
 fn tasks_and_services_live_in_etcd_and_survive_its_restart() {
     let mut etcd = EtcdServer::start();
-    let (w, store) = world_on(&etcd, "etcd-e2e");
+    let (w, store, _agent) = world_on(&etcd, "etcd-e2e");
 
     // One task: RUNNING, then stopped.
     register_looping(&w, "one");

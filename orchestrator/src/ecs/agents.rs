@@ -128,6 +128,11 @@ impl Ecs {
         let mut seen = Vec::new();
         for (_, rec) in self.store.list(&keys::instances_of(cluster))? {
             let ci: ContainerInstance = decode(&rec.value)?;
+            // A host never counts itself lost: it is here, and its agent
+            // takes the lease again (fencing first) when it can.
+            if ci.id() == self.host.id {
+                continue;
+            }
             seen.push(Seen {
                 id: ci.id().to_string(),
                 recorded_connected: ci.agent_connected,

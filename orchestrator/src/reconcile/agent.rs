@@ -16,9 +16,8 @@ use super::{launch, reconcile_and_launch, recover_orphans};
 use crate::{Ecs, EcsError, EcsResult};
 
 /// Run the agent until `stop` says so (checked after each pass; the CLI's
-/// agent runs until it is killed). A cluster's failure in a pass is logged
-/// and the loop goes on; failing to join the cluster or to list the
-/// clusters ends it.
+/// agent runs until it is killed). A failed pass is logged and the loop
+/// goes on; only failing to join the cluster at the start ends it.
 pub fn agent(
     ecs: &Ecs,
     cfg: &Config,
@@ -29,11 +28,11 @@ pub fn agent(
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
         let keeper = s.spawn(|| keep_alive(ecs, cfg, opts, &done));
-        let outcome = run(ecs, cfg, opts, &stop);
+        run(ecs, cfg, opts, &stop);
         done.store(true, Ordering::Relaxed);
         let _ = keeper.join();
-        outcome
-    })
+    });
+    Ok(())
 }
 
 /// Fencing: what runs on this host that the cluster already stopped (its
@@ -128,12 +127,16 @@ fn nap(total: Duration, done: &AtomicBool) {
 
 /// Passes every `opts.interval` seconds; in between, every
 /// [`WATCH_EVERY`], the supervisors of tasks newly placed on this host.
-fn run(ecs: &Ecs, cfg: &Config, opts: &AgentOptions, stop: &impl Fn() -> bool) -> EcsResult<()> {
+fn run(ecs: &Ecs, cfg: &Config, opts: &AgentOptions, stop: &impl Fn() -> bool) {
     let mut started: HashMap<String, Instant> = HashMap::new();
     loop {
-        pass(ecs, cfg, &opts.cluster)?;
+        // A store that is down fails this pass, not the agent: the next
+        // one tries again (the lease's thread fences if it lapsed).
+        if let Err(e) = pass(ecs, cfg, &opts.cluster) {
+            tracing::warn!("agent pass: {e}");
+        }
         if stop() {
-            return Ok(());
+            return;
         }
         let next = Instant::now() + plan::agent_pause(opts.interval);
         while Instant::now() < next {
