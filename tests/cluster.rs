@@ -476,6 +476,39 @@ fn draining_a_host_empties_it_within_the_deployment_limits() {
 }
 
 #[test]
+fn a_restarted_agent_keeps_its_hosts_tasks() {
+    let specs = &three_zones()[..2];
+    let cw = ClusterWorld::start("restart", specs);
+    register_looper(&cw, "web", 32);
+    create_service(
+        &cw,
+        "web",
+        "web",
+        4,
+        &["--placement-strategy", SPREAD_BY_ZONE],
+    );
+    let before = cw.wait_service_running("web", 4);
+    let arns = |tasks: &[Value]| -> BTreeSet<String> {
+        tasks
+            .iter()
+            .filter_map(|t| t["taskArn"].as_str().map(str::to_string))
+            .collect()
+    };
+    // Killed and back within the lease: the host is never lost, its agent
+    // re-adopts the tasks running there.
+    cw.phase("restart host a's agent");
+    cw.host("a").restart_agent();
+    cw.wait_connected(BTreeSet::from(["a", "b"]));
+    cw.phase("host a connected");
+    // Past two lease TTLs (3 s): a host counted lost would show by now.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let after = cw.wait_service_running("web", 4);
+    cw.phase("4 RUNNING");
+    assert_eq!(arns(&after), arns(&before));
+    assert_eq!(cw.instance("a").expect("a")["agentConnected"], true);
+}
+
+#[test]
 fn with_etcd_stopped_verbs_fail_naming_the_store() {
     let mut cw = ClusterWorld::new("etcd-down", &three_zones()[..1]);
     cw.berth_json(&["create-cluster", "--cluster-name", CLUSTER]);
