@@ -509,10 +509,18 @@ fn a_restarted_agent_keeps_its_hosts_tasks() {
 }
 
 #[test]
-fn with_etcd_stopped_verbs_fail_naming_the_store() {
-    let mut cw = ClusterWorld::new("etcd-down", &three_zones()[..1]);
-    cw.berth_json(&["create-cluster", "--cluster-name", CLUSTER]);
+fn with_etcd_stopped_verbs_fail_naming_the_store_and_the_cluster_resumes() {
+    let mut cw = ClusterWorld::start("etcd-down", &three_zones()[..2]);
     register_looper(&cw, "web", 32);
+    create_service(
+        &cw,
+        "web",
+        "web",
+        2,
+        &["--placement-strategy", SPREAD_BY_ZONE],
+    );
+    let before = cw.wait_service_running("web", 2);
+    cw.phase("stop etcd");
     cw.kill_etcd();
     for verb in [
         &["list-clusters"][..],
@@ -534,4 +542,49 @@ fn with_etcd_stopped_verbs_fail_naming_the_store() {
         );
         assert!(!err.contains("panicked"), "{verb:?}: {err}");
     }
+    // The agents outlive the outage.
+    for h in &cw.hosts {
+        assert!(
+            h.agent_running(),
+            "agent {} exited:\n{}",
+            h.name(),
+            h.agent_log_tail(10)
+        );
+    }
+    cw.phase("restart etcd");
+    cw.restart_etcd();
+    // Nothing of the failed verbs was written; the hosts and the service
+    // carry on with the same tasks.
+    let out = cw.berth(&["describe-task-definition", "--task-definition", "x"]);
+    assert!(!out.status.success(), "a failed registration was written");
+    let listed = cw.berth_json(&["list-tasks", "--cluster", CLUSTER]);
+    assert_eq!(
+        listed["taskArns"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+    cw.wait_connected(BTreeSet::from(["a", "b"]));
+    let after = cw.wait_service_running("web", 2);
+    let arns = |ts: &[Value]| -> BTreeSet<String> {
+        ts.iter()
+            .filter_map(|t| t["taskArn"].as_str().map(str::to_string))
+            .collect()
+    };
+    let old: Vec<String> = arns(&before).into_iter().collect();
+    assert_eq!(
+        arns(&after),
+        arns(&before),
+        "the tasks were replaced: {:?}",
+        cw.describe_tasks(&old)
+            .iter()
+            .map(|t| {
+                let id = task_id(t);
+                let log = cw.host(&cw.host_of_task(t)).task_log(&id);
+                format!("{id} ({}): {log}", t["stoppedReason"])
+            })
+            .collect::<Vec<_>>()
+    );
+    let out = cw.berth_json(&["run-task", "--cluster", CLUSTER, "--task-definition", "web"]);
+    assert_eq!(out["tasks"].as_array().map(Vec::len), Some(1), "{out}");
+    cw.phase("done");
 }

@@ -318,6 +318,18 @@ impl Host {
             .is_some_and(|id| arn.rsplit('/').next() == Some(id.as_str()))
     }
 
+    /// The supervisor log of task `id` (if it ran here).
+    pub fn task_log(&self, id: &str) -> String {
+        std::fs::read_to_string(
+            self.world
+                .root
+                .path()
+                .join("tasks")
+                .join(format!("{id}.log")),
+        )
+        .unwrap_or_default()
+    }
+
     fn agent_log(&self) -> PathBuf {
         self.world.root.path().join("agent.log")
     }
@@ -557,6 +569,11 @@ impl ClusterWorld {
     /// Stop etcd now (as a crash would).
     pub fn kill_etcd(&mut self) {
         self.etcd.kill();
+    }
+
+    /// Start etcd again on its data dir and address.
+    pub fn restart_etcd(&mut self) {
+        self.etcd.restart();
     }
 
     /// A verb on the first host (scheduling works from any host).
