@@ -219,6 +219,64 @@ fn distinct_instance_puts_one_task_on_each_host() {
 }
 
 #[test]
+fn bridge_mode_tasks_run_on_every_host_on_its_own_bridge() {
+    let cw = ClusterWorld::start("bridge", &three_zones());
+    let td = json!({
+        "family": "br",
+        "networkMode": "bridge",
+        "containerDefinitions": [{
+            "name": "main", "image": "busybox", "memory": 32,
+            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+        }]
+    });
+    cw.berth_json(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &td.to_string(),
+    ]);
+    create_service(
+        &cw,
+        "br",
+        "br",
+        3,
+        &[
+            "--placement-constraints",
+            r#"[{"type":"distinctInstance"}]"#,
+        ],
+    );
+    let tasks = cw.wait_service_running("br", 3);
+    assert_eq!(
+        cw.running_per_host(&tasks),
+        per_host(&[("a", 1), ("b", 1), ("c", 1)])
+    );
+    // Each host's bridge is in its own namespace, none on the machine's.
+    for h in &cw.hosts {
+        let links = Command::new("ip")
+            .args(["-n", h.netns(), "-br", "link"])
+            .output()
+            .expect("ip link");
+        let bridge = &h.world.bridge;
+        assert!(
+            stdout(&links).contains(bridge.as_str()) || cluster_bridge_in(h.netns()),
+            "host {}: no task bridge in its namespace: {}",
+            h.name(),
+            stdout(&links)
+        );
+        assert!(!std::path::Path::new("/sys/class/net").join(bridge).exists());
+    }
+}
+
+/// Whether any bridge is up in namespace `netns` (the cluster's network
+/// may name one bridge for every host).
+fn cluster_bridge_in(netns: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-n", netns, "-br", "link", "show", "type", "bridge"])
+        .output()
+        .expect("ip link");
+    !stdout(&out).trim().is_empty()
+}
+
+#[test]
 fn member_of_keeps_tasks_on_the_hosts_it_names() {
     let mut specs = three_zones();
     specs[2] = specs[2].clone().attribute("disk", "ssd");
