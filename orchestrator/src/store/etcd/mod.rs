@@ -73,6 +73,9 @@ pub struct EtcdStore {
     layout: Layout,
     /// What error messages call this store (its endpoints, or its URL).
     name: String,
+    /// TLS without a client certificate: a server that asks for one
+    /// closes the connection without a word, so its errors say why.
+    no_identity: bool,
     /// When `compact` last compacted, and what it noted to compact next.
     compaction: std::sync::Mutex<plan::Compaction>,
 }
@@ -122,6 +125,7 @@ impl EtcdStore {
             }
             None => endpoints.to_vec(),
         };
+        let no_identity = tls.as_ref().is_some_and(|pem| pem.identity.is_none());
         let client = runtime
             .block_on(async {
                 tokio::time::timeout(REQUEST_TIMEOUT, Client::connect(&endpoints, Some(options)))
@@ -135,6 +139,7 @@ impl EtcdStore {
             runtime,
             layout: Layout::new(root),
             name: named.to_string(),
+            no_identity,
             compaction: std::sync::Mutex::new(plan::Compaction::new(plan::COMPACT_EVERY)),
         })
     }
@@ -179,7 +184,14 @@ impl EtcdStore {
     }
 
     fn backend(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Backend(format!("{}: {what}: {e}", self.name))
+        let e = e.to_string();
+        let hint = if self.no_identity && plan::connection_refused_silently(&e) {
+            " (no client certificate was given: --store-cert and --store-key; \
+             an etcd with --client-cert-auth closes the connection without one)"
+        } else {
+            ""
+        };
+        StoreError::Backend(format!("{}: {what}: {e}{hint}", self.name))
     }
 
     fn get_raw(&self, etcd_key: &str) -> StoreResult<Option<KeyValue>> {
