@@ -114,9 +114,13 @@ impl EtcdStore {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Backend(format!("{named}: a runtime: {e}")))?;
+        // A member that lost its leader refuses at once ("no leader", sent
+        // again to another) rather than hold the request until it times
+        // out.
         let mut options = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_timeout(REQUEST_TIMEOUT);
+            .with_timeout(REQUEST_TIMEOUT)
+            .with_require_leader(true);
         // Members as https:// URLs when TLS: etcd-client then speaks it.
         let endpoints: Vec<String> = match &tls {
             Some(pem) => {
