@@ -7,7 +7,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use berth_orchestrator::store::test_server::EtcdServer;
-use berth_tests::{assert_ok, parse_json, patience, task_id, Agent, World};
+use berth_tests::{assert_ok, parse_json, patience, stderr, task_id, Agent, World};
 use serde_json::{json, Value};
 
 /// Each host offers 64 MiB: two tasks of 32.
@@ -163,6 +163,8 @@ fn supervises(w: &World, id: &str) -> bool {
 #[test]
 fn tasks_run_where_placed_and_a_lost_host_is_replaced_then_fenced() {
     let etcd = EtcdServer::start();
+    let t0 = Instant::now();
+    let phase = |what: &str| eprintln!("{:>6.1}s {what}", t0.elapsed().as_secs_f64());
     let test = format!("agents-{}", std::process::id());
     let mut a = Host::new(&etcd, &test, "a");
     let mut b = Host::new(&etcd, &test, "b");
@@ -181,6 +183,7 @@ fn tasks_run_where_placed_and_a_lost_host_is_replaced_then_fenced() {
     wait_connected(&a.world, &ida, true);
     register(&a.world, "solo");
     register(&a.world, "web");
+    phase("A and B joined");
 
     // A task placed on B from A runs under B's agent, not on A.
     let solo = start_on(&a.world, "solo", &idb);
@@ -190,6 +193,29 @@ fn tasks_run_where_placed_and_a_lost_host_is_replaced_then_fenced() {
         .is_some_and(|arn| arn.ends_with(&idb)));
     assert!(supervises(&b.world, &solo));
     assert!(!supervises(&a.world, &solo));
+    phase("a task placed on B from A runs under B's agent");
+    // Its logs and a command in it are B's: A says so, B does them.
+    for verb in [
+        vec!["logs", solo.as_str()],
+        vec![
+            "execute-command",
+            "--task",
+            &solo,
+            "--container",
+            "a",
+            "--command",
+            "true",
+        ],
+    ] {
+        let out = a.world.berth(&verb);
+        assert_eq!(out.status.code(), Some(1), "{verb:?}");
+        assert!(
+            stderr(&out).contains(&idb),
+            "{verb:?} names B: {}",
+            stderr(&out)
+        );
+        assert_ok(&b.world.berth(&verb));
+    }
 
     // A service of 3 fills A (two) and B (one, beside the solo task);
     // then C joins with room for two.
@@ -214,13 +240,17 @@ fn tasks_run_where_placed_and_a_lost_host_is_replaced_then_fenced() {
             .count()
     };
     assert_eq!((on(&tasks, &ida), on(&tasks, &idb)), (2, 1), "{tasks:?}");
+    phase("the service runs on A and B");
     c.start_agent();
     let idc = c.id();
     wait_connected(&a.world, &idc, true);
+    phase("C joined");
 
     // B is lost: agent, supervisors, monitors and containers killed.
     b.kill_everything();
+    phase("B killed");
     wait_connected(&a.world, &idb, false);
+    phase("B disconnected");
     let t = a.world.wait_task(&solo, "STOPPED");
     let reason = t["stoppedReason"].as_str().unwrap_or_default();
     assert!(reason.contains(&idb), "the reason names the instance: {t}");
@@ -231,15 +261,18 @@ fn tasks_run_where_placed_and_a_lost_host_is_replaced_then_fenced() {
     });
     assert_eq!(on(&tasks, &idb), 0, "{tasks:?}");
     assert_eq!(on(&tasks, &ida), 2, "{tasks:?}");
+    phase("the service is back at 3 on A and C");
 
     // B's agent returns: what the cluster stopped is gone from B first
     // (fenced), then B takes new tasks.
     b.start_agent();
     wait_connected(&a.world, &idb, true);
+    phase("B back");
     assert_eq!(b.world.container_ids(), Vec::<String>::new(), "fenced");
     let again = start_on(&c.world, "solo", &idb);
     a.world.wait_task(&again, "RUNNING");
     assert!(supervises(&b.world, &again));
+    phase("B runs a new task");
 
     // Clean up through the cluster: every host's tasks stop.
     assert_ok(

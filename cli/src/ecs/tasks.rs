@@ -186,6 +186,7 @@ pub(super) fn exec(ecs: &Ecs, cfg: &Config, args: Exec) -> Result<Outcome, EcsEr
     } = args;
     let c = ecs.cluster(cluster.as_deref())?;
     let t = ecs.task(&c.cluster_name, &task)?;
+    ecs.ensure_local(&c.cluster_name, &t)?;
     if !t.containers.iter().any(|x| x.name == container) {
         return Err(EcsError::invalid(format!(
             "container: task {task} has no container {container:?}"

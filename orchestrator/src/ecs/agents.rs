@@ -32,6 +32,28 @@ impl Ecs {
         hosts::is_local(task.host_id(), &self.host.id)
     }
 
+    /// Refuse what only the task's own host can do (its logs, a command in
+    /// its containers) for a task placed on another host, naming that
+    /// host: never a silent empty answer.
+    pub fn ensure_local(&self, cluster: &str, task: &Task) -> EcsResult<()> {
+        if self.is_local(task) {
+            return Ok(());
+        }
+        let id = task.host_id().unwrap_or_default();
+        let hostname = self
+            .store
+            .get(&keys::instance(cluster, id))?
+            .and_then(|rec| decode::<ContainerInstance>(&rec.value).ok())
+            .map(|ci| ci.ec2_instance_id)
+            .filter(|h| !h.is_empty())
+            .map(|h| format!(" (host {h})"))
+            .unwrap_or_default();
+        Err(EcsError::invalid(format!(
+            "task {}: it runs on container instance {id}{hostname}, not this host: run this there",
+            task.id()
+        )))
+    }
+
     /// First use of `cluster` on this host: with a store of its own the
     /// host registers itself, as it always has; with a shared store only
     /// `berth agent` registers hosts.
@@ -106,6 +128,18 @@ impl Ecs {
             };
             Ok(self.store.commit(&[op]).map(|_| ci))
         })
+    }
+
+    /// The store's revision now: read it before reading the tasks that
+    /// [`Ecs::wait_for_tasks`] is then to watch.
+    pub fn store_revision(&self) -> EcsResult<u64> {
+        Ok(self.store.revision()?)
+    }
+
+    /// Sleep until a task of `cluster` changes after revision `after`, or
+    /// `timeout` passes (true: something changed, or may have).
+    pub fn wait_for_tasks(&self, cluster: &str, after: u64, timeout: Duration) -> EcsResult<bool> {
+        Ok(self.store.wait(&keys::tasks_of(cluster), after, timeout)?)
     }
 
     /// The tasks of `cluster` placed on this host.

@@ -204,10 +204,15 @@ fn tasks_are_placed_across_connected_hosts_and_never_over_commit_one() {
             HOST_MEMORY - 200
         );
     }
-    // Each host runs its own: only its tasks are local to it.
+    // Each host runs its own: only its tasks are local to it, and what
+    // only their host can do elsewhere says where they run.
     let on_b: Vec<&Task> = placed.iter().filter(|t| b.is_local(t)).collect();
     assert_eq!(on_b.len(), 1);
     assert!(!a.is_local(on_b[0]));
+    b.ensure_local(DEFAULT_CLUSTER, on_b[0]).expect("b's own");
+    let e = a.ensure_local(DEFAULT_CLUSTER, on_b[0]).expect_err("b's");
+    assert!(e.message.contains(b.host_id()), "{e:?}");
+    assert!(e.message.contains("host-b"), "{e:?}");
     // A disconnected host takes nothing, even when it is the only one with room.
     a.stop_task(None, on_b[0].id(), None).expect("stop");
     a.update_task(DEFAULT_CLUSTER, on_b[0].id(), |t| {
