@@ -542,6 +542,7 @@ fn nix_euid_is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+pub mod cluster_world;
 pub mod oci;
 
 /// A `berth agent` of a world, in the background: killed (SIGKILL, as a

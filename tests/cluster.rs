@@ -1,0 +1,648 @@
+//! A cluster of several hosts on one machine (issue 13): each host a
+//! network namespace on an underlay bridge with its own `berth agent`,
+//! etcd on the underlay. Real busybox tasks; placement across hosts, host
+//! loss (processes killed, or the link cut), fencing, draining, and a dead
+//! store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
+
+use berth_tests::cluster_world::{three_zones, ClusterWorld, HostSpec, CLUSTER};
+use berth_tests::{assert_ok, stderr, stdout, task_id};
+use serde_json::{json, Value};
+
+/// A task definition `family` of one busybox container of `memory` MiB
+/// that loops until TERM, with no network of its own.
+fn register_looper(cw: &ClusterWorld, family: &str, memory: u32) {
+    let td = json!({
+        "family": family,
+        "networkMode": "none",
+        "containerDefinitions": [{
+            "name": "main", "image": "busybox", "memory": memory,
+            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+        }]
+    });
+    cw.berth_json(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &td.to_string(),
+    ]);
+}
+
+/// `create-service` of `count` tasks of `family`, with `extra` flags.
+fn create_service(cw: &ClusterWorld, name: &str, family: &str, count: u32, extra: &[&str]) {
+    let count = count.to_string();
+    let mut args = vec![
+        "create-service",
+        "--cluster",
+        CLUSTER,
+        "--service-name",
+        name,
+        "--task-definition",
+        family,
+        "--desired-count",
+        &count,
+    ];
+    args.extend_from_slice(extra);
+    cw.berth_json(&args);
+}
+
+fn per_host(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs.iter().map(|(h, n)| (h.to_string(), *n)).collect()
+}
+
+const SPREAD_BY_ZONE: &str = r#"[{"type":"spread","field":"attribute:ecs.availability-zone"}]"#;
+
+/// A spread service of 6 over hosts a, b, c (2 each); returns its tasks.
+fn spread_six(cw: &ClusterWorld, extra: &[&str]) -> Vec<Value> {
+    register_looper(cw, "web", 32);
+    let mut flags = vec!["--placement-strategy", SPREAD_BY_ZONE];
+    flags.extend_from_slice(extra);
+    create_service(cw, "web", "web", 6, &flags);
+    let tasks = cw.wait_service_running("web", 6);
+    assert_eq!(
+        cw.running_per_host(&tasks),
+        per_host(&[("a", 2), ("b", 2), ("c", 2)])
+    );
+    tasks
+}
+
+#[test]
+fn harness_hosts_reach_etcd_over_the_underlay_and_leave_nothing() {
+    let cw = ClusterWorld::new("harness", &three_zones()[..2]);
+    let health = format!("http://{}/health", cw.etcd_endpoint);
+    let fetch = |host: &str| {
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", cw.host(host).netns()))
+            .args(["--", "curl", "-sS", "-m", "2", &health])
+            .output()
+            .expect("nsenter curl")
+    };
+    for h in ["a", "b"] {
+        let out = fetch(h);
+        assert!(
+            out.status.success() && stdout(&out).contains("true"),
+            "host {h} cannot reach etcd: {}",
+            stderr(&out)
+        );
+    }
+    // A cut link cuts the host off; restored, it reaches etcd again.
+    cw.host("b").cut_link();
+    assert!(
+        !fetch("b").status.success(),
+        "host b reached etcd with its link cut"
+    );
+    assert!(fetch("a").status.success());
+    cw.host("b").restore_link();
+    cw.wait_until(20, "host b back on the underlay", || {
+        fetch("b").status.success().then_some(())
+    });
+    // kill_host takes every process in the host's namespace and naming its
+    // root, children included.
+    let root = cw.host("a").world.root.path().display().to_string();
+    let mut sleeper = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", cw.host("a").netns()))
+        .args(["--", "sh", "-c", "sleep 1000 & sleep 1000; : "])
+        .arg(&root)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn a sleeper");
+    cw.wait_until(10, "the sleepers are host a's", || {
+        (cw.host("a").pids().len() >= 2).then_some(())
+    });
+    cw.host("a").kill_host();
+    assert!(cw.host("a").pids().is_empty());
+    let _ = sleeper.wait();
+    assert!(cw.host("b").pids().is_empty());
+
+    let footprint = cw.footprint();
+    drop(cw);
+    assert_eq!(footprint.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn agents_register_their_hosts_with_zones_and_offers() {
+    let specs: Vec<HostSpec> = three_zones()
+        .into_iter()
+        .map(|s| {
+            let name = s.name.clone();
+            s.memory(384).attribute("rack", &format!("r-{name}"))
+        })
+        .collect();
+    let cw = ClusterWorld::start("register", &specs);
+    let footprint = cw.footprint();
+    for h in &cw.hosts {
+        let i = cw.instance(h.name()).expect("registered");
+        assert_eq!(i["agentConnected"], true, "{i}");
+        assert_eq!(i["status"], "ACTIVE", "{i}");
+        let attrs: BTreeMap<String, String> = i["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| Some((a["name"].as_str()?.into(), a["value"].as_str()?.into())))
+            .collect();
+        assert_eq!(
+            attrs.get("ecs.availability-zone"),
+            Some(&h.spec.zone),
+            "{i}"
+        );
+        assert_eq!(attrs.get("rack"), Some(&format!("r-{}", h.name())), "{i}");
+        let memory = i["registeredResources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["name"] == "MEMORY")
+            .map(|r| r["integerValue"].clone());
+        assert_eq!(memory, Some(json!(384)), "{i}");
+    }
+    drop(cw);
+    assert_eq!(footprint.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_spread_service_of_six_lands_two_per_zone() {
+    let cw = ClusterWorld::start("spread", &three_zones());
+    spread_six(&cw, &[]);
+    // Every task runs on its host: its container is in that host's runtime.
+    for t in cw.service_tasks("web", "RUNNING") {
+        let host = cw.host(&cw.host_of_task(&t));
+        let id = task_id(&t);
+        assert!(
+            host.container_ids().iter().any(|c| c.starts_with(&id)),
+            "task {id} has no container on host {}",
+            host.name()
+        );
+    }
+}
+
+#[test]
+fn binpack_fills_one_host_first() {
+    // 256 MiB a host, 64 a task: 4 fill a host.
+    let specs: Vec<HostSpec> = three_zones().into_iter().map(|s| s.memory(256)).collect();
+    let cw = ClusterWorld::start("binpack", &specs);
+    register_looper(&cw, "packed", 64);
+    create_service(
+        &cw,
+        "packed",
+        "packed",
+        5,
+        &[
+            "--placement-strategy",
+            r#"[{"type":"binpack","field":"memory"}]"#,
+        ],
+    );
+    let tasks = cw.wait_service_running("packed", 5);
+    let mut counts: Vec<usize> = cw.running_per_host(&tasks).into_values().collect();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(counts, vec![4, 1], "{:?}", cw.running_per_host(&tasks));
+}
+
+#[test]
+fn distinct_instance_puts_one_task_on_each_host() {
+    let cw = ClusterWorld::start("distinct", &three_zones());
+    register_looper(&cw, "one", 32);
+    create_service(
+        &cw,
+        "one-each",
+        "one",
+        3,
+        &[
+            "--placement-constraints",
+            r#"[{"type":"distinctInstance"}]"#,
+        ],
+    );
+    let tasks = cw.wait_service_running("one-each", 3);
+    assert_eq!(
+        cw.running_per_host(&tasks),
+        per_host(&[("a", 1), ("b", 1), ("c", 1)])
+    );
+}
+
+#[test]
+fn bridge_mode_tasks_run_on_every_host_on_its_own_bridge() {
+    let cw = ClusterWorld::start("bridge", &three_zones());
+    let td = json!({
+        "family": "br",
+        "networkMode": "bridge",
+        "containerDefinitions": [{
+            "name": "main", "image": "busybox", "memory": 32,
+            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+        }]
+    });
+    cw.berth_json(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &td.to_string(),
+    ]);
+    create_service(
+        &cw,
+        "br",
+        "br",
+        3,
+        &[
+            "--placement-constraints",
+            r#"[{"type":"distinctInstance"}]"#,
+        ],
+    );
+    let tasks = cw.wait_service_running("br", 3);
+    assert_eq!(
+        cw.running_per_host(&tasks),
+        per_host(&[("a", 1), ("b", 1), ("c", 1)])
+    );
+    // Each host's bridge is in its own namespace, none on the machine's.
+    for h in &cw.hosts {
+        let links = Command::new("ip")
+            .args(["-n", h.netns(), "-br", "link"])
+            .output()
+            .expect("ip link");
+        let bridge = &h.world.bridge;
+        assert!(
+            stdout(&links).contains(bridge.as_str()) || cluster_bridge_in(h.netns()),
+            "host {}: no task bridge in its namespace: {}",
+            h.name(),
+            stdout(&links)
+        );
+        assert!(!std::path::Path::new("/sys/class/net").join(bridge).exists());
+    }
+}
+
+/// Whether any bridge is up in namespace `netns` (the cluster's network
+/// may name one bridge for every host).
+fn cluster_bridge_in(netns: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-n", netns, "-br", "link", "show", "type", "bridge"])
+        .output()
+        .expect("ip link");
+    !stdout(&out).trim().is_empty()
+}
+
+#[test]
+fn member_of_keeps_tasks_on_the_hosts_it_names() {
+    let mut specs = three_zones();
+    specs[2] = specs[2].clone().attribute("disk", "ssd");
+    let cw = ClusterWorld::start("member-of", &specs);
+    register_looper(&cw, "one", 32);
+    // A custom attribute: only host c has disk=ssd.
+    create_service(
+        &cw,
+        "ssd",
+        "one",
+        3,
+        &[
+            "--placement-constraints",
+            r#"[{"type":"memberOf","expression":"attribute:disk == ssd"}]"#,
+        ],
+    );
+    let tasks = cw.wait_service_running("ssd", 3);
+    assert_eq!(cw.running_per_host(&tasks), per_host(&[("c", 3)]));
+    // The zone attribute: a and b only.
+    create_service(
+        &cw,
+        "not-c",
+        "one",
+        4,
+        &[
+            "--placement-constraints",
+            r#"[{"type":"memberOf","expression":"attribute:ecs.availability-zone in (zone-a, zone-b)"}]"#,
+        ],
+    );
+    let tasks = cw.wait_service_running("not-c", 4);
+    let per = cw.running_per_host(&tasks);
+    assert!(!per.contains_key("c"), "{per:?}");
+}
+
+#[test]
+fn a_task_too_big_for_any_host_fails_with_resource_memory() {
+    let cw = ClusterWorld::start("too-big", &three_zones());
+    // 1 GiB when each host offers 512 MiB.
+    register_looper(&cw, "huge", 1024);
+    let out = cw.berth_json(&[
+        "run-task",
+        "--cluster",
+        CLUSTER,
+        "--task-definition",
+        "huge",
+    ]);
+    assert_eq!(out["tasks"], json!([]), "{out}");
+    assert_eq!(out["failures"][0]["reason"], "RESOURCE:MEMORY", "{out}");
+    // It fits nowhere, even split: 3 x 512 MiB offered, none with 1 GiB.
+    for h in &cw.hosts {
+        let i = cw.instance(h.name()).expect("registered");
+        assert_eq!(i["runningTasksCount"], 0, "{i}");
+    }
+}
+
+/// Hosts a, b, c of 96 MiB each (3 tasks of 32 MiB: 9 fill the cluster)
+/// and a spread service "web" of 6 on them. Whatever the placement, no
+/// host holds more than 3, so the 6 fit on any two hosts. Returns the
+/// tasks and the host to lose: `prefer` if it holds tasks (with spread,
+/// 2 on each, it does), else the busiest.
+fn six_on_three_small_hosts(
+    name: &str,
+    extra: &[&str],
+    prefer: &str,
+) -> (ClusterWorld, Vec<Value>, String) {
+    let specs: Vec<HostSpec> = three_zones().into_iter().map(|s| s.memory(96)).collect();
+    let cw = ClusterWorld::start(name, &specs);
+    register_looper(&cw, "web", 32);
+    let mut flags = vec!["--placement-strategy", SPREAD_BY_ZONE];
+    flags.extend_from_slice(extra);
+    create_service(&cw, "web", "web", 6, &flags);
+    let tasks = cw.wait_service_running("web", 6);
+    let per = cw.running_per_host(&tasks);
+    let victim = if per.get(prefer).copied().unwrap_or(0) > 0 {
+        prefer.to_string()
+    } else {
+        per.iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(h, _)| h.clone())
+            .expect("a host with tasks")
+    };
+    (cw, tasks, victim)
+}
+
+/// Host loss: `lost` disconnected, the service back at 6 RUNNING on the
+/// other hosts, `lost`'s old tasks STOPPED with a reason naming its
+/// instance. Returns its old tasks' ARNs.
+fn service_survives_losing(cw: &ClusterWorld, lost: &str, before: &[Value]) -> Vec<String> {
+    let host_id = cw.host(lost).id().expect("the lost host's id");
+    let old: Vec<String> = before
+        .iter()
+        .filter(|t| cw.host_of_task(t) == lost)
+        .map(|t| t["taskArn"].as_str().expect("arn").to_string())
+        .collect();
+    assert!(!old.is_empty());
+    cw.wait_until(60, &format!("host {lost} disconnected"), || {
+        cw.instance(lost)
+            .filter(|i| i["agentConnected"] == false)
+            .map(|_| ())
+    });
+    cw.phase(&format!("host {lost} disconnected"));
+    let tasks = cw.wait_until(90, &format!("6 RUNNING off host {lost}"), || {
+        let tasks = cw.service_tasks("web", "RUNNING");
+        let per = cw.running_per_host(&tasks);
+        let elsewhere: usize = per.iter().filter(|(h, _)| *h != lost).map(|(_, n)| n).sum();
+        (tasks.len() == 6 && elsewhere == 6).then_some(tasks)
+    });
+    cw.phase("6 RUNNING on the others");
+    assert!(tasks.iter().all(|t| cw.host_of_task(t) != lost));
+    for t in cw.describe_tasks(&old) {
+        assert_eq!(t["lastStatus"], "STOPPED", "{t}");
+        let reason = t["stoppedReason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains(&host_id),
+            "stoppedReason names not host {lost} ({host_id}): {t}"
+        );
+    }
+    old
+}
+
+/// `back` is connected again: none of its old tasks' containers is left
+/// on it, they stay STOPPED, and it takes new tasks (scaled to 9, the
+/// other hosts are full: the 3 new ones can only go to `back`).
+fn fenced_and_takes_new_tasks(cw: &ClusterWorld, back: &str, old: &[String]) {
+    let host = cw.host(back);
+    cw.wait_connected(BTreeSet::from(["a", "b", "c"]));
+    cw.phase(&format!("host {back} connected again"));
+    let old_ids: Vec<String> = old
+        .iter()
+        .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
+        .collect();
+    cw.wait_until(60, &format!("the old tasks gone from host {back}"), || {
+        let left: Vec<String> = host
+            .container_ids()
+            .into_iter()
+            .filter(|c| old_ids.iter().any(|id| c.starts_with(id.as_str())))
+            .collect();
+        left.is_empty().then_some(())
+    });
+    cw.phase(&format!("host {back} fenced: its old containers gone"));
+    for t in cw.describe_tasks(old) {
+        assert_eq!(t["lastStatus"], "STOPPED", "{t}");
+    }
+    assert_ok(&cw.berth(&[
+        "update-service",
+        "--cluster",
+        CLUSTER,
+        "--service",
+        "web",
+        "--desired-count",
+        "9",
+    ]));
+    let tasks = cw.wait_service_running("web", 9);
+    assert_eq!(
+        cw.running_per_host(&tasks),
+        per_host(&[("a", 3), ("b", 3), ("c", 3)])
+    );
+}
+
+#[test]
+fn a_host_killed_its_tasks_move_and_it_is_fenced_when_back() {
+    let (cw, before, lost) = six_on_three_small_hosts("loss-kill", &[], "b");
+    cw.phase(&format!("kill host {lost}"));
+    cw.host(&lost).kill_host();
+    let old = service_survives_losing(&cw, &lost, &before);
+    cw.phase(&format!("host {lost}'s agent back"));
+    cw.host(&lost).start_agent();
+    fenced_and_takes_new_tasks(&cw, &lost, &old);
+    cw.phase("done");
+}
+
+#[test]
+fn a_host_cut_off_its_tasks_move_and_it_is_fenced_when_back() {
+    let (cw, before, lost) = six_on_three_small_hosts("loss-cut", &[], "b");
+    let host = cw.host(&lost);
+    let on_it = host.container_ids().len();
+    assert!(on_it > 0);
+    cw.phase(&format!("cut host {lost}'s link"));
+    host.cut_link();
+    let old = service_survives_losing(&cw, &lost, &before);
+    // Cut off, its containers still run: only the host itself can stop
+    // them, once it hears it was fenced.
+    assert_eq!(host.container_ids().len(), on_it);
+    // A cable out a while longer: the agent retries (fencing, rejoining)
+    // against a store it cannot reach, and must outlive that.
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    assert_eq!(host.container_ids().len(), on_it);
+    let survived = host.agent_running();
+    cw.phase(&format!("restore host {lost}'s link"));
+    host.restore_link();
+    if !survived {
+        // Go on as systemd's Restart= would, to check the fencing too;
+        // the agent's exit fails the test below.
+        eprintln!("the agent of host {lost} exited while cut off; restarting it");
+        host.restart_agent();
+    }
+    fenced_and_takes_new_tasks(&cw, &lost, &old);
+    cw.phase("done");
+    assert!(
+        survived,
+        "the agent of host {lost} exited while cut off from etcd:\n{}",
+        host.agent_log_tail(10)
+    );
+}
+
+#[test]
+fn draining_a_host_empties_it_within_the_deployment_limits() {
+    // Replacements first: never fewer than 6 RUNNING, never more than 9.
+    let (cw, _, drained) = six_on_three_small_hosts(
+        "drain",
+        &[
+            "--deployment-configuration",
+            "maximumPercent=150,minimumHealthyPercent=100",
+        ],
+        "c",
+    );
+    let arn = cw.instance(&drained).expect("registered")["containerInstanceArn"]
+        .as_str()
+        .expect("arn")
+        .to_string();
+    assert_ok(&cw.berth(&[
+        "update-container-instances-state",
+        "--cluster",
+        CLUSTER,
+        "--container-instances",
+        &arn,
+        "--status",
+        "DRAINING",
+    ]));
+    let mut seen = BTreeSet::new();
+    cw.wait_until(
+        120,
+        &format!("host {drained} drained, 6 RUNNING elsewhere"),
+        || {
+            let tasks = cw.service_tasks("web", "RUNNING");
+            let running = tasks
+                .iter()
+                .filter(|t| t["lastStatus"] == "RUNNING")
+                .count();
+            seen.insert(running);
+            let per = cw.running_per_host(&tasks);
+            (tasks.len() == 6 && running == 6 && !per.contains_key(&drained)).then_some(tasks)
+        },
+    );
+    assert!(
+        seen.iter().all(|n| (6..=9).contains(n)),
+        "RUNNING counts seen while draining: {seen:?}"
+    );
+    // The last task leaving it stops after its replacement ran.
+    let i = cw.wait_until(60, &format!("host {drained} runs no task"), || {
+        cw.instance(&drained)
+            .filter(|i| i["runningTasksCount"] == 0)
+    });
+    assert_eq!(i["status"], "DRAINING", "{i}");
+}
+
+#[test]
+fn a_restarted_agent_keeps_its_hosts_tasks() {
+    let specs = &three_zones()[..2];
+    let cw = ClusterWorld::start("restart", specs);
+    register_looper(&cw, "web", 32);
+    create_service(
+        &cw,
+        "web",
+        "web",
+        4,
+        &["--placement-strategy", SPREAD_BY_ZONE],
+    );
+    let before = cw.wait_service_running("web", 4);
+    let arns = |tasks: &[Value]| -> BTreeSet<String> {
+        tasks
+            .iter()
+            .filter_map(|t| t["taskArn"].as_str().map(str::to_string))
+            .collect()
+    };
+    // Killed and back within the lease: the host is never lost, its agent
+    // re-adopts the tasks running there.
+    cw.phase("restart host a's agent");
+    cw.host("a").restart_agent();
+    cw.wait_connected(BTreeSet::from(["a", "b"]));
+    cw.phase("host a connected");
+    // Past two lease TTLs (3 s): a host counted lost would show by now.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let after = cw.wait_service_running("web", 4);
+    cw.phase("4 RUNNING");
+    assert_eq!(arns(&after), arns(&before));
+    assert_eq!(cw.instance("a").expect("a")["agentConnected"], true);
+}
+
+#[test]
+fn with_etcd_stopped_verbs_fail_naming_the_store_and_the_cluster_resumes() {
+    let mut cw = ClusterWorld::start("etcd-down", &three_zones()[..2]);
+    register_looper(&cw, "web", 32);
+    create_service(
+        &cw,
+        "web",
+        "web",
+        2,
+        &["--placement-strategy", SPREAD_BY_ZONE],
+    );
+    let before = cw.wait_service_running("web", 2);
+    cw.phase("stop etcd");
+    cw.kill_etcd();
+    for verb in [
+        &["list-clusters"][..],
+        &["describe-clusters", "--clusters", CLUSTER],
+        &["run-task", "--cluster", CLUSTER, "--task-definition", "web"],
+        &[
+            "register-task-definition",
+            "--cli-input-json",
+            r#"{"family":"x","containerDefinitions":[{"name":"m","image":"busybox","memory":8}]}"#,
+        ],
+    ] {
+        let out = cw.berth_bounded("a", verb, 60);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{verb:?} succeeded with etcd down");
+        assert!(
+            err.contains(&cw.etcd_endpoint),
+            "{verb:?}: the error names not the store {}: {err}",
+            cw.etcd_endpoint
+        );
+        assert!(!err.contains("panicked"), "{verb:?}: {err}");
+    }
+    // The agents outlive the outage.
+    for h in &cw.hosts {
+        assert!(
+            h.agent_running(),
+            "agent {} exited:\n{}",
+            h.name(),
+            h.agent_log_tail(10)
+        );
+    }
+    cw.phase("restart etcd");
+    cw.restart_etcd();
+    // Nothing of the failed verbs was written; the hosts and the service
+    // carry on with the same tasks.
+    let out = cw.berth(&["describe-task-definition", "--task-definition", "x"]);
+    assert!(!out.status.success(), "a failed registration was written");
+    let listed = cw.berth_json(&["list-tasks", "--cluster", CLUSTER]);
+    assert_eq!(
+        listed["taskArns"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+    cw.wait_connected(BTreeSet::from(["a", "b"]));
+    let after = cw.wait_service_running("web", 2);
+    let arns = |ts: &[Value]| -> BTreeSet<String> {
+        ts.iter()
+            .filter_map(|t| t["taskArn"].as_str().map(str::to_string))
+            .collect()
+    };
+    let old: Vec<String> = arns(&before).into_iter().collect();
+    assert_eq!(
+        arns(&after),
+        arns(&before),
+        "the tasks were replaced: {:?}",
+        cw.describe_tasks(&old)
+            .iter()
+            .map(|t| {
+                let id = task_id(t);
+                let log = cw.host(&cw.host_of_task(t)).task_log(&id);
+                format!("{id} ({}): {log}", t["stoppedReason"])
+            })
+            .collect::<Vec<_>>()
+    );
+    let out = cw.berth_json(&["run-task", "--cluster", CLUSTER, "--task-definition", "web"]);
+    assert_eq!(out["tasks"].as_array().map(Vec::len), Some(1), "{out}");
+    cw.phase("done");
+}
