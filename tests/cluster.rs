@@ -654,3 +654,62 @@ fn an_etcd_outage_leaves_the_running_tasks_running() {
     );
     cw.phase("done");
 }
+
+#[test]
+fn one_etcd_member_of_three_killed_mid_run_changes_nothing() {
+    let specs: Vec<HostSpec> = three_zones().into_iter().map(|s| s.memory(96)).collect();
+    let mut cw = ClusterWorld::start_on_three_members("etcd3", &specs);
+    register_looper(&cw, "web", 32);
+    create_service(
+        &cw,
+        "web",
+        "web",
+        6,
+        &["--placement-strategy", SPREAD_BY_ZONE],
+    );
+    let before = cw.wait_service_running("web", 6);
+    // The leader, the worst member to lose.
+    let leader = cw.wait_until(20, "an etcd leader", || cw.etcd_leader());
+    cw.phase(&format!("kill etcd member {leader} (the leader)"));
+    cw.kill_etcd_member(leader);
+    // Every verb works on from any host, the service scales onto all three.
+    assert_ok(&cw.host("b").berth(&[
+        "update-service",
+        "--cluster",
+        CLUSTER,
+        "--service",
+        "web",
+        "--desired-count",
+        "9",
+    ]));
+    let after = cw.wait_service_running("web", 9);
+    cw.phase("9 RUNNING");
+    assert_eq!(
+        cw.running_per_host(&after),
+        per_host(&[("a", 3), ("b", 3), ("c", 3)])
+    );
+    // Nothing was lost or replaced: the 6 run on beside the 3 new ones,
+    // and no host was ever counted lost.
+    for t in &before {
+        assert!(
+            after.iter().any(|a| a["taskArn"] == t["taskArn"]),
+            "task {} was replaced",
+            task_id(t)
+        );
+    }
+    for h in &cw.hosts {
+        let i = cw.instance(h.name()).expect("registered");
+        assert_eq!(i["agentConnected"], true, "{i}");
+        assert!(h.agent_running(), "agent {} exited", h.name());
+    }
+    cw.restart_etcd_member(leader);
+    cw.phase("member back");
+    let out = cw
+        .host("c")
+        .berth_json(&["list-tasks", "--cluster", CLUSTER]);
+    assert_eq!(out["taskArns"].as_array().map(Vec::len), Some(9), "{out}");
+    // Three members, 9 tasks on 3 hosts: dropped, all of it goes.
+    let footprint = cw.footprint();
+    drop(cw);
+    assert_eq!(footprint.leftovers(), Vec::<String>::new());
+}
