@@ -713,3 +713,60 @@ fn one_etcd_member_of_three_killed_mid_run_changes_nothing() {
     drop(cw);
     assert_eq!(footprint.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn logs_and_exec_of_a_task_on_another_host_name_it_and_work_there() {
+    let cw = ClusterWorld::start("logs", &three_zones()[..2]);
+    let td = json!({
+        "family": "talk",
+        "networkMode": "none",
+        "containerDefinitions": [{
+            "name": "main", "image": "busybox", "memory": 32,
+            "command": ["sh", "-c", "echo hello-from-b; trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+        }]
+    });
+    cw.berth_json(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &td.to_string(),
+    ]);
+    let input = json!({
+        "cluster": CLUSTER,
+        "taskDefinition": "talk",
+        "placementConstraints": [{"type": "memberOf", "expression": "attribute:ecs.availability-zone == zone-b"}]
+    });
+    let out = cw.berth_json(&["run-task", "--cli-input-json", &input.to_string()]);
+    let id = task_id(&out["tasks"][0]);
+    cw.wait_until(60, "the task RUNNING on b", || {
+        let t = cw.describe_tasks(std::slice::from_ref(&id)).pop()?;
+        (t["lastStatus"] == "RUNNING" && cw.host_of_task(&t) == "b").then_some(())
+    });
+    let b_id = cw.host("b").id().expect("b's id");
+    let logs = ["logs", &id, "--cluster", CLUSTER, "--container", "main"];
+    let exec = [
+        "execute-command",
+        "--cluster",
+        CLUSTER,
+        "--task",
+        &id,
+        "--container",
+        "main",
+        "--command",
+        "echo in-b",
+        "--interactive",
+    ];
+    // From host a: an error naming where the task is, never an empty answer.
+    for verb in [&logs[..], &exec[..]] {
+        let out = cw.host("a").berth(verb);
+        assert!(!out.status.success(), "{verb:?} on a: {}", stdout(&out));
+        assert!(stderr(&out).contains(&b_id), "{verb:?}: {}", stderr(&out));
+    }
+    // On host b: they work.
+    cw.wait_until(30, "the task's log on b", || {
+        let out = cw.host("b").berth(&logs);
+        (out.status.success() && stdout(&out).contains("hello-from-b")).then_some(())
+    });
+    let out = cw.host("b").berth(&exec);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("in-b"), "{}", stdout(&out));
+}
