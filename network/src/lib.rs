@@ -13,7 +13,7 @@ mod links;
 pub mod nat;
 pub mod tables;
 
-pub use ipam::{allocate, Subnet};
+pub use ipam::{allocate, free_slice, Subnet};
 pub use links::{attach, detach, ensure_bridge, link_exists, remove_bridge};
 
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,7 @@ pub mod metering;
 mod networks;
 pub mod run_task;
 pub mod services;
+mod slices;
 mod task_definitions;
 pub mod tasks;
 

@@ -1,0 +1,338 @@
+//! Per-host slices of a cluster network (flannel's host-gw shape): on a
+//! shared store each host's bridge carries its own slice of the network,
+//! leased in the store (`slices/<bridge>/<slice>`, see [`keys`]), and a
+//! task takes its address from the slice of the host it is placed on, so
+//! the other hosts route that slice via its host. With the embedded store
+//! the one host's slice is the whole network, and nothing is written.
+//!
+//! The slice belongs to the host and the bridge, not to one cluster:
+//! clusters sharing a bridge share its network, and a host's bridge has one
+//! gateway. The slicing rule is `berth_net`'s (`Subnet::slice`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use berth_net::Subnet;
+
+use super::{decode, retry, Ecs, NetworkConfig};
+use crate::error::{EcsError, EcsResult, ErrorKind};
+use crate::model::{Cluster, ClusterStatus};
+use crate::store::{keys, Expect, Op};
+
+impl Ecs {
+    /// The slice of `net` the bridge of `host` carries: the whole network
+    /// with the embedded store; on a shared store the slice the host holds,
+    /// leased now (the lowest free one) when it holds none.
+    pub fn host_slice(&self, net: &NetworkConfig, host: &str) -> EcsResult<Subnet> {
+        if !self.store.shared() {
+            return Ok(net.subnet);
+        }
+        retry(|| {
+            let held = self.slices(net)?;
+            if let Some((slice, _)) = held.get(host) {
+                return Ok(Ok(*slice));
+            }
+            let taken: BTreeSet<_> = held.values().map(|(s, _)| s.network).collect();
+            let Some(slice) = berth_net::free_slice(&net.subnet, &taken) else {
+                return Err(EcsError::new(
+                    ErrorKind::ClientException,
+                    format!(
+                        "network: no free /{} slice of {} (bridge {}) left for host {host}: {} hosts hold them all",
+                        net.subnet.slice_prefix(),
+                        net.subnet,
+                        net.bridge,
+                        held.len()
+                    ),
+                ));
+            };
+            let op = Op::Put {
+                key: keys::slice(&net.bridge, slice.network),
+                value: host.as_bytes().to_vec(),
+                expect: Expect::Absent,
+            };
+            Ok(self.store.commit(&[op]).map(|_| slice))
+        })
+    }
+
+    /// Every host's slice of `net` (with the revision of its lease), by
+    /// host id; none with the embedded store.
+    pub fn slices(&self, net: &NetworkConfig) -> EcsResult<BTreeMap<String, (Subnet, u64)>> {
+        let mut out = BTreeMap::new();
+        for (key, rec) in self.store.list(&keys::slices_of(&net.bridge))? {
+            // A key of another cut (a network re-made on the bridge with
+            // another subnet) is no slice of this one.
+            let Some(slice) = keys::parse_slice(&key).and_then(|n| net.subnet.slice_at(n)) else {
+                continue;
+            };
+            let host = String::from_utf8_lossy(&rec.value).to_string();
+            out.insert(host, (slice, rec.revision));
+        }
+        Ok(out)
+    }
+
+    /// The operations that free `host`'s slice of `cluster`'s network as
+    /// its instance leaves the cluster, unless the host still has an
+    /// instance in another cluster on the same bridge (whose tasks use it).
+    pub(crate) fn release_slice_ops(&self, cluster: &Cluster, host: &str) -> EcsResult<Vec<Op>> {
+        if !self.store.shared() {
+            return Ok(Vec::new());
+        }
+        let net = self.cluster_network(cluster)?;
+        for (_, rec) in self.store.list(keys::CLUSTERS)? {
+            let other: Cluster = decode(&rec.value)?;
+            if other.cluster_name == cluster.cluster_name || other.status != ClusterStatus::Active {
+                continue;
+            }
+            let same_bridge = self.cluster_network(&other)?.bridge == net.bridge;
+            if same_bridge
+                && self
+                    .store
+                    .get(&keys::instance(&other.cluster_name, host))?
+                    .is_some()
+            {
+                return Ok(Vec::new());
+            }
+        }
+        Ok(self
+            .slices(&net)?
+            .get(host)
+            .map(|(slice, revision)| Op::Delete {
+                key: keys::slice(&net.bridge, slice.network),
+                expect: Expect::Revision(*revision),
+            })
+            .into_iter()
+            .collect())
+    }
+}
+
+/// Ecs handles of several hosts over one store that says it is shared:
+/// the embedded SQLite store, shared by handles in one process, with
+/// `shared()` true, stands in for etcd in unit tests (the etcd backend
+/// passes the same store contract).
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::sync::Arc;
+
+    use crate::ecs::Ecs;
+    use crate::host::Host;
+    use crate::model::Partition;
+    use crate::store::{Op, Record, SqliteStore, Store, StoreResult};
+
+    struct Shared(Arc<SqliteStore>);
+
+    impl Store for Shared {
+        fn get(&self, key: &str) -> StoreResult<Option<Record>> {
+            self.0.get(key)
+        }
+        fn list(&self, prefix: &str) -> StoreResult<Vec<(String, Record)>> {
+            self.0.list(prefix)
+        }
+        fn commit(&self, ops: &[Op]) -> StoreResult<u64> {
+            self.0.commit(ops)
+        }
+        fn acquire_lease(
+            &self,
+            name: &str,
+            holder: &str,
+            ttl: std::time::Duration,
+        ) -> StoreResult<bool> {
+            self.0.acquire_lease(name, holder, ttl)
+        }
+        fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+            self.0.release_lease(name, holder)
+        }
+        fn shared(&self) -> bool {
+            true
+        }
+    }
+
+    /// One Ecs per host id in `hosts`, all over one shared store.
+    pub(crate) fn hosts(hosts: &[&str]) -> (tempfile::TempDir, Vec<Ecs>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).expect("store"));
+        let ecs = hosts
+            .iter()
+            .map(|id| {
+                let host = Host {
+                    id: id.to_string(),
+                    hostname: format!("host-{id}"),
+                    cpu_units: 4096,
+                    memory_mib: 4096,
+                    arch: "x86_64".into(),
+                };
+                Ecs::with_store(Box::new(Shared(store.clone())), Partition::default(), host)
+                    .expect("ecs")
+            })
+            .collect();
+        (dir, ecs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ecs::fixtures::ecs;
+
+    fn net(subnet: &str) -> NetworkConfig {
+        NetworkConfig::new("lab0", subnet, ("bridge", "subnet")).expect("net")
+    }
+
+    #[test]
+    fn one_host_of_the_embedded_store_has_the_whole_network() {
+        let (_d, ecs) = ecs();
+        let n = net("10.77.0.0/16");
+        assert_eq!(ecs.host_slice(&n, "h1").expect("slice"), n.subnet);
+        assert!(ecs.slices(&n).expect("none").is_empty());
+        let cluster = ecs.cluster(None).expect("default");
+        assert!(ecs
+            .release_slice_ops(&cluster, "h1")
+            .expect("ops")
+            .is_empty());
+    }
+
+    #[test]
+    fn each_host_leases_its_own_slice_once() {
+        let (_d, hosts) = fixtures::hosts(&["h1", "h2"]);
+        let n = net("10.77.0.0/16");
+        let a = hosts[0].host_slice(&n, "h1").expect("h1");
+        let b = hosts[1].host_slice(&n, "h2").expect("h2");
+        assert_eq!(a.to_string(), "10.77.0.0/24");
+        assert_eq!(b.to_string(), "10.77.1.0/24");
+        // Asked again, from any host: the same slice.
+        assert_eq!(hosts[1].host_slice(&n, "h1").expect("again"), a);
+        let held: Vec<(String, String)> = hosts[0]
+            .slices(&n)
+            .expect("slices")
+            .into_iter()
+            .map(|(h, (s, _))| (h, s.to_string()))
+            .collect();
+        assert_eq!(
+            held,
+            [
+                ("h1".to_string(), "10.77.0.0/24".to_string()),
+                ("h2".to_string(), "10.77.1.0/24".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_small_network_runs_out_of_slices_with_a_clear_error() {
+        let (_d, hosts) = fixtures::hosts(&["h1"]);
+        let n = net("10.77.0.0/24");
+        let slices: Vec<String> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|h| hosts[0].host_slice(&n, h).expect("slice").to_string())
+            .collect();
+        assert_eq!(
+            slices,
+            [
+                "10.77.0.0/26",
+                "10.77.0.64/26",
+                "10.77.0.128/26",
+                "10.77.0.192/26"
+            ]
+        );
+        let e = hosts[0].host_slice(&n, "e").expect_err("full");
+        assert!(
+            e.message
+                .starts_with("network: no free /26 slice of 10.77.0.0/24"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn concurrent_hosts_never_share_a_slice() {
+        let ids: Vec<String> = (0..6).map(|i| format!("h{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let (_d, hosts) = fixtures::hosts(&refs);
+        let n = net("10.77.0.0/16");
+        let slices: BTreeSet<String> = std::thread::scope(|s| {
+            let runs: Vec<_> = hosts
+                .iter()
+                .zip(&ids)
+                .map(|(ecs, id)| s.spawn(|| ecs.host_slice(&n, id).expect("slice").to_string()))
+                .collect();
+            runs.into_iter()
+                .map(|r| r.join().expect("thread"))
+                .collect()
+        });
+        assert_eq!(slices.len(), 6);
+    }
+
+    #[test]
+    fn a_task_takes_its_address_from_the_slice_of_the_host_it_lands_on() {
+        use crate::ecs::RunTask;
+        use crate::model::TaskDefinition;
+        let (_d, hosts) = fixtures::hosts(&["h1", "h2"]);
+        hosts[0]
+            .create_cluster("lab", vec![], Some(net("10.77.0.0/16")))
+            .expect("lab");
+        let lab = hosts[0].cluster(Some("lab")).expect("lab");
+        for ecs in &hosts {
+            ecs.host_instance(&lab).expect("register");
+        }
+        let td: TaskDefinition = serde_json::from_value(serde_json::json!({
+            "family": "web",
+            "networkMode": "awsvpc",
+            "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 64 }],
+        }))
+        .expect("td");
+        hosts[0].register_task_definition(td).expect("register");
+        let req = RunTask {
+            cluster: Some("lab".into()),
+            task_definition: "web".into(),
+            ..Default::default()
+        };
+        let on = |host: &str| {
+            let (_, tasks) = hosts[0]
+                .start_task(&req, &[host.to_string()])
+                .expect("start-task");
+            let n = tasks[0].berth.as_ref().and_then(|b| b.network.clone());
+            let n = n.expect("network");
+            (n.address, n.prefix, n.gateway)
+        };
+        let h2 = hosts[1].host_slice(&net("10.77.0.0/16"), "h2").expect("h2");
+        assert_eq!(
+            on("h2"),
+            (
+                format!(
+                    "{}",
+                    berth_net::allocate(&h2, &BTreeSet::new()).expect("first")
+                ),
+                24,
+                h2.gateway().to_string()
+            )
+        );
+        let h1 = hosts[0].host_slice(&net("10.77.0.0/16"), "h1").expect("h1");
+        assert_ne!(h1, h2);
+        assert_eq!(on("h1").2, h1.gateway().to_string());
+        assert_eq!(on("h2").0, {
+            let mut second = h2.gateway().octets();
+            second[3] += 2;
+            std::net::Ipv4Addr::from(second).to_string()
+        });
+    }
+
+    #[test]
+    fn the_slice_is_freed_with_the_hosts_last_instance_on_the_bridge() {
+        let (_d, hosts) = fixtures::hosts(&["h1"]);
+        let ecs = &hosts[0];
+        ecs.create_cluster("a", vec![], Some(net("10.77.0.0/16")))
+            .expect("a");
+        ecs.create_cluster("b", vec![], Some(net("10.77.0.0/16")))
+            .expect("b");
+        let a = ecs.cluster(Some("a")).expect("a");
+        let b = ecs.cluster(Some("b")).expect("b");
+        ecs.host_instance(&a).expect("in a");
+        ecs.host_instance(&b).expect("in b");
+        ecs.host_slice(&net("10.77.0.0/16"), "h1").expect("slice");
+        // Still in b, on the same bridge: the slice stays.
+        assert!(ecs.release_slice_ops(&a, "h1").expect("ops").is_empty());
+        ecs.deregister_container_instance(Some("b"), "h1", false)
+            .expect("leave b");
+        assert_eq!(ecs.slices(&net("10.77.0.0/16")).expect("held").len(), 1);
+        ecs.deregister_container_instance(Some("a"), "h1", false)
+            .expect("leave a");
+        assert!(ecs.slices(&net("10.77.0.0/16")).expect("freed").is_empty());
+    }
+}
