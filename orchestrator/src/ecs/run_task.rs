@@ -149,7 +149,12 @@ impl Ecs {
                 continue;
             }
             let held = self.held_ports(ci.id(), &v.protocols())?;
-            instances.push(Candidate::new(ci, rec.revision, held));
+            let mut candidate = Candidate::new(ci, rec.revision, held);
+            if v.addresses_wanted() > 0 {
+                let slice = self.host_slice(&v.net, candidate.record.id())?;
+                candidate = candidate.with_slice(slice);
+            }
+            instances.push(candidate);
         }
         let taken_addresses = if v.addresses_wanted() > 0 {
             self.taken_addresses(&v.net.bridge)?
@@ -209,7 +214,7 @@ fn reserve(
     decision: &Decision,
 ) -> EcsResult<(Task, Vec<crate::store::Op>)> {
     let mut task = record::new_task(&ecs.partition, v, id, &decision.record, now());
-    record::place_on_network(v, &mut task, &decision.addresses);
+    record::place_on_network(v, &mut task, decision);
     let ops = record::reservation_ops(v, &mut task, decision)?;
     Ok((task, ops))
 }
