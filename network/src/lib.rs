@@ -11,6 +11,7 @@ mod ipam;
 pub mod lb;
 mod links;
 pub mod nat;
+pub mod routes;
 pub mod tables;
 
 pub use ipam::{allocate, free_slice, Subnet};
