@@ -10,6 +10,7 @@
 
 pub mod gc;
 mod plan;
+pub mod routes;
 
 use std::time::{Duration, Instant};
 
@@ -172,6 +173,7 @@ fn agent_pass(ecs: &Ecs, cfg: &Config) -> EcsResult<()> {
             tracing::warn!("reconcile {c}: {e}");
         }
     }
+    routes::sync_all(ecs);
     // Listeners come back after a reboot, used or not.
     if let Err(e) = ecs.sync_load_balancers(&ecs.load_balancer_names()?) {
         tracing::warn!("{e}");

@@ -22,7 +22,21 @@ pub(super) fn reconcile(
 }
 
 /// In the foreground until killed (systemd stops it with SIGTERM).
-pub(super) fn run(ecs: &Ecs, cfg: &Config, interval: u64) -> Result<Outcome, EcsError> {
+pub(super) fn run(
+    ecs: &Ecs,
+    cfg: &Config,
+    interval: u64,
+    host_address: Option<std::net::Ipv4Addr>,
+) -> Result<Outcome, EcsError> {
+    // Networks across hosts: the other hosts route this host's slices via
+    // this address (one host alone has nothing to route).
+    if ecs.shared_store() || host_address.is_some() {
+        let store = std::env::var("BERTH_STORE").ok();
+        ecs.set_host_address(reconcile::routes::host_address(
+            host_address,
+            store.as_deref(),
+        )?);
+    }
     reconcile::agent(ecs, cfg, interval, || false)?;
     Ok(Outcome::Printed)
 }

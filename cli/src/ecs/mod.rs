@@ -113,6 +113,11 @@ pub enum EcsCommand {
         /// Seconds between passes.
         #[arg(long, default_value_t = 5)]
         interval: u64,
+        /// This host's underlay address, which the other hosts route its
+        /// slice of each cluster network via (default: the source address
+        /// toward the store, else the first global address).
+        #[arg(long, env = "BERTH_HOST_ADDRESS", value_name = "IP")]
+        host_address: Option<std::net::Ipv4Addr>,
     },
     /// Start tasks on named container instances.
     StartTask(tasks::Start),
@@ -313,7 +318,10 @@ fn call(ecs: &Ecs, cfg: &Config, cmd: EcsCommand) -> Result<Outcome, EcsError> {
         }
         C::ListServices { cluster } => value(ecs.list_services(cluster.as_deref())),
         C::Reconcile { cluster } => agent::reconcile(ecs, cfg, cluster.as_deref()),
-        C::Agent { interval } => agent::run(ecs, cfg, interval),
+        C::Agent {
+            interval,
+            host_address,
+        } => agent::run(ecs, cfg, interval, host_address),
         C::CreateLoadBalancer(args) => load_balancers::create(ecs, args),
         C::DescribeLoadBalancers { names } => value(ecs.describe_load_balancers(&names)),
         C::DeleteLoadBalancer { name } => value(ecs.delete_load_balancer(&name)),

@@ -31,8 +31,10 @@ pub mod tasks;
 
 pub use instances::AGENT_VERSION;
 pub use networks::NetworkConfig;
+pub use networks::{peer_routes, store_endpoint};
 pub(crate) use run_task::launch_type_for;
 pub use run_task::{task_needs, RunTask};
+pub use slices::{instance_address, HOST_ADDRESS_ATTRIBUTE};
 pub use tasks::{public, TaskFilter};
 
 pub const DEFAULT_CLUSTER: &str = "default";
@@ -44,6 +46,9 @@ pub struct Ecs {
     pub(crate) partition: Partition,
     pub(crate) host: Host,
     pub(crate) network: NetworkConfig,
+    /// This host's underlay address, which the other hosts route its
+    /// slices via (`berth agent --host-address`; see `ecs/slices.rs`).
+    pub(crate) host_address: std::sync::OnceLock<std::net::Ipv4Addr>,
 }
 
 pub(crate) fn now() -> String {
@@ -94,6 +99,7 @@ impl Ecs {
             partition,
             host,
             network: NetworkConfig::from_env()?,
+            host_address: Default::default(),
         };
         ecs.ensure_cluster(DEFAULT_CLUSTER)?;
         Ok(ecs)

@@ -8,17 +8,104 @@
 //! The slice belongs to the host and the bridge, not to one cluster:
 //! clusters sharing a bridge share its network, and a host's bridge has one
 //! gateway. The slicing rule is `berth_net`'s (`Subnet::slice`).
+//!
+//! The other hosts route a host's slice via its underlay address, kept on
+//! its container instances as the attribute [`HOST_ADDRESS_ATTRIBUTE`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 use berth_net::Subnet;
 
 use super::{decode, retry, Ecs, NetworkConfig};
 use crate::error::{EcsError, EcsResult, ErrorKind};
-use crate::model::{Cluster, ClusterStatus};
+use crate::model::{Attribute, Cluster, ClusterStatus, ContainerInstance};
 use crate::store::{keys, Expect, Op};
 
+/// The attribute of a container instance holding its host's underlay
+/// address.
+pub const HOST_ADDRESS_ATTRIBUTE: &str = "berth.host-address";
+
 impl Ecs {
+    /// True when other hosts share this store (see `Store::shared`).
+    pub fn shared_store(&self) -> bool {
+        self.store.shared()
+    }
+
+    /// Set this host's underlay address, once (the agent does at start).
+    pub fn set_host_address(&self, address: Ipv4Addr) {
+        let _ = self.host_address.set(address);
+    }
+
+    /// This host's underlay address, when the agent set it.
+    pub fn host_address(&self) -> Option<Ipv4Addr> {
+        self.host_address.get().copied()
+    }
+
+    /// Whether this host has a container instance in `cluster`.
+    pub fn has_instance(&self, cluster: &str) -> EcsResult<bool> {
+        Ok(self
+            .store
+            .get(&keys::instance(cluster, &self.host.id))?
+            .is_some())
+    }
+
+    /// This host's id (its container instances' id).
+    pub fn host_id(&self) -> &str {
+        &self.host.id
+    }
+
+    /// Keep [`Self::host_address`] on this host's instance in `cluster` as
+    /// [`HOST_ADDRESS_ATTRIBUTE`] (written only when it differs); nothing
+    /// when the host has no instance there or no address.
+    pub fn record_host_address(&self, cluster: &Cluster) -> EcsResult<()> {
+        let Some(address) = self.host_address() else {
+            return Ok(());
+        };
+        let key = keys::instance(&cluster.cluster_name, &self.host.id);
+        retry(|| {
+            let Some(rec) = self.store.get(&key)? else {
+                return Ok(Ok(()));
+            };
+            let mut ci: ContainerInstance = decode(&rec.value)?;
+            let value = Some(address.to_string());
+            if instance_address(&ci) == Some(address) {
+                return Ok(Ok(()));
+            }
+            ci.attributes.retain(|a| a.name != HOST_ADDRESS_ATTRIBUTE);
+            ci.attributes.push(Attribute {
+                name: HOST_ADDRESS_ATTRIBUTE.into(),
+                value,
+            });
+            ci.version += 1;
+            let op = Op::Put {
+                key: key.clone(),
+                value: super::encode(&ci)?,
+                expect: Expect::Revision(rec.revision),
+            };
+            Ok(self.store.commit(&[op]).map(|_| ()))
+        })
+    }
+
+    /// Each host's underlay address, by host id, from its instances in
+    /// every ACTIVE cluster on `net`'s bridge (they share its slices).
+    pub fn host_addresses(&self, net: &NetworkConfig) -> EcsResult<BTreeMap<String, Ipv4Addr>> {
+        let mut out = BTreeMap::new();
+        for (_, rec) in self.store.list(keys::CLUSTERS)? {
+            let c: Cluster = decode(&rec.value)?;
+            if c.status != ClusterStatus::Active || self.cluster_network(&c)?.bridge != net.bridge {
+                continue;
+            }
+            for (_, rec) in self.store.list(&keys::instances_of(&c.cluster_name))? {
+                let ci: ContainerInstance = decode(&rec.value)?;
+                if let Some(address) = instance_address(&ci) {
+                    out.insert(ci.id().to_string(), address);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The slice of `net` the bridge of `host` carries: the whole network
     /// with the embedded store; on a shared store the slice the host holds,
     /// leased now (the lowest free one) when it holds none.
@@ -102,6 +189,14 @@ impl Ecs {
             .into_iter()
             .collect())
     }
+}
+
+/// The underlay address an instance's attribute holds.
+pub fn instance_address(ci: &ContainerInstance) -> Option<Ipv4Addr> {
+    ci.attributes
+        .iter()
+        .find(|a| a.name == HOST_ADDRESS_ATTRIBUTE)
+        .and_then(|a| a.value.as_deref()?.parse().ok())
 }
 
 /// Ecs handles of several hosts over one store that says it is shared:
@@ -311,6 +406,38 @@ mod tests {
             second[3] += 2;
             std::net::Ipv4Addr::from(second).to_string()
         });
+    }
+
+    #[test]
+    fn each_host_address_is_kept_on_its_instances() {
+        let (_d, hosts) = fixtures::hosts(&["h1", "h2", "h3"]);
+        hosts[0]
+            .create_cluster("lab", vec![], Some(net("10.77.0.0/16")))
+            .expect("lab");
+        let lab = hosts[0].cluster(Some("lab")).expect("lab");
+        for (i, ecs) in hosts.iter().enumerate() {
+            ecs.host_instance(&lab).expect("register");
+            if i < 2 {
+                ecs.set_host_address(Ipv4Addr::new(192, 0, 2, 1 + i as u8));
+            }
+            ecs.record_host_address(&lab).expect("record");
+            // Unchanged: no new version.
+            ecs.record_host_address(&lab).expect("again");
+        }
+        let h1 = hosts[0].host_instance(&lab).expect("h1");
+        assert_eq!(instance_address(&h1), Some(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(h1.version, 2);
+        let addresses = hosts[2].host_addresses(&net("10.77.0.0/16")).expect("all");
+        assert_eq!(
+            addresses.into_iter().collect::<Vec<_>>(),
+            [
+                ("h1".to_string(), Ipv4Addr::new(192, 0, 2, 1)),
+                ("h2".to_string(), Ipv4Addr::new(192, 0, 2, 2))
+            ]
+        );
+        // Another bridge's clusters are not asked.
+        let other = NetworkConfig::new("lab1", "10.78.0.0/16", ("b", "s")).expect("net");
+        assert!(hosts[0].host_addresses(&other).expect("none").is_empty());
     }
 
     #[test]
