@@ -26,7 +26,7 @@ use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::RouteMessageBuilder;
 
 use crate::links::{err, with_handle};
-use crate::nat::{cross_chain, ensure_table, nft_script, route_to_tasks};
+use crate::nat::{cross_chain, ensure_table, loopback_guard, nft_script, route_to_tasks};
 use crate::{Error, Result, Subnet};
 
 /// berth's route protocol number (RTPROT_*): unused by the kernel and by
@@ -180,23 +180,39 @@ fn peer_route(message: &RouteMessage) -> Option<PeerRoute> {
 /// `underlay`: both forward (per interface), and the network's table
 /// accepts what leaves the bridge for `network` through `underlay`
 /// (unmasqueraded: the other host routes the replies back by this host's
-/// slice). `slice` is this host's, which the bridge carries.
+/// slice), and the replies of connections made to the tasks from the
+/// underlay (a load balancer or port mapping on another host, which
+/// masquerades); a task still opens nothing new beyond the network.
+/// `slice` is this host's, which the bridge carries.
+///
+/// The underlay also routes 127.0.0.1 sources, as the bridges do: a port
+/// mapping or load balancer reached on the host's loopback may send to a
+/// task on another host (masqueraded by its own rule). As for the bridges
+/// (CVE-2020-8558), what arrives on the underlay for 127.0.0.0/8 is
+/// dropped unless DNATed or a reply.
 pub fn open_underlay(bridge: &str, slice: &Subnet, network: &Subnet, underlay: &str) -> Result<()> {
     ensure_table(bridge, slice)?;
     route_to_tasks(bridge)?;
-    let path = format!("/proc/sys/net/ipv4/conf/{underlay}/forwarding");
-    std::fs::write(&path, "1").map_err(|e| Error::Netlink {
-        context: format!("write {path}"),
-        reason: e.to_string(),
-    })?;
+    for knob in ["forwarding", "route_localnet"] {
+        let path = format!("/proc/sys/net/ipv4/conf/{underlay}/{knob}");
+        std::fs::write(&path, "1").map_err(|e| Error::Netlink {
+            context: format!("write {path}"),
+            reason: e.to_string(),
+        })?;
+    }
     let t = crate::nat::table_name(bridge);
     let chain = cross_chain();
-    // One transaction: the chain is never seen empty by a packet that the
-    // old rules accepted.
+    // One transaction: the chains are never seen empty by a packet that
+    // the old rules accepted (or dropped).
     nft_script(&format!(
         "add chain ip {t} {chain}\n\
          flush chain ip {t} {chain}\n\
-         add rule ip {t} {chain} oifname \"{underlay}\" ip daddr {network} accept\n"
+         add rule ip {t} {chain} oifname \"{underlay}\" ip daddr {network} accept\n\
+         add rule ip {t} {chain} oifname \"{underlay}\" ct state established,related accept\n\
+         add chain ip {t} {chain}_input {{ type filter hook input priority filter; policy accept; }}\n\
+         flush chain ip {t} {chain}_input\n\
+         add rule ip {t} {chain}_input {}\n",
+        loopback_guard(&format!("\"{underlay}\""))
     ))
 }
 

@@ -148,6 +148,7 @@ fn routes_let_a_task_reach_a_task_behind_another_hosts_bridge() {
         let cidr = format!("{}/24", h.address);
         ip(&["-n", &h.ns.0, "addr", "add", &cidr, "dev", &h.underlay]);
         ip(&["-n", &h.ns.0, "link", "set", &h.underlay, "up"]);
+        ip(&["-n", &h.ns.0, "link", "set", "lo", "up"]);
         h.plug_task();
     }
     let listener = b
@@ -180,17 +181,63 @@ fn routes_let_a_task_reach_a_task_behind_another_hosts_bridge() {
     }
 
     let server = std::thread::spawn(move || {
-        let (mut stream, peer) = listener.accept().expect("accept");
-        stream.write_all(b"hello from b").expect("write");
-        peer
+        let mut peers = Vec::new();
+        for _ in 0..2 {
+            let (mut stream, peer) = listener.accept().expect("accept");
+            stream.write_all(b"hello from b").expect("write");
+            peers.push(peer.ip());
+        }
+        peers
     });
-    let mut stream = connect(&a, target).expect("a task on a reaches a task on b");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read");
-    assert_eq!(answer, "hello from b");
-    // Not masqueraded: b saw a's task address.
-    let peer = server.join().expect("server");
-    assert_eq!(peer.ip(), std::net::IpAddr::V4(a.task_address()));
+    let read_all = |mut stream: TcpStream| {
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        answer
+    };
+    let stream = connect(&a, target).expect("a task on a reaches a task on b");
+    assert_eq!(read_all(stream), "hello from b");
+
+    // A load balancer on host a, listening on its loopback, sends to the
+    // task on b: 127.0.0.1 sources leave through the underlay, masqueraded.
+    let lb = a.ns.run(|| {
+        let listener = berth_net::lb::Listener {
+            name: format!("brt{tag}"),
+            address: Some(Ipv4Addr::LOCALHOST),
+            port: 9090,
+            protocol: "tcp".into(),
+        };
+        let backend = berth_net::lb::Backend {
+            address: b.task_address(),
+            port: 8080,
+            bridge: BRIDGE.into(),
+        };
+        berth_net::lb::apply(&listener, &[backend]).expect("load balancer");
+        TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], 9090)), patience())
+    });
+    assert_eq!(
+        read_all(lb.expect("a's load balancer reaches b")),
+        "hello from b"
+    );
+
+    // Not masqueraded task to task: b saw a's task address; the load
+    // balancer's connection came from a's underlay address.
+    let peers = server.join().expect("server");
+    assert_eq!(
+        peers,
+        [
+            std::net::IpAddr::V4(a.task_address()),
+            std::net::IpAddr::V4(a.address)
+        ]
+    );
+
+    // What leaves the bridge for anywhere but the network is still
+    // dropped: a task on a does not reach host b's own address.
+    let _b_host =
+        b.ns.run(|| TcpListener::bind((b.address, 7070)).expect("listen on host b"));
+    assert!(
+        cannot_reach(&a, SocketAddr::from((b.address, 7070))),
+        "a task left its network"
+    );
 
     // A route berth did not make is left alone; berth's own go when no
     // longer wanted.
