@@ -77,6 +77,8 @@ pub struct World {
     pub subnet2: String,
     bin: PathBuf,
     rootfs: PathBuf,
+    /// `--store URL` for every berth command (None: the default, SQLite).
+    store: Option<String>,
 }
 
 impl World {
@@ -97,7 +99,15 @@ impl World {
             cgroup_parent: format!("berth-test-{pid}-{n}-{name}"),
             bin: berth_bin(),
             rootfs: busybox_rootfs(),
+            store: None,
         }
+    }
+
+    /// This world's berth commands pass `--store url` (an etcd the test
+    /// started), as a flag: the processes berth starts must be handed it.
+    pub fn with_store(mut self, url: &str) -> Self {
+        self.store = Some(url.to_string());
+        self
     }
 
     pub fn rootfs(&self) -> &Path {
@@ -107,6 +117,9 @@ impl World {
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--root").arg(self.root.path());
+        if let Some(url) = &self.store {
+            cmd.arg("--store").arg(url);
+        }
         // Task cgroups go under this world's parent, tasks on its network.
         cmd.env("BERTH_CGROUP_PARENT", &self.cgroup_parent);
         cmd.env("BERTH_BRIDGE", &self.bridge);

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use berth_orchestrator::store::{StoreConfig, StoreUrl, TlsFiles};
 use berth_orchestrator::supervisor::{self, SupervisorArgs};
 use berth_runtime::monitor::{self, MonitorArgs};
 use berth_runtime::probe::{self, ProbeArgs};
@@ -26,6 +27,25 @@ struct Cli {
     /// Default: /var/lib/berth, with runtime state in /run/berth.
     #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
+
+    /// The store: sqlite (default: DIR/state.db, this host's own),
+    /// etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (shared by the cluster's
+    /// hosts; PREFIX, default berth, keeps clusters apart), or etcds://...
+    /// over TLS.
+    #[arg(long, global = true, env = "BERTH_STORE", value_name = "URL")]
+    store: Option<String>,
+
+    /// etcds://: the CA that signed the etcd members' certificates.
+    #[arg(long, global = true, env = "BERTH_STORE_CA", value_name = "FILE")]
+    store_ca: Option<PathBuf>,
+
+    /// etcds://: this client's certificate (with --store-key).
+    #[arg(long, global = true, env = "BERTH_STORE_CERT", value_name = "FILE")]
+    store_cert: Option<PathBuf>,
+
+    /// etcds://: this client's private key (with --store-cert).
+    #[arg(long, global = true, env = "BERTH_STORE_KEY", value_name = "FILE")]
+    store_key: Option<PathBuf>,
 
     /// json (as aws prints it) or table, for the ECS verbs.
     #[arg(long, global = true, value_enum, default_value_t = output::Format::Json)]
@@ -70,10 +90,12 @@ impl Command {
     }
 }
 
-/// Where state lives, from `--root`.
+/// Where state lives, from `--root` and `--store`.
 pub struct Roots {
     pub state: PathBuf,
     pub runtime: PathBuf,
+    /// The store every verb (and every process it starts) opens.
+    pub store: StoreConfig,
 }
 
 impl Roots {
@@ -118,18 +140,32 @@ impl Roots {
             state_root: self.state.clone(),
             runtime_root: self.runtime.clone(),
             cgroup_parent: std::env::var("BERTH_CGROUP_PARENT").unwrap_or_else(|_| "berth".into()),
+            store: self.store.clone(),
         }
     }
 
-    fn new(root: Option<PathBuf>) -> Self {
+    /// The store could not be opened: say which (an etcd store's error
+    /// already names its URL).
+    pub fn open_error(&self, e: berth_orchestrator::EcsError) -> anyhow::Error {
+        match self.store.url {
+            StoreUrl::Sqlite => {
+                anyhow::anyhow!("open the store in {}: {e}", self.state.display())
+            }
+            StoreUrl::Etcd { .. } => anyhow::anyhow!("open the store: {e}"),
+        }
+    }
+
+    fn new(root: Option<PathBuf>, store: StoreConfig) -> Self {
         match root {
             Some(dir) => Self {
                 runtime: dir.join("run"),
                 state: dir,
+                store,
             },
             None => Self {
                 state: PathBuf::from("/var/lib/berth"),
                 runtime: PathBuf::from("/run/berth"),
+                store,
             },
         }
     }
@@ -155,6 +191,13 @@ fn main() -> ExitCode {
         return ExitCode::from(probe::run(probe_args).clamp(0, 255) as u8);
     }
     if let Some(task_args) = SupervisorArgs::from_args(&args) {
+        let task_args = match task_args {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("berth: the task supervisor's store: {e}");
+                return ExitCode::from(1);
+            }
+        };
         init_file_logging(&task_args.log_file());
         let code = supervisor::run(task_args, ecs::partition());
         return ExitCode::from(code.clamp(0, 255) as u8);
@@ -175,7 +218,19 @@ fn main() -> ExitCode {
         }
     }
     init_logging(&cli.log_level);
-    let roots = Roots::new(cli.root);
+    let tls = TlsFiles {
+        ca: cli.store_ca,
+        cert: cli.store_cert,
+        key: cli.store_key,
+    };
+    let store = match StoreConfig::parse(cli.store.as_deref(), tls) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let roots = Roots::new(cli.root, store);
     if let Err(e) = roots.make_private() {
         eprintln!("berth: {e:#}");
         return ExitCode::from(1);

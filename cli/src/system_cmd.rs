@@ -52,8 +52,8 @@ pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
             return Ok(0);
         }
     };
-    let ecs = Ecs::open(&roots.state, ecs::partition())
-        .map_err(|e| anyhow::anyhow!("open the store in {}: {e}", roots.state.display()))?;
+    let ecs =
+        Ecs::open(&roots.state, &roots.store, ecs::partition()).map_err(|e| roots.open_error(e))?;
     let report =
         reconcile::gc(&ecs, &roots.reconcile_config(), cluster).map_err(anyhow::Error::msg)?;
     for failure in &report.failed {

@@ -8,14 +8,16 @@
 //! a supervisor whose task stopped calls [`reconcile_now`] so that its
 //! service's replacement starts at once.
 
+mod agent;
 pub mod gc;
 mod plan;
 pub mod routes;
 
 use std::time::{Duration, Instant};
 
+pub use agent::{agent, fence};
 pub use plan::{
-    agent_pause, backoff_wait, Config, Recovery, MAX_BACKOFF_WAIT, PASS_PATIENCE,
+    agent_pause, backoff_wait, AgentOptions, Config, Recovery, MAX_BACKOFF_WAIT, PASS_PATIENCE,
     STOPPED_TASK_PATIENCE,
 };
 
@@ -56,7 +58,8 @@ pub fn reconcile_and_launch(
     patience: Duration,
     args_for: impl Fn(&Task) -> SupervisorArgs,
 ) -> EcsResult<Option<crate::ecs::services::Pass>> {
-    let holder = format!("pid-{}", std::process::id());
+    // Pids repeat across hosts: the host's id makes the holder unique.
+    let holder = format!("{}-pid-{}", ecs.host_id(), std::process::id());
     let deadline = Instant::now() + patience;
     loop {
         if let Some(pass) = ecs.reconcile(cluster, &holder)? {
@@ -70,10 +73,11 @@ pub fn reconcile_and_launch(
     }
 }
 
-/// Start a supervisor for each of `tasks`; a task whose supervisor cannot
+/// Start a supervisor for each of `tasks` placed on this host (the others
+/// are their hosts' agents' to start); a task whose supervisor cannot
 /// start is recorded STOPPED with the reason.
 pub fn launch(ecs: &Ecs, tasks: &[Task], args_for: impl Fn(&Task) -> SupervisorArgs) {
-    for task in tasks {
+    for task in tasks.iter().filter(|t| ecs.is_local(t)) {
         let args = args_for(task);
         if let Err(e) = args.spawn() {
             let reason = format!("start the task supervisor: {e}");
@@ -101,12 +105,14 @@ pub fn reconcile_cluster(ecs: &Ecs, cfg: &Config, cluster: &str) -> EcsResult<Ve
         .unwrap_or_default())
 }
 
-/// Tasks of `cluster` whose supervisor died: adopted when they run whole,
-/// else finished (then their services replace them). A task that cannot
-/// be recovered is logged and left to the next pass.
+/// Tasks of `cluster` on this host whose supervisor died: adopted when
+/// they run whole, else finished (then their services replace them). A
+/// task that cannot be recovered is logged and left to the next pass.
+/// Another host's tasks are never this host's orphans: their supervisors'
+/// pids mean nothing here.
 pub fn recover_orphans(ecs: &Ecs, cfg: &Config, cluster: &str) -> EcsResult<Recovery> {
     let mut recovery = Recovery::default();
-    for task in ecs.all_tasks(cluster)? {
+    for task in ecs.local_tasks(cluster)? {
         if !supervisor::is_orphaned(&task) {
             continue;
         }
@@ -148,43 +154,12 @@ pub fn pass(ecs: &Ecs, cfg: &Config, cluster: Option<&str>) -> EcsResult<PassRep
     Ok(report)
 }
 
-/// The agent: a pass over every cluster with services, then the load
-/// balancers' listeners, every `interval` seconds, until `stop` says so
-/// (checked after each pass; the CLI's agent runs until it is killed).
-/// Each pass also finishes tasks whose supervisor died, so that their
-/// services replace them. A cluster's failure is logged and the loop goes
-/// on; only failing to list the clusters ends it.
-pub fn agent(ecs: &Ecs, cfg: &Config, interval: u64, stop: impl Fn() -> bool) -> EcsResult<()> {
-    loop {
-        agent_pass(ecs, cfg)?;
-        if stop() {
-            return Ok(());
-        }
-        std::thread::sleep(agent_pause(interval));
-    }
-}
-
-fn agent_pass(ecs: &Ecs, cfg: &Config) -> EcsResult<()> {
-    for c in ecs.clusters_with_services()? {
-        if let Err(e) = recover_orphans(ecs, cfg, &c) {
-            tracing::warn!("recover the tasks of {c}: {e}");
-        }
-        if let Err(e) = reconcile_cluster(ecs, cfg, &c) {
-            tracing::warn!("reconcile {c}: {e}");
-        }
-    }
-    routes::sync_all(ecs);
-    // Listeners come back after a reboot, used or not.
-    if let Err(e) = ecs.sync_load_balancers(&ecs.load_balancer_names()?) {
-        tracing::warn!("{e}");
-    }
-    Ok(())
-}
-
 /// stop-task's follow-up: a task with no supervisor to act on the stop
 /// (killed, or its run-task died before starting one) is finished here.
+/// Another host's task is its agent's to finish (or, its host lost, the
+/// cluster's).
 pub fn finish_if_orphaned(ecs: &Ecs, cfg: &Config, task: &Task) -> Result<(), String> {
-    if !supervisor::is_orphaned(task) {
+    if !ecs.is_local(task) || !supervisor::is_orphaned(task) {
         return Ok(());
     }
     supervisor::reap_orphan(ecs, &cfg.supervisor_args(task)).map_err(|e| e.to_string())
@@ -208,11 +183,13 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, Ecs, Config) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ecs = Ecs::open(dir.path(), Partition::default()).expect("open the store");
+        let ecs = Ecs::open(dir.path(), &Default::default(), Partition::default())
+            .expect("open the store");
         let cfg = Config {
             state_root: dir.path().to_path_buf(),
             runtime_root: dir.path().join("run"),
             cgroup_parent: "berth".into(),
+            store: Default::default(),
         };
         (dir, ecs, cfg)
     }
@@ -221,7 +198,11 @@ mod tests {
     fn the_agent_stops_when_asked_after_its_pass() {
         let (_dir, ecs, cfg) = store();
         let passes = Cell::new(0);
-        agent(&ecs, &cfg, 0, || {
+        let opts = AgentOptions {
+            interval: 0,
+            ..AgentOptions::new("default")
+        };
+        agent(&ecs, &cfg, &opts, || {
             passes.set(passes.get() + 1);
             true
         })

@@ -108,17 +108,10 @@ pub enum EcsCommand {
         #[arg(long)]
         cluster: Option<String>,
     },
-    /// berth: reconcile in a loop, in the foreground (for systemd).
-    Agent {
-        /// Seconds between passes.
-        #[arg(long, default_value_t = 5)]
-        interval: u64,
-        /// This host's underlay address, which the other hosts route its
-        /// slice of each cluster network via (default: the source address
-        /// toward the store, else the first global address).
-        #[arg(long, env = "BERTH_HOST_ADDRESS", value_name = "IP")]
-        host_address: Option<std::net::Ipv4Addr>,
-    },
+    /// berth: this host's agent, in the foreground (for systemd): joins
+    /// the cluster as a container instance, keeps it alive with a lease,
+    /// starts the tasks placed here, and reconciles in a loop.
+    Agent(agent::AgentArgs),
     /// Start tasks on named container instances.
     StartTask(tasks::Start),
     StopTask(tasks::Stop),
@@ -206,7 +199,7 @@ impl EcsCommand {
             Self::DescribeServices { .. } => "DescribeServices",
             Self::ListServices { .. } => "ListServices",
             Self::Reconcile { .. } => "Reconcile",
-            Self::Agent { .. } => "Agent",
+            Self::Agent(_) => "Agent",
             Self::StopTask { .. } => "StopTask",
             Self::StartTask { .. } => "StartTask",
             Self::DescribeTasks { .. } => "DescribeTasks",
@@ -236,8 +229,8 @@ pub fn partition() -> Partition {
 
 pub fn run(cmd: EcsCommand, roots: &Roots, format: Format) -> anyhow::Result<i32> {
     let operation = cmd.operation();
-    let ecs = Ecs::open(&roots.state, partition())
-        .map_err(|e| anyhow::anyhow!("open the store in {}: {e}", roots.state.display()))?;
+    let ecs =
+        Ecs::open(&roots.state, &roots.store, partition()).map_err(|e| roots.open_error(e))?;
     match call(&ecs, &roots.reconcile_config(), cmd) {
         Ok(Outcome::Value(v)) => print(&v, format)?,
         Ok(Outcome::Printed) => {}
@@ -318,10 +311,7 @@ fn call(ecs: &Ecs, cfg: &Config, cmd: EcsCommand) -> Result<Outcome, EcsError> {
         }
         C::ListServices { cluster } => value(ecs.list_services(cluster.as_deref())),
         C::Reconcile { cluster } => agent::reconcile(ecs, cfg, cluster.as_deref()),
-        C::Agent {
-            interval,
-            host_address,
-        } => agent::run(ecs, cfg, interval, host_address),
+        C::Agent(args) => agent::run(ecs, cfg, args),
         C::CreateLoadBalancer(args) => load_balancers::create(ecs, args),
         C::DescribeLoadBalancers { names } => value(ecs.describe_load_balancers(&names)),
         C::DeleteLoadBalancer { name } => value(ecs.delete_load_balancer(&name)),

@@ -21,6 +21,28 @@ impl Ecs {
         if let Some(rec) = self.store.get(&key)? {
             return decode(&rec.value);
         }
+        let instance = self.new_host_instance(cluster);
+        match self.store.commit(&[Op::Put {
+            key: key.clone(),
+            value: encode(&instance)?,
+            expect: Expect::Absent,
+        }]) {
+            Ok(_) => Ok(instance),
+            // Another berth registered it meanwhile: theirs serves.
+            Err(StoreError::Conflict(_)) => decode(
+                &self
+                    .store
+                    .get(&key)?
+                    .ok_or_else(|| EcsError::client("container instance vanished"))?
+                    .value,
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// This host as a new container instance of `cluster`: its CPU,
+    /// memory and facts, all of it remaining.
+    pub(crate) fn new_host_instance(&self, cluster: &Cluster) -> ContainerInstance {
         let int = |name: &str, v: i64| Resource {
             name: name.into(),
             kind: "INTEGER".into(),
@@ -31,7 +53,7 @@ impl Ecs {
             int("CPU", self.host.cpu_units),
             int("MEMORY", self.host.memory_mib),
         ];
-        let instance = ContainerInstance {
+        ContainerInstance {
             container_instance_arn: self.partition.arn(&format!(
                 "container-instance/{}/{}",
                 cluster.cluster_name, self.host.id
@@ -59,28 +81,12 @@ impl Ecs {
             registered_at: now(),
             version: 1,
             ..Default::default()
-        };
-        match self.store.commit(&[Op::Put {
-            key: key.clone(),
-            value: encode(&instance)?,
-            expect: Expect::Absent,
-        }]) {
-            Ok(_) => Ok(instance),
-            // Another berth registered it meanwhile: theirs serves.
-            Err(StoreError::Conflict(_)) => decode(
-                &self
-                    .store
-                    .get(&key)?
-                    .ok_or_else(|| EcsError::client("container instance vanished"))?
-                    .value,
-            ),
-            Err(e) => Err(e.into()),
         }
     }
 
     pub fn list_container_instances(&self, cluster: Option<&str>) -> EcsResult<Value> {
         let cluster = self.cluster(cluster)?;
-        self.host_instance(&cluster)?;
+        self.implicit_instance(&cluster)?;
         let mut arns = Vec::new();
         for (_, rec) in self
             .store
@@ -97,7 +103,7 @@ impl Ecs {
         ids: &[String],
     ) -> EcsResult<Value> {
         let cluster = self.cluster(cluster)?;
-        self.host_instance(&cluster)?;
+        self.implicit_instance(&cluster)?;
         let mut found = Vec::new();
         let mut failures = Vec::new();
         for id in ids {
@@ -115,6 +121,7 @@ impl Ecs {
                         self.task_counts(&cluster.cluster_name, Some(&ci.container_instance_arn))?;
                     ci.running_tasks_count = running;
                     ci.pending_tasks_count = pending;
+                    ci.agent_connected = self.agent_connected(&cluster.cluster_name, ci.id())?;
                     found.push(ci);
                 }
                 None => failures.push(Failure::missing(id)),
@@ -193,7 +200,7 @@ impl Ecs {
             )));
         }
         let cluster = self.cluster(cluster)?;
-        self.host_instance(&cluster)?;
+        self.implicit_instance(&cluster)?;
         let mut done = Vec::new();
         let mut failures = Vec::new();
         for id in ids {

@@ -15,8 +15,9 @@ use serde::Serialize;
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::Host;
 use crate::model::Partition;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Store, StoreConfig, StoreError};
 
+mod agents;
 mod clusters;
 mod housekeeping;
 mod instances;
@@ -30,8 +31,8 @@ mod task_definitions;
 pub mod tasks;
 
 pub use instances::AGENT_VERSION;
+pub use networks::peer_routes;
 pub use networks::NetworkConfig;
-pub use networks::{peer_routes, store_endpoint};
 pub(crate) use run_task::launch_type_for;
 pub use run_task::{task_needs, RunTask};
 pub use slices::{instance_address, HOST_ADDRESS_ATTRIBUTE};
@@ -81,16 +82,18 @@ pub(crate) fn retry<T>(
 }
 
 impl Ecs {
-    /// The embedded store under `state_root` (`state.db`).
-    pub fn open(state_root: &Path, partition: Partition) -> EcsResult<Self> {
-        let store = SqliteStore::open(&state_root.join("state.db"))?;
+    /// The store `store` names (`--store`): by default the embedded one
+    /// under `state_root` (`state.db`). This host's facts (its id) are
+    /// under `state_root` either way.
+    pub fn open(state_root: &Path, store: &StoreConfig, partition: Partition) -> EcsResult<Self> {
+        let store = crate::store::open(store, state_root)?;
         let host = Host::detect(state_root).map_err(|e| {
             EcsError::new(
                 ErrorKind::ServerException,
                 format!("read this host's facts: {e}"),
             )
         })?;
-        Self::with_store(Box::new(store), partition, host)
+        Self::with_store(store, partition, host)
     }
 
     pub fn with_store(store: Box<dyn Store>, partition: Partition, host: Host) -> EcsResult<Self> {
@@ -123,7 +126,7 @@ pub(crate) mod fixtures {
 
     pub(crate) fn ecs() -> (tempfile::TempDir, Ecs) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ecs = Ecs::open(dir.path(), Partition::default()).expect("open");
+        let ecs = Ecs::open(dir.path(), &Default::default(), Partition::default()).expect("open");
         (dir, ecs)
     }
 }

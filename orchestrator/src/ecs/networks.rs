@@ -127,18 +127,6 @@ pub fn peer_routes(
         .collect()
 }
 
-/// The first endpoint (`host:port`) of an `etcd://` or `etcds://` store
-/// URL, toward which this host's underlay address is looked for; None for
-/// the embedded store.
-pub fn store_endpoint(url: &str) -> Option<String> {
-    let rest = url
-        .strip_prefix("etcd://")
-        .or_else(|| url.strip_prefix("etcds://"))?;
-    let endpoints = rest.split('/').next()?;
-    let first = endpoints.split(',').next()?.trim();
-    (!first.is_empty()).then(|| first.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,20 +159,6 @@ mod tests {
                 via: Ipv4Addr::new(192, 0, 2, 2)
             }]
         );
-    }
-
-    #[test]
-    fn the_store_endpoint_is_the_first_of_the_url() {
-        assert_eq!(
-            store_endpoint("etcd://10.0.0.1:2379,10.0.0.2:2379/lab").as_deref(),
-            Some("10.0.0.1:2379")
-        );
-        assert_eq!(
-            store_endpoint("etcds://etcd.lab:2379").as_deref(),
-            Some("etcd.lab:2379")
-        );
-        assert_eq!(store_endpoint("sqlite"), None);
-        assert_eq!(store_endpoint("etcd:///x"), None);
     }
 
     fn net(bridge: &str, subnet: &str) -> NetworkConfig {

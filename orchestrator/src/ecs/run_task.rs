@@ -63,8 +63,9 @@ impl Ecs {
     /// what runs out becomes `failures`, as ECS answers.
     pub fn run_task(&self, req: &RunTask) -> EcsResult<(Value, Vec<Task>)> {
         let v = self.validate(req)?;
-        // This host's instance exists in the cluster on first use.
-        self.host_instance(&v.cluster)?;
+        // This host's instance exists in the cluster on first use (with a
+        // store of its own; with a shared one, agents register hosts).
+        self.implicit_instance(&v.cluster)?;
         let mut outcome = Outcome::default();
         for _ in 0..req.count {
             outcome.push(self.place_one(&v, None)?);
@@ -80,7 +81,7 @@ impl Ecs {
         container_instances: &[String],
     ) -> EcsResult<(Value, Vec<Task>)> {
         let cluster = self.cluster(req.cluster.as_deref())?;
-        self.host_instance(&cluster)?;
+        self.implicit_instance(&cluster)?;
         if container_instances.is_empty() || container_instances.len() > 10 {
             return Err(EcsError::invalid(
                 "containerInstances: name 1 to 10 container instances",
@@ -106,6 +107,27 @@ impl Ecs {
         outcome
             .failures
             .extend(missing.iter().map(|ci| Failure::missing(ci)));
+        Ok(outcome.response())
+    }
+
+    /// A DAEMON service's starts: one task of `req` on each of
+    /// `instances` (ids or ARNs); one that cannot take it is a failure.
+    pub(crate) fn run_task_on(
+        &self,
+        req: &RunTask,
+        instances: &[String],
+    ) -> EcsResult<(Value, Vec<Task>)> {
+        let mut outcome = Outcome::default();
+        if instances.is_empty() {
+            return Ok(outcome.response());
+        }
+        let v = self.validate(&RunTask {
+            count: 1,
+            ..req.clone()
+        })?;
+        for ci in instances {
+            outcome.push(self.place_one(&v, Some(name_from_arn(ci)))?);
+        }
         Ok(outcome.response())
     }
 
@@ -146,6 +168,10 @@ impl Ecs {
         {
             let ci: ContainerInstance = decode(&rec.value)?;
             if only.is_some_and(|id| id != ci.id()) {
+                continue;
+            }
+            // A host whose agent is gone runs nothing new.
+            if !self.agent_connected(&v.cluster.cluster_name, ci.id())? {
                 continue;
             }
             let held = self.held_ports(ci.id(), &v.protocols())?;

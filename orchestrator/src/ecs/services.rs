@@ -18,13 +18,13 @@ use crate::ecs::{launch_type_for, RunTask};
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::random_hex32;
 use crate::model::{
-    name_from_arn, Deployment, DeploymentConfiguration, Failure, InstanceStatus, LaunchType,
-    SchedulingStrategy, Service, ServiceEvent, ServiceStatus, StopCode, Tag, Task, TaskDefinition,
+    name_from_arn, Deployment, DeploymentConfiguration, Failure, LaunchType, SchedulingStrategy,
+    Service, ServiceEvent, ServiceStatus, StopCode, Tag, Task, TaskDefinition,
 };
-use crate::scheduler::daemon;
 use crate::scheduler::deployments::{
     self, arn_of, check_deployment_configuration, check_desired_count, Decision,
 };
+use crate::scheduler::{daemon, hosts};
 use crate::store::{keys, Expect, Op};
 
 /// Events a service keeps (ECS shows the last 100).
@@ -39,6 +39,8 @@ pub struct Pass {
     pub placed: Vec<Task>,
     /// A service is backing off: pass again after this long.
     pub retry_after: Option<Duration>,
+    /// Tasks of lost hosts this pass marked STOPPED.
+    pub lost: Vec<String>,
 }
 
 /// `create-service`'s parameters.
@@ -278,9 +280,14 @@ impl Ecs {
     }
 
     fn reconcile_held(&self, cluster: &str) -> EcsResult<Pass> {
-        let mut pass = Pass::default();
+        let mut pass = Pass {
+            // Lost hosts first: their tasks' services replace them below.
+            lost: self.stop_lost_hosts(cluster)?,
+            ..Default::default()
+        };
         let mut load_balancers: Vec<String> = Vec::new();
         let tasks = self.all_tasks(cluster)?;
+        let instances = self.instances_seen(cluster)?;
         for (_, rec) in self.store.list(&keys::services_of(cluster))? {
             let service: Service = decode(&rec.value)?;
             if service.status == ServiceStatus::Inactive {
@@ -290,7 +297,7 @@ impl Ecs {
                 .iter()
                 .filter(|t| t.service_name() == Some(service.service_name.as_str()))
                 .collect();
-            let service = self.reconcile_service(cluster, service, &ours, &mut pass)?;
+            let service = self.reconcile_service(cluster, service, &ours, &instances, &mut pass)?;
             for lb in crate::load_balancing::names_of(&service) {
                 if !load_balancers.contains(&lb) {
                     load_balancers.push(lb);
@@ -313,24 +320,34 @@ impl Ecs {
         cluster: &str,
         service: Service,
         ours: &[&Task],
+        instances: &[hosts::Instance],
         pass: &mut Pass,
     ) -> EcsResult<Service> {
         let mut service = self.circuit_breaker(cluster, service, ours)?;
-        // DAEMON: one task on every ACTIVE instance, none on the others.
+        // DAEMON: one task on every ACTIVE connected instance, none on the
+        // others; its starts go to the instances lacking one.
         let mut off_instance = Vec::new();
-        if service.scheduling_strategy == SchedulingStrategy::Daemon
-            && service.status == ServiceStatus::Active
-        {
-            let active = self.daemon_instances(&self.cluster(Some(cluster))?)?;
+        let mut targets = None;
+        let daemon = service.scheduling_strategy == SchedulingStrategy::Daemon;
+        if daemon && service.status == ServiceStatus::Active {
+            let active = hosts::daemon_instances(instances);
             let daemon = daemon::plan(ours, &active);
             deployments::set_desired_count(&mut service, daemon.desired_count);
             off_instance = daemon.off_instance;
+            targets = Some(daemon.lacking);
         }
-        let decision = deployments::decide(&service, ours, off_instance, chrono::Utc::now());
+        // A replica service moves its tasks off DRAINING instances.
+        let draining = if daemon {
+            Vec::new()
+        } else {
+            hosts::on_draining_instances(ours, instances)
+        };
+        let decision =
+            deployments::decide(&service, ours, off_instance, &draining, chrono::Utc::now());
         if let Some(wait) = decision.retry_after {
             pass.retry_after = Some(pass.retry_after.map_or(wait, |r| r.min(wait)));
         }
-        let events = self.apply_decision(cluster, &service, &decision, pass)?;
+        let events = self.apply_decision(cluster, &service, &decision, targets, pass)?;
         self.record_pass(cluster, &service, ours, &decision.plan, events)?;
         Ok(service)
     }
@@ -343,6 +360,7 @@ impl Ecs {
         cluster: &str,
         service: &Service,
         decision: &Decision,
+        mut targets: Option<Vec<String>>,
         pass: &mut Pass,
     ) -> EcsResult<Vec<String>> {
         let mut events = decision.events.clone();
@@ -371,7 +389,15 @@ impl Ecs {
                 group: Some(format!("service:{}", service.service_name)),
                 tags: Vec::new(),
             };
-            let (out, new) = self.run_task(&req)?;
+            // A DAEMON's tasks go to the instances lacking one, in turn.
+            let (out, new) = match targets.as_mut() {
+                Some(lacking) => {
+                    let n = (*count as usize).min(lacking.len());
+                    let on: Vec<String> = lacking.drain(..n).collect();
+                    self.run_task_on(&req, &on)?
+                }
+                None => self.run_task(&req)?,
+            };
             if !new.is_empty() {
                 events.push(deployments::started_event(
                     &service.service_name,
@@ -393,21 +419,29 @@ impl Ecs {
         Ok(events)
     }
 
-    /// ARNs of the cluster's ACTIVE container instances, where a DAEMON
-    /// service runs a task each (this host registered on first use).
-    fn daemon_instances(&self, cluster: &crate::model::Cluster) -> EcsResult<Vec<String>> {
-        self.host_instance(cluster)?;
+    /// The cluster's container instances as a pass sees them: id, ARN,
+    /// status and whether their agent is connected.
+    fn instances_seen(&self, cluster: &str) -> EcsResult<Vec<hosts::Instance>> {
+        self.implicit_instance(&self.cluster(Some(cluster))?)?;
         let mut out = Vec::new();
-        for (_, rec) in self
-            .store
-            .list(&keys::instances_of(&cluster.cluster_name))?
-        {
+        for (_, rec) in self.store.list(&keys::instances_of(cluster))? {
             let ci: crate::model::ContainerInstance = decode(&rec.value)?;
-            if ci.status == InstanceStatus::Active {
-                out.push(ci.container_instance_arn);
-            }
+            out.push(hosts::Instance {
+                connected: self.agent_connected(cluster, ci.id())?,
+                id: ci.id().to_string(),
+                arn: ci.container_instance_arn,
+                status: ci.status,
+            });
         }
         Ok(out)
+    }
+
+    /// ARNs of the cluster's ACTIVE, connected container instances, where
+    /// a DAEMON service runs a task each.
+    fn daemon_instances(&self, cluster: &crate::model::Cluster) -> EcsResult<Vec<String>> {
+        Ok(hosts::daemon_instances(
+            &self.instances_seen(&cluster.cluster_name)?,
+        ))
     }
 
     /// Record what the circuit breaker decided for the PRIMARY deployment

@@ -50,11 +50,6 @@ impl Ecs {
             .is_some())
     }
 
-    /// This host's id (its container instances' id).
-    pub fn host_id(&self) -> &str {
-        &self.host.id
-    }
-
     /// Keep [`Self::host_address`] on this host's instance in `cluster` as
     /// [`HOST_ADDRESS_ATTRIBUTE`] (written only when it differs); nothing
     /// when the host has no instance there or no address.
@@ -235,6 +230,9 @@ pub(crate) mod fixtures {
         fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
             self.0.release_lease(name, holder)
         }
+        fn lease_holder(&self, name: &str) -> StoreResult<Option<String>> {
+            self.0.lease_holder(name)
+        }
         fn shared(&self) -> bool {
             true
         }
@@ -362,9 +360,11 @@ mod tests {
         hosts[0]
             .create_cluster("lab", vec![], Some(net("10.77.0.0/16")))
             .expect("lab");
-        let lab = hosts[0].cluster(Some("lab")).expect("lab");
         for ecs in &hosts {
-            ecs.host_instance(&lab).expect("register");
+            // As each host's agent does: a live lease, then the instance.
+            let ttl = std::time::Duration::from_secs(600);
+            assert!(ecs.renew_agent_lease("lab", ttl).expect("lease"));
+            ecs.register_agent("lab", &[]).expect("register");
         }
         let td: TaskDefinition = serde_json::from_value(serde_json::json!({
             "family": "web",
@@ -379,9 +379,10 @@ mod tests {
             ..Default::default()
         };
         let on = |host: &str| {
-            let (_, tasks) = hosts[0]
+            let (out, tasks) = hosts[0]
                 .start_task(&req, &[host.to_string()])
                 .expect("start-task");
+            assert_eq!(tasks.len(), 1, "{out}");
             let n = tasks[0].berth.as_ref().and_then(|b| b.network.clone());
             let n = n.expect("network");
             (n.address, n.prefix, n.gateway)

@@ -5,7 +5,9 @@ use serde_json::{json, Value};
 
 use super::{decode, encode, now, retry, Ecs};
 use crate::error::{EcsError, EcsResult};
-use crate::model::{name_from_arn, ContainerInstance, DesiredStatus, Failure, StopCode, Task};
+use crate::model::{
+    name_from_arn, ContainerInstance, DesiredStatus, Failure, StopCode, Task, TaskStatus,
+};
 use crate::names;
 use crate::store::{keys, Expect, Op};
 
@@ -48,6 +50,13 @@ impl Ecs {
             let before: Task = decode(&rec.value)?;
             let mut task = before.clone();
             change(&mut task);
+            // STOPPED is final: a late writer (the supervisor of a task
+            // the cluster stopped when its host was lost) never brings it
+            // back, nor gives its reservations back twice.
+            if before.is_stopped() {
+                task.last_status = TaskStatus::Stopped;
+                task.desired_status = DesiredStatus::Stopped;
+            }
             if task == before {
                 return Ok(Ok(task));
             }

@@ -83,6 +83,11 @@ pub struct TaskInternals {
     /// only once HEALTHY.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub health_checked: bool,
+    /// The id of the host (container instance) the task was placed on,
+    /// whose agent runs it: also for FARGATE tasks, which show no
+    /// container instance. None in records older than multi-host berth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +174,18 @@ impl Task {
 
     pub fn is_stopped(&self) -> bool {
         self.last_status == TaskStatus::Stopped
+    }
+
+    /// The id of the host the task was placed on: recorded at placement,
+    /// else its container instance's; None for a record that says neither.
+    pub fn host_id(&self) -> Option<&str> {
+        self.berth
+            .as_ref()
+            .and_then(|b| b.host.as_deref())
+            .or_else(|| {
+                let arn = self.container_instance_arn.as_deref()?;
+                arn.rsplit('/').next()
+            })
     }
 }
 

@@ -46,27 +46,7 @@ pub fn collect(
 ) -> EcsResult<Report> {
     let mut report = Report::default();
     for cluster in clusters {
-        for task in ecs.all_tasks(cluster)? {
-            if !supervisor::is_orphaned(&task) {
-                continue;
-            }
-            match supervisor::reap_orphan(ecs, &args_for(&task)) {
-                Ok(()) => report.tasks_finished.push(task.task_arn.clone()),
-                Err(e) => report
-                    .failed
-                    .push(format!("finish task {}: {e}", task.id())),
-            }
-        }
-        // Read again: the tasks just finished are STOPPED now.
-        for task in ecs.all_tasks(cluster)? {
-            if !task.is_stopped() {
-                continue;
-            }
-            let released = teardown::release(&args_for(&task), &task, Ports::Keep);
-            report.released.extend(released.removed);
-            report.failed.extend(released.failed);
-            report.links_removed.extend(teardown::remove_links(&task));
-        }
+        release_tasks(ecs, cluster, &args_for, &mut report)?;
     }
     report.reservations_released = ecs.gc_reservations()?;
     let mut bridges: Vec<String> = ecs
@@ -92,6 +72,40 @@ pub fn collect(
         }
     }
     Ok(report)
+}
+
+/// Steps 1 and 2 over `cluster`'s tasks on this host (supervisor pids,
+/// containers and mounts are local; another host's gc does its own):
+/// orphans finished, then what each STOPPED task left here released. Also
+/// the agent's fencing: what the cluster stopped while this host was away.
+pub fn release_tasks(
+    ecs: &Ecs,
+    cluster: &str,
+    args_for: &impl Fn(&Task) -> SupervisorArgs,
+    report: &mut Report,
+) -> EcsResult<()> {
+    for task in ecs.local_tasks(cluster)? {
+        if !supervisor::is_orphaned(&task) {
+            continue;
+        }
+        match supervisor::reap_orphan(ecs, &args_for(&task)) {
+            Ok(()) => report.tasks_finished.push(task.task_arn.clone()),
+            Err(e) => report
+                .failed
+                .push(format!("finish task {}: {e}", task.id())),
+        }
+    }
+    // Read again: the tasks just finished are STOPPED now.
+    for task in ecs.local_tasks(cluster)? {
+        if !task.is_stopped() {
+            continue;
+        }
+        let released = teardown::release(&args_for(&task), &task, Ports::Keep);
+        report.released.extend(released.removed);
+        report.failed.extend(released.failed);
+        report.links_removed.extend(teardown::remove_links(&task));
+    }
+    Ok(())
 }
 
 /// Remove the mappings of `bridge`'s table whose host port no task holds:

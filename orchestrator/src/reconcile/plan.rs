@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::model::Task;
+use crate::model::{Attribute, Task};
+use crate::store::StoreConfig;
 use crate::supervisor::{Recovered, SupervisorArgs};
 
 /// The longest a supervisor waits out a service's restart backoff; longer
@@ -22,14 +23,17 @@ pub const PASS_PATIENCE: Duration = Duration::from_secs(30);
 /// changed.
 pub const STOPPED_TASK_PATIENCE: Duration = Duration::from_secs(35);
 
-/// Where this host's supervisors keep their state: filled by the CLI from
-/// its flags and environment (`--root`, `BERTH_CGROUP_PARENT`).
+/// Where this host's supervisors keep their state and which store they
+/// open: filled by the CLI from its flags and environment (`--root`,
+/// `--store`, `BERTH_CGROUP_PARENT`).
 #[derive(Clone, Debug)]
 pub struct Config {
     pub state_root: PathBuf,
     pub runtime_root: PathBuf,
     /// Parent of task cgroups (`berth` unless the environment names one).
     pub cgroup_parent: String,
+    /// The store the CLI opened; its supervisors open the same.
+    pub store: StoreConfig,
 }
 
 impl Config {
@@ -42,8 +46,68 @@ impl Config {
             task_id: task.id().to_string(),
             cgroup_parent: self.cgroup_parent.clone(),
             adopt: false,
+            store: self.store.clone(),
         }
     }
+}
+
+/// `berth agent`'s settings (its flags).
+#[derive(Clone, Debug)]
+pub struct AgentOptions {
+    /// The cluster this host joins (`--cluster`, default `default`).
+    pub cluster: String,
+    /// `--attributes`, checked (`scheduler::hosts::parse_attributes`).
+    pub attributes: Vec<Attribute>,
+    /// How long the agent's lease lives unrenewed (`--lease-ttl`): how
+    /// soon the cluster counts this host lost.
+    pub lease_ttl: Duration,
+    /// Seconds between reconcile passes (`--interval`).
+    pub interval: u64,
+}
+
+impl AgentOptions {
+    /// The default agent of `cluster`: a 3 s lease, a pass every 5 s.
+    pub fn new(cluster: &str) -> Self {
+        Self {
+            cluster: cluster.to_string(),
+            attributes: Vec::new(),
+            lease_ttl: DEFAULT_LEASE_TTL,
+            interval: 5,
+        }
+    }
+
+    /// How often the lease is renewed: three times within its TTL, so a
+    /// late renewal or two never lets it lapse.
+    pub fn renew_every(&self) -> Duration {
+        self.lease_ttl / 3
+    }
+}
+
+/// The agent lease's default TTL (etcd's own minimum is 2 s).
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(3);
+
+/// How often the agent looks for tasks placed on its host that have no
+/// supervisor yet.
+pub const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// How long the agent leaves a supervisor it started to claim its task
+/// before it starts another (after that, orphan recovery has the task).
+pub const CLAIM_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Whether the agent's lease may have expired in the cluster's eyes: no
+/// renewal has succeeded within a TTL. The host then fences before it
+/// takes the lease again.
+pub fn lapsed(since_renewed: Duration, ttl: Duration) -> bool {
+    since_renewed >= ttl
+}
+
+/// A task that wants a supervisor started: not STOPPED and none recorded.
+pub fn wants_supervisor(task: &Task) -> bool {
+    !task.is_stopped()
+        && task
+            .berth
+            .as_ref()
+            .is_none_or(|b| b.supervisor_pid.is_none())
 }
 
 /// The cluster name in a task's cluster ARN (its last `/` part).
@@ -109,6 +173,7 @@ mod tests {
             state_root: "/var/lib/b".into(),
             runtime_root: "/run/b".into(),
             cgroup_parent: "berth.slice".into(),
+            store: StoreConfig::parse(Some("etcd://h:1/p"), Default::default()).expect("url"),
         };
         let t = task("arn:aws:ecs:us-east-1:000000000000:cluster/c1", "abc");
         let args = cfg.supervisor_args(&t);
@@ -118,6 +183,7 @@ mod tests {
         assert_eq!(args.task_id, t.id());
         assert_eq!(args.cgroup_parent, "berth.slice");
         assert!(!args.adopt, "a new task is started, not adopted");
+        assert_eq!(args.store, cfg.store, "it opens the store its spawner did");
     }
 
     #[test]
@@ -146,6 +212,28 @@ mod tests {
             backoff_wait(Some(MAX_BACKOFF_WAIT + Duration::from_millis(1))),
             None
         );
+    }
+
+    #[test]
+    fn the_lease_is_renewed_thrice_a_ttl_and_lapses_after_one() {
+        let opts = AgentOptions::new("c");
+        assert_eq!(opts.lease_ttl, Duration::from_secs(3));
+        assert_eq!(opts.renew_every(), Duration::from_secs(1));
+        assert!(!lapsed(Duration::from_millis(2999), opts.lease_ttl));
+        assert!(lapsed(opts.lease_ttl, opts.lease_ttl));
+    }
+
+    #[test]
+    fn only_live_tasks_without_a_supervisor_want_one() {
+        let mut t = task("c", "x");
+        assert!(wants_supervisor(&t), "no supervisor recorded");
+        t.berth = Some(Default::default());
+        assert!(wants_supervisor(&t));
+        t.berth.as_mut().expect("internals").supervisor_pid = Some(42);
+        assert!(!wants_supervisor(&t));
+        t.berth.as_mut().expect("internals").supervisor_pid = None;
+        t.last_status = crate::model::TaskStatus::Stopped;
+        assert!(!wants_supervisor(&t));
     }
 
     #[test]

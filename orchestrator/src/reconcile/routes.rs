@@ -11,8 +11,9 @@ use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 
 use berth_net::routes::{self, RoutePlan};
 
-use crate::ecs::{peer_routes, store_endpoint};
+use crate::ecs::peer_routes;
 use crate::error::{EcsError, EcsResult, ErrorKind};
+use crate::store::StoreUrl;
 use crate::Ecs;
 
 fn kernel(what: String) -> EcsError {
@@ -23,7 +24,7 @@ fn kernel(what: String) -> EcsError {
 /// be an address of this host), else the source address of the route
 /// toward the store's first endpoint, else the host's first global
 /// address. The error names the flag or says what was looked for.
-pub fn host_address(explicit: Option<Ipv4Addr>, store_url: Option<&str>) -> EcsResult<Ipv4Addr> {
+pub fn host_address(explicit: Option<Ipv4Addr>, store: &StoreUrl) -> EcsResult<Ipv4Addr> {
     if let Some(address) = explicit {
         return match routes::link_with_address(address) {
             Ok(Some(_)) => Ok(address),
@@ -35,9 +36,12 @@ pub fn host_address(explicit: Option<Ipv4Addr>, store_url: Option<&str>) -> EcsR
             ))),
         };
     }
-    let toward: Option<SocketAddr> = store_url
-        .and_then(store_endpoint)
-        .and_then(|e| e.to_socket_addrs().ok()?.find(SocketAddr::is_ipv4));
+    let endpoint = match store {
+        StoreUrl::Etcd { endpoints, .. } => endpoints.first(),
+        _ => None,
+    };
+    let toward: Option<SocketAddr> =
+        endpoint.and_then(|e| e.to_socket_addrs().ok()?.find(SocketAddr::is_ipv4));
     if let Some(source) = toward.and_then(routes::source_address_toward) {
         if !source.is_loopback() {
             return Ok(source);

@@ -448,10 +448,15 @@ pub struct Decision {
 /// following its instances): the tasks `off_instance` (on instances a
 /// DAEMON service leaves) stop and count for nothing, the other live tasks
 /// are planned by [`plan`], and no task starts while the service backs off.
+///
+/// Tasks `draining` (on a DRAINING instance) are planned as an old
+/// deployment's: replaced first, within maximumPercent, then stopped as
+/// far as minimumHealthyPercent allows, as ECS drains an instance.
 pub fn decide(
     service: &Service,
     ours: &[&Task],
     off_instance: Vec<String>,
+    draining: &[String],
     now: DateTime<Utc>,
 ) -> Decision {
     let live: Vec<LiveTask> = ours
@@ -460,7 +465,11 @@ pub fn decide(
         .filter(|t| !off_instance.iter().any(|id| id == t.id()))
         .map(|t| LiveTask {
             id: t.id().to_string(),
-            deployment: t.started_by.clone().unwrap_or_default(),
+            deployment: if draining.iter().any(|id| id == t.id()) {
+                DRAINING_INSTANCE.to_string()
+            } else {
+                t.started_by.clone().unwrap_or_default()
+            },
             // Minimum healthy counts the healthy.
             running: t.in_service(),
         })
@@ -487,6 +496,10 @@ pub fn decide(
     }
     decision
 }
+
+/// The deployment a task on a DRAINING instance counts in: none of the
+/// service's (theirs are `ecs-svc/…`), so it is replaced like an old one.
+const DRAINING_INSTANCE: &str = "(draining instance)";
 
 const UNABLE_TO_START: &str = "is unable to consistently start tasks successfully.";
 const STEADY: &str = "has reached a steady state.";
@@ -883,16 +896,45 @@ mod tests {
         let off = task("off", "d", Some(0), None);
         let died = task("died", "d", None, Some((10, None)));
         let ours = [&on, &off, &died];
-        let d = decide(&s, &ours, vec!["off".into()], at(10));
+        let d = decide(&s, &ours, vec!["off".into()], &[], at(10));
         assert_eq!(d.plan.stop, vec!["off".to_string()]);
         assert_eq!(d.plan.start, vec![("d".into(), "td:d".into(), 1)]);
         assert_eq!(d.retry_after, None);
         s.deployments[0].failed_tasks = 1;
-        let d = decide(&s, &ours, vec!["off".into()], at(10));
+        let d = decide(&s, &ours, vec!["off".into()], &[], at(10));
         assert!(d.plan.start.is_empty());
         assert_eq!(d.retry_after, Some(BACKOFF_BASE));
         assert_eq!(d.events.len(), 1);
         assert!(d.events[0].ends_with(UNABLE_TO_START), "{:?}", d.events);
+    }
+
+    #[test]
+    fn draining_tasks_are_replaced_first_then_stopped_within_the_limits() {
+        // 3 tasks, one instance DRAINING under two of them; 200%/100%:
+        // both replacements start, nothing stops while they are not up.
+        let s = service(3, 200, 100, &["d"]);
+        let (a, b, c) = (
+            task("a", "d", Some(0), None),
+            task("b", "d", Some(0), None),
+            task("c", "d", Some(0), None),
+        );
+        let draining = ["b".to_string(), "c".to_string()];
+        let d = decide(&s, &[&a, &b, &c], vec![], &draining, at(100));
+        assert_eq!(d.plan.start, vec![("d".into(), "td:d".into(), 2)]);
+        assert!(d.plan.stop.is_empty(), "{:?}", d.plan.stop);
+        // The replacements run: the drained ones go.
+        let (n1, n2) = (
+            task("n1", "d", Some(50), None),
+            task("n2", "d", Some(50), None),
+        );
+        let d = decide(&s, &[&a, &b, &c, &n1, &n2], vec![], &draining, at(100));
+        assert!(d.plan.start.is_empty());
+        assert_eq!(d.plan.stop, vec!["b".to_string(), "c".to_string()]);
+        // 100%/50%: no room above the count, so one stops first.
+        let s = service(2, 100, 50, &["d"]);
+        let d = decide(&s, &[&a, &b], vec![], &draining[..1], at(100));
+        assert!(d.plan.start.is_empty());
+        assert_eq!(d.plan.stop, vec!["b".to_string()]);
     }
 
     #[test]

@@ -16,4 +16,5 @@
 
 pub mod daemon;
 pub mod deployments;
+pub mod hosts;
 pub mod placement;

@@ -332,6 +332,27 @@ pub fn leases_exclude_other_holders(open: Opener<'_>) {
         .expect("release of a lease nobody holds");
 }
 
+/// Anyone may ask who holds a lease: its live holder, nobody once it is
+/// released or expired.
+pub fn lease_holder_is_the_live_one(open: Opener<'_>) {
+    let store = open();
+    let holder = |name: &str| open().lease_holder(name).expect("ask the holder");
+    assert_eq!(holder("agents/a/h1"), None, "never taken");
+    assert!(store
+        .acquire_lease("agents/a/h1", "one", LIVE)
+        .expect("take"));
+    assert_eq!(holder("agents/a/h1").as_deref(), Some("one"));
+    assert_eq!(holder("agents/a/h"), None, "a prefix is another name");
+    store.release_lease("agents/a/h1", "one").expect("release");
+    assert_eq!(holder("agents/a/h1"), None, "released");
+    let short = Duration::from_millis(1);
+    assert!(store
+        .acquire_lease("agents/a/h1", "two", short)
+        .expect("take"));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(holder("agents/a/h1"), None, "expired");
+}
+
 /// A lease not renewed within its ttl is anyone's.
 pub fn leases_expire(open: Opener<'_>) {
     let store = open();
@@ -487,6 +508,7 @@ macro_rules! store_contract_tests {
             revisions_increase,
             leases_exclude_other_holders,
             leases_expire,
+            lease_holder_is_the_live_one,
             concurrent_increments_lose_nothing,
             concurrent_creates_have_one_winner,
             concurrent_lease_has_one_holder,

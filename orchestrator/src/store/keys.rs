@@ -18,7 +18,10 @@
 //!
 //! Leases are not keys: they live in the store's own lease namespace
 //! ([`super::Store::acquire_lease`]), named `reconcile/<cluster>` (held by
-//! a reconcile pass over the cluster's services).
+//! a reconcile pass over the cluster's services) and
+//! `agents/<cluster>/<host-id>` (held by the host's `berth agent`, renewed
+//! every third of its TTL: while it lives the instance is connected; once
+//! it expired, a reconcile pass stops the instance's tasks).
 //!
 //! Invariants (kept by writing the records of each line in one commit):
 //! - Every part between slashes is a checked name that holds no `/`
@@ -203,6 +206,12 @@ pub fn reconcile_lease(cluster: &str) -> String {
     format!("reconcile/{cluster}")
 }
 
+/// The liveness lease of `host`'s agent in `cluster`: held while the
+/// agent runs (its holder is the host id).
+pub fn agent_lease(cluster: &str, host: &str) -> String {
+    format!("agents/{cluster}/{host}")
+}
+
 /// What a `ports/` or `ips/` key holds: who reserved it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Holder<'a> {
@@ -279,6 +288,7 @@ mod tests {
             Some(Ipv4Addr::new(10, 88, 3, 0))
         );
         assert_eq!(parse_slice("ips/berth0/10.88.3.0"), None);
+        assert_eq!(agent_lease("c", "h1"), "agents/c/h1");
         assert_eq!(task_holder("c", "t1"), b"c/t1");
         assert_eq!(load_balancer_holder("lb"), b"load-balancer:lb");
     }

@@ -6,12 +6,16 @@
 pub mod contract;
 mod etcd;
 pub mod keys;
+mod open;
 mod sqlite;
+pub mod url;
 
 #[cfg(any(test, feature = "test-etcd"))]
 pub use etcd::test_server;
 pub use etcd::EtcdStore;
+pub use open::{open, SQLITE_FILE};
 pub use sqlite::SqliteStore;
+pub use url::{StoreConfig, StoreUrl, StoreUrlError, TlsFiles};
 
 /// A record and the store revision that last wrote it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,10 +83,51 @@ pub trait Store: Send + Sync {
 
     fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
 
+    /// Who holds the lease `name` now: None when nobody does or its
+    /// holder let it expire. How one host tells another's agent is gone.
+    fn lease_holder(&self, name: &str) -> StoreResult<Option<String>>;
+
     /// True when other hosts share this store (etcd), so that this host is
     /// one container instance among many, registered by its agent; false
     /// for the embedded store of one host (SQLite).
     fn shared(&self) -> bool {
         false
+    }
+}
+
+/// One store shared by several users in a process (the agent's threads,
+/// tests that play several hosts over one store).
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn get(&self, key: &str) -> StoreResult<Option<Record>> {
+        (**self).get(key)
+    }
+
+    fn list(&self, prefix: &str) -> StoreResult<Vec<(String, Record)>> {
+        (**self).list(prefix)
+    }
+
+    fn commit(&self, ops: &[Op]) -> StoreResult<u64> {
+        (**self).commit(ops)
+    }
+
+    fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> StoreResult<bool> {
+        (**self).acquire_lease(name, holder, ttl)
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        (**self).release_lease(name, holder)
+    }
+
+    fn lease_holder(&self, name: &str) -> StoreResult<Option<String>> {
+        (**self).lease_holder(name)
+    }
+
+    fn shared(&self) -> bool {
+        (**self).shared()
     }
 }

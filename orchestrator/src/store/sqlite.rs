@@ -240,6 +240,17 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         Ok(())
     }
+
+    fn lease_holder(&self, name: &str) -> StoreResult<Option<String>> {
+        self.conn()?
+            .query_row(
+                "SELECT holder FROM leases WHERE name = ?1 AND expires_ms > ?2",
+                params![name, now_ms()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)
+    }
 }
 
 /// The (key, record) rows `sql` selects.

@@ -1,11 +1,13 @@
 //! The supervisor's command line: how run-task, the agent and a reaper
 //! start one (`berth __berth-task <state> <runtime> <cluster> <task>
-//! [cgroup parent] [--adopt]`), and the paths it derives from it.
+//! [cgroup parent] [--adopt]`, with the store in its environment:
+//! `BERTH_STORE*`), and the paths it derives from it.
 
 use std::path::PathBuf;
 
 use crate::model::{name_from_arn, Task};
 use crate::names;
+use crate::store::{StoreConfig, StoreUrlError};
 
 /// argv[1] of a task supervisor.
 pub const SUPERVISOR_ARG: &str = "__berth-task";
@@ -21,14 +23,24 @@ pub struct SupervisorArgs {
     pub cgroup_parent: String,
     /// Take over a task whose supervisor died, rather than start it.
     pub adopt: bool,
+    /// The store its spawner opened: the supervisor, and the supervisors
+    /// it starts in turn, open this one.
+    pub store: StoreConfig,
 }
 
 impl SupervisorArgs {
-    pub fn from_args(args: &[String]) -> Option<Self> {
+    /// The supervisor's arguments when `args` are a supervisor's command
+    /// line; the store comes from the environment its spawner set. An
+    /// error: that environment names no store berth can open.
+    pub fn from_args(args: &[String]) -> Option<Result<Self, StoreUrlError>> {
         if args.get(1).map(String::as_str) != Some(SUPERVISOR_ARG) {
             return None;
         }
-        Some(Self {
+        let store = match StoreConfig::from_env(|name| std::env::var_os(name)) {
+            Ok(store) => store,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(Ok(Self {
             state_root: PathBuf::from(args.get(2)?),
             runtime_root: PathBuf::from(args.get(3)?),
             cluster: args.get(4)?.clone(),
@@ -39,7 +51,8 @@ impl SupervisorArgs {
                 .clone(),
             cgroup_parent: args.get(6).cloned().unwrap_or_else(|| "berth".into()),
             adopt: args.get(7).map(String::as_str) == Some(ADOPT_ARG),
-        })
+            store,
+        }))
     }
 
     /// The same roots and cgroup parent, for `task`.
@@ -101,6 +114,14 @@ impl SupervisorArgs {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
+        // Explicitly, not inherited: `--store` may have come as a flag,
+        // and a variable inherited from elsewhere must not name another.
+        for (name, value) in self.store.env() {
+            match value {
+                Some(v) => cmd.env(name, v),
+                None => cmd.env_remove(name),
+            };
+        }
         // SAFETY: setsid is async-signal-safe.
         unsafe {
             cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(Into::into));

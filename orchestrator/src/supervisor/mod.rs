@@ -68,7 +68,7 @@ pub fn run(args: SupervisorArgs, partition: Partition) -> i32 {
             return 1;
         }
     }
-    let ecs = match Ecs::open(&args.state_root, partition) {
+    let ecs = match Ecs::open(&args.state_root, &args.store, partition) {
         Ok(e) => e,
         Err(e) => {
             tracing::error!("open store: {e}");

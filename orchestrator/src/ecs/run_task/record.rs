@@ -97,6 +97,7 @@ pub(crate) fn new_task(
                 .container_definitions
                 .iter()
                 .any(|c| c.is_essential() && c.health_check.is_some()),
+            host: Some(instance.id().to_string()),
             ..Default::default()
         }),
         ..Default::default()

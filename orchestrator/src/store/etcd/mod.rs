@@ -32,8 +32,8 @@ pub struct EtcdStore {
     client: Client,
     runtime: tokio::runtime::Runtime,
     layout: Layout,
-    /// The endpoints as given, for error messages.
-    endpoints: String,
+    /// What error messages call this store (its endpoints, or its URL).
+    name: String,
 }
 
 impl EtcdStore {
@@ -41,11 +41,15 @@ impl EtcdStore {
     /// records and leases all live under `root` in etcd's key space.
     /// Connecting is lazy: an unreachable etcd shows on first use.
     pub fn connect(endpoints: &[String], root: &str) -> StoreResult<Self> {
-        let named = endpoints.join(",");
+        Self::connect_named(endpoints, root, &format!("etcd at {}", endpoints.join(",")))
+    }
+
+    /// [`Self::connect`], with errors naming the store `name` (its URL).
+    pub fn connect_named(endpoints: &[String], root: &str, named: &str) -> StoreResult<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| StoreError::Backend(format!("etcd at {named}: a runtime: {e}")))?;
+            .map_err(|e| StoreError::Backend(format!("{named}: a runtime: {e}")))?;
         let options = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_timeout(REQUEST_TIMEOUT);
@@ -54,13 +58,13 @@ impl EtcdStore {
                 tokio::time::timeout(REQUEST_TIMEOUT, Client::connect(endpoints, Some(options)))
                     .await
             })
-            .map_err(|_| StoreError::Backend(format!("etcd at {named}: connect timed out")))?
-            .map_err(|e| StoreError::Backend(format!("etcd at {named}: {e}")))?;
+            .map_err(|_| StoreError::Backend(format!("{named}: connect timed out")))?
+            .map_err(|e| StoreError::Backend(format!("{named}: {e}")))?;
         Ok(EtcdStore {
             client,
             runtime,
             layout: Layout::new(root),
-            endpoints: named,
+            name: named.to_string(),
         })
     }
 
@@ -81,7 +85,7 @@ impl EtcdStore {
     }
 
     fn backend(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Backend(format!("etcd at {}: {what}: {e}", self.endpoints))
+        StoreError::Backend(format!("{}: {what}: {e}", self.name))
     }
 
     fn get_raw(&self, etcd_key: &str) -> StoreResult<Option<KeyValue>> {
@@ -265,6 +269,16 @@ impl Store for EtcdStore {
             self.revoke(kv.lease());
         }
         Ok(())
+    }
+
+    fn lease_holder(&self, name: &str) -> StoreResult<Option<String>> {
+        let Some(kv) = self.get_raw(&self.layout.lease(name))? else {
+            return Ok(None);
+        };
+        // The deadline decides, as for acquire_lease.
+        Ok(LeaseValue::decode(kv.value())
+            .filter(|v| v.expires_ms > Self::now_ms())
+            .map(|v| v.holder))
     }
 }
 

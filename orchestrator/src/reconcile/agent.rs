@@ -1,0 +1,195 @@
+//! `berth agent`, one per host: it fences (stops here what the cluster
+//! already stopped), takes its host's lease and registers the host as a
+//! container instance; then, until stopped, it renews the lease from a
+//! thread of its own (every third of its TTL, so a slow pass never lets it
+//! lapse), starts the supervisors of tasks placed on its host, and runs
+//! the reconcile passes (orphans, lost hosts, services, load balancers).
+//! Effects only; the rules it follows are in [`super::plan`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::gc;
+use super::plan::{self, AgentOptions, Config, CLAIM_PATIENCE, WATCH_EVERY};
+use super::{launch, reconcile_and_launch, recover_orphans};
+use crate::{Ecs, EcsError, EcsResult};
+
+/// Run the agent until `stop` says so (checked after each pass; the CLI's
+/// agent runs until it is killed). A cluster's failure in a pass is logged
+/// and the loop goes on; failing to join the cluster or to list the
+/// clusters ends it.
+pub fn agent(
+    ecs: &Ecs,
+    cfg: &Config,
+    opts: &AgentOptions,
+    stop: impl Fn() -> bool,
+) -> EcsResult<()> {
+    join(ecs, cfg, opts)?;
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let keeper = s.spawn(|| keep_alive(ecs, cfg, opts, &done));
+        let outcome = run(ecs, cfg, opts, &stop);
+        done.store(true, Ordering::Relaxed);
+        let _ = keeper.join();
+        outcome
+    })
+}
+
+/// Fencing: what runs on this host that the cluster already stopped (its
+/// host lost, or stopped while this host was away) is stopped and
+/// released here, as `system gc` does, before the host takes its lease.
+pub fn fence(ecs: &Ecs, cfg: &Config, cluster: &str) -> EcsResult<gc::Report> {
+    let mut report = gc::Report::default();
+    gc::release_tasks(ecs, cluster, &|t| cfg.supervisor_args(t), &mut report)?;
+    for f in &report.failed {
+        tracing::warn!("fence {cluster}: {f}");
+    }
+    Ok(report)
+}
+
+/// Fence, take the lease, register: the host (re)joins `opts.cluster`.
+fn join(ecs: &Ecs, cfg: &Config, opts: &AgentOptions) -> EcsResult<()> {
+    // The cluster must exist before anything is stopped in its name.
+    ecs.cluster(Some(&opts.cluster)).map_err(|e| {
+        EcsError::new(
+            e.kind,
+            format!("--cluster: {} (create it first)", e.message),
+        )
+    })?;
+    let fenced = fence(ecs, cfg, &opts.cluster)?;
+    if !fenced.tasks_finished.is_empty() || !fenced.released.is_empty() {
+        tracing::warn!(
+            "joining {}: stopped {} task(s) the cluster had stopped, released {} leftover(s)",
+            opts.cluster,
+            fenced.tasks_finished.len(),
+            fenced.released.len()
+        );
+    }
+    if !ecs.renew_agent_lease(&opts.cluster, opts.lease_ttl)? {
+        return Err(EcsError::new(
+            crate::ErrorKind::ServerException,
+            format!(
+                "cluster {}: another agent holds host {}'s lease (is host-id copied?)",
+                opts.cluster,
+                ecs.host_id()
+            ),
+        ));
+    }
+    ecs.register_agent(&opts.cluster, &opts.attributes)?;
+    Ok(())
+}
+
+/// The lease's own thread: renew it every third of its TTL until `done`;
+/// when no renewal succeeded for a whole TTL, the cluster may have counted
+/// this host lost, so it fences and joins again.
+fn keep_alive(ecs: &Ecs, cfg: &Config, opts: &AgentOptions, done: &AtomicBool) {
+    let mut renewed = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        nap(opts.renew_every(), done);
+        if done.load(Ordering::Relaxed) {
+            return;
+        }
+        // Measured from before the call: the store dates the lease from
+        // the moment it gets the request, later than this.
+        let at = Instant::now();
+        if plan::lapsed(at.duration_since(renewed), opts.lease_ttl) {
+            tracing::warn!(
+                "cluster {}: this host's lease lapsed; fencing before it rejoins",
+                opts.cluster
+            );
+            match join(ecs, cfg, opts) {
+                Ok(()) => renewed = at,
+                Err(e) => tracing::warn!("rejoin {}: {e}", opts.cluster),
+            }
+            continue;
+        }
+        match ecs.renew_agent_lease(&opts.cluster, opts.lease_ttl) {
+            Ok(true) => renewed = at,
+            Ok(false) => {
+                tracing::warn!("cluster {}: another holds this host's lease", opts.cluster)
+            }
+            Err(e) => tracing::warn!("renew the lease in {}: {e}", opts.cluster),
+        }
+    }
+}
+
+/// Sleep `total`, waking early once `done`.
+fn nap(total: Duration, done: &AtomicBool) {
+    let until = Instant::now() + total;
+    while !done.load(Ordering::Relaxed) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
+/// Passes every `opts.interval` seconds; in between, every
+/// [`WATCH_EVERY`], the supervisors of tasks newly placed on this host.
+fn run(ecs: &Ecs, cfg: &Config, opts: &AgentOptions, stop: &impl Fn() -> bool) -> EcsResult<()> {
+    let mut started: HashMap<String, Instant> = HashMap::new();
+    loop {
+        pass(ecs, cfg, &opts.cluster)?;
+        if stop() {
+            return Ok(());
+        }
+        let next = Instant::now() + plan::agent_pause(opts.interval);
+        while Instant::now() < next {
+            if let Err(e) = start_placed(ecs, cfg, &opts.cluster, &mut started) {
+                tracing::warn!("start the tasks placed here in {}: {e}", opts.cluster);
+            }
+            std::thread::sleep(WATCH_EVERY.min(next.saturating_duration_since(Instant::now())));
+        }
+    }
+}
+
+/// Start a supervisor for each task of `cluster` placed on this host that
+/// has none, unless one was started for it within [`CLAIM_PATIENCE`]
+/// (`started`). A supervisor started twice is harmless: the second finds
+/// the task claimed and exits.
+fn start_placed(
+    ecs: &Ecs,
+    cfg: &Config,
+    cluster: &str,
+    started: &mut HashMap<String, Instant>,
+) -> EcsResult<()> {
+    started.retain(|_, at| at.elapsed() < CLAIM_PATIENCE);
+    let waiting: Vec<_> = ecs
+        .local_tasks(cluster)?
+        .into_iter()
+        .filter(plan::wants_supervisor)
+        .filter(|t| !started.contains_key(t.id()))
+        .collect();
+    for t in &waiting {
+        started.insert(t.id().to_string(), Instant::now());
+    }
+    launch(ecs, &waiting, |t| cfg.supervisor_args(t));
+    Ok(())
+}
+
+/// One pass: over every cluster with services and the agent's own (whose
+/// lost hosts' tasks stop even without a service), orphans recovered and
+/// the cluster reconciled; then the load balancers' listeners.
+fn pass(ecs: &Ecs, cfg: &Config, own: &str) -> EcsResult<()> {
+    let mut clusters = ecs.clusters_with_services()?;
+    if !clusters.iter().any(|c| c == own) {
+        clusters.push(own.to_string());
+    }
+    for c in &clusters {
+        if let Err(e) = recover_orphans(ecs, cfg, c) {
+            tracing::warn!("recover the tasks of {c}: {e}");
+        }
+        // Another agent's pass over the cluster does the same: no wait.
+        if let Err(e) = reconcile_and_launch(ecs, c, Duration::ZERO, |t| cfg.supervisor_args(t)) {
+            tracing::warn!("reconcile {c}: {e}");
+        }
+    }
+    super::routes::sync_all(ecs);
+    // Listeners come back after a reboot, used or not.
+    if let Err(e) = ecs.sync_load_balancers(&ecs.load_balancer_names()?) {
+        tracing::warn!("{e}");
+    }
+    Ok(())
+}
