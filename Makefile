@@ -13,7 +13,7 @@ BENCH_PACKAGES := runc crun umoci debootstrap wrk
 # The cgroup v2 VM (scripts/cgroup2-vm): QEMU and kmod for its module autoload.
 CGROUP2_PACKAGES := qemu-system-x86 kmod
 
-.PHONY: all deps bench-deps build images bench-images test test-cgroup2 lint demo bench clean fuzz-deps fuzz-build fuzz fuzz-smoke chaos
+.PHONY: all deps bench-deps build images bench-images test test-cgroup2 lint demo demo-cluster bench clean fuzz-deps fuzz-build fuzz fuzz-smoke chaos
 
 all: build
 
@@ -108,6 +108,11 @@ chaos: build images
 
 demo: build images
 	BERTH=$(BERTH) ROOTFS=$(ROOTFS) scripts/demo.sh
+
+# Three hosts (network namespaces on an underlay bridge) on etcd, a spread
+# service, a host killed and its tasks replaced on the others.
+demo-cluster: build images
+	BERTH=$(BERTH) ROOTFS=$(ROOTFS) scripts/demo-cluster.sh
 
 bench: bench-deps images bench-images
 	cargo build --release -p berth-cli

@@ -542,4 +542,5 @@ fn nix_euid_is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+pub mod cluster_world;
 pub mod oci;

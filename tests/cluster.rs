@@ -1,0 +1,429 @@
+//! A cluster of several hosts on one machine (issue 13): each host a
+//! network namespace on an underlay bridge with its own `berth agent`,
+//! etcd on the underlay. Real busybox tasks; placement across hosts, host
+//! loss (processes killed, or the link cut), fencing, draining, and a dead
+//! store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
+
+use berth_tests::cluster_world::{three_zones, ClusterWorld, HostSpec, CLUSTER};
+use berth_tests::{assert_ok, stderr, stdout, task_id};
+use serde_json::{json, Value};
+
+/// A task definition `family` of one busybox container of `memory` MiB
+/// that loops until TERM, with no network of its own.
+fn register_looper(cw: &ClusterWorld, family: &str, memory: u32) {
+    let td = json!({
+        "family": family,
+        "networkMode": "none",
+        "containerDefinitions": [{
+            "name": "main", "image": "busybox", "memory": memory,
+            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+        }]
+    });
+    cw.berth_json(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &td.to_string(),
+    ]);
+}
+
+/// `create-service` of `count` tasks of `family`, with `extra` flags.
+fn create_service(cw: &ClusterWorld, name: &str, family: &str, count: u32, extra: &[&str]) {
+    let count = count.to_string();
+    let mut args = vec![
+        "create-service",
+        "--cluster",
+        CLUSTER,
+        "--service-name",
+        name,
+        "--task-definition",
+        family,
+        "--desired-count",
+        &count,
+    ];
+    args.extend_from_slice(extra);
+    cw.berth_json(&args);
+}
+
+fn per_host(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs.iter().map(|(h, n)| (h.to_string(), *n)).collect()
+}
+
+const SPREAD_BY_ZONE: &str = r#"[{"type":"spread","field":"attribute:ecs.availability-zone"}]"#;
+
+/// A spread service of 6 over hosts a, b, c (2 each); returns its tasks.
+fn spread_six(cw: &ClusterWorld, extra: &[&str]) -> Vec<Value> {
+    register_looper(cw, "web", 32);
+    let mut flags = vec!["--placement-strategy", SPREAD_BY_ZONE];
+    flags.extend_from_slice(extra);
+    create_service(cw, "web", "web", 6, &flags);
+    let tasks = cw.wait_service_running("web", 6);
+    assert_eq!(
+        cw.running_per_host(&tasks),
+        per_host(&[("a", 2), ("b", 2), ("c", 2)])
+    );
+    tasks
+}
+
+#[test]
+fn harness_hosts_reach_etcd_over_the_underlay_and_leave_nothing() {
+    let cw = ClusterWorld::new("harness", &three_zones()[..2]);
+    let health = format!("http://{}/health", cw.etcd_endpoint);
+    let fetch = |host: &str| {
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", cw.host(host).netns()))
+            .args(["--", "curl", "-sS", "-m", "2", &health])
+            .output()
+            .expect("nsenter curl")
+    };
+    for h in ["a", "b"] {
+        let out = fetch(h);
+        assert!(
+            out.status.success() && stdout(&out).contains("true"),
+            "host {h} cannot reach etcd: {}",
+            stderr(&out)
+        );
+    }
+    // A cut link cuts the host off; restored, it reaches etcd again.
+    cw.host("b").cut_link();
+    assert!(
+        !fetch("b").status.success(),
+        "host b reached etcd with its link cut"
+    );
+    assert!(fetch("a").status.success());
+    cw.host("b").restore_link();
+    cw.wait_until(20, "host b back on the underlay", || {
+        fetch("b").status.success().then_some(())
+    });
+    // kill_host takes every process in the host's namespace and naming its
+    // root, children included.
+    let root = cw.host("a").world.root.path().display().to_string();
+    let mut sleeper = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", cw.host("a").netns()))
+        .args(["--", "sh", "-c", "sleep 1000 & sleep 1000; : "])
+        .arg(&root)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn a sleeper");
+    cw.wait_until(10, "the sleepers are host a's", || {
+        (cw.host("a").pids().len() >= 2).then_some(())
+    });
+    cw.host("a").kill_host();
+    assert!(cw.host("a").pids().is_empty());
+    let _ = sleeper.wait();
+    assert!(cw.host("b").pids().is_empty());
+
+    let footprint = cw.footprint();
+    drop(cw);
+    assert_eq!(footprint.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn agents_register_their_hosts_with_zones_and_offers() {
+    let specs: Vec<HostSpec> = three_zones()
+        .into_iter()
+        .map(|s| {
+            let name = s.name.clone();
+            s.memory(384).attribute("rack", &format!("r-{name}"))
+        })
+        .collect();
+    let cw = ClusterWorld::start("register", &specs);
+    let footprint = cw.footprint();
+    for h in &cw.hosts {
+        let i = cw.instance(h.name()).expect("registered");
+        assert_eq!(i["agentConnected"], true, "{i}");
+        assert_eq!(i["status"], "ACTIVE", "{i}");
+        let attrs: BTreeMap<String, String> = i["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| Some((a["name"].as_str()?.into(), a["value"].as_str()?.into())))
+            .collect();
+        assert_eq!(
+            attrs.get("ecs.availability-zone"),
+            Some(&h.spec.zone),
+            "{i}"
+        );
+        assert_eq!(attrs.get("rack"), Some(&format!("r-{}", h.name())), "{i}");
+        let memory = i["registeredResources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["name"] == "MEMORY")
+            .map(|r| r["integerValue"].clone());
+        assert_eq!(memory, Some(json!(384)), "{i}");
+    }
+    drop(cw);
+    assert_eq!(footprint.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_spread_service_of_six_lands_two_per_zone() {
+    let cw = ClusterWorld::start("spread", &three_zones());
+    spread_six(&cw, &[]);
+    // Every task runs on its host: its container is in that host's runtime.
+    for t in cw.service_tasks("web", "RUNNING") {
+        let host = cw.host(&cw.host_of_task(&t));
+        let id = task_id(&t);
+        assert!(
+            host.container_ids().iter().any(|c| c.starts_with(&id)),
+            "task {id} has no container on host {}",
+            host.name()
+        );
+    }
+}
+
+#[test]
+fn binpack_fills_one_host_first() {
+    // 256 MiB a host, 64 a task: 4 fill a host.
+    let specs: Vec<HostSpec> = three_zones().into_iter().map(|s| s.memory(256)).collect();
+    let cw = ClusterWorld::start("binpack", &specs);
+    register_looper(&cw, "packed", 64);
+    create_service(
+        &cw,
+        "packed",
+        "packed",
+        5,
+        &[
+            "--placement-strategy",
+            r#"[{"type":"binpack","field":"memory"}]"#,
+        ],
+    );
+    let tasks = cw.wait_service_running("packed", 5);
+    let mut counts: Vec<usize> = cw.running_per_host(&tasks).into_values().collect();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(counts, vec![4, 1], "{:?}", cw.running_per_host(&tasks));
+}
+
+#[test]
+fn distinct_instance_and_member_of_are_obeyed_and_too_big_fails() {
+    let mut specs = three_zones();
+    specs[2] = specs[2].clone().attribute("disk", "ssd");
+    let cw = ClusterWorld::start("constraints", &specs);
+    register_looper(&cw, "one", 32);
+    create_service(
+        &cw,
+        "one-each",
+        "one",
+        3,
+        &[
+            "--placement-constraints",
+            r#"[{"type":"distinctInstance"}]"#,
+        ],
+    );
+    let tasks = cw.wait_service_running("one-each", 3);
+    assert_eq!(
+        cw.running_per_host(&tasks),
+        per_host(&[("a", 1), ("b", 1), ("c", 1)])
+    );
+    // memberOf on a custom attribute: only host c has disk=ssd.
+    create_service(
+        &cw,
+        "ssd",
+        "one",
+        3,
+        &[
+            "--placement-constraints",
+            r#"[{"type":"memberOf","expression":"attribute:disk == ssd"}]"#,
+        ],
+    );
+    let tasks = cw.wait_service_running("ssd", 3);
+    assert_eq!(cw.running_per_host(&tasks), per_host(&[("c", 3)]));
+    // memberOf on the zone, spread over what is left: a and b only.
+    create_service(
+        &cw,
+        "not-c",
+        "one",
+        4,
+        &[
+            "--placement-constraints",
+            r#"[{"type":"memberOf","expression":"attribute:ecs.availability-zone in [zone-a, zone-b]"}]"#,
+            "--placement-strategy",
+            SPREAD_BY_ZONE,
+        ],
+    );
+    let tasks = cw.wait_service_running("not-c", 4);
+    assert_eq!(cw.running_per_host(&tasks), per_host(&[("a", 2), ("b", 2)]));
+
+    // 1 GiB when each host offers 512 MiB: ECS's RESOURCE:MEMORY.
+    register_looper(&cw, "huge", 1024);
+    let out = cw.berth_json(&[
+        "run-task",
+        "--cluster",
+        CLUSTER,
+        "--task-definition",
+        "huge",
+    ]);
+    assert_eq!(out["tasks"], json!([]), "{out}");
+    assert_eq!(out["failures"][0]["reason"], "RESOURCE:MEMORY", "{out}");
+}
+
+/// Host loss: the service is back at 6 RUNNING on a and c; b's old tasks
+/// are STOPPED with a reason naming b's instance. Returns b's old tasks.
+fn service_survives_losing_b(cw: &ClusterWorld, before: &[Value]) -> Vec<String> {
+    let b = cw.host("b");
+    let b_id = b.id().expect("host b's id");
+    let old_b: Vec<String> = before
+        .iter()
+        .filter(|t| cw.host_of_task(t) == "b")
+        .map(|t| t["taskArn"].as_str().expect("arn").to_string())
+        .collect();
+    assert_eq!(old_b.len(), 2);
+    cw.wait_until(60, "host b disconnected", || {
+        cw.instance("b")
+            .filter(|i| i["agentConnected"] == false)
+            .map(|_| ())
+    });
+    let tasks = cw.wait_until(90, "6 RUNNING on a and c", || {
+        let tasks = cw.service_tasks("web", "RUNNING");
+        let per = cw.running_per_host(&tasks);
+        let on_ac = per.get("a").copied().unwrap_or(0) + per.get("c").copied().unwrap_or(0);
+        (tasks.len() == 6 && on_ac == 6).then_some(tasks)
+    });
+    assert!(tasks.iter().all(|t| cw.host_of_task(t) != "b"));
+    for t in cw.describe_tasks(&old_b) {
+        assert_eq!(t["lastStatus"], "STOPPED", "{t}");
+        let reason = t["stoppedReason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains(&b_id),
+            "stoppedReason names not b ({b_id}): {t}"
+        );
+    }
+    old_b
+}
+
+/// b is back: none of its old tasks' containers is left on it, and it
+/// takes new tasks (scaled to 9, spread puts the 3 new ones on b).
+fn b_is_fenced_and_takes_new_tasks(cw: &ClusterWorld, old_b: &[String]) {
+    let b = cw.host("b");
+    cw.wait_connected(BTreeSet::from(["a", "b", "c"]));
+    let old_ids: Vec<String> = old_b
+        .iter()
+        .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
+        .collect();
+    cw.wait_until(60, "b's old tasks gone from b", || {
+        let left: Vec<String> = b
+            .container_ids()
+            .into_iter()
+            .filter(|c| old_ids.iter().any(|id| c.starts_with(id.as_str())))
+            .collect();
+        left.is_empty().then_some(())
+    });
+    for t in cw.describe_tasks(old_b) {
+        assert_eq!(t["lastStatus"], "STOPPED", "{t}");
+    }
+    assert_ok(&cw.berth(&[
+        "update-service",
+        "--cluster",
+        CLUSTER,
+        "--service",
+        "web",
+        "--desired-count",
+        "9",
+    ]));
+    let tasks = cw.wait_service_running("web", 9);
+    assert_eq!(
+        cw.running_per_host(&tasks),
+        per_host(&[("a", 3), ("b", 3), ("c", 3)])
+    );
+}
+
+#[test]
+fn host_b_killed_its_tasks_move_and_it_is_fenced_when_back() {
+    let cw = ClusterWorld::start("loss-kill", &three_zones());
+    let before = spread_six(&cw, &[]);
+    cw.host("b").kill_host();
+    let old_b = service_survives_losing_b(&cw, &before);
+    cw.host("b").start_agent();
+    b_is_fenced_and_takes_new_tasks(&cw, &old_b);
+}
+
+#[test]
+fn host_b_cut_off_its_tasks_move_and_it_is_fenced_when_back() {
+    let cw = ClusterWorld::start("loss-cut", &three_zones());
+    let before = spread_six(&cw, &[]);
+    let b = cw.host("b");
+    let on_b_before = b.container_ids().len();
+    assert_eq!(on_b_before, 2, "{:?}", b.container_ids());
+    b.cut_link();
+    let old_b = service_survives_losing_b(&cw, &before);
+    // Cut off, b's containers still run: only b can stop them.
+    assert_eq!(b.container_ids().len(), on_b_before);
+    b.restore_link();
+    b_is_fenced_and_takes_new_tasks(&cw, &old_b);
+}
+
+#[test]
+fn draining_host_c_empties_it_within_the_deployment_limits() {
+    let cw = ClusterWorld::start("drain", &three_zones());
+    // Replacements first: never fewer than 6 RUNNING, never more than 9.
+    spread_six(
+        &cw,
+        &[
+            "--deployment-configuration",
+            "maximumPercent=150,minimumHealthyPercent=100",
+        ],
+    );
+    let c_arn = cw.instance("c").expect("c registered")["containerInstanceArn"]
+        .as_str()
+        .expect("arn")
+        .to_string();
+    assert_ok(&cw.berth(&[
+        "update-container-instances-state",
+        "--cluster",
+        CLUSTER,
+        "--container-instances",
+        &c_arn,
+        "--status",
+        "DRAINING",
+    ]));
+    let mut seen = BTreeSet::new();
+    let tasks = cw.wait_until(120, "c drained, 6 RUNNING on a and b", || {
+        let tasks = cw.service_tasks("web", "RUNNING");
+        let running = tasks
+            .iter()
+            .filter(|t| t["lastStatus"] == "RUNNING")
+            .count();
+        seen.insert(running);
+        let per = cw.running_per_host(&tasks);
+        (tasks.len() == 6 && running == 6 && !per.contains_key("c")).then_some(tasks)
+    });
+    assert!(
+        seen.iter().all(|n| (6..=9).contains(n)),
+        "RUNNING counts seen while draining: {seen:?}"
+    );
+    assert_eq!(cw.running_per_host(&tasks), per_host(&[("a", 3), ("b", 3)]));
+    let c = cw.instance("c").expect("c registered");
+    assert_eq!(c["status"], "DRAINING", "{c}");
+    assert_eq!(c["runningTasksCount"], 0, "{c}");
+}
+
+#[test]
+fn with_etcd_stopped_verbs_fail_naming_the_store() {
+    let mut cw = ClusterWorld::new("etcd-down", &three_zones()[..1]);
+    cw.berth_json(&["create-cluster", "--cluster-name", CLUSTER]);
+    register_looper(&cw, "web", 32);
+    cw.kill_etcd();
+    for verb in [
+        &["list-clusters"][..],
+        &["describe-clusters", "--clusters", CLUSTER],
+        &["run-task", "--cluster", CLUSTER, "--task-definition", "web"],
+        &[
+            "register-task-definition",
+            "--cli-input-json",
+            r#"{"family":"x","containerDefinitions":[{"name":"m","image":"busybox","memory":8}]}"#,
+        ],
+    ] {
+        let out = cw.berth_bounded("a", verb, 60);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{verb:?} succeeded with etcd down");
+        assert!(
+            err.contains(&cw.etcd_endpoint),
+            "{verb:?}: the error names not the store {}: {err}",
+            cw.etcd_endpoint
+        );
+        assert!(!err.contains("panicked"), "{verb:?}: {err}");
+    }
+}
