@@ -151,6 +151,19 @@ impl Ecs {
         Ok(out)
     }
 
+    /// Whether this host holds a slice of the network on `bridge` (never
+    /// with the embedded store).
+    pub fn holds_slice(&self, bridge: &str) -> EcsResult<bool> {
+        if !self.store.shared() {
+            return Ok(false);
+        }
+        Ok(self
+            .store
+            .list(&keys::slices_of(bridge))?
+            .iter()
+            .any(|(_, rec)| rec.value == self.host.id.as_bytes()))
+    }
+
     /// The operations that free `host`'s slice of `cluster`'s network as
     /// its instance leaves the cluster, unless the host still has an
     /// instance in another cluster on the same bridge (whose tasks use it).
@@ -459,8 +472,11 @@ mod tests {
         ecs.deregister_container_instance(Some("b"), "h1", false)
             .expect("leave b");
         assert_eq!(ecs.slices(&net("10.77.0.0/16")).expect("held").len(), 1);
+        // The bridge counts as used while the host holds its slice.
+        assert!(ecs.addresses_in_use("lab0").expect("in use"));
         ecs.deregister_container_instance(Some("a"), "h1", false)
             .expect("leave a");
         assert!(ecs.slices(&net("10.77.0.0/16")).expect("freed").is_empty());
+        assert!(!ecs.addresses_in_use("lab0").expect("unused"));
     }
 }
