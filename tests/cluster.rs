@@ -572,4 +572,43 @@ fn a_load_balancer_on_host_a_reaches_tasks_on_b_and_c() {
     for host in ["b", "c"] {
         assert_eq!(get_from(&cw, host, listen), None, "host {host} listens too");
     }
+    // Only a's kernel holds the listener: deleting it elsewhere is refused
+    // with the host to ask.
+    let elsewhere = cw
+        .host("b")
+        .berth(&["delete-load-balancer", "--name", "xlb"]);
+    assert!(!elsewhere.status.success(), "{elsewhere:?}");
+    let a_id = cw.host("a").id().expect("a's id");
+    assert!(stderr(&elsewhere).contains(&a_id), "{}", stderr(&elsewhere));
+}
+
+#[test]
+fn an_agent_refuses_a_host_address_that_is_not_its_own() {
+    let cw = ClusterWorld::new("xaddr", &three_zones()[..1]);
+    cw.berth_json(&["create-cluster", "--cluster-name", CLUSTER]);
+    let out = cw.berth_bounded(
+        "a",
+        &[
+            "agent",
+            "--cluster",
+            CLUSTER,
+            "--host-address",
+            "192.0.2.77",
+        ],
+        30,
+    );
+    assert!(!out.status.success(), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("--host-address") && err.contains("192.0.2.77"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // A malformed one is clap's to refuse, naming the flag.
+    let out = cw.berth_bounded(
+        "a",
+        &["agent", "--cluster", CLUSTER, "--host-address", "a.b.c.d"],
+        30,
+    );
+    assert!(!out.status.success() && stderr(&out).contains("--host-address"));
 }

@@ -121,3 +121,27 @@ pub fn sync(ecs: &Ecs, cluster: &str) -> EcsResult<Option<RoutePlan>> {
     }
     Ok(Some(plan))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_address_not_on_this_host_is_refused_naming_the_flag() {
+        // 192.0.2.0/24 is TEST-NET-1: on no host's link.
+        let e = host_address(Some(Ipv4Addr::new(192, 0, 2, 77)), &StoreUrl::Sqlite)
+            .expect_err("not ours");
+        assert!(
+            e.message.starts_with("--host-address: 192.0.2.77"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn nothing_is_routed_with_the_embedded_store() {
+        let (_dir, ecs) = crate::ecs::fixtures::ecs();
+        ecs.set_host_address(Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(sync(&ecs, "default").expect("no-op"), None);
+    }
+}
