@@ -29,7 +29,7 @@ host_pids() {
         cat /sys/fs/cgroup/*/"$(cgroup_parent "$1")"/cgroup.procs \
             /sys/fs/cgroup/*/"$(cgroup_parent "$1")"/*/cgroup.procs \
             /sys/fs/cgroup/*/"$(cgroup_parent "$1")"/*/*/cgroup.procs 2>/dev/null || true
-    } | grep -vx "$$" | sort -u
+    } | { grep -vx "$$" || true; } | sort -u
 }
 # kill -9 everything of host $1 at once, until nothing is left.
 kill_host() {
@@ -100,7 +100,7 @@ h() {
     shift
     BERTH_CGROUP_PARENT=$(cgroup_parent "$host") BERTH_BRIDGE="bdc$id$host"x \
         BERTH_SUBNET="10.$((100 + $(printf '%d' "'$host") % 100)).$((id % 250)).0/24" \
-        BERTH_HOST_CPU_UNITS=2048 BERTH_HOST_MEMORY_MIB=512 \
+        BERTH_HOST_CPU_UNITS=2048 BERTH_HOST_MEMORY_MIB=96 \
         nsenter --net="/run/netns/$(ns "$host")" -- "$BERTH" --root "$work/$host" --store "$store" "$@"
 }
 
@@ -171,40 +171,44 @@ for t in json.load(sys.stdin)["tasks"]:
     host=names.get((t.get("containerInstanceArn") or "").split("/")[-1],"?")
     print(t["taskArn"].split("/")[-1][:12], "on host", host, t["lastStatus"], t.get("stoppedReason",""))'
 }
-per_host() { tasks | awk '$4=="RUNNING"{n[$3]++} END{for(h in n) printf "%s:%d ", h, n[h]}' | tr ' ' '\n' | sort | tr '\n' ' '; }
+per_host() { tasks | awk '$5=="RUNNING"{n[$4]++} END{for(h in n) printf "%s:%d\n", h, n[h]}' | sort | tr '\n' ' '; }
 running() { tasks | grep -c " RUNNING" || true; }
 for _ in $(seq 600); do [ "$(running)" = 6 ] && break; sleep 0.1; done
 step "berth list-tasks/describe-tasks --cluster demo   # spread: 2 per zone"
 tasks
 echo "per host: $(per_host)"
 
-old_b=$(tasks | awk '$3=="b"{print $1}')
-step "kill -9 everything of host b at once: agent, supervisors, monitors, containers"
+# The host to lose: b (spread gives it 2), or the busiest if b has none.
+victim=b
+[ -z "$(tasks | awk '$4=="b"')" ] && victim=$(tasks | awk '{n[$4]++} END{for(h in n) print n[h], h}' | sort -rn | head -1 | cut -d' ' -f2)
+old=$(tasks | awk -v h="$victim" '$4==h{print $1}')
+step "kill -9 everything of host $victim at once: agent, supervisors, monitors, containers"
 t0=$(date +%s.%N)
-kill_host b
-note "host b is gone; its lease (3 s) expires, the cluster stops its tasks and places replacements"
+kill_host "$victim"
+note "host $victim is gone; its lease (3 s) expires, the cluster stops its tasks and places replacements"
 for _ in $(seq 600); do
-    [ "$(running)" = 6 ] && [ -z "$(tasks | awk '$3=="b"')" ] && break
+    [ "$(running)" = 6 ] && [ -z "$(tasks | awk -v h="$victim" '$4==h')" ] && break
     sleep 0.1
 done
 t1=$(date +%s.%N)
 step "berth describe-container-instances --cluster demo"
 instances
-step "berth list-tasks --cluster demo --service-name web   # back at 6, on a and c"
+step "berth list-tasks --cluster demo --service-name web   # back at 6, on the other two"
 tasks
 echo "per host: $(per_host)"
-python3 -c "print('host b killed -> all 6 RUNNING again on a and c: %.1f s' % ($t1 - $t0))"
-step "berth describe-tasks ... (b's old tasks)"
-tasks STOPPED | grep -F -f <(echo "$old_b") || true
+python3 -c "print('host $victim killed -> all 6 RUNNING again on the others: %.1f s' % ($t1 - $t0))"
+step "berth describe-tasks ... (host $victim's old tasks)"
+tasks STOPPED | grep -F -f <(echo "$old") || true
 
-step "[host b] berth agent --cluster demo ... &   # b comes back: fenced first, then it rejoins"
-h b agent --cluster demo --attributes "ecs.availability-zone=zone-b" >>"$work/agent-b.log" 2>&1 &
+step "[host $victim] berth agent --cluster demo ... &   # it comes back: fenced first, then it rejoins"
+h "$victim" agent --cluster demo --attributes "ecs.availability-zone=zone-$victim" >>"$work/agent-$victim.log" 2>&1 &
 agents+=($!)
 for _ in $(seq 300); do [ "$(connected)" = 3 ] && break; sleep 0.1; done
 instances
-step "berth runtime list   # on host b: what the cluster stopped is not running there"
-"$BERTH" --root "$work/b" runtime list | python3 -c 'import json,sys; l=json.load(sys.stdin); print(len([c for c in l if c.get("status")=="running"]), "running containers on b")'
-step "berth update-service --cluster demo --service web --desired-count 9   # b takes new tasks"
+step "berth runtime list   # on host $victim: what the cluster stopped is not running there"
+n=$("$BERTH" --root "$work/$victim" runtime list | python3 -c 'import json,sys; print(len([c for c in json.load(sys.stdin) if c.get("status")=="running"]))')
+echo "$n running containers on host $victim"
+step "berth update-service --cluster demo --service web --desired-count 9   # the others are full: host $victim takes the 3 new"
 h a update-service --cluster demo --service web --desired-count 9 >/dev/null
 for _ in $(seq 600); do [ "$(running)" = 9 ] && break; sleep 0.1; done
 echo "per host: $(per_host)"

@@ -318,6 +318,18 @@ impl Host {
             .is_some_and(|id| arn.rsplit('/').next() == Some(id.as_str()))
     }
 
+    /// The supervisor log of task `id` (if it ran here).
+    pub fn task_log(&self, id: &str) -> String {
+        std::fs::read_to_string(
+            self.world
+                .root
+                .path()
+                .join("tasks")
+                .join(format!("{id}.log")),
+        )
+        .unwrap_or_default()
+    }
+
     fn agent_log(&self) -> PathBuf {
         self.world.root.path().join("agent.log")
     }
@@ -349,6 +361,7 @@ impl Host {
             .arg("--attributes")
             .arg(self.spec.attributes_flag())
             .env("BERTH_LOG", "info,libcgroups=error")
+            .env("NO_COLOR", "1")
             .stdout(log)
             .stderr(log2)
             .spawn()
@@ -483,6 +496,7 @@ pub struct ClusterWorld {
     /// The `--store` every host uses.
     pub store: String,
     underlay: Underlay,
+    started: Instant,
 }
 
 impl ClusterWorld {
@@ -517,7 +531,14 @@ impl ClusterWorld {
             etcd_endpoint,
             store,
             underlay,
+            started: Instant::now(),
         }
+    }
+
+    /// Print how long since the world was made, and `what` (test output:
+    /// `--nocapture` shows where a test spends its time).
+    pub fn phase(&self, what: &str) {
+        eprintln!("[{:>6.1} s] {what}", self.started.elapsed().as_secs_f64());
     }
 
     /// [`Self::new`], then the cluster created, the busybox image on every
@@ -548,6 +569,11 @@ impl ClusterWorld {
     /// Stop etcd now (as a crash would).
     pub fn kill_etcd(&mut self) {
         self.etcd.kill();
+    }
+
+    /// Start etcd again on its data dir and address.
+    pub fn restart_etcd(&mut self) {
+        self.etcd.restart();
     }
 
     /// A verb on the first host (scheduling works from any host).

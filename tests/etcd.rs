@@ -5,8 +5,9 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use berth_orchestrator::store::test_server::EtcdServer;
-use berth_tests::{assert_ok, parse_json, patience, stderr, task_id, World};
+use berth_orchestrator::store::test_certs::TestCerts;
+use berth_orchestrator::store::test_server::{EtcdCluster, EtcdServer};
+use berth_tests::{assert_ok, parse_json, patience, stderr, task_id, Agent, World};
 use serde_json::{json, Value};
 
 /// The store URL of a test's etcd, under a prefix of its own.
@@ -14,13 +15,38 @@ fn url(endpoints: &[&str], name: &str) -> String {
     format!("etcd://{}/berth-test/{name}", endpoints.join(","))
 }
 
-/// A world on `etcd` (its busybox image loaded). Declare the server
-/// before the world: the world, dropped first, still reaches it.
-fn world_on(etcd: &EtcdServer, name: &str) -> (World, String) {
+/// A world on `etcd` (its busybox image loaded) with its host's agent
+/// joined: on a shared store only agents register hosts. Declare the
+/// server before the world: the world, dropped first, still reaches it.
+fn world_on(etcd: &EtcdServer, name: &str) -> (World, String, Agent) {
     let store = url(&[&etcd.endpoint], name);
     let w = World::new(name).with_store(&store);
     w.busybox_image("busybox:latest", &[]);
-    (w, store)
+    let agent = join_agent(&w);
+    (w, store, agent)
+}
+
+/// The world's host agent, once it registered the host.
+fn join_agent(w: &World) -> Agent {
+    let agent = w.agent(&["--interval", "1"], &[]);
+    let deadline = Instant::now() + patience(30);
+    while listed_instances(w) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the agent never registered its host"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    agent
+}
+
+/// How many container instances the default cluster lists.
+fn listed_instances(w: &World) -> usize {
+    let out = w.berth(&["list-container-instances"]);
+    assert_ok(&out);
+    parse_json(&out)["containerInstanceArns"]
+        .as_array()
+        .map_or(0, Vec::len)
 }
 
 fn loop_forever(tag: &str) -> Value {
@@ -104,7 +130,7 @@ fn fails_naming(out: &Output, store: &str) {
 #[test]
 fn tasks_and_services_live_in_etcd_and_survive_its_restart() {
     let mut etcd = EtcdServer::start();
-    let (w, store) = world_on(&etcd, "etcd-e2e");
+    let (w, store, _agent) = world_on(&etcd, "etcd-e2e");
 
     // One task: RUNNING, then stopped.
     register_looping(&w, "one");
@@ -203,4 +229,96 @@ fn a_dead_etcd_fails_every_verb_naming_the_store() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--store"), "{}", stderr(&out));
     assert!(!w.root.path().join("state.db").exists());
+}
+
+/// Three etcd members, all in the URL: a follower killed, then the
+/// leader, while a service runs; every verb goes on working, the service
+/// keeps its count and replaces a killed task, nothing is lost.
+#[test]
+fn a_member_lost_mid_run_changes_nothing() {
+    let mut etcd = EtcdCluster::start();
+    let endpoints: Vec<&str> = etcd.endpoints.iter().map(String::as_str).collect();
+    let w = World::new("etcd-three").with_store(&url(&endpoints, "three"));
+    w.busybox_image("busybox:latest", &[]);
+    let _agent = join_agent(&w);
+    register_looping(&w, "one");
+    register_looping(&w, "web");
+    assert_ok(&w.berth(&[
+        "create-service",
+        "--service-name",
+        "web",
+        "--task-definition",
+        "web",
+        "--desired-count",
+        "2",
+    ]));
+    wait_running(&w, "web", 2);
+
+    let leader = etcd.wait_for_leader();
+    let follower = (leader + 1) % 3;
+    for down in [follower, leader] {
+        etcd.kill(down);
+        // Reads at once; writes once the others lead (a write sent just
+        // as the leader died may die with it, its outcome unknown).
+        assert_eq!(live_tasks(&w, "service:web").len(), 2);
+        etcd.wait_for_leader();
+        let out = w.berth(&["run-task", "--task-definition", "one"]);
+        assert_ok(&out);
+        let one = task_id(&parse_json(&out)["tasks"][0]);
+        w.wait_task(&one, "RUNNING");
+        assert_ok(&w.berth(&["stop-task", "--task", &one]));
+        w.wait_task(&one, "STOPPED");
+        // A task of the service killed: replaced.
+        let tasks = wait_running(&w, "web", 2);
+        let victim = tasks[0]["taskArn"].as_str().expect("arn").to_string();
+        let container = tasks[0]["containers"][0]["runtimeId"]
+            .as_str()
+            .expect("runtimeId")
+            .to_string();
+        kill9(w.state(&container)["pid"].as_i64().expect("pid"));
+        w.wait_task(&victim, "STOPPED");
+        wait_running(&w, "web", 2);
+        etcd.restart(down);
+    }
+    assert_ok(&w.berth(&["delete-service", "--service", "web", "--force"]));
+    wait_running(&w, "web", 0);
+    let stopped = listed(&w.berth(&["list-tasks", "--desired-status", "STOPPED"]));
+    assert_eq!(
+        stopped.len(),
+        2 + 2 + 2,
+        "two runs, two killed, two deleted"
+    );
+    for id in &stopped {
+        w.wait_task(id, "STOPPED");
+    }
+    w.assert_clean();
+}
+
+/// etcds:// with a client certificate, given as flags: a task runs (its
+/// supervisor was handed the TLS files too) and stops; the wrong CA fails
+/// naming the store.
+#[test]
+fn a_task_on_etcd_over_tls() {
+    let certs = TestCerts::make();
+    let etcd = EtcdServer::start_tls(certs.server());
+    let store = format!("etcds://{}/tls", etcd.endpoint);
+    let w = World::new("etcd-tls").with_store(&store).with_store_tls(
+        &certs.ca,
+        &certs.client_cert,
+        &certs.client_key,
+    );
+    w.busybox_image("busybox:latest", &[]);
+    register_looping(&w, "one");
+    let out = w.berth(&["run-task", "--task-definition", "one"]);
+    assert_ok(&out);
+    let one = task_id(&parse_json(&out)["tasks"][0]);
+    w.wait_task(&one, "RUNNING");
+    assert_ok(&w.berth(&["stop-task", "--task", &one]));
+    w.wait_task(&one, "STOPPED");
+    let wrong = World::new("etcd-tls-wrong")
+        .with_store(&store)
+        .with_store_tls(&certs.other_ca, &certs.client_cert, &certs.client_key);
+    fails_naming(&wrong.berth(&["list-tasks"]), &store);
+    assert!(!w.root.path().join("state.db").exists());
+    w.assert_clean();
 }

@@ -77,8 +77,9 @@ pub struct World {
     pub subnet2: String,
     bin: PathBuf,
     rootfs: PathBuf,
-    /// `--store URL` for every berth command (None: the default, SQLite).
-    store: Option<String>,
+    /// `--store URL` (and its TLS flags) for every berth command; none:
+    /// the default, SQLite.
+    store: Vec<String>,
 }
 
 impl World {
@@ -99,14 +100,27 @@ impl World {
             cgroup_parent: format!("berth-test-{pid}-{n}-{name}"),
             bin: berth_bin(),
             rootfs: busybox_rootfs(),
-            store: None,
+            store: Vec::new(),
         }
     }
 
     /// This world's berth commands pass `--store url` (an etcd the test
     /// started), as a flag: the processes berth starts must be handed it.
     pub fn with_store(mut self, url: &str) -> Self {
-        self.store = Some(url.to_string());
+        self.store.extend(["--store".into(), url.to_string()]);
+        self
+    }
+
+    /// An etcds:// store's files: `--store-ca`, `--store-cert`, `--store-key`.
+    pub fn with_store_tls(mut self, ca: &Path, cert: &Path, key: &Path) -> Self {
+        for (flag, file) in [
+            ("--store-ca", ca),
+            ("--store-cert", cert),
+            ("--store-key", key),
+        ] {
+            self.store
+                .extend([flag.to_string(), file.display().to_string()]);
+        }
         self
     }
 
@@ -117,9 +131,7 @@ impl World {
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--root").arg(self.root.path());
-        if let Some(url) = &self.store {
-            cmd.arg("--store").arg(url);
-        }
+        cmd.args(&self.store);
         // Task cgroups go under this world's parent, tasks on its network.
         cmd.env("BERTH_CGROUP_PARENT", &self.cgroup_parent);
         cmd.env("BERTH_BRIDGE", &self.bridge);
@@ -544,3 +556,81 @@ fn nix_euid_is_root() -> bool {
 }
 pub mod cluster_world;
 pub mod oci;
+
+/// A `berth agent` of a world, in the background: killed (SIGKILL, as a
+/// lost host's) and reaped when dropped. Its log is `<root>/agent.log`.
+pub struct Agent {
+    child: std::process::Child,
+}
+
+impl World {
+    /// Start this world's `berth agent ARGS…` with `env` (e.g.
+    /// `BERTH_HOST_MEMORY_MIB`), as the host's agent.
+    pub fn agent(&self, args: &[&str], env: &[(&str, &str)]) -> Agent {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.path().join("agent.log"))
+            .expect("agent log");
+        let child = self
+            .command()
+            .arg("agent")
+            .args(args)
+            .envs(env.iter().copied())
+            .env("BERTH_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start berth agent");
+        Agent { child }
+    }
+
+    /// This world's host id (its container instance id), once a berth
+    /// command made it.
+    pub fn host_id(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("host-id"))
+            .expect("host-id")
+            .trim()
+            .to_string()
+    }
+
+    /// Every process of this world's tasks: supervisors, monitors and
+    /// the containers' processes (by cgroup).
+    pub fn task_processes(&self) -> Vec<i32> {
+        let mut pids = self.monitors();
+        let mut dirs = Vec::new();
+        for top in cgroup_dirs(&self.cgroup_parent) {
+            collect_dirs(&top, &mut dirs);
+        }
+        for dir in dirs {
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+}
+
+impl Agent {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, and reap it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

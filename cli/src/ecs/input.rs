@@ -37,7 +37,16 @@ pub(super) fn run_request(
         started_by,
         group,
         tags: parse_tags(&tags)?,
+        ..Default::default()
     })
+}
+
+/// A flag holding a JSON array (or file://PATH); none: empty.
+pub(super) fn json_list(flag: &str, v: Option<&str>) -> anyhow::Result<Vec<Value>> {
+    match v {
+        Some(v) => typed(json_arg(flag, v)?).with_context(|| format!("--{flag}: not a JSON array")),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Fill what the flags left out from a `RunTask` request's JSON.
@@ -76,6 +85,16 @@ pub(super) fn merge_run_input(
     if req.tags.is_empty() {
         if let Some(t) = input.get("tags") {
             req.tags = typed(t.clone()).context("--cli-input-json: tags")?;
+        }
+    }
+    for (key, field) in [
+        ("placementStrategy", &mut req.placement_strategy),
+        ("placementConstraints", &mut req.placement_constraints),
+    ] {
+        if field.is_empty() {
+            if let Some(v) = input.get(key) {
+                *field = typed(v.clone()).with_context(|| format!("--cli-input-json: {key}"))?;
+            }
         }
     }
     Ok(())

@@ -44,6 +44,8 @@ pub(super) fn print(ecs: &Ecs, cfg: &Config, args: Logs) -> Result<Outcome, EcsE
     } = args;
     let c = ecs.cluster(cluster.as_deref())?;
     let t = ecs.task(&c.cluster_name, &task)?;
+    // Its log files are on its own host.
+    ecs.ensure_local(&c.cluster_name, &t)?;
     let names = containers(&t, &task, container.as_ref())?;
     let since = match since.as_deref().map(parse_since).transpose() {
         Ok(s) => s,

@@ -6,7 +6,7 @@ use berth_orchestrator::model::{DesiredStatus, LaunchType, TaskStatus};
 use berth_orchestrator::reconcile::{self, Config};
 use berth_orchestrator::{Ecs, EcsError};
 
-use super::input::{json_arg, merge_run_input, run_request};
+use super::input::{json_arg, json_list, merge_run_input, run_request};
 use super::{usage, value, LaunchArgs, Outcome};
 
 // run-task's flags; --cli-input-json fills what they leave out.
@@ -25,6 +25,12 @@ pub struct Run {
     /// EC2 (default) or FARGATE.
     #[arg(long)]
     launch_type: Option<LaunchType>,
+    /// ECS's placementStrategy: a JSON array (or file://PATH).
+    #[arg(long)]
+    placement_strategy: Option<String>,
+    /// ECS's placementConstraints: a JSON array (or file://PATH).
+    #[arg(long)]
+    placement_constraints: Option<String>,
     #[command(flatten)]
     launch: LaunchArgs,
 }
@@ -47,6 +53,8 @@ fn request(args: Run) -> anyhow::Result<berth_orchestrator::ecs::RunTask> {
         task_definition,
         count,
         launch_type,
+        placement_strategy,
+        placement_constraints,
         launch,
     } = args;
     let mut req = run_request(
@@ -56,6 +64,9 @@ fn request(args: Run) -> anyhow::Result<berth_orchestrator::ecs::RunTask> {
         launch_type,
         launch,
     )?;
+    req.placement_strategy = json_list("placement-strategy", placement_strategy.as_deref())?;
+    req.placement_constraints =
+        json_list("placement-constraints", placement_constraints.as_deref())?;
     if let Some(input) = &cli_input_json {
         merge_run_input(
             &mut req,
@@ -175,6 +186,7 @@ pub(super) fn exec(ecs: &Ecs, cfg: &Config, args: Exec) -> Result<Outcome, EcsEr
     } = args;
     let c = ecs.cluster(cluster.as_deref())?;
     let t = ecs.task(&c.cluster_name, &task)?;
+    ecs.ensure_local(&c.cluster_name, &t)?;
     if !t.containers.iter().any(|x| x.name == container) {
         return Err(EcsError::invalid(format!(
             "container: task {task} has no container {container:?}"

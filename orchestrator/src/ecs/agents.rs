@@ -32,6 +32,28 @@ impl Ecs {
         hosts::is_local(task.host_id(), &self.host.id)
     }
 
+    /// Refuse what only the task's own host can do (its logs, a command in
+    /// its containers) for a task placed on another host, naming that
+    /// host: never a silent empty answer.
+    pub fn ensure_local(&self, cluster: &str, task: &Task) -> EcsResult<()> {
+        if self.is_local(task) {
+            return Ok(());
+        }
+        let id = task.host_id().unwrap_or_default();
+        let hostname = self
+            .store
+            .get(&keys::instance(cluster, id))?
+            .and_then(|rec| decode::<ContainerInstance>(&rec.value).ok())
+            .map(|ci| ci.ec2_instance_id)
+            .filter(|h| !h.is_empty())
+            .map(|h| format!(" (host {h})"))
+            .unwrap_or_default();
+        Err(EcsError::invalid(format!(
+            "task {}: it runs on container instance {id}{hostname}, not this host: run this there",
+            task.id()
+        )))
+    }
+
     /// First use of `cluster` on this host: with a store of its own the
     /// host registers itself, as it always has; with a shared store only
     /// `berth agent` registers hosts.
@@ -108,6 +130,18 @@ impl Ecs {
         })
     }
 
+    /// The store's revision now: read it before reading the tasks that
+    /// [`Ecs::wait_for_tasks`] is then to watch.
+    pub fn store_revision(&self) -> EcsResult<u64> {
+        Ok(self.store.revision()?)
+    }
+
+    /// Sleep until a task of `cluster` changes after revision `after`, or
+    /// `timeout` passes (true: something changed, or may have).
+    pub fn wait_for_tasks(&self, cluster: &str, after: u64, timeout: Duration) -> EcsResult<bool> {
+        Ok(self.store.wait(&keys::tasks_of(cluster), after, timeout)?)
+    }
+
     /// The tasks of `cluster` placed on this host.
     pub fn local_tasks(&self, cluster: &str) -> EcsResult<Vec<Task>> {
         let mut tasks = self.all_tasks(cluster)?;
@@ -128,6 +162,11 @@ impl Ecs {
         let mut seen = Vec::new();
         for (_, rec) in self.store.list(&keys::instances_of(cluster))? {
             let ci: ContainerInstance = decode(&rec.value)?;
+            // A host never counts itself lost: it is here, and its agent
+            // takes the lease again (fencing first) when it can.
+            if ci.id() == self.host.id {
+                continue;
+            }
             seen.push(Seen {
                 id: ci.id().to_string(),
                 recorded_connected: ci.agent_connected,

@@ -89,4 +89,15 @@ impl Ecs {
             .collect::<EcsResult<_>>()?;
         Ok(super::metering::usage_of(&tasks, chrono::Utc::now()))
     }
+
+    /// Compact the store's history when due (etcd: at most every few
+    /// minutes, keeping that much; SQLite keeps none). The agent's pass
+    /// calls it; a failure is logged, the next pass tries again.
+    pub fn compact_store(&self) {
+        match self.store.compact() {
+            Ok(Some(revision)) => tracing::info!("store compacted to revision {revision}"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("compact the store: {e}"),
+        }
+    }
 }

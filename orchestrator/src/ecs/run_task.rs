@@ -28,7 +28,7 @@ use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::random_hex32;
 use crate::model::{name_from_arn, ContainerInstance, Failure, LaunchType, Task};
 use crate::store::keys;
-use decide::{decide, Candidate, Decision, Snapshot};
+use decide::{decide, groups_by_host, Candidate, Decision, Snapshot};
 pub(crate) use request::launch_type_for;
 use request::Validated;
 pub use request::{task_needs, RunTask};
@@ -147,8 +147,10 @@ impl Ecs {
     fn place_one(&self, v: &Validated, only: Option<&str>) -> EcsResult<Result<Task, Failure>> {
         let id =
             random_hex32().map_err(|e| EcsError::new(ErrorKind::ServerException, e.to_string()))?;
+        // The task's own random id seeds a `random` strategy.
+        let seed = u64::from_str_radix(&id[..16], 16).unwrap_or_default();
         retry(|| {
-            let snapshot = self.snapshot(v, only)?;
+            let snapshot = self.snapshot(v, seed, only)?;
             let decision = match decide(v, snapshot) {
                 Ok(decision) => decision,
                 Err(failure) => return Ok(Ok(Err(failure))),
@@ -160,7 +162,13 @@ impl Ecs {
 
     /// What the place step reads: the candidate instances with the host
     /// ports held on them, and the addresses taken on the task's bridge.
-    fn snapshot(&self, v: &Validated, only: Option<&str>) -> EcsResult<Snapshot> {
+    fn snapshot(&self, v: &Validated, seed: u64, only: Option<&str>) -> EcsResult<Snapshot> {
+        // Every host's tasks, so that spread and distinctInstance see them.
+        let mut groups = if v.reads_task_groups() {
+            groups_by_host(&self.all_tasks(&v.cluster.cluster_name)?)
+        } else {
+            Default::default()
+        };
         let mut instances = Vec::new();
         for (_, rec) in self
             .store
@@ -175,7 +183,8 @@ impl Ecs {
                 continue;
             }
             let held = self.held_ports(ci.id(), &v.protocols())?;
-            let mut candidate = Candidate::new(ci, rec.revision, held);
+            let task_groups = groups.remove(ci.id()).unwrap_or_default();
+            let mut candidate = Candidate::new(ci, rec.revision, held, task_groups);
             if v.addresses_wanted() > 0 {
                 let slice = self.host_slice(&v.net, candidate.record.id())?;
                 candidate = candidate.with_slice(slice);
@@ -190,6 +199,7 @@ impl Ecs {
         Ok(Snapshot {
             instances,
             taken_addresses,
+            seed,
         })
     }
 

@@ -388,6 +388,8 @@ impl Ecs {
                 started_by: Some(deployment.clone()),
                 group: Some(format!("service:{}", service.service_name)),
                 tags: Vec::new(),
+                placement_strategy: service.placement_strategy.clone(),
+                placement_constraints: service.placement_constraints.clone(),
             };
             // A DAEMON's tasks go to the instances lacking one, in turn.
             let (out, new) = match targets.as_mut() {

@@ -246,6 +246,17 @@ pub(crate) mod fixtures {
         fn lease_holder(&self, name: &str) -> StoreResult<Option<String>> {
             self.0.lease_holder(name)
         }
+        fn revision(&self) -> StoreResult<u64> {
+            self.0.revision()
+        }
+        fn wait(
+            &self,
+            prefix: &str,
+            after: u64,
+            timeout: std::time::Duration,
+        ) -> StoreResult<bool> {
+            self.0.wait(prefix, after, timeout)
+        }
         fn shared(&self) -> bool {
             true
         }

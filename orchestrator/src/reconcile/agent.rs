@@ -2,8 +2,9 @@
 //! already stopped), takes its host's lease and registers the host as a
 //! container instance; then, until stopped, it renews the lease from a
 //! thread of its own (every third of its TTL, so a slow pass never lets it
-//! lapse), starts the supervisors of tasks placed on its host, and runs
-//! the reconcile passes (orphans, lost hosts, services, load balancers).
+//! lapse), starts the supervisors of tasks placed on its host (woken by a
+//! watch on the cluster's tasks), and runs the reconcile passes (orphans,
+//! lost hosts, services, load balancers).
 //! Effects only; the rules it follows are in [`super::plan`].
 
 use std::collections::HashMap;
@@ -16,9 +17,8 @@ use super::{launch, reconcile_and_launch, recover_orphans};
 use crate::{Ecs, EcsError, EcsResult};
 
 /// Run the agent until `stop` says so (checked after each pass; the CLI's
-/// agent runs until it is killed). A cluster's failure in a pass is logged
-/// and the loop goes on; failing to join the cluster or to list the
-/// clusters ends it.
+/// agent runs until it is killed). A failed pass is logged and the loop
+/// goes on; only failing to join the cluster at the start ends it.
 pub fn agent(
     ecs: &Ecs,
     cfg: &Config,
@@ -29,11 +29,11 @@ pub fn agent(
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
         let keeper = s.spawn(|| keep_alive(ecs, cfg, opts, &done));
-        let outcome = run(ecs, cfg, opts, &stop);
+        run(ecs, cfg, opts, &stop);
         done.store(true, Ordering::Relaxed);
         let _ = keeper.join();
-        outcome
-    })
+    });
+    Ok(())
 }
 
 /// Fencing: what runs on this host that the cluster already stopped (its
@@ -126,23 +126,46 @@ fn nap(total: Duration, done: &AtomicBool) {
     }
 }
 
-/// Passes every `opts.interval` seconds; in between, every
-/// [`WATCH_EVERY`], the supervisors of tasks newly placed on this host.
-fn run(ecs: &Ecs, cfg: &Config, opts: &AgentOptions, stop: &impl Fn() -> bool) -> EcsResult<()> {
+/// Passes every `opts.interval` seconds; in between, the supervisors of
+/// tasks newly placed on this host, as soon as the store's watch on the
+/// cluster's tasks says something changed.
+fn run(ecs: &Ecs, cfg: &Config, opts: &AgentOptions, stop: &impl Fn() -> bool) {
     let mut started: HashMap<String, Instant> = HashMap::new();
     loop {
-        pass(ecs, cfg, &opts.cluster)?;
+        // A store that is down fails this pass, not the agent: the next
+        // one tries again (the lease's thread fences if it lapsed).
+        if let Err(e) = pass(ecs, cfg, &opts.cluster) {
+            tracing::warn!("agent pass: {e}");
+        }
         if stop() {
-            return Ok(());
+            return;
         }
         let next = Instant::now() + plan::agent_pause(opts.interval);
         while Instant::now() < next {
-            if let Err(e) = start_placed(ecs, cfg, &opts.cluster, &mut started) {
+            if let Err(e) = watch_placed(ecs, cfg, &opts.cluster, &mut started, next) {
                 tracing::warn!("start the tasks placed here in {}: {e}", opts.cluster);
+                // The store is away: do not spin on it.
+                std::thread::sleep(WATCH_EVERY.min(next.saturating_duration_since(Instant::now())));
             }
-            std::thread::sleep(WATCH_EVERY.min(next.saturating_duration_since(Instant::now())));
         }
     }
+}
+
+/// Start what was placed here, then sleep until the cluster's tasks
+/// change (or `until`).
+fn watch_placed(
+    ecs: &Ecs,
+    cfg: &Config,
+    cluster: &str,
+    started: &mut HashMap<String, Instant>,
+    until: Instant,
+) -> EcsResult<()> {
+    // Read before the tasks: a change after the read wakes the wait.
+    let revision = ecs.store_revision()?;
+    start_placed(ecs, cfg, cluster, started)?;
+    let left = until.saturating_duration_since(Instant::now());
+    ecs.wait_for_tasks(cluster, revision, left)?;
+    Ok(())
 }
 
 /// Start a supervisor for each task of `cluster` placed on this host that
@@ -187,6 +210,7 @@ fn pass(ecs: &Ecs, cfg: &Config, own: &str) -> EcsResult<()> {
         }
     }
     super::routes::sync_all(ecs);
+    ecs.compact_store();
     // Listeners come back after a reboot, used or not.
     if let Err(e) = ecs.sync_load_balancers(&ecs.load_balancer_names()?) {
         tracing::warn!("{e}");

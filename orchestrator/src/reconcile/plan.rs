@@ -86,8 +86,8 @@ impl AgentOptions {
 /// The agent lease's default TTL (etcd's own minimum is 2 s).
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(3);
 
-/// How often the agent looks for tasks placed on its host that have no
-/// supervisor yet.
+/// How long the agent rests when the store cannot be watched (it is
+/// away), before it looks for tasks placed on its host again.
 pub const WATCH_EVERY: Duration = Duration::from_millis(250);
 
 /// How long the agent leaves a supervisor it started to claim its task

@@ -369,6 +369,47 @@ pub fn leases_expire(open: Opener<'_>) {
         .expect("old holder"));
 }
 
+/// The store's revision is its last commit's.
+pub fn revision_follows_commits(open: Opener<'_>) {
+    let store = open();
+    let before = store.revision().expect("revision");
+    let rev = store
+        .commit(&[put("tasks/a", "1", Expect::Any)])
+        .expect("commit");
+    assert!(rev > before, "{rev} after {before}");
+    assert_eq!(store.revision().expect("revision"), rev);
+    assert_eq!(open().revision().expect("another handle"), rev);
+}
+
+/// `wait` wakes with a change under its prefix made by another handle,
+/// while it waits or before it was called; none within the timeout: it
+/// returns false. (Its timeouts are far longer than any change takes, so
+/// that only a change can make it return true.)
+pub fn wait_wakes_with_a_change(open: Opener<'_>) {
+    let waiter = open();
+    let writer = open();
+    let long = Duration::from_secs(60);
+    let before = waiter.revision().expect("revision");
+    let woke = std::thread::scope(|s| {
+        let waiting = s.spawn(|| waiter.wait("tasks/", before, long));
+        // Whenever the waiter got to wait: it sees this change either way.
+        writer
+            .commit(&[put("tasks/a", "1", Expect::Any)])
+            .expect("commit");
+        waiting.join().expect("waiter")
+    });
+    assert!(woke.expect("wait"), "woken by the change");
+    // A change made before the call: at once.
+    let rev = writer
+        .commit(&[delete("tasks/a", Expect::Any)])
+        .expect("delete");
+    assert!(waiter.wait("tasks/", rev - 1, long).expect("wait"));
+    // Nothing after `rev`: the timeout.
+    let short = Duration::from_millis(300);
+    assert!(!waiter.wait("tasks/", rev, short).expect("wait"));
+    assert_eq!(waiter.revision().expect("revision"), rev);
+}
+
 const WRITERS: usize = 8;
 
 /// Compare-and-swap increments from many handles at once lose nothing:
@@ -509,6 +550,8 @@ macro_rules! store_contract_tests {
             leases_exclude_other_holders,
             leases_expire,
             lease_holder_is_the_live_one,
+            revision_follows_commits,
+            wait_wakes_with_a_change,
             concurrent_increments_lose_nothing,
             concurrent_creates_have_one_winner,
             concurrent_lease_has_one_holder,

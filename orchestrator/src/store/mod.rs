@@ -11,8 +11,8 @@ mod sqlite;
 pub mod url;
 
 #[cfg(any(test, feature = "test-etcd"))]
-pub use etcd::test_server;
-pub use etcd::EtcdStore;
+pub use etcd::{test_certs, test_server};
+pub use etcd::{EtcdStore, TlsPem};
 pub use open::{open, SQLITE_FILE};
 pub use sqlite::SqliteStore;
 pub use url::{StoreConfig, StoreUrl, StoreUrlError, TlsFiles};
@@ -87,6 +87,28 @@ pub trait Store: Send + Sync {
     /// holder let it expire. How one host tells another's agent is gone.
     fn lease_holder(&self, name: &str) -> StoreResult<Option<String>>;
 
+    /// The store's revision now: that of the last commit (etcd's counts
+    /// every write to the etcd, a lease's too). Read it before reading
+    /// what [`Store::wait`] is to watch.
+    fn revision(&self) -> StoreResult<u64>;
+
+    /// Sleep until a record under `prefix` changes after revision `after`
+    /// (at once when one already has), or until `timeout` passes: true on
+    /// a change, false after the timeout with none. It may wake for a
+    /// change elsewhere (SQLite watches the whole store), so the caller
+    /// reads again either way. etcd: a watch; SQLite: polls its revision.
+    fn wait(&self, prefix: &str, after: u64, timeout: std::time::Duration) -> StoreResult<bool>;
+
+    /// Drop history no reader needs any more, when due: etcd keeps every
+    /// revision until compacted (its auto-compaction is off by default),
+    /// so a long-lived process (the agent) calls this each pass and the
+    /// store compacts, at most every few minutes, to a revision that many
+    /// minutes old. Returns the revision compacted to, if it did.
+    /// SQLite keeps no history: nothing to do.
+    fn compact(&self) -> StoreResult<Option<u64>> {
+        Ok(None)
+    }
+
     /// True when other hosts share this store (etcd), so that this host is
     /// one container instance among many, registered by its agent; false
     /// for the embedded store of one host (SQLite).
@@ -125,6 +147,18 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
 
     fn lease_holder(&self, name: &str) -> StoreResult<Option<String>> {
         (**self).lease_holder(name)
+    }
+
+    fn revision(&self) -> StoreResult<u64> {
+        (**self).revision()
+    }
+
+    fn wait(&self, prefix: &str, after: u64, timeout: std::time::Duration) -> StoreResult<bool> {
+        (**self).wait(prefix, after, timeout)
+    }
+
+    fn compact(&self) -> StoreResult<Option<u64>> {
+        (**self).compact()
     }
 
     fn shared(&self) -> bool {

@@ -14,6 +14,8 @@ use super::{Expect, Op, Record, Store, StoreError, StoreResult};
 
 /// How long a writer waits for another's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often `wait` reads the store's revision: one indexed row, cheap.
+const WAIT_POLL: Duration = Duration::from_millis(50);
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -102,6 +104,14 @@ impl SqliteStore {
             .lock()
             .map_err(|_| backend("connection lock poisoned"))
     }
+}
+
+fn store_revision(conn: &Connection) -> StoreResult<u64> {
+    conn.query_row("SELECT value FROM meta WHERE name = 'revision'", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|v| v as u64)
+    .map_err(backend)
 }
 
 fn current_revision(tx: &Connection, key: &str) -> StoreResult<Option<u64>> {
@@ -229,6 +239,26 @@ impl Store for SqliteStore {
         .map_err(backend)?;
         tx.commit().map_err(backend)?;
         Ok(true)
+    }
+
+    fn revision(&self) -> StoreResult<u64> {
+        store_revision(&*self.conn()?)
+    }
+
+    /// Polls the store's revision: any commit wakes it, under `prefix` or
+    /// not (the trait allows it; the caller reads again).
+    fn wait(&self, _prefix: &str, after: u64, timeout: Duration) -> StoreResult<bool> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.revision()? > after {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            std::thread::sleep(left.min(WAIT_POLL));
+        }
     }
 
     fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {

@@ -52,7 +52,12 @@ impl Cluster {
 
     /// Host `name` with its agent joined: lease taken, registered.
     fn agent(&self, name: char, zone: &str) -> Ecs {
-        let ecs = self.host(name, HOST_MEMORY);
+        self.agent_with(name, zone, HOST_MEMORY)
+    }
+
+    /// The same, offering `memory` MiB.
+    fn agent_with(&self, name: char, zone: &str, memory: i64) -> Ecs {
+        let ecs = self.host(name, memory);
         assert!(ecs.renew_agent_lease(DEFAULT_CLUSTER, TTL).expect("lease"));
         let az = Attribute {
             name: "ecs.availability-zone".into(),
@@ -199,10 +204,15 @@ fn tasks_are_placed_across_connected_hosts_and_never_over_commit_one() {
             HOST_MEMORY - 200
         );
     }
-    // Each host runs its own: only its tasks are local to it.
+    // Each host runs its own: only its tasks are local to it, and what
+    // only their host can do elsewhere says where they run.
     let on_b: Vec<&Task> = placed.iter().filter(|t| b.is_local(t)).collect();
     assert_eq!(on_b.len(), 1);
     assert!(!a.is_local(on_b[0]));
+    b.ensure_local(DEFAULT_CLUSTER, on_b[0]).expect("b's own");
+    let e = a.ensure_local(DEFAULT_CLUSTER, on_b[0]).expect_err("b's");
+    assert!(e.message.contains(b.host_id()), "{e:?}");
+    assert!(e.message.contains("host-b"), "{e:?}");
     // A disconnected host takes nothing, even when it is the only one with room.
     a.stop_task(None, on_b[0].id(), None).expect("stop");
     a.update_task(DEFAULT_CLUSTER, on_b[0].id(), |t| {
@@ -230,6 +240,8 @@ fn a_lost_hosts_tasks_stop_naming_it_and_its_service_comes_back_elsewhere() {
     let on_b = placed.iter().find(|t| b.is_local(t)).expect("a task on b");
     // B's agent dies: its lease is given up (expiry does the same, later).
     b.release_agent_lease(DEFAULT_CLUSTER).expect("release");
+    // A host never counts itself lost (its supervisors pass too).
+    assert!(pass(&b).lost.is_empty());
     let after = pass(&third);
     assert_eq!(after.lost, [on_b.id().to_string()]);
     let lost = a.task(DEFAULT_CLUSTER, on_b.id()).expect("task");
@@ -363,4 +375,72 @@ fn a_daemon_runs_on_every_active_connected_host_following_joins_and_losses() {
     assert_eq!(hosts_of(&live_tasks(&a)), ["a", "b"]);
     let s = a.service(DEFAULT_CLUSTER, "mon").expect("service");
     assert_eq!(s.desired_count, 2);
+}
+
+#[test]
+fn spread_and_distinct_instance_count_the_tasks_of_every_host() {
+    let c = Cluster::new();
+    let a = c.agent_with('a', "az-1", 2000);
+    let b = c.agent_with('b', "az-2", 1800);
+    let h3 = c.agent_with('c', "az-3", 2000);
+    register(&a, "web");
+    register(&a, "solo");
+    // Two on B already: spread by zone puts the service's six 2/2/2, and
+    // counts only the service's own group.
+    let req = |family: &str, count: u32, strategy: Value, constraints: Value| RunTask {
+        task_definition: family.into(),
+        count,
+        placement_strategy: serde_json::from_value(strategy).expect("strategy"),
+        placement_constraints: serde_json::from_value(constraints).expect("constraints"),
+        ..Default::default()
+    };
+    let (_, solo) = b
+        .start_task(
+            &req("solo", 1, json!([]), json!([])),
+            &[b.host_id().to_string()],
+        )
+        .expect("start-task");
+    assert_eq!(hosts_of(&solo), ["b"]);
+    a.create_service(&CreateService {
+        service_name: "web".into(),
+        task_definition: "web".into(),
+        desired_count: 6,
+        placement_strategy: vec![
+            json!({"type": "spread", "field": "attribute:ecs.availability-zone"}),
+        ],
+        ..Default::default()
+    })
+    .expect("create-service");
+    let placed = pass(&b).placed;
+    assert_eq!(hosts_of(&placed), ["a", "a", "b", "b", "c", "c"]);
+    // distinctInstance sees the tasks of its group wherever they run:
+    // one on each host, then none.
+    let distinct = json!([{"type": "distinctInstance"}]);
+    let (_, first) = a
+        .run_task(&req("solo", 2, json!([]), distinct.clone()))
+        .expect("run-task");
+    assert_eq!(
+        hosts_of(&first),
+        ["a", "c"],
+        "b runs one of the family already"
+    );
+    let (out, none) = h3
+        .run_task(&req("solo", 1, json!([]), distinct))
+        .expect("run-task");
+    assert!(none.is_empty(), "{out}");
+    // binpack on memory fills the fullest host first.
+    let (_, packed) = h3
+        .run_task(&req(
+            "web",
+            2,
+            json!([{"type": "binpack", "field": "memory"}]),
+            json!([]),
+        ))
+        .expect("run-task");
+    assert_eq!(hosts_of(&packed), ["b", "b"], "b has the least memory left");
+    // A bad strategy is refused naming the field.
+    let e = a
+        .run_task(&req("web", 1, json!([{"type": "nearest"}]), json!([])))
+        .expect_err("refused");
+    assert!(e.message.contains("placementStrategy"), "{e:?}");
 }

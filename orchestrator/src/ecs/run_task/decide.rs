@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use super::request::{Validated, EPHEMERAL_PORTS};
 use berth_net::Subnet;
 
-use crate::model::{ContainerInstance, Failure, HostPort};
+use crate::model::{ContainerInstance, DesiredStatus, Failure, HostPort, Task};
 use crate::scheduler::placement::{self, place_tasks, Refusal};
 
 /// A container instance as read: its record and revision (the commit
@@ -28,8 +28,15 @@ pub(crate) struct Candidate {
 }
 
 impl Candidate {
-    /// `held`: the host ports (protocol, port) reserved on the instance.
-    pub fn new(record: ContainerInstance, revision: u64, held: BTreeSet<(String, u16)>) -> Self {
+    /// `held`: the host ports (protocol, port) reserved on the instance;
+    /// `task_groups`: the group of each live task on it (read only when
+    /// placement looks at groups).
+    pub fn new(
+        record: ContainerInstance,
+        revision: u64,
+        held: BTreeSet<(String, u16)>,
+        task_groups: Vec<String>,
+    ) -> Self {
         let placement = placement::Instance {
             arn: record.container_instance_arn.clone(),
             id: record.id().to_string(),
@@ -40,9 +47,7 @@ impl Candidate {
                 .iter()
                 .map(|a| (a.name.clone(), a.value.clone().unwrap_or_default()))
                 .collect::<BTreeMap<_, _>>(),
-            // No constraint or strategy of run-task reads groups: reading
-            // every task of the cluster for them would be wasted.
-            task_groups: Vec::new(),
+            task_groups,
             status: record.status.as_str().to_string(),
             host_ports: held,
         };
@@ -69,6 +74,8 @@ impl Candidate {
 pub(crate) struct Snapshot {
     pub instances: Vec<Candidate>,
     pub taken_addresses: BTreeSet<Ipv4Addr>,
+    /// Seeds a `random` strategy's choice.
+    pub seed: u64,
 }
 
 /// Where one task goes and what it takes there.
@@ -113,6 +120,7 @@ pub(crate) fn decide(v: &Validated, snapshot: Snapshot) -> Result<Decision, Fail
     }
     // Then ephemeral ports, per instance likewise.
     let any = !addressed.is_empty();
+    let seed = snapshot.seed;
     let mut eligible = Vec::new();
     let mut candidates = Vec::new();
     for (c, slice, addresses) in addressed {
@@ -128,7 +136,7 @@ pub(crate) fn decide(v: &Validated, snapshot: Snapshot) -> Result<Decision, Fail
             "no free ephemeral port".into(),
         ));
     }
-    let outcome = place_tasks(&mut candidates, 1, &v.request(), &[], 0);
+    let outcome = place_tasks(&mut candidates, 1, &v.request(), &v.strategies, seed);
     match outcome.into_iter().next() {
         Some(Ok(chosen)) => {
             let (record, revision, host_ports, slice, addresses) = eligible.swap_remove(chosen);
@@ -144,6 +152,22 @@ pub(crate) fn decide(v: &Validated, snapshot: Snapshot) -> Result<Decision, Fail
         // place_tasks answers once per task asked for: never reached.
         None => Err(Refusal::NoInstance.failure(first_arn)),
     }
+}
+
+/// The group of each live task (not STOPPED, not being stopped), by the
+/// host it was placed on: what spread, distinctInstance and memberOf's
+/// `task:group` count on each instance.
+pub(crate) fn groups_by_host(tasks: &[Task]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in tasks {
+        if t.is_stopped() || t.desired_status == DesiredStatus::Stopped {
+            continue;
+        }
+        if let (Some(host), Some(group)) = (t.host_id(), t.group.as_ref()) {
+            out.entry(host.to_string()).or_default().push(group.clone());
+        }
+    }
+    out
 }
 
 fn failure(arn: Option<&str>, reason: &str, detail: String) -> Failure {
@@ -199,7 +223,7 @@ fn pick_ephemeral_ports(
 mod tests {
     use super::super::request::fixtures::{bridge_td, validated};
     use super::*;
-    use crate::model::{InstanceStatus, LaunchType, Resource};
+    use crate::model::{InstanceStatus, LaunchType, Resource, TaskStatus};
 
     fn instance(cpu: i64, memory: i64, status: InstanceStatus) -> ContainerInstance {
         let int = |name: &str, v: i64| Resource {
@@ -220,14 +244,43 @@ mod tests {
     fn snapshot(record: ContainerInstance, held: &[(&str, u16)]) -> Snapshot {
         let held = held.iter().map(|(p, n)| (p.to_string(), *n)).collect();
         Snapshot {
-            instances: vec![Candidate::new(record, 7, held)],
+            instances: vec![Candidate::new(record, 7, held, Vec::new())],
             taken_addresses: BTreeSet::new(),
+            seed: 0,
         }
     }
 
     fn reason(outcome: Result<Decision, Failure>) -> (String, Option<String>) {
         let f = outcome.expect_err("a failure");
         (f.reason, f.detail)
+    }
+
+    #[test]
+    fn groups_are_the_live_tasks_by_host() {
+        let t =
+            |id: &str, host: &str, group: &str, last: TaskStatus, desired: DesiredStatus| Task {
+                task_arn: format!("arn:aws:ecs:local:000000000000:task/c/{id}"),
+                group: Some(group.into()),
+                last_status: last,
+                desired_status: desired,
+                berth: Some(crate::model::TaskInternals {
+                    host: Some(host.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+        let (run, stop) = (DesiredStatus::Running, DesiredStatus::Stopped);
+        let tasks = [
+            t("1", "h1", "service:web", TaskStatus::Running, run.clone()),
+            t("2", "h1", "family:x", TaskStatus::Pending, run.clone()),
+            t("3", "h2", "service:web", TaskStatus::Running, run.clone()),
+            t("4", "h2", "service:web", TaskStatus::Running, stop.clone()),
+            t("5", "h3", "service:web", TaskStatus::Stopped, stop),
+        ];
+        let groups = groups_by_host(&tasks);
+        assert_eq!(groups["h1"], ["service:web", "family:x"]);
+        assert_eq!(groups["h2"], ["service:web"]);
+        assert!(!groups.contains_key("h3"));
     }
 
     #[test]
@@ -362,13 +415,15 @@ mod tests {
             let mut record = instance(4096, 4096, InstanceStatus::Active);
             record.container_instance_arn =
                 format!("arn:aws:ecs:local:000000000000:container-instance/default/{id}");
-            Candidate::new(record, 7, BTreeSet::new()).with_slice(slice.parse().expect("slice"))
+            Candidate::new(record, 7, BTreeSet::new(), Vec::new())
+                .with_slice(slice.parse().expect("slice"))
         };
         // h1's slice has room for one address only; the task needs two.
         let mut taken: BTreeSet<Ipv4Addr> = (2..=5).map(|n| Ipv4Addr::new(10, 88, 0, n)).collect();
         let snap = Snapshot {
             instances: vec![on("h1", "10.88.0.0/29"), on("h2", "10.88.0.8/29")],
             taken_addresses: taken.clone(),
+            ..Default::default()
         };
         let d = decide(&v, snap).expect("placed");
         assert_eq!(d.record.id(), "h2");
@@ -382,6 +437,7 @@ mod tests {
         let snap = Snapshot {
             instances: vec![on("h1", "10.88.0.0/29"), on("h2", "10.88.0.8/29")],
             taken_addresses: taken,
+            ..Default::default()
         };
         assert_eq!(
             reason(decide(&v, snap)),

@@ -258,7 +258,7 @@ mod tests {
             version: 3,
             ..Default::default()
         };
-        Candidate::new(record, 41, Default::default())
+        Candidate::new(record, 41, Default::default(), Vec::new())
     }
 
     fn placed(v: &Validated) -> (Task, Vec<Op>) {

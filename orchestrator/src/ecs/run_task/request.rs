@@ -12,7 +12,7 @@ use crate::containerize::overrides_for;
 use crate::ecs::NetworkConfig;
 use crate::error::{EcsError, EcsResult};
 use crate::model::{Cluster, HostPort, LaunchType, NetworkMode, Tag, TaskDefinition};
-use crate::scheduler::placement::{Capacity, Request};
+use crate::scheduler::placement::{Capacity, Constraint, PlacementError, Request, Strategy};
 
 /// ECS's default ephemeral host port range.
 pub(super) const EPHEMERAL_PORTS: RangeInclusive<u16> = 49153..=65535;
@@ -57,6 +57,10 @@ pub struct RunTask {
     pub started_by: Option<String>,
     pub group: Option<String>,
     pub tags: Vec<Tag>,
+    /// ECS's `placementStrategy` and `placementConstraints` (a service's
+    /// own, for its tasks).
+    pub placement_strategy: Vec<Value>,
+    pub placement_constraints: Vec<Value>,
 }
 
 /// The launch type a task of `td` runs as: `requested`, EC2 by default;
@@ -156,6 +160,9 @@ pub(crate) struct Validated {
     /// The fixed ones, (protocol, port): an instance holding one cannot
     /// take the task.
     pub fixed_ports: Vec<(String, u16)>,
+    /// Where the tasks may go and which instances are preferred.
+    pub strategies: Vec<Strategy>,
+    pub constraints: Vec<Constraint>,
     /// Overrides, startedBy, tags: copied onto each task.
     pub req: RunTask,
 }
@@ -191,6 +198,13 @@ impl Validated {
             .group
             .clone()
             .unwrap_or_else(|| format!("family:{}", td.family));
+        let invalid = |e: PlacementError| EcsError::invalid(e.to_string());
+        let strategies =
+            Strategy::list_from_json(Some(&Value::from(req.placement_strategy.clone())))
+                .map_err(invalid)?;
+        let constraints =
+            Constraint::list_from_json(Some(&Value::from(req.placement_constraints.clone())))
+                .map_err(invalid)?;
         Ok(Self {
             cluster,
             td,
@@ -204,6 +218,8 @@ impl Validated {
             group,
             ports,
             fixed_ports,
+            strategies,
+            constraints,
             req: req.clone(),
         })
     }
@@ -218,6 +234,13 @@ impl Validated {
         }
     }
 
+    /// Whether placement reads the groups of the tasks on each instance
+    /// (spread, distinctInstance, memberOf): else the snapshot skips
+    /// reading every task of the cluster.
+    pub fn reads_task_groups(&self) -> bool {
+        !self.strategies.is_empty() || !self.constraints.is_empty()
+    }
+
     /// The protocols of the task's host ports: the instances' held ports
     /// to read.
     pub fn protocols(&self) -> BTreeSet<&str> {
@@ -226,15 +249,20 @@ impl Validated {
 
     /// What the scheduler places: the task's CPU and memory (FARGATE's are
     /// not the instance's to account, as run-task has always had it), its
-    /// group and fixed host ports. RunTask takes no constraints.
+    /// group, constraints and fixed host ports.
     pub fn request(&self) -> Request<'_> {
         let capacity = match self.launch_type {
             LaunchType::Ec2 => Capacity::Instance,
             _ => Capacity::Unaccounted,
         };
-        Request::new(self.signed_cpu, self.signed_memory, &self.group, &[])
-            .with_host_ports(&self.fixed_ports)
-            .with_capacity(capacity)
+        Request::new(
+            self.signed_cpu,
+            self.signed_memory,
+            &self.group,
+            &self.constraints,
+        )
+        .with_host_ports(&self.fixed_ports)
+        .with_capacity(capacity)
     }
 }
 

@@ -7,7 +7,10 @@
 //! is bounded (connect and request timeouts), so a dead etcd answers
 //! [`StoreError::Backend`] naming the endpoints, never a hang.
 
+mod history;
 mod plan;
+#[cfg(any(test, feature = "test-etcd"))]
+pub mod test_certs;
 #[cfg(any(test, feature = "test-etcd"))]
 pub mod test_server;
 
@@ -27,13 +30,51 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one request may take, connection included. Generous enough
 /// for a slow disk's fsync, short enough that a verb fails visibly.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The pause before a request goes again to another member, when the
+/// one it went to was down (its channel picks a member at random).
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// How long one try of a read may take before it goes again: a read sent
+/// to a member whose leader just died waits for an answer that never
+/// comes, and an election takes a second or two.
+const READ_TRY: Duration = Duration::from_millis(1500);
+
+/// Whether a request may go again after it failed with `e`: reads always
+/// may; a write only when it surely never reached a member.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Read,
+    Write,
+}
+
+/// The PEM files of a TLS connection, read: the CA that signed the
+/// members' certificates, and this client's certificate and key.
+pub struct TlsPem {
+    pub ca: Vec<u8>,
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TlsPem {
+    fn options(&self) -> etcd_client::TlsOptions {
+        let options = etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(&self.ca));
+        match &self.identity {
+            Some((cert, key)) => options.identity(etcd_client::Identity::from_pem(cert, key)),
+            None => options,
+        }
+    }
+}
 
 pub struct EtcdStore {
     client: Client,
+    /// How many members the client spreads requests over: with one,
+    /// nothing else could answer, so a failure is final at once.
+    members: usize,
     runtime: tokio::runtime::Runtime,
     layout: Layout,
     /// What error messages call this store (its endpoints, or its URL).
     name: String,
+    /// When `compact` last compacted, and what it noted to compact next.
+    compaction: std::sync::Mutex<plan::Compaction>,
 }
 
 impl EtcdStore {
@@ -46,42 +87,95 @@ impl EtcdStore {
 
     /// [`Self::connect`], with errors naming the store `name` (its URL).
     pub fn connect_named(endpoints: &[String], root: &str, named: &str) -> StoreResult<Self> {
+        Self::connect_with(endpoints, root, named, None)
+    }
+
+    /// [`Self::connect_named`] over TLS: the members' certificates must
+    /// be signed by `pem.ca`, and `pem.identity` is this client's.
+    pub fn connect_tls(
+        endpoints: &[String],
+        root: &str,
+        named: &str,
+        pem: TlsPem,
+    ) -> StoreResult<Self> {
+        Self::connect_with(endpoints, root, named, Some(pem))
+    }
+
+    fn connect_with(
+        endpoints: &[String],
+        root: &str,
+        named: &str,
+        tls: Option<TlsPem>,
+    ) -> StoreResult<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| StoreError::Backend(format!("{named}: a runtime: {e}")))?;
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_timeout(REQUEST_TIMEOUT);
+        // Members as https:// URLs when TLS: etcd-client then speaks it.
+        let endpoints: Vec<String> = match &tls {
+            Some(pem) => {
+                options = options.with_tls(pem.options());
+                endpoints.iter().map(|e| format!("https://{e}")).collect()
+            }
+            None => endpoints.to_vec(),
+        };
         let client = runtime
             .block_on(async {
-                tokio::time::timeout(REQUEST_TIMEOUT, Client::connect(endpoints, Some(options)))
+                tokio::time::timeout(REQUEST_TIMEOUT, Client::connect(&endpoints, Some(options)))
                     .await
             })
             .map_err(|_| StoreError::Backend(format!("{named}: connect timed out")))?
             .map_err(|e| StoreError::Backend(format!("{named}: {e}")))?;
         Ok(EtcdStore {
             client,
+            members: endpoints.len(),
             runtime,
             layout: Layout::new(root),
             name: named.to_string(),
+            compaction: std::sync::Mutex::new(plan::Compaction::new(plan::COMPACT_EVERY)),
         })
     }
 
-    /// Run one request to completion, bounded by REQUEST_TIMEOUT.
-    fn run<T>(
-        &self,
-        what: &str,
-        request: impl Future<Output = Result<T, etcd_client::Error>>,
-    ) -> StoreResult<T> {
-        match self
-            .runtime
-            .block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, request).await })
-        {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.backend(what, e)),
-            Err(_) => Err(self.backend(what, "no answer in time")),
-        }
+    /// Run one request to completion, bounded by REQUEST_TIMEOUT. With
+    /// several members, a request that a dead or leaderless member
+    /// refused goes again (the channel picks among the members at random)
+    /// until it is answered or the time is up: a member's loss is no
+    /// caller's error. `request` makes the request anew on the client.
+    fn run<T, F, Fut>(&self, what: &str, retry: Retry, mut request: F) -> StoreResult<T>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        self.runtime.block_on(async {
+            loop {
+                // A write has one try (it may be applied however long it
+                // takes); a read is tried again, on any member.
+                let try_until = match retry {
+                    Retry::Read if self.members > 1 => {
+                        deadline.min(tokio::time::Instant::now() + READ_TRY)
+                    }
+                    _ => deadline,
+                };
+                let answer = tokio::time::timeout_at(try_until, request(self.client.clone()));
+                let error = match answer.await {
+                    Ok(Ok(v)) => return Ok(v),
+                    Ok(Err(e)) => e,
+                    Err(_) if try_until < deadline => continue,
+                    Err(_) => return Err(self.backend(what, "no answer in time")),
+                };
+                let again = self.members > 1
+                    && plan::may_retry(&error, retry == Retry::Read)
+                    && tokio::time::Instant::now() + RETRY_PAUSE < deadline;
+                if !again {
+                    return Err(self.backend(what, error));
+                }
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        })
     }
 
     fn backend(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -89,8 +183,9 @@ impl EtcdStore {
     }
 
     fn get_raw(&self, etcd_key: &str) -> StoreResult<Option<KeyValue>> {
-        let mut kv = self.client.kv_client();
-        let mut resp = self.run("get", kv.get(etcd_key, None))?;
+        let mut resp = self.run("get", Retry::Read, |c| async move {
+            c.kv_client().get(etcd_key, None).await
+        })?;
         Ok(resp.take_kvs().into_iter().next())
     }
 
@@ -132,8 +227,9 @@ impl EtcdStore {
     /// unrevoked lease only lives out its TTL.
     fn revoke(&self, id: i64) {
         if id != 0 {
-            let mut lease = self.client.lease_client();
-            let _ = self.run("lease revoke", lease.revoke(id));
+            let _ = self.run("lease revoke", Retry::Read, |c| async move {
+                c.lease_client().revoke(id).await
+            });
         }
     }
 }
@@ -141,6 +237,18 @@ impl EtcdStore {
 impl Store for EtcdStore {
     fn shared(&self) -> bool {
         true
+    }
+
+    fn revision(&self) -> StoreResult<u64> {
+        self.current_revision()
+    }
+
+    fn wait(&self, prefix: &str, after: u64, timeout: Duration) -> StoreResult<bool> {
+        self.wait_for_change(prefix, after, timeout)
+    }
+
+    fn compact(&self) -> StoreResult<Option<u64>> {
+        self.compact_when_due()
     }
 
     fn get(&self, key: &str) -> StoreResult<Option<Record>> {
@@ -151,10 +259,15 @@ impl Store for EtcdStore {
     }
 
     fn list(&self, prefix: &str) -> StoreResult<Vec<(String, Record)>> {
-        let mut kv = self.client.kv_client();
         // etcd returns a range in key (byte) order.
-        let options = GetOptions::new().with_prefix();
-        let mut resp = self.run("list", kv.get(self.layout.record(prefix), Some(options)))?;
+        let key = self.layout.record(prefix);
+        let mut resp = self.run("list", Retry::Read, |c| {
+            let key = key.clone();
+            async move {
+                let options = GetOptions::new().with_prefix();
+                c.kv_client().get(key, Some(options)).await
+            }
+        })?;
         let mut out = Vec::new();
         for kv in resp.take_kvs() {
             let etcd_key = kv
@@ -191,8 +304,10 @@ impl Store for EtcdStore {
             });
         }
         let txn = Txn::new().when(compares).and_then(writes).or_else(reads);
-        let mut kv = self.client.kv_client();
-        let mut resp = self.run("commit", kv.txn(txn))?;
+        let mut resp = self.run("commit", Retry::Write, |c| {
+            let txn = txn.clone();
+            async move { c.kv_client().txn(txn).await }
+        })?;
         if !resp.succeeded() {
             return Err(self.conflict(ops, &resp.op_responses()));
         }
@@ -221,8 +336,11 @@ impl Store for EtcdStore {
         // A fresh etcd lease per take or renewal: it removes the record
         // once its holder stops renewing (etcd may round its TTL up to
         // the server's minimum; the deadline in the value still decides).
-        let mut leases = self.client.lease_client();
-        let granted = self.run("lease grant", leases.grant(plan::etcd_ttl_secs(ttl), None))?;
+        // A grant that went twice leaves a lease nobody uses: it expires.
+        let secs = plan::etcd_ttl_secs(ttl);
+        let granted = self.run("lease grant", Retry::Read, |c| async move {
+            c.lease_client().grant(secs, None).await
+        })?;
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let value = LeaseValue {
             holder: holder.into(),
@@ -234,8 +352,10 @@ impl Store for EtcdStore {
             Some(PutOptions::new().with_lease(granted.id())),
         );
         let txn = Txn::new().when([guard]).and_then([put]);
-        let mut kv = self.client.kv_client();
-        let resp = self.run("acquire lease", kv.txn(txn))?;
+        let resp = self.run("acquire lease", Retry::Write, |c| {
+            let txn = txn.clone();
+            async move { c.kv_client().txn(txn).await }
+        })?;
         if resp.succeeded() {
             self.revoke(old_lease);
         } else {
@@ -263,8 +383,10 @@ impl Store for EtcdStore {
                 kv.mod_revision(),
             )])
             .and_then([TxnOp::delete(key, None)]);
-        let mut client = self.client.kv_client();
-        let resp = self.run("release lease", client.txn(txn))?;
+        let resp = self.run("release lease", Retry::Write, |c| {
+            let txn = txn.clone();
+            async move { c.kv_client().txn(txn).await }
+        })?;
         if resp.succeeded() {
             self.revoke(kv.lease());
         }

@@ -2,6 +2,8 @@
 //! etcd's flat key space, what a [`Expect`] means in etcd's terms, and
 //! what a lease record says. No I/O here, so all of it is unit-tested.
 
+use std::time::{Duration, Instant};
+
 use etcd_client::{Compare, CompareOp};
 
 use crate::store::{Expect, Op};
@@ -39,6 +41,71 @@ impl Layout {
         etcd_key
             .strip_prefix(self.root.as_str())?
             .strip_prefix("r/")
+    }
+}
+
+/// Whether a request that failed with `e` may go again, to another
+/// member: when it never reached a live one (no connection; a connection
+/// the member closed before we wrote, as a killed member's does) or the
+/// member had no leader to propose it to; a read (`idempotent`) also
+/// after any failure of transport or a member (a leader change under
+/// way). Never a write that may have been applied: it would apply twice.
+pub fn may_retry(e: &etcd_client::Error, idempotent: bool) -> bool {
+    use tonic::Code;
+    let status = match e {
+        // Building a connection failed: nothing was sent.
+        etcd_client::Error::TransportError(_) => return true,
+        etcd_client::Error::GRpcStatus(status) => status,
+        _ => return false,
+    };
+    // The status's text carries its source (the transport's error).
+    let text = e.to_string();
+    let unsent = ["connect error", "no leader", "broken pipe"]
+        .iter()
+        .any(|sign| text.contains(sign));
+    match status.code() {
+        Code::Unavailable | Code::Unknown => unsent || idempotent,
+        Code::Cancelled | Code::DeadlineExceeded => idempotent,
+        _ => false,
+    }
+}
+
+/// How often a long-lived process compacts etcd's history, and how much
+/// it keeps: every revision of the last this-long. A watch or read that
+/// far behind finds its revision compacted and reads anew.
+pub const COMPACT_EVERY: Duration = Duration::from_secs(5 * 60);
+
+/// When to compact, and to what: etcd's periodic auto-compaction, kept by
+/// the process that compacts. Each period it compacts to the revision it
+/// noted the period before, so a period's history always stays.
+#[derive(Debug)]
+pub struct Compaction {
+    every: Duration,
+    /// When the last revision was noted, and which.
+    noted: Option<(Instant, u64)>,
+}
+
+impl Compaction {
+    pub fn new(every: Duration) -> Self {
+        Compaction { every, noted: None }
+    }
+
+    /// Whether [`Self::advance`] has anything to do: nothing noted yet,
+    /// or a period passed since.
+    pub fn due(&self, now: Instant) -> bool {
+        self.noted
+            .is_none_or(|(at, _)| now.saturating_duration_since(at) >= self.every)
+    }
+
+    /// Note `current`; the revision to compact to, when one was noted a
+    /// period ago (and history moved on since).
+    pub fn advance(&mut self, now: Instant, current: u64) -> Option<u64> {
+        if !self.due(now) {
+            return None;
+        }
+        let to = self.noted.map(|(_, revision)| revision).filter(|r| *r > 0);
+        self.noted = Some((now, current));
+        to
     }
 }
 
@@ -131,6 +198,53 @@ pub fn etcd_ttl_secs(ttl: std::time::Duration) -> i64 {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// The first call notes the revision; a period later it compacts to
+    /// it and notes the new one; in between it does nothing.
+    #[test]
+    fn compaction_keeps_a_period_of_history() {
+        let t0 = Instant::now();
+        let every = Duration::from_secs(300);
+        let mut c = Compaction::new(every);
+        assert!(c.due(t0));
+        assert_eq!(c.advance(t0, 10), None, "nothing noted yet");
+        assert!(!c.due(t0 + every / 2));
+        assert_eq!(c.advance(t0 + every / 2, 50), None, "not a period yet");
+        assert!(c.due(t0 + every));
+        assert_eq!(c.advance(t0 + every, 90), Some(10));
+        assert_eq!(c.advance(t0 + every * 2, 95), Some(90));
+        let mut empty = Compaction::new(every);
+        empty.advance(t0, 0);
+        assert_eq!(empty.advance(t0 + every, 0), None, "revision 0: nothing");
+    }
+
+    /// A write goes again only when it surely was not applied; a read
+    /// after any "unavailable".
+    #[test]
+    fn what_may_go_to_another_member() {
+        let status =
+            |code, msg: &str| etcd_client::Error::GRpcStatus(tonic::Status::new(code, msg));
+        let refused = status(tonic::Code::Unavailable, "tcp connect error");
+        let no_leader = status(tonic::Code::Unavailable, "etcdserver: no leader");
+        let changed = status(tonic::Code::Unavailable, "etcdserver: leader changed");
+        let conflict = status(tonic::Code::FailedPrecondition, "etcdserver: connect error");
+        let closed = status(tonic::Code::Unknown, "transport error: broken pipe");
+        let reset = status(tonic::Code::Unknown, "transport error: connection reset");
+        let slow = status(tonic::Code::DeadlineExceeded, "timeout");
+        for (e, write, read) in [
+            (&refused, true, true),
+            (&no_leader, true, true),
+            (&changed, false, true),
+            (&conflict, false, false),
+            (&closed, true, true),
+            (&reset, false, true),
+            (&slow, false, true),
+            (&etcd_client::Error::WatchError("x".into()), false, false),
+        ] {
+            assert_eq!(may_retry(e, false), write, "write after {e}");
+            assert_eq!(may_retry(e, true), read, "read after {e}");
+        }
+    }
 
     #[test]
     fn records_and_leases_live_apart_under_the_root() {
