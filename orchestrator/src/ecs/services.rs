@@ -29,8 +29,11 @@ use crate::store::{keys, Expect, Op};
 
 /// Events a service keeps (ECS shows the last 100).
 const MAX_EVENTS: usize = 100;
-/// How long a reconciler holds a cluster's lease without renewing it.
-const LEASE_TTL: Duration = Duration::from_secs(30);
+/// How long a reconciler holds a cluster's lease without renewing it: it
+/// renews it after each service, so a reconciler that died (its host
+/// lost) holds up the cluster's next pass, and its host loss, that long
+/// at most.
+const LEASE_TTL: Duration = Duration::from_secs(10);
 
 /// What a reconcile pass did.
 #[derive(Debug, Default)]
@@ -274,12 +277,13 @@ impl Ecs {
         if !self.store.acquire_lease(&lease, holder, LEASE_TTL)? {
             return Ok(None);
         }
-        let outcome = self.reconcile_held(cluster);
+        let outcome = self.reconcile_held(cluster, holder);
         self.store.release_lease(&lease, holder)?;
         outcome.map(Some)
     }
 
-    fn reconcile_held(&self, cluster: &str) -> EcsResult<Pass> {
+    fn reconcile_held(&self, cluster: &str, holder: &str) -> EcsResult<Pass> {
+        let lease = keys::reconcile_lease(cluster);
         let mut pass = Pass {
             // Lost hosts first: their tasks' services replace them below.
             lost: self.stop_lost_hosts(cluster)?,
@@ -302,6 +306,12 @@ impl Ecs {
                 if !load_balancers.contains(&lb) {
                     load_balancers.push(lb);
                 }
+            }
+            // Still the cluster's reconciler? (A pass that outlived its
+            // lease stops: another may be passing now.)
+            if !self.store.acquire_lease(&lease, holder, LEASE_TTL)? {
+                tracing::warn!("reconcile {cluster}: the lease was lost mid-pass");
+                break;
             }
         }
         // Every pass: this one's stops and starts, and any health change

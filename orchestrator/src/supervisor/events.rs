@@ -30,7 +30,16 @@ impl Supervisor<'_> {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return Err(TaskError::EventsClosed),
         }
-        if !self.stopping && self.stop_asked()? {
+        // The store away (a partition, an etcd election) stops nothing:
+        // the task runs on, and a stop the cluster decided meanwhile (its
+        // host counted lost) is seen once the store answers again.
+        let asked = || {
+            self.stop_asked().unwrap_or_else(|e| {
+                tracing::debug!("task {}: read its record: {e}", self.args.task_id);
+                false
+            })
+        };
+        if !self.stopping && asked() {
             self.begin_stop();
         }
         if let Some(at) = self.draining_until {
