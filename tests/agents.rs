@@ -289,3 +289,73 @@ fn tasks_run_where_placed_and_a_lost_host_is_replaced_then_fenced() {
         host.world.assert_clean();
     }
 }
+
+#[test]
+fn a_daemon_service_follows_hosts_as_they_join_and_leave() {
+    let etcd = EtcdServer::start();
+    let test = format!("daemon-{}", std::process::id());
+    let mut a = Host::new(&etcd, &test, "a");
+    let mut b = Host::new(&etcd, &test, "b");
+    let mut c = Host::new(&etcd, &test, "c");
+    a.start_agent();
+    b.start_agent();
+    let (ida, idb) = (a.id(), b.id());
+    wait_connected(&a.world, &ida, true);
+    wait_connected(&a.world, &idb, true);
+    register(&a.world, "mon");
+    assert_ok(&a.world.berth(&[
+        "create-service",
+        "--service-name",
+        "mon",
+        "--task-definition",
+        "mon",
+        "--scheduling-strategy",
+        "DAEMON",
+    ]));
+    let per_host = |tasks: &[Value]| {
+        let mut hosts: Vec<String> = tasks
+            .iter()
+            .filter_map(|t| t["containerInstanceArn"].as_str())
+            .map(|arn| arn.rsplit('/').next().unwrap_or_default().to_string())
+            .collect();
+        hosts.sort();
+        hosts
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let tasks = wait_running(&a.world, "mon", 2);
+    assert_eq!(per_host(&tasks), sorted(vec![ida.clone(), idb.clone()]));
+    // C joins: it gets one.
+    c.start_agent();
+    let idc = c.id();
+    let tasks = wait_running(&a.world, "mon", 3);
+    assert_eq!(
+        per_host(&tasks),
+        sorted(vec![ida.clone(), idb.clone(), idc.clone()])
+    );
+    // C is lost: its task stops, and none replaces it elsewhere.
+    c.kill_everything();
+    wait_connected(&a.world, &idc, false);
+    let tasks = wait_running(&a.world, "mon", 2);
+    assert_eq!(per_host(&tasks), sorted(vec![ida.clone(), idb.clone()]));
+    let out = a.world.berth(&["describe-services", "--services", "mon"]);
+    assert_ok(&out);
+    assert_eq!(parse_json(&out)["services"][0]["desiredCount"], 2);
+    // C back: fenced, and it runs the daemon again.
+    c.start_agent();
+    let tasks = wait_running(&a.world, "mon", 3);
+    assert_eq!(per_host(&tasks), sorted(vec![ida, idb, idc]));
+    assert_ok(
+        &a.world
+            .berth(&["delete-service", "--service", "mon", "--force"]),
+    );
+    wait_running(&a.world, "mon", 0);
+    for host in [&a, &b, &c] {
+        wait_for("the host's supervisors to finish", || {
+            host.world.monitors().is_empty().then_some(())
+        });
+        host.world.assert_clean();
+    }
+}

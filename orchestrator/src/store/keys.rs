@@ -8,8 +8,8 @@
 //! | `clusters/<cluster>` | [`Cluster`] (JSON) | create-cluster, first use of `default`, delete-cluster (INACTIVE) |
 //! | `families/<family>` | `Family { latest }` (ecs.rs): the newest revision | register-task-definition |
 //! | `taskdefs/<family>/<revision>` | `StoredTaskDefinition` (ecs.rs): the [`TaskDefinition`] and its tags; the revision is zero-padded to 10 digits so keys sort by revision | register- / deregister-task-definition |
-//! | `instances/<cluster>/<host-id>` | [`ContainerInstance`] | first use of a cluster on a host, (de)register-container-instance, update-container-instances-state; run-task reserves and a task's stop gives back its CPU and memory |
-//! | `tasks/<cluster>/<task-id>` | [`Task`] (with berth's `TaskInternals`) | run-task / start-task create; every change after (stop-task, the supervisor, reconcile passes) goes through `Ecs::update_task` |
+//! | `instances/<cluster>/<host-id>` | [`ContainerInstance`] | `berth agent` (registers its host, connected), first use of a cluster on a host (SQLite only), (de)register-container-instance, update-container-instances-state; run-task reserves and a task's stop gives back its CPU and memory; a reconcile pass records a lost host disconnected |
+//! | `tasks/<cluster>/<task-id>` | [`Task`] (with berth's `TaskInternals`, which name the host it was placed on) | run-task / start-task create; every change after (stop-task, the supervisor, reconcile passes, which stop a lost host's tasks) goes through `Ecs::update_task`; STOPPED is final |
 //! | `services/<cluster>/<service>` | [`Service`] | create- / update- / delete-service, reconcile passes (deployments, events) |
 //! | `load-balancers/<name>` | [`LoadBalancer`] | create- / delete-load-balancer |
 //! | `ports/<host-id>/<protocol>/<port>` | holder bytes: `<cluster>/<task-id>` or `load-balancer:<name>` | run-task (a task's host ports), create-load-balancer (its listener) |
