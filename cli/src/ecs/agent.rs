@@ -60,9 +60,9 @@ pub(super) fn run(ecs: &Ecs, cfg: &Config, args: AgentArgs) -> Result<Outcome, E
         ..AgentOptions::new(&args.cluster)
     };
     // Networks across hosts: the other hosts route this host's slices via
-    // this address (one host alone has nothing to route).
-    if ecs.shared_store() || args.host_address.is_some() {
-        let address = reconcile::routes::host_address(args.host_address, &cfg.store.url)?;
+    // this address (hosts sharing this machine's one network have nothing
+    // to route).
+    if let Some(address) = reconcile::routes::host_address(args.host_address, &cfg.store.url)? {
         ecs.set_host_address(address);
     }
     reconcile::agent(ecs, cfg, &opts, || false)?;

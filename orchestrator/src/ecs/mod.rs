@@ -6,7 +6,8 @@
 //! `instances.rs` (container instances), `tasks.rs`, `run_task.rs`
 //! (run-task and start-task), `housekeeping.rs` (reservation GC, listings
 //! the reconciler and `system gc` read, usage); `metering.rs` is usage's
-//! pure arithmetic.
+//! pure arithmetic. `slices.rs`: each host's slice of a cluster network
+//! and its underlay address, when a network spans hosts.
 
 use std::path::Path;
 

@@ -151,17 +151,37 @@ impl Ecs {
         Ok(out)
     }
 
-    /// Whether this host holds a slice of the network on `bridge` (never
-    /// with the embedded store).
-    pub fn holds_slice(&self, bridge: &str) -> EcsResult<bool> {
+    /// Whether this host routes a slice of the network on `bridge` to the
+    /// other hosts: it holds one, and its agent recorded its address on an
+    /// instance in a cluster on that bridge. Never with the embedded store.
+    pub fn routes_slice(&self, bridge: &str) -> EcsResult<bool> {
         if !self.store.shared() {
             return Ok(false);
         }
-        Ok(self
+        let mine = |rec: &crate::store::Record| rec.value == self.host.id.as_bytes();
+        if !self
             .store
             .list(&keys::slices_of(bridge))?
             .iter()
-            .any(|(_, rec)| rec.value == self.host.id.as_bytes()))
+            .any(|(_, r)| mine(r))
+        {
+            return Ok(false);
+        }
+        for (_, rec) in self.store.list(keys::CLUSTERS)? {
+            let c: Cluster = decode(&rec.value)?;
+            if c.status != ClusterStatus::Active || self.cluster_network(&c)?.bridge != bridge {
+                continue;
+            }
+            if let Some(rec) = self
+                .store
+                .get(&keys::instance(&c.cluster_name, &self.host.id))?
+            {
+                if instance_address(&decode(&rec.value)?).is_some() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// The operations that free `host`'s slice of `cluster`'s network as
@@ -483,7 +503,11 @@ mod tests {
         ecs.deregister_container_instance(Some("b"), "h1", false)
             .expect("leave b");
         assert_eq!(ecs.slices(&net("10.77.0.0/16")).expect("held").len(), 1);
-        // The bridge counts as used while the host holds its slice.
+        // Held but not routed (no address recorded): the bridge is unused.
+        assert!(!ecs.addresses_in_use("lab0").expect("unused"));
+        // Routed: it counts as used while the host holds its slice.
+        ecs.set_host_address(Ipv4Addr::new(192, 0, 2, 1));
+        ecs.record_host_address(&a).expect("record");
         assert!(ecs.addresses_in_use("lab0").expect("in use"));
         ecs.deregister_container_instance(Some("a"), "h1", false)
             .expect("leave a");

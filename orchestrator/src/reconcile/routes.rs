@@ -22,12 +22,15 @@ fn kernel(what: String) -> EcsError {
 
 /// This host's underlay address: `explicit` (`--host-address`, checked to
 /// be an address of this host), else the source address of the route
-/// toward the store's first endpoint, else the host's first global
-/// address. The error names the flag or says what was looked for.
-pub fn host_address(explicit: Option<Ipv4Addr>, store: &StoreUrl) -> EcsResult<Ipv4Addr> {
+/// toward the store's first etcd endpoint, else (no route to it known) the
+/// host's first global address. None with the embedded store, or when the
+/// store is reached over loopback: every host is on this machine, in one
+/// network namespace, so there is nothing to route (and no link of the
+/// machine's is made to forward). The error names the flag.
+pub fn host_address(explicit: Option<Ipv4Addr>, store: &StoreUrl) -> EcsResult<Option<Ipv4Addr>> {
     if let Some(address) = explicit {
         return match routes::link_with_address(address) {
-            Ok(Some(_)) => Ok(address),
+            Ok(Some(_)) => Ok(Some(address)),
             Ok(None) => Err(EcsError::invalid(format!(
                 "--host-address: {address} is not an address of this host"
             ))),
@@ -36,24 +39,23 @@ pub fn host_address(explicit: Option<Ipv4Addr>, store: &StoreUrl) -> EcsResult<I
             ))),
         };
     }
-    let endpoint = match store {
-        StoreUrl::Etcd { endpoints, .. } => endpoints.first(),
-        _ => None,
+    let StoreUrl::Etcd { endpoints, .. } = store else {
+        return Ok(None);
     };
-    let toward: Option<SocketAddr> =
-        endpoint.and_then(|e| e.to_socket_addrs().ok()?.find(SocketAddr::is_ipv4));
+    let toward: Option<SocketAddr> = endpoints
+        .first()
+        .and_then(|e| e.to_socket_addrs().ok()?.find(SocketAddr::is_ipv4));
     if let Some(source) = toward.and_then(routes::source_address_toward) {
-        if !source.is_loopback() {
-            return Ok(source);
-        }
+        return Ok((!source.is_loopback()).then_some(source));
     }
     let global = routes::global_addresses()
         .map_err(|e| kernel(format!("list this host's addresses: {e}")))?;
-    global.first().map(|(a, _)| *a).ok_or_else(|| {
-        EcsError::invalid(
+    match global.first() {
+        Some((a, _)) => Ok(Some(*a)),
+        None => Err(EcsError::invalid(
             "--host-address: this host has no global IPv4 address to be reached at; name one",
-        )
-    })
+        )),
+    }
 }
 
 /// [`sync`] over every cluster this host has an instance in, each failure
@@ -136,6 +138,17 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn no_address_is_looked_for_with_the_embedded_store_or_a_store_on_loopback() {
+        assert_eq!(host_address(None, &StoreUrl::Sqlite).expect("sqlite"), None);
+        let local = StoreUrl::Etcd {
+            endpoints: vec!["127.0.0.1:2379".into()],
+            prefix: "berth".into(),
+            tls: false,
+        };
+        assert_eq!(host_address(None, &local).expect("loopback"), None);
     }
 
     #[test]
