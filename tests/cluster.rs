@@ -752,6 +752,12 @@ fn a_task_on_host_a_fetches_a_page_from_a_task_on_host_b_by_its_address() {
         "the task on a did not get b's page: {done}\n{}",
         cw.agent_logs()
     );
+    // b's port mapping (host port 80) answers host a over the underlay.
+    let mapped = format!("{}:80", cw.host("b").address);
+    let page = cw.wait_until(30, "b's mapped port to answer host a", || {
+        get_from(&cw, "a", &mapped)
+    });
+    assert_eq!(page, "page-from-b");
 }
 
 /// An HTTP GET of `/` at `listen` from inside host `host`'s namespace; the
