@@ -655,6 +655,122 @@ fn an_etcd_outage_leaves_the_running_tasks_running() {
     cw.phase("done");
 }
 
+#[test]
+fn one_etcd_member_of_three_killed_mid_run_changes_nothing() {
+    let specs: Vec<HostSpec> = three_zones().into_iter().map(|s| s.memory(96)).collect();
+    let mut cw = ClusterWorld::start_on_three_members("etcd3", &specs);
+    register_looper(&cw, "web", 32);
+    create_service(
+        &cw,
+        "web",
+        "web",
+        6,
+        &["--placement-strategy", SPREAD_BY_ZONE],
+    );
+    let before = cw.wait_service_running("web", 6);
+    // The leader, the worst member to lose.
+    let leader = cw.wait_until(20, "an etcd leader", || cw.etcd_leader());
+    cw.phase(&format!("kill etcd member {leader} (the leader)"));
+    cw.kill_etcd_member(leader);
+    // Every verb works on from any host, the service scales onto all three.
+    assert_ok(&cw.host("b").berth(&[
+        "update-service",
+        "--cluster",
+        CLUSTER,
+        "--service",
+        "web",
+        "--desired-count",
+        "9",
+    ]));
+    let after = cw.wait_service_running("web", 9);
+    cw.phase("9 RUNNING");
+    assert_eq!(
+        cw.running_per_host(&after),
+        per_host(&[("a", 3), ("b", 3), ("c", 3)])
+    );
+    // Nothing was lost or replaced: the 6 run on beside the 3 new ones,
+    // and no host was ever counted lost.
+    for t in &before {
+        assert!(
+            after.iter().any(|a| a["taskArn"] == t["taskArn"]),
+            "task {} was replaced",
+            task_id(t)
+        );
+    }
+    for h in &cw.hosts {
+        let i = cw.instance(h.name()).expect("registered");
+        assert_eq!(i["agentConnected"], true, "{i}");
+        assert!(h.agent_running(), "agent {} exited", h.name());
+    }
+    cw.restart_etcd_member(leader);
+    cw.phase("member back");
+    let out = cw
+        .host("c")
+        .berth_json(&["list-tasks", "--cluster", CLUSTER]);
+    assert_eq!(out["taskArns"].as_array().map(Vec::len), Some(9), "{out}");
+    // Three members, 9 tasks on 3 hosts: dropped, all of it goes.
+    let footprint = cw.footprint();
+    drop(cw);
+    assert_eq!(footprint.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn logs_and_exec_of_a_task_on_another_host_name_it_and_work_there() {
+    let cw = ClusterWorld::start("logs", &three_zones()[..2]);
+    let td = json!({
+        "family": "talk",
+        "networkMode": "none",
+        "containerDefinitions": [{
+            "name": "main", "image": "busybox", "memory": 32,
+            "command": ["sh", "-c", "echo hello-from-b; trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+        }]
+    });
+    cw.berth_json(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &td.to_string(),
+    ]);
+    let input = json!({
+        "cluster": CLUSTER,
+        "taskDefinition": "talk",
+        "placementConstraints": [{"type": "memberOf", "expression": "attribute:ecs.availability-zone == zone-b"}]
+    });
+    let out = cw.berth_json(&["run-task", "--cli-input-json", &input.to_string()]);
+    let id = task_id(&out["tasks"][0]);
+    cw.wait_until(60, "the task RUNNING on b", || {
+        let t = cw.describe_tasks(std::slice::from_ref(&id)).pop()?;
+        (t["lastStatus"] == "RUNNING" && cw.host_of_task(&t) == "b").then_some(())
+    });
+    let b_id = cw.host("b").id().expect("b's id");
+    let logs = ["logs", &id, "--cluster", CLUSTER, "--container", "main"];
+    let exec = [
+        "execute-command",
+        "--cluster",
+        CLUSTER,
+        "--task",
+        &id,
+        "--container",
+        "main",
+        "--command",
+        "echo in-b",
+        "--interactive",
+    ];
+    // From host a: an error naming where the task is, never an empty answer.
+    for verb in [&logs[..], &exec[..]] {
+        let out = cw.host("a").berth(verb);
+        assert!(!out.status.success(), "{verb:?} on a: {}", stdout(&out));
+        assert!(stderr(&out).contains(&b_id), "{verb:?}: {}", stderr(&out));
+    }
+    // On host b: they work.
+    cw.wait_until(30, "the task's log on b", || {
+        let out = cw.host("b").berth(&logs);
+        (out.status.success() && stdout(&out).contains("hello-from-b")).then_some(())
+    });
+    let out = cw.host("b").berth(&exec);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("in-b"), "{}", stdout(&out));
+}
+
 /// A definition `family` (awsvpc) of busybox httpd on port 80 serving
 /// `page` (`$(...)` evaluated in the container), of `memory` MiB.
 fn register_httpd(cw: &ClusterWorld, family: &str, page: &str, memory: u32) {

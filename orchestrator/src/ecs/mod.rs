@@ -19,6 +19,7 @@ use crate::model::Partition;
 use crate::store::{Store, StoreConfig, StoreError};
 
 mod agents;
+pub mod bench;
 mod clusters;
 mod housekeeping;
 mod instances;

@@ -289,6 +289,17 @@ impl EtcdCluster {
         }
     }
 
+    /// Three members listening on `ip`: an address of a bridge the test
+    /// made (the cluster tests' underlay, which their hosts reach).
+    pub fn start_on(ip: IpAddr) -> Self {
+        let (dir, members) = start_members(3, ip, None);
+        EtcdCluster {
+            endpoints: members.iter().map(Member::endpoint).collect(),
+            members,
+            _dir: dir,
+        }
+    }
+
     /// Kill member `index` (as a crash would).
     pub fn kill(&mut self, index: usize) {
         self.members[index].kill();
