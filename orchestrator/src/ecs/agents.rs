@@ -170,7 +170,12 @@ impl Ecs {
             seen.push(Seen {
                 id: ci.id().to_string(),
                 recorded_connected: ci.agent_connected,
-                lease_alive: self.agent_connected(cluster, ci.id())?,
+                // Not the deadline but the store's own expiry: an etcd
+                // outage leaves every host's deadline behind it, and none
+                // of them is lost for that.
+                lease_alive: !self
+                    .store
+                    .lease_lapsed(&keys::agent_lease(cluster, ci.id()))?,
             });
         }
         if seen.iter().all(|s| s.lease_alive) {

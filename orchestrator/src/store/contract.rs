@@ -353,6 +353,20 @@ pub fn lease_holder_is_the_live_one(open: Opener<'_>) {
     assert_eq!(holder("agents/a/h1"), None, "expired");
 }
 
+/// A lease held has not lapsed; one never taken or released has.
+pub fn lease_lapses_when_released(open: Opener<'_>) {
+    let store = open();
+    let lapsed = |name: &str| open().lease_lapsed(name).expect("ask");
+    assert!(lapsed("agents/b/h1"), "never taken");
+    assert!(store
+        .acquire_lease("agents/b/h1", "one", LIVE)
+        .expect("take"));
+    assert!(!lapsed("agents/b/h1"), "held");
+    assert!(lapsed("agents/b/h"), "a prefix is another name");
+    store.release_lease("agents/b/h1", "one").expect("release");
+    assert!(lapsed("agents/b/h1"), "released");
+}
+
 /// A lease not renewed within its ttl is anyone's.
 pub fn leases_expire(open: Opener<'_>) {
     let store = open();
@@ -550,6 +564,7 @@ macro_rules! store_contract_tests {
             leases_exclude_other_holders,
             leases_expire,
             lease_holder_is_the_live_one,
+            lease_lapses_when_released,
             revision_follows_commits,
             wait_wakes_with_a_change,
             concurrent_increments_lose_nothing,

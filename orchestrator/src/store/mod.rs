@@ -87,6 +87,16 @@ pub trait Store: Send + Sync {
     /// holder let it expire. How one host tells another's agent is gone.
     fn lease_holder(&self, name: &str) -> StoreResult<Option<String>>;
 
+    /// Whether the lease `name` has surely lapsed, so that its holder may
+    /// be counted gone (a host lost). Stricter than [`Store::lease_holder`]
+    /// answering None: etcd answers from its own lease expiry, which an
+    /// outage of the store never brings about (a new etcd leader renews
+    /// every lease), so hosts that could not renew while etcd was away are
+    /// not counted lost when it returns.
+    fn lease_lapsed(&self, name: &str) -> StoreResult<bool> {
+        Ok(self.lease_holder(name)?.is_none())
+    }
+
     /// The store's revision now: that of the last commit (etcd's counts
     /// every write to the etcd, a lease's too). Read it before reading
     /// what [`Store::wait`] is to watch.
@@ -147,6 +157,10 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
 
     fn lease_holder(&self, name: &str) -> StoreResult<Option<String>> {
         (**self).lease_holder(name)
+    }
+
+    fn lease_lapsed(&self, name: &str) -> StoreResult<bool> {
+        (**self).lease_lapsed(name)
     }
 
     fn revision(&self) -> StoreResult<u64> {

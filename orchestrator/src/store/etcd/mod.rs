@@ -409,6 +409,14 @@ impl Store for EtcdStore {
         Ok(())
     }
 
+    /// The record lives as long as the etcd lease it is attached to,
+    /// which etcd expires by its own clock and renews when a leader takes
+    /// over: gone only when its holder truly stopped renewing (or gave it
+    /// up), never merely because etcd was away past the deadline.
+    fn lease_lapsed(&self, name: &str) -> StoreResult<bool> {
+        Ok(self.get_raw(&self.layout.lease(name))?.is_none())
+    }
+
     fn lease_holder(&self, name: &str) -> StoreResult<Option<String>> {
         let Some(kv) = self.get_raw(&self.layout.lease(name))? else {
             return Ok(None);

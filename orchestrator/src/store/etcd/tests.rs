@@ -123,6 +123,32 @@ fn a_stopped_etcd_is_a_clear_error() {
     assert!(started.elapsed() <= bound, "{:?}", started.elapsed());
 }
 
+/// An etcd away past a lease's deadline: its holder could not renew, so
+/// `lease_holder` has nobody, but the lease has not lapsed: etcd renews
+/// its leases when it comes back, and a holder that stopped renewing is
+/// counted gone only by etcd's own expiry.
+#[test]
+fn an_etcd_outage_lapses_no_lease() {
+    let mut server = EtcdServer::start();
+    let endpoint = server.endpoint.clone();
+    let open = || EtcdStore::connect(std::slice::from_ref(&endpoint), "berth/");
+    let ttl = Duration::from_secs(2);
+    let store = open().expect("connect");
+    assert!(store.acquire_lease("agents/c/h", "h", ttl).expect("take"));
+    server.kill();
+    std::thread::sleep(ttl + Duration::from_millis(500));
+    server.restart();
+    let store = open().expect("connect again");
+    assert_eq!(store.lease_holder("agents/c/h").expect("holder"), None);
+    assert!(!store.lease_lapsed("agents/c/h").expect("lapsed"));
+    // Not renewed from here on, it lapses by etcd's clock.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !store.lease_lapsed("agents/c/h").expect("lapsed") {
+        assert!(Instant::now() < deadline, "the lease never lapsed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// An endpoint that accepts connections and never answers (a hung or
 /// partitioned etcd) fails each call within the request timeout.
 #[test]
