@@ -75,6 +75,21 @@ impl Host {
     }
 }
 
+impl Drop for Host {
+    /// A failed test shows what each host's agent logged.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.world.root.path().join("agent.log"))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- agent of {} (last lines, newest first):", self.zone);
+            for line in tail {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
 /// Poll `f` until it has an answer, within a patience-scaled minute.
 #[track_caller]
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
