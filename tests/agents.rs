@@ -32,7 +32,8 @@ impl Host {
         }
     }
 
-    /// Start (or restart) its agent: a 2 s lease, a pass a second.
+    /// Start (or restart) its agent: the default 3 s lease (2 s lapses
+    /// under a loaded machine's etcd), a pass a second.
     fn start_agent(&mut self) {
         let attributes = format!("ecs.availability-zone={}", self.zone);
         self.agent = Some(self.world.agent(
@@ -40,7 +41,7 @@ impl Host {
                 "--cluster",
                 "default",
                 "--lease-ttl",
-                "2",
+                "3",
                 "--interval",
                 "1",
                 "--attributes",
