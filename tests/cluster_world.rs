@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use berth_orchestrator::store::test_server::EtcdServer;
+use berth_orchestrator::store::test_server::{EtcdCluster, EtcdServer};
 use serde_json::Value;
 
 use crate::{assert_ok, parse_json, patience, stderr, World, COUNTER};
@@ -485,13 +485,45 @@ fn is_zombie(pid: i32) -> bool {
         .unwrap_or(true)
 }
 
+/// The cluster's store on the underlay: one etcd server, or three members.
+enum Etcd {
+    One(Box<EtcdServer>),
+    Three(EtcdCluster),
+}
+
+impl Etcd {
+    fn endpoints(&self) -> Vec<String> {
+        match self {
+            Etcd::One(s) => vec![s.endpoint.clone()],
+            Etcd::Three(c) => c.endpoints.clone(),
+        }
+    }
+
+    fn members(&mut self) -> &mut EtcdCluster {
+        match self {
+            Etcd::Three(c) => c,
+            Etcd::One(_) => panic!("{ONE_MEMBER}"),
+        }
+    }
+
+    fn members_ref(&self) -> &EtcdCluster {
+        match self {
+            Etcd::Three(c) => c,
+            Etcd::One(_) => panic!("{ONE_MEMBER}"),
+        }
+    }
+}
+
+const ONE_MEMBER: &str = "this world's etcd has one member: make it with members = 3";
+
 /// Hosts, etcd and the underlay of one cluster test.
 pub struct ClusterWorld {
     // Dropped in this order: hosts (their processes, state, namespaces),
     // etcd, the bridge.
     pub hosts: Vec<Host>,
-    etcd: EtcdServer,
-    /// etcd's `HOST:PORT`, on the underlay.
+    etcd: Etcd,
+    /// etcd's `HOST:PORT`s on the underlay, joined with commas as in the
+    /// store URL.
     pub etcd_endpoint: String,
     /// The `--store` every host uses.
     pub store: String,
@@ -500,14 +532,24 @@ pub struct ClusterWorld {
 }
 
 impl ClusterWorld {
-    /// The underlay, etcd on it, and a host (namespace, link, world, the
-    /// busybox image) per spec; no agent yet: [`Self::start_agents`].
+    /// The underlay, one etcd server on it, and a host (namespace, link,
+    /// world) per spec; no cluster or agent yet: [`Self::start`].
     pub fn new(name: &str, specs: &[HostSpec]) -> Self {
+        Self::with_members(name, specs, 1)
+    }
+
+    /// [`Self::new`] with `members` (1 or 3) etcd members.
+    pub fn with_members(name: &str, specs: &[HostSpec], members: usize) -> Self {
         crate::require_root();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let underlay = Underlay::new(n);
-        let etcd = EtcdServer::start_on(IpAddr::V4(underlay.address(1)));
-        let etcd_endpoint = etcd.endpoint.clone();
+        let ip = IpAddr::V4(underlay.address(1));
+        let etcd = match members {
+            1 => Etcd::One(Box::new(EtcdServer::start_on(ip))),
+            3 => Etcd::Three(EtcdCluster::start_on(ip)),
+            other => panic!("{other} etcd members: 1 or 3"),
+        };
+        let etcd_endpoint = etcd.endpoints().join(",");
         let pid = std::process::id();
         let store = format!("etcd://{etcd_endpoint}/berth-t{pid}-{n}");
         let hosts = specs
@@ -544,7 +586,16 @@ impl ClusterWorld {
     /// [`Self::new`], then the cluster created, the busybox image on every
     /// host, and every agent started and registered (connected).
     pub fn start(name: &str, specs: &[HostSpec]) -> Self {
-        let cw = Self::new(name, specs);
+        Self::new(name, specs).started()
+    }
+
+    /// [`Self::start`] on three etcd members.
+    pub fn start_on_three_members(name: &str, specs: &[HostSpec]) -> Self {
+        Self::with_members(name, specs, 3).started()
+    }
+
+    fn started(self) -> Self {
+        let cw = self;
         cw.hosts[0].berth_json(&["create-cluster", "--cluster-name", CLUSTER]);
         for h in &cw.hosts {
             h.world.busybox_image("busybox:latest", &[]);
@@ -566,14 +617,34 @@ impl ClusterWorld {
         &self.underlay.bridge
     }
 
-    /// Stop etcd now (as a crash would).
+    /// Stop etcd now, every member (as a crash would).
     pub fn kill_etcd(&mut self) {
-        self.etcd.kill();
+        match &mut self.etcd {
+            Etcd::One(s) => s.kill(),
+            Etcd::Three(c) => (0..3).for_each(|i| c.kill(i)),
+        }
     }
 
     /// Start etcd again on its data dir and address.
     pub fn restart_etcd(&mut self) {
-        self.etcd.restart();
+        match &mut self.etcd {
+            Etcd::One(s) => s.restart(),
+            Etcd::Three(c) => (0..3).for_each(|i| c.restart(i)),
+        }
+    }
+
+    /// Kill etcd member `index` (three members only).
+    pub fn kill_etcd_member(&mut self, index: usize) {
+        self.etcd.members().kill(index);
+    }
+
+    pub fn restart_etcd_member(&mut self, index: usize) {
+        self.etcd.members().restart(index);
+    }
+
+    /// The member leading now (three members only).
+    pub fn etcd_leader(&self) -> Option<usize> {
+        self.etcd.members_ref().leader()
     }
 
     /// A verb on the first host (scheduling works from any host).
@@ -759,7 +830,7 @@ impl ClusterWorld {
                 .iter()
                 .map(|h| h.world.cgroup_parent.clone())
                 .collect(),
-            etcd_endpoint: self.etcd_endpoint.clone(),
+            etcd_endpoints: self.etcd.endpoints(),
         }
     }
 }
@@ -784,7 +855,7 @@ pub struct Footprint {
     pub netns: Vec<String>,
     pub roots: Vec<PathBuf>,
     pub cgroup_parents: Vec<String>,
-    pub etcd_endpoint: String,
+    pub etcd_endpoints: Vec<String>,
 }
 
 impl Footprint {
@@ -834,7 +905,7 @@ impl Footprint {
                 .roots
                 .iter()
                 .any(|r| cmdline.contains(&r.display().to_string()))
-                || cmdline.contains(&self.etcd_endpoint);
+                || self.etcd_endpoints.iter().any(|e| cmdline.contains(e));
             if named {
                 left.push(format!("process {}: {cmdline}", entry.path().display()));
             }

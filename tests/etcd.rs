@@ -5,6 +5,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use berth_orchestrator::store::test_certs::TestCerts;
 use berth_orchestrator::store::test_server::{EtcdCluster, EtcdServer};
 use berth_tests::{assert_ok, parse_json, patience, stderr, task_id, Agent, World};
 use serde_json::{json, Value};
@@ -190,6 +191,16 @@ fn tasks_and_services_live_in_etcd_and_survive_its_restart() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // A task runs through the outage.
+    let out = w.berth(&["run-task", "--task-definition", "one"]);
+    assert_ok(&out);
+    let keep = task_id(&parse_json(&out)["tasks"][0]);
+    let kept = w.wait_task(&keep, "RUNNING");
+    let container = kept["containers"][0]["runtimeId"]
+        .as_str()
+        .expect("runtimeId")
+        .to_string();
+
     // etcd down: every verb fails, naming the store; nothing is written.
     etcd.kill();
     for verb in [
@@ -200,6 +211,13 @@ fn tasks_and_services_live_in_etcd_and_survive_its_restart() {
     ] {
         fails_naming(&w.berth(&verb), &store);
     }
+    // Long enough for the task's supervisor to find the store gone many
+    // times over (it looks every 100 ms): it must not end the task.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        w.state(&container)["exit"].is_null(),
+        "the task's container ended"
+    );
 
     // Back on the same data dir: everything whole, nothing half-made.
     etcd.restart();
@@ -213,6 +231,12 @@ fn tasks_and_services_live_in_etcd_and_survive_its_restart() {
     assert_eq!(services["services"][0]["status"], "INACTIVE", "{services}");
     let families = parse_json(&w.berth(&["list-task-definition-families"]));
     assert_eq!(families["families"], json!(["one", "web"]), "{families}");
+    // The task ran through it, its supervisor too: it stops as asked.
+    assert_eq!(w.describe_task(&keep)["lastStatus"], "RUNNING");
+    assert!(w.state(&container)["exit"].is_null());
+    assert_ok(&w.berth(&["stop-task", "--task", &keep]));
+    let t = w.wait_task(&keep, "STOPPED");
+    assert_eq!(t["stopCode"], "UserInitiated", "{t}");
     assert!(live_tasks(&w, "family:one").is_empty());
     w.assert_clean();
 }
@@ -302,5 +326,35 @@ fn a_member_lost_mid_run_changes_nothing() {
     for id in &stopped {
         w.wait_task(id, "STOPPED");
     }
+    w.assert_clean();
+}
+
+/// etcds:// with a client certificate, given as flags: a task runs (its
+/// supervisor was handed the TLS files too) and stops; the wrong CA fails
+/// naming the store.
+#[test]
+fn a_task_on_etcd_over_tls() {
+    let certs = TestCerts::make();
+    let etcd = EtcdServer::start_tls(certs.server());
+    let store = format!("etcds://{}/tls", etcd.endpoint);
+    let w = World::new("etcd-tls").with_store(&store).with_store_tls(
+        &certs.ca,
+        &certs.client_cert,
+        &certs.client_key,
+    );
+    w.busybox_image("busybox:latest", &[]);
+    let _agent = join_agent(&w);
+    register_looping(&w, "one");
+    let out = w.berth(&["run-task", "--task-definition", "one"]);
+    assert_ok(&out);
+    let one = task_id(&parse_json(&out)["tasks"][0]);
+    w.wait_task(&one, "RUNNING");
+    assert_ok(&w.berth(&["stop-task", "--task", &one]));
+    w.wait_task(&one, "STOPPED");
+    let wrong = World::new("etcd-tls-wrong")
+        .with_store(&store)
+        .with_store_tls(&certs.other_ca, &certs.client_cert, &certs.client_key);
+    fails_naming(&wrong.berth(&["list-tasks"]), &store);
+    assert!(!w.root.path().join("state.db").exists());
     w.assert_clean();
 }

@@ -77,8 +77,9 @@ pub struct World {
     pub subnet2: String,
     bin: PathBuf,
     rootfs: PathBuf,
-    /// `--store URL` for every berth command (None: the default, SQLite).
-    store: Option<String>,
+    /// `--store URL` (and its TLS flags) for every berth command; none:
+    /// the default, SQLite.
+    store: Vec<String>,
 }
 
 impl World {
@@ -99,14 +100,27 @@ impl World {
             cgroup_parent: format!("berth-test-{pid}-{n}-{name}"),
             bin: berth_bin(),
             rootfs: busybox_rootfs(),
-            store: None,
+            store: Vec::new(),
         }
     }
 
     /// This world's berth commands pass `--store url` (an etcd the test
     /// started), as a flag: the processes berth starts must be handed it.
     pub fn with_store(mut self, url: &str) -> Self {
-        self.store = Some(url.to_string());
+        self.store.extend(["--store".into(), url.to_string()]);
+        self
+    }
+
+    /// An etcds:// store's files: `--store-ca`, `--store-cert`, `--store-key`.
+    pub fn with_store_tls(mut self, ca: &Path, cert: &Path, key: &Path) -> Self {
+        for (flag, file) in [
+            ("--store-ca", ca),
+            ("--store-cert", cert),
+            ("--store-key", key),
+        ] {
+            self.store
+                .extend([flag.to_string(), file.display().to_string()]);
+        }
         self
     }
 
@@ -117,9 +131,7 @@ impl World {
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--root").arg(self.root.path());
-        if let Some(url) = &self.store {
-            cmd.arg("--store").arg(url);
-        }
+        cmd.args(&self.store);
         // Task cgroups go under this world's parent, tasks on its network.
         cmd.env("BERTH_CGROUP_PARENT", &self.cgroup_parent);
         cmd.env("BERTH_BRIDGE", &self.bridge);

@@ -1,6 +1,9 @@
 //! `berth system`: gc (reclaim what a crash left behind) and the
 //! timings `make bench` prints.
 
+use std::time::Duration;
+
+use berth_orchestrator::ecs::bench::BenchPlan;
 use berth_orchestrator::Ecs;
 use berth_orchestrator::{reconcile, supervisor};
 use clap::Subcommand;
@@ -27,12 +30,27 @@ pub enum SystemCommand {
         runs: usize,
     },
     /// Time the pure scheduler: binpack(memory) then spread(AZ) over
-    /// simulated container instances.
+    /// simulated container instances. With --through-store: seed a fresh
+    /// cluster in the --store with that many connected instances and
+    /// RUNNING tasks, then time real run-task placements (10 a call).
     PlacementBench {
         #[arg(long, default_value_t = 5000)]
         instances: usize,
         #[arg(long, default_value_t = 100_000)]
         tasks: usize,
+        /// Place through the store (`Ecs::run_task`) instead of in memory.
+        #[arg(long)]
+        through_store: bool,
+        /// --through-store: the cluster to seed (must not exist).
+        #[arg(long, default_value = "placement-bench")]
+        cluster: String,
+        /// --through-store: run-task calls of 10 to time.
+        #[arg(long, default_value_t = 20)]
+        calls: usize,
+        /// --through-store: the seeded agent leases' TTL, in seconds
+        /// (longer than the run).
+        #[arg(long, default_value_t = 3600)]
+        lease_ttl: u64,
     },
 }
 
@@ -40,7 +58,26 @@ pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
     let cluster = match cmd {
         SystemCommand::Gc { cluster } => cluster,
         SystemCommand::NetworkTiming { runs } => return network_timing(roots, runs),
-        SystemCommand::PlacementBench { instances, tasks } => {
+        SystemCommand::PlacementBench {
+            instances,
+            tasks,
+            through_store: true,
+            cluster,
+            calls,
+            lease_ttl,
+        } => {
+            let plan = BenchPlan {
+                cluster,
+                instances,
+                tasks,
+                calls,
+                lease_ttl: Duration::from_secs(lease_ttl),
+            };
+            return placement_through_store(roots, &plan);
+        }
+        SystemCommand::PlacementBench {
+            instances, tasks, ..
+        } => {
             let (placed, elapsed) =
                 berth_orchestrator::scheduler::placement::bench(instances, tasks);
             output::json(&json!({
@@ -67,6 +104,24 @@ pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
         "mappingsRemoved": report.mappings_removed,
         "networksRemoved": report.networks_removed,
         "failed": report.failed,
+    }))?;
+    Ok(0)
+}
+
+/// Seed a fresh cluster in the store and time run-task on it.
+fn placement_through_store(roots: &Roots, plan: &BenchPlan) -> anyhow::Result<i32> {
+    let ecs =
+        Ecs::open(&roots.state, &roots.store, ecs::partition()).map_err(|e| roots.open_error(e))?;
+    let r = ecs.placement_bench(plan).map_err(anyhow::Error::msg)?;
+    let secs = r.place_time.as_secs_f64().max(1e-9);
+    output::json(&json!({
+        "instances": r.seeded_instances,
+        "runningTasks": r.seeded_tasks,
+        "seedSeconds": r.seed_time.as_secs_f64(),
+        "placements": r.placed,
+        "failures": r.failures,
+        "seconds": r.place_time.as_secs_f64(),
+        "placementsPerSecond": r.placed as f64 / secs,
     }))?;
     Ok(0)
 }

@@ -8,13 +8,15 @@
 //! # The house, by concern
 //!
 //! - Shapes: [`model`] (ECS's JSON; [`model::status`] its states as enums).
-//! - State: [`store`] (the `Store` trait, SQLite, [`store::keys`] the key
-//!   schema, `store::contract` the suite every backend passes).
+//! - State: [`store`] (the `Store` trait, SQLite, etcd, [`store::keys`]
+//!   the key schema, `store::contract` the suite every backend passes;
+//!   [`store::url`] parses `--store`, [`store::open`] opens it).
 //! - Rules, pure: [`names`], [`taskdef`], [`runnable`], [`containerize`],
 //!   [`health`], [`resolv`], [`load_balancing`].
 //! - Decisions, pure: [`scheduler`] (placement, deployments, daemons).
 //! - ECS's verbs over the store: [`ecs`], one `impl Ecs` per resource.
-//! - Effects: [`reconcile`] (passes, the agent loop, orphans, gc),
+//! - Effects: [`reconcile`] (passes, the agent loop, orphans, gc, the
+//!   routes between hosts' slices: [`reconcile::routes`]),
 //!   [`supervisor`] (one process per task, by phase), `lb_sync` (the
 //!   load balancers' kernel side).
 //!

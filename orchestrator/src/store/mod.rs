@@ -11,8 +11,8 @@ mod sqlite;
 pub mod url;
 
 #[cfg(any(test, feature = "test-etcd"))]
-pub use etcd::test_server;
-pub use etcd::EtcdStore;
+pub use etcd::{test_certs, test_server};
+pub use etcd::{EtcdStore, TlsPem};
 pub use open::{open, SQLITE_FILE};
 pub use sqlite::SqliteStore;
 pub use url::{StoreConfig, StoreUrl, StoreUrlError, TlsFiles};

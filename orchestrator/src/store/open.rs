@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use super::url::{StoreConfig, StoreUrl};
+use super::etcd::TlsPem;
+use super::url::{StoreConfig, StoreUrl, TlsFiles};
 use super::{EtcdStore, SqliteStore, Store, StoreError, StoreResult};
 
 /// The SQLite database under a state root.
@@ -18,15 +19,37 @@ pub fn open(config: &StoreConfig, state_root: &Path) -> StoreResult<Box<dyn Stor
         StoreUrl::Etcd {
             endpoints,
             prefix,
-            tls: false,
-        } => Ok(Box::new(EtcdStore::connect_named(
-            endpoints,
-            &StoreUrl::etcd_root(prefix),
-            &config.url.to_string(),
-        )?)),
-        StoreUrl::Etcd { tls: true, .. } => Err(StoreError::Backend(format!(
-            "{}: TLS (etcds://) is not supported by this build",
-            config.url
-        ))),
+            tls,
+        } => {
+            let root = StoreUrl::etcd_root(prefix);
+            let name = config.url.to_string();
+            let store = if *tls {
+                let pem = read_pem(&config.tls, &name)?;
+                EtcdStore::connect_tls(endpoints, &root, &name, pem)?
+            } else {
+                EtcdStore::connect_named(endpoints, &root, &name)?
+            };
+            Ok(Box::new(store))
+        }
     }
+}
+
+/// The TLS files, read; an error names the flag and the store.
+fn read_pem(files: &TlsFiles, store: &str) -> StoreResult<TlsPem> {
+    let read = |flag: &str, path: &Option<std::path::PathBuf>| -> StoreResult<Option<Vec<u8>>> {
+        let Some(path) = path else { return Ok(None) };
+        std::fs::read(path)
+            .map(Some)
+            .map_err(|e| StoreError::Backend(format!("{store}: {flag} {}: {e}", path.display())))
+    };
+    // The URL parser made sure of the CA, and of a certificate with its key.
+    let ca = read("--store-ca", &files.ca)?.unwrap_or_default();
+    let identity = match (
+        read("--store-cert", &files.cert)?,
+        read("--store-key", &files.key)?,
+    ) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        _ => None,
+    };
+    Ok(TlsPem { ca, identity })
 }

@@ -130,7 +130,7 @@ impl EtcdStore {
         Ok(to)
     }
 
-    /// Compact every `period` rather than every [`plan::COMPACT_EVERY`]
+    /// Compact every `period` rather than every 5 minutes
     /// (tests).
     pub fn with_compaction_every(self, period: Duration) -> Self {
         if let Ok(mut policy) = self.compaction.lock() {

@@ -10,6 +10,8 @@
 mod history;
 mod plan;
 #[cfg(any(test, feature = "test-etcd"))]
+pub mod test_certs;
+#[cfg(any(test, feature = "test-etcd"))]
 pub mod test_server;
 
 use std::future::Future;
@@ -44,6 +46,24 @@ enum Retry {
     Write,
 }
 
+/// The PEM files of a TLS connection, read: the CA that signed the
+/// members' certificates, and this client's certificate and key.
+pub struct TlsPem {
+    pub ca: Vec<u8>,
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TlsPem {
+    fn options(&self) -> etcd_client::TlsOptions {
+        let options = etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(&self.ca));
+        match &self.identity {
+            Some((cert, key)) => options.identity(etcd_client::Identity::from_pem(cert, key)),
+            None => options,
+        }
+    }
+}
+
 pub struct EtcdStore {
     client: Client,
     /// How many members the client spreads requests over: with one,
@@ -53,6 +73,9 @@ pub struct EtcdStore {
     layout: Layout,
     /// What error messages call this store (its endpoints, or its URL).
     name: String,
+    /// TLS without a client certificate: a server that asks for one
+    /// closes the connection without a word, so its errors say why.
+    no_identity: bool,
     /// When `compact` last compacted, and what it noted to compact next.
     compaction: std::sync::Mutex<plan::Compaction>,
 }
@@ -67,16 +90,49 @@ impl EtcdStore {
 
     /// [`Self::connect`], with errors naming the store `name` (its URL).
     pub fn connect_named(endpoints: &[String], root: &str, named: &str) -> StoreResult<Self> {
+        Self::connect_with(endpoints, root, named, None)
+    }
+
+    /// [`Self::connect_named`] over TLS: the members' certificates must
+    /// be signed by `pem.ca`, and `pem.identity` is this client's.
+    pub fn connect_tls(
+        endpoints: &[String],
+        root: &str,
+        named: &str,
+        pem: TlsPem,
+    ) -> StoreResult<Self> {
+        Self::connect_with(endpoints, root, named, Some(pem))
+    }
+
+    fn connect_with(
+        endpoints: &[String],
+        root: &str,
+        named: &str,
+        tls: Option<TlsPem>,
+    ) -> StoreResult<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| StoreError::Backend(format!("{named}: a runtime: {e}")))?;
-        let options = ConnectOptions::new()
+        // A member that lost its leader refuses at once ("no leader", sent
+        // again to another) rather than hold the request until it times
+        // out.
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_timeout(REQUEST_TIMEOUT);
+            .with_timeout(REQUEST_TIMEOUT)
+            .with_require_leader(true);
+        // Members as https:// URLs when TLS: etcd-client then speaks it.
+        let endpoints: Vec<String> = match &tls {
+            Some(pem) => {
+                options = options.with_tls(pem.options());
+                endpoints.iter().map(|e| format!("https://{e}")).collect()
+            }
+            None => endpoints.to_vec(),
+        };
+        let no_identity = tls.as_ref().is_some_and(|pem| pem.identity.is_none());
         let client = runtime
             .block_on(async {
-                tokio::time::timeout(REQUEST_TIMEOUT, Client::connect(endpoints, Some(options)))
+                tokio::time::timeout(REQUEST_TIMEOUT, Client::connect(&endpoints, Some(options)))
                     .await
             })
             .map_err(|_| StoreError::Backend(format!("{named}: connect timed out")))?
@@ -87,6 +143,7 @@ impl EtcdStore {
             runtime,
             layout: Layout::new(root),
             name: named.to_string(),
+            no_identity,
             compaction: std::sync::Mutex::new(plan::Compaction::new(plan::COMPACT_EVERY)),
         })
     }
@@ -131,7 +188,14 @@ impl EtcdStore {
     }
 
     fn backend(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Backend(format!("{}: {what}: {e}", self.name))
+        let e = e.to_string();
+        let hint = if self.no_identity && plan::connection_refused_silently(&e) {
+            " (no client certificate was given: --store-cert and --store-key; \
+             an etcd with --client-cert-auth closes the connection without one)"
+        } else {
+            ""
+        };
+        StoreError::Backend(format!("{}: {what}: {e}{hint}", self.name))
     }
 
     fn get_raw(&self, etcd_key: &str) -> StoreResult<Option<KeyValue>> {

@@ -21,12 +21,15 @@ fn free_port(ip: IpAddr) -> u16 {
 }
 
 /// TLS for the servers: their certificate and key, and the CA whose
-/// clients they accept (`--client-cert-auth`).
+/// clients they accept (`--client-cert-auth`); a client's certificate
+/// and key to see that a member serves.
 #[derive(Clone, Debug)]
 pub struct ServerTls {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
 /// One etcd member: its name, addresses, data dir and process.
@@ -122,17 +125,25 @@ impl Member {
         Err(format!("etcd {} exited ({status}): {tail}", self.name))
     }
 
-    /// A plain-text member answers a read (a quorum is up); a TLS one
-    /// accepts connections (the TLS test's own client probes it).
+    /// The member answers a read (a quorum is up).
     fn serves(&self) -> bool {
         use crate::store::Store;
         if TcpStream::connect(self.endpoint()).is_err() {
             return false;
         }
-        self.tls.is_some()
-            || super::EtcdStore::connect(&[self.endpoint()], "ready/")
-                .and_then(|s| s.get("probe"))
-                .is_ok()
+        let endpoints = [self.endpoint()];
+        let store = match &self.tls {
+            None => super::EtcdStore::connect(&endpoints, "ready/"),
+            Some(tls) => {
+                let read = |p: &PathBuf| std::fs::read(p).unwrap_or_default();
+                let pem = super::TlsPem {
+                    ca: read(&tls.ca),
+                    identity: Some((read(&tls.client_cert), read(&tls.client_key))),
+                };
+                super::EtcdStore::connect_tls(&endpoints, "ready/", "probe", pem)
+            }
+        };
+        store.and_then(|s| s.get("probe")).is_ok()
     }
 
     fn kill(&mut self) {
@@ -219,7 +230,7 @@ impl EtcdServer {
     }
 
     /// A single member on 127.0.0.1 speaking TLS only, to clients with a
-    /// certificate `tls.ca` signed. Ready once it accepts connections.
+    /// certificate `tls.ca` signed.
     pub fn start_tls(tls: ServerTls) -> Self {
         Self::start_with(IpAddr::V4(Ipv4Addr::LOCALHOST), Some(tls))
     }
@@ -271,6 +282,17 @@ pub struct EtcdCluster {
 impl EtcdCluster {
     pub fn start() -> Self {
         let (dir, members) = start_members(3, IpAddr::V4(Ipv4Addr::LOCALHOST), None);
+        EtcdCluster {
+            endpoints: members.iter().map(Member::endpoint).collect(),
+            members,
+            _dir: dir,
+        }
+    }
+
+    /// Three members listening on `ip`: an address of a bridge the test
+    /// made (the cluster tests' underlay, which their hosts reach).
+    pub fn start_on(ip: IpAddr) -> Self {
+        let (dir, members) = start_members(3, ip, None);
         EtcdCluster {
             endpoints: members.iter().map(Member::endpoint).collect(),
             members,

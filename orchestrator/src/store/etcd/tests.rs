@@ -1,9 +1,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use super::test_certs::TestCerts;
 use super::test_server::{EtcdCluster, EtcdServer};
 use super::EtcdStore;
-use crate::store::{Expect, Op, Store, StoreError};
+use crate::store::{Expect, Op, Store, StoreError, StoreResult};
 
 /// A fresh store on an etcd of its own (the test server lives as long
 /// as the opener); each call of the opener is a new client of it, as
@@ -241,4 +242,52 @@ fn compaction_drops_old_revisions_and_the_store_goes_on() {
         .expect("wait"));
     // Compacting to a point already compacted (another host did) is fine.
     store.compact_to(noted).expect("again");
+}
+
+/// etcds://: a member that takes only clients with a certificate its CA
+/// signed. With the right CA and identity the store works; the wrong CA,
+/// no client certificate, a CA file missing or plain etcd:// each fail
+/// with an error naming the store.
+#[test]
+fn tls_with_client_certificates() {
+    use crate::store::{open, StoreConfig, TlsFiles};
+    let certs = TestCerts::make();
+    let server = EtcdServer::start_tls(certs.server());
+    let url = format!("etcds://{}/tls", server.endpoint);
+    let files = |ca: &std::path::Path, identity: bool| TlsFiles {
+        ca: Some(ca.to_path_buf()),
+        cert: identity.then(|| certs.client_cert.clone()),
+        key: identity.then(|| certs.client_key.clone()),
+    };
+    let try_open = |tls: TlsFiles| {
+        let config = StoreConfig::parse(Some(&url), tls).expect("parse");
+        open(&config, certs.dir()).and_then(|s| s.commit(&[put("k")]).map(|_| s))
+    };
+    let store = try_open(files(&certs.ca, true)).expect("the right CA and identity");
+    assert!(store.get("k").expect("get").is_some());
+
+    let fails = |result: StoreResult<Box<dyn Store>>, what: &str| match result {
+        Err(StoreError::Backend(msg)) => {
+            assert!(msg.contains(&url), "{what}: {msg}");
+            msg
+        }
+        Err(e) => panic!("{what}: want a Backend error, got {e:?}"),
+        Ok(_) => panic!("{what}: it worked"),
+    };
+    fails(try_open(files(&certs.other_ca, true)), "the wrong CA");
+    let msg = fails(try_open(files(&certs.ca, false)), "no client certificate");
+    assert!(msg.contains("--store-cert"), "{msg}");
+    let missing = certs.dir().join("nowhere.pem");
+    let msg = fails(try_open(files(&missing, true)), "no CA file");
+    assert!(
+        msg.contains("--store-ca") && msg.contains("nowhere.pem"),
+        "{msg}"
+    );
+    let plain = StoreConfig::parse(
+        Some(&format!("etcd://{}/tls", server.endpoint)),
+        TlsFiles::default(),
+    )
+    .expect("parse");
+    let result = open(&plain, certs.dir()).and_then(|s| s.commit(&[put("k")]));
+    assert!(matches!(result, Err(StoreError::Backend(_))), "{result:?}");
 }
