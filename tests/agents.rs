@@ -32,7 +32,8 @@ impl Host {
         }
     }
 
-    /// Start (or restart) its agent: a 2 s lease, a pass a second.
+    /// Start (or restart) its agent: the default 3 s lease (2 s lapses
+    /// under a loaded machine's etcd), a pass a second.
     fn start_agent(&mut self) {
         let attributes = format!("ecs.availability-zone={}", self.zone);
         self.agent = Some(self.world.agent(
@@ -40,7 +41,7 @@ impl Host {
                 "--cluster",
                 "default",
                 "--lease-ttl",
-                "2",
+                "3",
                 "--interval",
                 "1",
                 "--attributes",
@@ -72,6 +73,21 @@ impl Host {
                 .exists()
                 .then(|| self.world.host_id())
         })
+    }
+}
+
+impl Drop for Host {
+    /// A failed test shows what each host's agent logged.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.world.root.path().join("agent.log"))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- agent of {} (last lines, newest first):", self.zone);
+            for line in tail {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 

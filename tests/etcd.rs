@@ -178,6 +178,18 @@ fn tasks_and_services_live_in_etcd_and_survive_its_restart() {
     for id in &before {
         w.wait_task(id, "STOPPED");
     }
+    // ... and the pass after the last one's stop (its supervisor's, or the
+    // agent's) made the service INACTIVE: the state etcd is killed in is
+    // settled, so what it holds after the restart is known.
+    let deadline = Instant::now() + patience(30);
+    loop {
+        let s = parse_json(&w.berth(&["describe-services", "--services", "web"]));
+        if s["services"][0]["status"] == "INACTIVE" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "web never became INACTIVE: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // A task runs through the outage.
     let out = w.berth(&["run-task", "--task-definition", "one"]);

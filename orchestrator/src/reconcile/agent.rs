@@ -25,10 +25,10 @@ pub fn agent(
     opts: &AgentOptions,
     stop: impl Fn() -> bool,
 ) -> EcsResult<()> {
-    join(ecs, cfg, opts)?;
+    let renewed = join(ecs, cfg, opts)?;
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let keeper = s.spawn(|| keep_alive(ecs, cfg, opts, &done));
+        let keeper = s.spawn(|| keep_alive(ecs, cfg, opts, renewed, &done));
         run(ecs, cfg, opts, &stop);
         done.store(true, Ordering::Relaxed);
         let _ = keeper.join();
@@ -49,7 +49,9 @@ pub fn fence(ecs: &Ecs, cfg: &Config, cluster: &str) -> EcsResult<gc::Report> {
 }
 
 /// Fence, take the lease, register: the host (re)joins `opts.cluster`.
-fn join(ecs: &Ecs, cfg: &Config, opts: &AgentOptions) -> EcsResult<()> {
+/// When the lease was taken (just before the call that took it): fencing
+/// may take long, and the lease lives from then on.
+fn join(ecs: &Ecs, cfg: &Config, opts: &AgentOptions) -> EcsResult<Instant> {
     // The cluster must exist before anything is stopped in its name.
     ecs.cluster(Some(&opts.cluster)).map_err(|e| {
         EcsError::new(
@@ -66,6 +68,7 @@ fn join(ecs: &Ecs, cfg: &Config, opts: &AgentOptions) -> EcsResult<()> {
             fenced.released.len()
         );
     }
+    let taken = Instant::now();
     if !ecs.renew_agent_lease(&opts.cluster, opts.lease_ttl)? {
         return Err(EcsError::new(
             crate::ErrorKind::ServerException,
@@ -77,29 +80,41 @@ fn join(ecs: &Ecs, cfg: &Config, opts: &AgentOptions) -> EcsResult<()> {
         ));
     }
     ecs.register_agent(&opts.cluster, &opts.attributes)?;
-    Ok(())
+    Ok(taken)
 }
 
 /// The lease's own thread: renew it every third of its TTL until `done`;
 /// when no renewal succeeded for a whole TTL, the cluster may have counted
 /// this host lost, so it fences and joins again.
-fn keep_alive(ecs: &Ecs, cfg: &Config, opts: &AgentOptions, done: &AtomicBool) {
-    let mut renewed = Instant::now();
+fn keep_alive(
+    ecs: &Ecs,
+    cfg: &Config,
+    opts: &AgentOptions,
+    mut renewed: Instant,
+    done: &AtomicBool,
+) {
+    let mut next = renewed + opts.renew_every();
     while !done.load(Ordering::Relaxed) {
-        nap(opts.renew_every(), done);
+        nap_until(next, done);
         if done.load(Ordering::Relaxed) {
             return;
         }
         // Measured from before the call: the store dates the lease from
         // the moment it gets the request, later than this.
         let at = Instant::now();
+        // Start to start: a slow renewal (a loaded host, a busy store)
+        // does not push the next one later.
+        next = at + opts.renew_every();
         if plan::lapsed(at.duration_since(renewed), opts.lease_ttl) {
             tracing::warn!(
                 "cluster {}: this host's lease lapsed; fencing before it rejoins",
                 opts.cluster
             );
             match join(ecs, cfg, opts) {
-                Ok(()) => renewed = at,
+                Ok(taken) => {
+                    renewed = taken;
+                    next = taken + opts.renew_every();
+                }
                 Err(e) => tracing::warn!("rejoin {}: {e}", opts.cluster),
             }
             continue;
@@ -114,9 +129,8 @@ fn keep_alive(ecs: &Ecs, cfg: &Config, opts: &AgentOptions, done: &AtomicBool) {
     }
 }
 
-/// Sleep `total`, waking early once `done`.
-fn nap(total: Duration, done: &AtomicBool) {
-    let until = Instant::now() + total;
+/// Sleep until `until`, waking early once `done`.
+fn nap_until(until: Instant, done: &AtomicBool) {
     while !done.load(Ordering::Relaxed) {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {

@@ -95,9 +95,11 @@ pub fn release_tasks(
                 .push(format!("finish task {}: {e}", task.id())),
         }
     }
-    // Read again: the tasks just finished are STOPPED now.
+    // Read again: the tasks just finished are STOPPED now. One whose
+    // supervisor lives is that supervisor's to release (a task the cluster
+    // stopped while its host was away: its supervisor is stopping it).
     for task in ecs.local_tasks(cluster)? {
-        if !task.is_stopped() {
+        if !task.is_stopped() || supervisor::supervisor_alive(&task) {
             continue;
         }
         let released = teardown::release(&args_for(&task), &task, Ports::Keep);
