@@ -80,12 +80,13 @@ fn commits_over_the_txn_limit_are_refused() {
     let server = EtcdServer::start();
     let store =
         EtcdStore::connect(std::slice::from_ref(&server.endpoint), "berth/").expect("connect");
-    let ops: Vec<Op> = (0..129).map(|i| put(&format!("k/{i}"))).collect();
+    // etcd's 128, the commit's marker one of them.
+    let ops: Vec<Op> = (0..128).map(|i| put(&format!("k/{i}"))).collect();
     let err = store.commit(&ops).expect_err("refused");
-    assert!(err.to_string().contains("at most 128"), "{err}");
+    assert!(err.to_string().contains("at most 127"), "{err}");
     assert!(store.list("k/").expect("list").is_empty());
-    store.commit(&ops[..128]).expect("128 fit");
-    assert_eq!(store.list("k/").expect("list").len(), 128);
+    store.commit(&ops[..127]).expect("127 fit");
+    assert_eq!(store.list("k/").expect("list").len(), 127);
 }
 
 /// etcd stopped: every call answers a Backend error naming the endpoint,
