@@ -485,3 +485,5 @@ impl Store for EtcdStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_in_flight;
