@@ -486,4 +486,6 @@ impl Store for EtcdStore {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_hostile;
+#[cfg(test)]
 mod tests_in_flight;
