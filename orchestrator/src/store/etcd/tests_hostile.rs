@@ -83,6 +83,9 @@ fn serve(mut conn: TcpStream, how: Speaks, stop: &AtomicBool) {
     }
 }
 
+/// One store call, its answer reduced to success or the error.
+type Call<'a> = Box<dyn Fn(&EtcdStore) -> Result<(), StoreError> + 'a>;
+
 #[test]
 fn an_endpoint_that_is_not_etcd_is_a_clear_error() {
     let put = Op::Put {
@@ -98,7 +101,7 @@ fn an_endpoint_that_is_not_etcd_is_a_clear_error() {
     ] {
         let fake = Fake::start(how);
         let name = format!("etcd://{}/x", fake.endpoint);
-        let calls: Vec<(&str, Box<dyn Fn(&EtcdStore) -> Result<(), StoreError>>)> = vec![
+        let calls: Vec<(&str, Call)> = vec![
             ("get", Box::new(|s| s.get("k").map(drop))),
             ("list", Box::new(|s| s.list("").map(drop))),
             (
@@ -115,14 +118,15 @@ fn an_endpoint_that_is_not_etcd_is_a_clear_error() {
                 Box::new(|s| s.wait("", 0, Duration::from_secs(30)).map(drop)),
             ),
         ];
-        let store = match EtcdStore::connect_named(&[fake.endpoint.clone()], "x/", &name) {
-            Ok(store) => store,
-            Err(StoreError::Backend(msg)) => {
-                assert!(msg.contains(&name), "{how:?} connect: {msg}");
-                continue;
-            }
-            Err(e) => panic!("{how:?} connect: {e:?}"),
-        };
+        let store =
+            match EtcdStore::connect_named(std::slice::from_ref(&fake.endpoint), "x/", &name) {
+                Ok(store) => store,
+                Err(StoreError::Backend(msg)) => {
+                    assert!(msg.contains(&name), "{how:?} connect: {msg}");
+                    continue;
+                }
+                Err(e) => panic!("{how:?} connect: {e:?}"),
+            };
         for (what, call) in &calls {
             match call(&store) {
                 Err(StoreError::Backend(msg)) => {
@@ -167,5 +171,40 @@ fn nested_prefixes_see_nothing_of_each_other() {
             store.lease_holder("l").expect("holder").as_deref(),
             Some(root)
         );
+    }
+}
+
+/// TLS files that look like PEM but hold no certificate or key: a
+/// Backend error naming the store, never a panic.
+#[test]
+fn pem_files_of_nonsense_are_a_clear_error() {
+    let certs = super::test_certs::TestCerts::make();
+    let server = EtcdServer::start_tls(certs.server());
+    let real = |p: &std::path::Path| std::fs::read(p).expect("read");
+    let bogus = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec();
+    let bogus_key = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_vec();
+    let name = format!("etcds://{}/x", server.endpoint);
+    let cases = [
+        (
+            "ca",
+            bogus.clone(),
+            real(&certs.client_cert),
+            real(&certs.client_key),
+        ),
+        ("cert", real(&certs.ca), bogus, real(&certs.client_key)),
+        ("key", real(&certs.ca), real(&certs.client_cert), bogus_key),
+    ];
+    for (what, ca, cert, key) in cases {
+        let pem = super::TlsPem {
+            ca,
+            identity: Some((cert, key)),
+        };
+        let result =
+            EtcdStore::connect_tls(std::slice::from_ref(&server.endpoint), "x/", &name, pem)
+                .and_then(|s| s.get("k"));
+        match result {
+            Err(StoreError::Backend(msg)) => assert!(msg.contains(&name), "{what}: {msg}"),
+            other => panic!("{what}: want a Backend error, got {other:?}"),
+        }
     }
 }
