@@ -350,25 +350,43 @@ impl Store for EtcdStore {
     }
 
     fn list(&self, prefix: &str) -> StoreResult<Vec<(String, Record)>> {
-        // etcd returns a range in key (byte) order.
-        let key = self.layout.record(prefix);
-        let mut resp = self.run("list", Retry::Read, |c| {
-            let key = key.clone();
-            async move {
-                let options = GetOptions::new().with_prefix();
-                c.kv_client().get(key, Some(options)).await
-            }
-        })?;
+        // etcd returns a range in key (byte) order; read in pages (one
+        // answer may hold at most 4 MiB), all at the first page's
+        // revision, so the list is one snapshot.
+        let start = self.layout.record(prefix).into_bytes();
+        let end = plan::prefix_end(&start);
+        let mut from = start;
+        let mut revision = 0;
         let mut out = Vec::new();
-        for kv in resp.take_kvs() {
-            let etcd_key = kv
-                .key_str()
-                .map_err(|e| self.backend("list", format!("a key not in UTF-8: {e}")))?;
-            if let Some(key) = self.layout.key_of(etcd_key) {
-                out.push((key.to_string(), self.record(&kv)?));
+        loop {
+            let mut resp = self.run("list", Retry::Read, |c| {
+                let (from, end) = (from.clone(), end.clone());
+                async move {
+                    let options = GetOptions::new()
+                        .with_range(end)
+                        .with_limit(plan::LIST_PAGE)
+                        .with_revision(revision);
+                    c.kv_client().get(from, Some(options)).await
+                }
+            })?;
+            if revision == 0 {
+                revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+            }
+            let more = resp.more();
+            let kvs = resp.take_kvs();
+            for kv in &kvs {
+                let etcd_key = kv
+                    .key_str()
+                    .map_err(|e| self.backend("list", format!("a key not in UTF-8: {e}")))?;
+                if let Some(key) = self.layout.key_of(etcd_key) {
+                    out.push((key.to_string(), self.record(kv)?));
+                }
+            }
+            match kvs.last() {
+                Some(last) if more => from = plan::key_after(last.key()),
+                _ => return Ok(out),
             }
         }
-        Ok(out)
     }
 
     fn commit(&self, ops: &[Op]) -> StoreResult<u64> {

@@ -57,6 +57,32 @@ impl Layout {
     }
 }
 
+/// How many records one page of a list reads: an answer may hold at
+/// most 4 MiB (tonic's limit), so a page is that many records of up to
+/// 40 KiB each (berth's are a few KiB).
+pub const LIST_PAGE: i64 = 100;
+
+/// The end of the range of keys starting with `prefix` (exclusive):
+/// its last byte below 0xff plus one, what follows dropped; `\0`
+/// (etcd's "to the end of the key space") when every byte is 0xff.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// The first key after `key`, where a list's next page starts.
+pub fn key_after(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
+}
+
 /// Whether a request that failed with `e` may go again, to another
 /// member: when it never reached a live one (no connection; a connection
 /// the member closed before we wrote, as a killed member's does) or the
@@ -286,6 +312,15 @@ mod tests {
             assert_eq!(may_retry(e, false), write, "write after {e}");
             assert_eq!(may_retry(e, true), read, "read after {e}");
         }
+    }
+
+    #[test]
+    fn list_ranges() {
+        assert_eq!(prefix_end(b"berth/!r/a"), b"berth/!r/b");
+        assert_eq!(prefix_end(b"a\xff\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff"), b"\0");
+        assert_eq!(key_after(b"k"), b"k\0");
+        assert!(key_after(b"k").as_slice() > b"k".as_slice());
     }
 
     #[test]

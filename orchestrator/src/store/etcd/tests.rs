@@ -292,3 +292,33 @@ fn tls_with_client_certificates() {
     let result = open(&plain, certs.dir()).and_then(|s| s.commit(&[put("k")]));
     assert!(matches!(result, Err(StoreError::Backend(_))), "{result:?}");
 }
+
+/// A list larger than one gRPC answer may be (tonic's 4 MiB): read in
+/// pages, all at one revision, in key order.
+#[test]
+fn a_list_larger_than_one_answer_comes_in_pages() {
+    let server = EtcdServer::start();
+    let store =
+        EtcdStore::connect(std::slice::from_ref(&server.endpoint), "berth/").expect("connect");
+    let big = vec![b'x'; 40 * 1024];
+    let keys: Vec<String> = (0..250).map(|i| format!("big/{i:04}")).collect();
+    for chunk in keys.chunks(25) {
+        let ops: Vec<Op> = chunk
+            .iter()
+            .map(|k| Op::Put {
+                key: k.clone(),
+                value: big.clone(),
+                expect: Expect::Absent,
+            })
+            .collect();
+        store.commit(&ops).expect("commit");
+    }
+    store
+        .commit(&[put("big0"), put("bif")])
+        .expect("neighbours");
+    let listed = store.list("big/").expect("a list of 10 MB");
+    let names: Vec<&str> = listed.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, keys);
+    assert!(listed.iter().all(|(_, r)| r.value == big));
+    assert_eq!(store.list("").expect("all").len(), 252);
+}
