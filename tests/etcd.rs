@@ -358,3 +358,56 @@ fn a_task_on_etcd_over_tls() {
     assert!(!w.root.path().join("state.db").exists());
     w.assert_clean();
 }
+
+/// Hostile store flags at the CLI: a prefix reaching into another's
+/// namespaces, TLS files that are a directory, a device that never ends
+/// or nonsense, and an endpoint that speaks garbage: each fails naming
+/// the flag (exit 2) or the store (exit 1), never a hang or a panic,
+/// and leaves no state.db behind.
+#[test]
+fn hostile_store_flags_fail_naming_what() {
+    let w = World::new("etcd-hostile").with_store("etcd://127.0.0.1:1/a/!r");
+    let out = w.berth(&["list-clusters"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--store"), "{}", stderr(&out));
+
+    let junk = tempfile::tempdir().expect("tempdir");
+    let nonsense = junk.path().join("nonsense.pem");
+    std::fs::write(&nonsense, "not a certificate").expect("write");
+    let store = format!("etcds://127.0.0.1:{}/x", berth_tests::free_port());
+    let dir = junk.path();
+    let zero = std::path::Path::new("/dev/zero");
+    for (ca, why) in [
+        (dir, "not a regular file"),
+        (zero, "not a regular file"),
+        (nonsense.as_path(), "not PEM"),
+    ] {
+        let w = World::new("etcd-hostile-tls")
+            .with_store(&store)
+            .with_store_tls(ca, &nonsense, &nonsense);
+        let out = w.berth(&["list-tasks"]);
+        fails_naming(&out, &store);
+        let err = stderr(&out);
+        assert!(err.contains("--store-ca") && err.contains(why), "{err}");
+        assert!(!w.root.path().join("state.db").exists());
+    }
+
+    // Something that is not etcd: it answers garbage to whatever comes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            use std::io::Write;
+            let _ = conn.write_all(&[0xff; 4096]);
+        }
+    });
+    let store = format!("etcd://{endpoint}/x");
+    let w = World::new("etcd-garbage").with_store(&store);
+    for verb in [
+        vec!["list-tasks"],
+        vec!["create-cluster", "--cluster-name", "c"],
+    ] {
+        fails_naming(&w.berth(&verb), &store);
+    }
+    assert!(!w.root.path().join("state.db").exists());
+}

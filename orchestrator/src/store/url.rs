@@ -210,7 +210,9 @@ fn endpoint(text: &str) -> Result<String, String> {
 
 /// PREFIX: `/`-separated names of letters, digits, `.`, `_` and `-`
 /// (never `.` or `..`), with slashes at either end dropped; empty is
-/// [`DEFAULT_PREFIX`].
+/// [`DEFAULT_PREFIX`]. Never a `!`: the etcd store names its namespaces
+/// with one, so that a prefix extending another (`a`, `a/r`) never
+/// reaches into the other's keys.
 fn parse_prefix(text: &str) -> Result<String, String> {
     let trimmed = text.trim_matches('/');
     if trimmed.is_empty() {
@@ -369,6 +371,10 @@ mod tests {
             "etcd://h:1/a//b",
             "etcd://h:1/../x",
             "etcd://h:1/a b",
+            // `!` names the store's own namespaces (etcd::plan::Layout).
+            "etcd://h:1/a/!r",
+            "etcd://h:1/a%2fb",
+            "etcd://h:1/a\nb",
             "ETCD://h:1",
         ] {
             let err = url(value).expect_err(value);

@@ -8,6 +8,7 @@
 //! [`StoreError::Backend`] naming the endpoints, never a hang.
 
 mod history;
+mod marker;
 mod plan;
 #[cfg(any(test, feature = "test-etcd"))]
 pub mod test_certs;
@@ -39,7 +40,9 @@ const RETRY_PAUSE: Duration = Duration::from_millis(20);
 const READ_TRY: Duration = Duration::from_millis(1500);
 
 /// Whether a request may go again after it failed with `e`: reads always
-/// may; a write only when it surely never reached a member.
+/// may, and so may a commit (its marker makes a copy sent again apply at
+/// most once: `marker`); any other write only when it surely never
+/// reached a member.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Retry {
     Read,
@@ -78,6 +81,9 @@ pub struct EtcdStore {
     no_identity: bool,
     /// When `compact` last compacted, and what it noted to compact next.
     compaction: std::sync::Mutex<plan::Compaction>,
+    /// The etcd lease commit markers are attached to, and their ids.
+    marker_lease: std::sync::Mutex<marker::MarkerLease>,
+    marker_ids: marker::Ids,
 }
 
 impl EtcdStore {
@@ -145,6 +151,8 @@ impl EtcdStore {
             name: named.to_string(),
             no_identity,
             compaction: std::sync::Mutex::new(plan::Compaction::new(plan::COMPACT_EVERY)),
+            marker_lease: std::sync::Mutex::default(),
+            marker_ids: marker::Ids::new(),
         })
     }
 
@@ -239,6 +247,73 @@ impl EtcdStore {
         i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
     }
 
+    fn marker_lease_lock(&self) -> std::sync::MutexGuard<'_, marker::MarkerLease> {
+        // A panic while holding it left nothing half-done: use it.
+        self.marker_lease
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The lease to attach this commit's marker to: the store's, granted
+    /// now when there is none or it is too old (`marker::RENEW_AFTER`).
+    fn marker_lease_id(&self) -> StoreResult<i64> {
+        let now = std::time::Instant::now();
+        if let Some(id) = self.marker_lease_lock().current(now) {
+            return Ok(id);
+        }
+        let secs = plan::etcd_ttl_secs(marker::LEASE_TTL);
+        let granted = self.run("commit marker lease", Retry::Read, |c| async move {
+            c.lease_client().grant(secs, None).await
+        })?;
+        self.marker_lease_lock().granted(granted.id(), now);
+        Ok(granted.id())
+    }
+
+    /// One commit, its marker with it: sent again, to any member, until a
+    /// member answers (a copy applies at most once), and the answer read
+    /// by [`marker::landed`].
+    fn commit_marked(&self, ops: &[Op]) -> StoreResult<u64> {
+        let lease = self.marker_lease_id()?;
+        let mark = self.layout.marker(&self.marker_ids.next());
+        let mut compares = vec![Compare::create_revision(mark.clone(), CompareOp::Equal, 0)];
+        let mut writes = Vec::new();
+        let mut reads = Vec::new();
+        for op in ops {
+            let key = self.layout.record(plan::key_of(op));
+            compares.extend(plan::compare(&key, plan::expect_of(op)));
+            reads.push(TxnOp::get(key.clone(), None));
+            writes.push(match op {
+                Op::Put { value, .. } => TxnOp::put(key, value.clone(), None),
+                Op::Delete { .. } => TxnOp::delete(key, None),
+            });
+        }
+        writes.push(TxnOp::put(
+            mark.clone(),
+            Vec::new(),
+            Some(PutOptions::new().with_lease(lease)),
+        ));
+        // The marker read last: `conflict` pairs the reads with `ops`.
+        reads.push(TxnOp::get(mark, None));
+        let txn = Txn::new().when(compares).and_then(writes).or_else(reads);
+        let mut resp = self.run("commit", Retry::Read, |c| {
+            let txn = txn.clone();
+            async move { c.kv_client().txn(txn).await }
+        })?;
+        let header = resp.take_header().map(|h| h.revision()).unwrap_or(0);
+        let responses = resp.op_responses();
+        let seen_marker = match responses.last() {
+            Some(TxnOpResponse::Get(get)) if !resp.succeeded() => {
+                get.kvs().first().map(|kv| kv.mod_revision())
+            }
+            _ => None,
+        };
+        let revision = match marker::landed(resp.succeeded(), header, seen_marker) {
+            marker::Landed::Now(r) | marker::Landed::Earlier(r) => r,
+            marker::Landed::Conflict => return Err(self.conflict(ops, &responses)),
+        };
+        u64::try_from(revision).map_err(|_| self.backend("commit", "a negative revision"))
+    }
+
     /// Revoke an etcd lease nobody needs any more. Best effort: an
     /// unrevoked lease only lives out its TTL.
     fn revoke(&self, id: i64) {
@@ -275,25 +350,43 @@ impl Store for EtcdStore {
     }
 
     fn list(&self, prefix: &str) -> StoreResult<Vec<(String, Record)>> {
-        // etcd returns a range in key (byte) order.
-        let key = self.layout.record(prefix);
-        let mut resp = self.run("list", Retry::Read, |c| {
-            let key = key.clone();
-            async move {
-                let options = GetOptions::new().with_prefix();
-                c.kv_client().get(key, Some(options)).await
-            }
-        })?;
+        // etcd returns a range in key (byte) order; read in pages (one
+        // answer may hold at most 4 MiB), all at the first page's
+        // revision, so the list is one snapshot.
+        let start = self.layout.record(prefix).into_bytes();
+        let end = plan::prefix_end(&start);
+        let mut from = start;
+        let mut revision = 0;
         let mut out = Vec::new();
-        for kv in resp.take_kvs() {
-            let etcd_key = kv
-                .key_str()
-                .map_err(|e| self.backend("list", format!("a key not in UTF-8: {e}")))?;
-            if let Some(key) = self.layout.key_of(etcd_key) {
-                out.push((key.to_string(), self.record(&kv)?));
+        loop {
+            let mut resp = self.run("list", Retry::Read, |c| {
+                let (from, end) = (from.clone(), end.clone());
+                async move {
+                    let options = GetOptions::new()
+                        .with_range(end)
+                        .with_limit(plan::LIST_PAGE)
+                        .with_revision(revision);
+                    c.kv_client().get(from, Some(options)).await
+                }
+            })?;
+            if revision == 0 {
+                revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+            }
+            let more = resp.more();
+            let kvs = resp.take_kvs();
+            for kv in &kvs {
+                let etcd_key = kv
+                    .key_str()
+                    .map_err(|e| self.backend("list", format!("a key not in UTF-8: {e}")))?;
+                if let Some(key) = self.layout.key_of(etcd_key) {
+                    out.push((key.to_string(), self.record(kv)?));
+                }
+            }
+            match kvs.last() {
+                Some(last) if more => from = plan::key_after(last.key()),
+                _ => return Ok(out),
             }
         }
-        Ok(out)
     }
 
     fn commit(&self, ops: &[Op]) -> StoreResult<u64> {
@@ -301,34 +394,22 @@ impl Store for EtcdStore {
             return Err(self.backend(
                 "commit",
                 format!(
-                    "{} operations in one commit; etcd takes at most {}",
+                    "{} operations in one commit; etcd takes at most {} (one more is \
+                     the commit's marker)",
                     ops.len(),
                     plan::MAX_OPS
                 ),
             ));
         }
-        let mut compares = Vec::new();
-        let mut writes = Vec::new();
-        let mut reads = Vec::new();
-        for op in ops {
-            let key = self.layout.record(plan::key_of(op));
-            compares.extend(plan::compare(&key, plan::expect_of(op)));
-            reads.push(TxnOp::get(key.clone(), None));
-            writes.push(match op {
-                Op::Put { value, .. } => TxnOp::put(key, value.clone(), None),
-                Op::Delete { .. } => TxnOp::delete(key, None),
-            });
+        match self.commit_marked(ops) {
+            // Our marker lease is gone (revoked, or etcd's data lost): the
+            // txn was refused whole; once more on a new lease.
+            Err(StoreError::Backend(e)) if marker::lease_gone(&e) => {
+                self.marker_lease_lock().forget();
+                self.commit_marked(ops)
+            }
+            answer => answer,
         }
-        let txn = Txn::new().when(compares).and_then(writes).or_else(reads);
-        let mut resp = self.run("commit", Retry::Write, |c| {
-            let txn = txn.clone();
-            async move { c.kv_client().txn(txn).await }
-        })?;
-        if !resp.succeeded() {
-            return Err(self.conflict(ops, &resp.op_responses()));
-        }
-        let revision = resp.take_header().map(|h| h.revision()).unwrap_or(0);
-        u64::try_from(revision).map_err(|_| self.backend("commit", "a negative revision"))
     }
 
     fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreResult<bool> {
@@ -430,3 +511,7 @@ impl Store for EtcdStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hostile;
+#[cfg(test)]
+mod tests_in_flight;

@@ -9,12 +9,19 @@ use etcd_client::{Compare, CompareOp};
 use crate::store::{Expect, Op};
 
 /// etcd's default `--max-txn-ops`: a commit of more operations is refused
-/// by the server, so we refuse it first with a clearer error.
-pub const MAX_OPS: usize = 128;
+/// by the server, so we refuse it first with a clearer error. The
+/// commit's marker is one of them (`etcd::marker`), so a caller has one
+/// fewer.
+pub const MAX_OPS: usize = 128 - 1;
 
-/// Where one berth store lives in an etcd key space. Records and leases
-/// get namespaces of their own because the `Store` trait keeps leases
-/// apart from keys (listing "" never shows a lease).
+/// Where one berth store lives in an etcd key space. Records, leases and
+/// commit markers get namespaces of their own because the `Store` trait
+/// keeps leases apart from keys (listing "" never shows a lease).
+///
+/// A namespace's name starts with `!`, which no prefix may hold
+/// (`store::url`): so one store's namespaces never hold another's keys,
+/// even when one prefix extends another (`a` and `a/r`: without the `!`,
+/// `a/r/r/x`, a record of `a/r`, would list as `r/x` in `a`).
 #[derive(Clone, Debug)]
 pub struct Layout {
     root: String,
@@ -28,11 +35,17 @@ impl Layout {
     }
 
     pub fn record(&self, key: &str) -> String {
-        format!("{}r/{key}", self.root)
+        format!("{}!r/{key}", self.root)
     }
 
     pub fn lease(&self, name: &str) -> String {
-        format!("{}l/{name}", self.root)
+        format!("{}!l/{name}", self.root)
+    }
+
+    /// The marker a commit writes with its records, so that a commit
+    /// whose answer was lost can be told landed or not (`etcd::marker`).
+    pub fn marker(&self, id: &str) -> String {
+        format!("{}!c/{id}", self.root)
     }
 
     /// The store key of an etcd record key, or None for one outside
@@ -40,8 +53,34 @@ impl Layout {
     pub fn key_of<'a>(&self, etcd_key: &'a str) -> Option<&'a str> {
         etcd_key
             .strip_prefix(self.root.as_str())?
-            .strip_prefix("r/")
+            .strip_prefix("!r/")
     }
+}
+
+/// How many records one page of a list reads: an answer may hold at
+/// most 4 MiB (tonic's limit), so a page is that many records of up to
+/// 40 KiB each (berth's are a few KiB).
+pub const LIST_PAGE: i64 = 100;
+
+/// The end of the range of keys starting with `prefix` (exclusive):
+/// its last byte below 0xff plus one, what follows dropped; `\0`
+/// (etcd's "to the end of the key space") when every byte is 0xff.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// The first key after `key`, where a list's next page starts.
+pub fn key_after(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
 }
 
 /// Whether a request that failed with `e` may go again, to another
@@ -276,13 +315,40 @@ mod tests {
     }
 
     #[test]
+    fn list_ranges() {
+        assert_eq!(prefix_end(b"berth/!r/a"), b"berth/!r/b");
+        assert_eq!(prefix_end(b"a\xff\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff"), b"\0");
+        assert_eq!(key_after(b"k"), b"k\0");
+        assert!(key_after(b"k").as_slice() > b"k".as_slice());
+    }
+
+    #[test]
     fn records_and_leases_live_apart_under_the_root() {
         let l = Layout::new("berth/");
-        assert_eq!(l.record("tasks/a"), "berth/r/tasks/a");
-        assert_eq!(l.lease("reconcile/a"), "berth/l/reconcile/a");
-        assert_eq!(l.key_of("berth/r/tasks/a"), Some("tasks/a"));
-        assert_eq!(l.key_of("berth/l/reconcile/a"), None);
-        assert_eq!(l.key_of("other/r/x"), None);
+        assert_eq!(l.record("tasks/a"), "berth/!r/tasks/a");
+        assert_eq!(l.lease("reconcile/a"), "berth/!l/reconcile/a");
+        assert_eq!(l.marker("00ff"), "berth/!c/00ff");
+        assert_eq!(l.key_of("berth/!r/tasks/a"), Some("tasks/a"));
+        assert_eq!(l.key_of("berth/!l/reconcile/a"), None);
+        assert_eq!(l.key_of("berth/!c/00ff"), None);
+        assert_eq!(l.key_of("other/!r/x"), None);
+    }
+
+    /// A prefix that extends another (`a`, `a/r`, `ab`) never has its
+    /// keys inside the other's namespaces: prefixes hold no `!`.
+    #[test]
+    fn nested_prefixes_stay_apart() {
+        let a = Layout::new("a/");
+        for other in ["a/r/", "a/l/", "a/c/", "ab/", "a/b/"] {
+            let o = Layout::new(other);
+            for key in [o.record("x"), o.lease("x"), o.marker("x")] {
+                assert_eq!(a.key_of(&key), None, "{other}: {key}");
+                for mine in [a.record(""), a.lease(""), a.marker("")] {
+                    assert!(!key.starts_with(&mine), "{key} is under {mine}");
+                }
+            }
+        }
     }
 
     #[test]

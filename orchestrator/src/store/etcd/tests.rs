@@ -80,12 +80,13 @@ fn commits_over_the_txn_limit_are_refused() {
     let server = EtcdServer::start();
     let store =
         EtcdStore::connect(std::slice::from_ref(&server.endpoint), "berth/").expect("connect");
-    let ops: Vec<Op> = (0..129).map(|i| put(&format!("k/{i}"))).collect();
+    // etcd's 128, the commit's marker one of them.
+    let ops: Vec<Op> = (0..128).map(|i| put(&format!("k/{i}"))).collect();
     let err = store.commit(&ops).expect_err("refused");
-    assert!(err.to_string().contains("at most 128"), "{err}");
+    assert!(err.to_string().contains("at most 127"), "{err}");
     assert!(store.list("k/").expect("list").is_empty());
-    store.commit(&ops[..128]).expect("128 fit");
-    assert_eq!(store.list("k/").expect("list").len(), 128);
+    store.commit(&ops[..127]).expect("127 fit");
+    assert_eq!(store.list("k/").expect("list").len(), 127);
 }
 
 /// etcd stopped: every call answers a Backend error naming the endpoint,
@@ -316,4 +317,34 @@ fn tls_with_client_certificates() {
     .expect("parse");
     let result = open(&plain, certs.dir()).and_then(|s| s.commit(&[put("k")]));
     assert!(matches!(result, Err(StoreError::Backend(_))), "{result:?}");
+}
+
+/// A list larger than one gRPC answer may be (tonic's 4 MiB): read in
+/// pages, all at one revision, in key order.
+#[test]
+fn a_list_larger_than_one_answer_comes_in_pages() {
+    let server = EtcdServer::start();
+    let store =
+        EtcdStore::connect(std::slice::from_ref(&server.endpoint), "berth/").expect("connect");
+    let big = vec![b'x'; 40 * 1024];
+    let keys: Vec<String> = (0..250).map(|i| format!("big/{i:04}")).collect();
+    for chunk in keys.chunks(25) {
+        let ops: Vec<Op> = chunk
+            .iter()
+            .map(|k| Op::Put {
+                key: k.clone(),
+                value: big.clone(),
+                expect: Expect::Absent,
+            })
+            .collect();
+        store.commit(&ops).expect("commit");
+    }
+    store
+        .commit(&[put("big0"), put("bif")])
+        .expect("neighbours");
+    let listed = store.list("big/").expect("a list of 10 MB");
+    let names: Vec<&str> = listed.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, keys);
+    assert!(listed.iter().all(|(_, r)| r.value == big));
+    assert_eq!(store.list("").expect("all").len(), 252);
 }
