@@ -259,25 +259,45 @@ impl Store for EtcdStore {
     }
 
     fn list(&self, prefix: &str) -> StoreResult<Vec<(String, Record)>> {
-        // etcd returns a range in key (byte) order.
-        let key = self.layout.record(prefix);
-        let mut resp = self.run("list", Retry::Read, |c| {
-            let key = key.clone();
-            async move {
-                let options = GetOptions::new().with_prefix();
-                c.kv_client().get(key, Some(options)).await
-            }
-        })?;
+        // etcd returns a range in key (byte) order. In pages of
+        // LIST_PAGE records, all read at the first page's revision (one
+        // consistent view): one answer over the gRPC client's 4 MiB limit
+        // (5,000 instances are 4.4 MB) would fail the whole list.
+        let start = self.layout.record(prefix);
+        let end = prefix_end(start.as_bytes());
+        let mut from = start.into_bytes();
+        let mut at = 0;
         let mut out = Vec::new();
-        for kv in resp.take_kvs() {
-            let etcd_key = kv
-                .key_str()
-                .map_err(|e| self.backend("list", format!("a key not in UTF-8: {e}")))?;
-            if let Some(key) = self.layout.key_of(etcd_key) {
-                out.push((key.to_string(), self.record(&kv)?));
+        loop {
+            let mut resp = self.run("list", Retry::Read, |c| {
+                let (from, end) = (from.clone(), end.clone());
+                async move {
+                    let mut options = GetOptions::new().with_range(end).with_limit(LIST_PAGE);
+                    if at > 0 {
+                        options = options.with_revision(at);
+                    }
+                    c.kv_client().get(from, Some(options)).await
+                }
+            })?;
+            if at == 0 {
+                at = resp.header().map_or(0, |h| h.revision());
+            }
+            let more = resp.more();
+            let kvs = resp.take_kvs();
+            for kv in &kvs {
+                let etcd_key = kv
+                    .key_str()
+                    .map_err(|e| self.backend("list", format!("a key not in UTF-8: {e}")))?;
+                if let Some(key) = self.layout.key_of(etcd_key) {
+                    out.push((key.to_string(), self.record(kv)?));
+                }
+            }
+            match kvs.last() {
+                // The next page starts just after this one's last key.
+                Some(last) if more => from = [last.key(), &[0]].concat(),
+                _ => return Ok(out),
             }
         }
-        Ok(out)
     }
 
     fn commit(&self, ops: &[Op]) -> StoreResult<u64> {
@@ -402,6 +422,24 @@ impl Store for EtcdStore {
             .filter(|v| v.expires_ms > Self::now_ms())
             .map(|v| v.holder))
     }
+}
+
+/// Records a `list` reads per request: well under the gRPC client's 4 MiB
+/// answer limit for records of a few KiB.
+const LIST_PAGE: i64 = 500;
+
+/// The end of the range of keys starting with `prefix` (etcd's
+/// `--prefix`): the prefix with its last byte below 0xff incremented.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xff (or empty): to the end of the keyspace.
+    vec![0]
 }
 
 #[cfg(test)]

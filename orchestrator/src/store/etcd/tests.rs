@@ -290,3 +290,39 @@ fn tls_with_client_certificates() {
     let result = open(&plain, certs.dir()).and_then(|s| s.commit(&[put("k")]));
     assert!(matches!(result, Err(StoreError::Backend(_))), "{result:?}");
 }
+
+/// A list larger than the gRPC client's 4 MiB answer limit comes back
+/// whole, in key order, read in pages; its neighbours' keys stay out.
+#[test]
+fn a_list_over_the_answer_limit_comes_back_whole_in_pages() {
+    let open = fresh();
+    let store = open();
+    let big = vec![b'x'; 8 * 1024];
+    // 600 records of 8 KiB: 4.9 MB, more than one page of LIST_PAGE.
+    for chunk in (0..600).collect::<Vec<_>>().chunks(100) {
+        let ops: Vec<Op> = chunk
+            .iter()
+            .map(|n| Op::Put {
+                key: format!("big/{n:04}"),
+                value: big.clone(),
+                expect: Expect::Absent,
+            })
+            .collect();
+        store.commit(&ops).expect("commit");
+    }
+    store
+        .commit(&[put("bigger/0"), put("bif/0")])
+        .expect("commit");
+    let listed = store.list("big/").expect("list");
+    let keys: Vec<String> = listed.iter().map(|(k, _)| k.clone()).collect();
+    let want: Vec<String> = (0..600).map(|n| format!("big/{n:04}")).collect();
+    assert_eq!(keys, want);
+    assert!(listed.iter().all(|(_, r)| r.value == big));
+}
+
+#[test]
+fn prefix_end_is_the_first_key_past_the_prefix() {
+    assert_eq!(super::prefix_end(b"berth/tasks/"), b"berth/tasks0".to_vec());
+    assert_eq!(super::prefix_end(b"a\xff"), b"b".to_vec());
+    assert_eq!(super::prefix_end(b"\xff"), vec![0]);
+}
