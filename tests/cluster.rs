@@ -770,3 +770,194 @@ fn logs_and_exec_of_a_task_on_another_host_name_it_and_work_there() {
     assert_ok(&out);
     assert!(stdout(&out).contains("in-b"), "{}", stdout(&out));
 }
+
+/// A definition `family` (awsvpc) of busybox httpd on port 80 serving
+/// `page` (`$(...)` evaluated in the container), of `memory` MiB.
+fn register_httpd(cw: &ClusterWorld, family: &str, page: &str, memory: u32) {
+    let td = json!({
+        "family": family,
+        "networkMode": "awsvpc",
+        "containerDefinitions": [{
+            "name": "web", "image": "busybox", "memory": memory,
+            "portMappings": [{ "containerPort": 80 }],
+            "command": ["sh", "-c", format!(
+                "mkdir -p /www; echo {page} > /www/index.html; httpd -p 80 -h /www; \
+                 trap 'exit 0' TERM; while true; do sleep 0.2; done")]
+        }]
+    });
+    cw.berth_json(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &td.to_string(),
+    ]);
+}
+
+/// `start-task` of `family` on host `host`'s instance; the task.
+fn start_on(cw: &ClusterWorld, host: &str, family: &str) -> Value {
+    let instance = cw.instance(host).expect("the host's instance");
+    let arn = instance["containerInstanceArn"].as_str().expect("arn");
+    let out = cw.berth_json(&[
+        "start-task",
+        "--cluster",
+        CLUSTER,
+        "--task-definition",
+        family,
+        "--container-instances",
+        arn,
+    ]);
+    assert_eq!(out["failures"], json!([]), "{out}");
+    out["tasks"][0].clone()
+}
+
+/// The task's address on its cluster network (awsvpc).
+fn address_of(task: &Value) -> String {
+    task["containers"][0]["networkInterfaces"][0]["privateIpv4Address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no address: {task}"))
+        .to_string()
+}
+
+/// Until the task `arn` is `status`; the task.
+fn wait_task(cw: &ClusterWorld, arn: &str, status: &str) -> Value {
+    cw.wait_until(60, &format!("task {arn} {status}"), || {
+        let t = cw.describe_tasks(&[arn.to_string()]).pop()?;
+        (t["lastStatus"] == status).then_some(t)
+    })
+}
+
+#[test]
+fn a_task_on_host_a_fetches_a_page_from_a_task_on_host_b_by_its_address() {
+    let cw = ClusterWorld::start("xnet", &three_zones()[..2]);
+    register_httpd(&cw, "page", "page-from-b", 16);
+    let served = start_on(&cw, "b", "page");
+    let served = wait_task(&cw, served["taskArn"].as_str().expect("arn"), "RUNNING");
+    let address = address_of(&served);
+    // Until the agents' next pass has routed b's slice, the fetch retries;
+    // it exits 0 only with b's page.
+    let fetch = json!({
+        "family": "fetch",
+        "networkMode": "awsvpc",
+        "containerDefinitions": [{
+            "name": "get", "image": "busybox", "memory": 16,
+            "command": ["sh", "-c", format!(
+                "until page=$(timeout 3 wget -qO- http://{address}/); do sleep 0.2; done; \
+                 [ \"$page\" = page-from-b ]")]
+        }]
+    });
+    cw.berth_json(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &fetch.to_string(),
+    ]);
+    let fetcher = start_on(&cw, "a", "fetch");
+    let fetched = address_of(&fetcher);
+    // Each host's tasks take their addresses from a slice of its own.
+    assert_ne!(
+        fetched
+            .rsplit_once('.')
+            .map(|(_, last)| last.parse::<u8>().unwrap_or(0) / 64),
+        address
+            .rsplit_once('.')
+            .map(|(_, last)| last.parse::<u8>().unwrap_or(0) / 64),
+        "a's task {fetched} and b's {address} in one slice"
+    );
+    let done = wait_task(&cw, fetcher["taskArn"].as_str().expect("arn"), "STOPPED");
+    assert_eq!(
+        done["containers"][0]["exitCode"],
+        0,
+        "the task on a did not get b's page: {done}\n{}",
+        cw.agent_logs()
+    );
+    // b's port mapping (host port 80) answers host a over the underlay.
+    let mapped = format!("{}:80", cw.host("b").address);
+    let page = cw.wait_until(30, "b's mapped port to answer host a", || {
+        get_from(&cw, "a", &mapped)
+    });
+    assert_eq!(page, "page-from-b");
+}
+
+/// An HTTP GET of `/` at `listen` from inside host `host`'s namespace; the
+/// body.
+fn get_from(cw: &ClusterWorld, host: &str, listen: &str) -> Option<String> {
+    let out = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", cw.host(host).netns()))
+        .args(["--", "curl", "-sS", "-m", "2", &format!("http://{listen}/")])
+        .output()
+        .expect("nsenter curl");
+    out.status
+        .success()
+        .then(|| stdout(&out).trim().to_string())
+}
+
+#[test]
+fn a_load_balancer_on_host_a_reaches_tasks_on_b_and_c() {
+    // Each task takes 300 of b's and c's 512 MiB, and a offers 256: a
+    // service of two lands one on b and one on c, none on a.
+    let mut specs = three_zones();
+    specs[0] = specs[0].clone().memory(256);
+    let cw = ClusterWorld::start("xlb", &specs);
+    register_httpd(&cw, "lbweb", "$(cat /proc/sys/kernel/random/uuid)", 300);
+    let listen = "127.0.0.1:8088";
+    cw.host("a")
+        .berth_json(&["create-load-balancer", "--name", "xlb", "--listen", listen]);
+    let entry = json!([{ "loadBalancerName": "xlb", "containerName": "web", "containerPort": 80 }]);
+    create_service(
+        &cw,
+        "lbweb",
+        "lbweb",
+        2,
+        &["--load-balancers", &entry.to_string()],
+    );
+    let tasks = cw.wait_service_running("lbweb", 2);
+    assert_eq!(cw.running_per_host(&tasks), per_host(&[("b", 1), ("c", 1)]));
+    // Host a runs none of them, yet its listener answers with both.
+    let mut seen = BTreeSet::new();
+    cw.wait_until(60, "both tasks to answer through a's listener", || {
+        seen.extend(get_from(&cw, "a", listen));
+        assert!(seen.len() <= 2, "{seen:?}");
+        (seen.len() == 2).then_some(())
+    });
+    // The listener is a's alone: b and c opened none.
+    for host in ["b", "c"] {
+        assert_eq!(get_from(&cw, host, listen), None, "host {host} listens too");
+    }
+    // Only a's kernel holds the listener: deleting it elsewhere is refused
+    // with the host to ask.
+    let elsewhere = cw
+        .host("b")
+        .berth(&["delete-load-balancer", "--name", "xlb"]);
+    assert!(!elsewhere.status.success(), "{elsewhere:?}");
+    let a_id = cw.host("a").id().expect("a's id");
+    assert!(stderr(&elsewhere).contains(&a_id), "{}", stderr(&elsewhere));
+}
+
+#[test]
+fn an_agent_refuses_a_host_address_that_is_not_its_own() {
+    let cw = ClusterWorld::new("xaddr", &three_zones()[..1]);
+    cw.berth_json(&["create-cluster", "--cluster-name", CLUSTER]);
+    let out = cw.berth_bounded(
+        "a",
+        &[
+            "agent",
+            "--cluster",
+            CLUSTER,
+            "--host-address",
+            "192.0.2.77",
+        ],
+        30,
+    );
+    assert!(!out.status.success(), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("--host-address") && err.contains("192.0.2.77"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // A malformed one is clap's to refuse, naming the flag.
+    let out = cw.berth_bounded(
+        "a",
+        &["agent", "--cluster", CLUSTER, "--host-address", "a.b.c.d"],
+        30,
+    );
+    assert!(!out.status.success() && stderr(&out).contains("--host-address"));
+}

@@ -179,6 +179,16 @@ fn tasks_and_services_live_in_etcd_and_survive_its_restart() {
         w.wait_task(id, "STOPPED");
     }
 
+    // A task runs through the outage.
+    let out = w.berth(&["run-task", "--task-definition", "one"]);
+    assert_ok(&out);
+    let keep = task_id(&parse_json(&out)["tasks"][0]);
+    let kept = w.wait_task(&keep, "RUNNING");
+    let container = kept["containers"][0]["runtimeId"]
+        .as_str()
+        .expect("runtimeId")
+        .to_string();
+
     // etcd down: every verb fails, naming the store; nothing is written.
     etcd.kill();
     for verb in [
@@ -189,6 +199,13 @@ fn tasks_and_services_live_in_etcd_and_survive_its_restart() {
     ] {
         fails_naming(&w.berth(&verb), &store);
     }
+    // Long enough for the task's supervisor to find the store gone many
+    // times over (it looks every 100 ms): it must not end the task.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        w.state(&container)["exit"].is_null(),
+        "the task's container ended"
+    );
 
     // Back on the same data dir: everything whole, nothing half-made.
     etcd.restart();
@@ -202,6 +219,12 @@ fn tasks_and_services_live_in_etcd_and_survive_its_restart() {
     assert_eq!(services["services"][0]["status"], "INACTIVE", "{services}");
     let families = parse_json(&w.berth(&["list-task-definition-families"]));
     assert_eq!(families["families"], json!(["one", "web"]), "{families}");
+    // The task ran through it, its supervisor too: it stops as asked.
+    assert_eq!(w.describe_task(&keep)["lastStatus"], "RUNNING");
+    assert!(w.state(&container)["exit"].is_null());
+    assert_ok(&w.berth(&["stop-task", "--task", &keep]));
+    let t = w.wait_task(&keep, "STOPPED");
+    assert_eq!(t["stopCode"], "UserInitiated", "{t}");
     assert!(live_tasks(&w, "family:one").is_empty());
     w.assert_clean();
 }
@@ -308,6 +331,7 @@ fn a_task_on_etcd_over_tls() {
         &certs.client_key,
     );
     w.busybox_image("busybox:latest", &[]);
+    let _agent = join_agent(&w);
     register_looping(&w, "one");
     let out = w.berth(&["run-task", "--task-definition", "one"]);
     assert_ok(&out);

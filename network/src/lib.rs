@@ -11,9 +11,10 @@ mod ipam;
 pub mod lb;
 mod links;
 pub mod nat;
+pub mod routes;
 pub mod tables;
 
-pub use ipam::{allocate, Subnet};
+pub use ipam::{allocate, free_slice, Subnet};
 pub use links::{attach, detach, ensure_bridge, link_exists, remove_bridge};
 
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use rtnetlink::{
 
 use crate::{Error, Result};
 
-fn err(context: impl Into<String>, e: impl std::fmt::Display) -> Error {
+pub(crate) fn err(context: impl Into<String>, e: impl std::fmt::Display) -> Error {
     Error::Netlink {
         context: context.into(),
         reason: e.to_string(),
@@ -21,7 +21,7 @@ fn err(context: impl Into<String>, e: impl std::fmt::Display) -> Error {
 
 /// Run `work` with a netlink handle on a thread of its own, optionally
 /// inside the network namespace at `netns`.
-fn with_handle<T: Send + 'static>(
+pub(crate) fn with_handle<T: Send + 'static>(
     netns: Option<&Path>,
     work: impl FnOnce(Handle) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send>>
         + Send

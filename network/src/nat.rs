@@ -92,7 +92,8 @@ pub(crate) fn nft_script(script: &str) -> Result<()> {
 /// host. That is routing from the bridge to itself, so the bridge (only)
 /// forwards; the host's `ip_forward` is left as it is, and the forward
 /// chain keeps the bridge's traffic on the bridge: a berth network is
-/// host-only.
+/// host-only, but for its other hosts' slices when it spans hosts (the
+/// `cross_host` chain, see [`crate::routes`]).
 ///
 /// The bridge routes 127.0.0.1 sources (`route_localnet`, for DNAT from
 /// the host's loopback), which would also let a task send to the host's
@@ -113,9 +114,12 @@ pub fn ensure_table(bridge: &str, subnet: &Subnet) -> Result<()> {
          add rule ip {t} output fib daddr type local dnat ip to meta l4proto . th dport map @ports\n\
          add rule ip {t} postrouting ip saddr 127.0.0.0/8 ip daddr {subnet} masquerade\n\
          add rule ip {t} postrouting ip saddr {subnet} ip daddr {subnet} ct status dnat masquerade\n\
+         add chain ip {t} {cross}\n\
+         add rule ip {t} forward iifname \"{bridge}\" oifname != \"{bridge}\" jump {cross}\n\
          add rule ip {t} forward iifname \"{bridge}\" oifname != \"{bridge}\" drop\n\
          add rule ip {t} input {guard}\n",
-        guard = loopback_guard(&format!("\"{bridge}\""))
+        guard = loopback_guard(&format!("\"{bridge}\"")),
+        cross = cross_chain(),
     );
     match nft_script(&script) {
         Ok(()) => {}
@@ -123,6 +127,14 @@ pub fn ensure_table(bridge: &str, subnet: &Subnet) -> Result<()> {
         Err(e) => return Err(e),
     }
     route_to_tasks(bridge)
+}
+
+/// The chain of a network's table that the forward chain jumps to for
+/// what leaves the bridge, before dropping it: empty (all dropped) on one
+/// host; [`crate::routes::open_underlay`] fills it with the one accept for
+/// the network's other slices, through the underlay link.
+pub(crate) fn cross_chain() -> &'static str {
+    "cross_host"
 }
 
 /// The rule that keeps what arrives on the interfaces `iifname` (an nft

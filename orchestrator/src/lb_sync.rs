@@ -26,6 +26,12 @@ impl Ecs {
             let Some((lb, backends)) = self.load_balancer_backends(name)? else {
                 continue;
             };
+            // A listener is its host's (its port is reserved there); its
+            // backends are the in-service tasks of every host, reached by
+            // their addresses through the routes between hosts.
+            if self.shared_store() && lb.host != self.host_id() {
+                continue;
+            }
             berth_net::lb::apply(&lb.listener()?, &backends)
                 .map_err(|e| EcsError::invalid(format!("load balancer {name}: {e}")))?;
             // A delete-load-balancer between the read above and the apply

@@ -15,7 +15,8 @@
 //!   [`health`], [`resolv`], [`load_balancing`].
 //! - Decisions, pure: [`scheduler`] (placement, deployments, daemons).
 //! - ECS's verbs over the store: [`ecs`], one `impl Ecs` per resource.
-//! - Effects: [`reconcile`] (passes, the agent loop, orphans, gc),
+//! - Effects: [`reconcile`] (passes, the agent loop, orphans, gc, the
+//!   routes between hosts' slices: [`reconcile::routes`]),
 //!   [`supervisor`] (one process per task, by phase), `lb_sync` (the
 //!   load balancers' kernel side).
 //!

@@ -11,6 +11,7 @@
 mod agent;
 pub mod gc;
 mod plan;
+pub mod routes;
 
 use std::time::{Duration, Instant};
 

@@ -41,6 +41,11 @@ pub struct AgentArgs {
     /// Seconds between reconcile passes.
     #[arg(long, default_value_t = 5)]
     interval: u64,
+    /// This host's underlay address, which the other hosts route its
+    /// slice of each cluster network via (default: the source address
+    /// toward the store, else the first global address).
+    #[arg(long, env = "BERTH_HOST_ADDRESS", value_name = "IP")]
+    host_address: Option<std::net::Ipv4Addr>,
 }
 
 /// In the foreground until killed (systemd stops it with SIGTERM).
@@ -54,6 +59,12 @@ pub(super) fn run(ecs: &Ecs, cfg: &Config, args: AgentArgs) -> Result<Outcome, E
         interval: args.interval,
         ..AgentOptions::new(&args.cluster)
     };
+    // Networks across hosts: the other hosts route this host's slices via
+    // this address (hosts sharing this machine's one network have nothing
+    // to route).
+    if let Some(address) = reconcile::routes::host_address(args.host_address, &cfg.store.url)? {
+        ecs.set_host_address(address);
+    }
     reconcile::agent(ecs, cfg, &opts, || false)?;
     Ok(Outcome::Printed)
 }

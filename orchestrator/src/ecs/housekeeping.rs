@@ -9,9 +9,12 @@ use crate::model::Task;
 use crate::store::{keys, Expect, Op, StoreError};
 
 impl Ecs {
-    /// True while any task, of any cluster, holds an address on `bridge`.
+    /// True while any task, of any cluster, holds an address on `bridge`,
+    /// or this host routes a slice of it (a network across hosts: the
+    /// agent keeps the bridge, its gateway and its routes while the host
+    /// is in the cluster).
     pub fn addresses_in_use(&self, bridge: &str) -> EcsResult<bool> {
-        Ok(!self.store.list(&keys::ips_of(bridge))?.is_empty())
+        Ok(!self.store.list(&keys::ips_of(bridge))?.is_empty() || self.routes_slice(bridge)?)
     }
     /// Address and host-port reservations whose task is gone or STOPPED
     /// (left by a crash between steps): released. Returns the keys freed.

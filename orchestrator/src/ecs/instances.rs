@@ -257,10 +257,13 @@ impl Ecs {
                 running + pending
             )));
         }
-        self.store.commit(&[Op::Delete {
+        // Its slice of the cluster network goes with it (issue 13).
+        let mut ops = self.release_slice_ops(&cluster, ci.id())?;
+        ops.push(Op::Delete {
             key,
             expect: Expect::Revision(rec.revision),
-        }])?;
+        });
+        self.store.commit(&ops)?;
         let mut out = ci;
         out.status = InstanceStatus::Inactive;
         Ok(json!({ "containerInstance": out }))

@@ -139,6 +139,14 @@ impl Ecs {
     /// are on their way out).
     pub fn delete_load_balancer(&self, name: &str) -> EcsResult<Value> {
         let lb = self.load_balancer(name)?;
+        // Its listener is in its own host's kernel, which only that host
+        // can remove (the record gone, nothing would remove it).
+        if self.shared_store() && lb.host != self.host_id() {
+            return Err(EcsError::invalid(format!(
+                "loadBalancerName: {name:?} listens on host {}: delete it there",
+                lb.host
+            )));
+        }
         let users = self.services_using(name)?;
         if let Some(s) = users.iter().find(|s| s.status == ServiceStatus::Active) {
             return Err(EcsError::invalid(format!(

@@ -6,7 +6,8 @@
 //! `instances.rs` (container instances), `tasks.rs`, `run_task.rs`
 //! (run-task and start-task), `housekeeping.rs` (reservation GC, listings
 //! the reconciler and `system gc` read, usage); `metering.rs` is usage's
-//! pure arithmetic.
+//! pure arithmetic. `slices.rs`: each host's slice of a cluster network
+//! and its underlay address, when a network spans hosts.
 
 use std::path::Path;
 
@@ -27,13 +28,16 @@ pub mod metering;
 mod networks;
 pub mod run_task;
 pub mod services;
+mod slices;
 mod task_definitions;
 pub mod tasks;
 
 pub use instances::AGENT_VERSION;
+pub use networks::peer_routes;
 pub use networks::NetworkConfig;
 pub(crate) use run_task::launch_type_for;
 pub use run_task::{task_needs, RunTask};
+pub use slices::{instance_address, HOST_ADDRESS_ATTRIBUTE};
 pub use tasks::{public, TaskFilter};
 
 pub const DEFAULT_CLUSTER: &str = "default";
@@ -45,6 +49,9 @@ pub struct Ecs {
     pub(crate) partition: Partition,
     pub(crate) host: Host,
     pub(crate) network: NetworkConfig,
+    /// This host's underlay address, which the other hosts route its
+    /// slices via (`berth agent --host-address`; see `ecs/slices.rs`).
+    pub(crate) host_address: std::sync::OnceLock<std::net::Ipv4Addr>,
 }
 
 pub(crate) fn now() -> String {
@@ -97,6 +104,7 @@ impl Ecs {
             partition,
             host,
             network: NetworkConfig::from_env()?,
+            host_address: Default::default(),
         };
         ecs.ensure_cluster(DEFAULT_CLUSTER)?;
         Ok(ecs)

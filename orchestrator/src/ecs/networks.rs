@@ -2,6 +2,12 @@
 //! and the rules for networks side by side. Pure: the clusters' records
 //! are read by `clusters.rs`.
 
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use berth_net::routes::PeerRoute;
+use berth_net::Subnet;
+
 use crate::error::{EcsError, EcsResult};
 use crate::model::ClusterNetwork;
 
@@ -100,9 +106,60 @@ impl NetworkConfig {
     }
 }
 
+/// The routes host `own` wants on a network spread over hosts: every other
+/// host's slice via that host's address. A host with no address recorded
+/// yet is left out (its agent has not passed yet), and so is one claiming
+/// this host's own address (a misconfigured `--host-address`: routing a
+/// slice via oneself would loop).
+pub fn peer_routes(
+    own: &str,
+    own_address: Ipv4Addr,
+    slices: &BTreeMap<String, Subnet>,
+    addresses: &BTreeMap<String, Ipv4Addr>,
+) -> Vec<PeerRoute> {
+    slices
+        .iter()
+        .filter(|(host, _)| host.as_str() != own)
+        .filter_map(|(host, slice)| {
+            let via = *addresses.get(host)?;
+            (via != own_address).then_some(PeerRoute { slice: *slice, via })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_other_hosts_slice_is_routed_via_its_address() {
+        let slice = |s: &str| -> Subnet { s.parse().expect("slice") };
+        let slices: BTreeMap<String, Subnet> = [
+            ("a", "10.88.0.0/24"),
+            ("b", "10.88.1.0/24"),
+            ("c", "10.88.2.0/24"),
+            ("d", "10.88.3.0/24"),
+        ]
+        .into_iter()
+        .map(|(h, s)| (h.to_string(), slice(s)))
+        .collect();
+        let addresses: BTreeMap<String, Ipv4Addr> = [
+            ("a", [192, 0, 2, 1]),
+            ("b", [192, 0, 2, 2]),
+            // d claims a's address: never routed via a itself.
+            ("d", [192, 0, 2, 1]),
+        ]
+        .into_iter()
+        .map(|(h, a)| (h.to_string(), Ipv4Addr::from(a)))
+        .collect();
+        assert_eq!(
+            peer_routes("a", Ipv4Addr::new(192, 0, 2, 1), &slices, &addresses),
+            [PeerRoute {
+                slice: slice("10.88.1.0/24"),
+                via: Ipv4Addr::new(192, 0, 2, 2)
+            }]
+        );
+    }
 
     fn net(bridge: &str, subnet: &str) -> NetworkConfig {
         NetworkConfig::new(bridge, subnet, ("bridge", "subnet")).expect("net")

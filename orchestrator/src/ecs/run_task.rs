@@ -184,7 +184,12 @@ impl Ecs {
             }
             let held = self.held_ports(ci.id(), &v.protocols())?;
             let task_groups = groups.remove(ci.id()).unwrap_or_default();
-            instances.push(Candidate::new(ci, rec.revision, held, task_groups));
+            let mut candidate = Candidate::new(ci, rec.revision, held, task_groups);
+            if v.addresses_wanted() > 0 {
+                let slice = self.host_slice(&v.net, candidate.record.id())?;
+                candidate = candidate.with_slice(slice);
+            }
+            instances.push(candidate);
         }
         let taken_addresses = if v.addresses_wanted() > 0 {
             self.taken_addresses(&v.net.bridge)?
@@ -245,7 +250,7 @@ fn reserve(
     decision: &Decision,
 ) -> EcsResult<(Task, Vec<crate::store::Op>)> {
     let mut task = record::new_task(&ecs.partition, v, id, &decision.record, now());
-    record::place_on_network(v, &mut task, &decision.addresses);
+    record::place_on_network(v, &mut task, decision);
     let ops = record::reservation_ops(v, &mut task, decision)?;
     Ok((task, ops))
 }

@@ -209,6 +209,7 @@ fn pass(ecs: &Ecs, cfg: &Config, own: &str) -> EcsResult<()> {
             tracing::warn!("reconcile {c}: {e}");
         }
     }
+    super::routes::sync_all(ecs);
     ecs.compact_store();
     // Listeners come back after a reboot, used or not.
     if let Err(e) = ecs.sync_load_balancers(&ecs.load_balancer_names()?) {

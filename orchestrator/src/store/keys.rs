@@ -14,6 +14,7 @@
 //! | `load-balancers/<name>` | [`LoadBalancer`] | create- / delete-load-balancer |
 //! | `ports/<host-id>/<protocol>/<port>` | holder bytes: `<cluster>/<task-id>` or `load-balancer:<name>` | run-task (a task's host ports), create-load-balancer (its listener) |
 //! | `ips/<bridge>/<address>` | holder bytes: `<cluster>/<task-id>` | run-task (awsvpc and bridge modes) |
+//! | `slices/<bridge>/<slice-network>` | the host id holding the slice | shared store only (`ecs/slices.rs`): a host's first placement on, or agent pass over, a cluster on `<bridge>`; deleted with the host's last instance on that bridge (deregister-container-instance) |
 //!
 //! Leases are not keys: they live in the store's own lease namespace
 //! ([`super::Store::acquire_lease`]), named `reconcile/<cluster>` (held by
@@ -182,6 +183,24 @@ pub fn parse_ip(key: &str) -> Option<Ipv4Addr> {
     address.parse().ok()
 }
 
+/// Every per-host slice of the network on `bridge` (a shared store only:
+/// one host's embedded store gives it the whole network).
+pub fn slices_of(bridge: &str) -> String {
+    format!("slices/{bridge}/")
+}
+
+/// The slice of `bridge`'s network starting at `network`: whose host
+/// holds it is the value, and Absent on create keeps it one host's.
+pub fn slice(bridge: &str, network: Ipv4Addr) -> String {
+    format!("slices/{bridge}/{network}")
+}
+
+/// The slice network a [`slice`] key names.
+pub fn parse_slice(key: &str) -> Option<Ipv4Addr> {
+    let (_, network) = key.strip_prefix("slices/")?.rsplit_once('/')?;
+    network.parse().ok()
+}
+
 /// The lease a reconcile pass over `cluster`'s services holds.
 pub fn reconcile_lease(cluster: &str) -> String {
     format!("reconcile/{cluster}")
@@ -259,6 +278,16 @@ mod tests {
         assert_eq!(ip("berth0", "10.89.0.2"), "ips/berth0/10.89.0.2");
         assert_eq!(ips_of("berth0"), "ips/berth0/");
         assert_eq!(reconcile_lease("c"), "reconcile/c");
+        assert_eq!(slices_of("berth0"), "slices/berth0/");
+        assert_eq!(
+            slice("berth0", Ipv4Addr::new(10, 88, 3, 0)),
+            "slices/berth0/10.88.3.0"
+        );
+        assert_eq!(
+            parse_slice("slices/berth0/10.88.3.0"),
+            Some(Ipv4Addr::new(10, 88, 3, 0))
+        );
+        assert_eq!(parse_slice("ips/berth0/10.88.3.0"), None);
         assert_eq!(agent_lease("c", "h1"), "agents/c/h1");
         assert_eq!(task_holder("c", "t1"), b"c/t1");
         assert_eq!(load_balancer_holder("lb"), b"load-balancer:lb");
@@ -319,6 +348,7 @@ mod tests {
             task_definitions_of("a"),
             ports_of("a", "tcp"),
             ips_of("a"),
+            slices_of("a"),
         ];
         let of_ab = [
             task("ab", "t"),
@@ -327,6 +357,7 @@ mod tests {
             task_definition("ab", 1),
             port("ab", "tcp", 80),
             ip("ab", "10.0.0.1"),
+            slice("ab", Ipv4Addr::new(10, 0, 0, 0)),
         ];
         for (prefix, other) in of_a.iter().zip(&of_ab) {
             assert!(

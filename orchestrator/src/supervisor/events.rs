@@ -13,6 +13,7 @@ use berth_runtime::{ExitWaiter, Runtime, RuntimeRoot};
 use super::error::{StopCause, TaskError};
 use super::{rules, Running, Supervisor, POLL};
 use crate::model::HealthStatus;
+use crate::ErrorKind;
 
 /// What the supervisor's threads tell it about a container.
 pub(super) enum Event {
@@ -30,16 +31,7 @@ impl Supervisor<'_> {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return Err(TaskError::EventsClosed),
         }
-        // The store away (a partition, an etcd election) stops nothing:
-        // the task runs on, and a stop the cluster decided meanwhile (its
-        // host counted lost) is seen once the store answers again.
-        let asked = || {
-            self.stop_asked().unwrap_or_else(|e| {
-                tracing::debug!("task {}: read its record: {e}", self.args.task_id);
-                false
-            })
-        };
-        if !self.stopping && asked() {
+        if !self.stopping && self.stop_asked_or_outage()? {
             self.begin_stop();
         }
         if let Some(at) = self.draining_until {
@@ -49,6 +41,29 @@ impl Supervisor<'_> {
         }
         self.enforce_health();
         Ok(())
+    }
+
+    /// Whether a stop was asked for. A store out of reach (etcd stopped or
+    /// cut off: a server-side error) is no reason to stop: the containers
+    /// run on, and the question is asked again at the next step, until
+    /// the store answers. Any other error (the task gone) ends the watch.
+    fn stop_asked_or_outage(&mut self) -> Result<bool, TaskError> {
+        match self.stop_asked() {
+            Ok(asked) => {
+                if std::mem::take(&mut self.store_unreachable) {
+                    tracing::warn!("task {}: the store answers again", self.args.task_id);
+                }
+                Ok(asked)
+            }
+            Err(TaskError::Store(e)) if e.kind == ErrorKind::ServerException => {
+                if !std::mem::replace(&mut self.store_unreachable, true) {
+                    let id = &self.args.task_id;
+                    tracing::warn!("task {id}: the store is out of reach, running on: {e}");
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub(super) fn handle(&mut self, event: Event) {

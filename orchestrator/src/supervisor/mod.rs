@@ -158,6 +158,9 @@ struct Supervisor<'a> {
     /// Bridge mode: each container's namespaces and link.
     container_namespaces: Vec<SharedNamespaces>,
     links: Vec<crate::model::TaskNetwork>,
+    /// The store could not be read at the last look for a stop request
+    /// (etcd down): said once per outage, not every poll.
+    store_unreachable: bool,
 }
 
 impl<'a> Supervisor<'a> {
@@ -179,6 +182,7 @@ impl<'a> Supervisor<'a> {
             host_ports: Vec::new(),
             container_namespaces: Vec::new(),
             links: Vec::new(),
+            store_unreachable: false,
         }
     }
 

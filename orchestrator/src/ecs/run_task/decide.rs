@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use super::request::{Validated, EPHEMERAL_PORTS};
+use berth_net::Subnet;
+
 use crate::model::{ContainerInstance, DesiredStatus, Failure, HostPort, Task};
 use crate::scheduler::placement::{self, place_tasks, Refusal};
 
@@ -20,6 +22,9 @@ pub(crate) struct Candidate {
     pub record: ContainerInstance,
     pub revision: u64,
     pub placement: placement::Instance,
+    /// The instance's slice of the cluster network, whence its tasks take
+    /// their addresses; None: the whole network (one host).
+    pub slice: Option<Subnet>,
 }
 
 impl Candidate {
@@ -50,6 +55,15 @@ impl Candidate {
             record,
             revision,
             placement,
+            slice: None,
+        }
+    }
+
+    /// The candidate with its host's slice of the network.
+    pub fn with_slice(self, slice: Subnet) -> Self {
+        Self {
+            slice: Some(slice),
+            ..self
         }
     }
 }
@@ -70,6 +84,9 @@ pub(crate) struct Decision {
     /// The chosen instance's record and revision, as read.
     pub record: ContainerInstance,
     pub revision: u64,
+    /// The slice `addresses` come from: its gateway and prefix are the
+    /// task's.
+    pub slice: Subnet,
     pub addresses: Vec<Ipv4Addr>,
     /// The task's host ports, each 0 replaced by a free ephemeral one
     /// (marked `reserved`).
@@ -81,22 +98,34 @@ pub(crate) struct Decision {
 pub(crate) fn decide(v: &Validated, snapshot: Snapshot) -> Result<Decision, Failure> {
     let first_arn = snapshot.instances.first().map(|c| c.placement.arn.clone());
     let first_arn = first_arn.as_deref();
-    let addresses = pick_addresses(v, &snapshot.taken_addresses).ok_or_else(|| {
-        failure(
+    // Addresses first, per instance from its slice: one whose slice is
+    // full cannot take the task, and when none can, that is the failure.
+    let first_slice = snapshot.instances.first().and_then(|c| c.slice);
+    let taken = &snapshot.taken_addresses;
+    let mut addressed = Vec::new();
+    for c in snapshot.instances {
+        let slice = c.slice.unwrap_or(v.net.subnet);
+        if let Some(addresses) = pick_addresses(v, &slice, taken) {
+            addressed.push((c, slice, addresses));
+        }
+    }
+    let with_no_instance = first_arn.is_none() && pick_addresses(v, &v.net.subnet, taken).is_none();
+    if (addressed.is_empty() && first_arn.is_some()) || with_no_instance {
+        let full = first_slice.unwrap_or(v.net.subnet);
+        return Err(failure(
             first_arn,
             "RESOURCE:ENI",
-            format!("no free address in {}", v.net.subnet),
-        )
-    })?;
-    // Ephemeral ports first, per instance: one without enough free ports
-    // cannot take the task, and when none can, that is the failure.
-    let any = !snapshot.instances.is_empty();
+            format!("no free address in {full}"),
+        ));
+    }
+    // Then ephemeral ports, per instance likewise.
+    let any = !addressed.is_empty();
     let seed = snapshot.seed;
     let mut eligible = Vec::new();
     let mut candidates = Vec::new();
-    for c in snapshot.instances {
+    for (c, slice, addresses) in addressed {
         if let Some(ports) = pick_ephemeral_ports(&v.ports, &c.placement) {
-            eligible.push((c.record, c.revision, ports));
+            eligible.push((c.record, c.revision, ports, slice, addresses));
             candidates.push(c.placement);
         }
     }
@@ -110,10 +139,11 @@ pub(crate) fn decide(v: &Validated, snapshot: Snapshot) -> Result<Decision, Fail
     let outcome = place_tasks(&mut candidates, 1, &v.request(), &v.strategies, seed);
     match outcome.into_iter().next() {
         Some(Ok(chosen)) => {
-            let (record, revision, host_ports) = eligible.swap_remove(chosen);
+            let (record, revision, host_ports, slice, addresses) = eligible.swap_remove(chosen);
             Ok(Decision {
                 record,
                 revision,
+                slice,
                 addresses,
                 host_ports,
             })
@@ -148,13 +178,17 @@ fn failure(arn: Option<&str>, reason: &str, detail: String) -> Failure {
     }
 }
 
-/// The task's addresses: the lowest free ones of the subnet, or None when
+/// The task's addresses: the lowest free ones of `slice`, or None when
 /// it runs out.
-fn pick_addresses(v: &Validated, taken: &BTreeSet<Ipv4Addr>) -> Option<Vec<Ipv4Addr>> {
+fn pick_addresses(
+    v: &Validated,
+    slice: &Subnet,
+    taken: &BTreeSet<Ipv4Addr>,
+) -> Option<Vec<Ipv4Addr>> {
     let mut used = taken.clone();
     let mut addresses = Vec::new();
     for _ in 0..v.addresses_wanted() {
-        let ip = berth_net::allocate(&v.net.subnet, &used)?;
+        let ip = berth_net::allocate(slice, &used)?;
         used.insert(ip);
         addresses.push(ip);
     }
@@ -372,6 +406,46 @@ mod tests {
             snapshot(instance(256, 128, InstanceStatus::Active), &[])
         )
         .is_ok());
+    }
+
+    #[test]
+    fn a_task_takes_its_addresses_from_its_instances_slice() {
+        let v = validated(bridge_td(), None);
+        let on = |id: &str, slice: &str| {
+            let mut record = instance(4096, 4096, InstanceStatus::Active);
+            record.container_instance_arn =
+                format!("arn:aws:ecs:local:000000000000:container-instance/default/{id}");
+            Candidate::new(record, 7, BTreeSet::new(), Vec::new())
+                .with_slice(slice.parse().expect("slice"))
+        };
+        // h1's slice has room for one address only; the task needs two.
+        let mut taken: BTreeSet<Ipv4Addr> = (2..=5).map(|n| Ipv4Addr::new(10, 88, 0, n)).collect();
+        let snap = Snapshot {
+            instances: vec![on("h1", "10.88.0.0/29"), on("h2", "10.88.0.8/29")],
+            taken_addresses: taken.clone(),
+            ..Default::default()
+        };
+        let d = decide(&v, snap).expect("placed");
+        assert_eq!(d.record.id(), "h2");
+        assert_eq!(d.slice.to_string(), "10.88.0.8/29");
+        assert_eq!(
+            d.addresses,
+            [Ipv4Addr::new(10, 88, 0, 10), Ipv4Addr::new(10, 88, 0, 11)]
+        );
+        // Both full: RESOURCE:ENI, naming the first instance's slice.
+        taken.extend((10..=13).map(|n| Ipv4Addr::new(10, 88, 0, n)));
+        let snap = Snapshot {
+            instances: vec![on("h1", "10.88.0.0/29"), on("h2", "10.88.0.8/29")],
+            taken_addresses: taken,
+            ..Default::default()
+        };
+        assert_eq!(
+            reason(decide(&v, snap)),
+            (
+                "RESOURCE:ENI".into(),
+                Some("no free address in 10.88.0.0/29".into())
+            )
+        );
     }
 
     #[test]

@@ -105,24 +105,30 @@ pub(crate) fn new_task(
 }
 
 /// Gives the task its addresses on the cluster's network: awsvpc an ENI
-/// attachment, bridge an address per container (`addresses` in container
-/// order, as [`super::decide`] picked them).
-pub(crate) fn place_on_network(v: &Validated, task: &mut Task, addresses: &[Ipv4Addr]) {
+/// attachment, bridge an address per container (the decision's addresses
+/// in container order, as [`super::decide`] picked them). Its gateway and
+/// prefix are its instance's slice's: each host's bridge carries its own.
+pub(crate) fn place_on_network(v: &Validated, task: &mut Task, decision: &Decision) {
+    let net = NetworkConfig {
+        bridge: v.net.bridge.clone(),
+        subnet: decision.slice,
+    };
+    let addresses = &decision.addresses;
     match (v.mode.clone(), addresses.first()) {
-        (crate::model::NetworkMode::Awsvpc, Some(ip)) => attach_network(&v.net, task, *ip),
-        (crate::model::NetworkMode::Bridge, _) => bridge_networks(v, task, addresses),
+        (crate::model::NetworkMode::Awsvpc, Some(ip)) => attach_network(&net, task, *ip),
+        (crate::model::NetworkMode::Bridge, _) => bridge_networks(v, &net, task, addresses),
         _ => {}
     }
 }
 
 /// Bridge mode: each container its own address and veth.
-fn bridge_networks(v: &Validated, task: &mut Task, addresses: &[Ipv4Addr]) {
+fn bridge_networks(v: &Validated, net: &NetworkConfig, task: &mut Task, addresses: &[Ipv4Addr]) {
     let id = task.id().to_string();
     let mut nets = Vec::new();
     for (i, (c, ip)) in v.td.container_definitions.iter().zip(addresses).enumerate() {
         nets.push(ContainerNetwork {
             container: c.name.clone(),
-            network: task_network(&v.net, *ip, format!("vb{}{i}", &id[..10])),
+            network: task_network(net, *ip, format!("vb{}{i}", &id[..10])),
         });
         if let Some(tc) = task.containers.iter_mut().find(|x| x.name == c.name) {
             tc.network_interfaces = vec![json!({ "privateIpv4Address": ip.to_string() })];
@@ -262,7 +268,7 @@ mod tests {
         };
         let decision = decide(v, snapshot).expect("placed");
         let mut task = new_task(&Partition::default(), v, ID, &decision.record, "now".into());
-        place_on_network(v, &mut task, &decision.addresses);
+        place_on_network(v, &mut task, &decision);
         let ops = reservation_ops(v, &mut task, &decision).expect("ops");
         (task, ops)
     }
@@ -324,6 +330,36 @@ mod tests {
             .collect();
         assert_eq!(nets, [("a", "10.88.0.2"), ("b", "10.88.0.3")]);
         assert_eq!(berth.host_ports.len(), 2);
+    }
+
+    #[test]
+    fn a_task_on_a_slice_has_the_slices_gateway_and_prefix() {
+        let v = validated(bridge_td(), None);
+        let snapshot = Snapshot {
+            instances: vec![candidate().with_slice("10.88.3.0/24".parse().expect("slice"))],
+            ..Default::default()
+        };
+        let decision = decide(&v, snapshot).expect("placed");
+        let mut task = new_task(
+            &Partition::default(),
+            &v,
+            ID,
+            &decision.record,
+            "now".into(),
+        );
+        place_on_network(&v, &mut task, &decision);
+        let ops = reservation_ops(&v, &mut task, &decision).expect("ops");
+        assert_eq!(key_and_expect(&ops[0]).0, "ips/berth0/10.88.3.2");
+        let net = &task.berth.as_ref().expect("internals").container_networks[1].network;
+        assert_eq!(
+            (
+                net.bridge.as_str(),
+                net.address.as_str(),
+                net.prefix,
+                net.gateway.as_str()
+            ),
+            ("berth0", "10.88.3.3", 24, "10.88.3.1")
+        );
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub struct EtcdStore {
     layout: Layout,
     /// What error messages call this store (its endpoints, or its URL).
     name: String,
+    /// TLS without a client certificate: a server that asks for one
+    /// closes the connection without a word, so its errors say why.
+    no_identity: bool,
     /// When `compact` last compacted, and what it noted to compact next.
     compaction: std::sync::Mutex<plan::Compaction>,
 }
@@ -111,9 +114,13 @@ impl EtcdStore {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Backend(format!("{named}: a runtime: {e}")))?;
+        // A member that lost its leader refuses at once ("no leader", sent
+        // again to another) rather than hold the request until it times
+        // out.
         let mut options = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_timeout(REQUEST_TIMEOUT);
+            .with_timeout(REQUEST_TIMEOUT)
+            .with_require_leader(true);
         // Members as https:// URLs when TLS: etcd-client then speaks it.
         let endpoints: Vec<String> = match &tls {
             Some(pem) => {
@@ -122,6 +129,7 @@ impl EtcdStore {
             }
             None => endpoints.to_vec(),
         };
+        let no_identity = tls.as_ref().is_some_and(|pem| pem.identity.is_none());
         let client = runtime
             .block_on(async {
                 tokio::time::timeout(REQUEST_TIMEOUT, Client::connect(&endpoints, Some(options)))
@@ -135,6 +143,7 @@ impl EtcdStore {
             runtime,
             layout: Layout::new(root),
             name: named.to_string(),
+            no_identity,
             compaction: std::sync::Mutex::new(plan::Compaction::new(plan::COMPACT_EVERY)),
         })
     }
@@ -179,7 +188,14 @@ impl EtcdStore {
     }
 
     fn backend(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Backend(format!("{}: {what}: {e}", self.name))
+        let e = e.to_string();
+        let hint = if self.no_identity && plan::connection_refused_silently(&e) {
+            " (no client certificate was given: --store-cert and --store-key; \
+             an etcd with --client-cert-auth closes the connection without one)"
+        } else {
+            ""
+        };
+        StoreError::Backend(format!("{}: {what}: {e}{hint}", self.name))
     }
 
     fn get_raw(&self, etcd_key: &str) -> StoreResult<Option<KeyValue>> {

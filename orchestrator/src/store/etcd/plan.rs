@@ -70,6 +70,23 @@ pub fn may_retry(e: &etcd_client::Error, idempotent: bool) -> bool {
     }
 }
 
+/// Whether an error's text is a connection the server closed, reset or
+/// refused in the handshake, as an etcd that wants a client certificate
+/// ends one that has none (how it shows varies with the timing: a TLS
+/// alert, or the connection gone under the request).
+pub fn connection_refused_silently(error: &str) -> bool {
+    [
+        "connection closed",
+        "operation was canceled",
+        "broken pipe",
+        "connection reset",
+        "BadCertificate",
+        "CertificateRequired",
+    ]
+    .iter()
+    .any(|sign| error.contains(sign))
+}
+
 /// How often a long-lived process compacts etcd's history, and how much
 /// it keeps: every revision of the last this-long. A watch or read that
 /// far behind finds its revision compacted and reads anew.
@@ -198,6 +215,18 @@ pub fn etcd_ttl_secs(ttl: std::time::Duration) -> i64 {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_server_that_wants_a_client_certificate_shows_in_several_ways() {
+        for text in [
+            "transport error: received fatal alert: BadCertificate",
+            "stream closed because of a broken pipe",
+            "operation was canceled: connection closed",
+        ] {
+            assert!(connection_refused_silently(text), "{text}");
+        }
+        assert!(!connection_refused_silently("etcdserver: no leader"));
+    }
 
     /// The first call notes the revision; a period later it compacts to
     /// it and notes the new one; in between it does nothing.

@@ -275,7 +275,8 @@ fn tls_with_client_certificates() {
         Ok(_) => panic!("{what}: it worked"),
     };
     fails(try_open(files(&certs.other_ca, true)), "the wrong CA");
-    fails(try_open(files(&certs.ca, false)), "no client certificate");
+    let msg = fails(try_open(files(&certs.ca, false)), "no client certificate");
+    assert!(msg.contains("--store-cert"), "{msg}");
     let missing = certs.dir().join("nowhere.pem");
     let msg = fails(try_open(files(&missing, true)), "no CA file");
     assert!(
