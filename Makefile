@@ -116,11 +116,13 @@ demo-cluster: build images
 
 bench: bench-deps images bench-images
 	cargo build --release -p berth-cli
+	cargo build --release -p berth-tests --bin bench-cluster
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench.py
 	BERTH=$(BERTH_RELEASE) LAYERS=$(CURDIR)/.build/debian python3 scripts/bench_images.py
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench_tasks.py
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench_network.py
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench_services.py
+	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) CLUSTER_BENCH=$(dir $(BERTH_RELEASE))bench-cluster python3 scripts/bench_cluster.py
 
 clean:
 	rm -rf .build

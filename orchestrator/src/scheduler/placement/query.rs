@@ -209,6 +209,9 @@ enum TokenKind {
     Symbol,
     Open,
     Close,
+    /// `[` and `]`: AWS's spelling of a list (`in [a, b]`), beside `(a, b)`.
+    OpenBracket,
+    CloseBracket,
     Comma,
 }
 
@@ -240,10 +243,12 @@ fn tokenize(source: &str) -> Result<Vec<Token<'_>>, PlacementError> {
             c if c.is_whitespace() => {
                 chars.next();
             }
-            '(' | ')' | ',' => {
+            '(' | ')' | '[' | ']' | ',' => {
                 let kind = match c {
                     '(' => TokenKind::Open,
                     ')' => TokenKind::Close,
+                    '[' => TokenKind::OpenBracket,
+                    ']' => TokenKind::CloseBracket,
                     _ => TokenKind::Comma,
                 };
                 tokens.push(single(kind));
@@ -272,7 +277,10 @@ fn tokenize(source: &str) -> Result<Vec<Token<'_>>, PlacementError> {
             _ => {
                 let mut end = start;
                 while let Some(&(_, (i, c))) = chars.peek() {
-                    if c.is_whitespace() || matches!(c, '(' | ')' | ',') || is_symbol_char(c) {
+                    if c.is_whitespace()
+                        || matches!(c, '(' | ')' | '[' | ']' | ',')
+                        || is_symbol_char(c)
+                    {
                         break;
                     }
                     end = i + c.len_utf8();
@@ -295,7 +303,8 @@ fn tokenize(source: &str) -> Result<Vec<Token<'_>>, PlacementError> {
 /// expression := conjunction (("or" | "||") conjunction)*
 /// conjunction := unary (("and" | "&&") unary)*
 /// unary      := ("not" | "!") unary | "(" expression ")" | term
-/// term       := subject operator [argument | "(" argument ("," argument)* ")"]
+/// term       := subject operator [argument | list]
+/// list       := "(" argument ("," argument)* ")" | "[" argument ("," argument)* "]"
 /// ```
 ///
 /// Keywords are recognised by position, so a value may be spelt `and`.
@@ -418,17 +427,24 @@ impl<'s> Parser<'s> {
         }
     }
 
+    /// `(a, b)` or, as AWS writes it, `[a, b]`: closed by the bracket
+    /// that opened it.
     fn argument_list(&mut self) -> Result<Vec<String>, PlacementError> {
-        match self.advance() {
-            Some(t) if t.kind == TokenKind::Open => {}
-            other => return Err(self.error_at(other, "expected `(` to open the list")),
-        }
+        let (close, expected) = match self.advance() {
+            Some(t) if t.kind == TokenKind::Open => {
+                (TokenKind::Close, "expected `,` or `)` in the list")
+            }
+            Some(t) if t.kind == TokenKind::OpenBracket => {
+                (TokenKind::CloseBracket, "expected `,` or `]` in the list")
+            }
+            other => return Err(self.error_at(other, "expected `(` or `[` to open the list")),
+        };
         let mut values = vec![self.argument()?];
         loop {
             match self.advance() {
                 Some(t) if t.kind == TokenKind::Comma => values.push(self.argument()?),
-                Some(t) if t.kind == TokenKind::Close => return Ok(values),
-                other => return Err(self.error_at(other, "expected `,` or `)` in the list")),
+                Some(t) if t.kind == close => return Ok(values),
+                other => return Err(self.error_at(other, expected)),
             }
         }
     }
@@ -520,6 +536,15 @@ mod tests {
         assert_eq!(
             members("attribute:ecs.instance-type matches *.*l*"),
             ["i-0b", "i-0c"]
+        );
+        // AWS's own spelling of a list: brackets.
+        assert_eq!(
+            members("attribute:ecs.instance-type in [t2.micro, t3.small]"),
+            ["i-0a", "i-0c"]
+        );
+        assert_eq!(
+            members("attribute:ecs.instance-type not_in [t2.micro,t3.small]"),
+            ["i-0b"]
         );
         // A glob, not a regex: `.` is literal and the whole value must match.
         assert!(members("attribute:ecs.instance-type =~ t2").is_empty());
@@ -630,7 +655,28 @@ mod tests {
         );
         assert_eq!(
             error("attribute:a in x"),
-            (16, "`x`".into(), "expected `(` to open the list".into())
+            (
+                16,
+                "`x`".into(),
+                "expected `(` or `[` to open the list".into()
+            )
+        );
+        // A list closes with the bracket that opened it.
+        assert_eq!(
+            error("attribute:a in [x, y)"),
+            (21, "`)`".into(), "expected `,` or `]` in the list".into())
+        );
+        assert_eq!(
+            error("attribute:a in (x, y]"),
+            (21, "`]`".into(), "expected `,` or `)` in the list".into())
+        );
+        assert_eq!(
+            error("attribute:a in [x"),
+            (
+                18,
+                "end of expression".into(),
+                "expected `,` or `]` in the list".into()
+            )
         );
         assert_eq!(
             error("attribute:a exists attribute:b exists"),
