@@ -12,6 +12,32 @@ use crate::store::{Expect, Op};
 /// by the server, so we refuse it first with a clearer error.
 pub const MAX_OPS: usize = 128;
 
+/// How many keys one page of a range read asks for
+/// (`EtcdStore::range`).
+pub const PAGE: i64 = 2000;
+
+/// The end of the range of keys starting with `prefix`, as etcd's own
+/// prefix reads have it: the prefix with its last byte below 0xff
+/// increased and what follows dropped; `\0` (to the end of the key
+/// space) when every byte is 0xff or there is none.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// The first key after `key`: where the next page of a range starts.
+pub fn key_after(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
+}
+
 /// Where one berth store lives in an etcd key space. Records and leases
 /// get namespaces of their own because the `Store` trait keeps leases
 /// apart from keys (listing "" never shows a lease).
@@ -33,6 +59,14 @@ impl Layout {
 
     pub fn lease(&self, name: &str) -> String {
         format!("{}l/{name}", self.root)
+    }
+
+    /// The lease name of an etcd lease key, or None for one outside the
+    /// lease namespace.
+    pub fn lease_name<'a>(&self, etcd_key: &'a str) -> Option<&'a str> {
+        etcd_key
+            .strip_prefix(self.root.as_str())?
+            .strip_prefix("l/")
     }
 
     /// The store key of an etcd record key, or None for one outside
@@ -276,6 +310,16 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_range_ends_where_etcds_does() {
+        assert_eq!(prefix_end(b"berth/r/"), b"berth/r0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), b"\0");
+        assert_eq!(prefix_end(b""), b"\0");
+        assert_eq!(key_after(b"berth/r/a"), b"berth/r/a\0");
+        assert!(key_after(b"k").as_slice() > b"k".as_slice());
+    }
+
+    #[test]
     fn records_and_leases_live_apart_under_the_root() {
         let l = Layout::new("berth/");
         assert_eq!(l.record("tasks/a"), "berth/r/tasks/a");
@@ -283,6 +327,8 @@ mod tests {
         assert_eq!(l.key_of("berth/r/tasks/a"), Some("tasks/a"));
         assert_eq!(l.key_of("berth/l/reconcile/a"), None);
         assert_eq!(l.key_of("other/r/x"), None);
+        assert_eq!(l.lease_name("berth/l/agents/a/h1"), Some("agents/a/h1"));
+        assert_eq!(l.lease_name("berth/r/tasks/a"), None);
     }
 
     #[test]
