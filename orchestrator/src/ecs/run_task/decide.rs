@@ -15,7 +15,7 @@ use berth_net::Subnet;
 use serde::Deserialize;
 
 use crate::model::{ContainerInstance, DesiredStatus, Failure, HostPort, TaskStatus};
-use crate::scheduler::placement::{self, place_tasks, Refusal};
+use crate::scheduler::placement::{self, choose_one};
 
 /// A container instance as read: its record and revision (the commit
 /// expects it unchanged) and what placement sees of it.
@@ -97,10 +97,11 @@ pub(crate) struct Decision {
     pub host_ports: Vec<HostPort>,
 }
 
-/// Places one task of `v` on the snapshot (which it leaves as it is:
-/// [`Snapshot::apply`] books what the commit took).
-pub(crate) fn decide(v: &Validated, snapshot: &Snapshot) -> Result<Decision, Failure> {
-    let first_arn = snapshot.instances.first().map(|c| c.placement.arn.as_str());
+/// Places one task of `v` on the snapshot, which it gives back as it was
+/// ([`Snapshot::apply`] books what the commit took).
+pub(crate) fn decide(v: &Validated, snapshot: &mut Snapshot) -> Result<Decision, Failure> {
+    let first_arn = snapshot.instances.first().map(|c| c.placement.arn.clone());
+    let first_arn = first_arn.as_deref();
     // Addresses first, per instance from its slice: one whose slice is
     // full cannot take the task, and when none can, that is the failure.
     let first_slice = snapshot.instances.first().and_then(|c| c.slice);
@@ -124,31 +125,30 @@ pub(crate) fn decide(v: &Validated, snapshot: &Snapshot) -> Result<Decision, Fai
     // Then ephemeral ports, per instance likewise.
     let any = !addressed.is_empty();
     let mut eligible = Vec::new();
-    let mut candidates = Vec::new();
     for (index, slice, addresses) in addressed {
-        let c = &snapshot.instances[index];
-        if let Some(ports) = pick_ephemeral_ports(&v.ports, &c.placement) {
+        if let Some(ports) = pick_ephemeral_ports(&v.ports, &snapshot.instances[index].placement) {
             eligible.push((index, ports, slice, addresses));
-            // Placement books the task on its own copy.
-            candidates.push(c.placement.clone());
         }
     }
-    if candidates.is_empty() && any {
+    // Placement reads the eligible ones side by side: moved out of the
+    // snapshot and back, not copied (thousands of them, once per task).
+    let candidates: Vec<placement::Instance> = eligible
+        .iter()
+        .map(|e| std::mem::take(&mut snapshot.instances[e.0].placement))
+        .collect();
+    let outcome = choose_one(&candidates, &v.request(), &v.strategies, snapshot.seed);
+    for (e, placement) in eligible.iter().zip(candidates) {
+        snapshot.instances[e.0].placement = placement;
+    }
+    if eligible.is_empty() && any {
         return Err(failure(
             first_arn,
             "RESOURCE:PORTS",
             "no free ephemeral port".into(),
         ));
     }
-    let outcome = place_tasks(
-        &mut candidates,
-        1,
-        &v.request(),
-        &v.strategies,
-        snapshot.seed,
-    );
-    match outcome.into_iter().next() {
-        Some(Ok(chosen)) => {
+    match outcome {
+        Ok(chosen) => {
             let (index, host_ports, slice, addresses) = eligible.swap_remove(chosen);
             let c = &snapshot.instances[index];
             Ok(Decision {
@@ -160,9 +160,7 @@ pub(crate) fn decide(v: &Validated, snapshot: &Snapshot) -> Result<Decision, Fai
                 host_ports,
             })
         }
-        Some(Err(f)) => Err(f),
-        // place_tasks answers once per task asked for: never reached.
-        None => Err(Refusal::NoInstance.failure(first_arn)),
+        Err(f) => Err(f),
     }
 }
 
@@ -396,7 +394,7 @@ mod tests {
             &[("tcp", 49153)],
         );
         snap.taken_addresses.insert(Ipv4Addr::new(10, 88, 0, 2));
-        let d = decide(&v, &snap).expect("placed");
+        let d = decide(&v, &mut snap).expect("placed");
         assert_eq!(d.revision, 7);
         assert_eq!(
             d.addresses,
@@ -416,11 +414,11 @@ mod tests {
         td.container_definitions[1].port_mappings[0].host_port = Some(0);
         let v = validated(td, None);
         let mut snap = snapshot(instance(4096, 4096, InstanceStatus::Active), &[]);
-        let first = decide(&v, &snap).expect("placed");
+        let first = decide(&v, &mut snap).expect("placed");
         let mut after = first.record.clone();
         after.adjust(v.signed_cpu, v.signed_memory);
         snap.apply(&first, Some((after.clone(), 9)), &v.group);
-        let second = decide(&v, &snap).expect("placed again");
+        let second = decide(&v, &mut snap).expect("placed again");
         // The instance as committed, at the commit's revision.
         assert_eq!((&second.record, second.revision), (&after, 9));
         let c = &snap.instances[0].placement;
@@ -440,17 +438,17 @@ mod tests {
         snap.apply(&second, None, &v.group);
         assert_eq!(snap.instances[0].revision, 9);
         // The subnet's 5 addresses are all but one taken now.
-        assert_eq!(reason(decide(&v, &snap)).0, "RESOURCE:ENI");
+        assert_eq!(reason(decide(&v, &mut snap)).0, "RESOURCE:ENI");
     }
 
     #[test]
     fn a_fixed_host_port_booked_on_the_snapshot_is_held() {
         let v = validated(bridge_td(), None);
         let mut snap = snapshot(instance(4096, 4096, InstanceStatus::Active), &[]);
-        let first = decide(&v, &snap).expect("placed");
+        let first = decide(&v, &mut snap).expect("placed");
         snap.apply(&first, None, &v.group);
         assert_eq!(
-            reason(decide(&v, &snap)),
+            reason(decide(&v, &mut snap)),
             ("RESOURCE:PORTS".into(), Some("8080/tcp".into()))
         );
     }
@@ -462,7 +460,7 @@ mod tests {
         let v = validated(td, None);
         let d = decide(
             &v,
-            &snapshot(instance(4096, 4096, InstanceStatus::Active), &[]),
+            &mut snapshot(instance(4096, 4096, InstanceStatus::Active), &[]),
         )
         .expect("placed");
         let ports: Vec<u16> = d.host_ports.iter().map(|p| p.host_port).collect();
@@ -476,7 +474,7 @@ mod tests {
         held.pop();
         let d = decide(
             &v,
-            &snapshot(instance(4096, 4096, InstanceStatus::Active), &held),
+            &mut snapshot(instance(4096, 4096, InstanceStatus::Active), &held),
         )
         .expect("placed");
         assert_eq!(d.host_ports[0].host_port, 65535);
@@ -486,7 +484,7 @@ mod tests {
         let v = validated(td, None);
         let f = decide(
             &v,
-            &snapshot(instance(4096, 4096, InstanceStatus::Active), &held),
+            &mut snapshot(instance(4096, 4096, InstanceStatus::Active), &held),
         )
         .expect_err("one port left");
         assert_eq!(f.detail.as_deref(), Some("no free ephemeral port"));
@@ -498,44 +496,44 @@ mod tests {
         // Addresses first: a full subnet wins over everything else.
         let mut snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 8080)]);
         snap.taken_addresses = (2..=6).map(|n| Ipv4Addr::new(10, 88, 0, n)).collect();
-        let (r, detail) = reason(decide(&v, &snap));
+        let (r, detail) = reason(decide(&v, &mut snap));
         assert_eq!(
             (r.as_str(), detail.as_deref()),
             ("RESOURCE:ENI", Some("no free address in 10.88.0.0/29"))
         );
         // Then ephemeral ports.
         let every: Vec<(&str, u16)> = EPHEMERAL_PORTS.map(|p| ("tcp", p)).collect();
-        let snap = snapshot(instance(0, 0, InstanceStatus::Draining), &every);
+        let mut snap = snapshot(instance(0, 0, InstanceStatus::Draining), &every);
         assert_eq!(
-            reason(decide(&v, &snap)),
+            reason(decide(&v, &mut snap)),
             (
                 "RESOURCE:PORTS".into(),
                 Some("no free ephemeral port".into())
             )
         );
         // Then the scheduler's: fixed ports, ACTIVE, CPU, memory.
-        let snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 8080)]);
+        let mut snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 8080)]);
         assert_eq!(
-            reason(decide(&v, &snap)),
+            reason(decide(&v, &mut snap)),
             ("RESOURCE:PORTS".into(), Some("8080/tcp".into()))
         );
-        let snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[]);
+        let mut snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[]);
         assert_eq!(
-            reason(decide(&v, &snap)),
+            reason(decide(&v, &mut snap)),
             (
                 "AGENT".into(),
                 Some("the container instance is DRAINING".into())
             )
         );
-        let snap = snapshot(instance(255, 0, InstanceStatus::Active), &[]);
-        assert_eq!(reason(decide(&v, &snap)), ("RESOURCE:CPU".into(), None));
-        let snap = snapshot(instance(256, 127, InstanceStatus::Active), &[]);
+        let mut snap = snapshot(instance(255, 0, InstanceStatus::Active), &[]);
+        assert_eq!(reason(decide(&v, &mut snap)), ("RESOURCE:CPU".into(), None));
+        let mut snap = snapshot(instance(256, 127, InstanceStatus::Active), &[]);
         let arn = snap.instances[0].placement.arn.clone();
-        let f = decide(&v, &snap).expect_err("memory");
+        let f = decide(&v, &mut snap).expect_err("memory");
         assert_eq!((f.reason.as_str(), f.arn), ("RESOURCE:MEMORY", Some(arn)));
         assert!(decide(
             &v,
-            &snapshot(instance(256, 128, InstanceStatus::Active), &[])
+            &mut snapshot(instance(256, 128, InstanceStatus::Active), &[])
         )
         .is_ok());
     }
@@ -552,12 +550,12 @@ mod tests {
         };
         // h1's slice has room for one address only; the task needs two.
         let mut taken: BTreeSet<Ipv4Addr> = (2..=5).map(|n| Ipv4Addr::new(10, 88, 0, n)).collect();
-        let snap = Snapshot {
+        let mut snap = Snapshot {
             instances: vec![on("h1", "10.88.0.0/29"), on("h2", "10.88.0.8/29")],
             taken_addresses: taken.clone(),
             ..Default::default()
         };
-        let d = decide(&v, &snap).expect("placed");
+        let d = decide(&v, &mut snap).expect("placed");
         assert_eq!(d.record.id(), "h2");
         assert_eq!(d.slice.to_string(), "10.88.0.8/29");
         assert_eq!(
@@ -566,13 +564,13 @@ mod tests {
         );
         // Both full: RESOURCE:ENI, naming the first instance's slice.
         taken.extend((10..=13).map(|n| Ipv4Addr::new(10, 88, 0, n)));
-        let snap = Snapshot {
+        let mut snap = Snapshot {
             instances: vec![on("h1", "10.88.0.0/29"), on("h2", "10.88.0.8/29")],
             taken_addresses: taken,
             ..Default::default()
         };
         assert_eq!(
-            reason(decide(&v, &snap)),
+            reason(decide(&v, &mut snap)),
             (
                 "RESOURCE:ENI".into(),
                 Some("no free address in 10.88.0.0/29".into())
@@ -583,7 +581,7 @@ mod tests {
     #[test]
     fn no_instance_is_missing() {
         let v = validated(bridge_td(), None);
-        let f = decide(&v, &Snapshot::default()).expect_err("missing");
+        let f = decide(&v, &mut Snapshot::default()).expect_err("missing");
         assert_eq!((f.arn, f.reason.as_str()), (None, "MISSING"));
     }
 
@@ -599,10 +597,13 @@ mod tests {
                 "portMappings": [{ "containerPort": 80 }] }]
         }));
         let v = validated(td, Some(LaunchType::Fargate));
-        let d =
-            decide(&v, &snapshot(instance(0, 0, InstanceStatus::Draining), &[])).expect("placed");
+        let d = decide(
+            &v,
+            &mut snapshot(instance(0, 0, InstanceStatus::Draining), &[]),
+        )
+        .expect("placed");
         assert_eq!(d.host_ports[0].host_port, 80);
-        let held = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 80)]);
-        assert_eq!(reason(decide(&v, &held)).0, "RESOURCE:PORTS");
+        let mut held = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 80)]);
+        assert_eq!(reason(decide(&v, &mut held)).0, "RESOURCE:PORTS");
     }
 }

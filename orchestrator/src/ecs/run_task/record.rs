@@ -272,11 +272,11 @@ mod tests {
     }
 
     fn placed(v: &Validated) -> (Task, Vec<Op>) {
-        let snapshot = Snapshot {
+        let mut snapshot = Snapshot {
             instances: vec![candidate()],
             ..Default::default()
         };
-        let decision = decide(v, &snapshot).expect("placed");
+        let decision = decide(v, &mut snapshot).expect("placed");
         let mut task = new_task(&Partition::default(), v, ID, &decision.record, "now".into());
         place_on_network(v, &mut task, &decision);
         let ops = reservation_ops(v, &mut task, &decision).expect("ops");
@@ -345,11 +345,11 @@ mod tests {
     #[test]
     fn a_task_on_a_slice_has_the_slices_gateway_and_prefix() {
         let v = validated(bridge_td(), None);
-        let snapshot = Snapshot {
+        let mut snapshot = Snapshot {
             instances: vec![candidate().with_slice("10.88.3.0/24".parse().expect("slice"))],
             ..Default::default()
         };
-        let decision = decide(&v, &snapshot).expect("placed");
+        let decision = decide(&v, &mut snapshot).expect("placed");
         let mut task = new_task(
             &Partition::default(),
             &v,
