@@ -423,7 +423,7 @@ mod tests {
         assert_eq!((&second.record, second.revision), (&after, 9));
         let c = &snap.instances[0].placement;
         assert_eq!(c.remaining_memory, after.remaining("MEMORY"));
-        assert_eq!(c.task_groups, [v.group.clone()]);
+        assert_eq!(c.task_groups, std::slice::from_ref(&v.group));
         // Its ports and addresses are taken: the next ones come.
         let ports = |d: &Decision| d.host_ports.iter().map(|p| p.host_port).collect::<Vec<_>>();
         assert_eq!(
