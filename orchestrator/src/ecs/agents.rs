@@ -8,6 +8,7 @@
 //! Store I/O only: what to register and what a lost host's tasks become
 //! are `scheduler::hosts`'s decisions.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::json;
@@ -74,6 +75,23 @@ impl Ecs {
             .store
             .lease_holder(&keys::agent_lease(cluster, id))?
             .is_some())
+    }
+
+    /// The hosts of `cluster` whose agent lease lives, in one read; None
+    /// with a store of one host's own, whose instance is always connected
+    /// (as [`Ecs::agent_connected`]).
+    pub fn connected_agents(&self, cluster: &str) -> EcsResult<Option<BTreeSet<String>>> {
+        if !self.store.shared() {
+            return Ok(None);
+        }
+        let leases = self.store.lease_holders(&keys::agent_leases_of(cluster))?;
+        Ok(Some(
+            leases
+                .iter()
+                .filter_map(|(name, _)| keys::agent_lease_host(cluster, name))
+                .map(str::to_string)
+                .collect(),
+        ))
     }
 
     /// Take or renew this host's agent lease in `cluster` for `ttl`; false

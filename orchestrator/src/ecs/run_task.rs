@@ -8,9 +8,18 @@
 //!    scheduler's `place_tasks`;
 //! 3. reserve (`record.rs`): the task record and its addresses, host ports
 //!    and the instance's capacity as store operations;
-//! 4. commit ([`Ecs::place_one`]): one transaction per task; a conflict (a
-//!    concurrent run-task took a port, an address or capacity) retries
-//!    from place on a fresh snapshot, so none is ever over-committed.
+//! 4. commit ([`Ecs::place_one`]): one transaction per task, the instance
+//!    at the revision the snapshot read; a conflict (a concurrent run-task
+//!    took a port, an address or capacity) retries from place on a fresh
+//!    snapshot, so none is ever over-committed.
+//!
+//! One snapshot serves all of a run-task's `count`: after each commit the
+//! chosen candidate is updated in place from what was committed
+//! ([`Snapshot::apply`]: its new record and revision, ports, addresses,
+//! group), so the next task sees it without reading the store again. The
+//! snapshot reads a cluster's instances, agent leases and (when the task
+//! maps host ports) held ports in one range read each, and the task
+//! groups (when placement reads them) as a narrow view of each task.
 //!
 //! This file is the store glue; the steps' decisions are pure.
 
@@ -18,7 +27,7 @@ mod decide;
 mod record;
 mod request;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use serde_json::{json, Value};
@@ -27,8 +36,8 @@ use super::{decode, now, public, retry, Ecs};
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::random_hex32;
 use crate::model::{name_from_arn, ContainerInstance, Failure, LaunchType, Task};
-use crate::store::keys;
-use decide::{decide, groups_by_host, Candidate, Decision, Snapshot};
+use crate::store::{keys, StoreError};
+use decide::{decide, groups_by_host, Candidate, Decision, PlacedTask, Snapshot};
 pub(crate) use request::launch_type_for;
 use request::Validated;
 pub use request::{task_needs, RunTask};
@@ -67,8 +76,9 @@ impl Ecs {
         // store of its own; with a shared one, agents register hosts).
         self.implicit_instance(&v.cluster)?;
         let mut outcome = Outcome::default();
+        let mut snapshot = None;
         for _ in 0..req.count {
-            outcome.push(self.place_one(&v, None)?);
+            outcome.push(self.place_one(&v, None, &mut snapshot)?);
         }
         Ok(outcome.response())
     }
@@ -102,7 +112,7 @@ impl Ecs {
         })?;
         let mut outcome = Outcome::default();
         for ci in named {
-            outcome.push(self.place_one(&v, Some(name_from_arn(ci)))?);
+            outcome.push(self.place_one(&v, Some(name_from_arn(ci)), &mut None)?);
         }
         outcome
             .failures
@@ -126,7 +136,7 @@ impl Ecs {
             ..req.clone()
         })?;
         for ci in instances {
-            outcome.push(self.place_one(&v, Some(name_from_arn(ci)))?);
+            outcome.push(self.place_one(&v, Some(name_from_arn(ci)), &mut None)?);
         }
         Ok(outcome.response())
     }
@@ -143,48 +153,88 @@ impl Ecs {
     }
 
     /// Steps 2 to 4 for one task, on the instance `only` when given: place
-    /// on a fresh snapshot, reserve, commit; a conflict starts over.
-    fn place_one(&self, v: &Validated, only: Option<&str>) -> EcsResult<Result<Task, Failure>> {
+    /// on `cached` (read when None), reserve, commit; the commit is booked
+    /// on the snapshot for the run-task's next task. A conflict drops the
+    /// snapshot and starts over on a fresh one, and so does a failure
+    /// found on a snapshot read for an earlier task (what others freed
+    /// since counts), so a failure is always a fresh snapshot's.
+    fn place_one(
+        &self,
+        v: &Validated,
+        only: Option<&str>,
+        cached: &mut Option<Snapshot>,
+    ) -> EcsResult<Result<Task, Failure>> {
         let id =
             random_hex32().map_err(|e| EcsError::new(ErrorKind::ServerException, e.to_string()))?;
         // The task's own random id seeds a `random` strategy.
         let seed = u64::from_str_radix(&id[..16], 16).unwrap_or_default();
+        let mut fresh = false;
         retry(|| {
-            let snapshot = self.snapshot(v, seed, only)?;
+            let snapshot = match cached.take() {
+                Some(snapshot) if !fresh => snapshot,
+                _ => {
+                    fresh = true;
+                    self.snapshot(v, only)?
+                }
+            };
+            let snapshot = cached.insert(Snapshot { seed, ..snapshot });
             let decision = match decide(v, snapshot) {
                 Ok(decision) => decision,
-                Err(failure) => return Ok(Ok(Err(failure))),
+                Err(failure) if fresh => return Ok(Ok(Err(failure))),
+                // Found on a snapshot of an earlier task: read again.
+                Err(_) => {
+                    *cached = None;
+                    return Ok(Err(StoreError::Conflict("snapshot".into())));
+                }
             };
             let (task, ops) = reserve(self, v, &id, &decision)?;
-            Ok(self.store.commit(&ops).map(|_| Ok(task)))
+            match self.store.commit(&ops) {
+                Ok(revision) => {
+                    let committed =
+                        record::reserved_instance(v, &decision).map(|record| (record, revision));
+                    snapshot.apply(&decision, committed, &v.group);
+                    Ok(Ok(Ok(task)))
+                }
+                Err(e) => {
+                    *cached = None;
+                    Ok(Err(e))
+                }
+            }
         })
     }
 
-    /// What the place step reads: the candidate instances with the host
-    /// ports held on them, and the addresses taken on the task's bridge.
-    fn snapshot(&self, v: &Validated, seed: u64, only: Option<&str>) -> EcsResult<Snapshot> {
+    /// What the place step reads: the candidate instances (those whose
+    /// agent lives) with the host ports held on them and the groups of
+    /// their tasks, and the addresses taken on the task's bridge. One
+    /// range read each, whatever the cluster's size.
+    fn snapshot(&self, v: &Validated, only: Option<&str>) -> EcsResult<Snapshot> {
+        let cluster = &v.cluster.cluster_name;
         // Every host's tasks, so that spread and distinctInstance see them.
         let mut groups = if v.reads_task_groups() {
-            groups_by_host(&self.all_tasks(&v.cluster.cluster_name)?)
+            let placed = self
+                .store
+                .list(&keys::tasks_of(cluster))?
+                .into_iter()
+                .map(|(_, rec)| decode::<PlacedTask>(&rec.value))
+                .collect::<EcsResult<Vec<_>>>()?;
+            groups_by_host(&placed)
         } else {
             Default::default()
         };
+        // A host whose agent is gone runs nothing new.
+        let connected = self.connected_agents(cluster)?;
+        let mut held = self.held_ports(&v.protocols())?;
         let mut instances = Vec::new();
-        for (_, rec) in self
-            .store
-            .list(&keys::instances_of(&v.cluster.cluster_name))?
-        {
+        for (_, rec) in self.store.list(&keys::instances_of(cluster))? {
             let ci: ContainerInstance = decode(&rec.value)?;
-            if only.is_some_and(|id| id != ci.id()) {
+            if only.is_some_and(|id| id != ci.id())
+                || connected.as_ref().is_some_and(|c| !c.contains(ci.id()))
+            {
                 continue;
             }
-            // A host whose agent is gone runs nothing new.
-            if !self.agent_connected(&v.cluster.cluster_name, ci.id())? {
-                continue;
-            }
-            let held = self.held_ports(ci.id(), &v.protocols())?;
+            let ports = held.remove(ci.id()).unwrap_or_default();
             let task_groups = groups.remove(ci.id()).unwrap_or_default();
-            let mut candidate = Candidate::new(ci, rec.revision, held, task_groups);
+            let mut candidate = Candidate::new(ci, rec.revision, ports, task_groups);
             if v.addresses_wanted() > 0 {
                 let slice = self.host_slice(&v.net, candidate.record.id())?;
                 candidate = candidate.with_slice(slice);
@@ -199,7 +249,7 @@ impl Ecs {
         Ok(Snapshot {
             instances,
             taken_addresses,
-            seed,
+            seed: 0,
         })
     }
 
@@ -212,19 +262,22 @@ impl Ecs {
             .collect()
     }
 
-    /// The host ports of `protocols` held on `host` (by tasks or load
-    /// balancer listeners).
+    /// The host ports of `protocols` held on each host (by tasks or load
+    /// balancer listeners), in one range read over every host's; none
+    /// read when the task maps no host port.
     fn held_ports(
         &self,
-        host: &str,
         protocols: &BTreeSet<&str>,
-    ) -> EcsResult<BTreeSet<(String, u16)>> {
-        let mut held = BTreeSet::new();
-        for protocol in protocols {
-            for (key, _) in self.store.list(&keys::ports_of(host, protocol))? {
-                if let Some(p) = keys::parse_port(&key) {
-                    held.insert((p.protocol.to_string(), p.port));
-                }
+    ) -> EcsResult<BTreeMap<String, BTreeSet<(String, u16)>>> {
+        let mut held: BTreeMap<String, BTreeSet<(String, u16)>> = BTreeMap::new();
+        if protocols.is_empty() {
+            return Ok(held);
+        }
+        for (key, _) in self.store.list(keys::PORTS)? {
+            if let Some(p) = keys::parse_port(&key).filter(|p| protocols.contains(p.protocol)) {
+                held.entry(p.host.to_string())
+                    .or_default()
+                    .insert((p.protocol.to_string(), p.port));
             }
         }
         Ok(held)

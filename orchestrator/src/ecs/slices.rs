@@ -266,6 +266,9 @@ pub(crate) mod fixtures {
         fn lease_holder(&self, name: &str) -> StoreResult<Option<String>> {
             self.0.lease_holder(name)
         }
+        fn lease_holders(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
+            self.0.lease_holders(prefix)
+        }
         fn revision(&self) -> StoreResult<u64> {
             self.0.revision()
         }

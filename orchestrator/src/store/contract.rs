@@ -367,6 +367,39 @@ pub fn lease_lapses_when_released(open: Opener<'_>) {
     assert!(lapsed("agents/b/h1"), "released");
 }
 
+/// The live leases under a prefix, in one read: each with its holder, in
+/// name order; released and expired ones and other prefixes left out.
+pub fn lease_holders_lists_the_live_ones_under_a_prefix(open: Opener<'_>) {
+    let store = open();
+    let holders = |prefix: &str| open().lease_holders(prefix).expect("list the holders");
+    assert_eq!(holders("agents/a/"), Vec::new(), "none taken");
+    for (name, holder) in [
+        ("agents/a/h2", "two"),
+        ("agents/a/h1", "one"),
+        ("agents/a/h3", "three"),
+        ("agents/ab/h1", "other cluster"),
+        ("reconcile/a", "reconciler"),
+    ] {
+        assert!(store.acquire_lease(name, holder, LIVE).expect("take"));
+    }
+    store
+        .release_lease("agents/a/h3", "three")
+        .expect("release");
+    let short = Duration::from_millis(1);
+    assert!(store
+        .acquire_lease("agents/a/h4", "four", short)
+        .expect("take"));
+    std::thread::sleep(Duration::from_millis(50));
+    let pair = |n: &str, h: &str| (n.to_string(), h.to_string());
+    assert_eq!(
+        holders("agents/a/"),
+        [pair("agents/a/h1", "one"), pair("agents/a/h2", "two")],
+        "live ones, in name order; released, expired and agents/ab/ left out"
+    );
+    assert_eq!(holders("agents/").len(), 3);
+    assert_eq!(holders("nothing/"), Vec::new());
+}
+
 /// A lease not renewed within its ttl is anyone's.
 pub fn leases_expire(open: Opener<'_>) {
     let store = open();
@@ -565,6 +598,8 @@ macro_rules! store_contract_tests {
             leases_expire,
             lease_holder_is_the_live_one,
             lease_lapses_when_released,
+
+            lease_holders_lists_the_live_ones_under_a_prefix,
             revision_follows_commits,
             wait_wakes_with_a_change,
             concurrent_increments_lose_nothing,

@@ -21,7 +21,8 @@
 //! a reconcile pass over the cluster's services) and
 //! `agents/<cluster>/<host-id>` (held by the host's `berth agent`, renewed
 //! every third of its TTL: while it lives the instance is connected; once
-//! it expired, a reconcile pass stops the instance's tasks).
+//! it expired, a reconcile pass stops the instance's tasks; run-task lists
+//! a cluster's under `agents/<cluster>/` in one read).
 //!
 //! Invariants (kept by writing the records of each line in one commit):
 //! - Every part between slashes is a checked name that holds no `/`
@@ -212,6 +213,21 @@ pub fn agent_lease(cluster: &str, host: &str) -> String {
     format!("agents/{cluster}/{host}")
 }
 
+/// The agent leases of `cluster`, all of them listed in one read
+/// ([`super::Store::lease_holders`]).
+pub fn agent_leases_of(cluster: &str) -> String {
+    format!("agents/{cluster}/")
+}
+
+/// The host an [`agent_lease`] of `cluster` names.
+pub fn agent_lease_host<'a>(cluster: &str, lease: &'a str) -> Option<&'a str> {
+    lease
+        .strip_prefix("agents/")?
+        .strip_prefix(cluster)?
+        .strip_prefix('/')
+        .filter(|host| !host.is_empty() && !host.contains('/'))
+}
+
 /// What a `ports/` or `ips/` key holds: who reserved it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Holder<'a> {
@@ -289,6 +305,7 @@ mod tests {
         );
         assert_eq!(parse_slice("ips/berth0/10.88.3.0"), None);
         assert_eq!(agent_lease("c", "h1"), "agents/c/h1");
+        assert_eq!(agent_leases_of("c"), "agents/c/");
         assert_eq!(task_holder("c", "t1"), b"c/t1");
         assert_eq!(load_balancer_holder("lb"), b"load-balancer:lb");
     }
@@ -336,6 +353,10 @@ mod tests {
         assert_eq!(parse_ip("ports/h/tcp/80"), None);
         assert_eq!(parse_ip("ips/berth0/not-an-address"), None);
         assert_eq!(Holder::parse("no-slash"), None);
+        assert_eq!(agent_lease_host("a", &agent_lease("a", "h1")), Some("h1"));
+        assert_eq!(agent_lease_host("a", &agent_lease("ab", "h1")), None);
+        assert_eq!(agent_lease_host("a", "agents/a/"), None);
+        assert_eq!(agent_lease_host("a", "reconcile/a"), None);
     }
 
     #[test]

@@ -97,6 +97,11 @@ pub trait Store: Send + Sync {
         Ok(self.lease_holder(name)?.is_none())
     }
 
+    /// The live leases whose name starts with `prefix`, as (name, holder)
+    /// in name order: [`Store::lease_holder`] of each, in one range read
+    /// (run-task asks which of a cluster's thousands of agents live).
+    fn lease_holders(&self, prefix: &str) -> StoreResult<Vec<(String, String)>>;
+
     /// The store's revision now: that of the last commit (etcd's counts
     /// every write to the etcd, a lease's too). Read it before reading
     /// what [`Store::wait`] is to watch.
@@ -161,6 +166,10 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
 
     fn lease_lapsed(&self, name: &str) -> StoreResult<bool> {
         (**self).lease_lapsed(name)
+    }
+
+    fn lease_holders(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
+        (**self).lease_holders(prefix)
     }
 
     fn revision(&self) -> StoreResult<u64> {

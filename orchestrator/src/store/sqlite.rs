@@ -281,6 +281,25 @@ impl Store for SqliteStore {
             .optional()
             .map_err(backend)
     }
+
+    fn lease_holders(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
+        let conn = self.conn()?;
+        // The range [prefix, successor), as `list` reads keys; with no
+        // successor every name from the prefix on starts with it.
+        let upper = successor(prefix);
+        let sql = match upper {
+            Some(_) => "SELECT name, holder FROM leases WHERE name >= ?1 AND expires_ms > ?2 AND name < ?3 ORDER BY name",
+            None => "SELECT name, holder FROM leases WHERE name >= ?1 AND expires_ms > ?2 ORDER BY name",
+        };
+        let mut stmt = conn.prepare(sql).map_err(backend)?;
+        let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
+        let rows = match &upper {
+            Some(upper) => stmt.query_map(params![prefix, now_ms(), upper], row),
+            None => stmt.query_map(params![prefix, now_ms()], row),
+        }
+        .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
 }
 
 /// The (key, record) rows `sql` selects.

@@ -12,8 +12,10 @@ use std::net::Ipv4Addr;
 use super::request::{Validated, EPHEMERAL_PORTS};
 use berth_net::Subnet;
 
-use crate::model::{ContainerInstance, DesiredStatus, Failure, HostPort, Task};
-use crate::scheduler::placement::{self, place_tasks, Refusal};
+use serde::Deserialize;
+
+use crate::model::{ContainerInstance, DesiredStatus, Failure, HostPort, TaskStatus};
+use crate::scheduler::placement::{self, choose_one};
 
 /// A container instance as read: its record and revision (the commit
 /// expects it unchanged) and what placement sees of it.
@@ -81,6 +83,8 @@ pub(crate) struct Snapshot {
 /// Where one task goes and what it takes there.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Decision {
+    /// Where the chosen instance is in the snapshot's `instances`.
+    pub index: usize,
     /// The chosen instance's record and revision, as read.
     pub record: ContainerInstance,
     pub revision: u64,
@@ -93,9 +97,9 @@ pub(crate) struct Decision {
     pub host_ports: Vec<HostPort>,
 }
 
-/// Places one task of `v` on the snapshot (consumed: placement books the
-/// task on its copy of the chosen instance).
-pub(crate) fn decide(v: &Validated, snapshot: Snapshot) -> Result<Decision, Failure> {
+/// Places one task of `v` on the snapshot, which it gives back as it was
+/// ([`Snapshot::apply`] books what the commit took).
+pub(crate) fn decide(v: &Validated, snapshot: &mut Snapshot) -> Result<Decision, Failure> {
     let first_arn = snapshot.instances.first().map(|c| c.placement.arn.clone());
     let first_arn = first_arn.as_deref();
     // Addresses first, per instance from its slice: one whose slice is
@@ -103,10 +107,10 @@ pub(crate) fn decide(v: &Validated, snapshot: Snapshot) -> Result<Decision, Fail
     let first_slice = snapshot.instances.first().and_then(|c| c.slice);
     let taken = &snapshot.taken_addresses;
     let mut addressed = Vec::new();
-    for c in snapshot.instances {
+    for (index, c) in snapshot.instances.iter().enumerate() {
         let slice = c.slice.unwrap_or(v.net.subnet);
         if let Some(addresses) = pick_addresses(v, &slice, taken) {
-            addressed.push((c, slice, addresses));
+            addressed.push((index, slice, addresses));
         }
     }
     let with_no_instance = first_arn.is_none() && pick_addresses(v, &v.net.subnet, taken).is_none();
@@ -120,47 +124,120 @@ pub(crate) fn decide(v: &Validated, snapshot: Snapshot) -> Result<Decision, Fail
     }
     // Then ephemeral ports, per instance likewise.
     let any = !addressed.is_empty();
-    let seed = snapshot.seed;
     let mut eligible = Vec::new();
-    let mut candidates = Vec::new();
-    for (c, slice, addresses) in addressed {
-        if let Some(ports) = pick_ephemeral_ports(&v.ports, &c.placement) {
-            eligible.push((c.record, c.revision, ports, slice, addresses));
-            candidates.push(c.placement);
+    for (index, slice, addresses) in addressed {
+        if let Some(ports) = pick_ephemeral_ports(&v.ports, &snapshot.instances[index].placement) {
+            eligible.push((index, ports, slice, addresses));
         }
     }
-    if candidates.is_empty() && any {
+    // Placement reads the eligible ones side by side: moved out of the
+    // snapshot and back, not copied (thousands of them, once per task).
+    let candidates: Vec<placement::Instance> = eligible
+        .iter()
+        .map(|e| std::mem::take(&mut snapshot.instances[e.0].placement))
+        .collect();
+    let outcome = choose_one(&candidates, &v.request(), &v.strategies, snapshot.seed);
+    for (e, placement) in eligible.iter().zip(candidates) {
+        snapshot.instances[e.0].placement = placement;
+    }
+    if eligible.is_empty() && any {
         return Err(failure(
             first_arn,
             "RESOURCE:PORTS",
             "no free ephemeral port".into(),
         ));
     }
-    let outcome = place_tasks(&mut candidates, 1, &v.request(), &v.strategies, seed);
-    match outcome.into_iter().next() {
-        Some(Ok(chosen)) => {
-            let (record, revision, host_ports, slice, addresses) = eligible.swap_remove(chosen);
+    match outcome {
+        Ok(chosen) => {
+            let (index, host_ports, slice, addresses) = eligible.swap_remove(chosen);
+            let c = &snapshot.instances[index];
             Ok(Decision {
-                record,
-                revision,
+                index,
+                record: c.record.clone(),
+                revision: c.revision,
                 slice,
                 addresses,
                 host_ports,
             })
         }
-        Some(Err(f)) => Err(f),
-        // place_tasks answers once per task asked for: never reached.
-        None => Err(Refusal::NoInstance.failure(first_arn)),
+        Err(f) => Err(f),
+    }
+}
+
+impl Snapshot {
+    /// Book on the snapshot what the commit of `decision` took, so that
+    /// the next task of the same run-task is placed without reading the
+    /// store again: the instance's `committed` record and revision (None:
+    /// the commit left the record as it was, FARGATE), its host ports and
+    /// a task of `group`, and the addresses. Only a commit that succeeded
+    /// is booked; a conflict drops the snapshot instead.
+    pub fn apply(
+        &mut self,
+        decision: &Decision,
+        committed: Option<(ContainerInstance, u64)>,
+        group: &str,
+    ) {
+        self.taken_addresses
+            .extend(decision.addresses.iter().copied());
+        let Some(c) = self.instances.get_mut(decision.index) else {
+            return;
+        };
+        if let Some((record, revision)) = committed {
+            c.placement.remaining_cpu = record.remaining("CPU");
+            c.placement.remaining_memory = record.remaining("MEMORY");
+            c.record = record;
+            c.revision = revision;
+        }
+        c.placement.host_ports.extend(
+            decision
+                .host_ports
+                .iter()
+                .map(|hp| (hp.protocol.clone(), hp.host_port)),
+        );
+        c.placement.task_groups.push(group.to_string());
+    }
+}
+
+/// What placement reads of a task record: only the fields that say its
+/// group, where it runs and whether it is live, so that reading the
+/// groups of a cluster's tens of thousands of tasks skips the rest of
+/// each record (containers, network, overrides) instead of building it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PlacedTask {
+    #[serde(default)]
+    container_instance_arn: Option<String>,
+    last_status: TaskStatus,
+    desired_status: DesiredStatus,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default, rename = "x-berth")]
+    berth: Option<PlacedOn>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct PlacedOn {
+    #[serde(default)]
+    host: Option<String>,
+}
+
+impl PlacedTask {
+    /// The host it was placed on, as [`crate::model::Task::host_id`] tells it.
+    fn host_id(&self) -> Option<&str> {
+        self.berth
+            .as_ref()
+            .and_then(|b| b.host.as_deref())
+            .or_else(|| self.container_instance_arn.as_deref()?.rsplit('/').next())
     }
 }
 
 /// The group of each live task (not STOPPED, not being stopped), by the
 /// host it was placed on: what spread, distinctInstance and memberOf's
 /// `task:group` count on each instance.
-pub(crate) fn groups_by_host(tasks: &[Task]) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn groups_by_host(tasks: &[PlacedTask]) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for t in tasks {
-        if t.is_stopped() || t.desired_status == DesiredStatus::Stopped {
+        if t.last_status == TaskStatus::Stopped || t.desired_status == DesiredStatus::Stopped {
             continue;
         }
         if let (Some(host), Some(group)) = (t.host_id(), t.group.as_ref()) {
@@ -223,7 +300,7 @@ fn pick_ephemeral_ports(
 mod tests {
     use super::super::request::fixtures::{bridge_td, validated};
     use super::*;
-    use crate::model::{InstanceStatus, LaunchType, Resource, TaskStatus};
+    use crate::model::{InstanceStatus, LaunchType, Resource, Task};
 
     fn instance(cpu: i64, memory: i64, status: InstanceStatus) -> ContainerInstance {
         let int = |name: &str, v: i64| Resource {
@@ -277,7 +354,15 @@ mod tests {
             t("4", "h2", "service:web", TaskStatus::Running, stop.clone()),
             t("5", "h3", "service:web", TaskStatus::Stopped, stop),
         ];
-        let groups = groups_by_host(&tasks);
+        // Read as run-task reads them: only the fields placement needs.
+        let placed: Vec<PlacedTask> = tasks
+            .iter()
+            .map(|t| {
+                let bytes = serde_json::to_vec(t).expect("encode");
+                serde_json::from_slice(&bytes).expect("decode the placed view")
+            })
+            .collect();
+        let groups = groups_by_host(&placed);
         assert_eq!(groups["h1"], ["service:web", "family:x"]);
         assert_eq!(groups["h2"], ["service:web"]);
         assert!(!groups.contains_key("h3"));
@@ -309,7 +394,7 @@ mod tests {
             &[("tcp", 49153)],
         );
         snap.taken_addresses.insert(Ipv4Addr::new(10, 88, 0, 2));
-        let d = decide(&v, snap).expect("placed");
+        let d = decide(&v, &mut snap).expect("placed");
         assert_eq!(d.revision, 7);
         assert_eq!(
             d.addresses,
@@ -324,13 +409,58 @@ mod tests {
     }
 
     #[test]
+    fn a_committed_task_is_booked_on_the_snapshot() {
+        let mut td = bridge_td();
+        td.container_definitions[1].port_mappings[0].host_port = Some(0);
+        let v = validated(td, None);
+        let mut snap = snapshot(instance(4096, 4096, InstanceStatus::Active), &[]);
+        let first = decide(&v, &mut snap).expect("placed");
+        let mut after = first.record.clone();
+        after.adjust(v.signed_cpu, v.signed_memory);
+        snap.apply(&first, Some((after.clone(), 9)), &v.group);
+        let second = decide(&v, &mut snap).expect("placed again");
+        // The instance as committed, at the commit's revision.
+        assert_eq!((&second.record, second.revision), (&after, 9));
+        let c = &snap.instances[0].placement;
+        assert_eq!(c.remaining_memory, after.remaining("MEMORY"));
+        assert_eq!(c.task_groups, std::slice::from_ref(&v.group));
+        // Its ports and addresses are taken: the next ones come.
+        let ports = |d: &Decision| d.host_ports.iter().map(|p| p.host_port).collect::<Vec<_>>();
+        assert_eq!(
+            (ports(&first), ports(&second)),
+            (vec![49153, 49154], vec![49155, 49156])
+        );
+        assert!(second
+            .addresses
+            .iter()
+            .all(|a| !first.addresses.contains(a)));
+        // A FARGATE-like commit (no record written) keeps the revision.
+        snap.apply(&second, None, &v.group);
+        assert_eq!(snap.instances[0].revision, 9);
+        // The subnet's 5 addresses are all but one taken now.
+        assert_eq!(reason(decide(&v, &mut snap)).0, "RESOURCE:ENI");
+    }
+
+    #[test]
+    fn a_fixed_host_port_booked_on_the_snapshot_is_held() {
+        let v = validated(bridge_td(), None);
+        let mut snap = snapshot(instance(4096, 4096, InstanceStatus::Active), &[]);
+        let first = decide(&v, &mut snap).expect("placed");
+        snap.apply(&first, None, &v.group);
+        assert_eq!(
+            reason(decide(&v, &mut snap)),
+            ("RESOURCE:PORTS".into(), Some("8080/tcp".into()))
+        );
+    }
+
+    #[test]
     fn two_ephemeral_ports_of_one_task_differ() {
         let mut td = bridge_td();
         td.container_definitions[1].port_mappings[0].host_port = Some(0);
         let v = validated(td, None);
         let d = decide(
             &v,
-            snapshot(instance(4096, 4096, InstanceStatus::Active), &[]),
+            &mut snapshot(instance(4096, 4096, InstanceStatus::Active), &[]),
         )
         .expect("placed");
         let ports: Vec<u16> = d.host_ports.iter().map(|p| p.host_port).collect();
@@ -344,7 +474,7 @@ mod tests {
         held.pop();
         let d = decide(
             &v,
-            snapshot(instance(4096, 4096, InstanceStatus::Active), &held),
+            &mut snapshot(instance(4096, 4096, InstanceStatus::Active), &held),
         )
         .expect("placed");
         assert_eq!(d.host_ports[0].host_port, 65535);
@@ -354,7 +484,7 @@ mod tests {
         let v = validated(td, None);
         let f = decide(
             &v,
-            snapshot(instance(4096, 4096, InstanceStatus::Active), &held),
+            &mut snapshot(instance(4096, 4096, InstanceStatus::Active), &held),
         )
         .expect_err("one port left");
         assert_eq!(f.detail.as_deref(), Some("no free ephemeral port"));
@@ -366,44 +496,44 @@ mod tests {
         // Addresses first: a full subnet wins over everything else.
         let mut snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 8080)]);
         snap.taken_addresses = (2..=6).map(|n| Ipv4Addr::new(10, 88, 0, n)).collect();
-        let (r, detail) = reason(decide(&v, snap));
+        let (r, detail) = reason(decide(&v, &mut snap));
         assert_eq!(
             (r.as_str(), detail.as_deref()),
             ("RESOURCE:ENI", Some("no free address in 10.88.0.0/29"))
         );
         // Then ephemeral ports.
         let every: Vec<(&str, u16)> = EPHEMERAL_PORTS.map(|p| ("tcp", p)).collect();
-        let snap = snapshot(instance(0, 0, InstanceStatus::Draining), &every);
+        let mut snap = snapshot(instance(0, 0, InstanceStatus::Draining), &every);
         assert_eq!(
-            reason(decide(&v, snap)),
+            reason(decide(&v, &mut snap)),
             (
                 "RESOURCE:PORTS".into(),
                 Some("no free ephemeral port".into())
             )
         );
         // Then the scheduler's: fixed ports, ACTIVE, CPU, memory.
-        let snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 8080)]);
+        let mut snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 8080)]);
         assert_eq!(
-            reason(decide(&v, snap)),
+            reason(decide(&v, &mut snap)),
             ("RESOURCE:PORTS".into(), Some("8080/tcp".into()))
         );
-        let snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[]);
+        let mut snap = snapshot(instance(0, 0, InstanceStatus::Draining), &[]);
         assert_eq!(
-            reason(decide(&v, snap)),
+            reason(decide(&v, &mut snap)),
             (
                 "AGENT".into(),
                 Some("the container instance is DRAINING".into())
             )
         );
-        let snap = snapshot(instance(255, 0, InstanceStatus::Active), &[]);
-        assert_eq!(reason(decide(&v, snap)), ("RESOURCE:CPU".into(), None));
-        let snap = snapshot(instance(256, 127, InstanceStatus::Active), &[]);
+        let mut snap = snapshot(instance(255, 0, InstanceStatus::Active), &[]);
+        assert_eq!(reason(decide(&v, &mut snap)), ("RESOURCE:CPU".into(), None));
+        let mut snap = snapshot(instance(256, 127, InstanceStatus::Active), &[]);
         let arn = snap.instances[0].placement.arn.clone();
-        let f = decide(&v, snap).expect_err("memory");
+        let f = decide(&v, &mut snap).expect_err("memory");
         assert_eq!((f.reason.as_str(), f.arn), ("RESOURCE:MEMORY", Some(arn)));
         assert!(decide(
             &v,
-            snapshot(instance(256, 128, InstanceStatus::Active), &[])
+            &mut snapshot(instance(256, 128, InstanceStatus::Active), &[])
         )
         .is_ok());
     }
@@ -420,12 +550,12 @@ mod tests {
         };
         // h1's slice has room for one address only; the task needs two.
         let mut taken: BTreeSet<Ipv4Addr> = (2..=5).map(|n| Ipv4Addr::new(10, 88, 0, n)).collect();
-        let snap = Snapshot {
+        let mut snap = Snapshot {
             instances: vec![on("h1", "10.88.0.0/29"), on("h2", "10.88.0.8/29")],
             taken_addresses: taken.clone(),
             ..Default::default()
         };
-        let d = decide(&v, snap).expect("placed");
+        let d = decide(&v, &mut snap).expect("placed");
         assert_eq!(d.record.id(), "h2");
         assert_eq!(d.slice.to_string(), "10.88.0.8/29");
         assert_eq!(
@@ -434,13 +564,13 @@ mod tests {
         );
         // Both full: RESOURCE:ENI, naming the first instance's slice.
         taken.extend((10..=13).map(|n| Ipv4Addr::new(10, 88, 0, n)));
-        let snap = Snapshot {
+        let mut snap = Snapshot {
             instances: vec![on("h1", "10.88.0.0/29"), on("h2", "10.88.0.8/29")],
             taken_addresses: taken,
             ..Default::default()
         };
         assert_eq!(
-            reason(decide(&v, snap)),
+            reason(decide(&v, &mut snap)),
             (
                 "RESOURCE:ENI".into(),
                 Some("no free address in 10.88.0.0/29".into())
@@ -451,7 +581,7 @@ mod tests {
     #[test]
     fn no_instance_is_missing() {
         let v = validated(bridge_td(), None);
-        let f = decide(&v, Snapshot::default()).expect_err("missing");
+        let f = decide(&v, &mut Snapshot::default()).expect_err("missing");
         assert_eq!((f.arn, f.reason.as_str()), (None, "MISSING"));
     }
 
@@ -467,10 +597,13 @@ mod tests {
                 "portMappings": [{ "containerPort": 80 }] }]
         }));
         let v = validated(td, Some(LaunchType::Fargate));
-        let d =
-            decide(&v, snapshot(instance(0, 0, InstanceStatus::Draining), &[])).expect("placed");
+        let d = decide(
+            &v,
+            &mut snapshot(instance(0, 0, InstanceStatus::Draining), &[]),
+        )
+        .expect("placed");
         assert_eq!(d.host_ports[0].host_port, 80);
-        let held = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 80)]);
-        assert_eq!(reason(decide(&v, held)).0, "RESOURCE:PORTS");
+        let mut held = snapshot(instance(0, 0, InstanceStatus::Draining), &[("tcp", 80)]);
+        assert_eq!(reason(decide(&v, &mut held)).0, "RESOURCE:PORTS");
     }
 }

@@ -179,10 +179,7 @@ pub(crate) fn reservation_ops(
         value: encode(&*task)?,
         expect: Expect::Absent,
     });
-    if v.launch_type == LaunchType::Ec2 {
-        let mut ci = decision.record.clone();
-        ci.adjust(v.signed_cpu, v.signed_memory);
-        ci.version += 1;
+    if let Some(ci) = reserved_instance(v, decision) {
         ops.push(Op::Put {
             key: keys::instance(cluster, host),
             value: encode(&ci)?,
@@ -190,6 +187,19 @@ pub(crate) fn reservation_ops(
         });
     }
     Ok(ops)
+}
+
+/// The chosen instance's record with the task's CPU and memory reserved,
+/// as the commit writes it; None for FARGATE, whose capacity is not the
+/// instance's to account (the record is not written).
+pub(crate) fn reserved_instance(v: &Validated, decision: &Decision) -> Option<ContainerInstance> {
+    if v.launch_type != LaunchType::Ec2 {
+        return None;
+    }
+    let mut ci = decision.record.clone();
+    ci.adjust(v.signed_cpu, v.signed_memory);
+    ci.version += 1;
+    Some(ci)
 }
 
 /// Give a task its ENI attachment and its place on `net`.
@@ -262,11 +272,11 @@ mod tests {
     }
 
     fn placed(v: &Validated) -> (Task, Vec<Op>) {
-        let snapshot = Snapshot {
+        let mut snapshot = Snapshot {
             instances: vec![candidate()],
             ..Default::default()
         };
-        let decision = decide(v, snapshot).expect("placed");
+        let decision = decide(v, &mut snapshot).expect("placed");
         let mut task = new_task(&Partition::default(), v, ID, &decision.record, "now".into());
         place_on_network(v, &mut task, &decision);
         let ops = reservation_ops(v, &mut task, &decision).expect("ops");
@@ -335,11 +345,11 @@ mod tests {
     #[test]
     fn a_task_on_a_slice_has_the_slices_gateway_and_prefix() {
         let v = validated(bridge_td(), None);
-        let snapshot = Snapshot {
+        let mut snapshot = Snapshot {
             instances: vec![candidate().with_slice("10.88.3.0/24".parse().expect("slice"))],
             ..Default::default()
         };
-        let decision = decide(&v, snapshot).expect("placed");
+        let decision = decide(&v, &mut snapshot).expect("placed");
         let mut task = new_task(
             &Partition::default(),
             &v,

@@ -197,6 +197,25 @@ pub fn place_tasks(
     outcomes
 }
 
+/// One task's instance, as [`place_tasks`] answers for a count of one,
+/// without booking it: `instances` are only read, so a caller placing
+/// over a big snapshot needs no copy of it (run-task books what it
+/// commits itself).
+pub fn choose_one(
+    instances: &[Instance],
+    request: &Request<'_>,
+    strategies: &[Strategy],
+    rng_seed: u64,
+) -> Result<usize, Failure> {
+    match Planner::new(instances, request, strategies, rng_seed).choose() {
+        Some(chosen) => Ok(chosen),
+        None => {
+            let (closest, refusal) = Refusal::closest(instances, request);
+            Err(refusal.failure(closest.map(|i| i.arn.as_str())))
+        }
+    }
+}
+
 /// Instances and expressions the tests of every placement module share.
 #[cfg(test)]
 mod fixtures {

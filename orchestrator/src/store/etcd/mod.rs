@@ -31,6 +31,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one request may take, connection included. Generous enough
 /// for a slow disk's fsync, short enough that a verb fails visibly.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest answer a read takes (gRPC's default is 4 MiB): a page of
+/// [`plan::LIST_PAGE`] records of up to 128 KiB each.
+const MAX_ANSWER: usize = 64 << 20;
 /// The pause before a request goes again to another member, when the
 /// one it went to was down (its channel picks a member at random).
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
@@ -213,6 +216,42 @@ impl EtcdStore {
         Ok(resp.take_kvs().into_iter().next())
     }
 
+    /// Every key under `etcd_prefix`, in key order, read in pages of
+    /// [`plan::LIST_PAGE`] keys, each page after the first at the first's
+    /// revision (one consistent view, as one range would be): one answer
+    /// of a big range outgrows gRPC's 4 MiB default (5,000 instance
+    /// records did), and a page stays far below [`MAX_ANSWER`].
+    fn range(&self, what: &str, etcd_prefix: &str) -> StoreResult<Vec<KeyValue>> {
+        let end = plan::prefix_end(etcd_prefix.as_bytes());
+        let mut from = etcd_prefix.as_bytes().to_vec();
+        let mut revision = 0;
+        let mut out = Vec::new();
+        loop {
+            let mut resp = self.run(what, Retry::Read, |c| {
+                let (from, end) = (from.clone(), end.clone());
+                async move {
+                    let options = GetOptions::new()
+                        .with_range(end)
+                        .with_limit(plan::LIST_PAGE)
+                        .with_revision(revision);
+                    let mut kv = c.kv_client().max_decoding_message_size(MAX_ANSWER);
+                    kv.get(from, Some(options)).await
+                }
+            })?;
+            if revision == 0 {
+                revision = resp.take_header().map(|h| h.revision()).unwrap_or(0);
+            }
+            let more = resp.more();
+            let kvs = resp.take_kvs();
+            let next = kvs.last().map(|kv| plan::key_after(kv.key()));
+            out.extend(kvs);
+            match next {
+                Some(next) if more => from = next,
+                _ => return Ok(out),
+            }
+        }
+    }
+
     fn record(&self, kv: &KeyValue) -> StoreResult<Record> {
         let revision = u64::try_from(kv.mod_revision())
             .map_err(|_| self.backend("get", "a negative revision"))?;
@@ -350,43 +389,17 @@ impl Store for EtcdStore {
     }
 
     fn list(&self, prefix: &str) -> StoreResult<Vec<(String, Record)>> {
-        // etcd returns a range in key (byte) order; read in pages (one
-        // answer may hold at most 4 MiB), all at the first page's
-        // revision, so the list is one snapshot.
-        let start = self.layout.record(prefix).into_bytes();
-        let end = plan::prefix_end(&start);
-        let mut from = start;
-        let mut revision = 0;
+        // etcd returns a range in key (byte) order.
         let mut out = Vec::new();
-        loop {
-            let mut resp = self.run("list", Retry::Read, |c| {
-                let (from, end) = (from.clone(), end.clone());
-                async move {
-                    let options = GetOptions::new()
-                        .with_range(end)
-                        .with_limit(plan::LIST_PAGE)
-                        .with_revision(revision);
-                    c.kv_client().get(from, Some(options)).await
-                }
-            })?;
-            if revision == 0 {
-                revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-            }
-            let more = resp.more();
-            let kvs = resp.take_kvs();
-            for kv in &kvs {
-                let etcd_key = kv
-                    .key_str()
-                    .map_err(|e| self.backend("list", format!("a key not in UTF-8: {e}")))?;
-                if let Some(key) = self.layout.key_of(etcd_key) {
-                    out.push((key.to_string(), self.record(kv)?));
-                }
-            }
-            match kvs.last() {
-                Some(last) if more => from = plan::key_after(last.key()),
-                _ => return Ok(out),
+        for kv in self.range("list", &self.layout.record(prefix))? {
+            let etcd_key = kv
+                .key_str()
+                .map_err(|e| self.backend("list", format!("a key not in UTF-8: {e}")))?;
+            if let Some(key) = self.layout.key_of(etcd_key) {
+                out.push((key.to_string(), self.record(&kv)?));
             }
         }
+        Ok(out)
     }
 
     fn commit(&self, ops: &[Op]) -> StoreResult<u64> {
@@ -506,6 +519,24 @@ impl Store for EtcdStore {
         Ok(LeaseValue::decode(kv.value())
             .filter(|v| v.expires_ms > Self::now_ms())
             .map(|v| v.holder))
+    }
+
+    fn lease_holders(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
+        let now = Self::now_ms();
+        let mut out = Vec::new();
+        for kv in self.range("list leases", &self.layout.lease(prefix))? {
+            let etcd_key = kv
+                .key_str()
+                .map_err(|e| self.backend("list leases", format!("a key not in UTF-8: {e}")))?;
+            let Some(name) = self.layout.lease_name(etcd_key) else {
+                continue;
+            };
+            // The deadline decides, as for lease_holder.
+            if let Some(v) = LeaseValue::decode(kv.value()).filter(|v| v.expires_ms > now) {
+                out.push((name.to_string(), v.holder));
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -48,6 +48,14 @@ impl Layout {
         format!("{}!c/{id}", self.root)
     }
 
+    /// The lease name of an etcd lease key, or None for one outside the
+    /// lease namespace.
+    pub fn lease_name<'a>(&self, etcd_key: &'a str) -> Option<&'a str> {
+        etcd_key
+            .strip_prefix(self.root.as_str())?
+            .strip_prefix("!l/")
+    }
+
     /// The store key of an etcd record key, or None for one outside
     /// the record namespace.
     pub fn key_of<'a>(&self, etcd_key: &'a str) -> Option<&'a str> {
@@ -57,10 +65,10 @@ impl Layout {
     }
 }
 
-/// How many records one page of a list reads: an answer may hold at
-/// most 4 MiB (tonic's limit), so a page is that many records of up to
-/// 40 KiB each (berth's are a few KiB).
-pub const LIST_PAGE: i64 = 100;
+/// How many records one page of a list reads: with answers of up to
+/// 64 MiB (`MAX_ANSWER`, tonic's default is 4), records of up to 128 KiB
+/// each (berth's are a few KiB); 5,000 instances are 10 pages.
+pub const LIST_PAGE: i64 = 500;
 
 /// The end of the range of keys starting with `prefix` (exclusive):
 /// its last byte below 0xff plus one, what follows dropped; `\0`
