@@ -87,24 +87,6 @@ fn median(xs: &[f64]) -> f64 {
     }
 }
 
-/// A task definition `family` of one busybox container of `memory` MiB
-/// that loops until TERM, with no network of its own.
-fn register_looper(cw: &ClusterWorld, family: &str, memory: u32) {
-    let td = json!({
-        "family": family,
-        "networkMode": "none",
-        "containerDefinitions": [{
-            "name": "main", "image": "busybox", "memory": memory,
-            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
-        }]
-    });
-    cw.berth_json(&[
-        "register-task-definition",
-        "--cli-input-json",
-        &td.to_string(),
-    ]);
-}
-
 /// Poll `f` every 20 ms until it answers; panics after 5 minutes.
 fn poll<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
     poll_every(what, Duration::from_millis(20), f)
@@ -128,7 +110,7 @@ fn poll_every<T>(what: &str, every: Duration, mut f: impl FnMut() -> Option<T>) 
 /// the kill until 6 RUNNING off b.
 fn host_loss_trial(n: usize) -> f64 {
     let cw = ClusterWorld::start(&format!("bench-loss{n}"), &three_zones());
-    register_looper(&cw, "web", 32);
+    cw.register_looper("web", 32);
     cw.berth_json(&[
         "create-service",
         "--cluster",
@@ -257,8 +239,8 @@ fn described(host: &Host, cluster: &str, ids: &[String]) -> Vec<(String, String)
 fn through_etcd(runs: usize) -> (Vec<f64>, Vec<f64>, Many) {
     let specs: Vec<HostSpec> = three_zones().into_iter().map(|s| s.memory(2048)).collect();
     let cw = ClusterWorld::start("bench-etcd", &specs);
-    register_looper(&cw, "one", 16);
-    register_looper(&cw, "many", 8);
+    cw.register_looper("one", 16);
+    cw.register_looper("many", 8);
     let local = run_to_running(&cw, "zone-a", runs);
     let remote = run_to_running(&cw, "zone-b", runs);
     let footprint = cw.footprint();

@@ -11,24 +11,6 @@ use berth_tests::cluster_world::{three_zones, ClusterWorld, HostSpec, CLUSTER};
 use berth_tests::{assert_ok, stderr, stdout, task_id};
 use serde_json::{json, Value};
 
-/// A task definition `family` of one busybox container of `memory` MiB
-/// that loops until TERM, with no network of its own.
-fn register_looper(cw: &ClusterWorld, family: &str, memory: u32) {
-    let td = json!({
-        "family": family,
-        "networkMode": "none",
-        "containerDefinitions": [{
-            "name": "main", "image": "busybox", "memory": memory,
-            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
-        }]
-    });
-    cw.berth_json(&[
-        "register-task-definition",
-        "--cli-input-json",
-        &td.to_string(),
-    ]);
-}
-
 /// `create-service` of `count` tasks of `family`, with `extra` flags.
 fn create_service(cw: &ClusterWorld, name: &str, family: &str, count: u32, extra: &[&str]) {
     let count = count.to_string();
@@ -55,7 +37,7 @@ const SPREAD_BY_ZONE: &str = r#"[{"type":"spread","field":"attribute:ecs.availab
 
 /// A spread service of 6 over hosts a, b, c (2 each); returns its tasks.
 fn spread_six(cw: &ClusterWorld, extra: &[&str]) -> Vec<Value> {
-    register_looper(cw, "web", 32);
+    cw.register_looper("web", 32);
     let mut flags = vec!["--placement-strategy", SPREAD_BY_ZONE];
     flags.extend_from_slice(extra);
     create_service(cw, "web", "web", 6, &flags);
@@ -180,7 +162,7 @@ fn binpack_fills_one_host_first() {
     // 256 MiB a host, 64 a task: 4 fill a host.
     let specs: Vec<HostSpec> = three_zones().into_iter().map(|s| s.memory(256)).collect();
     let cw = ClusterWorld::start("binpack", &specs);
-    register_looper(&cw, "packed", 64);
+    cw.register_looper("packed", 64);
     create_service(
         &cw,
         "packed",
@@ -200,7 +182,7 @@ fn binpack_fills_one_host_first() {
 #[test]
 fn distinct_instance_puts_one_task_on_each_host() {
     let cw = ClusterWorld::start("distinct", &three_zones());
-    register_looper(&cw, "one", 32);
+    cw.register_looper("one", 32);
     create_service(
         &cw,
         "one-each",
@@ -281,7 +263,7 @@ fn member_of_keeps_tasks_on_the_hosts_it_names() {
     let mut specs = three_zones();
     specs[2] = specs[2].clone().attribute("disk", "ssd");
     let cw = ClusterWorld::start("member-of", &specs);
-    register_looper(&cw, "one", 32);
+    cw.register_looper("one", 32);
     // A custom attribute: only host c has disk=ssd.
     create_service(
         &cw,
@@ -315,7 +297,7 @@ fn member_of_keeps_tasks_on_the_hosts_it_names() {
 fn a_task_too_big_for_any_host_fails_with_resource_memory() {
     let cw = ClusterWorld::start("too-big", &three_zones());
     // 1 GiB when each host offers 512 MiB.
-    register_looper(&cw, "huge", 1024);
+    cw.register_looper("huge", 1024);
     let out = cw.berth_json(&[
         "run-task",
         "--cluster",
@@ -344,7 +326,7 @@ fn six_on_three_small_hosts(
 ) -> (ClusterWorld, Vec<Value>, String) {
     let specs: Vec<HostSpec> = three_zones().into_iter().map(|s| s.memory(96)).collect();
     let cw = ClusterWorld::start(name, &specs);
-    register_looper(&cw, "web", 32);
+    cw.register_looper("web", 32);
     let mut flags = vec!["--placement-strategy", SPREAD_BY_ZONE];
     flags.extend_from_slice(extra);
     create_service(&cw, "web", "web", 6, &flags);
@@ -537,7 +519,7 @@ fn draining_a_host_empties_it_within_the_deployment_limits() {
 fn a_restarted_agent_keeps_its_hosts_tasks() {
     let specs = &three_zones()[..2];
     let cw = ClusterWorld::start("restart", specs);
-    register_looper(&cw, "web", 32);
+    cw.register_looper("web", 32);
     create_service(
         &cw,
         "web",
@@ -569,7 +551,7 @@ fn a_restarted_agent_keeps_its_hosts_tasks() {
 #[test]
 fn with_etcd_stopped_verbs_fail_naming_the_store() {
     let mut cw = ClusterWorld::start("etcd-down", &three_zones()[..2]);
-    register_looper(&cw, "web", 32);
+    cw.register_looper("web", 32);
     cw.kill_etcd();
     for verb in [
         &["list-clusters"][..],
@@ -614,7 +596,7 @@ fn with_etcd_stopped_verbs_fail_naming_the_store() {
 #[test]
 fn an_etcd_outage_leaves_the_running_tasks_running() {
     let mut cw = ClusterWorld::start("etcd-blip", &three_zones()[..2]);
-    register_looper(&cw, "web", 32);
+    cw.register_looper("web", 32);
     create_service(
         &cw,
         "web",
@@ -659,7 +641,7 @@ fn an_etcd_outage_leaves_the_running_tasks_running() {
 fn one_etcd_member_of_three_killed_mid_run_changes_nothing() {
     let specs: Vec<HostSpec> = three_zones().into_iter().map(|s| s.memory(96)).collect();
     let mut cw = ClusterWorld::start_on_three_members("etcd3", &specs);
-    register_looper(&cw, "web", 32);
+    cw.register_looper("web", 32);
     create_service(
         &cw,
         "web",

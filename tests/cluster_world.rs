@@ -657,6 +657,24 @@ impl ClusterWorld {
         self.hosts[0].berth_json(args)
     }
 
+    /// Register `family`: one busybox container of `memory` MiB that loops
+    /// until TERM, with no network of its own.
+    pub fn register_looper(&self, family: &str, memory: u32) {
+        let td = serde_json::json!({
+            "family": family,
+            "networkMode": "none",
+            "containerDefinitions": [{
+                "name": "main", "image": "busybox", "memory": memory,
+                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+            }]
+        });
+        self.berth_json(&[
+            "register-task-definition",
+            "--cli-input-json",
+            &td.to_string(),
+        ]);
+    }
+
     /// The host a container instance ARN belongs to.
     pub fn host_of_instance(&self, arn: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.owns(arn))
