@@ -184,8 +184,8 @@ fn watch_placed(
 
 /// Start a supervisor for each task of `cluster` placed on this host that
 /// has none, unless one was started for it within [`CLAIM_PATIENCE`]
-/// (`started`), a window at a time ([`plan::to_start`]). A supervisor
-/// started twice is harmless: the second finds the task claimed and exits.
+/// (`started`). A supervisor started twice is harmless: the second finds
+/// the task claimed and exits.
 fn start_placed(
     ecs: &Ecs,
     cfg: &Config,
@@ -193,27 +193,12 @@ fn start_placed(
     started: &mut HashMap<String, Instant>,
 ) -> EcsResult<()> {
     started.retain(|_, at| at.elapsed() < CLAIM_PATIENCE);
-    let local = ecs.local_tasks(cluster)?;
-    // On their way up: claimed, or started here and not claimed yet.
-    let starting = local
-        .iter()
-        .filter(|t| {
-            plan::is_starting(t) || (plan::wants_supervisor(t) && started.contains_key(t.id()))
-        })
-        .count();
-    let mut waiting: Vec<_> = local
+    let waiting: Vec<_> = ecs
+        .local_tasks(cluster)?
         .into_iter()
         .filter(plan::wants_supervisor)
         .filter(|t| !started.contains_key(t.id()))
         .collect();
-    // Oldest first, within the host's start window.
-    waiting.sort_by(|a, b| a.created_at.cmp(&b.created_at));
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    waiting.truncate(plan::to_start(
-        waiting.len(),
-        starting,
-        plan::start_window(cores),
-    ));
     for t in &waiting {
         started.insert(t.id().to_string(), Instant::now());
     }

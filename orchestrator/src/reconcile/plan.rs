@@ -110,30 +110,6 @@ pub fn wants_supervisor(task: &Task) -> bool {
             .is_none_or(|b| b.supervisor_pid.is_none())
 }
 
-/// A task on its way up on this host: its supervisor recorded, meant to
-/// run, not RUNNING yet.
-pub fn is_starting(task: &Task) -> bool {
-    use crate::model::{DesiredStatus, TaskStatus};
-    !wants_supervisor(task)
-        && task.desired_status == DesiredStatus::Running
-        && task.last_status < TaskStatus::Running
-}
-
-/// How many supervisors the agent may start now, with `starting` of its
-/// host's tasks already on their way up and at most `window` at once.
-/// Creating a container is CPU-bound (namespaces, mounts, cgroups): a
-/// hundred at once on two cores pushed creations past the monitor's 30 s
-/// patience (`make bench`'s 300 tasks over 3 hosts); the rest wait until
-/// these are RUNNING, which wakes the agent's watch.
-pub fn to_start(waiting: usize, starting: usize, window: usize) -> usize {
-    window.saturating_sub(starting).min(waiting)
-}
-
-/// The agent's start window on a host of `cores` cores.
-pub fn start_window(cores: usize) -> usize {
-    (4 * cores).max(4)
-}
-
 /// The cluster name in a task's cluster ARN (its last `/` part).
 fn cluster_of(task: &Task) -> &str {
     task.cluster_arn.rsplit('/').next().unwrap_or("default")
@@ -258,29 +234,6 @@ mod tests {
         t.berth.as_mut().expect("internals").supervisor_pid = None;
         t.last_status = crate::model::TaskStatus::Stopped;
         assert!(!wants_supervisor(&t));
-    }
-
-    #[test]
-    fn the_agent_starts_within_its_window() {
-        assert_eq!(start_window(1), 4);
-        assert_eq!(start_window(2), 8);
-        assert_eq!(to_start(100, 0, 8), 8);
-        assert_eq!(to_start(100, 6, 8), 2);
-        assert_eq!(to_start(100, 9, 8), 0);
-        assert_eq!(to_start(3, 0, 8), 3);
-        let mut t = task("c", "x");
-        t.last_status = crate::model::TaskStatus::Pending;
-        assert!(!is_starting(&t), "no supervisor yet: waiting, not starting");
-        t.berth = Some(crate::model::TaskInternals {
-            supervisor_pid: Some(42),
-            ..Default::default()
-        });
-        assert!(is_starting(&t));
-        t.last_status = crate::model::TaskStatus::Running;
-        assert!(!is_starting(&t));
-        t.last_status = crate::model::TaskStatus::Pending;
-        t.desired_status = crate::model::TaskStatus::Stopped;
-        assert!(!is_starting(&t), "on its way down");
     }
 
     #[test]
