@@ -257,6 +257,11 @@ impl World {
             if t["lastStatus"] == status {
                 return t;
             }
+            // STOPPED is final: waiting on for anything else is waiting in vain.
+            assert!(
+                t["lastStatus"] != "STOPPED",
+                "task {id} stopped instead of reaching {status}: {t}"
+            );
             assert!(
                 Instant::now() < deadline,
                 "task {id} never reached {status}: {t}"

@@ -100,7 +100,6 @@ pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
         "tasksFinished": report.tasks_finished,
         "resourcesReleased": report.released,
         "reservationsReleased": report.reservations_released,
-        "linksRemoved": report.links_removed,
         "mappingsRemoved": report.mappings_removed,
         "networksRemoved": report.networks_removed,
         "failed": report.failed,

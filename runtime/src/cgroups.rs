@@ -99,24 +99,48 @@ pub fn remove(path: &str) -> Result<(), String> {
 pub fn create_parent(path: &str, resources: &crate::Resources) -> Result<(), String> {
     use cgroups_rs::cgroup_builder::CgroupBuilder;
     let rel = path.trim_start_matches('/');
-    let mut builder = CgroupBuilder::new(rel);
-    if let Some(units) = resources.cpu_units {
-        let value = crate::resources::cpu_share_or_weight(layout(), units);
-        builder = builder.cpu().shares(value).done();
+    let bytes = match resources.memory_mib {
+        Some(mib) => Some(
+            mib.checked_mul(1024 * 1024)
+                .and_then(|b| i64::try_from(b).ok())
+                .ok_or(format!(
+                    "create cgroup {path}: memory {mib} MiB is too large"
+                ))?,
+        ),
+        None => None,
+    };
+    let build = || {
+        let mut builder = CgroupBuilder::new(rel);
+        if let Some(units) = resources.cpu_units {
+            let value = crate::resources::cpu_share_or_weight(layout(), units);
+            builder = builder.cpu().shares(value).done();
+        }
+        if let Some(bytes) = bytes {
+            builder = builder.memory().memory_hard_limit(bytes).done();
+        }
+        builder.build(hierarchies::auto())
+    };
+    // On cgroup v2, cgroups-rs makes each missing ancestor with a test and
+    // a mkdir: two tasks making their first cgroup under one new parent at
+    // once race, and the loser's mkdir fails with EEXIST. Its next attempt
+    // finds the ancestor made.
+    let mut result = build();
+    for _ in 0..3 {
+        match &result {
+            Err(e) if lost_a_mkdir_race(e) => result = build(),
+            _ => break,
+        }
     }
-    if let Some(mib) = resources.memory_mib {
-        let bytes = mib
-            .checked_mul(1024 * 1024)
-            .and_then(|b| i64::try_from(b).ok())
-            .ok_or(format!(
-                "create cgroup {path}: memory {mib} MiB is too large"
-            ))?;
-        builder = builder.memory().memory_hard_limit(bytes).done();
-    }
-    builder
-        .build(hierarchies::auto())
+    result
         .map(|_| ())
         .map_err(|e| format!("create cgroup {path}: {e}"))
+}
+
+/// A cgroups-rs error caused by a directory that exists already.
+fn lost_a_mkdir_race(e: &cgroups_rs::error::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|cause| cause.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::AlreadyExists)
 }
 
 /// Remove an empty parent cgroup (a task's or a test's) from every hierarchy.

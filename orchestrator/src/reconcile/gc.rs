@@ -4,8 +4,8 @@
 //! 1. Tasks not STOPPED whose supervisor is dead are finished (stopped,
 //!    released, marked STOPPED), as stop-task and the agent do.
 //! 2. Of every STOPPED task, whatever still exists is released: its
-//!    containers, root filesystems, namespace bind mounts, cgroup, run
-//!    directory and links, all named from the task's record (see
+//!    containers, root filesystems, namespace bind mounts, links, cgroup
+//!    and run directory, all named from the task's record (see
 //!    [`teardown`]). A STOPPED task's port mappings are not touched here,
 //!    as its ports may map to another task by now: step 4 finds them.
 //! 3. Address and host-port reservations whose task is gone or STOPPED
@@ -28,7 +28,6 @@ pub struct Report {
     pub tasks_finished: Vec<String>,
     /// Resources of STOPPED tasks released.
     pub released: Vec<String>,
-    pub links_removed: Vec<String>,
     pub reservations_released: Vec<String>,
     /// `bridge protocol/port` of stale port mappings removed.
     pub mappings_removed: Vec<String>,
@@ -105,7 +104,6 @@ pub fn release_tasks(
         let released = teardown::release(&args_for(&task), &task, Ports::Keep);
         report.released.extend(released.removed);
         report.failed.extend(released.failed);
-        report.links_removed.extend(teardown::remove_links(&task));
     }
     Ok(())
 }

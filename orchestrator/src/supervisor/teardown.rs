@@ -53,7 +53,7 @@ fn names_with_prefix(dir: &Path, prefix: &str) -> Vec<String> {
 
 /// Release every container, root filesystem, namespace, the cgroup and
 /// the run directory of `task` (and with [`Ports::Unmap`] its port
-/// mappings). Links go with their namespaces.
+/// mappings) and its links.
 pub fn release(args: &SupervisorArgs, task: &Task, ports: Ports) -> Released {
     let mut out = Released::default();
     let task_id = task.id();
@@ -112,6 +112,15 @@ pub fn release(args: &SupervisorArgs, task: &Task, ports: Ports) -> Released {
             Err(e) => out.failed.push(format!("remove namespaces: {e}")),
         }
     }
+    // A link normally goes with its namespace, but the kernel destroys a
+    // network namespace asynchronously after its last user leaves, and a
+    // link made just before its supervisor died may never have been moved
+    // into one: each is deleted here, once no container of the task is
+    // left to use it.
+    if out.is_complete() {
+        out.removed
+            .extend(remove_links(task).into_iter().map(|l| format!("link {l}")));
+    }
     let cgroup = args.cgroup();
     if cgroups::exists(&cgroup) {
         match cgroups::remove(&cgroup) {
@@ -157,10 +166,8 @@ fn unmap(task: &Task, out: &mut Released) {
 }
 
 /// The links of a task's network places (its own, awsvpc, or its
-/// containers', bridge mode) that still exist, deleted: a link normally
-/// goes with its namespace, but one made just before its supervisor died
-/// may never have been moved into it.
-pub fn remove_links(task: &Task) -> Vec<String> {
+/// containers', bridge mode) that still exist, deleted.
+fn remove_links(task: &Task) -> Vec<String> {
     let Some(b) = &task.berth else {
         return Vec::new();
     };

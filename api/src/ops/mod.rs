@@ -1,0 +1,33 @@
+//! The operations: a flat table from ECS's operation name to its
+//! handler, one file per resource. A handler takes the request body as
+//! the model shapes it and answers the model's response shape.
+
+use berth_orchestrator::reconcile::Config;
+use berth_orchestrator::Ecs;
+use serde_json::Value;
+
+use crate::protocol::ApiError;
+
+/// What every handler works with: the orchestrator and the roots its
+/// supervisors are started under.
+pub struct Context<'a> {
+    pub ecs: &'a Ecs,
+    pub cfg: &'a Config,
+}
+
+pub type Handler = fn(&Context<'_>, Value) -> Result<Value, ApiError>;
+
+/// The handler of operation `name` (what follows the target prefix).
+pub fn handler(name: &str) -> Option<Handler> {
+    // One line an operation: `"ListClusters" => clusters::list,`
+    let table: &[(&str, Handler)] = &[];
+    table.iter().find(|(op, _)| *op == name).map(|(_, h)| *h)
+}
+
+/// Run operation `name` on `input`.
+pub fn call(ctx: &Context<'_>, name: &str, input: Value) -> Result<Value, ApiError> {
+    let h = handler(name).ok_or_else(|| {
+        ApiError::UnknownOperation(format!("berth does not serve the operation {name}"))
+    })?;
+    h(ctx, input)
+}
