@@ -354,18 +354,24 @@ fn the_cli_and_the_server_see_one_state() {
 }
 
 #[test]
-fn sigterm_stops_the_server_cleanly() {
-    let mut s = Served::new("api-stop");
-    let (ok, _, _) = post(s.port, Some("ListClusters"), b"{}");
-    assert_eq!(ok, 200);
-    let status = s.terminate();
-    assert!(status.success(), "exit {status:?}; log:\n{}", s.log());
-    // The port is free again.
-    assert!(
-        std::net::TcpListener::bind(("127.0.0.1", s.port)).is_ok(),
-        "port {} still bound",
-        s.port
-    );
+fn sigterm_and_sigint_stop_the_server_cleanly() {
+    for (sig, name) in [(libc::SIGTERM, "api-term"), (libc::SIGINT, "api-int")] {
+        let mut s = Served::new(name);
+        let (ok, _, _) = post(s.port, Some("ListClusters"), b"{}");
+        assert_eq!(ok, 200);
+        let status = s.stop_with(sig);
+        assert!(
+            status.success(),
+            "signal {sig}: exit {status:?}; log:\n{}",
+            s.log()
+        );
+        // The port is free again.
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", s.port)).is_ok(),
+            "port {} still bound",
+            s.port
+        );
+    }
 }
 
 /// On etcd (the store whose client drives its own runtime, which the
