@@ -430,3 +430,19 @@ fn served_on_etcd_tasks_run_and_the_cli_sees_them() {
     wait[1] = "tasks-stopped";
     s.aws_ok(Aws::V2, &wait);
 }
+
+/// A port in use or a bad flag: an error naming it, no ready line.
+#[test]
+fn serve_refuses_a_busy_port_and_bad_flags_clearly() {
+    let w = berth_tests::World::new("api-busy");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = w.berth(&["serve", "--listen", &addr]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "{}", berth_tests::stdout(&out));
+    let err = berth_tests::stderr(&out);
+    assert!(err.contains(&addr) && err.contains("in use"), "{err}");
+    let out = w.berth(&["serve", "--max-body-bytes", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(berth_tests::stderr(&out).contains("--max-body-bytes"));
+}
