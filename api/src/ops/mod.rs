@@ -8,6 +8,14 @@ use serde_json::Value;
 
 use crate::protocol::ApiError;
 
+// Issue 14's new operations (helper B): one file a resource.
+mod attributes;
+mod b_common;
+mod capacity_providers;
+mod settings;
+mod tagging;
+mod task_definition_deletes;
+
 /// What every handler works with: the orchestrator and the roots its
 /// supervisors are started under.
 pub struct Context<'a> {
@@ -20,7 +28,31 @@ pub type Handler = fn(&Context<'_>, Value) -> Result<Value, ApiError>;
 /// The handler of operation `name` (what follows the target prefix).
 pub fn handler(name: &str) -> Option<Handler> {
     // One line an operation: `"ListClusters" => clusters::list,`
-    let table: &[(&str, Handler)] = &[];
+    let table: &[(&str, Handler)] = &[
+        // Tags.
+        ("TagResource", tagging::tag),
+        ("UntagResource", tagging::untag),
+        ("ListTagsForResource", tagging::list),
+        // Container instance attributes.
+        ("PutAttributes", attributes::put),
+        ("DeleteAttributes", attributes::delete),
+        ("ListAttributes", attributes::list),
+        // Cluster and account settings.
+        ("UpdateCluster", settings::update_cluster),
+        ("UpdateClusterSettings", settings::update_cluster_settings),
+        ("PutAccountSetting", settings::put),
+        ("PutAccountSettingDefault", settings::put_default),
+        ("DeleteAccountSetting", settings::delete),
+        ("ListAccountSettings", settings::list),
+        // Task definitions.
+        ("DeleteTaskDefinitions", task_definition_deletes::delete),
+        // Capacity providers.
+        ("DescribeCapacityProviders", capacity_providers::describe),
+        (
+            "PutClusterCapacityProviders",
+            capacity_providers::put_cluster,
+        ),
+    ];
     table.iter().find(|(op, _)| *op == name).map(|(_, h)| *h)
 }
 
