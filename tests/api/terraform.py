@@ -118,7 +118,7 @@ def task_definition(run, name, image):
     run.step("RegisterTaskDefinition with tags")
     container = {
         "name": "app", "image": image, "essential": True, "memory": 16, "cpu": 0,
-        "command": ["sh", "-c", "while true; do sleep 1; done"],
+        "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"],
         "environment": [{"name": "STAGE", "value": "test"}],
     }
     tags = [{"key": "Name", "value": name}]
