@@ -6,7 +6,9 @@ projects test against) answering the same calls in the same run.
 
 Reads go through wrk (-t2 -c16 -d5s, keep-alive, POST bodies from a Lua
 script); RunTask is timed one call at a time (each starts a task), 100
-calls. Both servers get byte-identical ECS requests; moto alone needs a
+calls. The two servers are measured one after the other in the run, so
+neither competes with the other for the cores (wrk itself shares them with
+the server, alike for both). Both get byte-identical ECS requests; moto alone needs a
 container instance first (it cannot place EC2 tasks without one), which
 it gets through its own EC2 emulation before the clock starts.
 
