@@ -21,3 +21,4 @@
 pub mod auth;
 pub mod ops;
 pub mod protocol;
+pub mod tls;

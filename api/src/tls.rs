@@ -1,0 +1,113 @@
+//! HTTPS for `berth serve --tls-cert F --tls-key F`: a rustls server
+//! config (ring, as the rest of berth uses) from PEM files.
+//!
+//! The certificate file holds the server's certificate first, then any
+//! intermediates (what `openssl req -x509` or an ACME client writes); the
+//! key file holds one PKCS#8, PKCS#1 (RSA) or SEC1 (EC) private key. The
+//! key must be the certificate's: rustls checks, and the error says so
+//! rather than failing every handshake later.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
+
+/// A PEM file larger than this is not a certificate chain or a key.
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
+/// Why HTTPS cannot be served; every message names the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("--tls-cert/--tls-key {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--tls-cert/--tls-key {}: over {MAX_PEM_BYTES} bytes, not a PEM certificate or key", path.display())]
+    TooLarge { path: PathBuf },
+    #[error("--tls-cert {}: not a PEM certificate chain: {reason}", path.display())]
+    BadCertificate { path: PathBuf, reason: String },
+    #[error("--tls-key {}: not a PEM private key (PKCS#8, RSA or EC): {reason}", path.display())]
+    BadKey { path: PathBuf, reason: String },
+    #[error("--tls-key {} is not the key of --tls-cert {}: {reason}", key.display(), cert.display())]
+    Mismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        reason: String,
+    },
+}
+
+/// The server config for HTTPS with this certificate chain and key.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain = certificates(cert)?;
+    let private = private_key(key)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| mismatch(cert, key, e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| mismatch(cert, key, e))?;
+    // The server speaks HTTP/1.1 (what every AWS SDK sends to this API).
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn mismatch(cert: &Path, key: &Path, e: rustls::Error) -> TlsError {
+    TlsError::Mismatch {
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = read(path)?;
+    let bad = |reason: String| TlsError::BadCertificate {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let chain = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, pem::Error>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(bad("no -----BEGIN CERTIFICATE----- block".into()));
+    }
+    Ok(chain)
+}
+
+fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = read(path)?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| TlsError::BadKey {
+        path: path.to_path_buf(),
+        reason: match e {
+            pem::Error::NoItemsFound => "no -----BEGIN PRIVATE KEY----- block".into(),
+            other => other.to_string(),
+        },
+    })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let io = |source| TlsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        return Err(TlsError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;
