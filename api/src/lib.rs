@@ -20,5 +20,8 @@
 
 pub mod auth;
 pub mod ops;
+pub mod paging;
 pub mod protocol;
+pub mod server;
 pub mod tls;
+pub mod wire;
