@@ -8,12 +8,16 @@
 //! rather than failing every handshake later.
 
 use std::io::Read;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// A PEM file larger than this is not a certificate chain or a key.
 const MAX_PEM_BYTES: u64 = 1024 * 1024;
@@ -106,6 +110,45 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
         });
     }
     Ok(bytes)
+}
+
+/// The first byte of every TLS connection: a handshake record's type.
+const HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Whether a client on the HTTPS port speaks plain HTTP (its first byte
+/// is not a TLS record's), so it can be told so rather than cut off.
+pub async fn speaks_plaintext(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(stream.peek(&mut first).await, Ok(1) if first[0] != HANDSHAKE_RECORD)
+}
+
+/// Answers a plain-HTTP request on the HTTPS port with a 400 naming the
+/// https:// URL, then closes. The request is drained (up to a bound and a
+/// second) after answering, so closing does not reset the connection
+/// before the client reads the answer.
+pub async fn refuse_plaintext(mut stream: TcpStream, local: SocketAddr) {
+    let body = format!(
+        r#"{{"__type":"ClientException","message":"berth serve speaks HTTPS on this port: use https://{local}/"}}"#
+    );
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
+         X-Amzn-ErrorType: ClientException\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if stream.write_all(answer.as_bytes()).await.is_err() || stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        let mut left = 64 * 1024usize;
+        while let Ok(n @ 1..) = stream.read(&mut sink).await {
+            left = left.saturating_sub(n);
+            if left == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 #[cfg(test)]
