@@ -61,10 +61,16 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
 }
 
 fn mismatch(cert: &Path, key: &Path, e: rustls::Error) -> TlsError {
+    let reason = match e {
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+            "the private key does not match the certificate's public key".to_string()
+        }
+        other => other.to_string(),
+    };
     TlsError::Mismatch {
         cert: cert.to_path_buf(),
         key: key.to_path_buf(),
-        reason: e.to_string(),
+        reason,
     }
 }
 

@@ -29,7 +29,9 @@ fn ec_and_rsa_pairs_load() {
 fn bad_files_are_named() {
     let m = message("cert.pem", "other_key.pem");
     assert!(
-        m.contains("is not the key of") && m.contains("other_key.pem"),
+        m.contains("is not the key of")
+            && m.contains("other_key.pem")
+            && m.contains("does not match"),
         "{m}"
     );
     let m = message("cert.pem", "rsa_key.pem");
