@@ -110,6 +110,26 @@ def tasks(ecs):
     waiter(ecs, "tasks_stopped", cluster=CLUSTER, tasks=arns)
 
 
+def instances(ecs):
+    step("paginator list_container_instances, DescribeContainerInstances, StartTask")
+    pages = list(ecs.get_paginator("list_container_instances").paginate(
+        cluster=CLUSTER, PaginationConfig={"PageSize": 1}))
+    arns = [a for p in pages for a in p["containerInstanceArns"]]
+    expect(len(arns) >= 1, f"instances {arns}")
+    got = ecs.describe_container_instances(cluster=CLUSTER, containerInstances=arns)
+    expect(all(i["status"] == "ACTIVE" for i in got["containerInstances"]), f"instances {got}")
+    started = ecs.start_task(cluster=CLUSTER, taskDefinition="boto-b",
+                             containerInstances=[arns[0]], startedBy="boto3")
+    expect(not started["failures"], f"failures {started['failures']}")
+    arn = started["tasks"][0]["taskArn"]
+    expect(started["tasks"][0]["containerInstanceArn"] == arns[0], f"started {started['tasks'][0]}")
+    waiter(ecs, "tasks_running", cluster=CLUSTER, tasks=[arn])
+    listed = ecs.list_tasks(cluster=CLUSTER, startedBy="boto3")["taskArns"]
+    expect(listed == [arn], f"startedBy boto3: {listed}")
+    ecs.stop_task(cluster=CLUSTER, task=arn)
+    waiter(ecs, "tasks_stopped", cluster=CLUSTER, tasks=[arn])
+
+
 def service(ecs):
     step("CreateService, waiter services_stable")
     created = ecs.create_service(cluster=CLUSTER, serviceName="web", taskDefinition="boto-a",
@@ -170,6 +190,7 @@ def main():
 
     exceptions(ecs)
     tasks(ecs)
+    instances(ecs)
     service(ecs)
     checker.assert_clean()
     print(f"ok: {checker.calls} answers validated strictly", flush=True)
