@@ -62,7 +62,8 @@ assert "AKIAUNKNOWN" in msg, msg
 refused(client(signature_version=UNSIGNED), "MissingAuthenticationTokenException")
 
 # A request signed 20 minutes ago (botocore's own clock, moved back).
-old = datetime.datetime.utcnow() - datetime.timedelta(minutes=20)
+now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+old = now - datetime.timedelta(minutes=20)
 with mock.patch.object(botocore.auth, "get_current_datetime", return_value=old):
     msg = refused(client(), "InvalidSignatureException")
 assert msg.startswith("Signature expired"), msg
