@@ -509,6 +509,14 @@ fn bad_credentials_and_certificates_stop_serve_naming_the_file() {
         &[&c, "chmod 600"],
     );
     std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    // Another user's file (uid 65534, nobody) could have its keys changed.
+    std::os::unix::fs::chown(&creds, Some(65534), None).expect("chown");
+    serve_fails(
+        &world,
+        &["--auth", "sigv4", "--credentials", &c],
+        &[&c, "owned by uid 65534"],
+    );
+    std::os::unix::fs::chown(&creds, Some(0), None).expect("chown back");
     serve_fails(&world, &["--auth", "sigv4"], &["--credentials FILE"]);
     serve_fails(&world, &["--credentials", &c], &["--auth sigv4"]);
     let missing = world.root.path().join("nope").display().to_string();
