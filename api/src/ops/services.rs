@@ -41,20 +41,12 @@ struct Create {
     tags: Vec<Tag>,
 }
 
-/// ECS's deployment configuration; absent percentages keep ECS's
-/// defaults, members berth does not act on (alarms, strategy …) are
-/// ignored.
+/// ECS's deployment configuration (absent percentages at ECS's defaults,
+/// as the CLI reads it); members berth does not act on (alarms, strategy
+/// …) are ignored.
 fn deployment(v: Option<Value>) -> Result<Option<DeploymentConfiguration>, ApiError> {
-    let Some(mut v) = v else { return Ok(None) };
-    let d = DeploymentConfiguration::default();
-    if let Some(o) = v.as_object_mut() {
-        o.entry("maximumPercent")
-            .or_insert(d.maximum_percent.into());
-        o.entry("minimumHealthyPercent")
-            .or_insert(d.minimum_healthy_percent.into());
-    }
-    input::<DeploymentConfiguration>(v)
-        .map(Some)
+    v.map(DeploymentConfiguration::from_json)
+        .transpose()
         .map_err(|e| ApiError::invalid(format!("deploymentConfiguration: {e}")))
 }
 
