@@ -460,9 +460,9 @@ fn https_with_an_openssl_certificate_and_sigv4_runs_a_task() {
 }
 
 /// `berth serve` with these flags must exit non-zero, its stderr naming
-/// every `needles`, without ever printing the ready line.
+/// every `needles`, without ever printing the ready line; its stderr.
 #[track_caller]
-fn serve_fails(world: &World, args: &[&str], needles: &[&str]) {
+fn serve_fails(world: &World, args: &[&str], needles: &[&str]) -> String {
     let mut child = world
         .command()
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -495,6 +495,7 @@ fn serve_fails(world: &World, args: &[&str], needles: &[&str]) {
             "berth serve {args:?}: {needle:?} not in: {err}"
         );
     }
+    err.into_owned()
 }
 
 #[test]
@@ -520,11 +521,12 @@ fn bad_credentials_and_certificates_stop_serve_naming_the_file() {
     serve_fails(&world, &["--auth", "sigv4"], &["--credentials FILE"]);
     serve_fails(&world, &["--credentials", &c], &["--auth sigv4"]);
     let missing = world.root.path().join("nope").display().to_string();
-    serve_fails(
+    let err = serve_fails(
         &world,
         &["--auth", "sigv4", "--credentials", &missing],
         &[&missing],
     );
+    assert_eq!(err.matches("No such file").count(), 1, "said once: {err}");
     std::fs::write(&creds, "[lab]\naws_access_key_id = AKIA\n").expect("write");
     serve_fails(
         &world,

@@ -25,13 +25,15 @@ const MAX_PEM_BYTES: u64 = 1024 * 1024;
 /// Why HTTPS cannot be served; every message names the file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("--tls-cert/--tls-key {}: {source}", path.display())]
+    // `io`, not `source`: the message carries it once, not twice in a chain.
+    #[error("{flag} {}: {io}", path.display())]
     Io {
+        flag: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        io: std::io::Error,
     },
-    #[error("--tls-cert/--tls-key {}: over {MAX_PEM_BYTES} bytes, not a PEM certificate or key", path.display())]
-    TooLarge { path: PathBuf },
+    #[error("{flag} {}: over {MAX_PEM_BYTES} bytes, not a PEM certificate or key", path.display())]
+    TooLarge { flag: &'static str, path: PathBuf },
     #[error("--tls-cert {}: not a PEM certificate chain: {reason}", path.display())]
     BadCertificate { path: PathBuf, reason: String },
     #[error("--tls-key {}: not a PEM private key (PKCS#8, RSA or EC): {reason}", path.display())]
@@ -75,7 +77,7 @@ fn mismatch(cert: &Path, key: &Path, e: rustls::Error) -> TlsError {
 }
 
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = read(path)?;
+    let bytes = read("--tls-cert", path)?;
     let bad = |reason: String| TlsError::BadCertificate {
         path: path.to_path_buf(),
         reason,
@@ -90,7 +92,7 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let bytes = read(path)?;
+    let bytes = read("--tls-key", path)?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| TlsError::BadKey {
         path: path.to_path_buf(),
         reason: match e {
@@ -100,10 +102,12 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    let io = |source| TlsError::Io {
+/// The file `flag` names (`--tls-cert` or `--tls-key`), bounded.
+fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    let io = |io| TlsError::Io {
+        flag,
         path: path.to_path_buf(),
-        source,
+        io,
     };
     let file = std::fs::File::open(path).map_err(io)?;
     let mut bytes = Vec::new();
@@ -112,6 +116,7 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
         .map_err(io)?;
     if bytes.len() as u64 > MAX_PEM_BYTES {
         return Err(TlsError::TooLarge {
+            flag,
             path: path.to_path_buf(),
         });
     }

@@ -30,11 +30,9 @@ pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// Why the credentials file cannot be used; every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("credentials file {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    // `io`, not `source`: the message carries it once, not twice in a chain.
+    #[error("credentials file {}: {io}", path.display())]
+    Io { path: PathBuf, io: std::io::Error },
     #[error("credentials file {}: not a regular file", path.display())]
     NotAFile { path: PathBuf },
     #[error("credentials file {}: {size} bytes, over the limit of {MAX_FILE_BYTES}", path.display())]
@@ -97,9 +95,9 @@ impl Credentials {
 
     /// Reads and parses the file, refusing it as the module doc says.
     pub fn from_file(path: &Path) -> Result<Self, AuthError> {
-        let io = |source| AuthError::Io {
+        let io = |io| AuthError::Io {
             path: path.to_path_buf(),
-            source,
+            io,
         };
         // O_NONBLOCK: a FIFO given as the file must not hang the server's start
         // (it is refused below as not a regular file).
