@@ -310,3 +310,23 @@ fn the_content_hash_header_must_be_the_bodys() {
         .message
         .contains("unsigned payloads"));
 }
+
+#[test]
+fn bytes_that_are_not_ascii_are_refused_not_panicked_on() {
+    let mut auth = listclusters();
+    let value = http::HeaderValue::from_bytes(b"AWS4-HMAC-SHA256 Credential=\xff\xfe").unwrap();
+    auth.parts.headers.insert("authorization", value);
+    let r = refused(&auth, &keys());
+    assert_eq!(r.exception, AuthException::IncompleteSignature);
+    assert!(r.message.contains("ASCII"), "{}", r.message);
+
+    // A signed header with such bytes is signed over as the client sent it:
+    // here, it was changed after signing.
+    let mut signed = listclusters();
+    let odd = http::HeaderValue::from_bytes(b"application/x-amz-json-1.1\xe9").unwrap();
+    signed.parts.headers.insert("content-type", odd);
+    assert_eq!(
+        refused(&signed, &keys()).exception,
+        AuthException::InvalidSignature
+    );
+}
