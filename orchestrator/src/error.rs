@@ -12,6 +12,14 @@ pub enum ErrorKind {
     ServerException,
     ServiceNotFoundException,
     ServiceNotActiveException,
+    // Issue 14's operations (tags, attributes, capacity providers,
+    // idempotency): ECS's names for what they refuse.
+    ResourceNotFoundException,
+    ResourceInUseException,
+    TargetNotFoundException,
+    AttributeLimitExceededException,
+    UnsupportedFeatureException,
+    ConflictException,
 }
 
 impl ErrorKind {
@@ -28,6 +36,12 @@ impl ErrorKind {
             Self::ServerException => "ServerException",
             Self::ServiceNotFoundException => "ServiceNotFoundException",
             Self::ServiceNotActiveException => "ServiceNotActiveException",
+            Self::ResourceNotFoundException => "ResourceNotFoundException",
+            Self::ResourceInUseException => "ResourceInUseException",
+            Self::TargetNotFoundException => "TargetNotFoundException",
+            Self::AttributeLimitExceededException => "AttributeLimitExceededException",
+            Self::UnsupportedFeatureException => "UnsupportedFeatureException",
+            Self::ConflictException => "ConflictException",
         }
     }
 }

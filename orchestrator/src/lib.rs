@@ -50,6 +50,12 @@ pub mod store;
 pub mod taskdef;
 
 pub use error::{EcsError, EcsResult, ErrorKind};
+// Issue 14's pure rules: ARNs read back, tags, settings, capacity.
+pub mod account_settings;
+pub mod arns;
+pub mod attributes;
+pub mod capacity;
+pub mod client_tokens;
 pub mod containerize;
 pub mod ecs;
 pub mod health;
@@ -61,5 +67,6 @@ pub mod resolv;
 pub mod runnable;
 pub mod scheduler;
 pub mod supervisor;
+pub mod tags;
 
 pub use ecs::Ecs;

@@ -74,6 +74,7 @@ const RESPONSE_ONLY: &[&str] = &[
     "registeredAt",
     "deregisteredAt",
     "registeredBy",
+    "deleteRequestedAt",
 ];
 
 /// Fargate's task sizes: cpu units → allowed memory (MiB).
@@ -248,6 +249,7 @@ fn check_response_only(td: &TaskDefinition) -> EcsResult<()> {
         td.registered_at.is_some(),
         td.deregistered_at.is_some(),
         td.registered_by.is_some(),
+        td.delete_requested_at.is_some(),
     ];
     match RESPONSE_ONLY.iter().zip(present).find(|(_, p)| *p) {
         Some((name, _)) => Err(EcsError::invalid(format!(

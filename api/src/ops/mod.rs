@@ -14,6 +14,13 @@ mod instances;
 mod services;
 mod task_definitions;
 mod tasks;
+// Issue 14's new operations (helper B): one file a resource.
+mod attributes;
+mod b_common;
+mod capacity_providers;
+mod settings;
+mod tagging;
+mod task_definition_deletes;
 
 /// What every handler works with: the orchestrator and the roots its
 /// supervisors are started under.
@@ -60,6 +67,29 @@ pub fn handler(name: &str) -> Option<Handler> {
         ("ListContainerInstances", instances::list),
         ("DescribeContainerInstances", instances::describe),
         ("UpdateContainerInstancesState", instances::update_state),
+        // Tags.
+        ("TagResource", tagging::tag),
+        ("UntagResource", tagging::untag),
+        ("ListTagsForResource", tagging::list),
+        // Container instance attributes.
+        ("PutAttributes", attributes::put),
+        ("DeleteAttributes", attributes::delete),
+        ("ListAttributes", attributes::list),
+        // Cluster and account settings.
+        ("UpdateCluster", settings::update_cluster),
+        ("UpdateClusterSettings", settings::update_cluster_settings),
+        ("PutAccountSetting", settings::put),
+        ("PutAccountSettingDefault", settings::put_default),
+        ("DeleteAccountSetting", settings::delete),
+        ("ListAccountSettings", settings::list),
+        // Task definitions.
+        ("DeleteTaskDefinitions", task_definition_deletes::delete),
+        // Capacity providers.
+        ("DescribeCapacityProviders", capacity_providers::describe),
+        (
+            "PutClusterCapacityProviders",
+            capacity_providers::put_cluster,
+        ),
     ];
     table.iter().find(|(op, _)| *op == name).map(|(_, h)| *h)
 }

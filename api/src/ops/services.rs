@@ -2,12 +2,15 @@
 //! reconcile pass of the cluster, as the CLI does, so tasks start or stop
 //! now), DescribeServices (`include TAGS`; deleted services stay
 //! describable as INACTIVE), ListServices (paged). Members berth does not
-//! act on (networkConfiguration, deploymentController, propagateTags,
-//! capacityProviderStrategy …) are accepted and ignored.
+//! act on (networkConfiguration, deploymentController, propagateTags …)
+//! are accepted and ignored; a CreateService repeated with the same
+//! parameters answers the first (the orchestrator's, whatever the
+//! `clientToken`).
 
 use berth_orchestrator::ecs::services::CreateService;
 use berth_orchestrator::model::{
-    DeploymentConfiguration, LaunchType, SchedulingStrategy, ServiceLoadBalancer, Tag,
+    CapacityProviderStrategyItem, DeploymentConfiguration, LaunchType, SchedulingStrategy,
+    ServiceLoadBalancer, Tag,
 };
 use berth_orchestrator::reconcile::{self, Config};
 use berth_orchestrator::Ecs;
@@ -39,6 +42,8 @@ struct Create {
     scheduling_strategy: Option<SchedulingStrategy>,
     #[serde(default)]
     tags: Vec<Tag>,
+    #[serde(default)]
+    capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
 }
 
 /// ECS's deployment configuration (absent percentages at ECS's defaults,
@@ -78,6 +83,7 @@ pub fn create(ctx: &Context<'_>, body: Value) -> Result<Value, ApiError> {
         health_check_grace_period_seconds: req.health_check_grace_period_seconds,
         scheduling_strategy: req.scheduling_strategy,
         tags: req.tags,
+        capacity_provider_strategy: req.capacity_provider_strategy,
     };
     let out = ctx.ecs.create_service(&create)?;
     reconcile_now(ctx.ecs, ctx.cfg, create.cluster.as_deref())?;

@@ -1,11 +1,12 @@
 //! Tasks: RunTask and StartTask (their supervisors started at once, as
 //! the CLI starts them), StopTask, DescribeTasks (`include TAGS`),
-//! ListTasks (paged). Members berth does not act on (networkConfiguration,
-//! capacityProviderStrategy, propagateTags, enableExecuteCommand,
-//! clientToken …) are accepted and ignored.
+//! ListTasks (paged). `capacityProviderStrategy` (FARGATE, FARGATE_SPOT)
+//! and RunTask's `clientToken` (a retry answers the first result) are the
+//! orchestrator's; members berth does not act on (networkConfiguration,
+//! propagateTags, enableExecuteCommand …) are accepted and ignored.
 
 use berth_orchestrator::ecs::{RunTask, TaskFilter};
-use berth_orchestrator::model::{DesiredStatus, LaunchType, Tag};
+use berth_orchestrator::model::{CapacityProviderStrategyItem, DesiredStatus, LaunchType, Tag};
 use berth_orchestrator::reconcile;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -31,6 +32,9 @@ struct Run {
     placement_strategy: Vec<Value>,
     #[serde(default)]
     placement_constraints: Vec<Value>,
+    #[serde(default)]
+    capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
+    client_token: Option<String>,
     /// StartTask's: the instances to start on.
     #[serde(default)]
     container_instances: Vec<String>,
@@ -49,6 +53,9 @@ impl Run {
             tags: self.tags,
             placement_strategy: self.placement_strategy,
             placement_constraints: self.placement_constraints,
+            capacity_provider_strategy: self.capacity_provider_strategy,
+            client_token: self.client_token,
+            ..Default::default()
         };
         (req, self.container_instances)
     }

@@ -22,6 +22,9 @@ mod input;
 mod instances;
 mod load_balancers;
 mod logs;
+// Issue 14's verbs (tags, attributes, settings, capacity providers).
+mod ops;
+mod ops_input;
 mod services;
 mod task_definitions;
 mod tasks;
@@ -160,6 +163,8 @@ pub enum EcsCommand {
         #[arg(long, num_args = 1.., required = true)]
         container_instances: Vec<String>,
     },
+    #[command(flatten)]
+    Ops(ops::OpsCommand),
 }
 
 /// What run-task and start-task share.
@@ -212,6 +217,7 @@ impl EcsCommand {
             Self::DeregisterContainerInstance { .. } => "DeregisterContainerInstance",
             Self::RegisterContainerInstance { .. } => "RegisterContainerInstance",
             Self::DescribeContainerInstances { .. } => "DescribeContainerInstances",
+            Self::Ops(op) => op.operation(),
         }
     }
 }
@@ -334,6 +340,7 @@ fn call(ecs: &Ecs, cfg: &Config, cmd: EcsCommand) -> Result<Outcome, EcsError> {
             cluster,
             container_instances,
         } => value(ecs.describe_container_instances(cluster.as_deref(), &container_instances)),
+        C::Ops(cmd) => ops::call(ecs, cmd),
     }
 }
 

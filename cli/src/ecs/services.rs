@@ -45,6 +45,14 @@ pub struct Create {
     scheduling_strategy: Option<SchedulingStrategy>,
     #[arg(long, num_args = 1..)]
     tags: Vec<String>,
+    /// capacityProvider=FARGATE|FARGATE_SPOT,weight=W,base=B … (or a
+    /// JSON array); not with --launch-type.
+    #[arg(long, num_args = 1..)]
+    capacity_provider_strategy: Vec<String>,
+    /// Accepted as aws sends it: the same create-service again answers
+    /// the first result whatever the token.
+    #[arg(long)]
+    client_token: Option<String>,
 }
 
 // update-service's flags.
@@ -96,6 +104,8 @@ fn create_request(args: Create) -> anyhow::Result<CreateService> {
         health_check_grace_period_seconds,
         scheduling_strategy,
         tags,
+        capacity_provider_strategy,
+        client_token: _,
     } = args;
     Ok(CreateService {
         cluster,
@@ -118,6 +128,10 @@ fn create_request(args: Create) -> anyhow::Result<CreateService> {
         health_check_grace_period_seconds,
         scheduling_strategy,
         tags: parse_tags(&tags)?,
+        capacity_provider_strategy: match capacity_provider_strategy.as_slice() {
+            [] => Vec::new(),
+            some => super::ops_input::strategy("capacity-provider-strategy", some)?,
+        },
     })
 }
 

@@ -31,6 +31,14 @@ pub struct Run {
     /// ECS's placementConstraints: a JSON array (or file://PATH).
     #[arg(long)]
     placement_constraints: Option<String>,
+    /// capacityProvider=FARGATE|FARGATE_SPOT,weight=W,base=B … (or a
+    /// JSON array); not with --launch-type.
+    #[arg(long, num_args = 1..)]
+    capacity_provider_strategy: Vec<String>,
+    /// A retry with the same token and parameters answers the first
+    /// call's tasks (24 hours, per cluster).
+    #[arg(long)]
+    client_token: Option<String>,
     #[command(flatten)]
     launch: LaunchArgs,
 }
@@ -55,6 +63,8 @@ fn request(args: Run) -> anyhow::Result<berth_orchestrator::ecs::RunTask> {
         launch_type,
         placement_strategy,
         placement_constraints,
+        capacity_provider_strategy,
+        client_token,
         launch,
     } = args;
     let mut req = run_request(
@@ -67,6 +77,11 @@ fn request(args: Run) -> anyhow::Result<berth_orchestrator::ecs::RunTask> {
     req.placement_strategy = json_list("placement-strategy", placement_strategy.as_deref())?;
     req.placement_constraints =
         json_list("placement-constraints", placement_constraints.as_deref())?;
+    if !capacity_provider_strategy.is_empty() {
+        req.capacity_provider_strategy =
+            super::ops_input::strategy("capacity-provider-strategy", &capacity_provider_strategy)?;
+    }
+    req.client_token = client_token;
     if let Some(input) = &cli_input_json {
         merge_run_input(
             &mut req,

@@ -5,7 +5,9 @@ use serde_json::json;
 
 use super::{decode, encode, retry, Ecs, NetworkConfig, DEFAULT_CLUSTER};
 use crate::error::{EcsError, EcsResult, ErrorKind};
-use crate::model::{name_from_arn, Cluster, ClusterStatus, Failure, Tag, TaskStatus};
+use crate::model::{
+    name_from_arn, Cluster, ClusterStatus, Failure, Service, ServiceStatus, Tag, TaskStatus,
+};
 use crate::names;
 use crate::store::{keys, Expect, Op, StoreError};
 
@@ -93,11 +95,17 @@ impl Ecs {
     }
 
     /// Counts ECS reports with a cluster, from what the store holds.
-    fn with_counts(&self, mut c: Cluster) -> EcsResult<Cluster> {
+    pub(super) fn with_counts(&self, mut c: Cluster) -> EcsResult<Cluster> {
         let count =
             |prefix: String| -> EcsResult<u64> { Ok(self.store.list(&prefix)?.len() as u64) };
         c.registered_container_instances_count = count(keys::instances_of(&c.cluster_name))?;
-        c.active_services_count = count(keys::services_of(&c.cluster_name))?;
+        // Deleted services stay describable as INACTIVE: not counted.
+        c.active_services_count = 0;
+        for (_, rec) in self.store.list(&keys::services_of(&c.cluster_name))? {
+            if decode::<Service>(&rec.value)?.status == ServiceStatus::Active {
+                c.active_services_count += 1;
+            }
+        }
         let mut running = 0;
         let mut pending = 0;
         for (_, rec) in self.store.list(&keys::tasks_of(&c.cluster_name))? {
@@ -195,6 +203,32 @@ impl Ecs {
         Ok(json!({ "clusterArns": arns }))
     }
 
+    /// Whether a deleted service of `cluster` still stops its tasks.
+    fn draining_services(&self, cluster: &str) -> EcsResult<bool> {
+        for (_, rec) in self.store.list(&keys::services_of(cluster))? {
+            if decode::<Service>(&rec.value)?.status == ServiceStatus::Draining {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The ops deleting this host's implicit container instance of
+    /// `cluster` (a store of its own only; none when it is not there).
+    fn implicit_instance_removal(&self, cluster: &str) -> EcsResult<Vec<Op>> {
+        if self.store.shared() {
+            return Ok(Vec::new());
+        }
+        let key = keys::instance(cluster, &self.host.id);
+        Ok(match self.store.get(&key)? {
+            Some(rec) => vec![Op::Delete {
+                key,
+                expect: Expect::Revision(rec.revision),
+            }],
+            None => Vec::new(),
+        })
+    }
+
     pub fn delete_cluster(&self, name_or_arn: &str) -> EcsResult<serde_json::Value> {
         let name = names::lookup("cluster", name_or_arn)?.to_string();
         let cluster = retry(|| {
@@ -211,13 +245,18 @@ impl Ecs {
                     "The Cluster cannot be deleted while Tasks are active.",
                 ));
             }
-            if c.active_services_count > 0 {
+            if c.active_services_count > 0 || self.draining_services(&name)? {
                 return Err(EcsError::new(
                     ErrorKind::ClusterContainsServicesException,
                     "The Cluster cannot be deleted while Services are active.",
                 ));
             }
-            if c.registered_container_instances_count > 0 {
+            // This host's implicit instance (a store of its own) goes with
+            // the cluster once it runs nothing (no task is left, above):
+            // Terraform's destroy deletes the cluster right after its
+            // services. Any other instance must be deregistered first.
+            let mut ops = self.implicit_instance_removal(&name)?;
+            if c.registered_container_instances_count > ops.len() as u64 {
                 return Err(EcsError::new(
                     ErrorKind::ClusterContainsContainerInstancesException,
                     "The Cluster cannot be deleted while Container Instances are active.",
@@ -225,12 +264,13 @@ impl Ecs {
             }
             let mut inactive = c;
             inactive.status = ClusterStatus::Inactive;
-            let op = Op::Put {
+            inactive.registered_container_instances_count = 0;
+            ops.push(Op::Put {
                 key: keys::cluster(&name),
                 value: encode(&inactive)?,
                 expect: Expect::Revision(rec.revision),
-            };
-            Ok(self.store.commit(&[op]).map(|_| inactive))
+            });
+            Ok(self.store.commit(&ops).map(|_| inactive))
         })?;
         Ok(json!({ "cluster": cluster }))
     }
@@ -326,5 +366,39 @@ mod tests {
         ] {
             assert!(NetworkConfig::new(bridge, subnet, ("b", "s")).is_err());
         }
+    }
+
+    #[test]
+    fn delete_cluster_takes_the_implicit_instance_along() {
+        let (_d, ecs) = ecs();
+        ecs.create_cluster("lab", vec![], None).expect("create");
+        let td: crate::model::TaskDefinition = serde_json::from_value(json!({
+            "family": "web",
+            "containerDefinitions": [{ "name": "web", "image": "busybox", "memory": 8 }],
+        }))
+        .expect("td");
+        ecs.register_task_definition(td).expect("register");
+        let req = crate::ecs::RunTask {
+            cluster: Some("lab".into()),
+            task_definition: "web".into(),
+            count: 1,
+            ..Default::default()
+        };
+        let (_, placed) = ecs.run_task(&req).expect("run");
+        let e = ecs.delete_cluster("lab").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ClusterContainsTasksException);
+        ecs.update_task("lab", placed[0].id(), |t| {
+            t.last_status = TaskStatus::Stopped;
+            t.desired_status = crate::model::DesiredStatus::Stopped;
+        })
+        .expect("stop");
+        let out = ecs.delete_cluster("lab").expect("delete");
+        assert_eq!(out["cluster"]["status"], "INACTIVE");
+        assert_eq!(out["cluster"]["registeredContainerInstancesCount"], 0);
+        assert!(ecs
+            .store
+            .list(&keys::instances_of("lab"))
+            .expect("list")
+            .is_empty());
     }
 }

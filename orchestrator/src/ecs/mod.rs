@@ -20,23 +20,33 @@ use crate::store::{Store, StoreConfig, StoreError};
 
 mod agents;
 pub mod bench;
+// Issue 14's operations: tags, attributes, settings, capacity
+// providers, deleting task definitions, idempotency.
+pub mod capacity_providers;
 mod clusters;
 mod housekeeping;
+mod idempotency;
+pub mod instance_attributes;
 mod instances;
 pub mod load_balancers;
 pub mod metering;
 mod networks;
 pub mod run_task;
 pub mod services;
+pub mod settings;
 mod slices;
+mod tagging;
+mod task_definition_deletes;
 mod task_definitions;
 pub mod tasks;
 
+pub use instance_attributes::{ListAttributes, TargetedAttribute};
 pub use instances::AGENT_VERSION;
 pub use networks::peer_routes;
 pub use networks::NetworkConfig;
 pub(crate) use run_task::launch_type_for;
 pub use run_task::{task_needs, RunTask};
+pub use settings::{ListAccountSettings, UpdateCluster};
 pub use slices::{instance_address, HOST_ADDRESS_ATTRIBUTE};
 pub use tasks::{public, TaskFilter};
 

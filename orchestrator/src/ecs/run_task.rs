@@ -38,8 +38,8 @@ use crate::host::random_hex32;
 use crate::model::{name_from_arn, ContainerInstance, Failure, LaunchType, Task};
 use crate::store::{keys, StoreError};
 use decide::{decide, groups_by_host, Candidate, Decision, PlacedTask, Snapshot};
-pub(crate) use request::launch_type_for;
 use request::Validated;
+pub(crate) use request::{launch_type_for, strategy_for};
 pub use request::{task_needs, RunTask};
 
 /// The tasks placed and the failures, in order, as run-task answers.
@@ -70,15 +70,32 @@ impl Ecs {
     /// Place and record up to `count` tasks, reserving their addresses,
     /// host ports, CPU and memory in the same transaction as each task;
     /// what runs out becomes `failures`, as ECS answers.
+    /// With a `clientToken`, a retry answers the first call's result
+    /// (`idempotency.rs`).
     pub fn run_task(&self, req: &RunTask) -> EcsResult<(Value, Vec<Task>)> {
-        let v = self.validate(req)?;
+        match &req.client_token {
+            Some(token) => self.run_task_once(req, token),
+            None => self.run_task_fresh(req),
+        }
+    }
+
+    /// run-task itself: each task takes the next capacity provider of the
+    /// strategy (if any) as it is placed.
+    pub(super) fn run_task_fresh(&self, req: &RunTask) -> EcsResult<(Value, Vec<Task>)> {
+        let mut v = self.validate(req)?;
         // This host's instance exists in the cluster on first use (with a
         // store of its own; with a shared one, agents register hosts).
         self.implicit_instance(&v.cluster)?;
         let mut outcome = Outcome::default();
         let mut snapshot = None;
+        let mut running = req.capacity_running.clone();
         for _ in 0..req.count {
-            outcome.push(self.place_one(&v, None, &mut snapshot)?);
+            v.capacity_provider = crate::capacity::next_provider(&v.strategy, &running);
+            let placed = self.place_one(&v, None, &mut snapshot)?;
+            if let (Ok(_), Some(p)) = (&placed, &v.capacity_provider) {
+                *running.entry(p.clone()).or_insert(0) += 1;
+            }
+            outcome.push(placed);
         }
         Ok(outcome.response())
     }

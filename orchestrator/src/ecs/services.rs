@@ -9,17 +9,20 @@
 //! do, and applies the decision: stop-task, run-task, the record, events.
 //! The load balancers' kernel rules follow each pass (`lb_sync`).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::ecs::run_task::strategy_for;
 use crate::ecs::{decode, encode, now, retry, Ecs};
 use crate::ecs::{launch_type_for, RunTask};
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::host::random_hex32;
 use crate::model::{
-    name_from_arn, Deployment, DeploymentConfiguration, Failure, LaunchType, SchedulingStrategy,
-    Service, ServiceEvent, ServiceStatus, StopCode, Tag, Task, TaskDefinition,
+    name_from_arn, CapacityProviderStrategyItem, Deployment, DeploymentConfiguration, Failure,
+    LaunchType, SchedulingStrategy, Service, ServiceEvent, ServiceStatus, StopCode, Tag, Task,
+    TaskDefinition,
 };
 use crate::scheduler::deployments::{
     self, arn_of, check_deployment_configuration, check_desired_count, Decision,
@@ -61,6 +64,8 @@ pub struct CreateService {
     pub health_check_grace_period_seconds: Option<u32>,
     pub scheduling_strategy: Option<SchedulingStrategy>,
     pub tags: Vec<Tag>,
+    /// ECS's `capacityProviderStrategy` (exclusive with `launch_type`).
+    pub capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
 }
 
 impl Ecs {
@@ -70,7 +75,16 @@ impl Ecs {
         crate::names::check("serviceName", name)?;
         check_desired_count(req.desired_count)?;
         let td = self.active_task_definition(&req.task_definition)?;
-        let launch_type = launch_type_for(&td, req.launch_type.as_ref())?;
+        let capacity = strategy_for(
+            req.launch_type.as_ref(),
+            &req.capacity_provider_strategy,
+            &cluster,
+        )?;
+        // A capacity provider strategy runs FARGATE tasks (berth's sandbox).
+        let launch_type = match capacity.is_empty() {
+            true => launch_type_for(&td, req.launch_type.as_ref())?,
+            false => launch_type_for(&td, Some(&LaunchType::Fargate))?,
+        };
         self.check_service_load_balancers(&req.load_balancers, &td)?;
         let strategy = req.scheduling_strategy.clone().unwrap_or_default();
         let daemon =
@@ -97,6 +111,7 @@ impl Ecs {
             task_definition: arn_of(&td),
             desired_count,
             launch_type: launch_type.clone(),
+            capacity_provider_strategy: capacity,
             scheduling_strategy: strategy,
             deployment_configuration: cfg,
             deployments: vec![new_deployment(&td, desired_count, &launch_type, &at)?],
@@ -112,12 +127,19 @@ impl Ecs {
         let key = keys::service(&cluster.cluster_name, name);
         let existing = self.store.get(&key)?;
         let expect = match &existing {
-            Some(rec) if decode::<Service>(&rec.value)?.status != ServiceStatus::Inactive => {
-                return Err(EcsError::invalid(format!(
-                    "serviceName: Creation of service was not idempotent: {name} exists"
-                )))
-            }
-            Some(rec) => Expect::Revision(rec.revision),
+            Some(rec) => match decode::<Service>(&rec.value)? {
+                // The same request again answers the first result, as ECS.
+                first if first.status != ServiceStatus::Inactive => {
+                    return match deployments::same_creation(&first, &service) {
+                        true => Ok(json!({ "service": first })),
+                        false => Err(EcsError::invalid(format!(
+                            "serviceName: Creation of service was not idempotent: {name} \
+                             exists with other parameters"
+                        ))),
+                    }
+                }
+                _ => Expect::Revision(rec.revision),
+            },
             None => Expect::Absent,
         };
         self.store.commit(&[Op::Put {
@@ -126,6 +148,23 @@ impl Ecs {
             expect,
         }])?;
         Ok(json!({ "service": service }))
+    }
+
+    /// How many of service `name`'s tasks that are not STOPPED each
+    /// capacity provider runs: what its strategy's base and weights count.
+    fn capacity_running(&self, cluster: &str, name: &str) -> EcsResult<BTreeMap<String, u32>> {
+        let group = format!("service:{name}");
+        let mut running = BTreeMap::new();
+        for (_, rec) in self.store.list(&keys::tasks_of(cluster))? {
+            let t: Task = decode(&rec.value)?;
+            if t.group.as_deref() != Some(group.as_str()) || t.is_stopped() {
+                continue;
+            }
+            if let Some(p) = t.capacity_provider_name {
+                *running.entry(p).or_insert(0) += 1;
+            }
+        }
+        Ok(running)
     }
 
     /// The service `name` of `cluster` (any status).
@@ -393,13 +432,20 @@ impl Ecs {
                 cluster: Some(cluster.to_string()),
                 task_definition: td.clone(),
                 count: *count,
-                launch_type: Some(service.launch_type.clone()),
+                // A strategy is exclusive with a launch type.
+                launch_type: service
+                    .capacity_provider_strategy
+                    .is_empty()
+                    .then(|| service.launch_type.clone()),
                 overrides: json!({}),
                 started_by: Some(deployment.clone()),
                 group: Some(format!("service:{}", service.service_name)),
                 tags: Vec::new(),
                 placement_strategy: service.placement_strategy.clone(),
                 placement_constraints: service.placement_constraints.clone(),
+                capacity_provider_strategy: service.capacity_provider_strategy.clone(),
+                capacity_running: self.capacity_running(cluster, &service.service_name)?,
+                client_token: None,
             };
             // A DAEMON's tasks go to the instances lacking one, in turn.
             let (out, new) = match targets.as_mut() {

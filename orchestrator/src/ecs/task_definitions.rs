@@ -11,8 +11,8 @@ use crate::{names, taskdef};
 
 /// A task definition as stored: the definition and its tags.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct StoredTaskDefinition {
-    definition: TaskDefinition,
+pub(super) struct StoredTaskDefinition {
+    pub(super) definition: TaskDefinition,
     #[serde(default)]
     tags: Vec<Tag>,
 }
@@ -76,7 +76,7 @@ impl Ecs {
 
     /// `family`, `family:revision` or an ARN → the stored record. A bare
     /// family means its latest ACTIVE revision.
-    fn find_task_definition(
+    pub(super) fn find_task_definition(
         &self,
         reference: &str,
     ) -> EcsResult<(String, crate::store::Record, StoredTaskDefinition)> {

@@ -12,7 +12,7 @@ pub mod taskdef_types {
     pub use super::taskdef::KeyValue;
 }
 
-pub use cluster::{Cluster, ClusterNetwork};
+pub use cluster::{CapacityProviderStrategyItem, Cluster, ClusterNetwork, ClusterSetting};
 pub use load_balancer::{LoadBalancer, ServiceLoadBalancer};
 pub use service::{CircuitBreaker, Deployment, DeploymentConfiguration, Service, ServiceEvent};
 pub use status::{

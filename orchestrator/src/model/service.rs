@@ -22,6 +22,10 @@ pub struct Service {
     #[serde(default)]
     pub pending_count: u32,
     pub launch_type: LaunchType,
+    /// The strategy its tasks' capacity providers follow (exclusive with
+    /// a launch type the request named; launchType is FARGATE then).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capacity_provider_strategy: Vec<super::CapacityProviderStrategyItem>,
     pub scheduling_strategy: SchedulingStrategy,
     #[serde(default)]
     pub deployment_configuration: DeploymentConfiguration,

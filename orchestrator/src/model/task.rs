@@ -18,6 +18,10 @@ pub struct Task {
     pub last_status: TaskStatus,
     pub desired_status: DesiredStatus,
     pub launch_type: LaunchType,
+    /// The capacity provider (FARGATE or FARGATE_SPOT) a task run by a
+    /// capacity provider strategy ran on; absent for a launch type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_provider_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -205,6 +209,9 @@ pub struct ContainerInstance {
     pub version_info: Value,
     pub registered_at: String,
     pub version: u64,
+    /// TagResource's (an instance takes no tags at registration here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<super::Tag>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -48,6 +48,9 @@ pub struct TaskDefinition {
     pub registered_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deregistered_at: Option<String>,
+    /// When DeleteTaskDefinitions made it DELETE_IN_PROGRESS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_requested_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_by: Option<String>,
     /// `host` shares the host's process namespace (EC2 only).

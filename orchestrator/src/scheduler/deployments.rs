@@ -661,6 +661,52 @@ pub fn record_pass(
     }
 }
 
+/// Whether `again` (a create-service's new record) asks for what
+/// `first` (the service already there) was created with: ECS answers a
+/// repeated CreateService with the first result, and refuses one with
+/// other parameters ("Creation of service was not idempotent").
+pub fn same_creation(first: &Service, again: &Service) -> bool {
+    first.task_definition == again.task_definition
+        && first.desired_count == again.desired_count
+        && first.launch_type == again.launch_type
+        && first.capacity_provider_strategy == again.capacity_provider_strategy
+        && first.scheduling_strategy == again.scheduling_strategy
+        && first.deployment_configuration == again.deployment_configuration
+        && first.placement_strategy == again.placement_strategy
+        && first.placement_constraints == again.placement_constraints
+        && first.load_balancers == again.load_balancers
+        && first.health_check_grace_period_seconds == again.health_check_grace_period_seconds
+        && first.tags == again.tags
+}
+
+#[cfg(test)]
+mod same_creation_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_same_parameters_are_the_same_creation() {
+        let first = Service {
+            task_definition: "arn:td/web:1".into(),
+            desired_count: 2,
+            created_at: "then".into(),
+            ..Default::default()
+        };
+        let again = Service {
+            created_at: "now".into(),
+            ..first.clone()
+        };
+        assert!(
+            same_creation(&first, &again),
+            "times differ, parameters do not"
+        );
+        let more = Service {
+            desired_count: 3,
+            ..again.clone()
+        };
+        assert!(!same_creation(&first, &more));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

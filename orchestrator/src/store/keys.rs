@@ -14,6 +14,9 @@
 //! | `load-balancers/<name>` | [`LoadBalancer`] | create- / delete-load-balancer |
 //! | `ports/<host-id>/<protocol>/<port>` | holder bytes: `<cluster>/<task-id>` or `load-balancer:<name>` | run-task (a task's host ports), create-load-balancer (its listener) |
 //! | `ips/<bridge>/<address>` | holder bytes: `<cluster>/<task-id>` | run-task (awsvpc and bridge modes) |
+//! | `account-settings/defaults` | `StoredSettings` (ecs/settings.rs): the account's default settings | put-account-setting-default |
+//! | `account-settings/principals/<principal>` | `StoredSettings`: one principal's settings; `<principal>` is its ARN with `/` and `%` escaped (`account_settings::principal_key_part`) | put- / delete-account-setting |
+//! | `client-tokens/<cluster>/<token>` | `ClientToken` (ecs/idempotency.rs): a run-task's request fingerprint, its answer and when; `<token>` escaped as principals are | run-task with a `clientToken` (written in the commit of its first task; read by a retry within 24 h) |
 //! | `slices/<bridge>/<slice-network>` | the host id holding the slice | shared store only (`ecs/slices.rs`): a host's first placement on, or agent pass over, a cluster on `<bridge>`; deleted with the host's last instance on that bridge (deregister-container-instance) |
 //!
 //! Leases are not keys: they live in the store's own lease namespace
@@ -202,6 +205,22 @@ pub fn parse_slice(key: &str) -> Option<Ipv4Addr> {
     network.parse().ok()
 }
 
+/// The account's default settings (PutAccountSettingDefault).
+pub fn account_setting_defaults() -> String {
+    "account-settings/defaults".to_string()
+}
+
+/// One principal's account settings; `principal` already escaped.
+pub fn account_settings_of(principal: &str) -> String {
+    format!("account-settings/principals/{principal}")
+}
+
+/// A run-task's idempotency token in `cluster` (ECS scopes tokens by
+/// cluster); `token` already escaped.
+pub fn client_token(cluster: &str, token: &str) -> String {
+    format!("client-tokens/{cluster}/{token}")
+}
+
 /// The lease a reconcile pass over `cluster`'s services holds.
 pub fn reconcile_lease(cluster: &str) -> String {
     format!("reconcile/{cluster}")
@@ -306,6 +325,9 @@ mod tests {
         assert_eq!(parse_slice("ips/berth0/10.88.3.0"), None);
         assert_eq!(agent_lease("c", "h1"), "agents/c/h1");
         assert_eq!(agent_leases_of("c"), "agents/c/");
+        assert_eq!(account_setting_defaults(), "account-settings/defaults");
+        assert_eq!(account_settings_of("p"), "account-settings/principals/p");
+        assert_eq!(client_token("c", "t"), "client-tokens/c/t");
         assert_eq!(task_holder("c", "t1"), b"c/t1");
         assert_eq!(load_balancer_holder("lb"), b"load-balancer:lb");
     }

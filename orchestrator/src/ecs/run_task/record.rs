@@ -71,6 +71,7 @@ pub(crate) fn new_task(
         last_status: TaskStatus::Provisioning,
         desired_status: DesiredStatus::Running,
         launch_type: launch_type.clone(),
+        capacity_provider_name: v.capacity_provider.clone(),
         cpu: Some(cpu.to_string()),
         memory: Some(memory.to_string()),
         containers,

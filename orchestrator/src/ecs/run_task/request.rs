@@ -3,7 +3,7 @@
 //! validate step settles once for all of a request's tasks. Pure: the
 //! store reads (cluster, definition) are the caller's.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
 
 use serde_json::Value;
@@ -11,7 +11,9 @@ use serde_json::Value;
 use crate::containerize::overrides_for;
 use crate::ecs::NetworkConfig;
 use crate::error::{EcsError, EcsResult};
-use crate::model::{Cluster, HostPort, LaunchType, NetworkMode, Tag, TaskDefinition};
+use crate::model::{
+    CapacityProviderStrategyItem, Cluster, HostPort, LaunchType, NetworkMode, Tag, TaskDefinition,
+};
 use crate::scheduler::placement::{Capacity, Constraint, PlacementError, Request, Strategy};
 
 /// ECS's default ephemeral host port range.
@@ -61,6 +63,41 @@ pub struct RunTask {
     /// own, for its tasks).
     pub placement_strategy: Vec<Value>,
     pub placement_constraints: Vec<Value>,
+    /// ECS's `capacityProviderStrategy` (exclusive with `launch_type`;
+    /// empty: the cluster's default strategy, if it has one).
+    pub capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
+    /// How many tasks of the same group each capacity provider already
+    /// runs (a service's), so the strategy's base and weights count them.
+    pub capacity_running: BTreeMap<String, u32>,
+    /// ECS's `clientToken`: a retry with the same token (in the same
+    /// cluster, within 24 hours) answers the first result.
+    pub client_token: Option<String>,
+}
+
+/// The capacity provider strategy a run-task follows: the request's, or
+/// the cluster's default when the request names no launch type either;
+/// checked against the providers the cluster uses.
+pub(crate) fn strategy_for(
+    req_launch_type: Option<&LaunchType>,
+    req_strategy: &[CapacityProviderStrategyItem],
+    cluster: &Cluster,
+) -> EcsResult<Vec<CapacityProviderStrategyItem>> {
+    if req_launch_type.is_some() && !req_strategy.is_empty() {
+        return Err(EcsError::invalid(
+            "capacityProviderStrategy: Specifying both a launchType and \
+             capacityProviderStrategy is not supported.",
+        ));
+    }
+    let strategy = match (req_launch_type, req_strategy.is_empty()) {
+        (None, true) => cluster.default_capacity_provider_strategy.clone(),
+        _ => req_strategy.to_vec(),
+    };
+    crate::capacity::check_strategy(
+        "capacityProviderStrategy",
+        &strategy,
+        Some(&cluster.capacity_providers),
+    )?;
+    Ok(strategy)
 }
 
 /// The launch type a task of `td` runs as: `requested`, EC2 by default;
@@ -165,6 +202,10 @@ pub(crate) struct Validated {
     pub constraints: Vec<Constraint>,
     /// Overrides, startedBy, tags: copied onto each task.
     pub req: RunTask,
+    /// The capacity provider strategy the tasks follow (empty: the
+    /// launch type alone), and the provider of the task being placed.
+    pub strategy: Vec<CapacityProviderStrategyItem>,
+    pub capacity_provider: Option<String>,
 }
 
 impl Validated {
@@ -177,7 +218,17 @@ impl Validated {
         td: TaskDefinition,
         net: NetworkConfig,
     ) -> EcsResult<Self> {
-        let launch_type = launch_type_for(&td, req.launch_type.as_ref())?;
+        // A capacity provider strategy (FARGATE, FARGATE_SPOT) runs its
+        // tasks as FARGATE ones, in berth's Fargate sandbox.
+        let strategy = strategy_for(
+            req.launch_type.as_ref(),
+            &req.capacity_provider_strategy,
+            &cluster,
+        )?;
+        let launch_type = match strategy.is_empty() {
+            true => launch_type_for(&td, req.launch_type.as_ref())?,
+            false => launch_type_for(&td, Some(&LaunchType::Fargate))?,
+        };
         // No networkMode: bridge, as ECS has it on EC2.
         let mode = td.network_mode.clone().unwrap_or(NetworkMode::Bridge);
         if mode == NetworkMode::Host && launch_type == LaunchType::Fargate {
@@ -221,6 +272,8 @@ impl Validated {
             strategies,
             constraints,
             req: req.clone(),
+            strategy,
+            capacity_provider: None,
         })
     }
 
