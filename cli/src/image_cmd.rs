@@ -225,7 +225,7 @@ fn list(store: &ContentStore, output: Format) -> anyhow::Result<()> {
     let list = images::list(store)?;
     match output {
         Format::Json => output::json(&json!({ "images": list }))?,
-        Format::Table => {
+        Format::Table | Format::Text => {
             let rows: Vec<Vec<String>> = list
                 .iter()
                 .map(|i| {
@@ -238,7 +238,7 @@ fn list(store: &ContentStore, output: Format) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            output::table(&["NAME", "ID", "SIZE", "LAYERS", "CREATED"], &rows);
+            output::table(output, &["NAME", "ID", "SIZE", "LAYERS", "CREATED"], &rows);
         }
     }
     Ok(())

@@ -47,9 +47,15 @@ struct Cli {
     #[arg(long, global = true, env = "BERTH_STORE_KEY", value_name = "FILE")]
     store_key: Option<PathBuf>,
 
-    /// json (as aws prints it) or table, for the ECS verbs.
+    /// How the ECS verbs print their answer, as aws does: json, table
+    /// or text.
     #[arg(long, global = true, value_enum, default_value_t = output::Format::Json)]
     output: output::Format,
+
+    /// A JMESPath expression the ECS verbs apply to their answer before
+    /// printing it, as aws's --query.
+    #[arg(long, global = true, value_name = "JMESPATH")]
+    query: Option<String>,
 
     /// Log filter (error, warn, info, debug, trace, or tracing directives).
     #[arg(
@@ -210,6 +216,13 @@ fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse_from(args);
+    let printer = match printer(&cli) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     if cli.command.enters_a_container() {
         // It forks the process that joins the container: from the sealed copy.
         if let Err(e) = sealed_exe::reexec_sealed() {
@@ -236,7 +249,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let result = match cli.command {
-        Command::Ecs(cmd) => ecs::run(cmd, &roots, cli.output),
+        Command::Ecs(cmd) => ecs::run(cmd, &roots, &printer),
         Command::Image(cmd) => image_cmd::run(cmd, &roots),
         Command::System(cmd) => system_cmd::run(cmd, &roots),
         Command::Runtime(cmd) => runtime_cmd::run(cmd, &roots),
@@ -248,6 +261,19 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `--output` and `--query`, the latter compiled before anything runs.
+fn printer(cli: &Cli) -> anyhow::Result<output::Printer> {
+    let query = match (&cli.query, &cli.command) {
+        (None, _) => None,
+        (Some(q), Command::Ecs(_)) => Some(output::Query::compile(q)?),
+        (Some(_), _) => anyhow::bail!("--query: only the ECS verbs take it"),
+    };
+    Ok(output::Printer {
+        format: cli.output,
+        query,
+    })
 }
 
 fn init_logging(filter: &str) {

@@ -250,7 +250,7 @@ pub fn run(cmd: RuntimeCommand, roots: &Roots) -> anyhow::Result<i32> {
             let states = runtime.list()?;
             match output {
                 Format::Json => output::json(&states)?,
-                Format::Table => {
+                Format::Table | Format::Text => {
                     let rows: Vec<Vec<String>> = states
                         .iter()
                         .map(|s| {
@@ -272,6 +272,7 @@ pub fn run(cmd: RuntimeCommand, roots: &Roots) -> anyhow::Result<i32> {
                         })
                         .collect();
                     output::table(
+                        output,
                         &["ID", "PID", "STATUS", "EXIT", "MONITOR", "CREATED"],
                         &rows,
                     );

@@ -13,7 +13,7 @@ use berth_orchestrator::{Ecs, EcsError, EcsResult};
 use clap::Subcommand;
 use serde_json::Value;
 
-use crate::output::{self, Format};
+use crate::output::Printer;
 use crate::Roots;
 
 mod agent;
@@ -227,12 +227,17 @@ pub fn partition() -> Partition {
     p
 }
 
-pub fn run(cmd: EcsCommand, roots: &Roots, format: Format) -> anyhow::Result<i32> {
+pub fn run(cmd: EcsCommand, roots: &Roots, printer: &Printer) -> anyhow::Result<i32> {
     let operation = cmd.operation();
     let ecs =
         Ecs::open(&roots.state, &roots.store, partition()).map_err(|e| roots.open_error(e))?;
     match call(&ecs, &roots.reconcile_config(), cmd) {
-        Ok(Outcome::Value(v)) => print(&v, format)?,
+        Ok(Outcome::Value(v)) => {
+            if let Err(e) = printer.print(operation, &v) {
+                eprintln!("berth: {e:#}");
+                return Ok(2);
+            }
+        }
         Ok(Outcome::Printed) => {}
         Ok(Outcome::Exit(code)) => return Ok(code),
         Ok(Outcome::Usage(e)) => return Err(e),
@@ -335,52 +340,4 @@ fn call(ecs: &Ecs, cfg: &Config, cmd: EcsCommand) -> Result<Outcome, EcsError> {
             container_instances,
         } => value(ecs.describe_container_instances(cluster.as_deref(), &container_instances)),
     }
-}
-
-/// JSON as aws prints it, or a table: a list of strings becomes a column,
-/// a list of objects becomes rows of their plain fields.
-fn print(v: &Value, format: Format) -> anyhow::Result<()> {
-    if let Format::Json = format {
-        return output::json(v);
-    }
-    let Some((key, list)) = v
-        .as_object()
-        .and_then(|o| o.iter().find(|(_, val)| val.is_array()))
-    else {
-        return output::json(v);
-    };
-    let items = list.as_array().cloned().unwrap_or_default();
-    if items.iter().all(Value::is_string) {
-        let rows: Vec<Vec<String>> = items
-            .iter()
-            .map(|s| vec![s.as_str().unwrap_or_default().to_string()])
-            .collect();
-        output::table(&[key.as_str()], &rows);
-        return Ok(());
-    }
-    let columns: Vec<String> = items
-        .first()
-        .and_then(Value::as_object)
-        .map(|o| {
-            o.iter()
-                .filter(|(_, v)| v.is_string() || v.is_number())
-                .map(|(k, _)| k.clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .map(|item| {
-            columns
-                .iter()
-                .map(|c| match &item[c] {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect()
-        })
-        .collect();
-    let headers: Vec<&str> = columns.iter().map(String::as_str).collect();
-    output::table(&headers, &rows);
-    Ok(())
 }

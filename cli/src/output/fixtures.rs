@@ -1,0 +1,69 @@
+//! The renderers against aws-cli v1's own output for the same JSON
+//! (fixtures/*.{json,table,text}, made from fixtures/cases.json by
+//! scripts/aws-output-fixtures.py with awscli's formatter module).
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::{render, Format, Query};
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/output/fixtures")
+}
+
+fn read(name: &str) -> String {
+    let path = dir().join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn every_case_renders_as_aws_renders_it() {
+    let cases: Vec<Value> = serde_json::from_str(&read("cases.json")).expect("cases.json");
+    let inputs: std::collections::HashMap<&str, &Value> = cases
+        .iter()
+        .filter_map(|c| Some((c["name"].as_str()?, c.get("input")?)))
+        .collect();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case["name"].as_str().expect("name");
+        let source = case.get("same_as").and_then(Value::as_str).unwrap_or(name);
+        let mut response = inputs[source].clone();
+        if let Some(q) = case.get("query").and_then(Value::as_str) {
+            response = Query::compile(q)
+                .expect("query")
+                .apply(&response)
+                .expect("apply");
+        }
+        let operation = case["operation"].as_str().expect("operation");
+        let width = case["width"].as_u64().expect("width") as usize;
+        for (format, ext) in [
+            (Format::Json, "json"),
+            (Format::Table, "table"),
+            (Format::Text, "text"),
+        ] {
+            let expected = read(&format!("{name}.{ext}"));
+            let got = render(format, operation, &response, width);
+            // serde_json's objects keep their keys sorted; aws keeps a
+            // multi-select hash's in the expression's order.
+            let same = if format == Format::Json
+                && case.get("json_keys_sorted") == Some(&Value::Bool(false))
+            {
+                serde_json::from_str::<Value>(&expected).ok() == serde_json::from_str(&got).ok()
+            } else {
+                got == expected
+            };
+            if !same {
+                failures.push(format!(
+                    "{name}.{ext}:\n--- aws\n{expected}--- berth\n{got}"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
