@@ -23,6 +23,8 @@ mod instances;
 mod load_balancers;
 mod logs;
 mod services;
+mod shorthand;
+mod structured;
 mod task_definitions;
 mod tasks;
 

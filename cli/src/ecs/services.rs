@@ -2,15 +2,14 @@
 //! reconcile pass of the cluster (the orchestrator's), so that tasks start
 //! or stop now rather than at the agent's next pass.
 
-use anyhow::Context;
 use berth_orchestrator::ecs::services::CreateService;
-use berth_orchestrator::model::{LaunchType, SchedulingStrategy};
+use berth_orchestrator::model::{LaunchType, SchedulingStrategy, ServiceLoadBalancer};
 use berth_orchestrator::reconcile::{self, Config};
 use berth_orchestrator::{Ecs, EcsError};
 use serde_json::Value;
 
-use super::input::{json_arg, parse_deployment_configuration, parse_tags, typed};
-use super::{usage, Outcome};
+use super::input::{parse_deployment_configuration, parse_tags};
+use super::{structured, usage, Outcome};
 
 // create-service's flags.
 #[derive(clap::Args)]
@@ -29,15 +28,18 @@ pub struct Create {
     /// JSON, or maximumPercent=N,minimumHealthyPercent=N.
     #[arg(long)]
     deployment_configuration: Option<String>,
-    /// JSON array, or file://PATH.
-    #[arg(long)]
-    placement_strategy: Option<String>,
-    /// JSON array, or file://PATH.
-    #[arg(long)]
-    placement_constraints: Option<String>,
-    /// JSON array, or file://PATH.
-    #[arg(long)]
-    load_balancers: Option<String>,
+    /// How tasks spread over hosts: type=spread,field=F or
+    /// type=binpack,field=memory … (or a JSON array, or file://PATH).
+    #[arg(long, num_args = 1..)]
+    placement_strategy: Vec<String>,
+    /// Where tasks may run: type=memberOf,expression=E or
+    /// type=distinctInstance … (or a JSON array, or file://PATH).
+    #[arg(long, num_args = 1..)]
+    placement_constraints: Vec<String>,
+    /// loadBalancerName=N,containerName=C,containerPort=P … (or a JSON
+    /// array, or file://PATH).
+    #[arg(long, num_args = 1..)]
+    load_balancers: Vec<String>,
     #[arg(long)]
     health_check_grace_period_seconds: Option<u32>,
     /// REPLICA (default).
@@ -74,14 +76,6 @@ pub(super) fn create(ecs: &Ecs, cfg: &Config, args: Create) -> Result<Outcome, E
     Ok(Outcome::Value(out))
 }
 
-/// `--placement-strategy` and `--placement-constraints`: JSON arrays.
-fn list(flag: &str, v: &Option<String>) -> anyhow::Result<Vec<Value>> {
-    match v {
-        Some(v) => typed(json_arg(flag, v)?).with_context(|| format!("--{flag}: not a JSON array")),
-        None => Ok(Vec::new()),
-    }
-}
-
 fn create_request(args: Create) -> anyhow::Result<CreateService> {
     let Create {
         cluster,
@@ -107,14 +101,15 @@ fn create_request(args: Create) -> anyhow::Result<CreateService> {
             .as_deref()
             .map(parse_deployment_configuration)
             .transpose()?,
-        placement_strategy: list("placement-strategy", &placement_strategy)?,
-        placement_constraints: list("placement-constraints", &placement_constraints)?,
-        load_balancers: match &load_balancers {
-            Some(v) => typed(json_arg("load-balancers", v)?).context(
-                "--load-balancers: not a JSON array of {loadBalancerName, containerName, containerPort}",
-            )?,
-            None => Vec::new(),
-        },
+        placement_strategy: structured::list_values::<Value>(
+            "placement-strategy",
+            &placement_strategy,
+        )?,
+        placement_constraints: structured::list_values::<Value>(
+            "placement-constraints",
+            &placement_constraints,
+        )?,
+        load_balancers: structured::list::<ServiceLoadBalancer>("load-balancers", &load_balancers)?,
         health_check_grace_period_seconds,
         scheduling_strategy,
         tags: parse_tags(&tags)?,

@@ -6,8 +6,8 @@ use berth_orchestrator::model::{DesiredStatus, LaunchType, TaskStatus};
 use berth_orchestrator::reconcile::{self, Config};
 use berth_orchestrator::{Ecs, EcsError};
 
-use super::input::{json_arg, json_list, merge_run_input, run_request};
-use super::{usage, value, LaunchArgs, Outcome};
+use super::input::{json_arg, merge_run_input, run_request};
+use super::{structured, usage, value, LaunchArgs, Outcome};
 
 // run-task's flags; --cli-input-json fills what they leave out.
 #[derive(clap::Args)]
@@ -25,12 +25,14 @@ pub struct Run {
     /// EC2 (default) or FARGATE.
     #[arg(long)]
     launch_type: Option<LaunchType>,
-    /// ECS's placementStrategy: a JSON array (or file://PATH).
-    #[arg(long)]
-    placement_strategy: Option<String>,
-    /// ECS's placementConstraints: a JSON array (or file://PATH).
-    #[arg(long)]
-    placement_constraints: Option<String>,
+    /// How tasks spread over hosts: type=spread,field=F or
+    /// type=binpack,field=memory … (or a JSON array, or file://PATH).
+    #[arg(long, num_args = 1..)]
+    placement_strategy: Vec<String>,
+    /// Where tasks may run: type=memberOf,expression=E or
+    /// type=distinctInstance … (or a JSON array, or file://PATH).
+    #[arg(long, num_args = 1..)]
+    placement_constraints: Vec<String>,
     #[command(flatten)]
     launch: LaunchArgs,
 }
@@ -64,9 +66,12 @@ fn request(args: Run) -> anyhow::Result<berth_orchestrator::ecs::RunTask> {
         launch_type,
         launch,
     )?;
-    req.placement_strategy = json_list("placement-strategy", placement_strategy.as_deref())?;
-    req.placement_constraints =
-        json_list("placement-constraints", placement_constraints.as_deref())?;
+    req.placement_strategy =
+        structured::list_values::<serde_json::Value>("placement-strategy", &placement_strategy)?;
+    req.placement_constraints = structured::list_values::<serde_json::Value>(
+        "placement-constraints",
+        &placement_constraints,
+    )?;
     if let Some(input) = &cli_input_json {
         merge_run_input(
             &mut req,
