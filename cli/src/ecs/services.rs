@@ -14,12 +14,16 @@ use super::{structured, usage, Outcome};
 // create-service's flags.
 #[derive(clap::Args)]
 pub struct Create {
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
+    /// The service's name, unique in its cluster.
     #[arg(long)]
     service_name: String,
+    /// family:revision, family (its latest ACTIVE revision) or ARN.
     #[arg(long)]
     task_definition: String,
+    /// How many tasks to keep running.
     #[arg(long, default_value_t = 1)]
     desired_count: u32,
     /// EC2 (default) or FARGATE.
@@ -40,11 +44,13 @@ pub struct Create {
     /// array, or file://PATH).
     #[arg(long, num_args = 1..)]
     load_balancers: Vec<String>,
+    /// Seconds a new task's failing health checks are ignored.
     #[arg(long)]
     health_check_grace_period_seconds: Option<u32>,
     /// REPLICA (default).
     #[arg(long)]
     scheduling_strategy: Option<SchedulingStrategy>,
+    /// key=K,value=V … (or a JSON array).
     #[arg(long, num_args = 1..)]
     tags: Vec<String>,
 }
@@ -52,16 +58,22 @@ pub struct Create {
 // update-service's flags.
 #[derive(clap::Args)]
 pub struct Update {
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
+    /// The service, by name or ARN.
     #[arg(long)]
     service: String,
+    /// The new number of tasks to keep running.
     #[arg(long)]
     desired_count: Option<u32>,
+    /// Roll the service to this task definition: family:revision, family (its latest ACTIVE revision) or ARN.
     #[arg(long)]
     task_definition: Option<String>,
+    /// Replace every task, even with the same task definition.
     #[arg(long)]
     force_new_deployment: bool,
+    /// maximumPercent=N,minimumHealthyPercent=N (or JSON, or file://PATH).
     #[arg(long)]
     deployment_configuration: Option<String>,
 }
@@ -148,10 +160,13 @@ pub(super) fn update(ecs: &Ecs, cfg: &Config, args: Update) -> Result<Outcome, E
 // delete-service's flags.
 #[derive(clap::Args)]
 pub struct Delete {
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
+    /// The service, by name or ARN.
     #[arg(long)]
     service: String,
+    /// Delete it even while its desired count is not 0 (its tasks stop).
     #[arg(long)]
     force: bool,
 }

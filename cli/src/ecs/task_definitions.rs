@@ -15,28 +15,36 @@ pub struct Register {
     /// The whole request: JSON, or file://PATH.
     #[arg(long)]
     cli_input_json: Option<String>,
+    /// The family: the revisions of one name.
     #[arg(long)]
     family: Option<String>,
     /// The containers: a JSON array (or file://PATH), or aws's
     /// shorthand, one container a value (name=web,image=busybox,memory=64).
     #[arg(long, num_args = 1..)]
     container_definitions: Vec<String>,
+    /// bridge (default), host, awsvpc or none.
     #[arg(long)]
     network_mode: Option<String>,
+    /// EC2 and/or FARGATE: the launch types the definition must fit.
     #[arg(long, num_args = 1..)]
     requires_compatibilities: Vec<String>,
+    /// The task's CPU units (1024 a vCPU), e.g. 256, or 1 vCPU.
     #[arg(long)]
     cpu: Option<String>,
+    /// The task's memory: MiB (512), or 1 GB.
     #[arg(long)]
     memory: Option<String>,
     /// The task's volumes: a JSON array (or file://PATH), or
     /// name=N,host={sourcePath=P} … one a value.
     #[arg(long, num_args = 1..)]
     volumes: Vec<String>,
+    /// The task's IAM role (recorded and shown; berth has no IAM).
     #[arg(long)]
     task_role_arn: Option<String>,
+    /// The execution IAM role (recorded and shown; berth has no IAM).
     #[arg(long)]
     execution_role_arn: Option<String>,
+    /// key=K,value=V … (or a JSON array).
     #[arg(long, num_args = 1..)]
     tags: Vec<String>,
 }

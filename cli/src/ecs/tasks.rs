@@ -16,10 +16,13 @@ pub struct Run {
     /// given as well win.
     #[arg(long)]
     cli_input_json: Option<String>,
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
+    /// family:revision, family (its latest ACTIVE revision) or ARN.
     #[arg(long, required_unless_present = "cli_input_json")]
     task_definition: Option<String>,
+    /// How many tasks to run (default 1).
     #[arg(long)]
     count: Option<u32>,
     /// EC2 (default) or FARGATE.
@@ -85,10 +88,13 @@ fn request(args: Run) -> anyhow::Result<berth_orchestrator::ecs::RunTask> {
 // start-task's flags.
 #[derive(clap::Args)]
 pub struct Start {
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
+    /// family:revision, family (its latest ACTIVE revision) or ARN.
     #[arg(long)]
     task_definition: String,
+    /// Container instances by id or ARN: a task on each.
     #[arg(long, num_args = 1.., required = true)]
     container_instances: Vec<String>,
     #[command(flatten)]
@@ -114,10 +120,13 @@ pub(super) fn start(ecs: &Ecs, cfg: &Config, args: Start) -> Result<Outcome, Ecs
 // stop-task's flags.
 #[derive(clap::Args)]
 pub struct Stop {
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
+    /// The task, by id or ARN.
     #[arg(long)]
     task: String,
+    /// Why it is stopped (the task's stoppedReason).
     #[arg(long)]
     reason: Option<String>,
 }
@@ -135,15 +144,19 @@ pub(super) fn stop(ecs: &Ecs, cfg: &Config, args: Stop) -> Result<Outcome, EcsEr
 // list-tasks' flags: the cluster and the filters.
 #[derive(clap::Args)]
 pub struct List {
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
     /// RUNNING (default) or STOPPED.
     #[arg(long)]
     desired_status: Option<DesiredStatus>,
+    /// Only tasks of this family.
     #[arg(long)]
     family: Option<String>,
+    /// Only tasks started by this (run-task --started-by).
     #[arg(long)]
     started_by: Option<String>,
+    /// Only tasks on this container instance (id or ARN).
     #[arg(long)]
     container_instance: Option<String>,
     /// Tasks of this service.
@@ -167,10 +180,13 @@ pub(super) fn list(ecs: &Ecs, args: List) -> Result<Outcome, EcsError> {
 // execute-command's flags.
 #[derive(clap::Args)]
 pub struct Exec {
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
+    /// The task, by id or ARN.
     #[arg(long)]
     task: String,
+    /// The container's name in the task.
     #[arg(long)]
     container: String,
     /// Run by /bin/sh -c in the container.

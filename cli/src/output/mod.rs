@@ -58,11 +58,20 @@ impl Printer {
             }
             None => response,
         };
-        print!(
-            "{}",
-            render(self.format, operation, response, terminal_width())
-        );
+        let text = render(self.format, operation, response, terminal_width());
+        stdout(text.as_bytes())?;
         Ok(())
+    }
+}
+
+/// Write to stdout; a reader that went away (`| head`) is no error, as
+/// with aws.
+pub fn stdout(bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
     }
 }
 
