@@ -6,18 +6,29 @@ use serde_json::Value;
 
 use super::python;
 
-/// The document, with a final newline; "" for `{}`.
-pub fn render(v: &Value) -> String {
+/// The document, with a final newline; "" for `{}`. An object whose keys
+/// are those of one of `orders` prints them in that order (a --query's
+/// multi-select hash, as aws keeps it); others in serde_json's (sorted).
+pub fn render(v: &Value, orders: &[Vec<String>]) -> String {
     if v.as_object().is_some_and(|o| o.is_empty()) {
         return String::new();
     }
     let mut out = String::new();
-    write(&mut out, v, 0);
+    write(&mut out, v, 0, orders);
     out.push('\n');
     out
 }
 
-fn write(out: &mut String, v: &Value, depth: usize) {
+/// `map`'s keys in the order of the first of `orders` with the same keys.
+fn keys<'a>(map: &'a serde_json::Map<String, Value>, orders: &'a [Vec<String>]) -> Vec<&'a String> {
+    let same = |o: &&Vec<String>| o.len() == map.len() && o.iter().all(|k| map.contains_key(k));
+    match orders.iter().find(same) {
+        Some(order) => order.iter().collect(),
+        None => map.keys().collect(),
+    }
+}
+
+fn write(out: &mut String, v: &Value, depth: usize, orders: &[Vec<String>]) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -29,18 +40,18 @@ fn write(out: &mut String, v: &Value, depth: usize) {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 separator(out, i, depth + 1);
-                write(out, item, depth + 1);
+                write(out, item, depth + 1, orders);
             }
             newline(out, depth);
             out.push(']');
         }
         Value::Object(map) => {
             out.push('{');
-            for (i, (k, item)) in map.iter().enumerate() {
+            for (i, k) in keys(map, orders).into_iter().enumerate() {
                 separator(out, i, depth + 1);
                 string(out, k);
                 out.push_str(": ");
-                write(out, item, depth + 1);
+                write(out, &map[k], depth + 1, orders);
             }
             newline(out, depth);
             out.push('}');
@@ -75,11 +86,16 @@ mod tests {
     fn indents_by_four_as_python() {
         let v = json!({"a": [1, 2.0, {"b": null}], "c": {}, "d": [], "e": "x\u{1}é"});
         assert_eq!(
-            render(&v),
+            render(&v, &[]),
             "{\n    \"a\": [\n        1,\n        2.0,\n        {\n            \"b\": null\n        }\n    ],\n    \"c\": {},\n    \"d\": [],\n    \"e\": \"x\\u0001é\"\n}\n"
         );
-        assert_eq!(render(&json!({})), "");
-        assert_eq!(render(&json!(null)), "null\n");
-        assert_eq!(render(&json!("s")), "\"s\"\n");
+        assert_eq!(render(&json!({}), &[]), "");
+        assert_eq!(render(&json!(null), &[]), "null\n");
+        assert_eq!(render(&json!("s"), &[]), "\"s\"\n");
+        let order = vec!["b".to_string(), "a".into()];
+        assert_eq!(
+            render(&json!([{"a": 1, "b": 2}, {"a": 1}]), &[order]),
+            "[\n    {\n        \"b\": 2,\n        \"a\": 1\n    },\n    {\n        \"a\": 1\n    }\n]\n"
+        );
     }
 }

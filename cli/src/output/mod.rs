@@ -1,7 +1,7 @@
 //! What the verbs print. The ECS verbs print as aws does (`--output
 //! json|table|text`, after `--query`): pure renderers, one a module, each
 //! tested against aws-cli's own output for the same JSON (fixtures/,
-//! made by scripts/aws-output-fixtures.py). Berth's own listings (images,
+//! made by scripts/aws_output_fixtures.py). Berth's own listings (images,
 //! containers) keep their JSON and their people's table (their own
 //! `--output`, which shares the global flag's name and so its type).
 
@@ -32,10 +32,17 @@ pub enum Format {
 }
 
 /// `response` of `operation` as aws prints it with this format, fitted
-/// to a terminal `width` columns wide (tables only).
-pub fn render(format: Format, operation: &str, response: &Value, width: usize) -> String {
+/// to a terminal `width` columns wide (tables only); `query` (the one
+/// that selected `response`) gives its multi-select hashes' key order.
+pub fn render(
+    format: Format,
+    operation: &str,
+    response: &Value,
+    width: usize,
+    query: Option<&Query>,
+) -> String {
     match format {
-        Format::Json => json::render(response),
+        Format::Json => json::render(response, &query.map(Query::key_orders).unwrap_or_default()),
         Format::Table => table::render(operation, response, width),
         Format::Text => text::render(response),
     }
@@ -58,7 +65,8 @@ impl Printer {
             }
             None => response,
         };
-        let text = render(self.format, operation, response, terminal_width());
+        let width = terminal_width();
+        let text = render(self.format, operation, response, width, self.query.as_ref());
         stdout(text.as_bytes())?;
         Ok(())
     }
