@@ -355,4 +355,24 @@ mod tests {
             .contains("found the end"));
         assert!(parse("k={a=1").is_err());
     }
+
+    /// Whatever the text, an answer and no panic (user input).
+    #[test]
+    fn any_text_parses_or_errs() {
+        let alphabet: Vec<char> = "ab=,[]{}'\"\\ :\t\né".chars().collect();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            for _ in 0..(seed >> 60) + 1 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                text.push(alphabet[(seed >> 33) as usize % alphabet.len()]);
+            }
+            let _ = parse(&text);
+        }
+    }
 }

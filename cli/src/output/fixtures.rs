@@ -60,3 +60,43 @@ fn every_case_renders_as_aws_renders_it() {
         failures.join("\n")
     );
 }
+
+/// A random JSON value from `seed`, nested up to `depth`.
+fn random_value(seed: &mut u64, depth: u32) -> Value {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let pick = (*seed >> 33) % if depth == 0 { 5 } else { 7 };
+    let n = (*seed >> 40) % 4;
+    match pick {
+        0 => Value::Null,
+        1 => Value::Bool(n.is_multiple_of(2)),
+        2 => serde_json::json!(n as f64 / 3.0),
+        3 => serde_json::json!(n),
+        4 => Value::String(["", "x", "名前", "a\tb"][n as usize].to_string()),
+        5 => Value::Array((0..n).map(|_| random_value(seed, depth - 1)).collect()),
+        _ => Value::Object(
+            (0..n)
+                .map(|i| {
+                    (
+                        ["k", "b", "a", "名"][i as usize].to_string(),
+                        random_value(seed, depth - 1),
+                    )
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Any response renders in every format at any width, without a panic
+/// (aws itself fails on some: a table row of another width).
+#[test]
+fn any_response_renders() {
+    let mut seed = 42;
+    for i in 0..3_000 {
+        let v = random_value(&mut seed, 4);
+        for format in [Format::Json, Format::Table, Format::Text] {
+            let _ = render(format, "Op", &v, i % 120, None);
+        }
+    }
+}
