@@ -141,5 +141,30 @@ bench: bench-deps api-deps images bench-images
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) CLUSTER_BENCH=$(dir $(BERTH))bench-cluster python3 scripts/bench_cluster.py
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) VENV=$(VENV) $(VENV)/bin/python scripts/bench_api.py
 
+# `make install`: berth into PREFIX/bin, its bash completion into
+# BASH_COMPLETION_DIR (zsh's and fish's under PREFIX/share), its man pages
+# into PREFIX/share/man/man1, all below DESTDIR (for packages). It builds
+# the release binary, or installs INSTALL_BIN, one already built.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BASH_COMPLETION_DIR ?= /usr/share/bash-completion/completions
+INSTALL_BIN ?=
+.PHONY: install
+install:
+	@if [ -z "$(INSTALL_BIN)" ]; then cargo build --release -p berth-cli; fi
+	@bin="$(or $(INSTALL_BIN),$(BERTH_RELEASE))"; \
+	root="$(DESTDIR)"; share="$$root$(PREFIX)/share"; \
+	set -e; \
+	install -d "$$root$(PREFIX)/bin" "$$root$(BASH_COMPLETION_DIR)" "$$share/zsh/site-functions" \
+		"$$share/fish/vendor_completions.d" "$$share/man/man1"; \
+	install -m 0755 "$$bin" "$$root$(PREFIX)/bin/berth"; \
+	"$$bin" completion bash > "$$root$(BASH_COMPLETION_DIR)/berth"; \
+	"$$bin" completion zsh > "$$share/zsh/site-functions/_berth"; \
+	"$$bin" completion fish > "$$share/fish/vendor_completions.d/berth.fish"; \
+	"$$bin" man --dir "$$share/man/man1"; \
+	chmod 0644 "$$root$(BASH_COMPLETION_DIR)/berth" "$$share/zsh/site-functions/_berth" \
+		"$$share/fish/vendor_completions.d/berth.fish" "$$share"/man/man1/berth*.1; \
+	echo "installed $$root$(PREFIX)/bin/berth, its completions and man pages"
+
 clean:
 	rm -rf .build

@@ -19,6 +19,7 @@ use crate::{flags, progress};
 pub enum ImageCommand {
     /// Pull an image from a registry.
     Pull {
+        /// The image: [REGISTRY/]NAME[:TAG|@DIGEST].
         reference: String,
         #[command(flatten)]
         registry: RegistryArgs,
@@ -26,6 +27,7 @@ pub enum ImageCommand {
     /// Import an image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or
     /// docker-archive:FILE.
     Import {
+        /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE.
         source: String,
         /// Name the image NAME[:TAG] instead of the name it carries.
         #[arg(long)]
@@ -33,8 +35,10 @@ pub enum ImageCommand {
     },
     /// Pack directories as an image, one layer each (bottom first).
     BuildRootfs {
+        /// The directories, one layer each, bottom first.
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
+        /// The image's name: NAME[:TAG].
         #[arg(long)]
         tag: String,
         /// JSON array (["/bin/sh","-c"]) or words.
@@ -43,14 +47,19 @@ pub enum ImageCommand {
         /// JSON array or words.
         #[arg(long)]
         cmd: Option<String>,
+        /// An environment variable of the image's config (repeatable).
         #[arg(long = "env", short, value_name = "KEY=VALUE")]
         env: Vec<String>,
+        /// The working directory of the image's config.
         #[arg(long)]
         workdir: Option<String>,
+        /// The user (NAME, UID or UID:GID) of the image's config.
         #[arg(long)]
         user: Option<String>,
+        /// The signal that stops its containers (default SIGTERM).
         #[arg(long)]
         stop_signal: Option<String>,
+        /// A label of the image's config (repeatable).
         #[arg(long, value_name = "KEY=VALUE")]
         label: Vec<String>,
         /// PORT[/PROTO], e.g. 80/tcp.
@@ -58,19 +67,32 @@ pub enum ImageCommand {
         expose: Vec<String>,
     },
     /// Write an image out as an OCI layout: oci:DIR[:TAG].
-    Export { name: String, destination: String },
+    Export {
+        /// The image's name.
+        name: String,
+        /// oci:DIR[:TAG].
+        destination: String,
+    },
     /// List images.
     #[command(alias = "list")]
     Ls {
+        /// json, table (for people) or text (tab-separated rows).
         #[arg(long, short, value_enum, default_value_t)]
         output: Format,
     },
     /// Unpack an image's layers now, so its first container starts at once.
-    Unpack { name: String },
+    Unpack {
+        /// The image's name.
+        name: String,
+    },
     /// Show an image's manifest, config and how its root filesystems are made.
-    Inspect { name: String },
+    Inspect {
+        /// The image's name.
+        name: String,
+    },
     /// Remove image names (refused while a container uses the image).
     Rm {
+        /// Image names (NAME[:TAG]).
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -87,6 +109,7 @@ pub struct RegistryArgs {
     /// Registry user; the password is read from stdin (--password-stdin).
     #[arg(long, requires = "password_stdin")]
     pub username: Option<String>,
+    /// Read the registry password from stdin (with --username).
     #[arg(long, requires = "username")]
     pub password_stdin: bool,
 }
@@ -225,7 +248,7 @@ fn list(store: &ContentStore, output: Format) -> anyhow::Result<()> {
     let list = images::list(store)?;
     match output {
         Format::Json => output::json(&json!({ "images": list }))?,
-        Format::Table => {
+        Format::Table | Format::Text => {
             let rows: Vec<Vec<String>> = list
                 .iter()
                 .map(|i| {
@@ -238,7 +261,7 @@ fn list(store: &ContentStore, output: Format) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            output::table(&["NAME", "ID", "SIZE", "LAYERS", "CREATED"], &rows);
+            output::table(output, &["NAME", "ID", "SIZE", "LAYERS", "CREATED"], &rows);
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! `berth`: the command line. It parses, calls the libraries, and prints.
 
+mod docs_cmd;
 mod ecs;
 mod flags;
 mod image_cmd;
@@ -19,45 +20,55 @@ use berth_orchestrator::supervisor::{self, SupervisorArgs};
 use berth_runtime::monitor::{self, MonitorArgs};
 use berth_runtime::probe::{self, ProbeArgs};
 use berth_runtime::sealed_exe;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// The heading of the flags every verb takes, apart from its own.
+const GLOBAL: &str = "Global options";
 
 #[derive(Parser)]
 #[command(name = "berth", version, about = "Amazon ECS on your own Linux hosts")]
 struct Cli {
     /// Keep all of berth's state under DIR (runtime state in DIR/run).
     /// Default: /var/lib/berth, with runtime state in /run/berth.
-    #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR")]
+    #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR", help_heading = GLOBAL)]
     root: Option<PathBuf>,
 
     /// The store: sqlite (default: DIR/state.db, this host's own),
     /// etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (shared by the cluster's
     /// hosts; PREFIX, default berth, keeps clusters apart), or etcds://...
     /// over TLS.
-    #[arg(long, global = true, env = "BERTH_STORE", value_name = "URL")]
+    #[arg(long, global = true, env = "BERTH_STORE", value_name = "URL", help_heading = GLOBAL)]
     store: Option<String>,
 
     /// etcds://: the CA that signed the etcd members' certificates.
-    #[arg(long, global = true, env = "BERTH_STORE_CA", value_name = "FILE")]
+    #[arg(long, global = true, env = "BERTH_STORE_CA", value_name = "FILE", help_heading = GLOBAL)]
     store_ca: Option<PathBuf>,
 
     /// etcds://: this client's certificate (with --store-key).
-    #[arg(long, global = true, env = "BERTH_STORE_CERT", value_name = "FILE")]
+    #[arg(long, global = true, env = "BERTH_STORE_CERT", value_name = "FILE", help_heading = GLOBAL)]
     store_cert: Option<PathBuf>,
 
     /// etcds://: this client's private key (with --store-cert).
-    #[arg(long, global = true, env = "BERTH_STORE_KEY", value_name = "FILE")]
+    #[arg(long, global = true, env = "BERTH_STORE_KEY", value_name = "FILE", help_heading = GLOBAL)]
     store_key: Option<PathBuf>,
 
-    /// json (as aws prints it) or table, for the ECS verbs.
-    #[arg(long, global = true, value_enum, default_value_t = output::Format::Json)]
+    /// How the ECS verbs print their answer, as aws does: json, table
+    /// or text.
+    #[arg(long, global = true, value_enum, default_value_t = output::Format::Json, help_heading = GLOBAL)]
     output: output::Format,
+
+    /// A JMESPath expression the ECS verbs apply to their answer before
+    /// printing it, as aws's --query.
+    #[arg(long, global = true, value_name = "JMESPATH", help_heading = GLOBAL)]
+    query: Option<String>,
 
     /// Log filter (error, warn, info, debug, trace, or tracing directives).
     #[arg(
         long,
         global = true,
         env = "BERTH_LOG",
-        default_value = "warn,libcgroups=error"
+        default_value = "warn,libcgroups=error",
+        help_heading = GLOBAL
     )]
     log_level: String,
 
@@ -81,6 +92,45 @@ enum Command {
     /// Serve ECS's HTTP API (for aws --endpoint-url, boto3, Terraform)
     /// over this host's state, in the foreground.
     Serve(serve_cmd::ServeArgs),
+
+    /// Print the shell completion script: bash, zsh or fish.
+    Completion {
+        /// The shell to complete berth's verbs and flags in.
+        #[arg(value_enum)]
+        shell: docs_cmd::Shell,
+    },
+    /// Print berth's man page (troff), or write every verb's into --dir.
+    #[command(hide = true)]
+    Man(docs_cmd::ManArgs),
+}
+
+/// The command tree: the derived one, with aws's `--cli-input-json` shown
+/// on every ECS verb (`ecs::expand_cli_input_json` reads it before
+/// parsing; run-task and register-task-definition declare their own).
+fn command() -> clap::Command {
+    let verbs = <ecs::EcsCommand as Subcommand>::augment_subcommands(clap::Command::new("ecs"));
+    let mut cmd = Cli::command();
+    for verb in verbs.get_subcommands() {
+        let declared = verb
+            .get_arguments()
+            .any(|a| a.get_id().as_str() == "cli_input_json");
+        if declared || verb.get_name() == "logs" {
+            continue;
+        }
+        cmd = cmd.mut_subcommand(verb.get_name(), |c| {
+            c.arg(
+                clap::Arg::new("cli_input_json")
+                    .long("cli-input-json")
+                    .value_name("JSON")
+                    .help(
+                        "The request as aws takes it: JSON or file://PATH, each key \
+                         the flag of its name (clusterName: --cluster-name); flags given \
+                         as well win",
+                    ),
+            )
+        });
+    }
+    cmd
 }
 
 impl Command {
@@ -213,7 +263,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cli = Cli::parse_from(args);
+    let matches = command().get_matches_from(args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match cli.command {
+        Command::Completion { shell } => return exit(docs_cmd::completion(shell, command())),
+        Command::Man(args) => return exit(docs_cmd::man(args, command())),
+        _ => {}
+    }
+    let printer = match printer(&cli) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     if cli.command.enters_a_container() {
         // It forks the process that joins the container: from the sealed copy.
         if let Err(e) = sealed_exe::reexec_sealed() {
@@ -240,12 +303,20 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let result = match cli.command {
-        Command::Ecs(cmd) => ecs::run(cmd, &roots, cli.output),
+        Command::Ecs(cmd) => ecs::run(cmd, &roots, &printer),
         Command::Image(cmd) => image_cmd::run(cmd, &roots),
         Command::System(cmd) => system_cmd::run(cmd, &roots),
         Command::Runtime(cmd) => runtime_cmd::run(cmd, &roots),
         Command::Serve(args) => serve_cmd::run(args, &roots),
+
+        // Answered above, before any state is touched.
+        Command::Completion { .. } | Command::Man(_) => Ok(0),
     };
+    exit(result)
+}
+
+/// A verb's exit code, or 1 with its error.
+fn exit(result: anyhow::Result<i32>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
@@ -253,6 +324,19 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `--output` and `--query`, the latter compiled before anything runs.
+fn printer(cli: &Cli) -> anyhow::Result<output::Printer> {
+    let query = match (&cli.query, &cli.command) {
+        (None, _) => None,
+        (Some(q), Command::Ecs(_)) => Some(output::Query::compile(q)?),
+        (Some(_), _) => anyhow::bail!("--query: only the ECS verbs take it"),
+    };
+    Ok(output::Printer {
+        format: cli.output,
+        query,
+    })
 }
 
 fn init_logging(filter: &str) {
@@ -287,4 +371,45 @@ fn init_file_logging(path: &std::path::Path) {
         .with_ansi(false)
         .with_writer(std::sync::Mutex::new(file))
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every verb and every flag says what it is for (`--help`, the man
+    /// page and the completions show it).
+    #[test]
+    fn every_verb_and_flag_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, blank: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd
+                .get_about()
+                .is_none_or(|a| a.to_string().trim().is_empty())
+            {
+                blank.push(format!("{path}: no about"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg
+                    .get_help()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    blank.push(format!("{path} {id}: no help"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &path, blank);
+            }
+        }
+        let mut blank = Vec::new();
+        walk(&super::command(), "", &mut blank);
+        assert!(
+            blank.is_empty(),
+            "{} blank:\n{}",
+            blank.len(),
+            blank.join("\n")
+        );
+    }
 }

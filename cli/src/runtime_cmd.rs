@@ -21,22 +21,32 @@ use berth_rootfs::snapshot::Snapshotter;
 pub enum RuntimeCommand {
     /// Create a container from an OCI bundle; its process waits for `start`.
     Create {
+        /// The OCI bundle: a directory with config.json and the root filesystem.
         #[arg(long, short, default_value = ".")]
         bundle: PathBuf,
         #[command(flatten)]
         common: CommonCreate,
+        /// The container's id.
         id: String,
     },
     /// Start a created container's process.
-    Start { id: String },
+    Start {
+        /// The container's id.
+        id: String,
+    },
     /// Run a container in the foreground, from a bundle or a root
     /// filesystem, and exit with its exit code (128+N when killed by N).
     Run(Box<RunArgs>),
     /// Print a container's state as JSON.
-    State { id: String },
+    State {
+        /// The container's id.
+        id: String,
+    },
     /// Send a signal (default SIGTERM) to a container.
     Kill {
+        /// The container's id.
         id: String,
+        /// The signal: a name (SIGTERM, TERM) or a number.
         #[arg(default_value = "SIGTERM")]
         signal: String,
         /// Signal every process in the container, not only its init.
@@ -45,6 +55,7 @@ pub enum RuntimeCommand {
     },
     /// Stop a container: its stop signal, then SIGKILL after the timeout.
     Stop {
+        /// The container's id.
         id: String,
         /// Seconds to wait before SIGKILL (ECS's default stop timeout).
         #[arg(long, short, default_value_t = 30)]
@@ -55,37 +66,49 @@ pub enum RuntimeCommand {
     },
     /// Delete a stopped container (with --force, a running or broken one).
     Delete {
+        /// Kill it first when running, or remove what a broken one left.
         #[arg(long, short)]
         force: bool,
+        /// The container's id.
         id: String,
     },
     /// Run a process in a running container; exits with its exit code.
     Exec {
+        /// An environment variable for the process (repeatable).
         #[arg(long = "env", short, value_name = "KEY=VALUE")]
         env: Vec<String>,
+        /// The process's working directory in the container.
         #[arg(long, value_name = "DIR")]
         cwd: Option<PathBuf>,
+        /// Run as this user: UID or UID:GID.
         #[arg(long, short)]
         user: Option<String>,
+        /// The container's id.
         id: String,
+        /// The command and its arguments (after --).
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
     /// List containers.
     #[command(alias = "ls")]
     List {
+        /// json, table (for people) or text (tab-separated rows).
         #[arg(long, short, value_enum, default_value_t)]
         output: Format,
     },
     /// Print a container's log.
     Logs {
+        /// The container's id.
         id: String,
         /// Print the JSON lines as stored.
         #[arg(long)]
         json: bool,
     },
     /// Block until a container stops; print its state.
-    Wait { id: String },
+    Wait {
+        /// The container's id.
+        id: String,
+    },
 }
 
 #[derive(Args)]
@@ -160,10 +183,13 @@ pub struct RunArgs {
     /// Additional groups.
     #[arg(long, value_name = "GROUP")]
     group_add: Vec<String>,
+    /// An environment variable for the process (repeatable).
     #[arg(long = "env", short, value_name = "KEY=VALUE")]
     env: Vec<String>,
+    /// The process's working directory in the container.
     #[arg(long, short, value_name = "DIR")]
     workdir: Option<String>,
+    /// The container's hostname (its own UTS namespace).
     #[arg(long)]
     hostname: Option<String>,
     /// Mount the root filesystem read-only.
@@ -172,12 +198,16 @@ pub struct RunArgs {
     /// All capabilities, no seccomp, no masked paths, all devices.
     #[arg(long)]
     privileged: bool,
+    /// Add a capability to the default set (repeatable).
     #[arg(long, value_name = "CAP")]
     cap_add: Vec<String>,
+    /// Drop a capability from the default set (repeatable; ALL for all).
     #[arg(long, value_name = "CAP")]
     cap_drop: Vec<String>,
+    /// The process and its children gain no privileges (setuid, file caps).
     #[arg(long)]
     no_new_privileges: bool,
+    /// A namespaced sysctl for the container (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     sysctl: Vec<String>,
     /// DEST[:SIZE_BYTES] tmpfs mount.
@@ -192,11 +222,13 @@ pub struct RunArgs {
     /// NAME=SOFT[:HARD], e.g. nofile=1024:4096.
     #[arg(long, value_name = "NAME=SOFT[:HARD]")]
     ulimit: Vec<String>,
+    /// The signal that stops the container (default SIGTERM).
     #[arg(long)]
     stop_signal: Option<String>,
     /// Join this network namespace (e.g. /run/netns/NAME) instead of a new one.
     #[arg(long, value_name = "PATH")]
     net_ns: Option<PathBuf>,
+    /// The command and its arguments (after --).
     #[arg(last = true)]
     command: Vec<String>,
 }
@@ -250,7 +282,7 @@ pub fn run(cmd: RuntimeCommand, roots: &Roots) -> anyhow::Result<i32> {
             let states = runtime.list()?;
             match output {
                 Format::Json => output::json(&states)?,
-                Format::Table => {
+                Format::Table | Format::Text => {
                     let rows: Vec<Vec<String>> = states
                         .iter()
                         .map(|s| {
@@ -272,6 +304,7 @@ pub fn run(cmd: RuntimeCommand, roots: &Roots) -> anyhow::Result<i32> {
                         })
                         .collect();
                     output::table(
+                        output,
                         &["ID", "PID", "STATUS", "EXIT", "MONITOR", "CREATED"],
                         &rows,
                     );

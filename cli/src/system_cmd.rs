@@ -26,6 +26,7 @@ pub enum SystemCommand {
     /// route, port mapping) against a bare network namespace, on the
     /// BERTH_BRIDGE/BERTH_SUBNET network, which must be unused.
     NetworkTiming {
+        /// Setups and teardowns to time.
         #[arg(long, default_value_t = 30)]
         runs: usize,
     },
@@ -34,8 +35,10 @@ pub enum SystemCommand {
     /// cluster in the --store with that many connected instances and
     /// RUNNING tasks, then time real run-task placements (10 a call).
     PlacementBench {
+        /// Container instances to place on.
         #[arg(long, default_value_t = 5000)]
         instances: usize,
+        /// Tasks to place.
         #[arg(long, default_value_t = 100_000)]
         tasks: usize,
         /// Place through the store (`Ecs::run_task`) instead of in memory.

@@ -9,6 +9,7 @@ use super::{usage, value, Outcome};
 // create-cluster's flags.
 #[derive(clap::Args)]
 pub struct Create {
+    /// The cluster's name: letters, digits, - and _ (up to 255).
     #[arg(long)]
     cluster_name: String,
     /// key=K,value=V … (or a JSON array).

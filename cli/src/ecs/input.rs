@@ -7,7 +7,7 @@ use berth_orchestrator::ecs::RunTask;
 use berth_orchestrator::model::{DeploymentConfiguration, LaunchType, Tag};
 use serde_json::Value;
 
-use super::LaunchArgs;
+use super::{structured, LaunchArgs};
 
 /// run-task's and start-task's request from their flags.
 pub(super) fn run_request(
@@ -25,7 +25,7 @@ pub(super) fn run_request(
     } = launch;
     let overrides = overrides
         .as_deref()
-        .map(|o| json_arg("overrides", o))
+        .map(|o| structured::one_value::<OverridesShape>("overrides", o))
         .transpose()?
         .unwrap_or_else(|| serde_json::json!({}));
     Ok(RunTask {
@@ -41,12 +41,12 @@ pub(super) fn run_request(
     })
 }
 
-/// A flag holding a JSON array (or file://PATH); none: empty.
-pub(super) fn json_list(flag: &str, v: Option<&str>) -> anyhow::Result<Vec<Value>> {
-    match v {
-        Some(v) => typed(json_arg(flag, v)?).with_context(|| format!("--{flag}: not a JSON array")),
-        None => Ok(Vec::new()),
-    }
+/// The part of `--overrides` whose types shorthand needs (the rest is
+/// strings).
+#[derive(serde::Deserialize)]
+struct OverridesShape {
+    #[serde(default, rename = "containerOverrides")]
+    _container_overrides: Vec<berth_orchestrator::containerize::ContainerOverride>,
 }
 
 /// Fill what the flags left out from a `RunTask` request's JSON.
@@ -172,29 +172,41 @@ pub fn expand_cli_input_json(args: Vec<String>) -> anyhow::Result<Vec<String>> {
 }
 
 /// `--deployment-configuration`: JSON, or aws's shorthand
-/// `maximumPercent=N,minimumHealthyPercent=N`.
+/// `maximumPercent=N,minimumHealthyPercent=N`; absent percentages keep
+/// ECS's defaults.
 pub(super) fn parse_deployment_configuration(v: &str) -> anyhow::Result<DeploymentConfiguration> {
     let flag = "deployment-configuration";
-    if v.trim_start().starts_with('{') || v.starts_with("file://") {
-        return DeploymentConfiguration::from_json(json_arg(flag, v)?)
-            .with_context(|| format!("--{flag}: not a deployment configuration"));
-    }
-    let mut cfg = DeploymentConfiguration::default();
-    for pair in v.split(',') {
-        let (k, val) = pair
-            .split_once('=')
-            .with_context(|| format!("--{flag}: {pair:?} is not KEY=VALUE"))?;
-        let n: u32 = val
-            .parse()
-            .with_context(|| format!("--{flag}: {k}: {val:?} is not a number"))?;
-        match k {
-            "maximumPercent" => cfg.maximum_percent = n,
-            "minimumHealthyPercent" => cfg.minimum_healthy_percent = n,
-            _ => anyhow::bail!("--{flag}: unknown key {k:?}"),
+    let json = v.trim_start().starts_with('{') || v.starts_with("file://");
+    let value = if json {
+        json_arg(flag, v)?
+    } else {
+        // The one key that is no KEY=VALUE, named (aws's parser would
+        // point at a column).
+        if let Some(pair) = v.split(',').find(|p| !p.contains('=')) {
+            anyhow::bail!("--{flag}: {pair:?} is not KEY=VALUE");
         }
-    }
-    Ok(cfg)
+        let mut value =
+            super::shorthand::parse(v).map_err(|e| anyhow::anyhow!("--{flag} {v:?}: {e}"))?;
+        structured::coerce::<DeploymentConfiguration>(&mut value)
+            .map_err(|e| anyhow::anyhow!("--{flag}: {e:#}"))?;
+        if let Some(k) = value
+            .as_object()
+            .and_then(|o| o.keys().find(|k| !DEPLOYMENT_KEYS.contains(&k.as_str())))
+        {
+            anyhow::bail!("--{flag}: unknown key {k:?}");
+        }
+        value
+    };
+    DeploymentConfiguration::from_json(value)
+        .with_context(|| format!("--{flag}: not a deployment configuration"))
 }
+
+/// The members of ECS's DeploymentConfiguration berth reads.
+const DEPLOYMENT_KEYS: &[&str] = &[
+    "maximumPercent",
+    "minimumHealthyPercent",
+    "deploymentCircuitBreaker",
+];
 
 /// `value` as a `T`; an error names the field, as
 /// `containerDefinitions[0].healthCheck.interval: invalid type…`.
@@ -239,15 +251,21 @@ pub(super) fn parse_tags(args: &[String]) -> anyhow::Result<Vec<Tag>> {
         .collect()
 }
 
-/// aws's shorthand for a pair: `key=K,value=V` or `name=N,value=V`.
+/// aws's shorthand for a pair: `key=K,value=V` or `name=N,value=V`
+/// (quotes and `\,` as aws takes them).
 pub(super) fn parse_shorthand(arg: &str, flag: &str) -> anyhow::Result<(String, Option<String>)> {
+    let expected = || anyhow::anyhow!("--{flag} {arg:?}: expected key=K,value=V");
+    let parsed = super::shorthand::parse(arg).map_err(|_| expected())?;
     let mut name = None;
     let mut value = None;
-    for part in arg.split(',') {
-        match part.split_once('=') {
-            Some(("key" | "name", k)) => name = Some(k.to_string()),
-            Some(("value", v)) => value = Some(v.to_string()),
-            _ => anyhow::bail!("--{flag} {arg:?}: expected key=K,value=V"),
+    for (k, v) in parsed.as_object().into_iter().flatten() {
+        let Value::String(v) = v else {
+            anyhow::bail!("--{flag} {arg:?}: {k}: expected one value (quote one with a comma)");
+        };
+        match k.as_str() {
+            "key" | "name" => name = Some(v.clone()),
+            "value" => value = Some(v.clone()),
+            _ => return Err(expected()),
         }
     }
     let name = name
@@ -470,6 +488,25 @@ mod tests {
         );
         let none = run_request(None, "web".into(), 1, None, launch(None, &[])).unwrap();
         assert_eq!(none.overrides, serde_json::json!({}));
+    }
+
+    #[test]
+    fn overrides_in_shorthand_take_their_types() {
+        let req = run_request(
+            None,
+            "web".into(),
+            1,
+            None,
+            launch(
+                Some("containerOverrides=[{name=app,cpu=128,command=[echo,hi]}]"),
+                &[],
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            req.overrides,
+            serde_json::json!({"containerOverrides": [{"name": "app", "cpu": 128, "command": ["echo", "hi"]}]})
+        );
     }
 
     #[test]

@@ -11,8 +11,10 @@ use super::{usage, value, Outcome};
 // update-container-instances-state's flags.
 #[derive(clap::Args)]
 pub struct UpdateState {
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
+    /// Container instances by id or ARN.
     #[arg(long, num_args = 1.., required = true)]
     container_instances: Vec<String>,
     /// ACTIVE or DRAINING.

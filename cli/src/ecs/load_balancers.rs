@@ -8,6 +8,7 @@ use super::{value, Outcome};
 // create-load-balancer's flags.
 #[derive(clap::Args)]
 pub struct Create {
+    /// The load balancer's name, unique on this host.
     #[arg(long)]
     name: String,
     /// [ADDR:]PORT; without ADDR, every address of the host.

@@ -16,7 +16,9 @@ use super::{usage, Outcome};
 // logs' flags: the task (its id or ARN) and what to print of it.
 #[derive(clap::Args)]
 pub struct Logs {
+    /// The task, by id or ARN.
     task: String,
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
     /// One container (default: all, each line prefixed with its name).

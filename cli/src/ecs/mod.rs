@@ -13,7 +13,7 @@ use berth_orchestrator::{Ecs, EcsError, EcsResult};
 use clap::Subcommand;
 use serde_json::Value;
 
-use crate::output::{self, Format};
+use crate::output::Printer;
 use crate::Roots;
 
 mod agent;
@@ -26,6 +26,8 @@ mod logs;
 mod ops;
 mod ops_input;
 mod services;
+mod shorthand;
+mod structured;
 mod task_definitions;
 mod tasks;
 
@@ -35,26 +37,36 @@ pub use input::expand_cli_input_json;
 pub enum EcsCommand {
     /// Create a cluster (idempotent for an existing one).
     CreateCluster(clusters::Create),
+    /// List the clusters' ARNs.
     ListClusters,
+    /// Describe clusters (deleted ones as INACTIVE; unknown ones under
+    /// failures).
     DescribeClusters {
+        /// Clusters by name or ARN (default: default).
         #[arg(long, num_args = 1..)]
         clusters: Vec<String>,
     },
     /// Delete a cluster with no tasks, services or container instances.
     DeleteCluster {
+        /// The cluster, by name or ARN.
         #[arg(long)]
         cluster: String,
     },
     /// Register a task definition: ECS's JSON as AWS documents it.
     RegisterTaskDefinition(task_definitions::Register),
+    /// Describe a task definition: family:revision, family (its latest
+    /// ACTIVE revision) or ARN.
     DescribeTaskDefinition {
+        /// family:revision, family (the latest ACTIVE revision) or ARN.
         #[arg(long)]
         task_definition: String,
         /// TAGS to include the definition's tags.
         #[arg(long, num_args = 1..)]
         include: Vec<String>,
     },
+    /// List task definition ARNs.
     ListTaskDefinitions {
+        /// Only the revisions of this family.
         #[arg(long)]
         family_prefix: Option<String>,
         /// ACTIVE (default), INACTIVE or ALL.
@@ -64,14 +76,19 @@ pub enum EcsCommand {
         #[arg(long)]
         sort: Option<String>,
     },
+    /// List task definition families.
     ListTaskDefinitionFamilies {
+        /// Only families whose names start with this.
         #[arg(long)]
         family_prefix: Option<String>,
+        /// ACTIVE (default: families with an ACTIVE revision), INACTIVE
+        /// or ALL.
         #[arg(long)]
         status: Option<String>,
     },
     /// Mark a revision INACTIVE: running tasks go on, new runs are refused.
     DeregisterTaskDefinition {
+        /// family:revision or ARN.
         #[arg(long)]
         task_definition: String,
     },
@@ -84,11 +101,13 @@ pub enum EcsCommand {
     CreateLoadBalancer(load_balancers::Create),
     /// Load balancers and the tasks each sends to (all without --names).
     DescribeLoadBalancers {
+        /// Load balancers by name (default: all).
         #[arg(long, num_args = 1..)]
         names: Vec<String>,
     },
     /// Delete a load balancer no service uses.
     DeleteLoadBalancer {
+        /// The load balancer's name.
         #[arg(long)]
         name: String,
     },
@@ -96,18 +115,25 @@ pub enum EcsCommand {
     UpdateService(services::Update),
     /// Delete a service (scaled to 0 first, or --force); its tasks stop.
     DeleteService(services::Delete),
+    /// Describe services (deleted ones as INACTIVE; unknown ones under
+    /// failures).
     DescribeServices {
+        /// The cluster, by name or ARN (default: default).
         #[arg(long)]
         cluster: Option<String>,
+        /// Services by name or ARN.
         #[arg(long, num_args = 1.., required = true)]
         services: Vec<String>,
     },
+    /// List a cluster's services' ARNs.
     ListServices {
+        /// The cluster, by name or ARN (default: default).
         #[arg(long)]
         cluster: Option<String>,
     },
     /// berth: one reconcile pass over the services (all clusters, or one).
     Reconcile {
+        /// Only this cluster (default: all).
         #[arg(long)]
         cluster: Option<String>,
     },
@@ -117,13 +143,19 @@ pub enum EcsCommand {
     Agent(agent::AgentArgs),
     /// Start tasks on named container instances.
     StartTask(tasks::Start),
+    /// Stop a task: its containers get SIGTERM, then SIGKILL after their
+    /// stop timeout.
     StopTask(tasks::Stop),
+    /// Describe tasks (unknown ones under failures).
     DescribeTasks {
+        /// The cluster, by name or ARN (default: default).
         #[arg(long)]
         cluster: Option<String>,
+        /// Tasks by id or ARN.
         #[arg(long, num_args = 1.., required = true)]
         tasks: Vec<String>,
     },
+    /// List a cluster's tasks' ARNs (RUNNING ones by default).
     ListTasks(tasks::List),
     /// Print a task's container logs (ECS's task id or ARN).
     Logs(logs::Logs),
@@ -133,33 +165,47 @@ pub enum EcsCommand {
     Exec(tasks::Exec),
     /// vCPU-seconds and GiB-seconds of tasks, per launch type.
     Usage {
+        /// Only this cluster's tasks (default: all clusters).
         #[arg(long)]
         cluster: Option<String>,
     },
+    /// Drain container instances (DRAINING: their service tasks move
+    /// elsewhere, no new tasks land) or make them ACTIVE again.
     UpdateContainerInstancesState(instances::UpdateState),
     /// Register this host in a cluster (it also registers on first use).
     RegisterContainerInstance {
+        /// The cluster, by name or ARN (default: default).
         #[arg(long)]
         cluster: Option<String>,
         /// name=N,value=V … custom attributes.
         #[arg(long, num_args = 1..)]
         attributes: Vec<String>,
     },
+    /// Take a container instance out of its cluster.
     DeregisterContainerInstance {
+        /// The cluster, by name or ARN (default: default).
         #[arg(long)]
         cluster: Option<String>,
+        /// The container instance, by id or ARN.
         #[arg(long)]
         container_instance: String,
+        /// Even with tasks on it (they are not stopped).
         #[arg(long)]
         force: bool,
     },
+    /// List a cluster's container instances' ARNs.
     ListContainerInstances {
+        /// The cluster, by name or ARN (default: default).
         #[arg(long)]
         cluster: Option<String>,
     },
+    /// Describe container instances: their resources, attributes and
+    /// running tasks.
     DescribeContainerInstances {
+        /// The cluster, by name or ARN (default: default).
         #[arg(long)]
         cluster: Option<String>,
+        /// Container instances by id or ARN.
         #[arg(long, num_args = 1.., required = true)]
         container_instances: Vec<String>,
     },
@@ -170,13 +216,17 @@ pub enum EcsCommand {
 /// What run-task and start-task share.
 #[derive(clap::Args)]
 pub struct LaunchArgs {
-    /// JSON ({"containerOverrides": [...]}) or file://PATH.
+    /// JSON ({"containerOverrides": [...]}), file://PATH, or aws's
+    /// shorthand (containerOverrides=[{name=app,command=[sh,-c,date]}]).
     #[arg(long)]
     overrides: Option<String>,
+    /// Who started the tasks (list-tasks --started-by finds them).
     #[arg(long)]
     started_by: Option<String>,
+    /// The tasks' group (default: family:FAMILY).
     #[arg(long)]
     group: Option<String>,
+    /// key=K,value=V … (or a JSON array).
     #[arg(long, num_args = 1..)]
     tags: Vec<String>,
 }
@@ -233,12 +283,17 @@ pub fn partition() -> Partition {
     p
 }
 
-pub fn run(cmd: EcsCommand, roots: &Roots, format: Format) -> anyhow::Result<i32> {
+pub fn run(cmd: EcsCommand, roots: &Roots, printer: &Printer) -> anyhow::Result<i32> {
     let operation = cmd.operation();
     let ecs =
         Ecs::open(&roots.state, &roots.store, partition()).map_err(|e| roots.open_error(e))?;
     match call(&ecs, &roots.reconcile_config(), cmd) {
-        Ok(Outcome::Value(v)) => print(&v, format)?,
+        Ok(Outcome::Value(v)) => {
+            if let Err(e) = printer.print(operation, &v) {
+                eprintln!("berth: {e:#}");
+                return Ok(2);
+            }
+        }
         Ok(Outcome::Printed) => {}
         Ok(Outcome::Exit(code)) => return Ok(code),
         Ok(Outcome::Usage(e)) => return Err(e),
@@ -342,52 +397,4 @@ fn call(ecs: &Ecs, cfg: &Config, cmd: EcsCommand) -> Result<Outcome, EcsError> {
         } => value(ecs.describe_container_instances(cluster.as_deref(), &container_instances)),
         C::Ops(cmd) => ops::call(ecs, cmd),
     }
-}
-
-/// JSON as aws prints it, or a table: a list of strings becomes a column,
-/// a list of objects becomes rows of their plain fields.
-fn print(v: &Value, format: Format) -> anyhow::Result<()> {
-    if let Format::Json = format {
-        return output::json(v);
-    }
-    let Some((key, list)) = v
-        .as_object()
-        .and_then(|o| o.iter().find(|(_, val)| val.is_array()))
-    else {
-        return output::json(v);
-    };
-    let items = list.as_array().cloned().unwrap_or_default();
-    if items.iter().all(Value::is_string) {
-        let rows: Vec<Vec<String>> = items
-            .iter()
-            .map(|s| vec![s.as_str().unwrap_or_default().to_string()])
-            .collect();
-        output::table(&[key.as_str()], &rows);
-        return Ok(());
-    }
-    let columns: Vec<String> = items
-        .first()
-        .and_then(Value::as_object)
-        .map(|o| {
-            o.iter()
-                .filter(|(_, v)| v.is_string() || v.is_number())
-                .map(|(k, _)| k.clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .map(|item| {
-            columns
-                .iter()
-                .map(|c| match &item[c] {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect()
-        })
-        .collect();
-    let headers: Vec<&str> = columns.iter().map(String::as_str).collect();
-    output::table(&headers, &rows);
-    Ok(())
 }

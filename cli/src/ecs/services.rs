@@ -2,25 +2,28 @@
 //! reconcile pass of the cluster (the orchestrator's), so that tasks start
 //! or stop now rather than at the agent's next pass.
 
-use anyhow::Context;
 use berth_orchestrator::ecs::services::CreateService;
-use berth_orchestrator::model::{LaunchType, SchedulingStrategy};
+use berth_orchestrator::model::{LaunchType, SchedulingStrategy, ServiceLoadBalancer};
 use berth_orchestrator::reconcile::{self, Config};
 use berth_orchestrator::{Ecs, EcsError};
 use serde_json::Value;
 
-use super::input::{json_arg, parse_deployment_configuration, parse_tags, typed};
-use super::{usage, Outcome};
+use super::input::{parse_deployment_configuration, parse_tags};
+use super::{structured, usage, Outcome};
 
 // create-service's flags.
 #[derive(clap::Args)]
 pub struct Create {
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
+    /// The service's name, unique in its cluster.
     #[arg(long)]
     service_name: String,
+    /// family:revision, family (its latest ACTIVE revision) or ARN.
     #[arg(long)]
     task_definition: String,
+    /// How many tasks to keep running.
     #[arg(long, default_value_t = 1)]
     desired_count: u32,
     /// EC2 (default) or FARGATE.
@@ -29,20 +32,25 @@ pub struct Create {
     /// JSON, or maximumPercent=N,minimumHealthyPercent=N.
     #[arg(long)]
     deployment_configuration: Option<String>,
-    /// JSON array, or file://PATH.
-    #[arg(long)]
-    placement_strategy: Option<String>,
-    /// JSON array, or file://PATH.
-    #[arg(long)]
-    placement_constraints: Option<String>,
-    /// JSON array, or file://PATH.
-    #[arg(long)]
-    load_balancers: Option<String>,
+    /// How tasks spread over hosts: type=spread,field=F or
+    /// type=binpack,field=memory … (or a JSON array, or file://PATH).
+    #[arg(long, num_args = 1..)]
+    placement_strategy: Vec<String>,
+    /// Where tasks may run: type=memberOf,expression=E or
+    /// type=distinctInstance … (or a JSON array, or file://PATH).
+    #[arg(long, num_args = 1..)]
+    placement_constraints: Vec<String>,
+    /// loadBalancerName=N,containerName=C,containerPort=P … (or a JSON
+    /// array, or file://PATH).
+    #[arg(long, num_args = 1..)]
+    load_balancers: Vec<String>,
+    /// Seconds a new task's failing health checks are ignored.
     #[arg(long)]
     health_check_grace_period_seconds: Option<u32>,
     /// REPLICA (default).
     #[arg(long)]
     scheduling_strategy: Option<SchedulingStrategy>,
+    /// key=K,value=V … (or a JSON array).
     #[arg(long, num_args = 1..)]
     tags: Vec<String>,
     /// capacityProvider=FARGATE|FARGATE_SPOT,weight=W,base=B … (or a
@@ -58,16 +66,22 @@ pub struct Create {
 // update-service's flags.
 #[derive(clap::Args)]
 pub struct Update {
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
+    /// The service, by name or ARN.
     #[arg(long)]
     service: String,
+    /// The new number of tasks to keep running.
     #[arg(long)]
     desired_count: Option<u32>,
+    /// Roll the service to this task definition: family:revision, family (its latest ACTIVE revision) or ARN.
     #[arg(long)]
     task_definition: Option<String>,
+    /// Replace every task, even with the same task definition.
     #[arg(long)]
     force_new_deployment: bool,
+    /// maximumPercent=N,minimumHealthyPercent=N (or JSON, or file://PATH).
     #[arg(long)]
     deployment_configuration: Option<String>,
 }
@@ -80,14 +94,6 @@ pub(super) fn create(ecs: &Ecs, cfg: &Config, args: Create) -> Result<Outcome, E
     let out = ecs.create_service(&req)?;
     reconcile::reconcile_cluster(ecs, cfg, req.cluster.as_deref().unwrap_or("default"))?;
     Ok(Outcome::Value(out))
-}
-
-/// `--placement-strategy` and `--placement-constraints`: JSON arrays.
-fn list(flag: &str, v: &Option<String>) -> anyhow::Result<Vec<Value>> {
-    match v {
-        Some(v) => typed(json_arg(flag, v)?).with_context(|| format!("--{flag}: not a JSON array")),
-        None => Ok(Vec::new()),
-    }
 }
 
 fn create_request(args: Create) -> anyhow::Result<CreateService> {
@@ -117,14 +123,15 @@ fn create_request(args: Create) -> anyhow::Result<CreateService> {
             .as_deref()
             .map(parse_deployment_configuration)
             .transpose()?,
-        placement_strategy: list("placement-strategy", &placement_strategy)?,
-        placement_constraints: list("placement-constraints", &placement_constraints)?,
-        load_balancers: match &load_balancers {
-            Some(v) => typed(json_arg("load-balancers", v)?).context(
-                "--load-balancers: not a JSON array of {loadBalancerName, containerName, containerPort}",
-            )?,
-            None => Vec::new(),
-        },
+        placement_strategy: structured::list_values::<Value>(
+            "placement-strategy",
+            &placement_strategy,
+        )?,
+        placement_constraints: structured::list_values::<Value>(
+            "placement-constraints",
+            &placement_constraints,
+        )?,
+        load_balancers: structured::list::<ServiceLoadBalancer>("load-balancers", &load_balancers)?,
         health_check_grace_period_seconds,
         scheduling_strategy,
         tags: parse_tags(&tags)?,
@@ -167,10 +174,13 @@ pub(super) fn update(ecs: &Ecs, cfg: &Config, args: Update) -> Result<Outcome, E
 // delete-service's flags.
 #[derive(clap::Args)]
 pub struct Delete {
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
+    /// The service, by name or ARN.
     #[arg(long)]
     service: String,
+    /// Delete it even while its desired count is not 0 (its tasks stop).
     #[arg(long)]
     force: bool,
 }

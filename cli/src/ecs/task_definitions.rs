@@ -2,12 +2,12 @@
 //! describe, list.
 
 use anyhow::Context;
-use berth_orchestrator::model::TaskDefinition;
+use berth_orchestrator::model::{ContainerDefinition, TaskDefinition, Volume};
 use berth_orchestrator::{Ecs, EcsError};
 use serde_json::Value;
 
 use super::input::{json_arg, parse_tags, typed};
-use super::{value, Outcome};
+use super::{structured, value, Outcome};
 
 // register-task-definition's flags: its JSON and the fields flags may set.
 #[derive(clap::Args)]
@@ -15,26 +15,36 @@ pub struct Register {
     /// The whole request: JSON, or file://PATH.
     #[arg(long)]
     cli_input_json: Option<String>,
+    /// The family: the revisions of one name.
     #[arg(long)]
     family: Option<String>,
-    /// JSON array, or file://PATH.
-    #[arg(long)]
-    container_definitions: Option<String>,
+    /// The containers: a JSON array (or file://PATH), or aws's
+    /// shorthand, one container a value (name=web,image=busybox,memory=64).
+    #[arg(long, num_args = 1..)]
+    container_definitions: Vec<String>,
+    /// bridge (default), host, awsvpc or none.
     #[arg(long)]
     network_mode: Option<String>,
+    /// EC2 and/or FARGATE: the launch types the definition must fit.
     #[arg(long, num_args = 1..)]
     requires_compatibilities: Vec<String>,
+    /// The task's CPU units (1024 a vCPU), e.g. 256, or 1 vCPU.
     #[arg(long)]
     cpu: Option<String>,
+    /// The task's memory: MiB (512), or 1 GB.
     #[arg(long)]
     memory: Option<String>,
-    /// JSON array, or file://PATH.
-    #[arg(long)]
-    volumes: Option<String>,
+    /// The task's volumes: a JSON array (or file://PATH), or
+    /// name=N,host={sourcePath=P} … one a value.
+    #[arg(long, num_args = 1..)]
+    volumes: Vec<String>,
+    /// The task's IAM role (recorded and shown; berth has no IAM).
     #[arg(long)]
     task_role_arn: Option<String>,
+    /// The execution IAM role (recorded and shown; berth has no IAM).
     #[arg(long)]
     execution_role_arn: Option<String>,
+    /// key=K,value=V … (or a JSON array).
     #[arg(long, num_args = 1..)]
     tags: Vec<String>,
 }
@@ -75,15 +85,16 @@ fn request(args: Register) -> anyhow::Result<TaskDefinition> {
     if let Some(f) = family {
         set(&mut req, "family", f.into());
     }
-    if let Some(c) = &container_definitions {
-        set(
-            &mut req,
-            "containerDefinitions",
-            json_arg("container-definitions", c)?,
-        );
+    if !container_definitions.is_empty() {
+        let defs = structured::list_values::<ContainerDefinition>(
+            "container-definitions",
+            &container_definitions,
+        )?;
+        set(&mut req, "containerDefinitions", defs.into());
     }
-    if let Some(v) = &volumes {
-        set(&mut req, "volumes", json_arg("volumes", v)?);
+    if !volumes.is_empty() {
+        let v = structured::list_values::<Volume>("volumes", &volumes)?;
+        set(&mut req, "volumes", v.into());
     }
     for (k, v) in [
         ("networkMode", network_mode),

@@ -6,8 +6,8 @@ use berth_orchestrator::model::{DesiredStatus, LaunchType, TaskStatus};
 use berth_orchestrator::reconcile::{self, Config};
 use berth_orchestrator::{Ecs, EcsError};
 
-use super::input::{json_arg, json_list, merge_run_input, run_request};
-use super::{usage, value, LaunchArgs, Outcome};
+use super::input::{json_arg, merge_run_input, run_request};
+use super::{structured, usage, value, LaunchArgs, Outcome};
 
 // run-task's flags; --cli-input-json fills what they leave out.
 #[derive(clap::Args)]
@@ -16,21 +16,26 @@ pub struct Run {
     /// given as well win.
     #[arg(long)]
     cli_input_json: Option<String>,
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
+    /// family:revision, family (its latest ACTIVE revision) or ARN.
     #[arg(long, required_unless_present = "cli_input_json")]
     task_definition: Option<String>,
+    /// How many tasks to run (default 1).
     #[arg(long)]
     count: Option<u32>,
     /// EC2 (default) or FARGATE.
     #[arg(long)]
     launch_type: Option<LaunchType>,
-    /// ECS's placementStrategy: a JSON array (or file://PATH).
-    #[arg(long)]
-    placement_strategy: Option<String>,
-    /// ECS's placementConstraints: a JSON array (or file://PATH).
-    #[arg(long)]
-    placement_constraints: Option<String>,
+    /// How tasks spread over hosts: type=spread,field=F or
+    /// type=binpack,field=memory … (or a JSON array, or file://PATH).
+    #[arg(long, num_args = 1..)]
+    placement_strategy: Vec<String>,
+    /// Where tasks may run: type=memberOf,expression=E or
+    /// type=distinctInstance … (or a JSON array, or file://PATH).
+    #[arg(long, num_args = 1..)]
+    placement_constraints: Vec<String>,
     /// capacityProvider=FARGATE|FARGATE_SPOT,weight=W,base=B … (or a
     /// JSON array); not with --launch-type.
     #[arg(long, num_args = 1..)]
@@ -74,9 +79,12 @@ fn request(args: Run) -> anyhow::Result<berth_orchestrator::ecs::RunTask> {
         launch_type,
         launch,
     )?;
-    req.placement_strategy = json_list("placement-strategy", placement_strategy.as_deref())?;
-    req.placement_constraints =
-        json_list("placement-constraints", placement_constraints.as_deref())?;
+    req.placement_strategy =
+        structured::list_values::<serde_json::Value>("placement-strategy", &placement_strategy)?;
+    req.placement_constraints = structured::list_values::<serde_json::Value>(
+        "placement-constraints",
+        &placement_constraints,
+    )?;
     if !capacity_provider_strategy.is_empty() {
         req.capacity_provider_strategy =
             super::ops_input::strategy("capacity-provider-strategy", &capacity_provider_strategy)?;
@@ -95,10 +103,13 @@ fn request(args: Run) -> anyhow::Result<berth_orchestrator::ecs::RunTask> {
 // start-task's flags.
 #[derive(clap::Args)]
 pub struct Start {
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
+    /// family:revision, family (its latest ACTIVE revision) or ARN.
     #[arg(long)]
     task_definition: String,
+    /// Container instances by id or ARN: a task on each.
     #[arg(long, num_args = 1.., required = true)]
     container_instances: Vec<String>,
     #[command(flatten)]
@@ -124,10 +135,13 @@ pub(super) fn start(ecs: &Ecs, cfg: &Config, args: Start) -> Result<Outcome, Ecs
 // stop-task's flags.
 #[derive(clap::Args)]
 pub struct Stop {
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
+    /// The task, by id or ARN.
     #[arg(long)]
     task: String,
+    /// Why it is stopped (the task's stoppedReason).
     #[arg(long)]
     reason: Option<String>,
 }
@@ -145,15 +159,19 @@ pub(super) fn stop(ecs: &Ecs, cfg: &Config, args: Stop) -> Result<Outcome, EcsEr
 // list-tasks' flags: the cluster and the filters.
 #[derive(clap::Args)]
 pub struct List {
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
     /// RUNNING (default) or STOPPED.
     #[arg(long)]
     desired_status: Option<DesiredStatus>,
+    /// Only tasks of this family.
     #[arg(long)]
     family: Option<String>,
+    /// Only tasks started by this (run-task --started-by).
     #[arg(long)]
     started_by: Option<String>,
+    /// Only tasks on this container instance (id or ARN).
     #[arg(long)]
     container_instance: Option<String>,
     /// Tasks of this service.
@@ -177,10 +195,13 @@ pub(super) fn list(ecs: &Ecs, args: List) -> Result<Outcome, EcsError> {
 // execute-command's flags.
 #[derive(clap::Args)]
 pub struct Exec {
+    /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
+    /// The task, by id or ARN.
     #[arg(long)]
     task: String,
+    /// The container's name in the task.
     #[arg(long)]
     container: String,
     /// Run by /bin/sh -c in the container.
