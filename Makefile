@@ -13,7 +13,7 @@ BENCH_PACKAGES := runc crun umoci debootstrap wrk
 # The cgroup v2 VM (scripts/cgroup2-vm): QEMU and kmod for its module autoload.
 CGROUP2_PACKAGES := qemu-system-x86 kmod
 
-.PHONY: all deps bench-deps build images bench-images test test-cgroup2 lint demo demo-cluster bench clean fuzz-deps fuzz-build fuzz fuzz-smoke chaos
+.PHONY: all deps api-deps bench-deps build images bench-images test test-cgroup2 lint demo demo-cluster bench clean fuzz-deps fuzz-build fuzz fuzz-smoke chaos
 
 all: build
 
@@ -29,6 +29,22 @@ endef
 
 deps:
 	$(call apt_install,$(APT_PACKAGES))
+
+# The ECS API's clients for the tests and the benchmark: Debian's aws-cli v2
+# (/usr/bin/aws) and a virtualenv with PyPI's aws-cli v1, boto3 and
+# moto[server] (the emulator `make bench` compares against). Debian's own
+# python3 makes the venv (python3-venv); a stamp keeps it quick when done.
+VENV := $(CURDIR)/.build/venv
+API_PY_PACKAGES := awscli boto3 'moto[server]'
+
+api-deps: $(VENV)/.api-deps
+
+$(VENV)/.api-deps:
+	$(call apt_install,python3-venv awscli)
+	@[ -x $(VENV)/bin/python ] || /usr/bin/python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q $(API_PY_PACKAGES)
+	@$(VENV)/bin/aws --version && /usr/bin/aws --version
+	@touch $@
 
 bench-deps: deps
 	$(call apt_install,$(BENCH_PACKAGES))
@@ -56,7 +72,7 @@ lint: deps
 	cd fuzz && cargo fmt --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: lint build images
+test: lint build images api-deps
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		BERTH_BIN=$(BERTH) BERTH_TEST_ROOTFS=$(ROOTFS) cargo nextest run --workspace --no-fail-fast; \
 	else \
@@ -114,7 +130,7 @@ demo: build images
 demo-cluster: build images
 	BERTH=$(BERTH) ROOTFS=$(ROOTFS) scripts/demo-cluster.sh
 
-bench: bench-deps images bench-images
+bench: bench-deps api-deps images bench-images
 	cargo build --release -p berth-cli
 	cargo build -p berth-tests --bin bench-cluster
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench.py

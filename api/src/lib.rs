@@ -20,4 +20,7 @@
 
 pub mod auth;
 pub mod ops;
+pub mod paging;
 pub mod protocol;
+pub mod server;
+pub mod wire;

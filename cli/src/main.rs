@@ -7,6 +7,7 @@ mod image_run;
 mod output;
 mod progress;
 mod runtime_cmd;
+mod serve_cmd;
 mod system_cmd;
 
 use std::path::PathBuf;
@@ -77,6 +78,9 @@ enum Command {
     /// Low-level OCI runtime verbs, for tests, benchmarks and debugging.
     #[command(subcommand)]
     Runtime(runtime_cmd::RuntimeCommand),
+    /// Serve ECS's HTTP API (for aws --endpoint-url, boto3, Terraform)
+    /// over this host's state, in the foreground.
+    Serve(serve_cmd::ServeArgs),
 }
 
 impl Command {
@@ -240,6 +244,7 @@ fn main() -> ExitCode {
         Command::Image(cmd) => image_cmd::run(cmd, &roots),
         Command::System(cmd) => system_cmd::run(cmd, &roots),
         Command::Runtime(cmd) => runtime_cmd::run(cmd, &roots),
+        Command::Serve(args) => serve_cmd::run(args, &roots),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -176,16 +176,8 @@ pub fn expand_cli_input_json(args: Vec<String>) -> anyhow::Result<Vec<String>> {
 pub(super) fn parse_deployment_configuration(v: &str) -> anyhow::Result<DeploymentConfiguration> {
     let flag = "deployment-configuration";
     if v.trim_start().starts_with('{') || v.starts_with("file://") {
-        let mut value = json_arg(flag, v)?;
-        let d = DeploymentConfiguration::default();
-        // Absent percentages keep ECS's defaults.
-        if let Some(o) = value.as_object_mut() {
-            o.entry("maximumPercent")
-                .or_insert(d.maximum_percent.into());
-            o.entry("minimumHealthyPercent")
-                .or_insert(d.minimum_healthy_percent.into());
-        }
-        return typed(value).with_context(|| format!("--{flag}: not a deployment configuration"));
+        return DeploymentConfiguration::from_json(json_arg(flag, v)?)
+            .with_context(|| format!("--{flag}: not a deployment configuration"));
     }
     let mut cfg = DeploymentConfiguration::default();
     for pair in v.split(',') {

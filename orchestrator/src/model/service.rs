@@ -73,6 +73,22 @@ impl Default for DeploymentConfiguration {
     }
 }
 
+impl DeploymentConfiguration {
+    /// ECS's JSON as create-service and update-service take it (the CLI's
+    /// flag and the API's member alike): absent percentages keep ECS's
+    /// defaults.
+    pub fn from_json(mut value: serde_json::Value) -> serde_json::Result<Self> {
+        let d = Self::default();
+        if let Some(o) = value.as_object_mut() {
+            o.entry("maximumPercent")
+                .or_insert(d.maximum_percent.into());
+            o.entry("minimumHealthyPercent")
+                .or_insert(d.minimum_healthy_percent.into());
+        }
+        serde_json::from_value(value)
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CircuitBreaker {
@@ -110,4 +126,21 @@ pub struct ServiceEvent {
     pub id: String,
     pub created_at: String,
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployment_configuration_json_keeps_ecs_defaults_for_what_is_absent() {
+        let d = DeploymentConfiguration::from_json(serde_json::json!({"maximumPercent": 150}))
+            .expect("valid");
+        assert_eq!((d.maximum_percent, d.minimum_healthy_percent), (150, 100));
+        let d = DeploymentConfiguration::from_json(serde_json::json!({})).expect("valid");
+        assert_eq!(d, DeploymentConfiguration::default());
+        assert!(
+            DeploymentConfiguration::from_json(serde_json::json!({"maximumPercent": "x"})).is_err()
+        );
+    }
 }

@@ -1,0 +1,369 @@
+//! `berth serve` driven by the real clients: aws-cli v1 (PyPI, in the
+//! venv) and v2 (Debian's), boto3 (with every answer validated strictly
+//! against botocore's model), raw HTTP with bad input; the CLI and the
+//! server on one state; a clean stop. Real busybox tasks throughout.
+//! Needs `make api-deps` (the venv, /usr/bin/aws).
+
+mod api_world;
+
+use api_world::{header, post, write_file, Aws, Served};
+use berth_tests::{assert_ok, parse_json};
+use serde_json::{json, Value};
+
+const LOOP: &str = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
+
+fn sleeper(family: &str) -> String {
+    json!({
+        "family": family,
+        "networkMode": "none",
+        "containerDefinitions": [{
+            "name": "a", "image": "busybox", "memory": 16, "cpu": 32,
+            "command": ["sh", "-c", LOOP]
+        }]
+    })
+    .to_string()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The lifecycle with one aws-cli: tasks, a service, paging, a miss.
+fn aws_lifecycle(cli: Aws, name: &str) {
+    let s = Served::new(name);
+    let c = "api";
+    let created = s.aws_ok(cli, &["create-cluster", "--cluster-name", c]);
+    assert_eq!(created["cluster"]["status"], "ACTIVE");
+    // The agent keeps the service's counts (as on any berth host).
+    let _agent = s.world.agent(&["--cluster", c, "--interval", "1"], &[]);
+
+    let td = write_file(&s.world, "td.json", &sleeper("api-sleep"));
+    let reg = s.aws_ok(cli, &["register-task-definition", "--cli-input-json", &td]);
+    let def = &reg["taskDefinition"];
+    assert_eq!(def["revision"], 1);
+    assert_eq!(def["containerDefinitions"][0]["cpu"], 32, "{def}");
+    let other = write_file(&s.world, "td2.json", &sleeper("api-other"));
+    s.aws_ok(
+        cli,
+        &["register-task-definition", "--cli-input-json", &other],
+    );
+    if cli == Aws::V1 {
+        // v1 prints the wire's value: epoch seconds, a number.
+        assert!(def["registeredAt"].is_number(), "registeredAt: {def}");
+    }
+
+    // A task: run, wait RUNNING, describe, stop, wait STOPPED.
+    let ran = s.aws_ok(
+        cli,
+        &["run-task", "--cluster", c, "--task-definition", "api-sleep"],
+    );
+    assert_eq!(ran["failures"], json!([]), "{ran}");
+    let arn = ran["tasks"][0]["taskArn"]
+        .as_str()
+        .expect("taskArn")
+        .to_string();
+    s.aws_ok(
+        cli,
+        &["wait", "tasks-running", "--cluster", c, "--tasks", &arn],
+    );
+    let described = s.aws_ok(
+        cli,
+        &["describe-tasks", "--cluster", c, "--tasks", &arn, "nope"],
+    );
+    let task = &described["tasks"][0];
+    assert_eq!(task["lastStatus"], "RUNNING");
+    assert!(task.get("x-berth").is_none(), "{task}");
+    assert_eq!(described["failures"][0]["reason"], "MISSING");
+    s.aws_ok(cli, &["stop-task", "--cluster", c, "--task", &arn]);
+    s.aws_ok(
+        cli,
+        &["wait", "tasks-stopped", "--cluster", c, "--tasks", &arn],
+    );
+
+    // A service: create, stable, scale, stable, describe, delete.
+    let svc = ["--cluster", c, "--services", "web"];
+    s.aws_ok(
+        cli,
+        &[
+            "create-service",
+            "--cluster",
+            c,
+            "--service-name",
+            "web",
+            "--task-definition",
+            "api-sleep",
+            "--desired-count",
+            "1",
+        ],
+    );
+    s.aws_ok(cli, &[&["wait", "services-stable"][..], &svc[..]].concat());
+    s.aws_ok(
+        cli,
+        &[
+            "update-service",
+            "--cluster",
+            c,
+            "--service",
+            "web",
+            "--desired-count",
+            "2",
+        ],
+    );
+    s.aws_ok(cli, &[&["wait", "services-stable"][..], &svc[..]].concat());
+    let d = s.aws_ok(cli, &[&["describe-services"][..], &svc[..]].concat());
+    assert_eq!(d["services"][0]["runningCount"], 2, "{d}");
+    assert_eq!(d["services"][0]["status"], "ACTIVE");
+
+    // Paging: --page-size 1 sends maxResults 1 and follows every nextToken.
+    let tasks = s.aws_ok(cli, &["list-tasks", "--cluster", c, "--page-size", "1"]);
+    assert_eq!(strings(&tasks["taskArns"]).len(), 2, "{tasks}");
+    let defs = s.aws_ok(cli, &["list-task-definitions", "--page-size", "1"]);
+    assert_eq!(strings(&defs["taskDefinitionArns"]).len(), 2, "{defs}");
+    let fams = s.aws_ok(cli, &["list-task-definition-families", "--page-size", "1"]);
+    assert_eq!(strings(&fams["families"]), ["api-other", "api-sleep"]);
+    let clusters = s.aws_ok(cli, &["list-clusters", "--page-size", "1"]);
+    assert_eq!(strings(&clusters["clusterArns"]).len(), 2, "{clusters}");
+    let services = s.aws_ok(cli, &["list-services", "--cluster", c, "--page-size", "1"]);
+    assert_eq!(strings(&services["serviceArns"]).len(), 1, "{services}");
+
+    s.aws_ok(
+        cli,
+        &[
+            "update-service",
+            "--cluster",
+            c,
+            "--service",
+            "web",
+            "--desired-count",
+            "0",
+        ],
+    );
+    s.aws_ok(cli, &["delete-service", "--cluster", c, "--service", "web"]);
+    s.aws_ok(
+        cli,
+        &[&["wait", "services-inactive"][..], &svc[..]].concat(),
+    );
+    let d = s.aws_ok(cli, &[&["describe-services"][..], &svc[..]].concat());
+    assert_eq!(d["services"][0]["status"], "INACTIVE", "{d}");
+
+    // A missing cluster: ECS's modeled exception, as aws prints it.
+    let out = s.aws(
+        cli,
+        &["describe-services", "--cluster", "nope", "--services", "x"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("(ClusterNotFoundException)") && err.contains("DescribeServices"),
+        "{err}"
+    );
+}
+
+#[test]
+fn aws_cli_v1_drives_tasks_and_services() {
+    aws_lifecycle(Aws::V1, "api-v1");
+}
+
+#[test]
+fn aws_cli_v2_drives_tasks_and_services() {
+    aws_lifecycle(Aws::V2, "api-v2");
+}
+
+#[test]
+fn boto3_lifecycle_exceptions_paginators_waiters_all_strictly_valid() {
+    let s = Served::new("api-boto3");
+    // The script's cluster exists first, for the agent to join it.
+    assert_ok(&s.world.berth(&["create-cluster", "--cluster-name", "boto"]));
+    let _agent = s
+        .world
+        .agent(&["--cluster", "boto", "--interval", "1"], &[]);
+    let out = s.python_ok("boto3_lifecycle.py", &[]);
+    assert!(out.contains("answers validated strictly"), "{out}");
+}
+
+/// Each bad request gets its modeled 4xx, with a request id, and the
+/// server answers a good call right after.
+#[test]
+fn bad_input_gets_modeled_errors_and_the_server_keeps_serving() {
+    let mut s = Served::new("api-bad");
+    let huge = vec![b' '; 2 << 20];
+    // What, the target, the body; the status, exception, and what the
+    // message must name.
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "malformed JSON",
+            Some("ListClusters"),
+            b"{\"maxResults\":".to_vec(),
+            400,
+            "SerializationException",
+            "JSON",
+        ),
+        (
+            "wrong type",
+            Some("ListClusters"),
+            br#"{"maxResults":"1"}"#.to_vec(),
+            400,
+            "SerializationException",
+            "maxResults",
+        ),
+        (
+            "nested wrong type",
+            Some("RunTask"),
+            br#"{"taskDefinition":"x","overrides":{"containerOverrides":[{"command":"ls"}]}}"#
+                .to_vec(),
+            400,
+            "SerializationException",
+            "overrides.containerOverrides[0].command",
+        ),
+        (
+            "unknown member",
+            Some("DescribeClusters"),
+            br#"{"clusterz":["a"]}"#.to_vec(),
+            400,
+            "InvalidParameterException",
+            "clusterz",
+        ),
+        (
+            "not an object",
+            Some("ListClusters"),
+            b"[1,2]".to_vec(),
+            400,
+            "SerializationException",
+            "object",
+        ),
+        (
+            "unknown operation",
+            Some("FlyToTheMoon"),
+            b"{}".to_vec(),
+            400,
+            "UnknownOperationException",
+            "FlyToTheMoon",
+        ),
+        (
+            "unserved operation",
+            Some("CreateGateway"),
+            b"{}".to_vec(),
+            400,
+            "UnknownOperationException",
+            "CreateGateway",
+        ),
+        (
+            "no target",
+            None,
+            b"{}".to_vec(),
+            400,
+            "UnknownOperationException",
+            "X-Amz-Target",
+        ),
+        (
+            "huge body",
+            Some("ListClusters"),
+            huge,
+            413,
+            "RequestEntityTooLargeException",
+            "bytes",
+        ),
+        (
+            "bad token",
+            Some("ListClusters"),
+            br#"{"nextToken":"zz"}"#.to_vec(),
+            400,
+            "InvalidParameterException",
+            "nextToken",
+        ),
+    ];
+    for (what, target, body, status, exception, names) in cases {
+        let (got, headers, raw) = post(s.port, target, &body);
+        let answer: Value = serde_json::from_slice(&raw).unwrap_or_else(|e| {
+            panic!("{what}: not JSON ({e}): {}", String::from_utf8_lossy(&raw))
+        });
+        assert_eq!(got, status, "{what}: {answer}");
+        assert_eq!(answer["__type"], exception, "{what}: {answer}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(names),
+            "{what}: message {message:?} names no {names:?}"
+        );
+        assert!(
+            header(&headers, "x-amzn-requestid").is_some(),
+            "{what}: {headers:?}"
+        );
+        assert_eq!(header(&headers, "x-amzn-errortype"), Some(exception));
+        assert_eq!(
+            header(&headers, "content-type"),
+            Some("application/x-amz-json-1.1")
+        );
+        let (ok, _, raw) = post(s.port, Some("ListClusters"), b"{}");
+        assert_eq!(ok, 200, "after {what}: {}", String::from_utf8_lossy(&raw));
+    }
+    // Other paths and methods.
+    let (got, headers, _) = s.raw("GET /x HTTP/1.1\r\n", b"");
+    assert_eq!(got, 404);
+    assert!(header(&headers, "x-amzn-requestid").is_some());
+    let (got, _, raw) = s.raw("GET / HTTP/1.1\r\n", b"");
+    assert_eq!(got, 400, "{}", String::from_utf8_lossy(&raw));
+    // Every answer above was checked by the model's validator too.
+    assert!(s.running(), "the server died: {}", s.log());
+    let bodies = s.python_ok("bad_input.py", &[]);
+    assert!(bodies.contains("0 violations"), "{bodies}");
+    assert!(!s.log().contains("panicked"), "{}", s.log());
+}
+
+/// A task run by the CLI is described by the server, and one run through
+/// the server by the CLI.
+#[test]
+fn the_cli_and_the_server_see_one_state() {
+    let s = Served::new("api-one-state");
+    let w = &s.world;
+    let family = w.register(&serde_json::from_str(&sleeper("one")).expect("json"));
+    let by_cli = parse_json(&w.berth(&["run-task", "--task-definition", &family]));
+    let cli_arn = by_cli["tasks"][0]["taskArn"]
+        .as_str()
+        .expect("arn")
+        .to_string();
+    s.aws_ok(Aws::V1, &["wait", "tasks-running", "--tasks", &cli_arn]);
+    let seen = s.aws_ok(Aws::V2, &["describe-tasks", "--tasks", &cli_arn]);
+    assert_eq!(seen["tasks"][0]["lastStatus"], "RUNNING", "{seen}");
+
+    let by_api = s.aws_ok(Aws::V1, &["run-task", "--task-definition", "one"]);
+    let api_arn = by_api["tasks"][0]["taskArn"]
+        .as_str()
+        .expect("arn")
+        .to_string();
+    let id = api_arn.rsplit('/').next().expect("id").to_string();
+    let running = w.wait_task(&id, "RUNNING");
+    assert_eq!(running["taskArn"], api_arn.as_str());
+    let listed = parse_json(&w.berth(&["list-tasks"]));
+    assert_eq!(strings(&listed["taskArns"]).len(), 2, "{listed}");
+
+    // Stopped from the CLI, seen stopped by the server.
+    assert_ok(&w.berth(&["stop-task", "--task", &api_arn]));
+    s.aws_ok(Aws::V1, &["stop-task", "--task", &cli_arn]);
+    s.aws_ok(
+        Aws::V2,
+        &["wait", "tasks-stopped", "--tasks", &cli_arn, &api_arn],
+    );
+    w.wait_task(&id, "STOPPED");
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let mut s = Served::new("api-stop");
+    let (ok, _, _) = post(s.port, Some("ListClusters"), b"{}");
+    assert_eq!(ok, 200);
+    let status = s.terminate();
+    assert!(status.success(), "exit {status:?}; log:\n{}", s.log());
+    // The port is free again.
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", s.port)).is_ok(),
+        "port {} still bound",
+        s.port
+    );
+}
