@@ -139,6 +139,7 @@ bench: bench-deps api-deps images bench-images
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench_network.py
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench_services.py
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) CLUSTER_BENCH=$(dir $(BERTH))bench-cluster python3 scripts/bench_cluster.py
+	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) VENV=$(VENV) $(VENV)/bin/python scripts/bench_api.py
 
 clean:
 	rm -rf .build

@@ -354,16 +354,95 @@ fn the_cli_and_the_server_see_one_state() {
 }
 
 #[test]
-fn sigterm_stops_the_server_cleanly() {
-    let mut s = Served::new("api-stop");
-    let (ok, _, _) = post(s.port, Some("ListClusters"), b"{}");
-    assert_eq!(ok, 200);
-    let status = s.terminate();
-    assert!(status.success(), "exit {status:?}; log:\n{}", s.log());
-    // The port is free again.
-    assert!(
-        std::net::TcpListener::bind(("127.0.0.1", s.port)).is_ok(),
-        "port {} still bound",
-        s.port
+fn sigterm_and_sigint_stop_the_server_cleanly() {
+    for (sig, name) in [(libc::SIGTERM, "api-term"), (libc::SIGINT, "api-int")] {
+        let mut s = Served::new(name);
+        let (ok, _, _) = post(s.port, Some("ListClusters"), b"{}");
+        assert_eq!(ok, 200);
+        let status = s.stop_with(sig);
+        assert!(
+            status.success(),
+            "signal {sig}: exit {status:?}; log:\n{}",
+            s.log()
+        );
+        // The port is free again.
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", s.port)).is_ok(),
+            "port {} still bound",
+            s.port
+        );
+    }
+}
+
+/// On etcd (the store whose client drives its own runtime, which the
+/// server must call only from blocking threads): the server and the CLI
+/// share the cluster's state, tasks run and stop.
+#[test]
+fn served_on_etcd_tasks_run_and_the_cli_sees_them() {
+    let etcd = berth_orchestrator::store::test_server::EtcdServer::start();
+    let store = format!("etcd://{}/berth-test/api-etcd", etcd.endpoint);
+    let world = berth_tests::World::new("api-etcd").with_store(&store);
+    world.busybox_image("busybox:latest", &[]);
+    let s = Served::serve(world, &[]);
+    // On a shared store only agents register hosts.
+    let _agent = s.world.agent(&["--interval", "1"], &[]);
+    let deadline = std::time::Instant::now() + berth_tests::patience(30);
+    loop {
+        let listed = s.aws_ok(Aws::V1, &["list-container-instances"]);
+        if !strings(&listed["containerInstanceArns"]).is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never registered its host"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let td = write_file(&s.world, "td.json", &sleeper("etcd"));
+    s.aws_ok(
+        Aws::V2,
+        &["register-task-definition", "--cli-input-json", &td],
     );
+    let ran = s.aws_ok(
+        Aws::V2,
+        &["run-task", "--task-definition", "etcd", "--count", "2"],
+    );
+    assert_eq!(ran["failures"], json!([]), "{ran}");
+    let arns: Vec<String> = ran["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["taskArn"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(arns.len(), 2, "{ran}");
+    let mut wait = vec!["wait", "tasks-running", "--tasks"];
+    wait.extend(arns.iter().map(String::as_str));
+    s.aws_ok(Aws::V1, &wait);
+    let by_cli = parse_json(&s.world.berth(&["list-tasks"]));
+    let mut listed = strings(&by_cli["taskArns"]);
+    listed.sort();
+    let mut ran_arns = arns.clone();
+    ran_arns.sort();
+    assert_eq!(listed, ran_arns);
+    for arn in &arns {
+        s.aws_ok(Aws::V1, &["stop-task", "--task", arn]);
+    }
+    wait[1] = "tasks-stopped";
+    s.aws_ok(Aws::V2, &wait);
+}
+
+/// A port in use or a bad flag: an error naming it, no ready line.
+#[test]
+fn serve_refuses_a_busy_port_and_bad_flags_clearly() {
+    let w = berth_tests::World::new("api-busy");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = w.berth(&["serve", "--listen", &addr]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "{}", berth_tests::stdout(&out));
+    let err = berth_tests::stderr(&out);
+    assert!(err.contains(&addr) && err.contains("in use"), "{err}");
+    let out = w.berth(&["serve", "--max-body-bytes", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(berth_tests::stderr(&out).contains("--max-body-bytes"));
 }

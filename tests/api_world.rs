@@ -143,8 +143,13 @@ impl Served {
 
     /// SIGTERM, and its exit status (SIGKILL after the patience).
     pub fn terminate(&mut self) -> ExitStatus {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Signal `sig`, and its exit status (SIGKILL after the patience).
+    pub fn stop_with(&mut self, sig: i32) -> ExitStatus {
         // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(self.child.id() as i32, sig) };
         let deadline = Instant::now() + patience(20);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -152,7 +157,10 @@ impl Served {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("berth serve did not stop on SIGTERM; log:\n{}", self.log());
+                panic!(
+                    "berth serve did not stop on signal {sig}; log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

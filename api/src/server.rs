@@ -66,10 +66,12 @@ impl ServeOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("listen on {addr}: {source}")]
+    // `io`, not `source`: the message carries it once, not twice in a
+    // chain.
+    #[error("listen on {addr}: {io}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        io: std::io::Error,
     },
     #[error("start the server's runtime: {0}")]
     Runtime(std::io::Error),
@@ -121,14 +123,10 @@ async fn run(
 ) -> Result<(), ServeError> {
     let listener = TcpListener::bind(listen)
         .await
-        .map_err(|source| ServeError::Bind {
-            addr: listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: listen,
-        source,
-    })?;
+        .map_err(|io| ServeError::Bind { addr: listen, io })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|io| ServeError::Bind { addr: listen, io })?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(ServeError::Signal)?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())

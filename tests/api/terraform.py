@@ -6,7 +6,8 @@ under Terraform refuses a member of the wrong JSON type, so this is what
 
 The calls and their inputs follow hashicorp/terraform-provider-aws
 (internal/service/ecs/{cluster,task_definition,service}.go): create, the
-provider's waiters, the Read after each change, the update, and destroy
+provider's waiters, the Read after each change, updates (cluster settings
+and tags, the service's desired count), and destroy
 (drain to 0, DeleteService retried while deployments are active, wait for
 INACTIVE, deregister, DeleteCluster retried while it still holds things,
 wait for INACTIVE).
@@ -113,12 +114,31 @@ def cluster(run, name):
     return arn
 
 
+def update_cluster(run, arn):
+    """A changed `setting` block (UpdateCluster, then the wait and Read) and
+    changed tags (the provider's updateTags: UntagResource, TagResource)."""
+    r = run.ecs
+    run.step("UpdateCluster settings, then DescribeClusters until ACTIVE")
+    r.update_cluster(cluster=arn, settings=[{"name": "containerInsights", "value": "enabled"}])
+    got = r.describe_clusters(clusters=[arn], include=INCLUDE_CLUSTER)["clusters"][0]
+    settings = {s["name"]: s["value"] for s in got.get("settings", [])}
+    run.expect(got["status"] == "ACTIVE" and settings.get("containerInsights") == "enabled",
+               f"after UpdateCluster: {got['status']} {got.get('settings')}")
+
+    run.step("UntagResource + TagResource, then DescribeClusters include TAGS")
+    r.untag_resource(resourceArn=arn, tagKeys=["managed-by"])
+    r.tag_resource(resourceArn=arn, tags=[{"key": "env", "value": "test"}])
+    got = r.describe_clusters(clusters=[arn], include=INCLUDE_CLUSTER)["clusters"][0]
+    want = {"Name": arn.rsplit("/", 1)[-1], "env": "test"}
+    run.expect(tags_of(got.get("tags")) == want, f"tags after the update {got.get('tags')}, want {want}")
+
+
 def task_definition(run, name, image):
     r = run.ecs
     run.step("RegisterTaskDefinition with tags")
     container = {
         "name": "app", "image": image, "essential": True, "memory": 16, "cpu": 0,
-        "command": ["sh", "-c", "while true; do sleep 1; done"],
+        "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"],
         "environment": [{"name": "STAGE", "value": "test"}],
     }
     tags = [{"key": "Name", "value": name}]
@@ -253,6 +273,7 @@ def main():
     run.no_tasks = args.no_tasks
     try:
         cluster_arn = cluster(run, args.name)
+        update_cluster(run, cluster_arn)
         td_arn = task_definition(run, args.name, args.image)
         svc_arn = service(run, cluster_arn, td_arn, args.name)
         destroy_service(run, cluster_arn, svc_arn)

@@ -1,8 +1,7 @@
-//! Clusters: CreateCluster, DescribeClusters (`include`), ListClusters
-//! (paged), DeleteCluster. CreateCluster's settings, configuration,
-//! service connect defaults and capacity providers are stored as
-//! UpdateCluster and PutClusterCapacityProviders store them (checked
-//! before the cluster is made, so a refusal leaves nothing).
+//! Clusters: CreateCluster (with its settings, configuration and
+//! capacity providers, checked before anything is made), DescribeClusters
+//! (`include`), ListClusters (paged), DeleteCluster. `serviceConnectDefaults`
+//! is stored as UpdateCluster stores it.
 
 use berth_orchestrator::ecs::UpdateCluster;
 use berth_orchestrator::model::{CapacityProviderStrategyItem, ClusterSetting, Tag};
@@ -27,20 +26,35 @@ struct Create {
     default_capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
 }
 
+impl Create {
+    /// Refuse bad settings and providers before the cluster is made, so a
+    /// refused call leaves nothing behind.
+    fn check(&self) -> Result<(), ApiError> {
+        for (i, s) in self.settings.iter().flatten().enumerate() {
+            account_settings::check_cluster_setting(&format!("settings[{i}]"), &s.name, &s.value)?;
+        }
+        if self.configuration.as_ref().is_some_and(|c| !c.is_object()) {
+            return Err(ApiError::invalid("configuration: must be an object"));
+        }
+        let mut providers = Vec::new();
+        for (i, p) in self.capacity_providers.iter().flatten().enumerate() {
+            providers.push(capacity::built_in(&format!("capacityProviders[{i}]"), p)?.to_string());
+        }
+        let strategy = self.default_capacity_provider_strategy.as_deref();
+        capacity::check_strategy(
+            "defaultCapacityProviderStrategy",
+            strategy.unwrap_or_default(),
+            Some(&providers),
+        )?;
+        Ok(())
+    }
+}
+
 pub fn create(ctx: &Context<'_>, body: Value) -> Result<Value, ApiError> {
     let req: Create = input(body)?;
+    req.check()?;
     // ECS: no name makes (or answers) the cluster "default".
-    let name = req.cluster_name.unwrap_or_else(|| "default".into());
-    for (i, s) in req.settings.iter().flatten().enumerate() {
-        account_settings::check_cluster_setting(&format!("settings[{i}]"), &s.name, &s.value)?;
-    }
-    let providers = req.capacity_providers.unwrap_or_default();
-    let strategy = req.default_capacity_provider_strategy.unwrap_or_default();
-    let mut names = Vec::new();
-    for (i, p) in providers.iter().enumerate() {
-        names.push(capacity::built_in(&format!("capacityProviders[{i}]"), p)?.to_string());
-    }
-    capacity::check_strategy("defaultCapacityProviderStrategy", &strategy, Some(&names))?;
+    let name = req.cluster_name.clone().unwrap_or_else(|| "default".into());
     let mut out = ctx.ecs.create_cluster(&name, req.tags, None)?;
     if req.settings.is_some()
         || req.configuration.is_some()
@@ -53,10 +67,12 @@ pub fn create(ctx: &Context<'_>, body: Value) -> Result<Value, ApiError> {
             service_connect_defaults: req.service_connect_defaults,
         })?;
     }
-    if !providers.is_empty() || !strategy.is_empty() {
-        out = ctx
-            .ecs
-            .put_cluster_capacity_providers(&name, &providers, &strategy)?;
+    if req.capacity_providers.is_some() || req.default_capacity_provider_strategy.is_some() {
+        out = ctx.ecs.put_cluster_capacity_providers(
+            &name,
+            &req.capacity_providers.unwrap_or_default(),
+            &req.default_capacity_provider_strategy.unwrap_or_default(),
+        )?;
     }
     Ok(out)
 }

@@ -3,8 +3,9 @@
 //! now), DescribeServices (`include TAGS`; deleted services stay
 //! describable as INACTIVE), ListServices (paged). Members berth does not
 //! act on (networkConfiguration, deploymentController, propagateTags …)
-//! are accepted and ignored; capacityProviderStrategy picks FARGATE or
-//! FARGATE_SPOT for each task.
+//! are accepted and ignored; a CreateService repeated with the same
+//! parameters answers the first (the orchestrator's, whatever the
+//! `clientToken`).
 
 use berth_orchestrator::ecs::services::CreateService;
 use berth_orchestrator::model::{

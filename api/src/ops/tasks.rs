@@ -1,9 +1,9 @@
 //! Tasks: RunTask and StartTask (their supervisors started at once, as
 //! the CLI starts them), StopTask, DescribeTasks (`include TAGS`),
-//! ListTasks (paged). Members berth does not act on (networkConfiguration,
-//! propagateTags, enableExecuteCommand …) are accepted and ignored;
-//! capacityProviderStrategy picks FARGATE or FARGATE_SPOT, clientToken
-//! makes a retry answer the first call's tasks.
+//! ListTasks (paged). `capacityProviderStrategy` (FARGATE, FARGATE_SPOT)
+//! and RunTask's `clientToken` (a retry answers the first result) are the
+//! orchestrator's; members berth does not act on (networkConfiguration,
+//! propagateTags, enableExecuteCommand …) are accepted and ignored.
 
 use berth_orchestrator::ecs::{RunTask, TaskFilter};
 use berth_orchestrator::model::{CapacityProviderStrategyItem, DesiredStatus, LaunchType, Tag};
@@ -32,12 +32,12 @@ struct Run {
     placement_strategy: Vec<Value>,
     #[serde(default)]
     placement_constraints: Vec<Value>,
-    /// StartTask's: the instances to start on.
-    #[serde(default)]
-    container_instances: Vec<String>,
     #[serde(default)]
     capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
     client_token: Option<String>,
+    /// StartTask's: the instances to start on.
+    #[serde(default)]
+    container_instances: Vec<String>,
 }
 
 impl Run {
@@ -54,8 +54,8 @@ impl Run {
             placement_strategy: self.placement_strategy,
             placement_constraints: self.placement_constraints,
             capacity_provider_strategy: self.capacity_provider_strategy,
-            capacity_running: Default::default(),
             client_token: self.client_token,
+            ..Default::default()
         };
         (req, self.container_instances)
     }
