@@ -807,6 +807,20 @@ fn idempotent_creates_then_a_terraform_teardown_deletes_the_cluster() {
     );
     ok(&w, &["stop-task", "--cluster", "tf", "--task", &id]);
     wait_running(&w, "tf", 0);
+    // As Terraform does: describe the service until it is INACTIVE (a
+    // DRAINING one still holds the cluster: ClusterContainsServices).
+    let deadline = Instant::now() + patience(60);
+    loop {
+        let s = ok(
+            &w,
+            &["describe-services", "--cluster", "tf", "--services", "web"],
+        );
+        if s["services"][0]["status"] == "INACTIVE" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "service never INACTIVE: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let deleted = ok(&w, &["delete-cluster", "--cluster", "tf"]);
     assert_eq!(deleted["cluster"]["status"], "INACTIVE");
     let d = ok(&w, &["describe-clusters", "--clusters", "tf"]);
