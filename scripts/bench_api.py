@@ -6,9 +6,10 @@ projects test against) answering the same calls in the same run.
 
 Reads go through wrk (-t2 -c16 -d5s, keep-alive, POST bodies from a Lua
 script); RunTask is timed one call at a time (each starts a task), 100
-calls. The two servers are measured one after the other in the run, so
-neither competes with the other for the cores (wrk itself shares them with
-the server, alike for both). Both get byte-identical ECS requests; moto alone needs a
+calls. Both servers are up at once but measured in turn, call by call
+(berth, moto, next call), so neither competes with the other for the cores
+and a change in the machine's load falls on both alike (wrk shares the
+cores with the server measured, alike for both). Both get byte-identical ECS requests; moto alone needs a
 container instance first (it cannot place EC2 tasks without one), which
 it gets through its own EC2 emulation before the clock starts.
 
@@ -53,7 +54,9 @@ TASK_DEFINITION = {
     "networkMode": "none",
     "containerDefinitions": [{
         "name": "a", "image": "busybox", "memory": 16,
-        "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]}],
+        # One sleep at a time (no fork every second in 100 tasks to load
+        # the cores being measured); TERM ends the wait at once.
+        "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 3600 & wait $!; done"]}],
 }
 
 
@@ -202,14 +205,22 @@ def run_tasks_timed(ep):
     return RUN_CALLS / total, lat[min(len(lat) - 1, int(len(lat) * 0.99))]
 
 
-def measure(ep, arns, work):
-    ok = check(ep, "DescribeTasks", {"cluster": CLUSTER, "tasks": arns})
-    ok &= check(ep, "ListTasks", {"cluster": CLUSTER})
-    return ok, {
-        "DescribeTasks": wrk(ep, "DescribeTasks", {"cluster": CLUSTER, "tasks": arns}, work),
-        "ListTasks": wrk(ep, "ListTasks", {"cluster": CLUSTER}, work),
-        "RunTask": run_tasks_timed(ep),
-    }
+def measure(servers, work):
+    """Each call on each server in turn (berth, then moto, call by call), so
+    a change in the machine's load falls on both alike."""
+    valid = {}
+    for ep, arns in servers:
+        valid[ep.name] = check(ep, "DescribeTasks", {"cluster": CLUSTER, "tasks": arns})
+        valid[ep.name] &= check(ep, "ListTasks", {"cluster": CLUSTER})
+    results = {ep.name: {} for ep, _ in servers}
+    for op in ("DescribeTasks", "ListTasks", "RunTask"):
+        for ep, arns in servers:
+            if op == "RunTask":
+                results[ep.name][op] = run_tasks_timed(ep)
+            else:
+                body = {"cluster": CLUSTER, "tasks": arns} if op == "DescribeTasks" else {"cluster": CLUSTER}
+                results[ep.name][op] = wrk(ep, op, body, work)
+    return valid, results
 
 
 def stop_berth(ep, proc, root):
@@ -270,19 +281,14 @@ def table(results, valid):
 def main():
     work = tempfile.mkdtemp(prefix="berth-bench-api-")
     root = os.path.join(work, "root")
-    results, valid = {}, {}
     berth_proc = moto_proc = None
     try:
         moto_proc, moto = start_moto()
-        arns = setup(moto, is_moto=True)
-        valid["moto"], results["moto"] = measure(moto, arns, work)
-        moto_proc.terminate()
-        moto_proc.wait(timeout=30)
-        moto_proc = None
+        moto_arns = setup(moto, is_moto=True)
         berth_proc, berth = start_berth(root)
         try:
-            arns = setup(berth, is_moto=False)
-            valid["berth"], results["berth"] = measure(berth, arns, work)
+            berth_arns = setup(berth, is_moto=False)
+            valid, results = measure([(berth, berth_arns), (moto, moto_arns)], work)
         finally:
             stop_berth(berth, berth_proc, root)
             berth_proc = None

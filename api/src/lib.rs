@@ -23,4 +23,5 @@ pub mod ops;
 pub mod paging;
 pub mod protocol;
 pub mod server;
+pub mod tls;
 pub mod wire;

@@ -160,6 +160,10 @@ async fn run(
                     let conn = http.serve_connection(TokioIo::new(stream), service);
                     watcher.watch(conn).await
                 }
+                Some(_) if crate::tls::speaks_plaintext(&stream).await => {
+                    crate::tls::refuse_plaintext(stream, addr).await;
+                    return;
+                }
                 Some(acceptor) => match acceptor.accept(stream).await {
                     Ok(s) => {
                         let conn = http.serve_connection(TokioIo::new(s), service);

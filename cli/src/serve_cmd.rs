@@ -4,8 +4,10 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
+use berth_api::auth::Auth;
 use berth_api::server::{self, ServeOptions};
 use berth_orchestrator::Ecs;
 
@@ -22,18 +24,74 @@ pub struct ServeArgs {
     /// Requests with a larger body are refused (413).
     #[arg(long, default_value_t = server::DEFAULT_MAX_BODY, value_name = "N")]
     max_body_bytes: usize,
+
+    /// none: any signature or none is accepted (clients still need dummy
+    /// keys and a region, as with every local emulator); sigv4: only
+    /// requests signed (SigV4) by a key of --credentials.
+    #[arg(long, value_enum, default_value_t = AuthMode::None)]
+    auth: AuthMode,
+
+    /// With --auth sigv4: the access keys, as an AWS shared-credentials
+    /// file ([profile] with aws_access_key_id and aws_secret_access_key),
+    /// readable by its owner only (chmod 600).
+    #[arg(long, value_name = "FILE")]
+    credentials: Option<PathBuf>,
+
+    /// Serve HTTPS with this PEM certificate (chain) (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AuthMode {
+    None,
+    Sigv4,
+}
+
+/// `--auth` and `--credentials`, checked together.
+fn auth(args: &ServeArgs) -> anyhow::Result<Auth> {
+    match (args.auth, &args.credentials) {
+        (AuthMode::None, None) => Ok(Auth::Any),
+        (AuthMode::None, Some(_)) => {
+            anyhow::bail!("--credentials: only with --auth sigv4 (--auth none checks no keys)")
+        }
+        (AuthMode::Sigv4, None) => {
+            anyhow::bail!("--auth sigv4: needs --credentials FILE (the access keys to accept)")
+        }
+        (AuthMode::Sigv4, Some(file)) => Ok(Auth::sigv4_from_file(file)?),
+    }
 }
 
 pub fn run(args: ServeArgs, roots: &Roots) -> anyhow::Result<i32> {
     if args.max_body_bytes == 0 {
         anyhow::bail!("--max-body-bytes: must be at least 1");
     }
+    let mut opts = ServeOptions::new(args.listen);
+    opts.max_body = args.max_body_bytes;
+    // Files are checked before the store is opened: a typo fails fast.
+    opts.auth = auth(&args)?;
+    match &opts.auth {
+        Auth::SigV4(keys) => tracing::info!(
+            "checking SigV4 signatures against {} access keys",
+            keys.len()
+        ),
+        Auth::Any if !args.listen.ip().is_loopback() => tracing::warn!(
+            "--listen {} with --auth none: anyone who reaches it can run containers on this host",
+            args.listen
+        ),
+        Auth::Any => {}
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        opts.tls = Some(berth_api::tls::server_config(cert, key)?);
+    }
     // Opened here, outside the server's runtime: the etcd store runs its
     // own.
     let ecs = Ecs::open(&roots.state, &roots.store, crate::ecs::partition())
         .map_err(|e| roots.open_error(e))?;
-    let mut opts = ServeOptions::new(args.listen);
-    opts.max_body = args.max_body_bytes;
     let scheme = if opts.tls.is_some() { "https" } else { "http" };
     let mut ready_err = None;
     server::serve(ecs, roots.reconcile_config(), opts, |addr| {
