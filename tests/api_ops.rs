@@ -1,7 +1,11 @@
 //! Issue 14's new operations through the real binary's aws-shaped verbs:
 //! tags, attributes, cluster and account settings, DeleteTaskDefinitions,
 //! capacity providers (real FARGATE tasks), idempotency, and DeleteCluster
-//! after a Terraform-style teardown with this host's implicit instance.
+//! after a Terraform-style teardown with this host's implicit instance;
+//! then the same through `berth serve` with boto3 (every answer strictly
+//! valid, tests/api/boto3_ops.py) and aws-cli v1 and v2.
+
+mod api_world;
 
 use std::time::{Duration, Instant};
 
@@ -807,8 +811,147 @@ fn idempotent_creates_then_a_terraform_teardown_deletes_the_cluster() {
     );
     ok(&w, &["stop-task", "--cluster", "tf", "--task", &id]);
     wait_running(&w, "tf", 0);
+    // As Terraform does: describe the service until it is INACTIVE (a
+    // DRAINING one still holds the cluster: ClusterContainsServices).
+    let deadline = Instant::now() + patience(60);
+    loop {
+        let s = ok(
+            &w,
+            &["describe-services", "--cluster", "tf", "--services", "web"],
+        );
+        if s["services"][0]["status"] == "INACTIVE" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "service never INACTIVE: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let deleted = ok(&w, &["delete-cluster", "--cluster", "tf"]);
     assert_eq!(deleted["cluster"]["status"], "INACTIVE");
     let d = ok(&w, &["describe-clusters", "--clusters", "tf"]);
     assert_eq!(d["clusters"][0]["status"], "INACTIVE");
+}
+
+#[test]
+fn boto3_drives_the_new_operations_all_strictly_valid() {
+    let s = api_world::Served::new("ops-boto3");
+    let out = s.python_ok("boto3_ops.py", &[]);
+    assert!(out.contains("answers validated strictly"), "{out}");
+}
+
+/// aws-cli (v1 and v2) on the new verbs: tags, paged attributes and
+/// account settings, a capacity provider strategy, ECS's errors.
+fn aws_new_verbs(cli: api_world::Aws, name: &str) {
+    let s = api_world::Served::new(name);
+    let cluster = s.aws_ok(
+        cli,
+        &[
+            "create-cluster",
+            "--cluster-name",
+            "cli",
+            "--tags",
+            "key=a,value=1",
+        ],
+    );
+    let arn = cluster["cluster"]["clusterArn"]
+        .as_str()
+        .expect("arn")
+        .to_string();
+    s.aws_ok(
+        cli,
+        &[
+            "tag-resource",
+            "--resource-arn",
+            &arn,
+            "--tags",
+            "key=b,value=2",
+        ],
+    );
+    let t = s.aws_ok(cli, &["list-tags-for-resource", "--resource-arn", &arn]);
+    assert_eq!(
+        t["tags"],
+        json!([{"key": "a", "value": "1"}, {"key": "b", "value": "2"}])
+    );
+    let listed = s.aws_ok(
+        cli,
+        &[
+            "list-attributes",
+            "--cluster",
+            "cli",
+            "--target-type",
+            "container-instance",
+            "--page-size",
+            "1",
+        ],
+    );
+    let names: Vec<&str> = listed["attributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"ecs.os-type") && names.len() >= 3,
+        "{listed}"
+    );
+    let eff = s.aws_ok(
+        cli,
+        &[
+            "list-account-settings",
+            "--effective-settings",
+            "--page-size",
+            "1",
+        ],
+    );
+    assert_eq!(eff["settings"].as_array().map(Vec::len), Some(11), "{eff}");
+    s.aws_ok(
+        cli,
+        &[
+            "put-cluster-capacity-providers",
+            "--cluster",
+            "cli",
+            "--capacity-providers",
+            "FARGATE",
+            "FARGATE_SPOT",
+            "--default-capacity-provider-strategy",
+            "capacityProvider=FARGATE_SPOT,weight=1",
+        ],
+    );
+    let d = s.aws_ok(
+        cli,
+        &[
+            "describe-clusters",
+            "--clusters",
+            "cli",
+            "--include",
+            "SETTINGS",
+        ],
+    );
+    assert_eq!(
+        d["clusters"][0]["defaultCapacityProviderStrategy"][0]["capacityProvider"],
+        "FARGATE_SPOT"
+    );
+    let out = s.aws(
+        cli,
+        &[
+            "tag-resource",
+            "--resource-arn",
+            &format!("{ARN}service/cli/nope"),
+            "--tags",
+            "key=a,value=b",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ResourceNotFoundException"), "{err}");
+    s.aws_ok(cli, &["delete-cluster", "--cluster", "cli"]);
+}
+
+#[test]
+fn aws_cli_v1_drives_the_new_verbs() {
+    aws_new_verbs(api_world::Aws::V1, "ops-aws1");
+}
+
+#[test]
+fn aws_cli_v2_drives_the_new_verbs() {
+    aws_new_verbs(api_world::Aws::V2, "ops-aws2");
 }

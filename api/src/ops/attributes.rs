@@ -2,10 +2,10 @@
 
 use berth_orchestrator::ecs::{ListAttributes, TargetedAttribute};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::b_common::{input, page};
-use super::Context;
+use super::b_common::sorted_page;
+use super::{input, Context};
 use crate::protocol::ApiError;
 
 /// ECS's largest ListAttributes page.
@@ -72,16 +72,18 @@ pub fn list(ctx: &Context<'_>, body: Value) -> Result<Value, ApiError> {
         attribute_value: req.attribute_value,
     })?;
     let all = out["attributes"].as_array().cloned().unwrap_or_default();
-    let (attributes, next) = page(all, req.max_results, req.next_token.as_deref(), MOST, |a| {
-        format!(
-            "{}\u{0}{}",
-            a["targetId"].as_str().unwrap_or(""),
-            a["name"].as_str().unwrap_or("")
-        )
-    })?;
-    let mut answer = json!({ "attributes": attributes });
-    if let Some(t) = next {
-        answer["nextToken"] = json!(t);
-    }
-    Ok(answer)
+    sorted_page(
+        "attributes",
+        all,
+        req.max_results,
+        req.next_token.as_deref(),
+        MOST,
+        |a| {
+            format!(
+                "{}\u{0}{}",
+                a["targetId"].as_str().unwrap_or(""),
+                a["name"].as_str().unwrap_or("")
+            )
+        },
+    )
 }

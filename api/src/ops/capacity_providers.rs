@@ -3,10 +3,10 @@
 
 use berth_orchestrator::model::CapacityProviderStrategyItem;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::b_common::{input, page};
-use super::Context;
+use super::b_common::sorted_page;
+use super::{input, Context};
 use crate::protocol::ApiError;
 
 /// ECS's largest DescribeCapacityProviders page.
@@ -56,13 +56,15 @@ pub fn describe(ctx: &Context<'_>, body: Value) -> Result<Value, ApiError> {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let (providers, next) = page(all, req.max_results, req.next_token.as_deref(), MOST, |p| {
-        p["name"].as_str().unwrap_or("").to_string()
-    })?;
-    let mut answer = json!({ "capacityProviders": providers, "failures": out["failures"] });
-    if let Some(t) = next {
-        answer["nextToken"] = json!(t);
-    }
+    let mut answer = sorted_page(
+        "capacityProviders",
+        all,
+        req.max_results,
+        req.next_token.as_deref(),
+        MOST,
+        |p| p["name"].as_str().unwrap_or("").to_string(),
+    )?;
+    answer["failures"] = out["failures"].clone();
     Ok(answer)
 }
 

@@ -14,6 +14,7 @@ mod instances;
 mod services;
 mod task_definitions;
 mod tasks;
+
 // Issue 14's new operations (helper B): one file a resource.
 mod attributes;
 mod b_common;

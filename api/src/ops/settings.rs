@@ -4,10 +4,10 @@
 use berth_orchestrator::ecs::{ListAccountSettings, UpdateCluster};
 use berth_orchestrator::model::ClusterSetting;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::b_common::{input, page};
-use super::Context;
+use super::b_common::sorted_page;
+use super::{input, Context};
 use crate::protocol::ApiError;
 
 /// ECS's largest ListAccountSettings page.
@@ -108,12 +108,12 @@ pub fn list(ctx: &Context<'_>, body: Value) -> Result<Value, ApiError> {
         effective_settings: req.effective_settings,
     })?;
     let all = out["settings"].as_array().cloned().unwrap_or_default();
-    let (settings, next) = page(all, req.max_results, req.next_token.as_deref(), MOST, |s| {
-        s["name"].as_str().unwrap_or("").to_string()
-    })?;
-    let mut answer = json!({ "settings": settings });
-    if let Some(t) = next {
-        answer["nextToken"] = json!(t);
-    }
-    Ok(answer)
+    sorted_page(
+        "settings",
+        all,
+        req.max_results,
+        req.next_token.as_deref(),
+        MOST,
+        |s| s["name"].as_str().unwrap_or("").to_string(),
+    )
 }

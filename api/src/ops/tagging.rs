@@ -4,8 +4,7 @@ use berth_orchestrator::model::Tag;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::b_common::input;
-use super::Context;
+use super::{input, Context};
 use crate::protocol::ApiError;
 
 #[derive(Deserialize)]

@@ -3,8 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::b_common::input;
-use super::Context;
+use super::{input, Context};
 use crate::protocol::ApiError;
 
 #[derive(Deserialize)]

@@ -130,6 +130,7 @@ impl Ecs {
         network: Option<NetworkConfig>,
     ) -> EcsResult<serde_json::Value> {
         names::check("clusterName", name)?;
+        crate::tags::check("tags", &tags)?;
         let network = network.unwrap_or_else(|| self.network.clone());
         let cluster = retry(|| {
             let existing = self.store.get(&keys::cluster(name))?;

@@ -73,6 +73,7 @@ impl Ecs {
         let cluster = self.cluster(req.cluster.as_deref())?;
         let name = &req.service_name;
         crate::names::check("serviceName", name)?;
+        crate::tags::check("tags", &req.tags)?;
         check_desired_count(req.desired_count)?;
         let td = self.active_task_definition(&req.task_definition)?;
         let capacity = strategy_for(

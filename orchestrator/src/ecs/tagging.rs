@@ -210,4 +210,15 @@ mod tests {
             json!([])
         );
     }
+
+    #[test]
+    fn create_time_tags_follow_the_same_rules() {
+        let (_d, ecs) = ecs();
+        let e = ecs
+            .create_cluster("lab", vec![tag("aws:x", "")], None)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidParameterException);
+        assert!(e.message.starts_with("tags[0].key"), "{}", e.message);
+        assert!(ecs.cluster(Some("lab")).is_err(), "nothing made");
+    }
 }

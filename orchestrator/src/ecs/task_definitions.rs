@@ -32,6 +32,7 @@ impl Ecs {
         let prepared = taskdef::prepare(request)?;
         let mut definition = prepared.definition;
         let tags = std::mem::take(&mut definition.tags);
+        crate::tags::check("tags", &tags)?;
         let family = definition.family.clone();
         let stored = retry(|| {
             let (latest, expect) = match self.store.get(&keys::family(&family))? {

@@ -237,6 +237,7 @@ impl Validated {
             ));
         }
         crate::containerize::check_overrides(&req.overrides, &td.container_definitions)?;
+        crate::tags::check("tags", &req.tags)?;
         let (cpu, memory) = task_needs(&td, &req.overrides)?;
         let (signed_cpu, signed_memory) = (signed(cpu, "cpu")?, signed(memory, "memory")?);
         let ports = host_ports(&td, &mode);
