@@ -16,6 +16,7 @@ pub enum OpsCommand {
     /// Add tags to a cluster, service, task, task definition or
     /// container instance (tags of the same key are replaced).
     TagResource {
+        /// The ARN of the cluster, service, task, task definition or container instance.
         #[arg(long)]
         resource_arn: String,
         /// key=K,value=V … (or a JSON array).
@@ -24,18 +25,22 @@ pub enum OpsCommand {
     },
     /// Remove tags (by key) from a resource.
     UntagResource {
+        /// The ARN of the resource to untag.
         #[arg(long)]
         resource_arn: String,
+        /// The keys of the tags to remove.
         #[arg(long, num_args = 1.., required = true)]
         tag_keys: Vec<String>,
     },
     /// The tags of a resource.
     ListTagsForResource {
+        /// The ARN of the resource whose tags to list.
         #[arg(long)]
         resource_arn: String,
     },
     /// Set custom attributes on container instances.
     PutAttributes {
+        /// The cluster, by name or ARN (default: default).
         #[arg(long)]
         cluster: Option<String>,
         /// name=N,value=V,targetType=container-instance,targetId=ID …
@@ -45,6 +50,7 @@ pub enum OpsCommand {
     },
     /// Remove custom attributes from container instances.
     DeleteAttributes {
+        /// The cluster, by name or ARN (default: default).
         #[arg(long)]
         cluster: Option<String>,
         /// name=N,targetId=ID … (or a JSON array).
@@ -53,11 +59,13 @@ pub enum OpsCommand {
     },
     /// The attributes of a cluster's container instances.
     ListAttributes {
+        /// The cluster, by name or ARN (default: default).
         #[arg(long)]
         cluster: Option<String>,
         /// container-instance (the only target type).
         #[arg(long)]
         target_type: String,
+        /// Only attributes of this name.
         #[arg(long)]
         attribute_name: Option<String>,
         /// Only with --attribute-name.
@@ -67,6 +75,7 @@ pub enum OpsCommand {
     /// Change a cluster's settings, configuration or Service Connect
     /// defaults (stored and shown; berth acts on none of them).
     UpdateCluster {
+        /// The cluster, by name or ARN.
         #[arg(long)]
         cluster: String,
         /// name=containerInsights,value=enabled|disabled|enhanced.
@@ -81,55 +90,71 @@ pub enum OpsCommand {
     },
     /// Change a cluster's settings (containerInsights).
     UpdateClusterSettings {
+        /// The cluster, by name or ARN.
         #[arg(long)]
         cluster: String,
+        /// name=containerInsights,value=enabled|disabled|enhanced (or a JSON array).
         #[arg(long, num_args = 1.., required = true)]
         settings: Vec<String>,
     },
     /// Set an account setting for a principal (the account root by default).
     PutAccountSetting {
+        /// The setting's name (e.g. containerInsights, awsvpcTrunking).
         #[arg(long)]
         name: String,
+        /// The setting's value (enabled, disabled, …).
         #[arg(long)]
         value: String,
+        /// The principal the setting is for (default: the account root).
         #[arg(long)]
         principal_arn: Option<String>,
     },
     /// Set an account setting's default for every principal.
     PutAccountSettingDefault {
+        /// The setting's name (e.g. containerInsights, awsvpcTrunking).
         #[arg(long)]
         name: String,
+        /// The default value (enabled, disabled, …).
         #[arg(long)]
         value: String,
     },
     /// Remove a principal's account setting.
     DeleteAccountSetting {
+        /// The setting's name.
         #[arg(long)]
         name: String,
+        /// The principal whose setting to remove (default: the account root).
         #[arg(long)]
         principal_arn: Option<String>,
     },
     /// A principal's account settings (--effective-settings: with the
     /// defaults it inherits).
     ListAccountSettings {
+        /// Only the setting of this name.
         #[arg(long)]
         name: Option<String>,
+        /// Only settings of this value (with --name).
         #[arg(long)]
         value: Option<String>,
+        /// The principal whose settings to list (default: the account root).
         #[arg(long)]
         principal_arn: Option<String>,
+        /// Include the defaults the principal inherits.
         #[arg(long)]
         effective_settings: bool,
     },
     /// Delete INACTIVE task definition revisions (DELETE_IN_PROGRESS).
     DeleteTaskDefinitions {
+        /// family:revision or ARN of each INACTIVE revision to delete.
         #[arg(long, num_args = 1.., required = true)]
         task_definitions: Vec<String>,
     },
     /// The capacity providers: berth's built-in FARGATE and FARGATE_SPOT.
     DescribeCapacityProviders {
+        /// Names or ARNs (default: all).
         #[arg(long, num_args = 1..)]
         capacity_providers: Vec<String>,
+        /// The cluster, by name or ARN (unused: the built-in providers serve every cluster).
         #[arg(long)]
         cluster: Option<String>,
         /// TAGS (the built-in providers have none).
@@ -138,8 +163,10 @@ pub enum OpsCommand {
     },
     /// Set the capacity providers a cluster uses and its default strategy.
     PutClusterCapacityProviders {
+        /// The cluster, by name or ARN.
         #[arg(long)]
         cluster: String,
+        /// FARGATE and/or FARGATE_SPOT (none to clear).
         #[arg(long, num_args = 0.., required = true)]
         capacity_providers: Vec<String>,
         /// capacityProvider=P,weight=W,base=B … (or a JSON array).
