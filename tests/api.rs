@@ -1,7 +1,8 @@
 //! `berth serve` driven by the real clients: aws-cli v1 (PyPI, in the
 //! venv) and v2 (Debian's), boto3 (with every answer validated strictly
 //! against botocore's model), raw HTTP with bad input; the CLI and the
-//! server on one state; a clean stop. Real busybox tasks throughout.
+//! server on one state; a clean stop; the server's own services'
+//! scheduler (and `--no-scheduler`). Real busybox tasks throughout.
 //! Needs `make api-deps` (the venv, /usr/bin/aws).
 
 mod api_world;
@@ -40,8 +41,7 @@ fn aws_lifecycle(cli: Aws, name: &str) {
     let c = "api";
     let created = s.aws_ok(cli, &["create-cluster", "--cluster-name", c]);
     assert_eq!(created["cluster"]["status"], "ACTIVE");
-    // The agent keeps the service's counts (as on any berth host).
-    let _agent = s.world.agent(&["--cluster", c, "--interval", "1"], &[]);
+    // No agent: the server's own scheduler keeps the service's counts.
 
     let td = write_file(&s.world, "td.json", &sleeper("api-sleep"));
     let reg = s.aws_ok(cli, &["register-task-definition", "--cli-input-json", &td]);
@@ -178,7 +178,9 @@ fn aws_cli_v2_drives_tasks_and_services() {
 #[test]
 fn boto3_lifecycle_exceptions_paginators_waiters_all_strictly_valid() {
     let s = Served::new("api-boto3");
-    // The script's cluster exists first, for the agent to join it.
+    // The server beside an agent (a cluster whose hosts reconcile too):
+    // the two take turns under the cluster's reconcile lease. The
+    // script's cluster exists first, for the agent to join it.
     assert_ok(&s.world.berth(&["create-cluster", "--cluster-name", "boto"]));
     let _agent = s
         .world
@@ -445,4 +447,220 @@ fn serve_refuses_a_busy_port_and_bad_flags_clearly() {
     let out = w.berth(&["serve", "--max-body-bytes", "0"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(berth_tests::stderr(&out).contains("--max-body-bytes"));
+}
+
+/// `ARGS…` of a service's `aws ecs` call: `--cluster C --services S`.
+fn service_args<'a>(c: &'a str, svc: &'a str) -> [&'a str; 4] {
+    ["--cluster", c, "--services", svc]
+}
+
+/// The arns of `svc`'s tasks that are to run (desired RUNNING).
+fn service_tasks(s: &Served, c: &str, svc: &str) -> Vec<String> {
+    let listed = s.aws_ok(
+        Aws::V2,
+        &["list-tasks", "--cluster", c, "--service-name", svc],
+    );
+    strings(&listed["taskArns"])
+}
+
+/// Poll `f` until it gives Some, within the patience; `what` names it.
+#[track_caller]
+fn until<T>(s: &Served, what: &str, f: impl Fn() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + berth_tests::patience(60);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; server log:\n{}",
+            s.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// kill -9 the container of `arn` (found by its runtime id), and first
+/// its supervisor too when `orphan`: then no process of the task's
+/// records its end, and only a reconcile pass (orphan recovery) does.
+fn kill_task(s: &Served, c: &str, arn: &str, orphan: bool) {
+    let id = arn.rsplit('/').next().unwrap_or(arn);
+    let t = parse_json(
+        &s.world
+            .berth(&["describe-tasks", "--cluster", c, "--tasks", id]),
+    );
+    let task = &t["tasks"][0];
+    let container = task["containers"][0]["runtimeId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("runtimeId in {t}"))
+        .to_string();
+    let pid = s.world.state(&container)["pid"].as_i64().expect("pid");
+    if orphan {
+        let sup = supervisor_of(id).unwrap_or_else(|| panic!("no supervisor of {id}"));
+        // SAFETY: kill(2) on the supervisor of a task this test started.
+        unsafe { libc::kill(sup, libc::SIGKILL) };
+    }
+    // SAFETY: kill(2) on the pid of a container this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+}
+
+/// The pid of task `id`'s supervisor: the process whose arguments name
+/// the task (berth's records keep it, but its CLI and API leave it out).
+fn supervisor_of(id: &str) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        // `berth __berth-task STATE RUNTIME CLUSTER TASK …`
+        let supervises =
+            args.get(1) == Some(&&b"__berth-task"[..]) && args.contains(&id.as_bytes());
+        supervises.then_some(pid)
+    })
+}
+
+/// Two tasks of `web` to run again, `victim` not among them, all RUNNING.
+fn replaced(s: &Served, c: &str, victim: &str) -> Vec<String> {
+    let after = until(s, "the killed task's replacement", || {
+        let now = service_tasks(s, c, "web");
+        (now.len() == 2 && !now.iter().any(|a| a == victim)).then_some(now)
+    });
+    let mut wait = vec!["wait", "tasks-running", "--cluster", c, "--tasks"];
+    wait.extend(after.iter().map(String::as_str));
+    s.aws_ok(Aws::V2, &wait);
+    after
+}
+
+/// `berth serve` alone (no agent, no CLI pass): a service created by aws
+/// v2 becomes stable, and when its task's container is killed (-9) the
+/// service replaces it and is stable again, counted by the server's own
+/// scheduler.
+#[test]
+fn the_server_schedules_services_alone() {
+    let s = Served::new("api-sched");
+    let c = "sched";
+    s.aws_ok(Aws::V2, &["create-cluster", "--cluster-name", c]);
+    let td = write_file(&s.world, "td.json", &sleeper("sched"));
+    s.aws_ok(
+        Aws::V2,
+        &["register-task-definition", "--cli-input-json", &td],
+    );
+    s.aws_ok(
+        Aws::V2,
+        &[
+            "create-service",
+            "--cluster",
+            c,
+            "--service-name",
+            "web",
+            "--task-definition",
+            "sched",
+            "--desired-count",
+            "2",
+        ],
+    );
+    let svc = service_args(c, "web");
+    s.aws_ok(
+        Aws::V2,
+        &[&["wait", "services-stable"][..], &svc[..]].concat(),
+    );
+    let d = s.aws_ok(Aws::V2, &[&["describe-services"][..], &svc[..]].concat());
+    assert_eq!(d["services"][0]["runningCount"], 2, "{d}");
+    let before = service_tasks(&s, c, "web");
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    // kill -9 one task's container: its supervisor records the stop and
+    // the service replaces it.
+    let victim = before[0].clone();
+    kill_task(&s, c, &victim, false);
+    s.aws_ok(
+        Aws::V2,
+        &["wait", "tasks-stopped", "--cluster", c, "--tasks", &victim],
+    );
+    let after = replaced(&s, c, &victim);
+    // The pass that placed the replacement (after the kill) counted at
+    // most one running; two again means a later pass ran.
+    until(&s, "runningCount 2 after the replacement ran", || {
+        let d = s.aws_ok(Aws::V2, &[&["describe-services"][..], &svc[..]].concat());
+        (d["services"][0]["runningCount"] == 2).then_some(())
+    });
+    s.aws_ok(
+        Aws::V2,
+        &[&["wait", "services-stable"][..], &svc[..]].concat(),
+    );
+
+    // Its supervisor killed too: no process of the task's is left to
+    // record its end. Only a reconcile pass finds the orphan, and the
+    // server's scheduler is the only reconciler here.
+    let victim = after[0].clone();
+    kill_task(&s, c, &victim, true);
+    s.aws_ok(
+        Aws::V2,
+        &["wait", "tasks-stopped", "--cluster", c, "--tasks", &victim],
+    );
+    replaced(&s, c, &victim);
+    s.aws_ok(
+        Aws::V2,
+        &[&["wait", "services-stable"][..], &svc[..]].concat(),
+    );
+}
+
+/// `--no-scheduler`: nothing in the server passes. A service task made
+/// an orphan (its supervisor and container killed) stays RUNNING in the
+/// records: the explicit `berth reconcile` after it is the pass that
+/// finds it (its report names the task finished and a replacement
+/// started), which it would not if the server had passed meanwhile.
+#[test]
+fn no_scheduler_leaves_the_passes_to_others() {
+    let world = berth_tests::World::new("api-nosched");
+    world.busybox_image("busybox:latest", &[]);
+    let s = Served::serve(world, &["--no-scheduler"]);
+    let c = "nosched";
+    s.aws_ok(Aws::V2, &["create-cluster", "--cluster-name", c]);
+    let td = write_file(&s.world, "td.json", &sleeper("nosched"));
+    s.aws_ok(
+        Aws::V2,
+        &["register-task-definition", "--cli-input-json", &td],
+    );
+    s.aws_ok(
+        Aws::V2,
+        &[
+            "create-service",
+            "--cluster",
+            c,
+            "--service-name",
+            "web",
+            "--task-definition",
+            "nosched",
+            "--desired-count",
+            "1",
+        ],
+    );
+    let tasks = service_tasks(&s, c, "web");
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    let victim = tasks[0].clone();
+    s.aws_ok(
+        Aws::V2,
+        &["wait", "tasks-running", "--cluster", c, "--tasks", &victim],
+    );
+    kill_task(&s, c, &victim, true);
+    // A scheduler, were one running, passes within a tick of the kill:
+    // give it three (no assertion on time: the property below is what
+    // the pass did).
+    std::thread::sleep(3 * berth_orchestrator::reconcile::SCHEDULER_TICK);
+    let t = s.aws_ok(
+        Aws::V2,
+        &["describe-tasks", "--cluster", c, "--tasks", &victim],
+    );
+    assert_eq!(t["tasks"][0]["lastStatus"], "RUNNING", "{t}");
+
+    let passed = parse_json(&s.world.berth(&["reconcile", "--cluster", c]));
+    let id = victim.rsplit('/').next().unwrap_or(&victim);
+    assert_eq!(passed["clusters"], json!([c]), "{passed}");
+    assert_eq!(passed["tasksFinished"], json!([id]), "{passed}");
+    assert_eq!(strings(&passed["tasksStarted"]).len(), 1, "{passed}");
+    let svc = service_args(c, "web");
+    s.aws_ok(
+        Aws::V2,
+        &[&["wait", "services-stable"][..], &svc[..]].concat(),
+    );
 }

@@ -81,7 +81,7 @@ pub enum ServeError {
 
 /// What every request shares: one orchestrator for the server's life.
 struct Shared {
-    ecs: Ecs,
+    ecs: Arc<Ecs>,
     cfg: Config,
     auth: Auth,
     max_body: usize,
@@ -93,7 +93,7 @@ struct Shared {
 /// kernel for one). Call from outside any tokio runtime: the server runs
 /// its own.
 pub fn serve(
-    ecs: Ecs,
+    ecs: Arc<Ecs>,
     cfg: Config,
     opts: ServeOptions,
     ready: impl FnOnce(SocketAddr),

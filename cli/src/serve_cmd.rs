@@ -5,11 +5,12 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use berth_api::auth::Auth;
 use berth_api::server::{self, ServeOptions};
-use berth_orchestrator::Ecs;
+use berth_orchestrator::{reconcile, Ecs};
 
 use crate::Roots;
 
@@ -44,6 +45,13 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+
+    /// Do not run the services' scheduler in the server: leave the
+    /// reconcile passes to the cluster's `berth agent`s (or to `berth
+    /// reconcile`). By default the server runs one, taking turns with
+    /// agents under each cluster's reconcile lease.
+    #[arg(long)]
+    no_scheduler: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -92,9 +100,49 @@ pub fn run(args: ServeArgs, roots: &Roots) -> anyhow::Result<i32> {
     // own.
     let ecs = Ecs::open(&roots.state, &roots.store, crate::ecs::partition())
         .map_err(|e| roots.open_error(e))?;
+    // One handle on the store for the server and its scheduler. Tried
+    // with a second `Ecs::open` for the scheduler: on SQLite, the WAL
+    // file was soon deleted under this process (another process's
+    // connection, closing, took itself for the last), and the server's
+    // writes went unseen by the supervisors ("task … not found").
+    let ecs = std::sync::Arc::new(ecs);
+    let cfg = roots.reconcile_config();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let scheduler = (!args.no_scheduler).then(|| {
+            let (ecs, cfg, stop) = (ecs.clone(), cfg.clone(), &stop);
+            std::thread::Builder::new()
+                .name("berth-scheduler".into())
+                .spawn_scoped(s, move || {
+                    reconcile::schedule(&ecs, &cfg, reconcile::SCHEDULER_TICK, stop)
+                })
+        });
+        let scheduler = match scheduler.transpose() {
+            Ok(s) => s,
+            Err(e) => return Err(anyhow::Error::new(e).context("start the scheduler's thread")),
+        };
+        let served = serve(ecs, cfg, opts);
+        // Stopped (or failed to start): the scheduler ends its pass and
+        // is joined before the process exits.
+        stop.store(true, Ordering::Relaxed);
+        if let Some(t) = scheduler {
+            if t.join().is_err() {
+                tracing::warn!("the scheduler's thread panicked");
+            }
+        }
+        served
+    })
+}
+
+/// Serve until SIGTERM or SIGINT, printing the ready line.
+fn serve(
+    ecs: std::sync::Arc<Ecs>,
+    cfg: reconcile::Config,
+    opts: ServeOptions,
+) -> anyhow::Result<i32> {
     let scheme = if opts.tls.is_some() { "https" } else { "http" };
     let mut ready_err = None;
-    server::serve(ecs, roots.reconcile_config(), opts, |addr| {
+    server::serve(ecs, cfg, opts, |addr| {
         // The one line on stdout: tests and scripts read the port from it.
         let mut out = std::io::stdout().lock();
         if let Err(e) = writeln!(out, "listening on {scheme}://{addr}").and_then(|_| out.flush()) {

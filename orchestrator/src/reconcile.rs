@@ -12,6 +12,7 @@ mod agent;
 pub mod gc;
 mod plan;
 pub mod routes;
+mod scheduler;
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ pub use plan::{
     agent_pause, backoff_wait, AgentOptions, Config, Recovery, MAX_BACKOFF_WAIT, PASS_PATIENCE,
     STOPPED_TASK_PATIENCE,
 };
+pub use scheduler::{schedule, SCHEDULER_TICK};
 
 use crate::model::{name_from_arn, DesiredStatus, StopCode, Task, TaskStatus};
 use crate::supervisor::{self, SupervisorArgs};
@@ -59,7 +61,12 @@ pub fn reconcile_and_launch(
     args_for: impl Fn(&Task) -> SupervisorArgs,
 ) -> EcsResult<Option<crate::ecs::services::Pass>> {
     // Pids repeat across hosts: the host's id makes the holder unique.
-    let holder = format!("{}-pid-{}", ecs.host_id(), std::process::id());
+    // One process (berth serve: its scheduler and its API calls) may pass
+    // from several threads at once, and a holder renews its own lease:
+    // the call's number keeps two passes from both holding it.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let holder = format!("{}-pid-{}-{call}", ecs.host_id(), std::process::id());
     let deadline = Instant::now() + patience;
     loop {
         if let Some(pass) = ecs.reconcile(cluster, &holder)? {

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::gc;
+use super::launch;
 use super::plan::{self, AgentOptions, Config, CLAIM_PATIENCE, WATCH_EVERY};
-use super::{launch, reconcile_and_launch, recover_orphans};
 use crate::{Ecs, EcsError, EcsResult};
 
 /// Run the agent until `stop` says so (checked after each pass; the CLI's
@@ -214,15 +214,7 @@ fn pass(ecs: &Ecs, cfg: &Config, own: &str) -> EcsResult<()> {
     if !clusters.iter().any(|c| c == own) {
         clusters.push(own.to_string());
     }
-    for c in &clusters {
-        if let Err(e) = recover_orphans(ecs, cfg, c) {
-            tracing::warn!("recover the tasks of {c}: {e}");
-        }
-        // Another agent's pass over the cluster does the same: no wait.
-        if let Err(e) = reconcile_and_launch(ecs, c, Duration::ZERO, |t| cfg.supervisor_args(t)) {
-            tracing::warn!("reconcile {c}: {e}");
-        }
-    }
+    super::scheduler::pass_clusters(ecs, cfg, &clusters);
     super::routes::sync_all(ecs);
     ecs.compact_store();
     // Listeners come back after a reboot, used or not.

@@ -58,6 +58,9 @@
 
 use std::net::Ipv4Addr;
 
+/// Every record (the prefix of all keys): what `berth serve`'s scheduler
+/// watches between passes.
+pub const EVERYTHING: &str = "";
 /// Every cluster.
 pub const CLUSTERS: &str = "clusters/";
 /// Every service, of every cluster.
