@@ -100,11 +100,10 @@ pub fn run(args: ServeArgs, roots: &Roots) -> anyhow::Result<i32> {
     // own.
     let ecs = Ecs::open(&roots.state, &roots.store, crate::ecs::partition())
         .map_err(|e| roots.open_error(e))?;
-    // One handle on the store for the server and its scheduler. Tried
-    // with a second `Ecs::open` for the scheduler: on SQLite, the WAL
-    // file was soon deleted under this process (another process's
-    // connection, closing, took itself for the last), and the server's
-    // writes went unseen by the supervisors ("task … not found").
+    // One handle on the store for the server and its scheduler. (A
+    // second `Ecs::open` once lost the WAL under this process: opening
+    // SQLite's file again dropped the first connection's locks; see
+    // `store/sqlite.rs` `make_private`.)
     let ecs = std::sync::Arc::new(ecs);
     let cfg = roots.reconcile_config();
     let stop = AtomicBool::new(false);

@@ -28,13 +28,24 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 /// The database holds task definitions, environment secrets included:
 /// create it 0600 (SQLite gives its -wal and -shm files the database's
 /// mode) and take any access for others away from an existing one.
+///
+/// An existing database is never opened here: closing any descriptor of
+/// a file drops every POSIX lock this process holds on it, SQLite's
+/// included. A second store opened in a process whose first connection
+/// lived would leave that connection unlocked, so another process's
+/// connection, closing, takes itself for the last, checkpoints and
+/// deletes the WAL still in use here (SQLite's "how to corrupt", 2.2).
 fn make_private(path: &Path) -> StoreResult<()> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| backend(format!("create {}: {e}", path.display())))?;
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(backend(format!("create {}: {e}", path.display()))),
+    }
     let mut names = vec![path.as_os_str().to_owned()];
     for suffix in ["-wal", "-shm"] {
         let mut name = path.as_os_str().to_owned();
@@ -389,6 +400,45 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         SqliteStore::open(&path).expect("reopen");
         assert_eq!(mode(&path), 0o600);
+    }
+
+    /// How many POSIX locks this process holds on `path` (/proc/locks).
+    fn my_locks(path: &Path) -> usize {
+        use std::os::unix::fs::MetadataExt;
+        let inode = std::fs::metadata(path).expect("stat").ino().to_string();
+        let me = std::process::id().to_string();
+        std::fs::read_to_string("/proc/locks")
+            .expect("read /proc/locks")
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|f| {
+                f.get(4) == Some(&me.as_str())
+                    && f.get(5).and_then(|d| d.rsplit(':').next()) == Some(inode.as_str())
+            })
+            .count()
+    }
+
+    #[test]
+    fn a_second_store_in_one_process_keeps_the_first_ones_locks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        let first = SqliteStore::open(&path).expect("open");
+        first
+            .commit(&[put("k", "v", Expect::Absent)])
+            .expect("commit");
+        first.get("k").expect("read");
+        // In WAL mode a connection holds a shared lock on the database
+        // for its life: that is how another process's connection, closing,
+        // knows it is not the last one and leaves the WAL alone.
+        assert!(my_locks(&path) > 0, "no lock held by the first store");
+        let second = SqliteStore::open(&path).expect("open again");
+        assert!(
+            my_locks(&path) > 0,
+            "opening a second store dropped the first one's locks"
+        );
+        drop(second);
+        assert!(my_locks(&path) > 0, "closing the second dropped them");
+        assert!(first.get("k").expect("read").is_some());
     }
 
     #[test]
