@@ -16,16 +16,7 @@ pub struct Host {
 
 impl Host {
     pub fn detect(state_root: &Path) -> std::io::Result<Self> {
-        let id_file = state_root.join("host-id");
-        let id = match std::fs::read_to_string(&id_file) {
-            Ok(id) if id.trim().len() == 32 => id.trim().to_string(),
-            _ => {
-                let id = random_hex32()?;
-                std::fs::create_dir_all(state_root)?;
-                std::fs::write(&id_file, &id)?;
-                id
-            }
-        };
+        let id = host_id(state_root)?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
         let memory_kib: i64 = std::fs::read_to_string("/proc/meminfo")?
             .lines()
@@ -46,10 +37,78 @@ impl Host {
     }
 }
 
+/// The id in `<state root>/host-id`, made once. Processes starting at
+/// once on a fresh root agree on one: the file appears whole (linked in
+/// from a file already written) or not at all, and a loser of the race
+/// reads the winner's id. A file that holds no id is replaced.
+fn host_id(state_root: &Path) -> std::io::Result<String> {
+    let id_file = state_root.join("host-id");
+    let read = || {
+        std::fs::read_to_string(&id_file)
+            .ok()
+            .map(|id| id.trim().to_string())
+            .filter(|id| id.len() == 32)
+    };
+    if let Some(id) = read() {
+        return Ok(id);
+    }
+    let id = random_hex32()?;
+    std::fs::create_dir_all(state_root)?;
+    let made = state_root.join(format!(".host-id.{id}"));
+    std::fs::write(&made, &id)?;
+    let placed = match std::fs::hard_link(&made, &id_file) {
+        Ok(()) => Ok(id),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read() {
+            Some(theirs) => Ok(theirs),
+            // A file that holds no id (written by hand, or cut short).
+            None => std::fs::rename(&made, &id_file).map(|()| id),
+        },
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_file(&made);
+    placed
+}
+
 /// A fresh id: 16 bytes from the kernel's generator as hex.
 pub fn random_hex32() -> std::io::Result<String> {
     use std::io::Read;
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_starting_at_once_agree_on_one_host_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let runs: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| host_id(dir.path()).expect("host id")))
+                .collect();
+            runs.into_iter()
+                .map(|r| r.join().expect("thread"))
+                .collect()
+        });
+        assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
+        assert_eq!(host_id(dir.path()).expect("again"), ids[0]);
+        // Only the id is left: no file it was made in.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("host-id")]);
+    }
+
+    #[test]
+    fn a_file_holding_no_id_is_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("host-id"), "garbage").expect("write");
+        let id = host_id(dir.path()).expect("host id");
+        assert_eq!(id.len(), 32);
+        assert_eq!(host_id(dir.path()).expect("again"), id);
+    }
 }
