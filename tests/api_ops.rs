@@ -9,7 +9,7 @@ mod api_world;
 
 use std::time::{Duration, Instant};
 
-use berth_tests::{assert_ok, parse_json, patience, stderr, task_ids, World};
+use berth_tests::{assert_ok, parse_json, patience, stderr, strings, task_ids, World};
 use serde_json::{json, Value};
 
 const ARN: &str = "arn:aws:ecs:local:000000000000:";
@@ -68,14 +68,6 @@ fn register_fargate(w: &World, name: &str) {
 
 fn tags(w: &World, arn: &str) -> Value {
     ok(w, &["list-tags-for-resource", "--resource-arn", arn])["tags"].clone()
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_string))
-        .collect()
 }
 
 /// The live (not STOPPED) tasks of `cluster`, described: those still
@@ -720,54 +712,32 @@ fn idempotent_creates_then_a_terraform_teardown_deletes_the_cluster() {
     let w = world("ops-idem");
     ok(&w, &["create-cluster", "--cluster-name", "tf"]);
     register_looping(&w, "loop");
-    let run = [
-        "run-task",
-        "--cluster",
-        "tf",
-        "--task-definition",
-        "loop",
-        "--client-token",
-        "tok-1",
-    ];
-    let first = ok(&w, &run);
-    let again = ok(&w, &run);
+    // RunTask of `loop` with one client token, and `more` flags.
+    let run = |more: &[&'static str]| {
+        [
+            &[
+                "run-task",
+                "--cluster",
+                "tf",
+                "--task-definition",
+                "loop",
+                "--client-token",
+                "tok-1",
+            ][..],
+            more,
+        ]
+        .concat()
+    };
+    let first = ok(&w, &run(&[]));
+    let again = ok(&w, &run(&[]));
     assert_eq!(task_ids(&first), task_ids(&again));
     let id = task_ids(&first).pop().expect("task");
     w.wait_task_in("tf", &id, "RUNNING");
     assert_eq!(live_tasks(&w, "tf").len(), 1, "the retry started nothing");
-    refused(
-        &w,
-        &[
-            "run-task",
-            "--cluster",
-            "tf",
-            "--task-definition",
-            "loop",
-            "--count",
-            "2",
-            "--client-token",
-            "tok-1",
-        ],
-        "ConflictException",
-    );
+    refused(&w, &run(&["--count", "2"]), "ConflictException");
 
-    let create = [
-        "create-service",
-        "--cluster",
-        "tf",
-        "--service-name",
-        "web",
-        "--task-definition",
-        "loop",
-        "--desired-count",
-        "1",
-    ];
-    let s1 = ok(&w, &create);
-    let s2 = ok(&w, &create);
-    assert_eq!(s1["service"]["createdAt"], s2["service"]["createdAt"]);
-    let msg = refused(
-        &w,
-        &[
+    let create = |count| {
+        [
             "create-service",
             "--cluster",
             "tf",
@@ -776,10 +746,13 @@ fn idempotent_creates_then_a_terraform_teardown_deletes_the_cluster() {
             "--task-definition",
             "loop",
             "--desired-count",
-            "2",
-        ],
-        "InvalidParameterException",
-    );
+            count,
+        ]
+    };
+    let s1 = ok(&w, &create("1"));
+    let s2 = ok(&w, &create("1"));
+    assert_eq!(s1["service"]["createdAt"], s2["service"]["createdAt"]);
+    let msg = refused(&w, &create("2"), "InvalidParameterException");
     assert!(
         msg.contains("Creation of service was not idempotent"),
         "{msg}"
