@@ -106,7 +106,7 @@ impl Ecs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ecs::fixtures::ecs;
+    use crate::ecs::fixtures::{ecs, register};
 
     #[test]
     fn built_ins_and_a_clusters_choice() {
@@ -154,16 +154,17 @@ mod tests {
     #[test]
     fn run_task_follows_the_strategy() {
         let (_d, ecs) = ecs();
-        let td: crate::model::TaskDefinition = serde_json::from_value(json!({
-            "family": "web",
-            "networkMode": "awsvpc",
-            "requiresCompatibilities": ["FARGATE"],
-            "cpu": "256",
-            "memory": "512",
-            "containerDefinitions": [{ "name": "a", "image": "busybox" }],
-        }))
-        .expect("td");
-        ecs.register_task_definition(td).expect("register");
+        register(
+            &ecs,
+            json!({
+                "family": "web",
+                "networkMode": "awsvpc",
+                "requiresCompatibilities": ["FARGATE"],
+                "cpu": "256",
+                "memory": "512",
+                "containerDefinitions": [{ "name": "a", "image": "busybox" }],
+            }),
+        );
         let item = |p: &str, weight, base| CapacityProviderStrategyItem {
             capacity_provider: p.into(),
             weight,

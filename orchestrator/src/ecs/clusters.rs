@@ -305,7 +305,7 @@ impl Ecs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ecs::fixtures::ecs;
+    use crate::ecs::fixtures::{ecs, register_web};
 
     #[test]
     fn clusters() {
@@ -398,12 +398,7 @@ mod tests {
     fn delete_cluster_takes_the_implicit_instance_along() {
         let (_d, ecs) = ecs();
         ecs.create_cluster("lab", vec![], None).expect("create");
-        let td: crate::model::TaskDefinition = serde_json::from_value(json!({
-            "family": "web",
-            "containerDefinitions": [{ "name": "web", "image": "busybox", "memory": 8 }],
-        }))
-        .expect("td");
-        ecs.register_task_definition(td).expect("register");
+        register_web(&ecs);
         let req = crate::ecs::RunTask {
             cluster: Some("lab".into()),
             task_definition: "web".into(),
