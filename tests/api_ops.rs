@@ -631,18 +631,27 @@ fn capacity_providers_run_real_fargate_tasks() {
     run.extend(strategy);
     // Not yet associated with the cluster.
     refused(&w, &run, "InvalidParameterException");
+    // PutClusterCapacityProviders on default: these providers, that strategy.
+    let put_providers = |providers: &[&'static str], strategy: &[&'static str]| {
+        [
+            &[
+                "put-cluster-capacity-providers",
+                "--cluster",
+                "default",
+                "--capacity-providers",
+            ][..],
+            providers,
+            &["--default-capacity-provider-strategy"][..],
+            strategy,
+        ]
+        .concat()
+    };
     let put = ok(
         &w,
-        &[
-            "put-cluster-capacity-providers",
-            "--cluster",
-            "default",
-            "--capacity-providers",
-            "FARGATE",
-            "FARGATE_SPOT",
-            "--default-capacity-provider-strategy",
-            "capacityProvider=FARGATE_SPOT,weight=1",
-        ],
+        &put_providers(
+            &["FARGATE", "FARGATE_SPOT"],
+            &["capacityProvider=FARGATE_SPOT,weight=1"],
+        ),
     );
     assert_eq!(
         put["cluster"]["capacityProviders"],
@@ -690,14 +699,7 @@ fn capacity_providers_run_real_fargate_tasks() {
         .any(|t| t["group"] == "service:spot" && t["capacityProviderName"] == "FARGATE_SPOT"));
     refused(
         &w,
-        &[
-            "put-cluster-capacity-providers",
-            "--cluster",
-            "default",
-            "--capacity-providers",
-            "FARGATE",
-            "--default-capacity-provider-strategy",
-        ],
+        &put_providers(&["FARGATE"], &[]),
         "ResourceInUseException",
     );
     ok(&w, &["delete-service", "--service", "spot", "--force"]);
