@@ -8,7 +8,7 @@
 mod api_world;
 
 use api_world::{header, post, write_file, Aws, Served};
-use berth_tests::{assert_ok, parse_json};
+use berth_tests::{assert_ok, parse_json, strings};
 use serde_json::{json, Value};
 
 const LOOP: &str = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
@@ -23,16 +23,6 @@ fn sleeper(family: &str) -> String {
         }]
     })
     .to_string()
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The lifecycle with one aws-cli: tasks, a service, paging, a miss.
@@ -88,6 +78,20 @@ fn aws_lifecycle(cli: Aws, name: &str) {
 
     // A service: create, stable, scale, stable, describe, delete.
     let svc = ["--cluster", c, "--services", "web"];
+    let scale = |n: &str| {
+        s.aws_ok(
+            cli,
+            &[
+                "update-service",
+                "--cluster",
+                c,
+                "--service",
+                "web",
+                "--desired-count",
+                n,
+            ],
+        )
+    };
     s.aws_ok(
         cli,
         &[
@@ -103,18 +107,7 @@ fn aws_lifecycle(cli: Aws, name: &str) {
         ],
     );
     s.aws_ok(cli, &[&["wait", "services-stable"][..], &svc[..]].concat());
-    s.aws_ok(
-        cli,
-        &[
-            "update-service",
-            "--cluster",
-            c,
-            "--service",
-            "web",
-            "--desired-count",
-            "2",
-        ],
-    );
+    scale("2");
     s.aws_ok(cli, &[&["wait", "services-stable"][..], &svc[..]].concat());
     let d = s.aws_ok(cli, &[&["describe-services"][..], &svc[..]].concat());
     assert_eq!(d["services"][0]["runningCount"], 2, "{d}");
@@ -132,18 +125,7 @@ fn aws_lifecycle(cli: Aws, name: &str) {
     let services = s.aws_ok(cli, &["list-services", "--cluster", c, "--page-size", "1"]);
     assert_eq!(strings(&services["serviceArns"]).len(), 1, "{services}");
 
-    s.aws_ok(
-        cli,
-        &[
-            "update-service",
-            "--cluster",
-            c,
-            "--service",
-            "web",
-            "--desired-count",
-            "0",
-        ],
-    );
+    scale("0");
     s.aws_ok(cli, &["delete-service", "--cluster", c, "--service", "web"]);
     s.aws_ok(
         cli,

@@ -9,7 +9,7 @@ mod api_world;
 
 use std::time::{Duration, Instant};
 
-use berth_tests::{assert_ok, parse_json, patience, stderr, task_ids, World};
+use berth_tests::{assert_ok, parse_json, patience, stderr, strings, task_ids, World};
 use serde_json::{json, Value};
 
 const ARN: &str = "arn:aws:ecs:local:000000000000:";
@@ -68,14 +68,6 @@ fn register_fargate(w: &World, name: &str) {
 
 fn tags(w: &World, arn: &str) -> Value {
     ok(w, &["list-tags-for-resource", "--resource-arn", arn])["tags"].clone()
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_string))
-        .collect()
 }
 
 /// The live (not STOPPED) tasks of `cluster`, described: those still
@@ -639,18 +631,27 @@ fn capacity_providers_run_real_fargate_tasks() {
     run.extend(strategy);
     // Not yet associated with the cluster.
     refused(&w, &run, "InvalidParameterException");
+    // PutClusterCapacityProviders on default: these providers, that strategy.
+    let put_providers = |providers: &[&'static str], strategy: &[&'static str]| {
+        [
+            &[
+                "put-cluster-capacity-providers",
+                "--cluster",
+                "default",
+                "--capacity-providers",
+            ][..],
+            providers,
+            &["--default-capacity-provider-strategy"][..],
+            strategy,
+        ]
+        .concat()
+    };
     let put = ok(
         &w,
-        &[
-            "put-cluster-capacity-providers",
-            "--cluster",
-            "default",
-            "--capacity-providers",
-            "FARGATE",
-            "FARGATE_SPOT",
-            "--default-capacity-provider-strategy",
-            "capacityProvider=FARGATE_SPOT,weight=1",
-        ],
+        &put_providers(
+            &["FARGATE", "FARGATE_SPOT"],
+            &["capacityProvider=FARGATE_SPOT,weight=1"],
+        ),
     );
     assert_eq!(
         put["cluster"]["capacityProviders"],
@@ -698,14 +699,7 @@ fn capacity_providers_run_real_fargate_tasks() {
         .any(|t| t["group"] == "service:spot" && t["capacityProviderName"] == "FARGATE_SPOT"));
     refused(
         &w,
-        &[
-            "put-cluster-capacity-providers",
-            "--cluster",
-            "default",
-            "--capacity-providers",
-            "FARGATE",
-            "--default-capacity-provider-strategy",
-        ],
+        &put_providers(&["FARGATE"], &[]),
         "ResourceInUseException",
     );
     ok(&w, &["delete-service", "--service", "spot", "--force"]);
@@ -720,54 +714,32 @@ fn idempotent_creates_then_a_terraform_teardown_deletes_the_cluster() {
     let w = world("ops-idem");
     ok(&w, &["create-cluster", "--cluster-name", "tf"]);
     register_looping(&w, "loop");
-    let run = [
-        "run-task",
-        "--cluster",
-        "tf",
-        "--task-definition",
-        "loop",
-        "--client-token",
-        "tok-1",
-    ];
-    let first = ok(&w, &run);
-    let again = ok(&w, &run);
+    // RunTask of `loop` with one client token, and `more` flags.
+    let run = |more: &[&'static str]| {
+        [
+            &[
+                "run-task",
+                "--cluster",
+                "tf",
+                "--task-definition",
+                "loop",
+                "--client-token",
+                "tok-1",
+            ][..],
+            more,
+        ]
+        .concat()
+    };
+    let first = ok(&w, &run(&[]));
+    let again = ok(&w, &run(&[]));
     assert_eq!(task_ids(&first), task_ids(&again));
     let id = task_ids(&first).pop().expect("task");
     w.wait_task_in("tf", &id, "RUNNING");
     assert_eq!(live_tasks(&w, "tf").len(), 1, "the retry started nothing");
-    refused(
-        &w,
-        &[
-            "run-task",
-            "--cluster",
-            "tf",
-            "--task-definition",
-            "loop",
-            "--count",
-            "2",
-            "--client-token",
-            "tok-1",
-        ],
-        "ConflictException",
-    );
+    refused(&w, &run(&["--count", "2"]), "ConflictException");
 
-    let create = [
-        "create-service",
-        "--cluster",
-        "tf",
-        "--service-name",
-        "web",
-        "--task-definition",
-        "loop",
-        "--desired-count",
-        "1",
-    ];
-    let s1 = ok(&w, &create);
-    let s2 = ok(&w, &create);
-    assert_eq!(s1["service"]["createdAt"], s2["service"]["createdAt"]);
-    let msg = refused(
-        &w,
-        &[
+    let create = |count| {
+        [
             "create-service",
             "--cluster",
             "tf",
@@ -776,10 +748,13 @@ fn idempotent_creates_then_a_terraform_teardown_deletes_the_cluster() {
             "--task-definition",
             "loop",
             "--desired-count",
-            "2",
-        ],
-        "InvalidParameterException",
-    );
+            count,
+        ]
+    };
+    let s1 = ok(&w, &create("1"));
+    let s2 = ok(&w, &create("1"));
+    assert_eq!(s1["service"]["createdAt"], s2["service"]["createdAt"]);
+    let msg = refused(&w, &create("2"), "InvalidParameterException");
     assert!(
         msg.contains("Creation of service was not idempotent"),
         "{msg}"

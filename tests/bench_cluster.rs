@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use berth_tests::cluster_world::{strings, three_zones, ClusterWorld, Host, HostSpec, CLUSTER};
-use berth_tests::{assert_ok, parse_json, task_ids, World};
+use berth_tests::cluster_world::{three_zones, ClusterWorld, Host, HostSpec, CLUSTER};
+use berth_tests::{assert_ok, parse_json, strings, task_ids, World};
 use serde_json::{json, Value};
 
 const SPREAD_BY_ZONE: &str = r#"[{"type":"spread","field":"attribute:ecs.availability-zone"}]"#;

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use berth_orchestrator::store::test_server::{EtcdCluster, EtcdServer};
 use serde_json::Value;
 
-use crate::{assert_ok, parse_json, patience, stderr, World, COUNTER};
+use crate::{assert_ok, parse_json, patience, stderr, strings, World, COUNTER};
 
 /// The cluster every test host's agent joins.
 pub const CLUSTER: &str = "cl";
@@ -930,17 +930,6 @@ impl Footprint {
         }
         left
     }
-}
-
-/// A JSON array of strings as a Vec.
-pub fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -526,6 +526,17 @@ pub fn task_ids(out: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A JSON array of strings as a Vec.
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

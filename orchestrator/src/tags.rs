@@ -96,17 +96,19 @@ pub fn remove(existing: &[Tag], keys: &[String]) -> Vec<Tag> {
         .collect()
 }
 
+/// A tag, for the tests of tags' rules and of the operations using them.
+#[cfg(test)]
+pub(crate) fn tag(key: &str, value: &str) -> Tag {
+    Tag {
+        key: key.into(),
+        value: value.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ErrorKind;
-
-    fn tag(k: &str, v: &str) -> Tag {
-        Tag {
-            key: k.into(),
-            value: v.into(),
-        }
-    }
 
     #[test]
     fn the_rules_of_keys_and_values() {

@@ -9,48 +9,11 @@ Usage: python boto3_ops.py (BERTH_ENDPOINT names the server).
 Prints one line per step; exits non-zero naming what was wrong.
 """
 
-import os
-import sys
 import time
 
-import boto3
-import botocore.config
+from boto3_common import LOOP, expect, raises, run, step, waiter
 
-import strict
-
-ENDPOINT = os.environ["BERTH_ENDPOINT"]
 CLUSTER = "ops"
-LOOP = "trap 'exit 0' TERM; while true; do sleep 0.1; done"
-
-
-def step(name):
-    print(f"step: {name}", flush=True)
-
-
-def expect(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def raises(ecs, exception, call, **kwargs):
-    cls = getattr(ecs.exceptions, exception)
-    try:
-        call(**kwargs)
-    except cls as e:
-        return str(e)
-    raise AssertionError(f"{call.__name__}({kwargs}) did not raise {exception}")
-
-
-def client():
-    config = botocore.config.Config(retries={"mode": "standard", "max_attempts": 1})
-    ecs = boto3.client(
-        "ecs", endpoint_url=ENDPOINT, region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test", config=config)
-    return ecs, strict.attach(ecs)
-
-
-def waiter(ecs, name, **kwargs):
-    ecs.get_waiter(name).wait(WaiterConfig={"Delay": 1, "MaxAttempts": 120}, **kwargs)
 
 
 def clusters(ecs):
@@ -196,8 +159,7 @@ def services_and_teardown(ecs):
     expect(got["status"] == "INACTIVE", f"deleted {got}")
 
 
-def main():
-    ecs, checker = client()
+def main(ecs):
     clusters(ecs)
     tags(ecs)
     account_settings(ecs)
@@ -205,13 +167,7 @@ def main():
     fargate_tasks(ecs)
     task_definitions(ecs)
     services_and_teardown(ecs)
-    checker.assert_clean()
-    print(f"ok: {checker.calls} answers validated strictly", flush=True)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception as e:  # noqa: BLE001 - report any failure with its kind
-        print(f"FAILED: {type(e).__name__}: {e}", flush=True)
-        sys.exit(1)
+    run(main)

@@ -71,10 +71,9 @@ pub fn list(ctx: &Context<'_>, body: Value) -> Result<Value, ApiError> {
         attribute_name: req.attribute_name,
         attribute_value: req.attribute_value,
     })?;
-    let all = out["attributes"].as_array().cloned().unwrap_or_default();
     sorted_page(
         "attributes",
-        all,
+        &out,
         req.max_results,
         req.next_token.as_deref(),
         MOST,

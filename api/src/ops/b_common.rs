@@ -7,12 +7,12 @@ use serde_json::{json, Value};
 use crate::paging;
 use crate::protocol::ApiError;
 
-/// One page of `items` sorted by `key`, at most `most` long (ECS's
-/// largest page for the operation), as `{ <member>: [...], nextToken }`
-/// (no token on the last page).
+/// One page of the orchestrator's answer `all`'s array `member`, sorted
+/// by `key`, at most `most` long (ECS's largest page for the operation),
+/// as `{ <member>: [...], nextToken }` (no token on the last page).
 pub fn sorted_page(
     member: &str,
-    mut items: Vec<Value>,
+    all: &Value,
     max_results: Option<i64>,
     next_token: Option<&str>,
     most: i64,
@@ -23,6 +23,7 @@ pub fn sorted_page(
             "maxResults: {n} is not between 1 and {most}"
         )));
     }
+    let mut items = all[member].as_array().cloned().unwrap_or_default();
     items.sort_by_key(|i| key(i));
     let size = Some(max_results.unwrap_or(most));
     let (page, next) = paging::page(&items, size, next_token, key)?;
@@ -39,14 +40,13 @@ mod tests {
 
     #[test]
     fn pages_in_key_order_and_never_repeat_a_token() {
-        let items: Vec<Value> = ["c", "a", "e", "b", "d"].iter().map(|s| json!(s)).collect();
+        let items = json!({ "x": ["c", "a", "e", "b", "d"] });
         let key = |v: &Value| v.as_str().unwrap_or("").to_string();
         let mut token: Option<String> = None;
         let mut seen = Vec::new();
         let mut tokens = Vec::new();
         loop {
-            let out =
-                sorted_page("x", items.clone(), Some(2), token.as_deref(), 10, key).expect("page");
+            let out = sorted_page("x", &items, Some(2), token.as_deref(), 10, key).expect("page");
             seen.extend(out["x"].as_array().cloned().unwrap_or_default());
             match out["nextToken"].as_str() {
                 Some(t) => {
@@ -58,7 +58,7 @@ mod tests {
             }
         }
         assert_eq!(seen, ["a", "b", "c", "d", "e"].map(|s| json!(s)));
-        assert!(sorted_page("x", items.clone(), Some(11), None, 10, key).is_err());
-        assert!(sorted_page("x", items, Some(0), None, 10, key).is_err());
+        assert!(sorted_page("x", &items, Some(11), None, 10, key).is_err());
+        assert!(sorted_page("x", &items, Some(0), None, 10, key).is_err());
     }
 }

@@ -52,13 +52,9 @@ pub fn describe(ctx: &Context<'_>, body: Value) -> Result<Value, ApiError> {
     let out = ctx
         .ecs
         .describe_capacity_providers(&req.capacity_providers, req.cluster.as_deref())?;
-    let all = out["capacityProviders"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
     let mut answer = sorted_page(
         "capacityProviders",
-        all,
+        &out,
         req.max_results,
         req.next_token.as_deref(),
         MOST,

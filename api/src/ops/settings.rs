@@ -107,10 +107,9 @@ pub fn list(ctx: &Context<'_>, body: Value) -> Result<Value, ApiError> {
         principal_arn: req.principal_arn,
         effective_settings: req.effective_settings,
     })?;
-    let all = out["settings"].as_array().cloned().unwrap_or_default();
     sorted_page(
         "settings",
-        all,
+        &out,
         req.max_results,
         req.next_token.as_deref(),
         MOST,

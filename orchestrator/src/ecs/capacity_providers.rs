@@ -5,12 +5,12 @@
 
 use serde_json::{json, Value};
 
-use super::{decode, encode, retry, Ecs};
+use super::{decode, Ecs};
 use crate::capacity;
 pub use crate::capacity::BUILT_IN;
 use crate::error::{EcsError, EcsResult, ErrorKind};
-use crate::model::{name_from_arn, CapacityProviderStrategyItem, Cluster, Failure, Service};
-use crate::store::{keys, Expect, Op};
+use crate::model::{name_from_arn, CapacityProviderStrategyItem, Failure, Service};
+use crate::store::keys;
 
 impl Ecs {
     /// The built-in providers named (all when none is), in ECS's shape;
@@ -71,22 +71,9 @@ impl Ecs {
             })
             .collect();
         self.check_providers_unused(&name, &names)?;
-        let updated = retry(|| {
-            let rec = self.store.get(&keys::cluster(&name))?.ok_or_else(|| {
-                EcsError::new(
-                    ErrorKind::ClusterNotFoundException,
-                    format!("Cluster not found: {name}"),
-                )
-            })?;
-            let mut c: Cluster = decode(&rec.value)?;
+        let updated = self.change_cluster(&name, |c| {
             c.capacity_providers = names.clone();
             c.default_capacity_provider_strategy = strategy.clone();
-            let op = Op::Put {
-                key: keys::cluster(&name),
-                value: encode(&c)?,
-                expect: Expect::Revision(rec.revision),
-            };
-            Ok(self.store.commit(&[op]).map(|_| c))
         })?;
         Ok(json!({ "cluster": self.with_counts(updated)? }))
     }
@@ -119,7 +106,7 @@ impl Ecs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ecs::fixtures::ecs;
+    use crate::ecs::fixtures::{ecs, register};
 
     #[test]
     fn built_ins_and_a_clusters_choice() {
@@ -167,16 +154,17 @@ mod tests {
     #[test]
     fn run_task_follows_the_strategy() {
         let (_d, ecs) = ecs();
-        let td: crate::model::TaskDefinition = serde_json::from_value(json!({
-            "family": "web",
-            "networkMode": "awsvpc",
-            "requiresCompatibilities": ["FARGATE"],
-            "cpu": "256",
-            "memory": "512",
-            "containerDefinitions": [{ "name": "a", "image": "busybox" }],
-        }))
-        .expect("td");
-        ecs.register_task_definition(td).expect("register");
+        register(
+            &ecs,
+            json!({
+                "family": "web",
+                "networkMode": "awsvpc",
+                "requiresCompatibilities": ["FARGATE"],
+                "cpu": "256",
+                "memory": "512",
+                "containerDefinitions": [{ "name": "a", "image": "busybox" }],
+            }),
+        );
         let item = |p: &str, weight, base| CapacityProviderStrategyItem {
             capacity_provider: p.into(),
             weight,

@@ -11,6 +11,13 @@ use crate::model::{
 use crate::names;
 use crate::store::{keys, Expect, Op, StoreError};
 
+fn not_found(name: &str) -> EcsError {
+    EcsError::new(
+        ErrorKind::ClusterNotFoundException,
+        format!("Cluster not found: {name}"),
+    )
+}
+
 impl Ecs {
     /// The `default` cluster exists on first use, as in ECS.
     pub(super) fn ensure_cluster(&self, name: &str) -> EcsResult<()> {
@@ -87,11 +94,31 @@ impl Ecs {
                     format!("Cluster not found: {name} is INACTIVE"),
                 ))
             }
-            None => Err(EcsError::new(
-                ErrorKind::ClusterNotFoundException,
-                format!("Cluster not found: {name}"),
-            )),
+            None => Err(not_found(name)),
         }
+    }
+
+    /// Cluster `name`'s record changed by `change`, written back (again
+    /// on a concurrent write); the cluster as written.
+    pub(super) fn change_cluster(
+        &self,
+        name: &str,
+        change: impl Fn(&mut Cluster),
+    ) -> EcsResult<Cluster> {
+        retry(|| {
+            let rec = self
+                .store
+                .get(&keys::cluster(name))?
+                .ok_or_else(|| not_found(name))?;
+            let mut c: Cluster = decode(&rec.value)?;
+            change(&mut c);
+            let op = Op::Put {
+                key: keys::cluster(name),
+                value: encode(&c)?,
+                expect: Expect::Revision(rec.revision),
+            };
+            Ok(self.store.commit(&[op]).map(|_| c))
+        })
     }
 
     /// Counts ECS reports with a cluster, from what the store holds.
@@ -233,12 +260,10 @@ impl Ecs {
     pub fn delete_cluster(&self, name_or_arn: &str) -> EcsResult<serde_json::Value> {
         let name = names::lookup("cluster", name_or_arn)?.to_string();
         let cluster = retry(|| {
-            let rec = self.store.get(&keys::cluster(&name))?.ok_or_else(|| {
-                EcsError::new(
-                    ErrorKind::ClusterNotFoundException,
-                    format!("Cluster not found: {name}"),
-                )
-            })?;
+            let rec = self
+                .store
+                .get(&keys::cluster(&name))?
+                .ok_or_else(|| not_found(&name))?;
             let c = self.with_counts(decode(&rec.value)?)?;
             if c.running_tasks_count + c.pending_tasks_count > 0 {
                 return Err(EcsError::new(
@@ -280,7 +305,7 @@ impl Ecs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ecs::fixtures::ecs;
+    use crate::ecs::fixtures::{ecs, register_web};
 
     #[test]
     fn clusters() {
@@ -373,12 +398,7 @@ mod tests {
     fn delete_cluster_takes_the_implicit_instance_along() {
         let (_d, ecs) = ecs();
         ecs.create_cluster("lab", vec![], None).expect("create");
-        let td: crate::model::TaskDefinition = serde_json::from_value(json!({
-            "family": "web",
-            "containerDefinitions": [{ "name": "web", "image": "busybox", "memory": 8 }],
-        }))
-        .expect("td");
-        ecs.register_task_definition(td).expect("register");
+        register_web(&ecs);
         let req = crate::ecs::RunTask {
             cluster: Some("lab".into()),
             task_definition: "web".into(),

@@ -133,17 +133,12 @@ impl Ecs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ecs::fixtures::ecs;
+    use crate::ecs::fixtures::{ecs, register_web};
 
     #[test]
     fn a_retry_answers_the_first_tasks() {
         let (_d, ecs) = ecs();
-        let td: crate::model::TaskDefinition = serde_json::from_value(json!({
-            "family": "web",
-            "containerDefinitions": [{ "name": "web", "image": "busybox", "memory": 8 }],
-        }))
-        .expect("td");
-        ecs.register_task_definition(td).expect("register");
+        register_web(&ecs);
         let req = RunTask {
             task_definition: "web".into(),
             count: 2,
@@ -181,12 +176,7 @@ mod tests {
     #[test]
     fn create_service_again_answers_the_first() {
         let (_d, ecs) = ecs();
-        let td: crate::model::TaskDefinition = serde_json::from_value(json!({
-            "family": "web",
-            "containerDefinitions": [{ "name": "web", "image": "busybox", "memory": 8 }],
-        }))
-        .expect("td");
-        ecs.register_task_definition(td).expect("register");
+        register_web(&ecs);
         let req = crate::ecs::services::CreateService {
             service_name: "web".into(),
             task_definition: "web".into(),

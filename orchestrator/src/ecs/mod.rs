@@ -141,4 +141,21 @@ pub(crate) mod fixtures {
         let ecs = Ecs::open(dir.path(), &Default::default(), Partition::default()).expect("open");
         (dir, ecs)
     }
+
+    /// Registers `td`, a task definition in ECS's JSON.
+    pub(crate) fn register(ecs: &Ecs, td: serde_json::Value) {
+        let td = serde_json::from_value(td).expect("td");
+        ecs.register_task_definition(td).expect("register");
+    }
+
+    /// Registers family `web`: one small busybox container.
+    pub(crate) fn register_web(ecs: &Ecs) {
+        register(
+            ecs,
+            serde_json::json!({
+                "family": "web",
+                "containerDefinitions": [{ "name": "web", "image": "busybox", "memory": 8 }],
+            }),
+        );
+    }
 }

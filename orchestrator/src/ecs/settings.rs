@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 use super::{decode, encode, retry, Ecs};
 use crate::account_settings as rules;
-use crate::error::{EcsError, EcsResult, ErrorKind};
-use crate::model::{Cluster, ClusterSetting};
+use crate::error::{EcsError, EcsResult};
+use crate::model::ClusterSetting;
 use crate::store::{keys, Expect, Op};
 
 /// One scope's account settings (a principal's, or the defaults).
@@ -62,14 +62,7 @@ impl Ecs {
             }
         }
         let name = self.cluster(Some(&req.cluster))?.cluster_name;
-        let updated = retry(|| {
-            let rec = self.store.get(&keys::cluster(&name))?.ok_or_else(|| {
-                EcsError::new(
-                    ErrorKind::ClusterNotFoundException,
-                    format!("Cluster not found: {name}"),
-                )
-            })?;
-            let mut c: Cluster = decode(&rec.value)?;
+        let updated = self.change_cluster(&name, |c| {
             for s in req.settings.iter().flatten() {
                 c.settings.retain(|x| x.name != s.name);
                 c.settings.push(s.clone());
@@ -80,12 +73,6 @@ impl Ecs {
             if let Some(d) = &req.service_connect_defaults {
                 c.service_connect_defaults = Some(d.clone());
             }
-            let op = Op::Put {
-                key: keys::cluster(&name),
-                value: encode(&c)?,
-                expect: Expect::Revision(rec.revision),
-            };
-            Ok(self.store.commit(&[op]).map(|_| c))
         })?;
         Ok(json!({ "cluster": self.with_counts(updated)? }))
     }
@@ -229,6 +216,7 @@ impl Ecs {
 mod tests {
     use super::*;
     use crate::ecs::fixtures::ecs;
+    use crate::error::ErrorKind;
 
     #[test]
     fn account_settings_stored_and_effective() {

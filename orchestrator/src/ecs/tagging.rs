@@ -151,13 +151,7 @@ fn record_tags(record: &Value) -> EcsResult<Vec<Tag>> {
 mod tests {
     use super::*;
     use crate::ecs::fixtures::ecs;
-
-    fn tag(k: &str, v: &str) -> Tag {
-        Tag {
-            key: k.into(),
-            value: v.into(),
-        }
-    }
+    use crate::tags::tag;
 
     #[test]
     fn create_time_tags_are_the_same_tags() {
