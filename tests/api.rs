@@ -512,16 +512,11 @@ fn replaced(s: &Served, c: &str, victim: &str) -> Vec<String> {
     after
 }
 
-/// `berth serve` alone (no agent, no CLI pass): a service created by aws
-/// v2 becomes stable, and when its task's container is killed (-9) the
-/// service replaces it and is stable again, counted by the server's own
-/// scheduler.
-#[test]
-fn the_server_schedules_services_alone() {
-    let s = Served::new("api-sched");
-    let c = "sched";
+/// Over aws v2: cluster `c`, the sleeper definition `family`, and its
+/// service `web` of `count` tasks.
+fn create_sleeper_service(s: &Served, c: &str, family: &str, count: &str) {
     s.aws_ok(Aws::V2, &["create-cluster", "--cluster-name", c]);
-    let td = write_file(&s.world, "td.json", &sleeper("sched"));
+    let td = write_file(&s.world, "td.json", &sleeper(family));
     s.aws_ok(
         Aws::V2,
         &["register-task-definition", "--cli-input-json", &td],
@@ -535,11 +530,22 @@ fn the_server_schedules_services_alone() {
             "--service-name",
             "web",
             "--task-definition",
-            "sched",
+            family,
             "--desired-count",
-            "2",
+            count,
         ],
     );
+}
+
+/// `berth serve` alone (no agent, no CLI pass): a service created by aws
+/// v2 becomes stable, and when its task's container is killed (-9) the
+/// service replaces it and is stable again, counted by the server's own
+/// scheduler.
+#[test]
+fn the_server_schedules_services_alone() {
+    let s = Served::new("api-sched");
+    let c = "sched";
+    create_sleeper_service(&s, c, "sched", "2");
     let svc = service_args(c, "web");
     s.aws_ok(
         Aws::V2,
@@ -597,26 +603,7 @@ fn no_scheduler_leaves_the_passes_to_others() {
     world.busybox_image("busybox:latest", &[]);
     let s = Served::serve(world, &["--no-scheduler"]);
     let c = "nosched";
-    s.aws_ok(Aws::V2, &["create-cluster", "--cluster-name", c]);
-    let td = write_file(&s.world, "td.json", &sleeper("nosched"));
-    s.aws_ok(
-        Aws::V2,
-        &["register-task-definition", "--cli-input-json", &td],
-    );
-    s.aws_ok(
-        Aws::V2,
-        &[
-            "create-service",
-            "--cluster",
-            c,
-            "--service-name",
-            "web",
-            "--task-definition",
-            "nosched",
-            "--desired-count",
-            "1",
-        ],
-    );
+    create_sleeper_service(&s, c, "nosched", "1");
     let tasks = service_tasks(&s, c, "web");
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     let victim = tasks[0].clone();

@@ -182,13 +182,14 @@ pub fn gc(ecs: &Ecs, cfg: &Config, cluster: Option<String>) -> EcsResult<gc::Rep
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::cell::Cell;
 
     use super::*;
     use crate::model::Partition;
 
-    fn store() -> (tempfile::TempDir, Ecs, Config) {
+    /// A store of its own, and roots beside it.
+    pub(crate) fn store() -> (tempfile::TempDir, Ecs, Config) {
         let dir = tempfile::tempdir().expect("tempdir");
         let ecs = Ecs::open(dir.path(), &Default::default(), Partition::default())
             .expect("open the store");

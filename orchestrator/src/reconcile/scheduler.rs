@@ -102,19 +102,10 @@ fn nap(ecs: &Ecs, revision: Option<u64>, until: Instant, stop: &AtomicBool) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Partition;
 
     #[test]
     fn the_scheduler_stops_when_asked() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ecs = Ecs::open(dir.path(), &Default::default(), Partition::default())
-            .expect("open the store");
-        let cfg = Config {
-            state_root: dir.path().to_path_buf(),
-            runtime_root: dir.path().join("run"),
-            cgroup_parent: "berth".into(),
-            store: Default::default(),
-        };
+        let (_dir, ecs, cfg) = crate::reconcile::tests::store();
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
             let loop_ = s.spawn(|| schedule(&ecs, &cfg, Duration::from_secs(3600), &stop));
