@@ -17,7 +17,6 @@ mod tasks;
 
 // Issue 14's new operations (helper B): one file a resource.
 mod attributes;
-mod b_common;
 mod capacity_providers;
 mod settings;
 mod tagging;

@@ -6,8 +6,8 @@ use berth_orchestrator::model::ClusterSetting;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::b_common::sorted_page;
 use super::{input, Context};
+use crate::paging::sorted_page;
 use crate::protocol::ApiError;
 
 /// ECS's largest ListAccountSettings page.
