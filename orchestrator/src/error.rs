@@ -20,6 +20,10 @@ pub enum ErrorKind {
     AttributeLimitExceededException,
     UnsupportedFeatureException,
     ConflictException,
+    // berth's secret store: SSM's and Secrets Manager's names.
+    ParameterNotFound,
+    ParameterAlreadyExists,
+    ResourceExistsException,
 }
 
 impl ErrorKind {
@@ -42,6 +46,9 @@ impl ErrorKind {
             Self::AttributeLimitExceededException => "AttributeLimitExceededException",
             Self::UnsupportedFeatureException => "UnsupportedFeatureException",
             Self::ConflictException => "ConflictException",
+            Self::ParameterNotFound => "ParameterNotFound",
+            Self::ParameterAlreadyExists => "ParameterAlreadyExists",
+            Self::ResourceExistsException => "ResourceExistsException",
         }
     }
 }
