@@ -103,6 +103,62 @@ pub fn layer(
     out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
+/// The container definition fields this module acts on, which
+/// registration checks ([`check_container`]) rather than ignores.
+pub const CONTAINER_FIELDS: [&str; 2] = ["secrets", "environmentFiles"];
+
+/// What a container's environment adds at start: its environment files'
+/// variables, in order, and its secrets' values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExtraEnv {
+    pub files: Vec<Vec<(String, String)>>,
+    pub secrets: Vec<(String, String)>,
+}
+
+/// A container definition's `secrets` and `environmentFiles` (kept in its
+/// `other` fields), read; an error names the field path under `path`.
+pub fn container_fields(
+    path: &str,
+    other: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<(Vec<Secret>, Vec<EnvironmentFile>), String> {
+    fn read<T: serde::de::DeserializeOwned>(
+        path: &str,
+        field: &str,
+        v: Option<&serde_json::Value>,
+    ) -> Result<Vec<T>, String> {
+        match v {
+            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+            Some(v) => {
+                serde_json::from_value(v.clone()).map_err(|e| format!("{path}.{field}: {e}"))
+            }
+        }
+    }
+    Ok((
+        read(path, "secrets", other.get("secrets"))?,
+        read(path, "environmentFiles", other.get("environmentFiles"))?,
+    ))
+}
+
+/// Registration's check of a container's `secrets` (each a name and a
+/// `valueFrom` berth can read) and `environmentFiles` (S3 object ARNs).
+pub fn check_container(
+    path: &str,
+    other: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<(), String> {
+    let (secrets, files) = container_fields(path, other)?;
+    for (i, s) in secrets.iter().enumerate() {
+        if s.name.is_empty() {
+            return Err(format!("{path}.secrets[{i}].name: empty"));
+        }
+        super::refs::parse_value_from(&s.value_from)
+            .map_err(|e| format!("{path}.secrets[{i}].valueFrom: {e}"))?;
+    }
+    for (i, f) in files.iter().enumerate() {
+        mirror_path(Path::new("/"), f).map_err(|e| format!("{path}.environmentFiles[{i}]: {e}"))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +208,43 @@ mod tests {
         assert!(mirror_path(root, &f("file", "arn:aws:s3:::bkt/x.env")).is_err());
         assert_eq!(s3_root(None, Path::new("/st")), PathBuf::from("/st/s3"));
         assert_eq!(s3_root(Some("/x"), Path::new("/st")), PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn registration_checks_the_fields() {
+        let other = |v: serde_json::Value| {
+            serde_json::from_value::<std::collections::BTreeMap<String, serde_json::Value>>(v)
+                .expect("map")
+        };
+        let p = "containerDefinitions[0]";
+        check_container(
+            p,
+            &other(serde_json::json!({
+                "secrets": [{"name": "A", "valueFrom": "/app/a"}],
+                "environmentFiles": [{"type": "s3", "value": "arn:aws:s3:::b/a.env"}],
+            })),
+        )
+        .expect("good");
+        let e = check_container(
+            p,
+            &other(serde_json::json!({"secrets": [{"name": "A", "valueFrom": ""}]})),
+        )
+        .expect_err("empty");
+        assert!(
+            e.starts_with("containerDefinitions[0].secrets[0].valueFrom"),
+            "{e}"
+        );
+        let e = check_container(p, &other(serde_json::json!({"secrets": {"a": 1}})))
+            .expect_err("shape");
+        assert!(e.starts_with("containerDefinitions[0].secrets"), "{e}");
+        let e = check_container(
+            p,
+            &other(serde_json::json!({"environmentFiles": [{"type": "s3", "value": "x"}]})),
+        )
+        .expect_err("arn");
+        assert!(
+            e.starts_with("containerDefinitions[0].environmentFiles[0]"),
+            "{e}"
+        );
     }
 }
