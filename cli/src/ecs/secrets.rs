@@ -28,6 +28,7 @@ pub enum SecretsCommand {
         /// Replace an existing parameter (a new version).
         #[arg(long, overrides_with = "no_overwrite")]
         overwrite: bool,
+        /// Refuse to replace an existing parameter (the default).
         #[arg(long, hide = true)]
         no_overwrite: bool,
     },
@@ -39,6 +40,7 @@ pub enum SecretsCommand {
         /// Show a SecureString's value rather than its ciphertext.
         #[arg(long, overrides_with = "no_with_decryption")]
         with_decryption: bool,
+        /// Show a SecureString's ciphertext (the default).
         #[arg(long, hide = true)]
         no_with_decryption: bool,
     },
