@@ -199,3 +199,86 @@ fn environment_files_with_ecs_precedence() {
     );
     w.assert_clean();
 }
+
+#[test]
+fn the_verbs_answer_as_aws_and_a_bad_key_file_is_named() {
+    let w = World::new("secrets-cli");
+    let put = w.berth(&[
+        "put-parameter",
+        "--name",
+        "/p",
+        "--value",
+        "v-1",
+        "--type",
+        "SecureString",
+    ]);
+    assert_ok(&put);
+    assert_eq!(parse_json(&put), json!({"Version": 1, "Tier": "Standard"}));
+    let again = w.berth(&["put-parameter", "--name", "/p", "--value", "v-2"]);
+    assert!(
+        berth_tests::stderr(&again).contains(
+            "An error occurred (ParameterAlreadyExists) when calling the PutParameter operation"
+        ),
+        "{}",
+        berth_tests::stderr(&again)
+    );
+    let hidden = parse_json(&w.berth(&["get-parameter", "--name", "/p"]));
+    assert_eq!(hidden["Parameter"]["Type"], "SecureString");
+    assert_ne!(
+        hidden["Parameter"]["Value"], "v-1",
+        "a SecureString shows its ciphertext"
+    );
+    let shown = parse_json(&w.berth(&["get-parameter", "--name", "/p", "--with-decryption"]));
+    assert_eq!(shown["Parameter"]["Value"], "v-1");
+    assert_eq!(
+        shown["Parameter"]["ARN"],
+        "arn:aws:ssm:local:000000000000:parameter/p"
+    );
+    let made = parse_json(&w.berth(&["create-secret", "--name", "s", "--secret-string", "one"]));
+    let arn = made["ARN"].as_str().expect("ARN");
+    assert!(
+        arn.starts_with("arn:aws:secretsmanager:local:000000000000:secret:s-") && arn.len() == 57,
+        "{arn}"
+    );
+    let next = parse_json(&w.berth(&[
+        "put-secret-value",
+        "--secret-id",
+        arn,
+        "--secret-string",
+        "two",
+    ]));
+    assert_eq!(next["VersionStages"], json!(["AWSCURRENT"]));
+    let prev = parse_json(&w.berth(&[
+        "get-secret-value",
+        "--secret-id",
+        "s",
+        "--version-stage",
+        "AWSPREVIOUS",
+    ]));
+    assert_eq!(prev["SecretString"], "one");
+    assert_eq!(prev["VersionId"], made["VersionId"]);
+
+    // The key file: root's alone, and whole.
+    let key = w.root.path().join("secrets.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = w.berth(&["get-parameter", "--name", "/p"]);
+    let err = berth_tests::stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("secrets.key") && err.contains("644"), "{err}");
+    std::fs::write(&key, b"short").expect("write");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let err = berth_tests::stderr(&w.berth(&["get-secret-value", "--secret-id", "s"]));
+    assert!(
+        err.contains("secrets.key") && err.contains("5 bytes"),
+        "{err}"
+    );
+
+    assert_ok(&w.berth(&["delete-parameter", "--name", "/p"]));
+    let gone = w.berth(&["delete-parameter", "--name", "/p"]);
+    assert!(berth_tests::stderr(&gone).contains("(ParameterNotFound)"));
+}

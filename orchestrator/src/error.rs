@@ -24,6 +24,7 @@ pub enum ErrorKind {
     ParameterNotFound,
     ParameterAlreadyExists,
     ResourceExistsException,
+    ValidationException,
 }
 
 impl ErrorKind {
@@ -49,6 +50,7 @@ impl ErrorKind {
             Self::ParameterNotFound => "ParameterNotFound",
             Self::ParameterAlreadyExists => "ParameterAlreadyExists",
             Self::ResourceExistsException => "ResourceExistsException",
+            Self::ValidationException => "ValidationException",
         }
     }
 }

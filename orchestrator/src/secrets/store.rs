@@ -28,6 +28,11 @@ impl From<SealError> for EcsError {
     }
 }
 
+/// SSM's and Secrets Manager's error for a malformed request.
+fn validation(message: String) -> EcsError {
+    EcsError::new(ErrorKind::ValidationException, message)
+}
+
 fn rand_bytes<const N: usize>() -> EcsResult<[u8; N]> {
     let mut b = [0u8; N];
     random(&mut b).map_err(SealError::Random)?;
@@ -50,17 +55,17 @@ fn secret_not_found() -> EcsError {
 
 /// A parameter's name as given (a name or its ARN), checked.
 fn parameter_name(name: &str) -> EcsResult<String> {
-    match refs::parse_value_from(name).map_err(EcsError::invalid)? {
+    match refs::parse_value_from(name).map_err(validation)? {
         SecretRef::Parameter(n) => Ok(n),
-        SecretRef::Secret { .. } => Err(EcsError::invalid(format!(
-            "--name {name:?}: not an SSM parameter"
-        ))),
+        SecretRef::Secret { .. } => {
+            Err(validation(format!("--name {name:?}: not an SSM parameter")))
+        }
     }
 }
 
 impl Ecs {
     pub fn put_parameter(&self, key: &SealingKey, req: PutParameter) -> EcsResult<Value> {
-        refs::check_parameter_name(&req.name).map_err(EcsError::invalid)?;
+        refs::check_parameter_name(&req.name).map_err(validation)?;
         let store_key = keys::parameter(&req.name);
         let sealed = key.seal(&store_key, &req.value)?;
         let version = retry(|| {
@@ -143,7 +148,7 @@ impl Ecs {
     }
 
     pub fn create_secret(&self, key: &SealingKey, name: &str, value: &str) -> EcsResult<Value> {
-        refs::check_secret_name(name).map_err(EcsError::invalid)?;
+        refs::check_secret_name(name).map_err(validation)?;
         let store_key = keys::secret(name);
         let arn = refs::secret_arn(&self.partition, name, &refs::arn_suffix(&rand_bytes()?));
         let version = self.new_version(key, &store_key, value)?;
@@ -176,7 +181,7 @@ impl Ecs {
         secret_id: &str,
         value: &str,
     ) -> EcsResult<Value> {
-        let id = refs::parse_secret_id(secret_id).map_err(EcsError::invalid)?;
+        let id = refs::parse_secret_id(secret_id).map_err(validation)?;
         let (out, id) = retry(|| {
             let (store_key, rev, mut secret) = self.find_secret(&id)?;
             let version = self.new_version(key, &store_key, value)?;
@@ -204,7 +209,7 @@ impl Ecs {
         version_id: Option<&str>,
         version_stage: Option<&str>,
     ) -> EcsResult<Value> {
-        let id = refs::parse_secret_id(secret_id).map_err(EcsError::invalid)?;
+        let id = refs::parse_secret_id(secret_id).map_err(validation)?;
         let (store_key, _, secret) = self.find_secret(&id)?;
         let v = secret
             .version(version_id, version_stage)
