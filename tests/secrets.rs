@@ -282,3 +282,50 @@ fn the_verbs_answer_as_aws_and_a_bad_key_file_is_named() {
     let gone = w.berth(&["delete-parameter", "--name", "/p"]);
     assert!(berth_tests::stderr(&gone).contains("(ParameterNotFound)"));
 }
+
+/// On a shared store (etcd) the records live in etcd and the host's
+/// agent starts the task: its supervisor opens the same key file.
+#[test]
+fn on_etcd_a_secret_reaches_a_task_the_agent_starts() {
+    use berth_orchestrator::store::test_server::EtcdServer;
+    use std::time::{Duration, Instant};
+    // Declared before the world: the world, dropped first, still reaches it.
+    let etcd = EtcdServer::start();
+    let w = World::new("secrets-etcd")
+        .with_store(&format!("etcd://{}/berth-test/secrets", etcd.endpoint));
+    w.busybox_image("busybox:latest", &[]);
+    let _agent = w.agent(&["--interval", "1"], &[]);
+    let deadline = Instant::now() + berth_tests::patience(30);
+    loop {
+        let out = w.berth(&["list-container-instances"]);
+        if parse_json(&out)["containerInstanceArns"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent never registered its host"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let made = w.berth(&[
+        "create-secret",
+        "--name",
+        "api",
+        "--secret-string",
+        r#"{"token":"tk-5e2b"}"#,
+    ]);
+    assert_ok(&made);
+    let arn = parse_json(&made)["ARN"].as_str().expect("ARN").to_string();
+    w.register(&echo_def(
+        "etcdsecret",
+        "echo \"token=$TOKEN\"",
+        json!({"secrets": [{"name": "TOKEN", "valueFrom": format!("{arn}:token::")}]}),
+    ));
+    let (id, t) = run_to_stop(&w, "etcdsecret");
+    assert_eq!(t["containers"][0]["exitCode"], 0, "{t}");
+    assert_eq!(stdout(&w.berth(&["logs", &id])), "token=tk-5e2b\n");
+    w.assert_clean();
+}
