@@ -135,6 +135,9 @@ pub struct TaskContext {
     /// The task's /etc/hosts and /etc/resolv.conf, mounted into each
     /// container.
     pub etc_files: Vec<(PathBuf, String)>,
+    /// Each container's environment files and secrets, resolved when the
+    /// task started (none: the container has neither).
+    pub extra_env: BTreeMap<String, crate::secrets::env_files::ExtraEnv>,
 }
 
 /// Each container's `mountPoints`, by container name.
@@ -226,12 +229,16 @@ pub fn container_spec(
             def.name
         )));
     }
-    let ours: Vec<String> = def
+    let environment: Vec<(String, String)> = def
         .environment
         .iter()
         .chain(ov.environment.iter())
-        .map(|kv| format!("{}={}", kv.name, kv.value))
+        .map(|kv| (kv.name.clone(), kv.value.clone()))
         .collect();
+    // ECS's precedence: environment files, then environment (and the
+    // run's overrides), then secrets.
+    let extra = ctx.extra_env.get(&def.name).cloned().unwrap_or_default();
+    let ours = crate::secrets::env_files::layer(&extra.files, &environment, &extra.secrets);
     let env = merge_env(image.env.as_deref().unwrap_or_default(), &ours);
     let own = ctx.per_container.get(&def.name);
     let (join_namespaces, host_namespaces) = namespaces(own, ctx);
@@ -445,6 +452,7 @@ mod tests {
             volumes: BTreeMap::new(),
             mount_points: BTreeMap::new(),
             etc_files: Vec::new(),
+            extra_env: BTreeMap::new(),
         }
     }
 

@@ -20,6 +20,11 @@ pub enum ErrorKind {
     AttributeLimitExceededException,
     UnsupportedFeatureException,
     ConflictException,
+    // berth's secret store: SSM's and Secrets Manager's names.
+    ParameterNotFound,
+    ParameterAlreadyExists,
+    ResourceExistsException,
+    ValidationException,
 }
 
 impl ErrorKind {
@@ -42,6 +47,10 @@ impl ErrorKind {
             Self::AttributeLimitExceededException => "AttributeLimitExceededException",
             Self::UnsupportedFeatureException => "UnsupportedFeatureException",
             Self::ConflictException => "ConflictException",
+            Self::ParameterNotFound => "ParameterNotFound",
+            Self::ParameterAlreadyExists => "ParameterAlreadyExists",
+            Self::ResourceExistsException => "ResourceExistsException",
+            Self::ValidationException => "ValidationException",
         }
     }
 }

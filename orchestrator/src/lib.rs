@@ -66,6 +66,7 @@ pub mod reconcile;
 pub mod resolv;
 pub mod runnable;
 pub mod scheduler;
+pub mod secrets;
 pub mod supervisor;
 pub mod tags;
 

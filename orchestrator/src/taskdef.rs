@@ -40,8 +40,6 @@ const IGNORED_TASK_FIELDS: &[&str] = &[
 /// not act on (yet).
 const IGNORED_CONTAINER_FIELDS: &[&str] = &[
     "repositoryCredentials",
-    "environmentFiles",
-    "secrets",
     "disableNetworking",
     "interactive",
     "pseudoTerminal",
@@ -183,7 +181,15 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
     let mut names = BTreeSet::new();
     for (i, c) in containers.iter().enumerate() {
         let path = format!("containerDefinitions[{i}]");
-        check_other(&path, &c.other, IGNORED_CONTAINER_FIELDS, &mut ignored)?;
+        // secrets and environmentFiles are acted on (crate::secrets).
+        crate::secrets::env_files::check_container(&path, &c.other).map_err(EcsError::invalid)?;
+        let rest: BTreeMap<String, Value> = c
+            .other
+            .iter()
+            .filter(|(k, _)| !crate::secrets::env_files::CONTAINER_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        check_other(&path, &rest, IGNORED_CONTAINER_FIELDS, &mut ignored)?;
         check_container(&path, c, memory)?;
         crate::runnable::check(&path, c)?;
         if let Some(lp) = &c.linux_parameters {

@@ -22,6 +22,9 @@ mod settings;
 mod tagging;
 mod task_definition_deletes;
 
+// Issue 15: SSM's and Secrets Manager's targets over berth's secret store.
+pub mod secret_store;
+
 /// What every handler works with: the orchestrator and the roots its
 /// supervisors are started under.
 pub struct Context<'a> {
@@ -96,9 +99,11 @@ pub fn handler(name: &str) -> Option<Handler> {
 
 /// Run operation `name` on `input`.
 pub fn call(ctx: &Context<'_>, name: &str, input: Value) -> Result<Value, ApiError> {
-    let h = handler(name).ok_or_else(|| {
-        ApiError::UnknownOperation(format!("berth does not serve the operation {name}"))
-    })?;
+    let h = handler(name)
+        .or_else(|| secret_store::handler(name))
+        .ok_or_else(|| {
+            ApiError::UnknownOperation(format!("berth does not serve the operation {name}"))
+        })?;
     h(ctx, input)
 }
 

@@ -25,6 +25,8 @@ mod logs;
 // Issue 14's verbs (tags, attributes, settings, capacity providers).
 mod ops;
 mod ops_input;
+// Issue 15: berth's secret store in aws ssm's and secretsmanager's shapes.
+mod secrets;
 mod services;
 mod shorthand;
 mod structured;
@@ -211,6 +213,8 @@ pub enum EcsCommand {
     },
     #[command(flatten)]
     Ops(ops::OpsCommand),
+    #[command(flatten)]
+    Secrets(secrets::SecretsCommand),
 }
 
 /// What run-task and start-task share.
@@ -268,6 +272,7 @@ impl EcsCommand {
             Self::RegisterContainerInstance { .. } => "RegisterContainerInstance",
             Self::DescribeContainerInstances { .. } => "DescribeContainerInstances",
             Self::Ops(op) => op.operation(),
+            Self::Secrets(op) => op.operation(),
         }
     }
 }
@@ -396,5 +401,6 @@ fn call(ecs: &Ecs, cfg: &Config, cmd: EcsCommand) -> Result<Outcome, EcsError> {
             container_instances,
         } => value(ecs.describe_container_instances(cluster.as_deref(), &container_instances)),
         C::Ops(cmd) => ops::call(ecs, cmd),
+        C::Secrets(cmd) => secrets::call(ecs, &cfg.state_root, cmd),
     }
 }

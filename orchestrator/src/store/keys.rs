@@ -18,6 +18,8 @@
 //! | `account-settings/principals/<principal>` | `StoredSettings`: one principal's settings; `<principal>` is its ARN with `/` and `%` escaped (`account_settings::principal_key_part`) | put- / delete-account-setting |
 //! | `client-tokens/<cluster>/<token>` | `ClientToken` (ecs/idempotency.rs): a run-task's request fingerprint, its answer and when; `<token>` escaped as principals are | run-task with a `clientToken` (written in the commit of its first task; read by a retry within 24 h) |
 //! | `slices/<bridge>/<slice-network>` | the host id holding the slice | shared store only (`ecs/slices.rs`): a host's first placement on, or agent pass over, a cluster on `<bridge>`; deleted with the host's last instance on that bridge (deregister-container-instance) |
+//! | `parameters/<name>` | `StoredParameter` (secrets/records.rs): an SSM parameter, its value sealed under the host's `secrets.key`; `<name>` escaped as principals are | put- / delete-parameter |
+//! | `secrets/<name>` | `StoredSecret` (secrets/records.rs): a Secrets Manager secret, its ARN and its labelled versions, each value sealed | create-secret, put-secret-value |
 //!
 //! Leases are not keys: they live in the store's own lease namespace
 //! ([`super::Store::acquire_lease`]), named `reconcile/<cluster>` (held by
@@ -289,6 +291,23 @@ pub fn task_holder(cluster: &str, task_id: &str) -> Vec<u8> {
 /// A load balancer listener's port reservation value.
 pub fn load_balancer_holder(name: &str) -> Vec<u8> {
     Holder::LoadBalancer(name).to_bytes()
+}
+
+/// An SSM parameter (berth's secret store). Its name may hold `/`, so it
+/// is escaped as principals are: one parameter is one part.
+pub fn parameter(name: &str) -> String {
+    format!(
+        "parameters/{}",
+        crate::account_settings::principal_key_part(name)
+    )
+}
+
+/// A Secrets Manager secret, its name escaped as a parameter's.
+pub fn secret(name: &str) -> String {
+    format!(
+        "secrets/{}",
+        crate::account_settings::principal_key_part(name)
+    )
 }
 
 #[cfg(test)]

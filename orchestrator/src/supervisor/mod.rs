@@ -28,6 +28,7 @@ mod orphans;
 mod prepare;
 mod record;
 mod rules;
+mod secrets;
 mod start;
 mod stop;
 pub mod teardown;

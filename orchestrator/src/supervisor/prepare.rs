@@ -50,6 +50,9 @@ impl Supervisor<'_> {
         td: &TaskDefinition,
         task: &Task,
     ) -> Result<TaskContext, TaskError> {
+        // First: a secret that cannot be read stops the task before
+        // anything is made for it.
+        let extra_env = self.resolve_extra_env(td)?;
         let host_network = td.network_mode == Some(NetworkMode::Host);
         let hostname = rules::hostname(&task.task_arn);
         let ns = self.make_task_namespaces(task, host_network, &hostname)?;
@@ -77,6 +80,7 @@ impl Supervisor<'_> {
             uts_ns: ns.path("uts"),
             volumes,
             mount_points: crate::containerize::mount_points(td),
+            extra_env,
         })
     }
 

@@ -1,0 +1,102 @@
+//! A task's secrets and environment files, read when it starts: secrets
+//! from berth's secret store (opened with the host's key file), files
+//! from the local bucket mirror. A value that cannot be read stops the
+//! task with ECS's ResourceInitializationError text, never an empty
+//! variable. The layering is `secrets::env_files`'.
+
+use std::collections::BTreeMap;
+
+use super::error::TaskError;
+use super::Supervisor;
+use crate::model::TaskDefinition;
+use crate::secrets::env_files::{self, EnvironmentFile, ExtraEnv, Secret};
+use crate::secrets::{parse_value_from, SealingKey, SecretRef};
+
+/// ECS's prefix for a secret that could not be read.
+const SECRETS_FAILED: &str =
+    "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed";
+/// ECS's prefix for an environment file that could not be read.
+const ENV_FILES_FAILED: &str = "ResourceInitializationError: failed to download env files";
+
+fn init(message: String) -> TaskError {
+    TaskError::ResourceInitialization(message)
+}
+
+impl Supervisor<'_> {
+    /// Every container's environment files and secrets, read.
+    pub(super) fn resolve_extra_env(
+        &self,
+        td: &TaskDefinition,
+    ) -> Result<BTreeMap<String, ExtraEnv>, TaskError> {
+        let mut out = BTreeMap::new();
+        let mut key = None;
+        for (i, def) in td.container_definitions.iter().enumerate() {
+            let path = format!("containerDefinitions[{i}]");
+            let (secrets, files) = env_files::container_fields(&path, &def.other)
+                .map_err(|e| init(format!("{SECRETS_FAILED}: {e}")))?;
+            if secrets.is_empty() && files.is_empty() {
+                continue;
+            }
+            let extra = ExtraEnv {
+                files: self.read_env_files(&files)?,
+                secrets: self.read_secrets(&secrets, &mut key)?,
+            };
+            out.insert(def.name.clone(), extra);
+        }
+        Ok(out)
+    }
+
+    fn read_env_files(
+        &self,
+        files: &[EnvironmentFile],
+    ) -> Result<Vec<Vec<(String, String)>>, TaskError> {
+        let var = std::env::var(env_files::S3_ROOT_VAR).ok();
+        let root = env_files::s3_root(var.as_deref(), &self.args.state_root);
+        files
+            .iter()
+            .map(|f| {
+                let fail = |e: String| init(format!("{ENV_FILES_FAILED}: {}: {e}", f.value));
+                let path = env_files::mirror_path(&root, f).map_err(fail)?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+                Ok(env_files::parse(&text))
+            })
+            .collect()
+    }
+
+    /// The secrets' values; the key file is opened at the first one.
+    fn read_secrets(
+        &self,
+        secrets: &[Secret],
+        key: &mut Option<SealingKey>,
+    ) -> Result<Vec<(String, String)>, TaskError> {
+        let mut out = Vec::new();
+        for s in secrets {
+            let r = parse_value_from(&s.value_from)
+                .map_err(|e| init(format!("{SECRETS_FAILED}: {e}")))?;
+            let k = match key {
+                Some(k) => k,
+                None => key.insert(
+                    SealingKey::open_or_create(&self.args.state_root)
+                        .map_err(|e| init(format!("{SECRETS_FAILED}: {e}")))?,
+                ),
+            };
+            let value = self.ecs.resolve_secret(k, &r).map_err(|e| {
+                init(match &r {
+                    SecretRef::Parameter(name) => format!(
+                        "{SECRETS_FAILED}: unable to retrieve secrets from ssm: invalid parameters: {name}: {}",
+                        e.message
+                    ),
+                    SecretRef::Secret { .. } => format!(
+                        "{SECRETS_FAILED}: unable to retrieve secret from asm: failed to fetch secret {} from secrets manager: {}: {}",
+                        s.value_from,
+                        e.kind.as_str(),
+                        e.message
+                    ),
+                })
+            })?;
+            out.push((s.name.clone(), value));
+        }
+        Ok(out)
+    }
+}

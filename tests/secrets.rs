@@ -1,0 +1,331 @@
+//! Secrets and environment files end to end (issue 15): values put with
+//! the AWS CLI-shaped verbs reach a real busybox container's environment,
+//! a missing secret stops the task with ECS's reason, an environment
+//! file's values land under ECS's precedence, and the store never holds a
+//! plaintext.
+
+use berth_tests::{assert_ok, parse_json, stdout, task_id, World};
+use serde_json::{json, Value};
+
+fn world(name: &str) -> World {
+    let w = World::new(name);
+    w.busybox_image("busybox:latest", &[]);
+    w
+}
+
+/// run-task of `family`, waited until STOPPED.
+fn run_to_stop(w: &World, family: &str) -> (String, Value) {
+    let out = w.berth(&["run-task", "--task-definition", family]);
+    assert_ok(&out);
+    let id = task_id(&parse_json(&out)["tasks"][0]);
+    let t = w.wait_task(&id, "STOPPED");
+    (id, t)
+}
+
+/// A one-container definition printing `script`'s output.
+fn echo_def(family: &str, script: &str, extra: Value) -> Value {
+    let mut c = json!({
+        "name": "app", "image": "busybox", "memory": 32,
+        "command": ["sh", "-c", script],
+    });
+    if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
+        c.extend(extra.clone());
+    }
+    json!({"family": family, "networkMode": "none", "containerDefinitions": [c]})
+}
+
+/// Every byte the store keeps (the database and its write-ahead log).
+fn store_bytes(w: &World) -> Vec<u8> {
+    let mut all = Vec::new();
+    for f in ["state.db", "state.db-wal", "state.db-shm"] {
+        all.extend(std::fs::read(w.root.path().join(f)).unwrap_or_default());
+    }
+    all
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn secrets_and_json_keys_reach_the_environment_and_never_the_store() {
+    let w = world("secrets");
+    assert_ok(&w.berth(&[
+        "put-parameter",
+        "--name",
+        "/app/db/password",
+        "--value",
+        "pw-7f3a",
+        "--type",
+        "SecureString",
+    ]));
+    let made = w.berth(&[
+        "create-secret",
+        "--name",
+        "db-creds",
+        "--secret-string",
+        r#"{"username":"admin-9c1e","port":5432}"#,
+    ]);
+    assert_ok(&made);
+    let arn = parse_json(&made)["ARN"].as_str().expect("ARN").to_string();
+    assert_ok(&w.berth(&["put-parameter", "--name", "plain", "--value", "plain-44d0"]));
+    w.register(&echo_def(
+        "withsecrets",
+        "echo \"pw=$PW user=$DB_USER port=$DB_PORT whole=$WHOLE plain=$PLAIN\"",
+        json!({"secrets": [
+            {"name": "PW", "valueFrom": "/app/db/password"},
+            {"name": "DB_USER", "valueFrom": format!("{arn}:username::")},
+            {"name": "DB_PORT", "valueFrom": format!("{arn}:port:AWSCURRENT:")},
+            {"name": "WHOLE", "valueFrom": "arn:aws:secretsmanager:local:000000000000:secret:db-creds"},
+            {"name": "PLAIN", "valueFrom": "arn:aws:ssm:local:000000000000:parameter/plain"},
+        ]}),
+    ));
+    let (id, t) = run_to_stop(&w, "withsecrets");
+    assert_eq!(t["containers"][0]["exitCode"], 0, "{t}");
+    let logs = stdout(&w.berth(&["logs", &id]));
+    assert_eq!(
+        logs,
+        "pw=pw-7f3a user=admin-9c1e port=5432 whole={\"username\":\"admin-9c1e\",\"port\":5432} plain=plain-44d0\n"
+    );
+    let bytes = store_bytes(&w);
+    assert!(!bytes.is_empty());
+    for plain in ["pw-7f3a", "admin-9c1e", "plain-44d0"] {
+        assert!(!contains(&bytes, plain), "{plain} is in the store");
+    }
+    w.assert_clean();
+}
+
+#[test]
+fn a_missing_secret_stops_the_task_with_ecs_reason() {
+    let w = world("secrets-missing");
+    w.register(&echo_def(
+        "missingssm",
+        "echo ran",
+        json!({"secrets": [{"name": "PW", "valueFrom": "/no/such"}]}),
+    ));
+    let (id, t) = run_to_stop(&w, "missingssm");
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t}");
+    let reason = t["stoppedReason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with(
+            "ResourceInitializationError: unable to pull secrets or registry auth: \
+             execution resource retrieval failed: unable to retrieve secrets from ssm"
+        ) && reason.contains("/no/such"),
+        "{reason}"
+    );
+    assert_eq!(
+        stdout(&w.berth(&["logs", &id])),
+        "",
+        "the container never ran"
+    );
+
+    // A secret without the JSON key asked for: the same, from asm.
+    let made = w.berth(&[
+        "create-secret",
+        "--name",
+        "flat",
+        "--secret-string",
+        "not-json",
+    ]);
+    assert_ok(&made);
+    let arn = parse_json(&made)["ARN"].as_str().expect("ARN").to_string();
+    w.register(&echo_def(
+        "missingkey",
+        "echo ran",
+        json!({"secrets": [{"name": "K", "valueFrom": format!("{arn}:user::")}]}),
+    ));
+    let (_, t) = run_to_stop(&w, "missingkey");
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t}");
+    let reason = t["stoppedReason"].as_str().expect("reason");
+    assert!(
+        reason.contains("unable to retrieve secret from asm: failed to fetch secret")
+            && reason.contains(&arn),
+        "{reason}"
+    );
+    w.assert_clean();
+}
+
+#[test]
+fn environment_files_with_ecs_precedence() {
+    let w = world("envfiles");
+    let bucket = w.root.path().join("s3").join("conf-bucket").join("app");
+    std::fs::create_dir_all(&bucket).expect("bucket");
+    std::fs::write(
+        bucket.join("base.env"),
+        "# defaults\n\nFROM_FILE=file-a\nOVERRIDDEN=by-file\nSECRET_WINS=by-file\nFIRST=first-file\n",
+    )
+    .expect("file");
+    std::fs::write(
+        bucket.join("more.env"),
+        "FIRST=second-file\nSECOND=second-only\n",
+    )
+    .expect("file");
+    assert_ok(&w.berth(&["put-parameter", "--name", "winner", "--value", "by-secret"]));
+    w.register(&echo_def(
+        "envfiles",
+        "echo \"$FROM_FILE $OVERRIDDEN $SECRET_WINS $FIRST $SECOND\"",
+        json!({
+            "environment": [
+                {"name": "OVERRIDDEN", "value": "by-environment"},
+                {"name": "SECRET_WINS", "value": "by-environment"},
+            ],
+            "environmentFiles": [
+                {"type": "s3", "value": "arn:aws:s3:::conf-bucket/app/base.env"},
+                {"type": "s3", "value": "arn:aws:s3:::conf-bucket/app/more.env"},
+            ],
+            "secrets": [{"name": "SECRET_WINS", "valueFrom": "winner"}],
+        }),
+    ));
+    let (id, t) = run_to_stop(&w, "envfiles");
+    assert_eq!(t["containers"][0]["exitCode"], 0, "{t}");
+    assert_eq!(
+        stdout(&w.berth(&["logs", &id])),
+        "file-a by-environment by-secret first-file second-only\n"
+    );
+
+    // A file the mirror does not have: the task does not start.
+    w.register(&echo_def(
+        "nofile",
+        "echo ran",
+        json!({"environmentFiles": [{"type": "s3", "value": "arn:aws:s3:::conf-bucket/none.env"}]}),
+    ));
+    let (_, t) = run_to_stop(&w, "nofile");
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t}");
+    let reason = t["stoppedReason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with("ResourceInitializationError: failed to download env files")
+            && reason.contains("none.env"),
+        "{reason}"
+    );
+    w.assert_clean();
+}
+
+#[test]
+fn the_verbs_answer_as_aws_and_a_bad_key_file_is_named() {
+    let w = World::new("secrets-cli");
+    let put = w.berth(&[
+        "put-parameter",
+        "--name",
+        "/p",
+        "--value",
+        "v-1",
+        "--type",
+        "SecureString",
+    ]);
+    assert_ok(&put);
+    assert_eq!(parse_json(&put), json!({"Version": 1, "Tier": "Standard"}));
+    let again = w.berth(&["put-parameter", "--name", "/p", "--value", "v-2"]);
+    assert!(
+        berth_tests::stderr(&again).contains(
+            "An error occurred (ParameterAlreadyExists) when calling the PutParameter operation"
+        ),
+        "{}",
+        berth_tests::stderr(&again)
+    );
+    let hidden = parse_json(&w.berth(&["get-parameter", "--name", "/p"]));
+    assert_eq!(hidden["Parameter"]["Type"], "SecureString");
+    assert_ne!(
+        hidden["Parameter"]["Value"], "v-1",
+        "a SecureString shows its ciphertext"
+    );
+    let shown = parse_json(&w.berth(&["get-parameter", "--name", "/p", "--with-decryption"]));
+    assert_eq!(shown["Parameter"]["Value"], "v-1");
+    assert_eq!(
+        shown["Parameter"]["ARN"],
+        "arn:aws:ssm:local:000000000000:parameter/p"
+    );
+    let made = parse_json(&w.berth(&["create-secret", "--name", "s", "--secret-string", "one"]));
+    let arn = made["ARN"].as_str().expect("ARN");
+    assert!(
+        arn.starts_with("arn:aws:secretsmanager:local:000000000000:secret:s-") && arn.len() == 57,
+        "{arn}"
+    );
+    let next = parse_json(&w.berth(&[
+        "put-secret-value",
+        "--secret-id",
+        arn,
+        "--secret-string",
+        "two",
+    ]));
+    assert_eq!(next["VersionStages"], json!(["AWSCURRENT"]));
+    let prev = parse_json(&w.berth(&[
+        "get-secret-value",
+        "--secret-id",
+        "s",
+        "--version-stage",
+        "AWSPREVIOUS",
+    ]));
+    assert_eq!(prev["SecretString"], "one");
+    assert_eq!(prev["VersionId"], made["VersionId"]);
+
+    // The key file: root's alone, and whole.
+    let key = w.root.path().join("secrets.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = w.berth(&["get-parameter", "--name", "/p"]);
+    let err = berth_tests::stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("secrets.key") && err.contains("644"), "{err}");
+    std::fs::write(&key, b"short").expect("write");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let err = berth_tests::stderr(&w.berth(&["get-secret-value", "--secret-id", "s"]));
+    assert!(
+        err.contains("secrets.key") && err.contains("5 bytes"),
+        "{err}"
+    );
+
+    assert_ok(&w.berth(&["delete-parameter", "--name", "/p"]));
+    let gone = w.berth(&["delete-parameter", "--name", "/p"]);
+    assert!(berth_tests::stderr(&gone).contains("(ParameterNotFound)"));
+}
+
+/// On a shared store (etcd) the records live in etcd and the host's
+/// agent starts the task: its supervisor opens the same key file.
+#[test]
+fn on_etcd_a_secret_reaches_a_task_the_agent_starts() {
+    use berth_orchestrator::store::test_server::EtcdServer;
+    use std::time::{Duration, Instant};
+    // Declared before the world: the world, dropped first, still reaches it.
+    let etcd = EtcdServer::start();
+    let w = World::new("secrets-etcd")
+        .with_store(&format!("etcd://{}/berth-test/secrets", etcd.endpoint));
+    w.busybox_image("busybox:latest", &[]);
+    let _agent = w.agent(&["--interval", "1"], &[]);
+    let deadline = Instant::now() + berth_tests::patience(30);
+    loop {
+        let out = w.berth(&["list-container-instances"]);
+        if parse_json(&out)["containerInstanceArns"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent never registered its host"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let made = w.berth(&[
+        "create-secret",
+        "--name",
+        "api",
+        "--secret-string",
+        r#"{"token":"tk-5e2b"}"#,
+    ]);
+    assert_ok(&made);
+    let arn = parse_json(&made)["ARN"].as_str().expect("ARN").to_string();
+    w.register(&echo_def(
+        "etcdsecret",
+        "echo \"token=$TOKEN\"",
+        json!({"secrets": [{"name": "TOKEN", "valueFrom": format!("{arn}:token::")}]}),
+    ));
+    let (id, t) = run_to_stop(&w, "etcdsecret");
+    assert_eq!(t["containers"][0]["exitCode"], 0, "{t}");
+    assert_eq!(stdout(&w.berth(&["logs", &id])), "token=tk-5e2b\n");
+    w.assert_clean();
+}
