@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::model::{ContainerDefinition, NetworkMode, Task, TaskDefinition, TaskNetwork};
+use crate::model::{
+    ContainerDefinition, NetworkMode, Task, TaskDefinition, TaskNetwork, TaskStatus,
+};
 
 /// The address the containers reach the endpoint at, as on ECS.
 pub const ADDRESS: &str = "169.254.170.2";
@@ -55,17 +57,18 @@ pub fn route(path: &str) -> Option<Route<'_>> {
 }
 
 impl Snapshot {
-    /// The container whose runtime id (the endpoint id) is `id`.
+    /// The container whose runtime id (the endpoint id) is `id`. Computed,
+    /// not read from the record: a container may ask before its start is
+    /// recorded.
     pub fn definition_of(&self, id: &str) -> Option<&ContainerDefinition> {
-        let c = self
-            .task
-            .containers
-            .iter()
-            .find(|c| c.runtime_id.as_deref() == Some(id))?;
         self.definition
             .container_definitions
             .iter()
-            .find(|d| d.name == c.name)
+            .find(|d| self.runtime_id(&d.name) == id)
+    }
+
+    fn runtime_id(&self, container: &str) -> String {
+        crate::names::runtime_id(self.task.id(), container)
     }
 
     /// `/v4/<id>`: one container, or None if `id` is none of the task's.
@@ -130,9 +133,7 @@ impl Snapshot {
     fn container(&self, def: &ContainerDefinition) -> Value {
         let t = &self.task;
         let record = t.containers.iter().find(|c| c.name == def.name);
-        let runtime_id = record
-            .and_then(|c| c.runtime_id.clone())
-            .unwrap_or_default();
+        let runtime_id = self.runtime_id(&def.name);
         let known = record.map_or(&t.last_status, |c| &c.last_status);
         let mut out = json!({
             "DockerId": runtime_id,
@@ -158,7 +159,7 @@ impl Snapshot {
         if let Some(at) = t.pull_stopped_at.as_ref().or(Some(&t.created_at)) {
             o.insert("CreatedAt".into(), json!(at));
         }
-        if record.and_then(|c| c.runtime_id.as_ref()).is_some() {
+        if *known >= TaskStatus::Running {
             if let Some(at) = t.started_at.as_ref().or(t.pull_stopped_at.as_ref()) {
                 o.insert("StartedAt".into(), json!(at));
             }

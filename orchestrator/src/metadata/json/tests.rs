@@ -7,6 +7,9 @@ use super::{private_dns_name, route, Route, Snapshot};
 use crate::model::{Task, TaskDefinition};
 
 const TASK: &str = "arn:aws:ecs:us-east-1:000000000000:task/c1/0123abcd";
+// The runtime ids berth gives the containers of TASK (names::runtime_id).
+const APP: &str = "0123abcd-app";
+const SIDE: &str = "0123abcd-side";
 const CLUSTER: &str = "arn:aws:ecs:us-east-1:000000000000:cluster/c1";
 
 fn snapshot(mode: &str) -> Snapshot {
@@ -30,9 +33,9 @@ fn snapshot(mode: &str) -> Snapshot {
         "tags": [{"key": "k", "value": "v"}],
         "containers": [
             {"containerArn": "arn:c/app", "taskArn": TASK, "name": "app", "image": "busybox",
-             "lastStatus": "RUNNING", "runtimeId": "0123abcd-app", "healthStatus": "HEALTHY"},
+             "lastStatus": "RUNNING", "runtimeId": APP, "healthStatus": "HEALTHY"},
             {"containerArn": "arn:c/side", "taskArn": TASK, "name": "side", "image": "busybox",
-             "lastStatus": "STOPPED", "exitCode": 0, "runtimeId": "0123abcd-side"}
+             "lastStatus": "STOPPED", "exitCode": 0, "runtimeId": SIDE}
         ],
         "x-berth": {"reservedCpu": 256, "reservedMemory": 512,
             "network": {"bridge": "b0", "address": "10.9.0.5", "prefix": 24,
@@ -69,7 +72,7 @@ fn routes_are_the_agents() {
 #[test]
 fn the_container_has_the_agents_fields() {
     let s = snapshot("awsvpc");
-    let c = s.container_json("0123abcd-app").unwrap();
+    let c = s.container_json(APP).unwrap();
     for field in [
         "DockerId",
         "Name",
@@ -92,7 +95,7 @@ fn the_container_has_the_agents_fields() {
     ] {
         assert!(c.get(field).is_some(), "{field} missing from {c}");
     }
-    assert_eq!(c["DockerId"], "0123abcd-app");
+    assert_eq!(c["DockerId"], APP);
     assert_eq!(c["ImageID"], "sha256:abc");
     assert_eq!(c["KnownStatus"], "RUNNING");
     assert_eq!(c["Limits"], json!({"CPU": 128, "Memory": 64}));
@@ -117,7 +120,7 @@ fn the_container_has_the_agents_fields() {
 #[test]
 fn a_stopped_container_shows_its_exit() {
     let s = snapshot("awsvpc");
-    let c = s.container_json("0123abcd-side").unwrap();
+    let c = s.container_json(SIDE).unwrap();
     assert_eq!(c["KnownStatus"], "STOPPED");
     assert_eq!(c["ExitCode"], 0);
     assert!(c.get("Health").is_none(), "no health check: no Health");
@@ -127,7 +130,7 @@ fn a_stopped_container_shows_its_exit() {
 #[test]
 fn the_task_has_the_agents_fields() {
     let s = snapshot("awsvpc");
-    let t = s.task_json("0123abcd-app", false).unwrap();
+    let t = s.task_json(APP, false).unwrap();
     for field in [
         "Cluster",
         "TaskARN",
@@ -156,7 +159,7 @@ fn the_task_has_the_agents_fields() {
     assert_eq!(t["ServiceName"], "front");
     assert_eq!(t["Containers"].as_array().unwrap().len(), 2);
     assert!(t.get("TaskTags").is_none());
-    let tagged = s.task_json("0123abcd-app", true).unwrap();
+    let tagged = s.task_json(APP, true).unwrap();
     assert_eq!(tagged["TaskTags"], json!({"k": "v"}));
     assert!(s.task_json("nobody", false).is_none());
 }
@@ -165,7 +168,7 @@ fn the_task_has_the_agents_fields() {
 fn host_mode_shows_no_address_of_its_own() {
     let mut s = snapshot("host");
     s.task.berth.as_mut().unwrap().network = None;
-    let c = s.container_json("0123abcd-app").unwrap();
+    let c = s.container_json(APP).unwrap();
     assert_eq!(
         c["Networks"],
         json!([{"NetworkMode": "host", "IPv4Addresses": []}])
