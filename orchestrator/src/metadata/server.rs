@@ -18,6 +18,9 @@ pub type Shared = Arc<Mutex<Snapshot>>;
 
 /// The port the containers reach the endpoint on, as on ECS.
 pub const PORT: u16 = 80;
+/// The port the listener binds in the namespace (the agent's own, 51679),
+/// which [`PORT`] is redirected to there: a container keeps 0.0.0.0:80.
+pub const LISTEN_PORT: u16 = 51679;
 /// A request line and headers past this are refused: the endpoint takes
 /// GETs only.
 const MAX_HEAD: usize = 8 * 1024;
@@ -30,8 +33,8 @@ const STACK: usize = 256 * 1024;
 /// Where a listener binds.
 #[derive(Clone, Debug)]
 pub enum Place {
-    /// 169.254.170.2:80 inside the network namespace at this path (the
-    /// address already on its `lo`).
+    /// 169.254.170.2:[`LISTEN_PORT`] inside the network namespace at this
+    /// path (the address on its `lo`, port 80 redirected to it).
     Namespace(PathBuf),
     /// 127.0.0.1 on a port the kernel picks: a host-mode task.
     HostLoopback,
@@ -76,7 +79,7 @@ fn bind(place: &Place) -> std::io::Result<TcpListener> {
         Place::Namespace(netns) => {
             join(netns)?;
             let address: Ipv4Addr = ADDRESS.parse().map_err(std::io::Error::other)?;
-            TcpListener::bind((address, PORT))
+            TcpListener::bind((address, LISTEN_PORT))
         }
         Place::HostLoopback => TcpListener::bind((Ipv4Addr::LOCALHOST, 0)),
     }

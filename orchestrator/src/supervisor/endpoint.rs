@@ -1,6 +1,7 @@
 //! The task metadata endpoint (v4) of this task: 169.254.170.2 put on
 //! `lo` of the task's network namespace (awsvpc, none) or of each
-//! container's (bridge), a listener bound there, and the URIs each
+//! container's (bridge), its port 80 redirected there to the listener's
+//! (so that a container may bind 0.0.0.0:80), and the URIs each
 //! container is told. A host-mode task is served on the host's loopback.
 //! Kernel work only: the answers are `metadata::json`'s.
 
@@ -16,7 +17,7 @@ use super::Supervisor;
 use crate::containerize::TaskContext;
 use crate::metadata::server::{self, Place};
 use crate::metadata::{Snapshot, ADDRESS};
-use crate::model::{Task, TaskDefinition};
+use crate::model::{Task, TaskDefinition, TaskStatus};
 
 /// The environment variables that name the endpoint, as the agent sets
 /// them: v4's and v3's URIs for container `runtime_id`.
@@ -87,6 +88,17 @@ impl Supervisor<'_> {
         }
     }
 
+    /// Container `name` is being started: the endpoint says RUNNING from
+    /// now, since the container may ask before its start is recorded.
+    pub(super) fn publish_starting(&self, name: &str) {
+        if let Some(shared) = &self.metadata {
+            let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = s.task.containers.iter_mut().find(|c| c.name == name) {
+                c.last_status = TaskStatus::Running;
+            }
+        }
+    }
+
     /// The endpoint's view of the task, after each write of its record.
     pub(super) fn publish(&self, task: &Task) {
         if let Some(shared) = &self.metadata {
@@ -119,6 +131,8 @@ fn serve_at(place: Place, shared: &server::Shared) -> Result<String, String> {
     if let Place::Namespace(netns) = &place {
         let address: Ipv4Addr = ADDRESS.parse().map_err(|e| format!("{ADDRESS}: {e}"))?;
         berth_net::add_local_address(netns, address).map_err(|e| e.to_string())?;
+        berth_net::nat::redirect_local_port(netns, address, server::PORT, server::LISTEN_PORT)
+            .map_err(|e| e.to_string())?;
     }
     server::start(place, shared.clone()).map_err(|e| format!("listen: {e}"))
 }

@@ -91,6 +91,7 @@ impl Supervisor<'_> {
             start: true,
             ..Default::default()
         };
+        self.publish_starting(&def.name);
         let created = self
             .runtime
             .create(
