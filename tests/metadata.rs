@@ -8,11 +8,14 @@ use std::time::Instant;
 use berth_tests::{assert_ok, parse_json, patience, stdout, task_ids, World};
 use serde_json::{json, Value};
 
-/// A container that prints its metadata, then its task's, one JSON per
-/// line, then `fetched`, and runs on until stopped.
+/// A container that prints its metadata, its task's, the task's with
+/// tags, its stats and its task's stats, one JSON per line, then
+/// `fetched`, and runs on until stopped.
 const FETCH: &str = "wget -qO- $ECS_CONTAINER_METADATA_URI_V4; echo; \
     wget -qO- $ECS_CONTAINER_METADATA_URI_V4/task; echo; \
     wget -qO- ${ECS_CONTAINER_METADATA_URI}/taskWithTags; echo; \
+    wget -qO- $ECS_CONTAINER_METADATA_URI_V4/stats; echo; \
+    wget -qO- $ECS_CONTAINER_METADATA_URI_V4/task/stats; echo; \
     echo uri=$ECS_CONTAINER_METADATA_URI_V4; echo fetched; \
     trap 'exit 0' TERM; while true; do sleep 0.1; done";
 
@@ -69,7 +72,30 @@ fn fetched(w: &World, task: &str, name: &str) -> (Value, Value, Value, String) {
         .find_map(|l| l.strip_prefix("uri="))
         .unwrap_or_else(|| panic!("no uri in {log}"))
         .to_string();
+    let (stats, task_stats) = (parse(3), parse(4));
+    check_stats(name, &stats, &task_stats);
     (parse(0), parse(1), parse(2), uri)
+}
+
+/// The container's stats, in Docker's shape, read from its cgroup: some
+/// memory in use (a shell and wget run there), and the same container
+/// among the task's.
+fn check_stats(name: &str, stats: &Value, task_stats: &Value) {
+    let usage = stats["memory_stats"]["usage"].as_u64().unwrap_or(0);
+    assert!(usage > 0, "{name}: no memory in use: {stats}");
+    assert!(
+        stats["cpu_stats"]["cpu_usage"]["total_usage"].is_u64(),
+        "{stats}"
+    );
+    assert_eq!(stats["name"], format!("/{name}"), "{stats}");
+    let id = stats["id"].as_str().expect("id");
+    assert!(
+        task_stats[id]["memory_stats"]["usage"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{task_stats}"
+    );
 }
 
 /// Container `name` served and fetched its own port 80 beside the endpoint.

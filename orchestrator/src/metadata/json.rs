@@ -22,6 +22,9 @@ pub struct Snapshot {
     pub image_ids: BTreeMap<String, String>,
     /// The host's `ecs.availability-zone` attribute, if it has one.
     pub availability_zone: Option<String>,
+    /// The task's cgroup (a cgroupsPath): each container's is under it,
+    /// named as the container.
+    pub cgroup_parent: String,
 }
 
 /// A request's route: which answer and for which container id.
@@ -65,6 +68,15 @@ impl Snapshot {
             .container_definitions
             .iter()
             .find(|d| self.runtime_id(&d.name) == id)
+    }
+
+    /// Each container's runtime id (endpoint id) and name.
+    pub fn containers(&self) -> Vec<(String, String)> {
+        self.definition
+            .container_definitions
+            .iter()
+            .map(|d| (self.runtime_id(&d.name), d.name.clone()))
+            .collect()
     }
 
     fn runtime_id(&self, container: &str) -> String {

@@ -5,5 +5,6 @@
 
 pub mod json;
 pub mod server;
+pub mod stats;
 
 pub use json::{Snapshot, ADDRESS};

@@ -9,9 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
+use berth_runtime::{cgroup_stats, cgroups};
 use serde_json::{json, Value};
 
 use super::json::{route, Route, Snapshot, ADDRESS};
+use super::stats::{docker_stats, system_cpu, Reading};
 
 /// The supervisor's latest view of its task, read by every listener.
 pub type Shared = Arc<Mutex<Snapshot>>;
@@ -92,10 +96,12 @@ fn join(netns: &Path) -> std::io::Result<()> {
 }
 
 fn serve(listener: &TcpListener, shared: &Shared) {
+    // Each container's last stats reading: the next one's precpu_stats.
+    let mut readings = BTreeMap::new();
     for stream in listener.incoming() {
         match stream {
             Ok(s) => {
-                if let Err(e) = answer(s, shared) {
+                if let Err(e) = answer(s, shared, &mut readings) {
                     tracing::debug!("metadata request: {e}");
                 }
             }
@@ -105,7 +111,7 @@ fn serve(listener: &TcpListener, shared: &Shared) {
 }
 
 /// One request, one answer, then the connection closes.
-fn answer(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+fn answer(stream: TcpStream, shared: &Shared, readings: &mut Readings) -> std::io::Result<()> {
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
     let mut reader = BufReader::new(&stream);
@@ -127,7 +133,10 @@ fn answer(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             .lock()
             .map(|s| s.clone())
             .unwrap_or_else(|p| p.into_inner().clone());
-        respond(&line, &snapshot)
+        match stats_route(&line) {
+            Some(route) => stats(route, &snapshot, readings),
+            None => respond(&line, &snapshot),
+        }
     };
     write_response(&stream, status, &body)
 }
@@ -155,13 +164,66 @@ pub fn respond(line: &str, snapshot: &Snapshot) -> (u16, Value) {
         Some(Route::Container(id)) => snapshot.container_json(id).ok_or(id),
         Some(Route::Task(id)) => snapshot.task_json(id, false).ok_or(id),
         Some(Route::TaskWithTags(id)) => snapshot.task_json(id, true).ok_or(id),
+        // Read from the kernel: [`stats`], not here.
         Some(Route::Stats(_) | Route::TaskStats(_)) => {
-            return (404, json!("stats are not served yet"))
+            return (404, json!("stats are read by the listener"))
         }
     };
     match answer {
         Ok(v) => (200, v),
         Err(id) => not_found(id),
+    }
+}
+
+/// Each container's last reading, by runtime id.
+type Readings = BTreeMap<String, Reading>;
+
+/// The stats route of a GET request line, if it is one.
+fn stats_route(line: &str) -> Option<Route<'_>> {
+    let mut parts = line.split_whitespace();
+    if parts.next() != Some("GET") {
+        return None;
+    }
+    route(parts.next()?).filter(|r| matches!(r, Route::Stats(_) | Route::TaskStats(_)))
+}
+
+/// `/stats` (one container) or `/task/stats` (every container, by id),
+/// read now from the cgroups and this thread's namespace's interfaces
+/// (the task's; in bridge mode, the asking container's).
+fn stats(route: Route<'_>, snapshot: &Snapshot, readings: &mut Readings) -> (u16, Value) {
+    let (Route::Stats(id) | Route::TaskStats(id)) = route else {
+        return (404, json!("no stats route"));
+    };
+    if snapshot.definition_of(id).is_none() {
+        return (404, json!(format!("no container with id {id:?}")));
+    }
+    let net_dev = std::fs::read_to_string("/proc/thread-self/net/dev").unwrap_or_default();
+    let (system_cpu_ns, online_cpus) =
+        system_cpu(&std::fs::read_to_string("/proc/stat").unwrap_or_default());
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let mut all = serde_json::Map::new();
+    for (rid, name) in snapshot.containers() {
+        let path = cgroups::container_path(&snapshot.cgroup_parent, &name);
+        // A container not running has no cgroup: null, as the agent shows.
+        let value = match cgroup_stats::read(&path) {
+            Some(cgroup) => {
+                let now = Reading {
+                    at: at.clone(),
+                    cgroup,
+                    system_cpu_ns,
+                    online_cpus,
+                };
+                let v = docker_stats(&rid, &name, &now, readings.get(&rid), &net_dev);
+                readings.insert(rid.clone(), now);
+                v
+            }
+            None => Value::Null,
+        };
+        all.insert(rid, value);
+    }
+    match route {
+        Route::Stats(id) => (200, all.remove(id).unwrap_or(Value::Null)),
+        _ => (200, Value::Object(all)),
     }
 }
 

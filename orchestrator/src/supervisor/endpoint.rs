@@ -46,6 +46,7 @@ impl Supervisor<'_> {
                 .map(|(name, i)| (name.clone(), i.manifest.config.digest.to_string()))
                 .collect(),
             availability_zone: self.availability_zone(task),
+            cgroup_parent: self.cgroup.clone(),
         };
         let shared = Arc::new(Mutex::new(snapshot));
         self.metadata = Some(shared.clone());
@@ -79,6 +80,7 @@ impl Supervisor<'_> {
             definition: td.clone(),
             image_ids: BTreeMap::new(),
             availability_zone: self.availability_zone(task),
+            cgroup_parent: self.cgroup.clone(),
         }));
         self.metadata = Some(shared.clone());
         for netns in places {

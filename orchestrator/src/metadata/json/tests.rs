@@ -49,6 +49,7 @@ fn snapshot(mode: &str) -> Snapshot {
         definition,
         image_ids: [("app".to_string(), "sha256:abc".to_string())].into(),
         availability_zone: Some("us-east-1a".into()),
+        cgroup_parent: "berth/t".into(),
     }
 }
 
@@ -162,6 +163,13 @@ fn the_task_has_the_agents_fields() {
     let tagged = s.task_json(APP, true).unwrap();
     assert_eq!(tagged["TaskTags"], json!({"k": "v"}));
     assert!(s.task_json("nobody", false).is_none());
+    assert_eq!(
+        s.containers(),
+        [
+            (APP.to_string(), "app".to_string()),
+            (SIDE.to_string(), "side".to_string())
+        ]
+    );
 }
 
 #[test]
