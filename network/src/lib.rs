@@ -15,7 +15,7 @@ pub mod routes;
 pub mod tables;
 
 pub use ipam::{allocate, free_slice, Subnet};
-pub use links::{attach, detach, ensure_bridge, link_exists, remove_bridge};
+pub use links::{add_local_address, attach, detach, ensure_bridge, link_exists, remove_bridge};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -14,6 +14,9 @@
 pub const NETWORK_PREFIX: &str = "berth_net_";
 /// The prefix of a load balancer's table.
 pub const LB_PREFIX: &str = "berth_lb_";
+/// The table a task's own network namespace holds (never the host's):
+/// the metadata endpoint's redirect ([`crate::nat::redirect_local_port`]).
+pub const LOCAL_REDIRECT_TABLE: &str = "berth_task_endpoint";
 
 /// The table of the network on `bridge`.
 pub fn network_table(bridge: &str) -> String {

@@ -44,6 +44,7 @@
 //!    (`error.rs`).
 
 mod error;
+pub mod metadata;
 pub mod model;
 pub mod names;
 pub mod store;

@@ -20,6 +20,7 @@
 //! [`rules`], and why a task stops, with its ECS stop code, in [`error`].
 
 mod args;
+mod endpoint;
 mod error;
 mod events;
 mod health;
@@ -162,6 +163,10 @@ struct Supervisor<'a> {
     /// The store could not be read at the last look for a stop request
     /// (etcd down): said once per outage, not every poll.
     store_unreachable: bool,
+    /// The task metadata endpoint's view of the task, and the base URI
+    /// its containers are told (None: not served).
+    metadata: Option<crate::metadata::server::Shared>,
+    metadata_base: Option<String>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -184,6 +189,8 @@ impl<'a> Supervisor<'a> {
             container_namespaces: Vec::new(),
             links: Vec::new(),
             store_unreachable: false,
+            metadata: None,
+            metadata_base: None,
         }
     }
 
@@ -197,6 +204,7 @@ impl<'a> Supervisor<'a> {
         }
         let images = self.pull_images(&td)?;
         let ctx = self.prepare_task(&td, &task)?;
+        self.serve_metadata(&task, &td, &images, &ctx)?;
         self.load_service_settings(&task);
         if !self.start_containers(&td, &images, &task, &ctx)? {
             return Ok(());

@@ -113,6 +113,7 @@ impl Supervisor<'_> {
     pub(super) fn adopt(&mut self) -> Result<(), TaskError> {
         let (task, td) = self.task_and_definition()?;
         self.restore(&task);
+        self.serve_metadata_again(&task, &td);
         self.load_service_settings(&task);
         for def in &td.container_definitions {
             let runtime_id = names::runtime_id(&self.args.task_id, &def.name);

@@ -50,7 +50,10 @@ impl Supervisor<'_> {
             .ecs
             .update_task(&self.args.cluster, &self.args.task_id, change)
         {
-            Ok(t) => Some(t),
+            Ok(t) => {
+                self.publish(&t);
+                Some(t)
+            }
             Err(e) => {
                 tracing::error!("update task: {e}");
                 None
@@ -79,7 +82,27 @@ impl Supervisor<'_> {
 
     /// A stop has been asked for (stop-task, a service, this supervisor).
     pub(super) fn stop_asked(&self) -> Result<bool, TaskError> {
-        Ok(self.task()?.desired_status == DesiredStatus::Stopped)
+        let task = self.task()?;
+        // Also what the metadata endpoint shows: a stop asked by another
+        // process is its DesiredStatus.
+        self.publish(&task);
+        Ok(task.desired_status == DesiredStatus::Stopped)
+    }
+
+    /// The `ecs.availability-zone` attribute of the task's instance, for
+    /// the metadata endpoint's AvailabilityZone.
+    pub(super) fn availability_zone(&self, task: &Task) -> Option<String> {
+        let arn = task.container_instance_arn.clone()?;
+        let found = self
+            .ecs
+            .describe_container_instances(Some(&self.args.cluster), &[arn])
+            .ok()?;
+        found["containerInstances"][0]["attributes"]
+            .as_array()?
+            .iter()
+            .find(|a| a["name"] == "ecs.availability-zone")
+            .and_then(|a| a["value"].as_str())
+            .map(str::to_string)
     }
 
     /// The task reached RUNNING: only such a task was ever in a load balancer.

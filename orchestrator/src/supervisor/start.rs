@@ -10,8 +10,8 @@ use berth_runtime::{CreateOptions, Source};
 
 use super::error::{StopCause, TaskError};
 use super::rules::{self, Gate};
-use super::{events, Running, Supervisor, SupervisorArgs};
-use crate::containerize::{container_spec, overrides_for, TaskContext};
+use super::{endpoint, events, Running, Supervisor, SupervisorArgs};
+use crate::containerize::{container_spec, merge_env, overrides_for, TaskContext};
 use crate::model::{ContainerDefinition, HealthStatus, Task, TaskDefinition};
 use crate::names;
 
@@ -64,9 +64,12 @@ impl Supervisor<'_> {
     ) -> Result<(), TaskError> {
         let create = TaskError::CannotCreateContainer;
         let ov = overrides_for(&task.overrides, &def.name);
-        let spec = container_spec(def, &image.config.config, &ov, ctx)
+        let mut spec = container_spec(def, &image.config.config, &ov, ctx)
             .map_err(|e| create(e.to_string()))?;
         let runtime_id = names::runtime_id(&self.args.task_id, &def.name);
+        if let Some(base) = &self.metadata_base {
+            spec.env = merge_env(&spec.env, &endpoint::uris(base, &runtime_id));
+        }
         let images = self
             .images
             .as_ref()
@@ -88,6 +91,7 @@ impl Supervisor<'_> {
             start: true,
             ..Default::default()
         };
+        self.publish_starting(&def.name);
         let created = self
             .runtime
             .create(

@@ -1,0 +1,140 @@
+//! The task metadata endpoint (v4) of this task: 169.254.170.2 put on
+//! `lo` of the task's network namespace (awsvpc, none) or of each
+//! container's (bridge), its port 80 redirected there to the listener's
+//! (so that a container may bind 0.0.0.0:80), and the URIs each
+//! container is told. A host-mode task is served on the host's loopback.
+//! Kernel work only: the answers are `metadata::json`'s.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use berth_rootfs::image::Image;
+
+use super::error::TaskError;
+use super::Supervisor;
+use crate::containerize::TaskContext;
+use crate::metadata::server::{self, Place};
+use crate::metadata::{Snapshot, ADDRESS};
+use crate::model::{Task, TaskDefinition, TaskStatus};
+
+/// The environment variables that name the endpoint, as the agent sets
+/// them: v4's and v3's URIs for container `runtime_id`.
+pub(super) fn uris(base: &str, runtime_id: &str) -> Vec<String> {
+    vec![
+        format!("ECS_CONTAINER_METADATA_URI_V4={base}/v4/{runtime_id}"),
+        format!("ECS_CONTAINER_METADATA_URI={base}/v3/{runtime_id}"),
+    ]
+}
+
+impl Supervisor<'_> {
+    /// Serve the endpoint where the task's containers will run, before any
+    /// starts: each is told where it is ([`uris`]).
+    pub(super) fn serve_metadata(
+        &mut self,
+        task: &Task,
+        td: &TaskDefinition,
+        images: &BTreeMap<String, Image>,
+        ctx: &TaskContext,
+    ) -> Result<(), TaskError> {
+        let snapshot = Snapshot {
+            task: task.clone(),
+            definition: td.clone(),
+            image_ids: images
+                .iter()
+                .map(|(name, i)| (name.clone(), i.manifest.config.digest.to_string()))
+                .collect(),
+            availability_zone: self.availability_zone(task),
+            cgroup_parent: self.cgroup.clone(),
+        };
+        let shared = Arc::new(Mutex::new(snapshot));
+        self.metadata = Some(shared.clone());
+        let places = places(ctx);
+        for place in places {
+            let base = serve_at(place, &shared).map_err(|e| {
+                TaskError::ResourceInitialization(format!("task metadata endpoint: {e}"))
+            })?;
+            self.metadata_base = Some(base);
+        }
+        Ok(())
+    }
+
+    /// A supervisor adopting a running task: its endpoint, which died with
+    /// the last supervisor, served again in the namespaces it had (the
+    /// containers keep the URIs they were started with). Host mode is not
+    /// served again: its port was the dead supervisor's.
+    pub(super) fn serve_metadata_again(&mut self, task: &Task, td: &TaskDefinition) {
+        let mut places: Vec<PathBuf> = td
+            .container_definitions
+            .iter()
+            .map(|d| self.args.container_ns_dir(&d.name).join("network"))
+            .filter(|p| p.exists())
+            .collect();
+        if places.is_empty() {
+            let task_ns = self.namespaces.as_ref().and_then(|n| n.path("network"));
+            places.extend(task_ns);
+        }
+        let shared = Arc::new(Mutex::new(Snapshot {
+            task: task.clone(),
+            definition: td.clone(),
+            image_ids: BTreeMap::new(),
+            availability_zone: self.availability_zone(task),
+            cgroup_parent: self.cgroup.clone(),
+        }));
+        self.metadata = Some(shared.clone());
+        for netns in places {
+            if let Err(e) = serve_at(Place::Namespace(netns), &shared) {
+                tracing::warn!("task {}: metadata endpoint: {e}", self.args.task_id);
+            }
+        }
+    }
+
+    /// Container `name` is being started: the endpoint says RUNNING from
+    /// now, since the container may ask before its start is recorded.
+    pub(super) fn publish_starting(&self, name: &str) {
+        if let Some(shared) = &self.metadata {
+            let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = s.task.containers.iter_mut().find(|c| c.name == name) {
+                c.last_status = TaskStatus::Running;
+            }
+        }
+    }
+
+    /// The endpoint's view of the task, after each write of its record.
+    pub(super) fn publish(&self, task: &Task) {
+        if let Some(shared) = &self.metadata {
+            let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+            s.task = task.clone();
+        }
+    }
+}
+
+/// Where the listeners go: each container's namespace (bridge), else the
+/// task's, else (host mode) the host's loopback.
+fn places(ctx: &TaskContext) -> Vec<Place> {
+    let own: Vec<Place> = ctx
+        .per_container
+        .values()
+        .filter_map(|o| o.0.clone())
+        .map(Place::Namespace)
+        .collect();
+    if !own.is_empty() {
+        return own;
+    }
+    match &ctx.network_ns {
+        Some(ns) => vec![Place::Namespace(ns.clone())],
+        None => vec![Place::HostLoopback],
+    }
+}
+
+/// The address on the namespace's `lo`, then a listener there; its base URI.
+fn serve_at(place: Place, shared: &server::Shared) -> Result<String, String> {
+    if let Place::Namespace(netns) = &place {
+        let address: Ipv4Addr = ADDRESS.parse().map_err(|e| format!("{ADDRESS}: {e}"))?;
+        berth_net::add_local_address(netns, address).map_err(|e| e.to_string())?;
+        berth_net::nat::redirect_local_port(netns, address, server::PORT, server::LISTEN_PORT)
+            .map_err(|e| e.to_string())?;
+    }
+    server::start(place, shared.clone()).map_err(|e| format!("listen: {e}"))
+}
