@@ -50,7 +50,6 @@ const IGNORED_CONTAINER_FIELDS: &[&str] = &[
     "firelensConfiguration",
     "resourceRequirements",
     "credentialSpecs",
-    "restartPolicy",
     "versionConsistency",
     "gpu",
 ];
@@ -186,6 +185,9 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
         check_other(&path, &c.other, IGNORED_CONTAINER_FIELDS, &mut ignored)?;
         check_container(&path, c, memory)?;
         crate::runnable::check(&path, c)?;
+        if let Some(policy) = &c.restart_policy {
+            check_restart_policy(&format!("{path}.restartPolicy"), policy)?;
+        }
         if let Some(lp) = &c.linux_parameters {
             check_linux_parameters(&format!("{path}.linuxParameters"), lp, &mut ignored)?;
         }
@@ -237,6 +239,29 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
         definition: td,
         ignored,
     })
+}
+
+/// ECS's bounds on `restartAttemptPeriod` (seconds) and the number of
+/// `ignoredExitCodes`.
+pub const RESTART_PERIOD_SECS: std::ops::RangeInclusive<u64> = 60..=1800;
+const MAX_IGNORED_EXIT_CODES: usize = 50;
+
+fn check_restart_policy(path: &str, policy: &crate::model::RestartPolicy) -> EcsResult<()> {
+    if let Some(period) = policy.restart_attempt_period {
+        if !RESTART_PERIOD_SECS.contains(&period) {
+            return Err(EcsError::client(format!(
+                "{path}.restartAttemptPeriod: {period} is outside {}..={} seconds",
+                RESTART_PERIOD_SECS.start(),
+                RESTART_PERIOD_SECS.end()
+            )));
+        }
+    }
+    if policy.ignored_exit_codes.len() > MAX_IGNORED_EXIT_CODES {
+        return Err(EcsError::client(format!(
+            "{path}.ignoredExitCodes: at most {MAX_IGNORED_EXIT_CODES} exit codes"
+        )));
+    }
+    Ok(())
 }
 
 fn check_response_only(td: &TaskDefinition) -> EcsResult<()> {

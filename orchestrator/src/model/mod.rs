@@ -26,7 +26,7 @@ pub use task::{
 };
 pub use taskdef::{
     ContainerDefinition, DependsOn, HostVolume, KernelCapabilities, LinuxParameters, PortMapping,
-    TaskDefinition, Volume,
+    RestartPolicy, TaskDefinition, Volume,
 };
 
 use serde::{Deserialize, Serialize};
