@@ -62,6 +62,7 @@ pub mod health;
 pub mod host;
 mod lb_sync;
 pub mod load_balancing;
+pub mod log_drivers;
 pub mod reconcile;
 pub mod resolv;
 pub mod runnable;

@@ -46,7 +46,6 @@ const IGNORED_CONTAINER_FIELDS: &[&str] = &[
     "interactive",
     "pseudoTerminal",
     "dockerLabels",
-    "logConfiguration",
     "firelensConfiguration",
     "resourceRequirements",
     "credentialSpecs",
@@ -185,6 +184,9 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
         check_other(&path, &c.other, IGNORED_CONTAINER_FIELDS, &mut ignored)?;
         check_container(&path, c, memory)?;
         crate::runnable::check(&path, c)?;
+        if let Some(logs) = &c.log_configuration {
+            check_log_configuration(&format!("{path}.logConfiguration"), logs, &mut ignored)?;
+        }
         if let Some(policy) = &c.restart_policy {
             check_restart_policy(&format!("{path}.restartPolicy"), policy)?;
         }
@@ -239,6 +241,26 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
         definition: td,
         ignored,
     })
+}
+
+/// A supported driver with valid options; what berth does not act on of
+/// it is listed as ignored.
+fn check_log_configuration(
+    path: &str,
+    logs: &crate::model::LogConfiguration,
+    ignored: &mut Vec<String>,
+) -> EcsResult<()> {
+    let driver = crate::log_drivers::check(path, logs)?;
+    if !driver.honoured() {
+        ignored.push(path.to_string());
+        return Ok(());
+    }
+    for key in logs.options.iter().flat_map(|o| o.keys()) {
+        if !crate::log_drivers::HONOURED_OPTIONS.contains(&key.as_str()) {
+            ignored.push(format!("{path}.options.{key}"));
+        }
+    }
+    Ok(())
 }
 
 /// ECS's bounds on `restartAttemptPeriod` (seconds) and the number of

@@ -133,8 +133,23 @@ pub struct ContainerDefinition {
     /// `ContainerRestartPolicy`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<RestartPolicy>,
+    /// Where its output goes (ECS's `LogConfiguration`); None: json-file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_configuration: Option<LogConfiguration>,
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+/// ECS's `LogConfiguration`: a Docker log driver and its options.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogConfiguration {
+    #[serde(default)]
+    pub log_driver: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_options: Option<Vec<Value>>,
 }
 
 /// ECS's `ContainerRestartPolicy`.

@@ -110,10 +110,14 @@ impl Supervisor<'_> {
     /// Create and start container `runtime_id` from `launch`, its exit
     /// watched.
     pub(super) fn launch(&self, runtime_id: &str, launch: &Launch) -> Result<(), String> {
+        let (log_max_size, log_max_files) =
+            crate::log_drivers::json_file_limits(launch.def.log_configuration.as_ref());
         let opts = CreateOptions {
             cgroup_parent: self.cgroup.clone(),
             cgroup_name: Some(launch.def.name.clone()),
             log_path: Some(launch.log_path.clone()),
+            log_max_size,
+            log_max_files,
             start: true,
             ..Default::default()
         };

@@ -1,0 +1,102 @@
+//! Issue 15: `logConfiguration` through the real binary: unsupported
+//! drivers and bad options refused at registration naming the field;
+//! json-file's `max-size` and `max-file` honoured by real containers.
+
+use berth_tests::{assert_ok, parse_json, stderr, task_id, World};
+use serde_json::{json, Value};
+
+fn td(family: &str, command: &str, logs: Value) -> Value {
+    json!({
+        "family": family, "networkMode": "none",
+        "containerDefinitions": [{ "name": "app", "image": "busybox", "memory": 32,
+            "command": ["sh", "-c", command], "logConfiguration": logs }]
+    })
+}
+
+fn register(w: &World, td: &Value) -> std::process::Output {
+    w.berth(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &td.to_string(),
+    ])
+}
+
+#[test]
+fn unsupported_drivers_and_bad_options_are_refused_naming_the_field() {
+    let w = World::new("logs-refused");
+    for (logs, field) in [
+        (
+            json!({ "logDriver": "splunk", "options": {} }),
+            "containerDefinitions[0].logConfiguration.logDriver",
+        ),
+        (
+            json!({ "logDriver": "json-file", "options": { "max-size": "lots" } }),
+            "containerDefinitions[0].logConfiguration.options.max-size",
+        ),
+        (
+            json!({ "logDriver": "awslogs", "options": { "awslogs-region": "us-east-1" } }),
+            "containerDefinitions[0].logConfiguration.options.awslogs-group",
+        ),
+        (
+            json!({ "logDriver": "syslog", "options": { "syslog-address": "http://x:1" } }),
+            "containerDefinitions[0].logConfiguration.options.syslog-address",
+        ),
+    ] {
+        let out = register(&w, &td("bad", "true", logs.clone()));
+        assert!(!out.status.success(), "{logs} accepted");
+        assert!(stderr(&out).contains(field), "{logs}: {}", stderr(&out));
+    }
+    // Nothing was registered.
+    let out = w.berth(&["list-task-definitions"]);
+    assert_ok(&out);
+    assert_eq!(parse_json(&out)["taskDefinitionArns"], json!([]));
+    for driver in [
+        "json-file",
+        "awslogs",
+        "syslog",
+        "journald",
+        "fluentd",
+        "none",
+    ] {
+        let options = match driver {
+            "awslogs" => json!({ "awslogs-group": "/ecs/app", "awslogs-stream-prefix": "ecs" }),
+            "fluentd" => json!({ "fluentd-address": "127.0.0.1:24224" }),
+            _ => json!({}),
+        };
+        let logs = json!({ "logDriver": driver, "options": options });
+        assert_ok(&register(&w, &td("good", "true", logs)));
+    }
+}
+
+#[test]
+fn json_file_rotates_at_max_size_and_keeps_max_file_files() {
+    let w = World::new("logs-json-file");
+    w.busybox_image("busybox:latest", &[]);
+    let logs =
+        json!({ "logDriver": "json-file", "options": { "max-size": "1k", "max-file": "2" } });
+    let command = "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done";
+    w.register(&td("rotating", command, logs));
+    let out = w.berth(&["run-task", "--task-definition", "rotating"]);
+    assert_ok(&out);
+    let id = task_id(&parse_json(&out)["tasks"][0]);
+    let t = w.wait_task(&id, "STOPPED");
+    assert_eq!(t["containers"][0]["exitCode"], 0, "{t}");
+    let dir = w.root.path().join("tasks").join(&id);
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("task log dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("app.log"))
+        .collect();
+    files.sort();
+    assert_eq!(files, ["app.log", "app.log.1"], "in {}", dir.display());
+    for f in &files {
+        let len = std::fs::metadata(dir.join(f)).expect("log").len();
+        assert!(len <= 1024, "{f}: {len} bytes");
+    }
+    // What is kept is the end of the output.
+    let kept = berth_tests::stdout(&w.berth(&["logs", &id]));
+    assert!(kept.ends_with("line-199\n"), "{kept}");
+    assert!(!kept.contains("line-0\n"), "{kept}");
+    w.assert_clean();
+}
