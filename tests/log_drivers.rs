@@ -100,3 +100,90 @@ fn json_file_rotates_at_max_size_and_keeps_max_file_files() {
     assert!(!kept.contains("line-0\n"), "{kept}");
     w.assert_clean();
 }
+
+#[test]
+fn awslogs_streams_are_named_as_ecs_names_them_and_outlive_the_task() {
+    let w = World::new("logs-awslogs");
+    w.busybox_image("busybox:latest", &[]);
+    let logs = |prefix: &str| {
+        json!({ "logDriver": "awslogs", "options": {
+            "awslogs-group": "/ecs/web", "awslogs-region": "us-east-1",
+            "awslogs-stream-prefix": prefix } })
+    };
+    w.register(&json!({
+        "family": "web", "networkMode": "none",
+        "containerDefinitions": [
+            { "name": "app", "image": "busybox", "memory": 32,
+              "command": ["sh", "-c", "echo hello from app; echo oops >&2"], "logConfiguration": logs("ecs") },
+            { "name": "side", "image": "busybox", "memory": 32, "essential": false,
+              "command": ["sh", "-c", "echo hello from side"], "logConfiguration": logs("other") }
+        ]
+    }));
+    let out = w.berth(&["run-task", "--task-definition", "web"]);
+    assert_ok(&out);
+    let id = task_id(&parse_json(&out)["tasks"][0]);
+    w.wait_task(&id, "STOPPED");
+    // The task's own logs still read it while the task is known.
+    let own = berth_tests::stdout(&w.berth(&["logs", &id, "--container", "app"]));
+    assert_eq!(own, "hello from app\noops\n");
+    // The group, by stream prefix: ECS's names, prefix/container/task-id.
+    let group = |prefix: Option<&str>| {
+        let mut args = vec!["logs", "--log-group", "/ecs/web"];
+        args.extend(
+            prefix
+                .map(|p| ["--log-stream-prefix", p])
+                .into_iter()
+                .flatten(),
+        );
+        let out = w.berth(&args);
+        assert_ok(&out);
+        berth_tests::stdout(&out)
+    };
+    let ecs = group(Some("ecs/"));
+    assert_eq!(
+        ecs,
+        format!("ecs/app/{id} | hello from app\necs/app/{id} | oops\n"),
+        "{ecs}"
+    );
+    let all = group(None);
+    assert!(
+        all.contains(&format!("other/side/{id} | hello from side\n")),
+        "{all}"
+    );
+    assert!(all.contains(&format!("ecs/app/{id} | oops\n")), "{all}");
+    // It outlives the task: its records and files cleaned up, the group
+    // still reads.
+    w.assert_clean();
+    let task_dir = w.root.path().join("tasks").join(&id);
+    if task_dir.exists() {
+        std::fs::remove_dir_all(&task_dir).expect("remove the task's directory");
+    }
+    assert_eq!(group(Some("ecs/")), ecs);
+    // An unknown group is an error naming it.
+    let out = w.berth(&["logs", "--log-group", "/ecs/none"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/ecs/none"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_none_driver_keeps_nothing() {
+    let w = World::new("logs-none");
+    w.busybox_image("busybox:latest", &[]);
+    w.register(&td(
+        "silent",
+        "echo not kept; echo nor this >&2",
+        json!({ "logDriver": "none" }),
+    ));
+    let out = w.berth(&["run-task", "--task-definition", "silent"]);
+    assert_ok(&out);
+    let id = task_id(&parse_json(&out)["tasks"][0]);
+    let t = w.wait_task(&id, "STOPPED");
+    assert_eq!(t["containers"][0]["exitCode"], 0, "{t}");
+    let out = w.berth(&["logs", &id]);
+    assert_ok(&out);
+    assert_eq!(berth_tests::stdout(&out), "");
+    let log = w.root.path().join("tasks").join(&id).join("app.log");
+    let kept = std::fs::read(&log).unwrap_or_default();
+    assert!(kept.is_empty(), "{}", String::from_utf8_lossy(&kept));
+    w.assert_clean();
+}

@@ -54,6 +54,7 @@ pub use error::{EcsError, EcsResult, ErrorKind};
 pub mod account_settings;
 pub mod arns;
 pub mod attributes;
+pub mod awslogs;
 pub mod capacity;
 pub mod client_tokens;
 pub mod containerize;

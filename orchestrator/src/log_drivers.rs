@@ -45,9 +45,10 @@ impl LogDriver {
     }
 
     /// Whether berth acts on it (the others are accepted and listed as
-    /// ignored): json-file is the default; none keeps nothing.
+    /// ignored): json-file is the default; awslogs is kept locally
+    /// ([`crate::awslogs`]); none keeps nothing.
     pub fn honoured(self) -> bool {
-        matches!(self, Self::JsonFile | Self::None)
+        matches!(self, Self::JsonFile | Self::Awslogs | Self::None)
     }
 
     /// The options it takes, besides [`COMMON`].
@@ -94,7 +95,13 @@ impl LogDriver {
 }
 
 /// The options of the honoured drivers that berth acts on.
-pub const HONOURED_OPTIONS: &[&str] = &["max-size", "max-file"];
+pub const HONOURED_OPTIONS: &[&str] = &[
+    "max-size",
+    "max-file",
+    "awslogs-group",
+    "awslogs-stream-prefix",
+    "awslogs-stream",
+];
 
 /// Options every driver but none takes (Docker's).
 const COMMON: &[&str] = &[
@@ -249,6 +256,18 @@ pub fn json_file_limits(config: Option<&LogConfiguration>) -> (u64, u32) {
     (size, files)
 }
 
+/// A container log's rotation: json-file's; none for an awslogs stream,
+/// which CloudWatch keeps whole; no file at all for the none driver.
+pub fn rotation(config: Option<&LogConfiguration>) -> (u64, u32) {
+    match config.and_then(|c| LogDriver::parse(&c.log_driver)) {
+        Some(LogDriver::Awslogs) => return (u64::MAX / 2, 1),
+        // The runtime keeps no file then.
+        Some(LogDriver::None) => return (berth_runtime::logs::DEFAULT_MAX_SIZE, 0),
+        _ => {}
+    }
+    json_file_limits(config)
+}
+
 /// Docker's sizes: "1024", "10k", "10m", "1g" (any case, an optional b).
 pub fn parse_size(s: &str) -> Option<u64> {
     let t = s.trim().to_ascii_lowercase();
@@ -384,6 +403,15 @@ mod tests {
         assert_eq!(json_file_limits(None), defaults);
         let other = config("syslog", &[("max-size", "1k")]);
         assert_eq!(json_file_limits(Some(&other)), defaults);
+    }
+
+    #[test]
+    fn awslogs_is_never_rotated_and_none_keeps_no_file() {
+        let aws = config("awslogs", &[("awslogs-group", "g")]);
+        assert_eq!(rotation(Some(&aws)).1, 1);
+        assert_eq!(rotation(Some(&config("none", &[]))).1, 0);
+        let json = config("json-file", &[("max-file", "5")]);
+        assert_eq!(rotation(Some(&json)).1, 5);
     }
 
     #[test]

@@ -895,9 +895,12 @@ mod tests {
                 .as_deref(),
             Some("tcp")
         );
-        assert!(p
-            .ignored
-            .contains(&"containerDefinitions[0].logConfiguration".to_string()));
+        // awslogs is honoured (issue 15): kept locally, not ignored.
+        assert!(
+            !p.ignored.iter().any(|f| f.contains("logConfiguration")),
+            "{:?}",
+            p.ignored
+        );
         assert!(p.ignored.contains(&"runtimePlatform".to_string()));
         assert!(p.ignored.contains(&"executionRoleArn".to_string()));
         // What was given comes back out unchanged.

@@ -12,7 +12,7 @@ use berth_runtime::{CreateOptions, Source};
 
 use super::error::{StopCause, TaskError};
 use super::rules::{self, Gate};
-use super::{events, Running, Supervisor, SupervisorArgs};
+use super::{events, Running, Supervisor};
 use crate::containerize::{container_spec, overrides_for, TaskContext};
 use crate::model::{ContainerDefinition, HealthStatus, Task, TaskDefinition};
 use crate::names;
@@ -76,13 +76,7 @@ impl Supervisor<'_> {
         let snapshot = Snapshotter::new(images)
             .prepare(&runtime_id, image)
             .map_err(|e| create(format!("container {}: {e}", def.name)))?;
-        let log_path =
-            SupervisorArgs::container_log(&self.args.state_root, &self.args.task_id, &def.name)
-                .map_err(|e| create(format!("container {}: {e}", def.name)))?;
-        if let Some(dir) = log_path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| create(format!("create {}: {e}", dir.display())))?;
-        }
+        let log_path = self.container_log_path(def).map_err(create)?;
         let launch = Launch {
             def: def.clone(),
             spec,
@@ -111,7 +105,7 @@ impl Supervisor<'_> {
     /// watched.
     pub(super) fn launch(&self, runtime_id: &str, launch: &Launch) -> Result<(), String> {
         let (log_max_size, log_max_files) =
-            crate::log_drivers::json_file_limits(launch.def.log_configuration.as_ref());
+            crate::log_drivers::rotation(launch.def.log_configuration.as_ref());
         let opts = CreateOptions {
             cgroup_parent: self.cgroup.clone(),
             cgroup_name: Some(launch.def.name.clone()),
