@@ -2,6 +2,9 @@
 //! drivers and bad options refused at registration naming the field;
 //! json-file's `max-size` and `max-file` honoured by real containers.
 
+mod api_world;
+
+use api_world::{write_file, Aws, Served};
 use berth_tests::{assert_ok, parse_json, stderr, task_id, World};
 use serde_json::{json, Value};
 
@@ -186,4 +189,50 @@ fn the_none_driver_keeps_nothing() {
     let kept = std::fs::read(&log).unwrap_or_default();
     assert!(kept.is_empty(), "{}", String::from_utf8_lossy(&kept));
     w.assert_clean();
+}
+
+/// The real clients through `berth serve`: aws-cli v1 and v2 register a
+/// restart policy and an awslogs configuration and get them back as
+/// given; an unsupported driver is a ClientException naming the field.
+#[test]
+fn the_aws_clients_register_restart_policies_and_log_configurations() {
+    let s = Served::new("logs-api");
+    // Debian's aws-cli v2 predates restartPolicy (its model refuses it
+    // client-side): v1 (PyPI) sends it.
+    let container = |cli: Aws, logs: Value| {
+        let mut c =
+            json!({ "name": "app", "image": "busybox", "memory": 32, "logConfiguration": logs });
+        if cli == Aws::V1 {
+            c["restartPolicy"] =
+                json!({ "enabled": true, "ignoredExitCodes": [0], "restartAttemptPeriod": 60 });
+        }
+        json!({ "family": "api-logs", "networkMode": "none", "containerDefinitions": [c] })
+    };
+    let logs = json!({ "logDriver": "awslogs", "options": {
+        "awslogs-group": "/ecs/api", "awslogs-stream-prefix": "ecs" } });
+    for cli in [Aws::V1, Aws::V2] {
+        let td = write_file(
+            &s.world,
+            "td.json",
+            &container(cli, logs.clone()).to_string(),
+        );
+        let reg = s.aws_ok(cli, &["register-task-definition", "--cli-input-json", &td]);
+        let def = &reg["taskDefinition"]["containerDefinitions"][0];
+        assert_eq!(def["logConfiguration"], logs, "{reg}");
+        if cli == Aws::V1 {
+            let policy = &def["restartPolicy"];
+            assert_eq!(policy["restartAttemptPeriod"], 60, "{reg}");
+            assert_eq!(policy["ignoredExitCodes"], json!([0]), "{reg}");
+        }
+        let bad = json!({ "logDriver": "gelf", "options": {} });
+        let td = write_file(&s.world, "bad.json", &container(cli, bad).to_string());
+        let out = s.aws(cli, &["register-task-definition", "--cli-input-json", &td]);
+        assert!(!out.status.success(), "gelf accepted");
+        let err = stderr(&out);
+        assert!(err.contains("ClientException"), "{err}");
+        assert!(
+            err.contains("containerDefinitions[0].logConfiguration.logDriver"),
+            "{err}"
+        );
+    }
 }
