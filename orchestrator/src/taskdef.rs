@@ -44,11 +44,9 @@ const IGNORED_CONTAINER_FIELDS: &[&str] = &[
     "interactive",
     "pseudoTerminal",
     "dockerLabels",
-    "logConfiguration",
     "firelensConfiguration",
     "resourceRequirements",
     "credentialSpecs",
-    "restartPolicy",
     "versionConsistency",
     "gpu",
 ];
@@ -192,6 +190,12 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
         check_other(&path, &rest, IGNORED_CONTAINER_FIELDS, &mut ignored)?;
         check_container(&path, c, memory)?;
         crate::runnable::check(&path, c)?;
+        if let Some(logs) = &c.log_configuration {
+            check_log_configuration(&format!("{path}.logConfiguration"), logs, &mut ignored)?;
+        }
+        if let Some(policy) = &c.restart_policy {
+            check_restart_policy(&format!("{path}.restartPolicy"), policy)?;
+        }
         if let Some(lp) = &c.linux_parameters {
             check_linux_parameters(&format!("{path}.linuxParameters"), lp, &mut ignored)?;
         }
@@ -243,6 +247,49 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
         definition: td,
         ignored,
     })
+}
+
+/// A supported driver with valid options; what berth does not act on of
+/// it is listed as ignored.
+fn check_log_configuration(
+    path: &str,
+    logs: &crate::model::LogConfiguration,
+    ignored: &mut Vec<String>,
+) -> EcsResult<()> {
+    let driver = crate::log_drivers::check(path, logs)?;
+    if !driver.honoured() {
+        ignored.push(path.to_string());
+        return Ok(());
+    }
+    for key in logs.options.iter().flat_map(|o| o.keys()) {
+        if !crate::log_drivers::HONOURED_OPTIONS.contains(&key.as_str()) {
+            ignored.push(format!("{path}.options.{key}"));
+        }
+    }
+    Ok(())
+}
+
+/// ECS's bounds on `restartAttemptPeriod` (seconds) and the number of
+/// `ignoredExitCodes`.
+pub const RESTART_PERIOD_SECS: std::ops::RangeInclusive<u64> = 60..=1800;
+const MAX_IGNORED_EXIT_CODES: usize = 50;
+
+fn check_restart_policy(path: &str, policy: &crate::model::RestartPolicy) -> EcsResult<()> {
+    if let Some(period) = policy.restart_attempt_period {
+        if !RESTART_PERIOD_SECS.contains(&period) {
+            return Err(EcsError::client(format!(
+                "{path}.restartAttemptPeriod: {period} is outside {}..={} seconds",
+                RESTART_PERIOD_SECS.start(),
+                RESTART_PERIOD_SECS.end()
+            )));
+        }
+    }
+    if policy.ignored_exit_codes.len() > MAX_IGNORED_EXIT_CODES {
+        return Err(EcsError::client(format!(
+            "{path}.ignoredExitCodes: at most {MAX_IGNORED_EXIT_CODES} exit codes"
+        )));
+    }
+    Ok(())
 }
 
 fn check_response_only(td: &TaskDefinition) -> EcsResult<()> {
@@ -854,9 +901,12 @@ mod tests {
                 .as_deref(),
             Some("tcp")
         );
-        assert!(p
-            .ignored
-            .contains(&"containerDefinitions[0].logConfiguration".to_string()));
+        // awslogs is honoured (issue 15): kept locally, not ignored.
+        assert!(
+            !p.ignored.iter().any(|f| f.contains("logConfiguration")),
+            "{:?}",
+            p.ignored
+        );
         assert!(p.ignored.contains(&"runtimePlatform".to_string()));
         assert!(p.ignored.contains(&"executionRoleArn".to_string()));
         // What was given comes back out unchanged.

@@ -22,7 +22,8 @@ pub struct LogConfig {
     pub path: PathBuf,
     /// Rotate when the current file reaches this many bytes.
     pub max_size: u64,
-    /// Files kept, the current one included.
+    /// Files kept, the current one included; 0 keeps nothing (Docker's
+    /// `none` driver).
     pub max_files: u32,
 }
 
@@ -55,6 +56,9 @@ impl JsonFileWriter {
     }
 
     pub fn write(&mut self, stream: Stream, text: &[u8]) -> io::Result<()> {
+        if self.config.max_files == 0 {
+            return Ok(());
+        }
         let bytes = encode_entry(stream, text, SystemTime::now());
         if self.size > 0 && self.size + bytes.len() as u64 > self.config.max_size {
             self.rotate()?;
@@ -274,6 +278,19 @@ mod tests {
                 DateTime::<Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
             assert_eq!(ours, theirs);
         }
+    }
+
+    #[test]
+    fn no_files_kept_keeps_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            path: dir.path().join("c.log"),
+            max_size: 200,
+            max_files: 0,
+        };
+        let mut w = JsonFileWriter::open(config.clone()).expect("open");
+        w.write(Stream::Stdout, b"secret\n").expect("write");
+        assert!(read_entries(&config.path, 3).expect("read").is_empty());
     }
 
     #[test]

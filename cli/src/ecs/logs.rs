@@ -17,7 +17,15 @@ use super::{usage, Outcome};
 #[derive(clap::Args)]
 pub struct Logs {
     /// The task, by id or ARN.
-    task: String,
+    #[arg(required_unless_present = "log_group")]
+    task: Option<String>,
+    /// An awslogs log group instead of a task: its streams' lines, kept
+    /// after their tasks, oldest first, each prefixed with its stream.
+    #[arg(long, conflicts_with_all = ["task", "container", "follow"])]
+    log_group: Option<String>,
+    /// With --log-group: only the streams whose names start with this.
+    #[arg(long, requires = "log_group")]
+    log_stream_prefix: Option<String>,
     /// The cluster, by name or ARN (default: default).
     #[arg(long)]
     cluster: Option<String>,
@@ -39,20 +47,31 @@ const FOLLOW_POLL: Duration = Duration::from_millis(200);
 pub(super) fn print(ecs: &Ecs, cfg: &Config, args: Logs) -> Result<Outcome, EcsError> {
     let Logs {
         task,
+        log_group,
+        log_stream_prefix,
         cluster,
         container,
         follow,
         since,
     } = args;
+    let since = match since.as_deref().map(parse_since).transpose() {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
+    let task = match (task, log_group) {
+        (_, Some(group)) => {
+            let prefix = log_stream_prefix.as_deref().unwrap_or("");
+            super::log_groups::print(&cfg.state_root, &group, prefix, since)?;
+            return Ok(Outcome::Printed);
+        }
+        (Some(task), None) => task,
+        (None, None) => return usage(anyhow::anyhow!("logs: give a task, or --log-group")),
+    };
     let c = ecs.cluster(cluster.as_deref())?;
     let t = ecs.task(&c.cluster_name, &task)?;
     // Its log files are on its own host.
     ecs.ensure_local(&c.cluster_name, &t)?;
     let names = containers(&t, &task, container.as_ref())?;
-    let since = match since.as_deref().map(parse_since).transpose() {
-        Ok(s) => s,
-        Err(e) => return usage(e),
-    };
     let mut printed = vec![0usize; names.len()];
     loop {
         for (i, name) in names.iter().enumerate() {

@@ -21,6 +21,7 @@ mod clusters;
 mod input;
 mod instances;
 mod load_balancers;
+mod log_groups;
 mod logs;
 // Issue 14's verbs (tags, attributes, settings, capacity providers).
 mod ops;

@@ -25,8 +25,8 @@ pub use task::{
     TaskInternals, TaskNetwork,
 };
 pub use taskdef::{
-    ContainerDefinition, DependsOn, HostVolume, KernelCapabilities, LinuxParameters, PortMapping,
-    TaskDefinition, Volume,
+    ContainerDefinition, DependsOn, HostVolume, KernelCapabilities, LinuxParameters,
+    LogConfiguration, PortMapping, RestartPolicy, TaskDefinition, Volume,
 };
 
 use serde::{Deserialize, Serialize};

@@ -150,6 +150,9 @@ pub struct Container {
     pub memory: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_reservation: Option<String>,
+    /// Times its restart policy restarted it in place (only with a policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_count: Option<u32>,
 }
 
 impl Task {

@@ -129,8 +129,42 @@ pub struct ContainerDefinition {
     /// `no-new-privileges`, `label:…`, `apparmor:…`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub docker_security_options: Vec<String>,
+    /// Restart the container in place when it exits (ECS's
+    /// `ContainerRestartPolicy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+    /// Where its output goes (ECS's `LogConfiguration`); None: json-file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_configuration: Option<LogConfiguration>,
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+/// ECS's `LogConfiguration`: a Docker log driver and its options.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogConfiguration {
+    #[serde(default)]
+    pub log_driver: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_options: Option<Vec<Value>>,
+}
+
+/// ECS's `ContainerRestartPolicy`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartPolicy {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Exit codes that end the container for good.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_exit_codes: Vec<i32>,
+    /// Seconds a run must last before the container may be restarted
+    /// (ECS's default 300, range 60–1800).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_attempt_period: Option<u64>,
 }
 
 /// A task's volume: a scratch directory of the task (no `host`), or a

@@ -97,6 +97,10 @@ impl Supervisor<'_> {
             started_at: None,
             finished_at: chrono::Utc::now(),
         });
+        // Its restart policy may start it again in place: the task runs on.
+        if !monitor_died && self.restart_if_policy_allows(name, exit.exit_code) {
+            return;
+        }
         let essential = self.running.get(name).is_some_and(|r| r.essential);
         let reason = rules::container_reason(monitor_died, exit.oom_killed);
         self.record_container_stopped(name, exit.exit_code, reason);

@@ -24,10 +24,13 @@ mod endpoint;
 mod error;
 mod events;
 mod health;
+mod logs;
 pub mod network_timing;
 mod orphans;
 mod prepare;
 mod record;
+mod restart;
+mod restart_policy;
 mod rules;
 mod secrets;
 mod start;
@@ -113,6 +116,13 @@ struct Running {
     stop_timeout: Duration,
     exit: Option<ExitRecord>,
     health: Option<HealthWatch>,
+    /// When this run began (its start, or its last restart): a restart
+    /// policy restarts only a run that lasted its attempt period.
+    run_started: Instant,
+    /// With an enabled restart policy: how to start it again, and how
+    /// often it was.
+    launch: Option<Box<start::Launch>>,
+    restarts: u32,
 }
 
 impl Running {
@@ -123,6 +133,9 @@ impl Running {
             stop_timeout: rules::stop_timeout(def),
             exit: None,
             health,
+            run_started: Instant::now(),
+            launch: None,
+            restarts: 0,
         }
     }
 

@@ -197,6 +197,9 @@ impl Supervisor<'_> {
                     stop_timeout: DEFAULT_STOP_TIMEOUT,
                     exit: None,
                     health: None,
+                    run_started: std::time::Instant::now(),
+                    launch: None,
+                    restarts: 0,
                 },
             );
             self.container_exited(&c.name, exit);

@@ -188,6 +188,16 @@ impl Supervisor<'_> {
         });
     }
 
+    /// Restarted in place by its restart policy: running again, counted.
+    pub(super) fn record_container_restarted(&self, name: &str, count: u32, last_exit: i32) {
+        self.set_container(name, |c| {
+            c.last_status = TaskStatus::Running;
+            c.restart_count = Some(count);
+            // The last run's exit code stays visible, as ECS shows it.
+            c.exit_code = Some(last_exit);
+        });
+    }
+
     pub(super) fn record_container_stopped(&self, name: &str, code: i32, reason: Option<String>) {
         self.set_container(name, |c| {
             c.last_status = TaskStatus::Stopped;

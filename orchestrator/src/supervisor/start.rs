@@ -3,14 +3,16 @@
 //! runtime, its exit and health then watched.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use berth_rootfs::image::Image;
 use berth_rootfs::snapshot::Snapshotter;
+use berth_runtime::spec::ContainerSpec;
 use berth_runtime::{CreateOptions, Source};
 
 use super::error::{StopCause, TaskError};
 use super::rules::{self, Gate};
-use super::{endpoint, events, Running, Supervisor, SupervisorArgs};
+use super::{endpoint, events, Running, Supervisor};
 use crate::containerize::{container_spec, merge_env, overrides_for, TaskContext};
 use crate::model::{ContainerDefinition, HealthStatus, Task, TaskDefinition};
 use crate::names;
@@ -77,40 +79,66 @@ impl Supervisor<'_> {
         let snapshot = Snapshotter::new(images)
             .prepare(&runtime_id, image)
             .map_err(|e| create(format!("container {}: {e}", def.name)))?;
-        let log_path =
-            SupervisorArgs::container_log(&self.args.state_root, &self.args.task_id, &def.name)
-                .map_err(|e| create(format!("container {}: {e}", def.name)))?;
-        if let Some(dir) = log_path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| create(format!("create {}: {e}", dir.display())))?;
-        }
-        let opts = CreateOptions {
-            cgroup_parent: self.cgroup.clone(),
-            cgroup_name: Some(def.name.clone()),
-            log_path: Some(log_path),
-            start: true,
-            ..Default::default()
+        let log_path = self.container_log_path(def).map_err(create)?;
+        let launch = Launch {
+            def: def.clone(),
+            spec,
+            rootfs: snapshot.rootfs,
+            log_path,
         };
-        self.publish_starting(&def.name);
-        let created = self
-            .runtime
-            .create(
-                &runtime_id,
-                Source::Spec {
-                    rootfs: &snapshot.rootfs,
-                    spec: &spec,
-                },
-                &opts,
-            )
-            .map_err(|e| TaskError::CannotStartContainer {
+        self.launch(&runtime_id, &launch)
+            .map_err(|message| TaskError::CannotStartContainer {
                 container: def.name.clone(),
-                message: e.to_string(),
+                message,
             })?;
-        events::watch_started(created.exit, def.name.clone(), self.events.0.clone());
         let health = self.start_health_watch(def, &runtime_id, HealthStatus::Unknown);
-        self.running
-            .insert(def.name.clone(), Running::new(def, &runtime_id, health));
+        let mut running = Running::new(def, &runtime_id, health);
+        // Kept to restart it in place, with the same root filesystem.
+        running.launch = def
+            .restart_policy
+            .as_ref()
+            .filter(|p| p.enabled)
+            .map(|_| Box::new(launch));
+        self.running.insert(def.name.clone(), running);
         self.record_container_started(&def.name, &runtime_id);
         Ok(())
     }
+
+    /// Create and start container `runtime_id` from `launch`, its exit
+    /// watched.
+    pub(super) fn launch(&self, runtime_id: &str, launch: &Launch) -> Result<(), String> {
+        let (log_max_size, log_max_files) =
+            crate::log_drivers::rotation(launch.def.log_configuration.as_ref());
+        let opts = CreateOptions {
+            cgroup_parent: self.cgroup.clone(),
+            cgroup_name: Some(launch.def.name.clone()),
+            log_path: Some(launch.log_path.clone()),
+            log_max_size,
+            log_max_files,
+            start: true,
+            ..Default::default()
+        };
+        self.publish_starting(&launch.def.name);
+        let created = self
+            .runtime
+            .create(
+                runtime_id,
+                Source::Spec {
+                    rootfs: &launch.rootfs,
+                    spec: &launch.spec,
+                },
+                &opts,
+            )
+            .map_err(|e| e.to_string())?;
+        events::watch_started(created.exit, launch.def.name.clone(), self.events.0.clone());
+        Ok(())
+    }
+}
+
+/// What a container is started from: enough to start it again.
+pub(super) struct Launch {
+    pub def: ContainerDefinition,
+    pub spec: ContainerSpec,
+    pub rootfs: PathBuf,
+    pub log_path: PathBuf,
 }

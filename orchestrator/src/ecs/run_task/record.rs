@@ -52,6 +52,8 @@ pub(crate) fn new_task(
             cpu: c.cpu.to_string(),
             memory: c.memory.map(|m| m.to_string()),
             memory_reservation: c.memory_reservation.map(|m| m.to_string()),
+            // Counted from 0 once a policy may restart it.
+            restart_count: c.restart_policy.as_ref().filter(|p| p.enabled).map(|_| 0),
             ..Default::default()
         })
         .collect();

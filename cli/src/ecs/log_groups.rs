@@ -1,0 +1,58 @@
+//! `berth logs --log-group G [--log-stream-prefix P]`: the lines of an
+//! awslogs log group kept on this host ([`berth_orchestrator::awslogs`]),
+//! from every stream whose name starts with P, oldest first, each
+//! prefixed with its stream's name, as `aws logs tail` shows them.
+
+use std::path::Path;
+
+use berth_orchestrator::awslogs;
+use berth_orchestrator::EcsError;
+use chrono::{DateTime, Utc};
+
+/// Print the group's lines not older than `since`.
+pub(super) fn print(
+    state_root: &Path,
+    group: &str,
+    prefix: &str,
+    since: Option<DateTime<Utc>>,
+) -> Result<(), EcsError> {
+    let dir = awslogs::group_dir(state_root, group);
+    let files = match std::fs::read_dir(&dir) {
+        Ok(files) => files,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(EcsError::invalid(format!(
+                "log-group: the specified log group does not exist: {group:?}"
+            )))
+        }
+        Err(e) => {
+            return Err(EcsError::invalid(format!(
+                "log-group {group:?}: read {}: {e}",
+                dir.display()
+            )))
+        }
+    };
+    let mut lines = Vec::new();
+    for file in files.flatten() {
+        let name = file.file_name();
+        let Some(stream) = name.to_str().and_then(awslogs::stream_of_file) else {
+            continue;
+        };
+        if !stream.starts_with(prefix) {
+            continue;
+        }
+        let entries = berth_runtime::logs::read_entries(&file.path(), 1)
+            .map_err(|e| EcsError::invalid(format!("log stream {stream:?}: read: {e}")))?;
+        lines.extend(
+            entries
+                .into_iter()
+                .filter(|e| since.is_none_or(|s| e.time >= s))
+                .map(|e| (e.time, stream.clone(), e.log)),
+        );
+    }
+    // Oldest first; a stream's lines keep their order (a stable sort).
+    lines.sort_by_key(|l| l.0);
+    for (_, stream, log) in lines {
+        print!("{stream} | {log}");
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! Where a container's output goes, by its log driver: json-file (the
+//! default) in the task's directory; awslogs in its log stream, apart from
+//! the task so that it outlives it ([`crate::awslogs`]), with a link in
+//! the task's directory so that `berth logs TASK` still reads it.
+
+use std::path::PathBuf;
+
+use super::{Supervisor, SupervisorArgs};
+use crate::model::ContainerDefinition;
+use crate::names;
+
+impl Supervisor<'_> {
+    /// The file `def`'s output is written to, its directory made.
+    pub(super) fn container_log_path(&self, def: &ContainerDefinition) -> Result<PathBuf, String> {
+        let (root, task_id) = (&self.args.state_root, &self.args.task_id);
+        let task_log = SupervisorArgs::container_log(root, task_id, &def.name)
+            .map_err(|e| format!("container {}: {e}", def.name))?;
+        make_parent(&task_log)?;
+        let runtime_id = names::runtime_id(task_id, &def.name);
+        let Some(stream) = crate::awslogs::stream_of(
+            def.log_configuration.as_ref(),
+            &def.name,
+            task_id,
+            &runtime_id,
+        ) else {
+            return Ok(task_log);
+        };
+        let file = crate::awslogs::stream_file(root, &stream);
+        make_parent(&file)?;
+        // A restart, or an adopted task, finds the link made.
+        match std::os::unix::fs::symlink(&file, &task_log) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(format!("link {}: {e}", task_log.display()))
+            }
+            _ => {}
+        }
+        Ok(file)
+    }
+}
+
+fn make_parent(file: &std::path::Path) -> Result<(), String> {
+    match file.parent() {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))
+        }
+        None => Ok(()),
+    }
+}
