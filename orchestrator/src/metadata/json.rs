@@ -160,8 +160,7 @@ impl Snapshot {
             "Type": "NORMAL",
             "ContainerARN": record.map(|c| c.container_arn.clone()).unwrap_or_default(),
             "LogDriver": log_driver(def),
-            "LogOptions": def.other.get("logConfiguration")
-                .and_then(|l| l.get("options")).cloned().unwrap_or_else(|| json!({})),
+            "LogOptions": log_options(def),
             "Networks": self.networks(&def.name),
             "Snapshotter": "overlayfs",
         });
@@ -320,12 +319,19 @@ fn task_limits(t: &Task, td: &TaskDefinition) -> Option<Value> {
 /// The container's log driver: its `logConfiguration`'s, else berth's
 /// default, json-file.
 fn log_driver(def: &ContainerDefinition) -> String {
-    def.other
-        .get("logConfiguration")
-        .and_then(|l| l.get("logDriver"))
-        .and_then(Value::as_str)
+    def.log_configuration
+        .as_ref()
+        .map(|l| l.log_driver.as_str())
+        .filter(|d| !d.is_empty())
         .unwrap_or("json-file")
         .to_string()
+}
+
+fn log_options(def: &ContainerDefinition) -> Value {
+    def.log_configuration
+        .as_ref()
+        .and_then(|l| l.options.as_ref())
+        .map_or_else(|| json!({}), |o| json!(o))
 }
 
 #[cfg(test)]
