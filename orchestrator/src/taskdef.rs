@@ -163,8 +163,29 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
     let (cpu, memory) = task_size(&td)?;
     td.cpu = cpu.map(|c| c.to_string());
     td.memory = memory.map(|m| m.to_string());
+    check_containers(&td.container_definitions, memory, &mut ignored)?;
+    check_depends_on(&td.container_definitions)?;
+    check_links(&td)?;
+    check_ports(&td)?;
+    check_volumes(&td)?;
+    if fargate {
+        check_fargate(&td)?;
+    }
+    check_security(&td)?;
+    fill_in_defaults(&mut td, fargate);
+    Ok(Prepared {
+        definition: td,
+        ignored,
+    })
+}
 
-    let containers = &td.container_definitions;
+/// Each container definition on its own, then what the list as a whole
+/// must hold (a size, unique names, an essential container).
+fn check_containers(
+    containers: &[ContainerDefinition],
+    memory: Option<u64>,
+    ignored: &mut Vec<String>,
+) -> EcsResult<()> {
     if containers.is_empty() {
         return Err(EcsError::client(
             "containerDefinitions: container list cannot be empty",
@@ -187,17 +208,17 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
             .filter(|(k, _)| !crate::secrets::env_files::CONTAINER_FIELDS.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        check_other(&path, &rest, IGNORED_CONTAINER_FIELDS, &mut ignored)?;
+        check_other(&path, &rest, IGNORED_CONTAINER_FIELDS, ignored)?;
         check_container(&path, c, memory)?;
         crate::runnable::check(&path, c)?;
         if let Some(logs) = &c.log_configuration {
-            check_log_configuration(&format!("{path}.logConfiguration"), logs, &mut ignored)?;
+            check_log_configuration(&format!("{path}.logConfiguration"), logs, ignored)?;
         }
         if let Some(policy) = &c.restart_policy {
             check_restart_policy(&format!("{path}.restartPolicy"), policy)?;
         }
         if let Some(lp) = &c.linux_parameters {
-            check_linux_parameters(&format!("{path}.linuxParameters"), lp, &mut ignored)?;
+            check_linux_parameters(&format!("{path}.linuxParameters"), lp, ignored)?;
         }
         if !names.insert(c.name.clone()) {
             return Err(EcsError::client(format!(
@@ -211,16 +232,11 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
             "containerDefinitions: the task definition must have at least one essential container",
         ));
     }
-    check_depends_on(containers)?;
-    check_links(&td)?;
-    check_ports(&td)?;
-    check_volumes(&td)?;
-    if fargate {
-        check_fargate(&td)?;
-    }
-    check_security(&td)?;
+    Ok(())
+}
 
-    // What ECS fills in on registration.
+/// What ECS fills in on registration.
+fn fill_in_defaults(td: &mut TaskDefinition, fargate: bool) {
     if td.network_mode.is_none() && !fargate {
         td.network_mode = Some(NetworkMode::Bridge);
     }
@@ -243,10 +259,6 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
         .collect();
     compat.insert(LaunchType::Ec2.as_str());
     td.compatibilities = compat.into_iter().map(LaunchType::parse).collect();
-    Ok(Prepared {
-        definition: td,
-        ignored,
-    })
 }
 
 /// A supported driver with valid options; what berth does not act on of
