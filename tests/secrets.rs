@@ -329,3 +329,131 @@ fn on_etcd_a_secret_reaches_a_task_the_agent_starts() {
     assert_eq!(stdout(&w.berth(&["logs", &id])), "token=tk-5e2b\n");
     w.assert_clean();
 }
+
+/// A real registry behind basic auth (Debian's docker-registry with an
+/// htpasswd file) holding busybox as `private/bb`: a task pulls it only
+/// with its `repositoryCredentials`, read from the secret store.
+#[test]
+fn repository_credentials_pull_from_a_registry_that_wants_them() {
+    use berth_tests::oci::Registry;
+    let w = world("regauth");
+    let layout = tempfile::tempdir().expect("dir");
+    let dest = format!("oci:{}:latest", layout.path().display());
+    assert_ok(&w.berth(&["image", "export", "busybox", &dest]));
+    let registry = Registry::start(Some(("alice", "pw-reg-5e1")));
+    registry.push(layout.path(), "private/bb:latest", Some("alice:pw-reg-5e1"));
+    // Nothing of it stays here: every task pulls.
+    assert_ok(&w.berth(&["image", "rm", "busybox"]));
+    assert_ok(&w.berth(&["image", "prune"]));
+    let image = format!("{}/private/bb:latest", registry.addr);
+    let run = |family: &str| -> (String, Value) {
+        let out = w
+            .command()
+            .env("BERTH_INSECURE_REGISTRIES", &registry.addr)
+            .args(["run-task", "--task-definition", family])
+            .output()
+            .expect("run berth");
+        assert_ok(&out);
+        let id = task_id(&parse_json(&out)["tasks"][0]);
+        let t = w.wait_task(&id, "STOPPED");
+        (id, t)
+    };
+    let def = |family: &str, secret: Option<&str>| {
+        let mut d = echo_def(family, "echo pulled-privately", json!({}));
+        d["containerDefinitions"][0]["image"] = json!(image);
+        if let Some(s) = secret {
+            d["containerDefinitions"][0]["repositoryCredentials"] =
+                json!({"credentialsParameter": s});
+        }
+        w.register(&d)
+    };
+    let reason = |t: &Value| t["stoppedReason"].as_str().expect("reason").to_string();
+
+    // Registration checks the field's shape.
+    let mut bad = echo_def("badcreds", "true", json!({}));
+    bad["containerDefinitions"][0]["repositoryCredentials"] = json!({"credentialsParameter": ""});
+    let out = w.berth(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &bad.to_string(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        berth_tests::stderr(&out)
+            .contains("containerDefinitions[0].repositoryCredentials.credentialsParameter"),
+        "{}",
+        berth_tests::stderr(&out)
+    );
+
+    // Without credentials the registry refuses, and the reason says what
+    // a task gives it.
+    let (_, t) = run(&def("anonymous", None));
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t}");
+    let r = reason(&t);
+    assert!(
+        r.starts_with("CannotPullContainerError: pull ")
+            && r.contains("401 Unauthorized")
+            && r.contains("repositoryCredentials"),
+        "{r}"
+    );
+
+    // A secret that is not there, or not {username, password}: ECS's
+    // ResourceInitializationError, before any pull.
+    let (_, t) = run(&def("nosecret", Some("no-such-registry-secret")));
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t}");
+    let r = reason(&t);
+    assert!(
+        r.starts_with("ResourceInitializationError: unable to pull secrets or registry auth: ")
+            && r.contains(
+                "asm fetching secret from the service for no-such-registry-secret: \
+                 ResourceNotFoundException"
+            ),
+        "{r}"
+    );
+    let made = w.berth(&[
+        "create-secret",
+        "--name",
+        "reg-nopass",
+        "--secret-string",
+        r#"{"username":"alice"}"#,
+    ]);
+    assert_ok(&made);
+    let nopass = parse_json(&made)["ARN"].as_str().expect("ARN").to_string();
+    let (_, t) = run(&def("nopass", Some(&nopass)));
+    let r = reason(&t);
+    assert!(
+        r.starts_with("ResourceInitializationError: unable to pull secrets or registry auth: ")
+            && r.contains("asm fetching password: AuthorizationData is malformed, empty field"),
+        "{r}"
+    );
+
+    // A wrong password: the registry's refusal names the secret.
+    assert_ok(&w.berth(&[
+        "create-secret",
+        "--name",
+        "reg-wrong",
+        "--secret-string",
+        r#"{"username":"alice","password":"not-it"}"#,
+    ]));
+    let (_, t) = run(&def("wrongpass", Some("reg-wrong")));
+    let r = reason(&t);
+    assert!(
+        r.starts_with("CannotPullContainerError: ") && r.contains("reg-wrong"),
+        "{r}"
+    );
+
+    // The right ones, by ARN: the task runs from the pulled image.
+    let made = w.berth(&[
+        "create-secret",
+        "--name",
+        "reg",
+        "--secret-string",
+        r#"{"username":"alice","password":"pw-reg-5e1"}"#,
+    ]);
+    assert_ok(&made);
+    let arn = parse_json(&made)["ARN"].as_str().expect("ARN").to_string();
+    let (id, t) = run(&def("private", Some(&arn)));
+    assert_eq!(t["containers"][0]["exitCode"], 0, "{t}");
+    assert_eq!(stdout(&w.berth(&["logs", &id])), "pulled-privately\n");
+    w.assert_clean();
+}
