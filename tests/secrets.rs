@@ -457,3 +457,106 @@ fn repository_credentials_pull_from_a_registry_that_wants_them() {
     assert_eq!(stdout(&w.berth(&["logs", &id])), "pulled-privately\n");
     w.assert_clean();
 }
+
+/// Two hosts on one etcd: a value sealed on one opens on the other only
+/// with the same key. A host with another key says so, naming its key
+/// file; `berth system secrets-key export | import` gives it the first
+/// host's key, or BERTH_SECRETS_KEY_FILE names a copy of it.
+#[test]
+fn hosts_of_one_store_share_the_key_or_name_the_key_file_that_differs() {
+    use berth_orchestrator::store::test_server::EtcdServer;
+    use std::io::Write;
+    use std::process::Stdio;
+    // Declared before the worlds: they, dropped first, still reach it.
+    let etcd = EtcdServer::start();
+    let url = format!("etcd://{}/berth-test/secrets-key", etcd.endpoint);
+    let a = World::new("key-a").with_store(&url);
+    let b = World::new("key-b").with_store(&url);
+    assert_ok(&a.berth(&[
+        "put-parameter",
+        "--name",
+        "/shared/pw",
+        "--value",
+        "pw-2h0s",
+        "--type",
+        "SecureString",
+    ]));
+    let read = |w: &World, key_file: Option<&std::path::Path>| {
+        let mut cmd = w.command();
+        if let Some(f) = key_file {
+            cmd.env("BERTH_SECRETS_KEY_FILE", f);
+        }
+        cmd.args(["get-parameter", "--name", "/shared/pw", "--with-decryption"])
+            .output()
+            .expect("run berth")
+    };
+
+    // B made a key of its own at first use: it says which file differs.
+    let out = read(&b, None);
+    assert!(!out.status.success());
+    let b_key = b.root.path().join("secrets.key");
+    let err = berth_tests::stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "cannot decrypt parameter /shared/pw with key file {}: the key differs from the one \
+             that sealed it",
+            b_key.display()
+        )),
+        "{err}"
+    );
+
+    let exported = a.berth(&["system", "secrets-key", "export"]);
+    assert_ok(&exported);
+    let import = |w: &World, flags: &[&str]| {
+        let mut child = w
+            .command()
+            .args(["system", "secrets-key", "import"])
+            .args(flags)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("berth");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&exported.stdout)
+            .expect("write the key");
+        child.wait_with_output().expect("wait")
+    };
+    // B's file holds another key: replaced only with --force.
+    let out = import(&b, &[]);
+    let err = berth_tests::stderr(&out);
+    assert!(
+        !out.status.success() && err.contains("holds another key") && err.contains("--force"),
+        "{err}"
+    );
+    let out = import(&b, &["--force"]);
+    assert_ok(&out);
+    let done = parse_json(&out);
+    assert_eq!(done["written"], true, "{done}");
+    assert_eq!(done["keyFile"], b_key.display().to_string());
+    let out = read(&b, None);
+    assert_ok(&out);
+    assert_eq!(parse_json(&out)["Parameter"]["Value"], "pw-2h0s");
+    assert_eq!(parse_json(&import(&b, &[]))["written"], false);
+
+    // A third host names a copy of the key with BERTH_SECRETS_KEY_FILE;
+    // a named file that is not there is refused, and none is made.
+    let c = World::new("key-c").with_store(&url);
+    let out = read(&c, Some(&a.root.path().join("secrets.key")));
+    assert_ok(&out);
+    assert_eq!(parse_json(&out)["Parameter"]["Value"], "pw-2h0s");
+    let missing = c.root.path().join("no-such.key");
+    let out = read(&c, Some(&missing));
+    let err = berth_tests::stderr(&out);
+    assert!(
+        !out.status.success()
+            && err.contains(&missing.display().to_string())
+            && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!missing.exists());
+    assert!(!c.root.path().join("secrets.key").exists());
+}
