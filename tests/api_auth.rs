@@ -213,6 +213,91 @@ fn sigv4_serves_the_files_keys_and_refuses_the_rest() {
     assert!(s.running(), "berth serve stopped; log:\n{}", s.log());
 }
 
+/// The secret store's services under `--auth sigv4`: aws-cli v1 and v2
+/// sign `aws ssm` and `aws secretsmanager` for those services and are
+/// served; boto3 too, and a call signed for another service than its
+/// target's is refused (tests/api/auth_secret_store_boto3.py).
+#[test]
+fn sigv4_serves_ssm_and_secretsmanager_signed_for_their_own_services() {
+    let world = World::new("auth-secrets");
+    let creds = credentials_file(&world, 0o600);
+    let s = serve(world, &sigv4_args(&creds));
+    let call = |cli: Aws, key: (&str, &str), service: &str, args: &[&str]| {
+        let mut cmd = Command::new(cli.binary());
+        s.client_env(&mut cmd);
+        cmd.env("AWS_ACCESS_KEY_ID", key.0)
+            .env("AWS_SECRET_ACCESS_KEY", key.1)
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .arg(service)
+            .args(args)
+            .args(["--endpoint-url", &s.endpoint, "--output", "json"]);
+        cmd.output().expect("run aws")
+    };
+    for (cli, n) in [(Aws::V1, "1"), (Aws::V2, "2")] {
+        let name = format!("/signed/v{n}");
+        let value = format!("pw-signed-{n}");
+        let put = call(
+            cli,
+            LAB,
+            "ssm",
+            &[
+                "put-parameter",
+                "--name",
+                &name,
+                "--value",
+                &value,
+                "--type",
+                "SecureString",
+            ],
+        );
+        assert_eq!(json_ok(&s, &put, "ssm put-parameter")["Version"], 1);
+        let got = call(
+            cli,
+            CI,
+            "ssm",
+            &["get-parameter", "--name", &name, "--with-decryption"],
+        );
+        assert_eq!(
+            json_ok(&s, &got, "ssm get-parameter")["Parameter"]["Value"],
+            value.as_str()
+        );
+        let secret = format!("signed-v{n}");
+        let made = call(
+            cli,
+            LAB,
+            "secretsmanager",
+            &[
+                "create-secret",
+                "--name",
+                &secret,
+                "--secret-string",
+                &value,
+            ],
+        );
+        json_ok(&s, &made, "secretsmanager create-secret");
+        let read = call(
+            cli,
+            CI,
+            "secretsmanager",
+            &["get-secret-value", "--secret-id", &secret],
+        );
+        assert_eq!(
+            json_ok(&s, &read, "get-secret-value")["SecretString"],
+            value.as_str()
+        );
+        // The same checks as ECS's: a wrong secret is refused.
+        let wrong = call(
+            cli,
+            (LAB.0, "not-the-secret"),
+            "ssm",
+            &["get-parameter", "--name", &name],
+        );
+        refused_with(&wrong, "InvalidSignatureException");
+    }
+    let out = s.python_ok("auth_secret_store_boto3.py", &[CI.0, CI.1]);
+    assert!(out.trim_end().ends_with("ok"), "{out}");
+}
+
 #[test]
 fn by_default_any_signature_or_none_is_served() {
     let s = Served::serve(World::new("auth-none"), &[]);

@@ -329,3 +329,234 @@ fn on_etcd_a_secret_reaches_a_task_the_agent_starts() {
     assert_eq!(stdout(&w.berth(&["logs", &id])), "token=tk-5e2b\n");
     w.assert_clean();
 }
+
+/// A real registry behind basic auth (Debian's docker-registry with an
+/// htpasswd file) holding busybox as `private/bb`: a task pulls it only
+/// with its `repositoryCredentials`, read from the secret store.
+#[test]
+fn repository_credentials_pull_from_a_registry_that_wants_them() {
+    use berth_tests::oci::Registry;
+    let w = world("regauth");
+    let layout = tempfile::tempdir().expect("dir");
+    let dest = format!("oci:{}:latest", layout.path().display());
+    assert_ok(&w.berth(&["image", "export", "busybox", &dest]));
+    let registry = Registry::start(Some(("alice", "pw-reg-5e1")));
+    registry.push(layout.path(), "private/bb:latest", Some("alice:pw-reg-5e1"));
+    // Nothing of it stays here: every task pulls.
+    assert_ok(&w.berth(&["image", "rm", "busybox"]));
+    assert_ok(&w.berth(&["image", "prune"]));
+    let image = format!("{}/private/bb:latest", registry.addr);
+    let run = |family: &str| -> (String, Value) {
+        let out = w
+            .command()
+            .env("BERTH_INSECURE_REGISTRIES", &registry.addr)
+            .args(["run-task", "--task-definition", family])
+            .output()
+            .expect("run berth");
+        assert_ok(&out);
+        let id = task_id(&parse_json(&out)["tasks"][0]);
+        let t = w.wait_task(&id, "STOPPED");
+        (id, t)
+    };
+    let def = |family: &str, secret: Option<&str>| {
+        let mut d = echo_def(family, "echo pulled-privately", json!({}));
+        d["containerDefinitions"][0]["image"] = json!(image);
+        if let Some(s) = secret {
+            d["containerDefinitions"][0]["repositoryCredentials"] =
+                json!({"credentialsParameter": s});
+        }
+        w.register(&d)
+    };
+    let reason = |t: &Value| t["stoppedReason"].as_str().expect("reason").to_string();
+
+    // Registration checks the field's shape.
+    let mut bad = echo_def("badcreds", "true", json!({}));
+    bad["containerDefinitions"][0]["repositoryCredentials"] = json!({"credentialsParameter": ""});
+    let out = w.berth(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &bad.to_string(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        berth_tests::stderr(&out)
+            .contains("containerDefinitions[0].repositoryCredentials.credentialsParameter"),
+        "{}",
+        berth_tests::stderr(&out)
+    );
+
+    // Without credentials the registry refuses, and the reason says what
+    // a task gives it.
+    let (_, t) = run(&def("anonymous", None));
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t}");
+    let r = reason(&t);
+    assert!(
+        r.starts_with("CannotPullContainerError: pull ")
+            && r.contains("401 Unauthorized")
+            && r.contains("repositoryCredentials"),
+        "{r}"
+    );
+
+    // A secret that is not there, or not {username, password}: ECS's
+    // ResourceInitializationError, before any pull.
+    let (_, t) = run(&def("nosecret", Some("no-such-registry-secret")));
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t}");
+    let r = reason(&t);
+    assert!(
+        r.starts_with("ResourceInitializationError: unable to pull secrets or registry auth: ")
+            && r.contains(
+                "asm fetching secret from the service for no-such-registry-secret: \
+                 ResourceNotFoundException"
+            ),
+        "{r}"
+    );
+    let made = w.berth(&[
+        "create-secret",
+        "--name",
+        "reg-nopass",
+        "--secret-string",
+        r#"{"username":"alice"}"#,
+    ]);
+    assert_ok(&made);
+    let nopass = parse_json(&made)["ARN"].as_str().expect("ARN").to_string();
+    let (_, t) = run(&def("nopass", Some(&nopass)));
+    let r = reason(&t);
+    assert!(
+        r.starts_with("ResourceInitializationError: unable to pull secrets or registry auth: ")
+            && r.contains("asm fetching password: AuthorizationData is malformed, empty field"),
+        "{r}"
+    );
+
+    // A wrong password: the registry's refusal names the secret.
+    assert_ok(&w.berth(&[
+        "create-secret",
+        "--name",
+        "reg-wrong",
+        "--secret-string",
+        r#"{"username":"alice","password":"not-it"}"#,
+    ]));
+    let (_, t) = run(&def("wrongpass", Some("reg-wrong")));
+    let r = reason(&t);
+    assert!(
+        r.starts_with("CannotPullContainerError: ") && r.contains("reg-wrong"),
+        "{r}"
+    );
+
+    // The right ones, by ARN: the task runs from the pulled image.
+    let made = w.berth(&[
+        "create-secret",
+        "--name",
+        "reg",
+        "--secret-string",
+        r#"{"username":"alice","password":"pw-reg-5e1"}"#,
+    ]);
+    assert_ok(&made);
+    let arn = parse_json(&made)["ARN"].as_str().expect("ARN").to_string();
+    let (id, t) = run(&def("private", Some(&arn)));
+    assert_eq!(t["containers"][0]["exitCode"], 0, "{t}");
+    assert_eq!(stdout(&w.berth(&["logs", &id])), "pulled-privately\n");
+    w.assert_clean();
+}
+
+/// Two hosts on one etcd: a value sealed on one opens on the other only
+/// with the same key. A host with another key says so, naming its key
+/// file; `berth system secrets-key export | import` gives it the first
+/// host's key, or BERTH_SECRETS_KEY_FILE names a copy of it.
+#[test]
+fn hosts_of_one_store_share_the_key_or_name_the_key_file_that_differs() {
+    use berth_orchestrator::store::test_server::EtcdServer;
+    use std::io::Write;
+    use std::process::Stdio;
+    // Declared before the worlds: they, dropped first, still reach it.
+    let etcd = EtcdServer::start();
+    let url = format!("etcd://{}/berth-test/secrets-key", etcd.endpoint);
+    let a = World::new("key-a").with_store(&url);
+    let b = World::new("key-b").with_store(&url);
+    assert_ok(&a.berth(&[
+        "put-parameter",
+        "--name",
+        "/shared/pw",
+        "--value",
+        "pw-2h0s",
+        "--type",
+        "SecureString",
+    ]));
+    let read = |w: &World, key_file: Option<&std::path::Path>| {
+        let mut cmd = w.command();
+        if let Some(f) = key_file {
+            cmd.env("BERTH_SECRETS_KEY_FILE", f);
+        }
+        cmd.args(["get-parameter", "--name", "/shared/pw", "--with-decryption"])
+            .output()
+            .expect("run berth")
+    };
+
+    // B made a key of its own at first use: it says which file differs.
+    let out = read(&b, None);
+    assert!(!out.status.success());
+    let b_key = b.root.path().join("secrets.key");
+    let err = berth_tests::stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "cannot decrypt parameter /shared/pw with key file {}: the key differs from the one \
+             that sealed it",
+            b_key.display()
+        )),
+        "{err}"
+    );
+
+    let exported = a.berth(&["system", "secrets-key", "export"]);
+    assert_ok(&exported);
+    let import = |w: &World, flags: &[&str]| {
+        let mut child = w
+            .command()
+            .args(["system", "secrets-key", "import"])
+            .args(flags)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("berth");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&exported.stdout)
+            .expect("write the key");
+        child.wait_with_output().expect("wait")
+    };
+    // B's file holds another key: replaced only with --force.
+    let out = import(&b, &[]);
+    let err = berth_tests::stderr(&out);
+    assert!(
+        !out.status.success() && err.contains("holds another key") && err.contains("--force"),
+        "{err}"
+    );
+    let out = import(&b, &["--force"]);
+    assert_ok(&out);
+    let done = parse_json(&out);
+    assert_eq!(done["written"], true, "{done}");
+    assert_eq!(done["keyFile"], b_key.display().to_string());
+    let out = read(&b, None);
+    assert_ok(&out);
+    assert_eq!(parse_json(&out)["Parameter"]["Value"], "pw-2h0s");
+    assert_eq!(parse_json(&import(&b, &[]))["written"], false);
+
+    // A third host names a copy of the key with BERTH_SECRETS_KEY_FILE;
+    // a named file that is not there is refused, and none is made.
+    let c = World::new("key-c").with_store(&url);
+    let out = read(&c, Some(&a.root.path().join("secrets.key")));
+    assert_ok(&out);
+    assert_eq!(parse_json(&out)["Parameter"]["Value"], "pw-2h0s");
+    let missing = c.root.path().join("no-such.key");
+    let out = read(&c, Some(&missing));
+    let err = berth_tests::stderr(&out);
+    assert!(
+        !out.status.success()
+            && err.contains(&missing.display().to_string())
+            && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!missing.exists());
+    assert!(!c.root.path().join("secrets.key").exists());
+}

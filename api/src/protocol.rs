@@ -15,6 +15,21 @@ pub fn operation(target: &str) -> Option<&str> {
     (prefix == TARGET_PREFIX && !op.is_empty()).then_some(op)
 }
 
+/// The service a request to `target` must be signed for (SigV4's
+/// credential scope): SSM's and Secrets Manager's for their targets,
+/// which berth's secret store answers; ECS's for any other (an unknown
+/// target is refused after the signature is checked).
+pub fn signing_service(target: Option<&str>) -> &'static str {
+    match target
+        .and_then(|t| t.split_once('.'))
+        .map(|(prefix, _)| prefix)
+    {
+        Some("AmazonSSM") => "ssm",
+        Some("secretsmanager") => "secretsmanager",
+        _ => "ecs",
+    }
+}
+
 /// Why a call failed, as the client is told.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -103,6 +118,21 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_target_is_signed_for_its_service() {
+        assert_eq!(signing_service(Some("AmazonSSM.PutParameter")), "ssm");
+        assert_eq!(
+            signing_service(Some("secretsmanager.GetSecretValue")),
+            "secretsmanager"
+        );
+        assert_eq!(
+            signing_service(Some("AmazonEC2ContainerServiceV20141113.ListClusters")),
+            "ecs"
+        );
+        assert_eq!(signing_service(Some("AmazonSSM")), "ecs");
+        assert_eq!(signing_service(None), "ecs");
+    }
 
     #[test]
     fn only_ecs_targets_name_an_operation() {

@@ -1,9 +1,11 @@
-//! `berth system`: gc (reclaim what a crash left behind) and the
-//! timings `make bench` prints.
+//! `berth system`: gc (reclaim what a crash left behind), the secret
+//! store's key from host to host, and the timings `make bench` prints.
 
 use std::time::Duration;
 
 use berth_orchestrator::ecs::bench::BenchPlan;
+use berth_orchestrator::secrets::sealing::Imported;
+use berth_orchestrator::secrets::SealingKey;
 use berth_orchestrator::Ecs;
 use berth_orchestrator::{reconcile, supervisor};
 use clap::Subcommand;
@@ -55,12 +57,33 @@ pub enum SystemCommand {
         #[arg(long, default_value_t = 3600)]
         lease_ttl: u64,
     },
+    /// The secret store's key (<state root>/secrets.key, or the file
+    /// BERTH_SECRETS_KEY_FILE names): every host of a shared store needs
+    /// the same one. `export` on the first host, `import` on the others.
+    #[command(subcommand)]
+    SecretsKey(SecretsKeyCommand),
+}
+
+#[derive(Subcommand)]
+pub enum SecretsKeyCommand {
+    /// Print this host's key (base64; made if there is none), for
+    /// `import` on another host: `berth system secrets-key export | ssh
+    /// HOST berth system secrets-key import`.
+    Export,
+    /// Make the key read on stdin (what `export` printed) this host's.
+    Import {
+        /// Replace a key file holding another key (what was sealed under
+        /// it no longer opens).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
     let cluster = match cmd {
         SystemCommand::Gc { cluster } => cluster,
         SystemCommand::NetworkTiming { runs } => return network_timing(roots, runs),
+        SystemCommand::SecretsKey(cmd) => return secrets_key(roots, cmd),
         SystemCommand::PlacementBench {
             instances,
             tasks,
@@ -141,5 +164,30 @@ fn network_timing(roots: &Roots, runs: usize) -> anyhow::Result<i32> {
         "setupMs": t.setup_ms,
         "teardownMs": t.teardown_ms,
     }))?;
+    Ok(0)
+}
+
+fn secrets_key(roots: &Roots, cmd: SecretsKeyCommand) -> anyhow::Result<i32> {
+    match cmd {
+        SecretsKeyCommand::Export => {
+            // Raw, one line: it is piped into `import`.
+            println!("{}", SealingKey::export(&roots.state)?);
+        }
+        SecretsKeyCommand::Import { force } => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| anyhow::anyhow!("read the key on stdin: {e}"))?;
+            let (path, written) = match SealingKey::import(&roots.state, &text, force)? {
+                Imported::Written(p) => (p, true),
+                Imported::Unchanged(p) => (p, false),
+            };
+            let key = SealingKey::open_or_create(&roots.state)?;
+            output::json(&json!({
+                "keyFile": path.display().to_string(),
+                "keyId": key.id(),
+                "written": written,
+            }))?;
+        }
+    }
     Ok(0)
 }

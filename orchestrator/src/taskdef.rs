@@ -39,7 +39,6 @@ const IGNORED_TASK_FIELDS: &[&str] = &[
 /// Container definition fields ECS documents that berth accepts but does
 /// not act on (yet).
 const IGNORED_CONTAINER_FIELDS: &[&str] = &[
-    "repositoryCredentials",
     "disableNetworking",
     "interactive",
     "pseudoTerminal",
@@ -200,12 +199,13 @@ fn check_containers(
     let mut names = BTreeSet::new();
     for (i, c) in containers.iter().enumerate() {
         let path = format!("containerDefinitions[{i}]");
-        // secrets and environmentFiles are acted on (crate::secrets).
-        crate::secrets::env_files::check_container(&path, &c.other).map_err(EcsError::invalid)?;
+        // secrets, environmentFiles and repositoryCredentials are acted
+        // on (crate::secrets).
+        crate::secrets::check_container(&path, &c.other).map_err(EcsError::invalid)?;
         let rest: BTreeMap<String, Value> = c
             .other
             .iter()
-            .filter(|(k, _)| !crate::secrets::env_files::CONTAINER_FIELDS.contains(&k.as_str()))
+            .filter(|(k, _)| !crate::secrets::CONTAINER_FIELDS.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         check_other(&path, &rest, IGNORED_CONTAINER_FIELDS, ignored)?;

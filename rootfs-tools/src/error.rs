@@ -41,6 +41,13 @@ pub enum Error {
     BadImage { image: String, reason: String },
     #[error("pull {image}: {reason}")]
     Registry { image: String, reason: String },
+    /// The registry wants credentials, or refused the ones it was given:
+    /// apart, so that a caller can say where its credentials come from.
+    #[error(
+        "pull {image}: {url}: 401 Unauthorized: give credentials (--username with \
+         --password-stdin, or ~/.docker/config.json)"
+    )]
+    Unauthorized { image: String, url: String },
     #[error("image {image} is used by {users}")]
     InUse { image: String, users: String },
     #[error("{name}={value:?}: {reason}")]

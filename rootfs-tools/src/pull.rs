@@ -35,10 +35,13 @@ pub struct PullOptions {
 
 fn registry_error(image: &str, e: OciDistributionError) -> Error {
     let reason = match e {
-        OciDistributionError::UnauthorizedError { url } => format!(
-            "{url}: 401 Unauthorized: give credentials (--username with --password-stdin, \
-             or ~/.docker/config.json)"
-        ),
+        OciDistributionError::UnauthorizedError { url }
+        | OciDistributionError::ServerError { code: 401, url, .. } => {
+            return Error::Unauthorized {
+                image: image.to_string(),
+                url,
+            }
+        }
         OciDistributionError::ServerError { code, url, message } => {
             format!("{url}: the registry answered {code}: {message}")
         }

@@ -15,10 +15,7 @@ use ring::{digest, hmac};
 use super::canonical;
 use super::credentials::Credentials;
 use super::header::{self, truncated, ALGORITHM};
-use crate::protocol::{ApiError, AuthException};
-
-/// The only service a signature may be scoped to.
-pub const SERVICE: &str = "ecs";
+use crate::protocol::{self, ApiError, AuthException};
 
 /// How far the request's date may be from the server's clock, as AWS allows.
 pub const MAX_SKEW: TimeDelta = TimeDelta::minutes(15);
@@ -66,7 +63,10 @@ impl From<Rejection> for ApiError {
 }
 
 /// Whether the request carries a valid SigV4 signature by one of `keys`,
-/// made within [`MAX_SKEW`] of `now`.
+/// made within [`MAX_SKEW`] of `now`, for the service its `X-Amz-Target`
+/// belongs to ([`protocol::signing_service`]): a call signed for SSM is
+/// not an ECS call. The target is among the signed headers
+/// ([`require_signed`]), so it cannot be swapped after signing.
 pub fn verify(
     parts: &Parts,
     body: &[u8],
@@ -75,9 +75,10 @@ pub fn verify(
 ) -> Result<(), Rejection> {
     let value = authorization(&parts.headers)?;
     let auth = header::parse(value)?;
-    if auth.service != SERVICE {
+    let service = protocol::signing_service(single(&parts.headers, "x-amz-target")?);
+    if auth.service != service {
         return Err(Rejection::invalid(format!(
-            "Credential should be scoped to correct service: '{SERVICE}', not '{}'",
+            "Credential should be scoped to correct service: '{service}', not '{}'",
             truncated(auth.service)
         )));
     }

@@ -330,3 +330,40 @@ fn bytes_that_are_not_ascii_are_refused_not_panicked_on() {
         AuthException::InvalidSignature
     );
 }
+
+#[test]
+fn the_scope_must_be_the_targets_service() {
+    let auth = listclusters().parts.headers["authorization"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    // An ECS call signed for ssm.
+    let mut ssm_signed = listclusters();
+    set(
+        &mut ssm_signed,
+        "authorization",
+        &auth.replace("/ecs/", "/ssm/"),
+    );
+    let r = refused(&ssm_signed, &keys());
+    assert_eq!(r.exception, AuthException::InvalidSignature);
+    assert!(
+        r.message.contains("service: 'ecs', not 'ssm'"),
+        "{}",
+        r.message
+    );
+    // An SSM or Secrets Manager call signed for ecs.
+    for (target, service) in [
+        ("AmazonSSM.PutParameter", "ssm"),
+        ("secretsmanager.GetSecretValue", "secretsmanager"),
+    ] {
+        let mut c = listclusters();
+        set(&mut c, "x-amz-target", target);
+        let r = refused(&c, &keys());
+        assert!(
+            r.message
+                .contains(&format!("service: '{service}', not 'ecs'")),
+            "{}",
+            r.message
+        );
+    }
+}

@@ -7,11 +7,13 @@
 //! - [`refs`]: names, ARNs and `valueFrom` (pure);
 //! - [`records`]: the records and their version/label changes (pure);
 //! - [`sealing`]: the key file and encryption;
-//! - [`store`]: the operations on the store, in aws's shapes.
+//! - [`store`]: the operations on the store, in aws's shapes;
+//! - [`registry_auth`]: a container's `repositoryCredentials` (pure).
 
 pub mod env_files;
 pub mod records;
 pub mod refs;
+pub mod registry_auth;
 pub mod sealing;
 mod store;
 
@@ -19,3 +21,21 @@ pub use records::ParameterType;
 pub use refs::{parse_value_from, SecretRef};
 pub use sealing::{SealError, SealingKey};
 pub use store::PutParameter;
+
+/// The container definition fields the secret store acts on, which
+/// registration checks ([`check_container`]) rather than ignores.
+pub const CONTAINER_FIELDS: [&str; 3] = [
+    env_files::CONTAINER_FIELDS[0],
+    env_files::CONTAINER_FIELDS[1],
+    registry_auth::CONTAINER_FIELD,
+];
+
+/// Registration's check of a container's `secrets`, `environmentFiles`
+/// and `repositoryCredentials`; an error names the field under `path`.
+pub fn check_container(
+    path: &str,
+    other: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<(), String> {
+    env_files::check_container(path, other)?;
+    registry_auth::credentials_parameter(path, other).map(|_| ())
+}

@@ -1,11 +1,17 @@
 //! Values at rest: sealed with ChaCha20-Poly1305 under the host's key
 //! file, `<state root>/secrets.key` (32 random bytes, mode 0600, root's),
-//! made on first use. Each value gets a fresh random nonce, and its store
-//! key is the associated data, so a sealed value copied under another key
-//! does not open. The store (state.db, etcd) never holds a plaintext.
+//! made on first use, or the file `BERTH_SECRETS_KEY_FILE` names (which
+//! must exist: it is another host's key, copied). Each value gets a fresh
+//! random nonce, and its store key is the associated data, so a sealed
+//! value copied under another key does not open. The store (state.db,
+//! etcd) never holds a plaintext.
 //!
-//! Every host that resolves a task's secrets needs the same key file: on
-//! a shared store (etcd), copy the first host's to the others.
+//! Every host that resolves a task's secrets needs the same key: on a
+//! shared store (etcd), `berth system secrets-key export` on the first
+//! host and `import` on the others (or the same file named by
+//! `BERTH_SECRETS_KEY_FILE`). A sealed value carries its key's ID (a hash
+//! of the key, which says nothing of it), so that a host with another key
+//! says so, naming its key file, rather than "altered".
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -14,11 +20,17 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use sha2::{Digest, Sha256};
 
 /// The key file's name under the state root.
 pub const KEY_FILE: &str = "secrets.key";
+/// The variable naming another key file than `<state root>/secrets.key`.
+pub const KEY_FILE_VAR: &str = "BERTH_SECRETS_KEY_FILE";
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
+/// A sealed value's first bytes: this format (its key's ID follows).
+const MAGIC: [u8; 2] = [0xb3, 0x01];
+const KEY_ID_LEN: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
@@ -26,8 +38,21 @@ pub enum SealError {
     KeyFile { path: PathBuf, message: String },
     #[error("random bytes: {0}")]
     Random(std::io::Error),
-    #[error("{what}: cannot be decrypted with {path} (sealed under another key file, or altered)")]
+    #[error(
+        "cannot decrypt {what} with key file {path}: the key differs from the one that sealed \
+         it (key ID {sealed_by}; this file's is {ours}): give this host the sealing host's key \
+         (berth system secrets-key export there, import here; or name it with {KEY_FILE_VAR})"
+    )]
+    WrongKey {
+        what: String,
+        path: PathBuf,
+        sealed_by: String,
+        ours: String,
+    },
+    #[error("cannot decrypt {what} with key file {path}: the sealed value is damaged or altered")]
     Open { what: String, path: PathBuf },
+    #[error("key to import: {0}")]
+    Import(String),
     #[error("{what}: encryption failed")]
     Seal { what: String },
 }
@@ -36,27 +61,124 @@ pub enum SealError {
 pub struct SealingKey {
     cipher: ChaCha20Poly1305,
     path: PathBuf,
+    id: [u8; KEY_ID_LEN],
+}
+
+/// Where this host's key is: the file `BERTH_SECRETS_KEY_FILE` names
+/// (`var`), which must exist, or `<state root>/secrets.key`, made on
+/// first use. Pure.
+pub fn key_location(state_root: &Path, var: Option<&str>) -> (PathBuf, bool) {
+    match var.filter(|v| !v.is_empty()) {
+        Some(v) => (PathBuf::from(v), true),
+        None => (state_root.join(KEY_FILE), false),
+    }
+}
+
+/// What `import` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Imported {
+    /// The key file was written.
+    Written(PathBuf),
+    /// The key file already held this key.
+    Unchanged(PathBuf),
 }
 
 impl SealingKey {
-    /// The key under `state_root`, made (root's, 0600) if there is none.
-    /// A file of another size, mode or owner is refused, naming it.
+    /// This host's key ([`key_location`]), made (root's, 0600) at the
+    /// default place if there is none. A file of another size, mode or
+    /// owner is refused, naming it.
     pub fn open_or_create(state_root: &Path) -> Result<Self, SealError> {
-        let path = state_root.join(KEY_FILE);
+        let var = std::env::var(KEY_FILE_VAR).ok();
+        let (path, named) = key_location(state_root, var.as_deref());
         let err = |message: String| SealError::KeyFile {
             path: path.clone(),
             message,
         };
         if !path.exists() {
+            // A named file is another host's key: making a new one here
+            // would seal what no other host can open.
+            if named {
+                return Err(err(format!(
+                    "does not exist ({KEY_FILE_VAR} names it): copy the key file of the host \
+                     that made it here"
+                )));
+            }
             std::fs::create_dir_all(state_root)
                 .map_err(|e| err(format!("create {}: {e}", state_root.display())))?;
             create(&path).map_err(|e| err(format!("create: {e}")))?;
         }
         let bytes = read_checked(&path).map_err(err)?;
-        Ok(Self {
-            cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)),
+        Ok(Self::from_bytes(&bytes, path))
+    }
+
+    fn from_bytes(bytes: &[u8], path: PathBuf) -> Self {
+        Self {
+            cipher: ChaCha20Poly1305::new(Key::from_slice(bytes)),
+            id: key_id(bytes),
             path,
-        })
+        }
+    }
+
+    /// The key file in use.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The key's ID, as sealed values carry it.
+    pub fn id(&self) -> String {
+        hex(&self.id)
+    }
+
+    /// This host's key as text (base64), for `import` on another host;
+    /// made first if there is none.
+    pub fn export(state_root: &Path) -> Result<String, SealError> {
+        let key = Self::open_or_create(state_root)?;
+        let bytes = read_checked(&key.path).map_err(|message| SealError::KeyFile {
+            path: key.path.clone(),
+            message,
+        })?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    /// Makes `text` (what `export` printed on another host) this host's
+    /// key. A key file holding another key is replaced only with `force`:
+    /// what was sealed under it would no longer open.
+    pub fn import(state_root: &Path, text: &str, force: bool) -> Result<Imported, SealError> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| SealError::Import(format!("not base64 ({e})")))?;
+        if bytes.len() != KEY_LEN {
+            return Err(SealError::Import(format!(
+                "{} bytes, not {KEY_LEN}",
+                bytes.len()
+            )));
+        }
+        let var = std::env::var(KEY_FILE_VAR).ok();
+        let (path, _) = key_location(state_root, var.as_deref());
+        let err = |message: String| SealError::KeyFile {
+            path: path.clone(),
+            message,
+        };
+        if path.exists() {
+            let old = read_checked(&path).map_err(err)?;
+            if old == bytes {
+                return Ok(Imported::Unchanged(path));
+            }
+            if !force {
+                return Err(err(format!(
+                    "holds another key (ID {}; the imported one's is {}): what was sealed \
+                     under it would no longer open; --force replaces it",
+                    hex(&key_id(&old)),
+                    hex(&key_id(&bytes))
+                )));
+            }
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| err(format!("create {}: {e}", dir.display())))?;
+        }
+        write_key(&path, &bytes, true).map_err(|e| err(format!("write: {e}")))?;
+        Ok(Imported::Written(path))
     }
 
     /// `plain` sealed for the record at `store_key`: base64 of the nonce
@@ -76,22 +198,42 @@ impl SealingKey {
             .map_err(|_| SealError::Seal {
                 what: store_key.into(),
             })?;
-        let mut out = nonce.to_vec();
+        let mut out = MAGIC.to_vec();
+        out.extend(self.id);
+        out.extend(nonce);
         out.extend(sealed);
         Ok(base64::engine::general_purpose::STANDARD.encode(out))
     }
 
-    /// What [`SealingKey::seal`] sealed for `store_key`.
-    pub fn open(&self, store_key: &str, sealed: &str) -> Result<String, SealError> {
+    /// What [`SealingKey::seal`] sealed for `store_key`; `what` names the
+    /// value in errors ("parameter /app/db").
+    pub fn open(&self, what: &str, store_key: &str, sealed: &str) -> Result<String, SealError> {
         let fail = || SealError::Open {
-            what: store_key.into(),
+            what: what.into(),
             path: self.path.clone(),
         };
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(sealed)
             .map_err(|_| fail())?;
+        let body = match split_sealed(&bytes) {
+            Some((id, body)) if id == self.id => body,
+            Some((id, _)) => {
+                return Err(SealError::WrongKey {
+                    what: what.into(),
+                    path: self.path.clone(),
+                    sealed_by: hex(id),
+                    ours: self.id(),
+                })
+            }
+            // Sealed before values carried their key's ID.
+            None => &bytes[..],
+        };
+        self.decrypt(store_key, body).ok_or_else(fail)
+    }
+
+    fn decrypt(&self, store_key: &str, bytes: &[u8]) -> Option<String> {
         if bytes.len() < NONCE_LEN {
-            return Err(fail());
+            return None;
         }
         let (nonce, body) = bytes.split_at(NONCE_LEN);
         let plain = self
@@ -103,9 +245,32 @@ impl SealingKey {
                     aad: store_key.as_bytes(),
                 },
             )
-            .map_err(|_| fail())?;
-        String::from_utf8(plain).map_err(|_| fail())
+            .ok()?;
+        String::from_utf8(plain).ok()
     }
+}
+
+/// A sealed value's key ID and nonce-and-ciphertext, if it is in the
+/// format that carries the ID. Pure.
+fn split_sealed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let rest = bytes.strip_prefix(&MAGIC[..])?;
+    (rest.len() >= KEY_ID_LEN + NONCE_LEN).then(|| rest.split_at(KEY_ID_LEN))
+}
+
+/// A key's ID: the first bytes of a domain-separated SHA-256 of it, which
+/// tells keys apart and says nothing of them.
+fn key_id(key: &[u8]) -> [u8; KEY_ID_LEN] {
+    let digest = Sha256::new()
+        .chain_update(b"berth secrets key id\0")
+        .chain_update(key)
+        .finalize();
+    let mut id = [0u8; KEY_ID_LEN];
+    id.copy_from_slice(&digest[..KEY_ID_LEN]);
+    id
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Fills `buf` from the kernel's generator.
@@ -119,6 +284,12 @@ pub fn random(buf: &mut [u8]) -> std::io::Result<()> {
 fn create(path: &Path) -> std::io::Result<()> {
     let mut key = [0u8; KEY_LEN];
     random(&mut key)?;
+    write_key(path, &key, false)
+}
+
+/// `key` written beside `path`, then linked in (a new file: a race's
+/// loser keeps the winner's) or renamed over it (`replace`).
+fn write_key(path: &Path, key: &[u8], replace: bool) -> std::io::Result<()> {
     let made = path.with_extension(format!("key.{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
@@ -126,15 +297,20 @@ fn create(path: &Path) -> std::io::Result<()> {
             .create_new(true)
             .mode(0o600)
             .open(&made)?;
-        f.write_all(&key)?;
+        f.write_all(key)?;
         f.sync_all()
     };
-    let linked = write().and_then(|()| match std::fs::hard_link(&made, path) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        other => other,
+    let placed = write().and_then(|()| {
+        if replace {
+            return std::fs::rename(&made, path);
+        }
+        match std::fs::hard_link(&made, path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        }
     });
     let _ = std::fs::remove_file(&made);
-    linked
+    placed
 }
 
 /// The key's bytes, once the file is seen to be root's alone and of the
@@ -188,8 +364,8 @@ mod tests {
             let b = k.seal("parameters/x", "hunter2").expect("seal");
             assert_ne!(a, b, "a fresh nonce each time");
             assert!(!a.contains("hunter2"));
-            assert_eq!(k.open("parameters/x", &a).expect("open"), "hunter2");
-            assert!(k.open("parameters/y", &a).is_err(), "bound to its key");
+            assert_eq!(k.open("x", "parameters/x", &a).expect("open"), "hunter2");
+            assert!(k.open("x", "parameters/y", &a).is_err(), "bound to its key");
             let mode = std::fs::metadata(dir.path().join(KEY_FILE))
                 .expect("meta")
                 .permissions()
@@ -197,7 +373,10 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
             // Another load reads the same key.
             let again = SealingKey::open_or_create(dir.path()).expect("key");
-            assert_eq!(again.open("parameters/x", &a).expect("open"), "hunter2");
+            assert_eq!(
+                again.open("x", "parameters/x", &a).expect("open"),
+                "hunter2"
+            );
             std::fs::set_permissions(
                 dir.path().join(KEY_FILE),
                 std::fs::Permissions::from_mode(0o644),
@@ -208,5 +387,82 @@ mod tests {
                 .expect("refused");
             assert!(e.to_string().contains("secrets.key"), "{e}");
         }
+    }
+
+    /// Keys made in memory: no key file, so no root needed.
+    fn key(byte: u8, path: &str) -> SealingKey {
+        SealingKey::from_bytes(&[byte; KEY_LEN], PathBuf::from(path))
+    }
+
+    #[test]
+    fn another_key_is_named_as_another_key() {
+        let (a, b) = (key(1, "/hostA/secrets.key"), key(2, "/hostB/secrets.key"));
+        assert_ne!(a.id(), b.id());
+        let sealed = a.seal("parameters/db", "pw").expect("seal");
+        assert_eq!(
+            a.open("parameter db", "parameters/db", &sealed)
+                .expect("open"),
+            "pw"
+        );
+        let e = b
+            .open("parameter db", "parameters/db", &sealed)
+            .expect_err("another key");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "cannot decrypt parameter db with key file /hostB/secrets.key: \
+                 the key differs from the one that sealed it"
+            ) && text.contains(&a.id())
+                && text.contains(&b.id()),
+            "{text}"
+        );
+        // The same key, the value altered: not "another key".
+        let mut bytes = base64::engine::general_purpose::STANDARD
+            .decode(&sealed)
+            .expect("b64");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let altered = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let e = a
+            .open("parameter db", "parameters/db", &altered)
+            .expect_err("altered");
+        assert!(e.to_string().contains("damaged or altered"), "{e}");
+    }
+
+    #[test]
+    fn values_sealed_before_key_ids_still_open() {
+        let k = key(3, "/k");
+        let mut nonce = [0u8; NONCE_LEN];
+        random(&mut nonce).expect("random");
+        let body = k
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: b"old".as_slice(),
+                    aad: b"parameters/o".as_slice(),
+                },
+            )
+            .expect("encrypt");
+        let legacy =
+            base64::engine::general_purpose::STANDARD.encode([nonce.to_vec(), body].concat());
+        assert_eq!(k.open("o", "parameters/o", &legacy).expect("open"), "old");
+    }
+
+    #[test]
+    fn the_key_file_is_the_named_one_or_the_state_roots() {
+        let root = Path::new("/var/lib/berth");
+        assert_eq!(
+            key_location(root, None),
+            (PathBuf::from("/var/lib/berth/secrets.key"), false)
+        );
+        assert_eq!(
+            key_location(root, Some("")),
+            (PathBuf::from("/var/lib/berth/secrets.key"), false)
+        );
+        assert_eq!(
+            key_location(root, Some("/etc/berth/secrets.key")),
+            (PathBuf::from("/etc/berth/secrets.key"), true)
+        );
     }
 }

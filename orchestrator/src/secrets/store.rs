@@ -119,7 +119,7 @@ impl Ecs {
         let value = if p.kind == ParameterType::SecureString && !with_decryption {
             p.sealed.clone()
         } else {
-            key.open(&store_key, &p.sealed)?
+            key.open(&format!("parameter {}", p.name), &store_key, &p.sealed)?
         };
         Ok(json!({"Parameter": {
             "Name": p.name,
@@ -214,7 +214,11 @@ impl Ecs {
         let v = secret
             .version(version_id, version_stage)
             .map_err(|m| EcsError::new(ErrorKind::ResourceNotFoundException, m))?;
-        let plain = key.open(&version_aad(&store_key, &v.id), &v.sealed)?;
+        let plain = key.open(
+            &secret_label(&secret.name, &v.id),
+            &version_aad(&store_key, &v.id),
+            &v.sealed,
+        )?;
         Ok(json!({
             "ARN": secret.arn,
             "Name": secret.name,
@@ -246,7 +250,11 @@ impl Ecs {
                 let v = secret
                     .version(version_id.as_deref(), version_stage.as_deref())
                     .map_err(|m| EcsError::new(ErrorKind::ResourceNotFoundException, m))?;
-                let plain = key.open(&version_aad(&store_key, &v.id), &v.sealed)?;
+                let plain = key.open(
+                    &secret_label(&secret.name, &v.id),
+                    &version_aad(&store_key, &v.id),
+                    &v.sealed,
+                )?;
                 match json_key {
                     None => Ok(plain),
                     Some(k) => refs::json_key(&plain, k).map_err(EcsError::invalid),
@@ -296,6 +304,11 @@ impl Ecs {
         }
         Err(secret_not_found())
     }
+}
+
+/// A secret's version as errors name it.
+fn secret_label(name: &str, version_id: &str) -> String {
+    format!("secret {name} (version {version_id})")
 }
 
 /// The associated data of a secret's version: its record and its id, so

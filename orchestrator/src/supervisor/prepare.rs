@@ -13,6 +13,7 @@ use berth_runtime::namespaces::SharedNamespaces;
 use berth_runtime::{cgroups, Resources};
 
 use super::error::TaskError;
+use super::secrets::RegistryCredentials;
 use super::{rules, Supervisor};
 use crate::containerize::{
     hosts_file, resolv_conf, volume_dirs, OwnNamespaces, TaskContext, VolumeDir,
@@ -31,11 +32,15 @@ impl Supervisor<'_> {
         &mut self,
         td: &TaskDefinition,
     ) -> Result<BTreeMap<String, Image>, TaskError> {
+        // Registry credentials first: a secret that cannot be read stops
+        // the task before anything is pulled.
+        let credentials = self.registry_credentials(td)?;
         self.record_pulling();
         let images = ContentStore::open(self.args.state_root.join("images"))?;
         let mut configs = BTreeMap::new();
         for c in &td.container_definitions {
-            let image = ensure_image(&images, &c.image).map_err(TaskError::CannotPull)?;
+            let image = ensure_image(&images, &c.image, credentials.get(&c.name))
+                .map_err(TaskError::CannotPull)?;
             configs.insert(c.name.clone(), image);
         }
         self.images = Some(images);
@@ -270,9 +275,14 @@ fn plug_in(netns: &Path, net: &TaskNetwork) -> Result<(), TaskError> {
     .map_err(init)
 }
 
-/// The image a container names: from the store, pulled when missing. The
-/// error is the text after `CannotPullContainerError: `.
-fn ensure_image(store: &ContentStore, image: &str) -> Result<Image, String> {
+/// The image a container names: from the store, pulled when missing,
+/// with the container's registry credentials if it has some. The error
+/// is the text after `CannotPullContainerError: `.
+fn ensure_image(
+    store: &ContentStore,
+    image: &str,
+    credentials: Option<&RegistryCredentials>,
+) -> Result<Image, String> {
     let reference: Reference = image.parse().map_err(|e| format!("{e}"))?;
     let name = reference.to_string();
     match Image::load(store, &name) {
@@ -287,12 +297,32 @@ fn ensure_image(store: &ContentStore, image: &str) -> Result<Image, String> {
                             .collect()
                     })
                     .unwrap_or_default(),
+                credentials: credentials.map(|c| (c.username.clone(), c.password.clone())),
                 max_concurrent_downloads: 4,
                 ..Default::default()
             };
             pull::pull_blocking(store, &reference, &opts, std::sync::Arc::new(Quiet))
-                .map_err(|e| e.to_string())
+                .map_err(|e| pull_error(e, credentials))
         }
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A pull's error as a task's reason: a registry that refused says which
+/// credentials a task gives it (its `repositoryCredentials`), not the
+/// CLI's flags.
+fn pull_error(e: berth_rootfs::Error, credentials: Option<&RegistryCredentials>) -> String {
+    match (e, credentials) {
+        (berth_rootfs::Error::Unauthorized { image, url }, None) => format!(
+            "pull {image}: {url}: 401 Unauthorized: the registry wants credentials; give the \
+             container definition repositoryCredentials (a Secrets Manager secret holding \
+             {{\"username\":…,\"password\":…}})"
+        ),
+        (berth_rootfs::Error::Unauthorized { image, url }, Some(c)) => format!(
+            "pull {image}: {url}: 401 Unauthorized: the registry refused the username {:?} of \
+             repositoryCredentials {}",
+            c.username, c.secret
+        ),
+        (e, _) => e.to_string(),
     }
 }

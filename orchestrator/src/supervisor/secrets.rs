@@ -1,8 +1,9 @@
-//! A task's secrets and environment files, read when it starts: secrets
-//! from berth's secret store (opened with the host's key file), files
-//! from the local bucket mirror. A value that cannot be read stops the
-//! task with ECS's ResourceInitializationError text, never an empty
-//! variable. The layering is `secrets::env_files`'.
+//! A task's secrets, registry credentials and environment files, read
+//! when it starts: secrets and credentials from berth's secret store
+//! (opened with the host's key file), files from the local bucket
+//! mirror. A value that cannot be read stops the task with ECS's
+//! ResourceInitializationError text, never an empty variable or an
+//! anonymous pull. The layering is `secrets::env_files`'.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use super::error::TaskError;
 use super::Supervisor;
 use crate::model::TaskDefinition;
 use crate::secrets::env_files::{self, EnvironmentFile, ExtraEnv, Secret};
-use crate::secrets::{parse_value_from, SealingKey, SecretRef};
+use crate::secrets::{parse_value_from, registry_auth, SealingKey, SecretRef};
 
 /// ECS's prefix for a secret that could not be read.
 const SECRETS_FAILED: &str =
@@ -20,6 +21,29 @@ const ENV_FILES_FAILED: &str = "ResourceInitializationError: failed to download 
 
 fn init(message: String) -> TaskError {
     TaskError::ResourceInitialization(message)
+}
+
+/// A container's registry credentials, read from the secret its
+/// `repositoryCredentials` names.
+pub(super) struct RegistryCredentials {
+    /// The `credentialsParameter`, for errors.
+    pub secret: String,
+    pub username: String,
+    pub password: String,
+}
+
+/// The key file, opened at its first use.
+fn sealing_key<'k>(
+    state_root: &std::path::Path,
+    key: &'k mut Option<SealingKey>,
+) -> Result<&'k SealingKey, TaskError> {
+    match key {
+        Some(k) => Ok(k),
+        None => Ok(key.insert(
+            SealingKey::open_or_create(state_root)
+                .map_err(|e| init(format!("{SECRETS_FAILED}: {e}")))?,
+        )),
+    }
 }
 
 impl Supervisor<'_> {
@@ -42,6 +66,49 @@ impl Supervisor<'_> {
                 secrets: self.read_secrets(&secrets, &mut key)?,
             };
             out.insert(def.name.clone(), extra);
+        }
+        Ok(out)
+    }
+
+    /// Every container's registry credentials (`repositoryCredentials`),
+    /// by container name, read before any image is pulled, as ECS does:
+    /// a secret that cannot be read stops the task even if the image is
+    /// already here.
+    pub(super) fn registry_credentials(
+        &self,
+        td: &TaskDefinition,
+    ) -> Result<BTreeMap<String, RegistryCredentials>, TaskError> {
+        let mut out = BTreeMap::new();
+        let mut key = None;
+        for (i, def) in td.container_definitions.iter().enumerate() {
+            let path = format!("containerDefinitions[{i}]");
+            let Some(secret) = registry_auth::credentials_parameter(&path, &def.other)
+                .map_err(|e| init(format!("{SECRETS_FAILED}: {e}")))?
+            else {
+                continue;
+            };
+            let k = sealing_key(&self.args.state_root, &mut key)?;
+            let value = self
+                .ecs
+                .get_secret_value(k, &secret, None, None)
+                .map_err(|e| {
+                    init(format!(
+                        "{SECRETS_FAILED}: asm fetching secret from the service for {secret}: {}: {}",
+                        e.kind.as_str(),
+                        e.message
+                    ))
+                })?;
+            let text = value["SecretString"].as_str().unwrap_or_default();
+            let (username, password) = registry_auth::parse_auth(text)
+                .map_err(|e| init(format!("{SECRETS_FAILED}: {secret}: {e}")))?;
+            out.insert(
+                def.name.clone(),
+                RegistryCredentials {
+                    secret,
+                    username,
+                    password,
+                },
+            );
         }
         Ok(out)
     }
@@ -74,13 +141,7 @@ impl Supervisor<'_> {
         for s in secrets {
             let r = parse_value_from(&s.value_from)
                 .map_err(|e| init(format!("{SECRETS_FAILED}: {e}")))?;
-            let k = match key {
-                Some(k) => k,
-                None => key.insert(
-                    SealingKey::open_or_create(&self.args.state_root)
-                        .map_err(|e| init(format!("{SECRETS_FAILED}: {e}")))?,
-                ),
-            };
+            let k = sealing_key(&self.args.state_root, key)?;
             let value = self.ecs.resolve_secret(k, &r).map_err(|e| {
                 init(match &r {
                     SecretRef::Parameter(name) => format!(
