@@ -58,6 +58,7 @@ pub mod attributes;
 pub mod capacity;
 pub mod client_tokens;
 pub mod containerize;
+pub mod credentials;
 pub mod ecs;
 pub mod health;
 pub mod host;

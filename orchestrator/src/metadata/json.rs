@@ -25,6 +25,9 @@ pub struct Snapshot {
     /// The task's cgroup (a cgroupsPath): each container's is under it,
     /// named as the container.
     pub cgroup_parent: String,
+    /// The task role's credentials, served on the same listener (None:
+    /// the task has no role).
+    pub credentials: Option<std::sync::Arc<crate::credentials::Provider>>,
 }
 
 /// A request's route: which answer and for which container id.

@@ -38,6 +38,9 @@ impl Supervisor<'_> {
         images: &BTreeMap<String, Image>,
         ctx: &TaskContext,
     ) -> Result<(), TaskError> {
+        let places = places(ctx);
+        let host_mode = matches!(places.as_slice(), [Place::HostLoopback]);
+        let credentials = self.task_credentials(td, host_mode)?;
         let snapshot = Snapshot {
             task: task.clone(),
             definition: td.clone(),
@@ -47,10 +50,10 @@ impl Supervisor<'_> {
                 .collect(),
             availability_zone: self.availability_zone(task),
             cgroup_parent: self.cgroup.clone(),
+            credentials,
         };
         let shared = Arc::new(Mutex::new(snapshot));
         self.metadata = Some(shared.clone());
-        let places = places(ctx);
         for place in places {
             let base = serve_at(place, &shared).map_err(|e| {
                 TaskError::ResourceInitialization(format!("task metadata endpoint: {e}"))
@@ -81,6 +84,7 @@ impl Supervisor<'_> {
             image_ids: BTreeMap::new(),
             availability_zone: self.availability_zone(task),
             cgroup_parent: self.cgroup.clone(),
+            credentials: self.task_credentials_again(td),
         }));
         self.metadata = Some(shared.clone());
         for netns in places {
@@ -88,6 +92,23 @@ impl Supervisor<'_> {
                 tracing::warn!("task {}: metadata endpoint: {e}", self.args.task_id);
             }
         }
+    }
+
+    /// The endpoint's variables for container `runtime_id`: [`uris`], and
+    /// the task role's credentials URI if it has a role.
+    pub(super) fn endpoint_env(&self, runtime_id: &str) -> Vec<String> {
+        let Some(base) = &self.metadata_base else {
+            return Vec::new();
+        };
+        let mut env = uris(base, runtime_id);
+        let credentials = self.metadata.as_ref().and_then(|s| {
+            let s = s.lock().unwrap_or_else(|p| p.into_inner());
+            s.credentials.as_ref().map(|p| p.relative_uri())
+        });
+        if let Some(uri) = credentials {
+            env.push(format!("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI={uri}"));
+        }
+        env
     }
 
     /// Container `name` is being started: the endpoint says RUNNING from

@@ -31,6 +31,7 @@ mod record;
 mod rules;
 mod start;
 mod stop;
+mod task_role;
 pub mod teardown;
 
 use std::collections::BTreeMap;

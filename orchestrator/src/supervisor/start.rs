@@ -10,7 +10,7 @@ use berth_runtime::{CreateOptions, Source};
 
 use super::error::{StopCause, TaskError};
 use super::rules::{self, Gate};
-use super::{endpoint, events, Running, Supervisor, SupervisorArgs};
+use super::{events, Running, Supervisor, SupervisorArgs};
 use crate::containerize::{container_spec, merge_env, overrides_for, TaskContext};
 use crate::model::{ContainerDefinition, HealthStatus, Task, TaskDefinition};
 use crate::names;
@@ -67,9 +67,7 @@ impl Supervisor<'_> {
         let mut spec = container_spec(def, &image.config.config, &ov, ctx)
             .map_err(|e| create(e.to_string()))?;
         let runtime_id = names::runtime_id(&self.args.task_id, &def.name);
-        if let Some(base) = &self.metadata_base {
-            spec.env = merge_env(&spec.env, &endpoint::uris(base, &runtime_id));
-        }
+        spec.env = merge_env(&spec.env, &self.endpoint_env(&runtime_id));
         let images = self
             .images
             .as_ref()

@@ -50,6 +50,7 @@ fn snapshot(mode: &str) -> Snapshot {
         image_ids: [("app".to_string(), "sha256:abc".to_string())].into(),
         availability_zone: Some("us-east-1a".into()),
         cgroup_parent: "berth/t".into(),
+        credentials: None,
     }
 }
 
