@@ -454,3 +454,163 @@ fn a_role_missing_from_the_file_or_a_host_mode_role_fails_the_task() {
     }
     w.assert_clean();
 }
+
+/// The virtualenv with boto3: `BERTH_TEST_VENV`, or `<repo>/.build/venv`.
+fn venv() -> std::path::PathBuf {
+    let venv = std::env::var_os("BERTH_TEST_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../.build/venv").into());
+    assert!(
+        venv.join("bin/python").exists(),
+        "{} is missing: run `make api-deps` (it makes the venv with boto3)",
+        venv.display()
+    );
+    venv
+}
+
+/// `program args` run in network namespace `netns` with only the
+/// container credentials variable `var`=`value` to find keys by (no
+/// profile, no instance metadata); its stdout.
+fn in_netns(netns: &std::path::Path, var: &str, value: &str, program: &[&str]) -> String {
+    let home = tempfile::tempdir().expect("home");
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(program)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", home.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env(var, value)
+        .output()
+        .expect("nsenter");
+    assert!(
+        out.status.success(),
+        "{program:?}: {}{}",
+        stdout(&out),
+        berth_tests::stderr(&out)
+    );
+    stdout(&out)
+}
+
+#[test]
+fn boto3_and_aws_cli_v2_read_a_tasks_role_credentials() {
+    let w = World::new("meta-creds-sdk");
+    w.busybox_image("busybox:latest", &[]);
+    write_roles(&w);
+    register_role_task(&w, "sdk", "awsvpc", Some(ROLE_MINTED), CREDS);
+    let id = run_family(&w, "sdk");
+    w.wait_task(&id, "RUNNING");
+    let lines = log_until_fetched(&w, &id, "app");
+    let uri = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("uri="))
+        .expect("uri")
+        .to_string();
+    // The SDKs run on the host, inside the task's network namespace.
+    let netns = w.root.path().join("run/tasks").join(&id).join("ns/network");
+    let python = venv().join("bin/python");
+    let boto3 = [
+        python.to_str().expect("path"),
+        "-c",
+        "import boto3; c = boto3.Session().get_credentials(); \
+         f = c.get_frozen_credentials(); print(c.method, f.access_key, f.secret_key, f.token)",
+    ];
+    let full = format!("http://169.254.170.2{uri}");
+    for (var, value) in [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", full.as_str()),
+        ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", uri.as_str()),
+    ] {
+        let out = in_netns(&netns, var, value, &boto3);
+        assert_eq!(
+            out.trim(),
+            "container-role AKIAMINTED minted-secret minted-token",
+            "{var}"
+        );
+    }
+    let aws = [
+        "/usr/bin/aws",
+        "configure",
+        "export-credentials",
+        "--format",
+        "process",
+    ];
+    let out = in_netns(&netns, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", &uri, &aws);
+    let creds = parse_json_text(&out);
+    assert_eq!(creds["AccessKeyId"], "AKIAMINTED", "{out}");
+    assert_eq!(creds["SessionToken"], "minted-token", "{out}");
+    assert_ok(&w.berth(&["stop-task", "--task", &id]));
+    w.wait_task(&id, "STOPPED");
+    w.assert_clean();
+}
+
+fn parse_json_text(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// This world's supervisor of task `id`, if one runs.
+fn supervisor_of(w: &World, id: &str) -> Option<i32> {
+    w.monitors().into_iter().find(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+            let c = String::from_utf8_lossy(&c);
+            c.contains(berth_orchestrator::supervisor::SUPERVISOR_ARG) && c.contains(id)
+        })
+    })
+}
+
+/// GET `path` of the endpoint from inside `netns` (the host's python3).
+fn get_in_netns(netns: &std::path::Path, path: &str) -> String {
+    let client = format!(
+        "import http.client; c = http.client.HTTPConnection('169.254.170.2', 80, timeout=5); \
+         c.request('GET', '{path}'); r = c.getresponse(); print(r.status, r.read().decode())"
+    );
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(["python3", "-c", &client])
+        .output()
+        .expect("nsenter python3");
+    assert!(out.status.success(), "{}", berth_tests::stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn an_adopting_supervisor_serves_the_same_credentials_id() {
+    let w = World::new("meta-creds-adopt");
+    w.busybox_image("busybox:latest", &[]);
+    write_roles(&w);
+    register_role_task(&w, "adopt", "awsvpc", Some(ROLE_APP), CREDS);
+    let id = run_family(&w, "adopt");
+    w.wait_task(&id, "RUNNING");
+    let lines = log_until_fetched(&w, &id, "app");
+    let uri = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("uri="))
+        .expect("uri")
+        .to_string();
+    let old = supervisor_of(&w, &id).expect("a supervisor");
+    // SAFETY: kill(2) on the supervisor of a task this test started.
+    unsafe { libc::kill(old, libc::SIGKILL) };
+    let deadline = Instant::now() + patience(10);
+    while std::path::Path::new(&format!("/proc/{old}")).exists() {
+        assert!(Instant::now() < deadline, "the supervisor never died");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pass = parse_json(&w.berth(&["reconcile", "--cluster", "default"]));
+    assert_eq!(pass["tasksAdopted"], json!([id]), "{pass}");
+    let netns = w.root.path().join("run/tasks").join(&id).join("ns/network");
+    let deadline = Instant::now() + patience(10);
+    let answer = loop {
+        let answer = get_in_netns(&netns, &uri);
+        if answer.starts_with("200 ") {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "never served again: {answer}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let keys: Value = parse_json_text(answer.trim_start_matches("200 ").trim());
+    check_keys(&keys, ROLE_APP, "AKIAAPP", "app-secret", "");
+    assert_ok(&w.berth(&["stop-task", "--task", &id]));
+    w.wait_task(&id, "STOPPED");
+    w.assert_clean();
+}
