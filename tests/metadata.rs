@@ -610,6 +610,22 @@ fn an_adopting_supervisor_serves_the_same_credentials_id() {
     };
     let keys: Value = parse_json_text(answer.trim_start_matches("200 ").trim());
     check_keys(&keys, ROLE_APP, "AKIAAPP", "app-secret", "");
+    // The container's own times, read from its runtime state by the new
+    // supervisor: to the second, the runtime's.
+    let t = w.describe_task(&id);
+    let runtime_id = t["containers"][0]["runtimeId"].as_str().expect("runtimeId");
+    let state = w.state(runtime_id);
+    let answer = get_in_netns(&netns, &format!("/v4/{runtime_id}"));
+    let container = parse_json_text(answer.trim_start_matches("200 ").trim());
+    for (ours, theirs) in [("CreatedAt", "createdAt"), ("StartedAt", "startedAt")] {
+        let second = |v: &Value| v.as_str().map(|s| s.chars().take(19).collect::<String>());
+        assert_eq!(
+            second(&container[ours]),
+            second(&state[theirs]),
+            "{ours}: {container} / {state}"
+        );
+        assert!(second(&container[ours]).is_some(), "{container}");
+    }
     assert_ok(&w.berth(&["stop-task", "--task", &id]));
     w.wait_task(&id, "STOPPED");
     w.assert_clean();

@@ -11,12 +11,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use berth_rootfs::image::Image;
+use berth_runtime::ContainerState;
 
 use super::error::TaskError;
 use super::Supervisor;
 use crate::containerize::TaskContext;
 use crate::metadata::server::{self, Place};
-use crate::metadata::{Snapshot, ADDRESS};
+use crate::metadata::{ContainerTimes, Snapshot, ADDRESS};
 use crate::model::{Task, TaskDefinition, TaskStatus};
 
 /// The environment variables that name the endpoint, as the agent sets
@@ -51,6 +52,7 @@ impl Supervisor<'_> {
             availability_zone: self.availability_zone(task),
             cgroup_parent: self.cgroup.clone(),
             credentials,
+            times: BTreeMap::new(),
         };
         let shared = Arc::new(Mutex::new(snapshot));
         self.metadata = Some(shared.clone());
@@ -85,6 +87,7 @@ impl Supervisor<'_> {
             availability_zone: self.availability_zone(task),
             cgroup_parent: self.cgroup.clone(),
             credentials: self.task_credentials_again(td),
+            times: self.adopted_times(td),
         }));
         self.metadata = Some(shared.clone());
         for netns in places {
@@ -111,6 +114,18 @@ impl Supervisor<'_> {
         env
     }
 
+    /// An adopted task's containers' times, from the runtime's states.
+    fn adopted_times(&self, td: &TaskDefinition) -> BTreeMap<String, ContainerTimes> {
+        td.container_definitions
+            .iter()
+            .filter_map(|d| {
+                let id = crate::names::runtime_id(&self.args.task_id, &d.name);
+                let state = self.runtime.state(&id).ok()?;
+                Some((d.name.clone(), times(&state)))
+            })
+            .collect()
+    }
+
     /// Container `name` is being started: the endpoint says RUNNING from
     /// now, since the container may ask before its start is recorded.
     pub(super) fn publish_starting(&self, name: &str) {
@@ -122,12 +137,43 @@ impl Supervisor<'_> {
         }
     }
 
+    /// Container `name`'s own times, from its runtime state.
+    pub(super) fn publish_times(&self, name: &str, state: &ContainerState) {
+        if let Some(shared) = &self.metadata {
+            let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+            s.times.insert(name.to_string(), times(state));
+        }
+    }
+
+    /// Container `name` ended at `at`.
+    pub(super) fn publish_finished(&self, name: &str, at: chrono::DateTime<chrono::Utc>) {
+        if let Some(shared) = &self.metadata {
+            let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(t) = s.times.get_mut(name) {
+                t.finished_at = Some(rfc3339(at));
+            }
+        }
+    }
+
     /// The endpoint's view of the task, after each write of its record.
     pub(super) fn publish(&self, task: &Task) {
         if let Some(shared) = &self.metadata {
             let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
             s.task = task.clone();
         }
+    }
+}
+
+fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A container's times as the endpoint shows them.
+fn times(state: &ContainerState) -> ContainerTimes {
+    ContainerTimes {
+        created_at: rfc3339(state.created_at),
+        started_at: state.started_at.map(rfc3339),
+        finished_at: state.exit.as_ref().map(|e| rfc3339(e.finished_at)),
     }
 }
 

@@ -104,6 +104,7 @@ impl Supervisor<'_> {
                 container: def.name.clone(),
                 message: e.to_string(),
             })?;
+        self.publish_times(&def.name, &created.state);
         events::watch_started(created.exit, def.name.clone(), self.events.0.clone());
         let health = self.start_health_watch(def, &runtime_id, HealthStatus::Unknown);
         self.running
