@@ -69,6 +69,18 @@ def rss_kib(pid):
     raise SystemExit(f"no VmRSS for {pid}")
 
 
+def private_kib(pid):
+    """Private (clean + dirty) KiB: what this supervisor costs beyond the
+    berth binary's and libc's pages that every berth process shares."""
+    fields = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                fields[parts[0].rstrip(":")] = int(parts[1])
+    return fields["Private_Clean"] + fields["Private_Dirty"]
+
+
 def supervisor_pid(root, tid):
     db = sqlite3.connect(os.path.join(root, "state.db"))
     (value,) = db.execute("SELECT value FROM kv WHERE key = ?", (f"tasks/default/{tid}",)).fetchone()
@@ -112,7 +124,7 @@ def main():
         pid = supervisor_pid(root, tid)
         netns = os.path.join(root, "run", "tasks", tid, "ns", "network")
         time.sleep(1)
-        idle = rss_kib(pid)
+        idle, idle_private = rss_kib(pid), private_kib(pid)
         # The supervisor's RSS sampled while the client runs.
         peak, done = [idle], threading.Event()
 
@@ -129,7 +141,7 @@ def main():
         wall = time.perf_counter() - start
         done.set()
         sampler.join()
-        after = rss_kib(pid)
+        after, after_private = rss_kib(pid), private_kib(pid)
         times = json.loads(res.stdout)
         berth(root, "stop-task", "--task", tid)
         wait("STOPPED", lambda: berth(root, "describe-tasks", "--tasks", tid)["tasks"][0]["lastStatus"] == "STOPPED")
@@ -150,6 +162,7 @@ def main():
     print("task supervisor RSS (KiB; release build; goal: serving adds <= 1024)")
     print(f"  idle {idle}   while serving (peak) {max(peak)}   after {after}   "
           f"added by serving {max(peak) - idle}")
+    print(f"  private (not shared with other berth processes): idle {idle_private}   after serving {after_private}")
 
 
 if __name__ == "__main__":
