@@ -97,21 +97,16 @@ impl Supervisor<'_> {
         }
     }
 
-    /// The endpoint's variables for container `runtime_id`: [`uris`], and
-    /// the task role's credentials URI if it has a role.
-    pub(super) fn endpoint_env(&self, runtime_id: &str) -> Vec<String> {
-        let Some(base) = &self.metadata_base else {
-            return Vec::new();
-        };
-        let mut env = uris(base, runtime_id);
-        let credentials = self.metadata.as_ref().and_then(|s| {
+    /// The task role's credentials URI, if it has a role (beside
+    /// [`uris`], which name the metadata endpoint).
+    pub(super) fn credentials_env(&self) -> Vec<String> {
+        let uri = self.metadata.as_ref().and_then(|s| {
             let s = s.lock().unwrap_or_else(|p| p.into_inner());
             s.credentials.as_ref().map(|p| p.relative_uri())
         });
-        if let Some(uri) = credentials {
-            env.push(format!("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI={uri}"));
-        }
-        env
+        uri.map(|u| format!("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI={u}"))
+            .into_iter()
+            .collect()
     }
 
     /// An adopted task's containers' times, from the runtime's states.
@@ -137,12 +132,14 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Container `name`'s own times, from its runtime state.
-    pub(super) fn publish_times(&self, name: &str, state: &ContainerState) {
-        if let Some(shared) = &self.metadata {
-            let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
-            s.times.insert(name.to_string(), times(state));
-        }
+    /// Container `name`'s own times, from the runtime's state of
+    /// `runtime_id` (once started).
+    pub(super) fn publish_times(&self, name: &str, runtime_id: &str) {
+        let (Some(shared), Ok(state)) = (&self.metadata, self.runtime.state(runtime_id)) else {
+            return;
+        };
+        let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+        s.times.insert(name.to_string(), times(&state));
     }
 
     /// Container `name` ended at `at`.

@@ -10,7 +10,7 @@ use berth_runtime::{CreateOptions, Source};
 
 use super::error::{StopCause, TaskError};
 use super::rules::{self, Gate};
-use super::{events, Running, Supervisor, SupervisorArgs};
+use super::{endpoint, events, Running, Supervisor, SupervisorArgs};
 use crate::containerize::{container_spec, merge_env, overrides_for, TaskContext};
 use crate::model::{ContainerDefinition, HealthStatus, Task, TaskDefinition};
 use crate::names;
@@ -67,7 +67,10 @@ impl Supervisor<'_> {
         let mut spec = container_spec(def, &image.config.config, &ov, ctx)
             .map_err(|e| create(e.to_string()))?;
         let runtime_id = names::runtime_id(&self.args.task_id, &def.name);
-        spec.env = merge_env(&spec.env, &self.endpoint_env(&runtime_id));
+        if let Some(base) = &self.metadata_base {
+            spec.env = merge_env(&spec.env, &endpoint::uris(base, &runtime_id));
+        }
+        spec.env = merge_env(&spec.env, &self.credentials_env());
         let images = self
             .images
             .as_ref()
@@ -104,12 +107,12 @@ impl Supervisor<'_> {
                 container: def.name.clone(),
                 message: e.to_string(),
             })?;
-        self.publish_times(&def.name, &created.state);
         events::watch_started(created.exit, def.name.clone(), self.events.0.clone());
         let health = self.start_health_watch(def, &runtime_id, HealthStatus::Unknown);
         self.running
             .insert(def.name.clone(), Running::new(def, &runtime_id, health));
         self.record_container_started(&def.name, &runtime_id);
+        self.publish_times(&def.name, &runtime_id);
         Ok(())
     }
 }
