@@ -138,6 +138,7 @@ bench: bench-deps api-deps images bench-images
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench_tasks.py
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench_network.py
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench_services.py
+	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench_metadata.py
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) CLUSTER_BENCH=$(dir $(BERTH))bench-cluster python3 scripts/bench_cluster.py
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) VENV=$(VENV) $(VENV)/bin/python scripts/bench_api.py
 

@@ -59,6 +59,7 @@ pub mod awslogs;
 pub mod capacity;
 pub mod client_tokens;
 pub mod containerize;
+pub mod credentials;
 pub mod ecs;
 pub mod health;
 pub mod host;

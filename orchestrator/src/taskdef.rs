@@ -138,9 +138,6 @@ pub fn prepare(mut td: TaskDefinition) -> EcsResult<Prepared> {
     let mut ignored = Vec::new();
     check_response_only(&td)?;
     check_other("", &td.other, IGNORED_TASK_FIELDS, &mut ignored)?;
-    if td.task_role_arn.is_some() {
-        ignored.push("taskRoleArn".into());
-    }
     if td.execution_role_arn.is_some() {
         ignored.push("executionRoleArn".into());
     }

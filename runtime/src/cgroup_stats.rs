@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::path::Path;
 
-use crate::cgroups::{dir_of, layout, parse_counter, CgroupLayout};
+use crate::cgroups::{dir_under, layout, parse_counter, CgroupLayout, CGROUP_ROOT};
 
 /// One reading of a cgroup's counters; a counter the kernel does not show
 /// is 0.
@@ -27,9 +28,13 @@ const V1_UNLIMITED: u64 = 1 << 62;
 /// The counters of the cgroup at `path` (a cgroupsPath); None when the
 /// cgroup is gone.
 pub fn read(path: &str) -> Option<CgroupStats> {
-    let l = layout();
+    read_under(Path::new(CGROUP_ROOT), layout(), path)
+}
+
+/// [`read`] from the cgroup mount at `root`, laid out as `l`.
+pub fn read_under(root: &Path, l: CgroupLayout, path: &str) -> Option<CgroupStats> {
     let read = |controller: &str, file: &str| {
-        fs::read_to_string(dir_of(l, controller, path).join(file)).ok()
+        fs::read_to_string(dir_under(root, l, controller, path).join(file)).ok()
     };
     let memory_stat = parse_flat(&read("memory", "memory.stat")?);
     let mut s = CgroupStats {
@@ -75,6 +80,64 @@ pub fn parse_flat(text: &str) -> BTreeMap<String, u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        for (file, text) in files {
+            let p = root.path().join(file);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn cgroup_v2_unified_files_are_read() {
+        let root = tree(&[
+            ("berth/t/app/memory.stat", "anon 4096\nfile 8192\n"),
+            ("berth/t/app/memory.current", "12288\n"),
+            ("berth/t/app/memory.max", "max\n"),
+            (
+                "berth/t/app/cpu.stat",
+                "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n",
+            ),
+            ("berth/t/app/pids.current", "3\n"),
+        ]);
+        let s = read_under(root.path(), CgroupLayout::V2, "/berth/t/app").unwrap();
+        assert_eq!(s.memory_usage, 12288);
+        assert_eq!(s.memory_limit, None, "max: no limit");
+        assert_eq!(s.memory_stat["file"], 8192);
+        assert_eq!(
+            (s.cpu_total_ns, s.cpu_user_ns, s.cpu_system_ns),
+            (1_500_000, 1_000_000, 500_000)
+        );
+        assert_eq!(s.pids, 3);
+        fs::write(root.path().join("berth/t/app/memory.max"), "65536\n").unwrap();
+        let s = read_under(root.path(), CgroupLayout::V2, "berth/t/app").unwrap();
+        assert_eq!(s.memory_limit, Some(65536));
+        assert!(read_under(root.path(), CgroupLayout::V2, "berth/t/gone").is_none());
+    }
+
+    #[test]
+    fn cgroup_v1_controllers_are_read() {
+        let root = tree(&[
+            ("memory/berth/c/memory.stat", "rss 100\n"),
+            ("memory/berth/c/memory.usage_in_bytes", "200\n"),
+            (
+                "memory/berth/c/memory.limit_in_bytes",
+                "9223372036854771712\n",
+            ),
+            ("cpuacct/berth/c/cpuacct.usage", "7000\n"),
+            ("cpuacct/berth/c/cpuacct.stat", "user 2\nsystem 1\n"),
+            ("pids/berth/c/pids.current", "1\n"),
+        ]);
+        let s = read_under(root.path(), CgroupLayout::V1, "/berth/c").unwrap();
+        assert_eq!(s.memory_usage, 200);
+        assert_eq!(s.memory_limit, None, "v1's huge number: no limit");
+        assert_eq!(s.cpu_total_ns, 7000);
+        assert_eq!((s.cpu_user_ns, s.cpu_system_ns), (20_000_000, 10_000_000));
+        assert_eq!(s.pids, 1);
+    }
 
     #[test]
     fn flat_files_parse_skipping_bad_lines() {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use cgroups_rs::{hierarchies, Cgroup};
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub(crate) const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// How resource controllers are mounted. A hybrid host (v1 controllers plus
 /// a cgroup2 mount for systemd) counts as v1: its controllers live there.
@@ -36,10 +36,15 @@ pub fn container_path(parent: &str, id: &str) -> String {
 
 /// The directory holding `file` for the cgroup at `path` (a cgroupsPath).
 pub fn dir_of(layout: CgroupLayout, controller: &str, path: &str) -> PathBuf {
+    dir_under(Path::new(CGROUP_ROOT), layout, controller, path)
+}
+
+/// [`dir_of`] under the cgroup mount `root` (a test's fake tree).
+pub fn dir_under(root: &Path, layout: CgroupLayout, controller: &str, path: &str) -> PathBuf {
     let rel = path.trim_start_matches('/');
     match layout {
-        CgroupLayout::V1 => Path::new(CGROUP_ROOT).join(controller).join(rel),
-        CgroupLayout::V2 => Path::new(CGROUP_ROOT).join(rel),
+        CgroupLayout::V1 => root.join(controller).join(rel),
+        CgroupLayout::V2 => root.join(rel),
     }
 }
 

@@ -25,6 +25,20 @@ pub struct Snapshot {
     /// The task's cgroup (a cgroupsPath): each container's is under it,
     /// named as the container.
     pub cgroup_parent: String,
+    /// The task role's credentials, served on the same listener (None:
+    /// the task has no role).
+    pub credentials: Option<std::sync::Arc<crate::credentials::Provider>>,
+    /// Each container's own times, by name, as the runtime recorded them
+    /// (RFC 3339); a container not in it shows its task's.
+    pub times: BTreeMap<String, ContainerTimes>,
+}
+
+/// When a container was created, started and ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerTimes {
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
 }
 
 /// A request's route: which answer and for which container id.
@@ -165,19 +179,28 @@ impl Snapshot {
             "Snapshotter": "overlayfs",
         });
         let o = object(&mut out);
-        // berth keeps a task's times, not each container's: a container is
-        // made once its images are pulled and started with its task.
-        if let Some(at) = t.pull_stopped_at.as_ref().or(Some(&t.created_at)) {
-            o.insert("CreatedAt".into(), json!(at));
-        }
+        let own = self.times.get(&def.name);
+        // Without its own times (not yet created, or adopted without a
+        // runtime state), a container shows its task's: it is made once
+        // the images are pulled, and started with its task.
+        let created = own
+            .map(|c| &c.created_at)
+            .or(t.pull_stopped_at.as_ref())
+            .unwrap_or(&t.created_at);
+        o.insert("CreatedAt".into(), json!(created));
         if *known >= TaskStatus::Running {
-            if let Some(at) = t.started_at.as_ref().or(t.pull_stopped_at.as_ref()) {
+            let started = own.and_then(|c| c.started_at.as_ref());
+            if let Some(at) = started
+                .or(t.started_at.as_ref())
+                .or(t.pull_stopped_at.as_ref())
+            {
                 o.insert("StartedAt".into(), json!(at));
             }
         }
         if let Some(code) = record.and_then(|c| c.exit_code) {
             o.insert("ExitCode".into(), json!(code));
-            if let Some(at) = &t.execution_stopped_at {
+            let finished = own.and_then(|c| c.finished_at.as_ref());
+            if let Some(at) = finished.or(t.execution_stopped_at.as_ref()) {
                 o.insert("FinishedAt".into(), json!(at));
             }
         }

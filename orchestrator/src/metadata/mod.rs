@@ -7,4 +7,4 @@ pub mod json;
 pub mod server;
 pub mod stats;
 
-pub use json::{Snapshot, ADDRESS};
+pub use json::{ContainerTimes, Snapshot, ADDRESS};

@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 
 use super::json::{route, Route, Snapshot, ADDRESS};
 use super::stats::{docker_stats, system_cpu, Reading};
+use crate::credentials::provider;
+use crate::credentials::roles::{self, CredentialsRoute};
 
 /// The supervisor's latest view of its task, read by every listener.
 pub type Shared = Arc<Mutex<Snapshot>>;
@@ -133,9 +135,10 @@ fn answer(stream: TcpStream, shared: &Shared, readings: &mut Readings) -> std::i
             .lock()
             .map(|s| s.clone())
             .unwrap_or_else(|p| p.into_inner().clone());
-        match stats_route(&line) {
-            Some(route) => stats(route, &snapshot, readings),
-            None => respond(&line, &snapshot),
+        match (credentials_route(&line), stats_route(&line)) {
+            (Some(route), _) => provider::answer(snapshot.credentials.as_deref(), route),
+            (None, Some(route)) => stats(route, &snapshot, readings),
+            (None, None) => respond(&line, &snapshot),
         }
     };
     write_response(&stream, status, &body)
@@ -173,6 +176,15 @@ pub fn respond(line: &str, snapshot: &Snapshot) -> (u16, Value) {
         Ok(v) => (200, v),
         Err(id) => not_found(id),
     }
+}
+
+/// The credentials route of a GET request line, if it is one.
+fn credentials_route(line: &str) -> Option<CredentialsRoute<'_>> {
+    let mut parts = line.split_whitespace();
+    if parts.next() != Some("GET") {
+        return None;
+    }
+    roles::credentials_route(parts.next()?)
 }
 
 /// Each container's last reading, by runtime id.
@@ -230,9 +242,11 @@ fn stats(route: Route<'_>, snapshot: &Snapshot, readings: &mut Readings) -> (u16
 fn write_response(mut stream: &TcpStream, status: u16, body: &Value) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
+        400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
-        _ => "Request Header Fields Too Large",
+        431 => "Request Header Fields Too Large",
+        _ => "Internal Server Error",
     };
     let body = body.to_string();
     write!(

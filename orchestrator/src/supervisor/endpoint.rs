@@ -11,12 +11,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use berth_rootfs::image::Image;
+use berth_runtime::ContainerState;
 
 use super::error::TaskError;
 use super::Supervisor;
 use crate::containerize::TaskContext;
 use crate::metadata::server::{self, Place};
-use crate::metadata::{Snapshot, ADDRESS};
+use crate::metadata::{ContainerTimes, Snapshot, ADDRESS};
 use crate::model::{Task, TaskDefinition, TaskStatus};
 
 /// The environment variables that name the endpoint, as the agent sets
@@ -38,6 +39,9 @@ impl Supervisor<'_> {
         images: &BTreeMap<String, Image>,
         ctx: &TaskContext,
     ) -> Result<(), TaskError> {
+        let places = places(ctx);
+        let host_mode = matches!(places.as_slice(), [Place::HostLoopback]);
+        let credentials = self.task_credentials(td, host_mode)?;
         let snapshot = Snapshot {
             task: task.clone(),
             definition: td.clone(),
@@ -47,10 +51,11 @@ impl Supervisor<'_> {
                 .collect(),
             availability_zone: self.availability_zone(task),
             cgroup_parent: self.cgroup.clone(),
+            credentials,
+            times: BTreeMap::new(),
         };
         let shared = Arc::new(Mutex::new(snapshot));
         self.metadata = Some(shared.clone());
-        let places = places(ctx);
         for place in places {
             let base = serve_at(place, &shared).map_err(|e| {
                 TaskError::ResourceInitialization(format!("task metadata endpoint: {e}"))
@@ -81,6 +86,8 @@ impl Supervisor<'_> {
             image_ids: BTreeMap::new(),
             availability_zone: self.availability_zone(task),
             cgroup_parent: self.cgroup.clone(),
+            credentials: self.task_credentials_again(td),
+            times: self.adopted_times(td),
         }));
         self.metadata = Some(shared.clone());
         for netns in places {
@@ -88,6 +95,30 @@ impl Supervisor<'_> {
                 tracing::warn!("task {}: metadata endpoint: {e}", self.args.task_id);
             }
         }
+    }
+
+    /// The task role's credentials URI, if it has a role (beside
+    /// [`uris`], which name the metadata endpoint).
+    pub(super) fn credentials_env(&self) -> Vec<String> {
+        let uri = self.metadata.as_ref().and_then(|s| {
+            let s = s.lock().unwrap_or_else(|p| p.into_inner());
+            s.credentials.as_ref().map(|p| p.relative_uri())
+        });
+        uri.map(|u| format!("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI={u}"))
+            .into_iter()
+            .collect()
+    }
+
+    /// An adopted task's containers' times, from the runtime's states.
+    fn adopted_times(&self, td: &TaskDefinition) -> BTreeMap<String, ContainerTimes> {
+        td.container_definitions
+            .iter()
+            .filter_map(|d| {
+                let id = crate::names::runtime_id(&self.args.task_id, &d.name);
+                let state = self.runtime.state(&id).ok()?;
+                Some((d.name.clone(), times(&state)))
+            })
+            .collect()
     }
 
     /// Container `name` is being started: the endpoint says RUNNING from
@@ -101,12 +132,45 @@ impl Supervisor<'_> {
         }
     }
 
+    /// Container `name`'s own times, from the runtime's state of
+    /// `runtime_id` (once started).
+    pub(super) fn publish_times(&self, name: &str, runtime_id: &str) {
+        let (Some(shared), Ok(state)) = (&self.metadata, self.runtime.state(runtime_id)) else {
+            return;
+        };
+        let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+        s.times.insert(name.to_string(), times(&state));
+    }
+
+    /// Container `name` ended at `at`.
+    pub(super) fn publish_finished(&self, name: &str, at: chrono::DateTime<chrono::Utc>) {
+        if let Some(shared) = &self.metadata {
+            let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(t) = s.times.get_mut(name) {
+                t.finished_at = Some(rfc3339(at));
+            }
+        }
+    }
+
     /// The endpoint's view of the task, after each write of its record.
     pub(super) fn publish(&self, task: &Task) {
         if let Some(shared) = &self.metadata {
             let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
             s.task = task.clone();
         }
+    }
+}
+
+fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A container's times as the endpoint shows them.
+fn times(state: &ContainerState) -> ContainerTimes {
+    ContainerTimes {
+        created_at: rfc3339(state.created_at),
+        started_at: state.started_at.map(rfc3339),
+        finished_at: state.exit.as_ref().map(|e| rfc3339(e.finished_at)),
     }
 }
 

@@ -103,6 +103,7 @@ impl Supervisor<'_> {
         }
         let essential = self.running.get(name).is_some_and(|r| r.essential);
         let reason = rules::container_reason(monitor_died, exit.oom_killed);
+        self.publish_finished(name, exit.finished_at);
         self.record_container_stopped(name, exit.exit_code, reason);
         if let Some(r) = self.running.get_mut(name) {
             r.exit = Some(exit);

@@ -35,6 +35,7 @@ mod rules;
 mod secrets;
 mod start;
 mod stop;
+mod task_role;
 pub mod teardown;
 
 use std::collections::BTreeMap;

@@ -72,6 +72,7 @@ impl Supervisor<'_> {
         if let Some(base) = &self.metadata_base {
             spec.env = merge_env(&spec.env, &endpoint::uris(base, &runtime_id));
         }
+        spec.env = merge_env(&spec.env, &self.credentials_env());
         let images = self
             .images
             .as_ref()
@@ -101,6 +102,7 @@ impl Supervisor<'_> {
             .map(|_| Box::new(launch));
         self.running.insert(def.name.clone(), running);
         self.record_container_started(&def.name, &runtime_id);
+        self.publish_times(&def.name, &runtime_id);
         Ok(())
     }
 

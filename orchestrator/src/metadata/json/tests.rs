@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{private_dns_name, route, Route, Snapshot};
+use super::{private_dns_name, route, ContainerTimes, Route, Snapshot};
 use crate::model::{Task, TaskDefinition};
 
 const TASK: &str = "arn:aws:ecs:us-east-1:000000000000:task/c1/0123abcd";
@@ -50,6 +50,8 @@ fn snapshot(mode: &str) -> Snapshot {
         image_ids: [("app".to_string(), "sha256:abc".to_string())].into(),
         availability_zone: Some("us-east-1a".into()),
         cgroup_parent: "berth/t".into(),
+        credentials: None,
+        times: std::collections::BTreeMap::new(),
     }
 }
 
@@ -126,6 +128,47 @@ fn a_stopped_container_shows_its_exit() {
     assert_eq!(c["ExitCode"], 0);
     assert!(c.get("Health").is_none(), "no health check: no Health");
     assert!(c.get("Memory").is_none());
+}
+
+#[test]
+fn a_container_shows_its_own_times_else_its_tasks() {
+    let mut s = snapshot("awsvpc");
+    let c = s.container_json(APP).unwrap();
+    assert_eq!(
+        c["CreatedAt"], "2026-01-01T00:00:02.000Z",
+        "the task's pull end"
+    );
+    s.times.insert(
+        "app".into(),
+        ContainerTimes {
+            created_at: "2026-01-01T00:00:05.000Z".into(),
+            started_at: Some("2026-01-01T00:00:06.000Z".into()),
+            finished_at: None,
+        },
+    );
+    s.times.insert(
+        "side".into(),
+        ContainerTimes {
+            created_at: "2026-01-01T00:00:03.000Z".into(),
+            started_at: Some("2026-01-01T00:00:04.000Z".into()),
+            finished_at: Some("2026-01-01T00:00:09.000Z".into()),
+        },
+    );
+    let c = s.container_json(APP).unwrap();
+    assert_eq!(c["CreatedAt"], "2026-01-01T00:00:05.000Z");
+    assert_eq!(c["StartedAt"], "2026-01-01T00:00:06.000Z");
+    assert!(c.get("FinishedAt").is_none());
+    let side = s.container_json(SIDE).unwrap();
+    assert_eq!(side["FinishedAt"], "2026-01-01T00:00:09.000Z");
+    let t = s.task_json(APP, false).unwrap();
+    let created: Vec<&Value> = t["Containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["CreatedAt"])
+        .collect();
+    assert_eq!(created.len(), 2);
+    assert_ne!(created[0], created[1], "each its own: {t}");
 }
 
 #[test]
