@@ -251,12 +251,8 @@ fn check_log_configuration(
     ignored: &mut Vec<String>,
 ) -> EcsResult<()> {
     let driver = crate::log_drivers::check(path, logs)?;
-    if !driver.honoured() {
-        ignored.push(path.to_string());
-        return Ok(());
-    }
     for key in logs.options.iter().flat_map(|o| o.keys()) {
-        if !crate::log_drivers::HONOURED_OPTIONS.contains(&key.as_str()) {
+        if !driver.honours(key) {
             ignored.push(format!("{path}.options.{key}"));
         }
     }

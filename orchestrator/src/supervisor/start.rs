@@ -106,12 +106,14 @@ impl Supervisor<'_> {
     pub(super) fn launch(&self, runtime_id: &str, launch: &Launch) -> Result<(), String> {
         let (log_max_size, log_max_files) =
             crate::log_drivers::rotation(launch.def.log_configuration.as_ref());
+        let log_forward = self.log_forward(&launch.def, runtime_id)?;
         let opts = CreateOptions {
             cgroup_parent: self.cgroup.clone(),
             cgroup_name: Some(launch.def.name.clone()),
             log_path: Some(launch.log_path.clone()),
             log_max_size,
             log_max_files,
+            log_forward,
             start: true,
             ..Default::default()
         };
