@@ -409,3 +409,82 @@ fn fluentd_events_reach_a_forward_receiver_and_an_absent_one_never_blocks() {
     assert!(lost.ends_with("line-2999\n"));
     w.assert_clean();
 }
+
+/// Kills a `berth logs --follow` left running by a failed test.
+struct Follower(std::process::Child);
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_log_group_is_followed_until_its_task_stops() {
+    use std::io::BufRead;
+    let w = World::new("logs-follow");
+    w.busybox_image("busybox:latest", &[]);
+    // The second line waits for a file the test makes once the follower
+    // has shown the first: so the follower is seen following.
+    let command = "echo first; while [ ! -e /go ]; do sleep 0.1; done; echo second";
+    w.register(&td(
+        "followed",
+        command,
+        json!({ "logDriver": "awslogs", "options": {
+            "awslogs-group": "/ecs/followed", "awslogs-stream-prefix": "ecs" } }),
+    ));
+    let out = w.berth(&["run-task", "--task-definition", "followed"]);
+    assert_ok(&out);
+    let id = task_id(&parse_json(&out)["tasks"][0]);
+    let mut cmd = w.command();
+    cmd.args([
+        "logs",
+        "--log-group",
+        "/ecs/followed",
+        "--log-stream-prefix",
+        "ecs/",
+        "--follow",
+    ])
+    .stdout(std::process::Stdio::piped());
+    let mut follower = Follower(cmd.spawn().expect("run berth logs --follow"));
+    let stdout = follower.0.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let stream = format!("ecs/app/{id}");
+    let first = rx
+        .recv_timeout(berth_tests::patience(60))
+        .expect("the first line, followed");
+    assert_eq!(first, format!("{stream} | first"));
+    let go = w
+        .root
+        .path()
+        .join("images/snapshots")
+        .join(format!("{id}-app"))
+        .join("rootfs/go");
+    std::fs::write(&go, "").expect("let the container go on");
+    let second = rx
+        .recv_timeout(berth_tests::patience(60))
+        .expect("the second line, followed");
+    assert_eq!(second, format!("{stream} | second"));
+    // It ends by itself once the task has stopped.
+    let deadline = std::time::Instant::now() + berth_tests::patience(60);
+    let status = loop {
+        if let Some(status) = follower.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still following");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+    let t = w.describe_task(&id);
+    assert_eq!(t["lastStatus"], "STOPPED", "{t}");
+    w.assert_clean();
+}
