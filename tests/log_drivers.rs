@@ -488,3 +488,35 @@ fn a_log_group_is_followed_until_its_task_stops() {
     assert_eq!(t["lastStatus"], "STOPPED", "{t}");
     w.assert_clean();
 }
+
+#[test]
+fn fargate_requires_awslogs_with_a_stream_prefix() {
+    let w = World::new("logs-fargate");
+    let fargate = |logs: Value| {
+        json!({
+            "family": "fg", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc",
+            "cpu": "256", "memory": "512",
+            "containerDefinitions": [{ "name": "app", "image": "busybox",
+                "command": ["true"], "logConfiguration": logs }]
+        })
+    };
+    for (logs, field) in [
+        (
+            json!({ "logDriver": "awslogs", "options": { "awslogs-group": "/ecs/fg" } }),
+            "containerDefinitions[0].logConfiguration.options.awslogs-stream-prefix",
+        ),
+        (
+            json!({ "logDriver": "syslog", "options": {} }),
+            "containerDefinitions[0].logConfiguration.logDriver",
+        ),
+    ] {
+        let out = register(&w, &fargate(logs.clone()));
+        assert!(!out.status.success(), "{logs} accepted on Fargate");
+        assert!(stderr(&out).contains(field), "{logs}: {}", stderr(&out));
+    }
+    let out = w.berth(&["list-task-definitions"]);
+    assert_eq!(parse_json(&out)["taskDefinitionArns"], json!([]));
+    let logs = json!({ "logDriver": "awslogs", "options": {
+        "awslogs-group": "/ecs/fg", "awslogs-stream-prefix": "ecs" } });
+    assert_ok(&register(&w, &fargate(logs)));
+}

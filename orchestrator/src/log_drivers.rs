@@ -258,6 +258,30 @@ fn check_driver(
     Ok(())
 }
 
+/// Fargate's own rules (a definition requiring FARGATE): of the drivers
+/// ECS allows there (awslogs, splunk, awsfirelens) berth has awslogs, and
+/// Fargate requires its `awslogs-stream-prefix` (ECS's wording).
+pub fn check_fargate(path: &str, config: &LogConfiguration) -> EcsResult<()> {
+    if LogDriver::parse(&config.log_driver) != Some(LogDriver::Awslogs) {
+        return Err(EcsError::client(format!(
+            "{path}.logDriver: log driver {:?} is not supported on Fargate, which takes awslogs, \
+             splunk and awsfirelens (berth: awslogs)",
+            config.log_driver
+        )));
+    }
+    let has_prefix = config
+        .options
+        .as_ref()
+        .is_some_and(|o| o.contains_key("awslogs-stream-prefix"));
+    if !has_prefix {
+        return Err(EcsError::client(format!(
+            "{path}.options.awslogs-stream-prefix: Fargate requires log configuration options \
+             to include awslogs-stream-prefix to support log driver awslogs"
+        )));
+    }
+    Ok(())
+}
+
 /// json-file's rotation (`max-size`, `max-file`), else the runtime's
 /// defaults; options checked at registration.
 pub fn json_file_limits(config: Option<&LogConfiguration>) -> (u64, u32) {
@@ -432,6 +456,24 @@ mod tests {
         assert!(e.contains("options.max-buffer-size"), "{e}");
         let e = err(&config("json-file", &[("mode", "fast")]));
         assert!(e.contains("options.mode"), "{e}");
+    }
+
+    #[test]
+    fn fargate_takes_awslogs_with_a_stream_prefix() {
+        let ok = config(
+            "awslogs",
+            &[("awslogs-group", "g"), ("awslogs-stream-prefix", "ecs")],
+        );
+        check_fargate("c", &ok).expect("fargate awslogs");
+        let e = check_fargate("c", &config("awslogs", &[("awslogs-group", "g")]))
+            .expect_err("no prefix")
+            .to_string();
+        assert!(e.contains("c.options.awslogs-stream-prefix"), "{e}");
+        assert!(e.contains("Fargate requires"), "{e}");
+        let e = check_fargate("c", &config("json-file", &[]))
+            .expect_err("json-file")
+            .to_string();
+        assert!(e.contains("c.logDriver"), "{e}");
     }
 
     #[test]

@@ -818,6 +818,12 @@ pub fn check_fargate(td: &TaskDefinition) -> EcsResult<()> {
             )));
         }
     }
+    for (i, c) in td.container_definitions.iter().enumerate() {
+        if let Some(logs) = &c.log_configuration {
+            let path = format!("containerDefinitions[{i}].logConfiguration");
+            crate::log_drivers::check_fargate(&path, logs)?;
+        }
+    }
     Ok(())
 }
 
