@@ -23,6 +23,7 @@ mod args;
 mod error;
 mod events;
 mod health;
+mod launch_record;
 mod logs;
 pub mod network_timing;
 mod orphans;

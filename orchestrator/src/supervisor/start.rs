@@ -96,6 +96,16 @@ impl Supervisor<'_> {
             .as_ref()
             .filter(|p| p.enabled)
             .map(|_| Box::new(launch));
+        if let Some(launch) = &running.launch {
+            // Without it a successor only watches the container.
+            if let Err(e) = super::launch_record::save(&self.args.task_dir(), &def.name, launch) {
+                tracing::warn!(
+                    "task {}: keep {}'s launch: {e}",
+                    self.args.task_id,
+                    def.name
+                );
+            }
+        }
         self.running.insert(def.name.clone(), running);
         self.record_container_started(&def.name, &runtime_id);
         Ok(())
@@ -133,7 +143,9 @@ impl Supervisor<'_> {
     }
 }
 
-/// What a container is started from: enough to start it again.
+/// What a container is started from: enough to start it again (kept on
+/// disk for a successor, [`super::launch_record`]).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(super) struct Launch {
     pub def: ContainerDefinition,
     pub spec: ContainerSpec,
