@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 BERTH := $(CARGO_TARGET_DIR)/debug/berth
 BERTH_RELEASE := $(CARGO_TARGET_DIR)/release/berth
 ROOTFS := $(CURDIR)/.build/busybox
-APT_PACKAGES := busybox-static libseccomp-dev pkg-config docker-registry skopeo apache2-utils nftables libelf-dev zlib1g-dev etcd-server protobuf-compiler
+APT_PACKAGES := busybox-static libseccomp-dev pkg-config docker-registry skopeo apache2-utils nftables libelf-dev zlib1g-dev etcd-server protobuf-compiler systemd
 BENCH_PACKAGES := runc crun umoci debootstrap wrk
 # The cgroup v2 VM (scripts/cgroup2-vm): QEMU and kmod for its module autoload.
 CGROUP2_PACKAGES := qemu-system-x86 kmod

@@ -114,3 +114,79 @@ fn a_restart_policy_out_of_ecs_bounds_is_refused() {
         );
     }
 }
+
+/// The supervisor of task `id`, by its command line.
+fn supervisor_of(w: &World, id: &str) -> Option<i32> {
+    w.monitors().into_iter().find(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+            let c = String::from_utf8_lossy(&c);
+            c.contains(berth_orchestrator::supervisor::SUPERVISOR_ARG) && c.contains(id)
+        })
+    })
+}
+
+#[test]
+fn an_adopted_task_restarts_its_containers_in_place_too() {
+    let w = World::new("restart-adopted");
+    w.busybox_image("busybox:latest", &[]);
+    let app = format!(
+        "if [ -f /ran ]; then echo again; exec sleep 3600; fi; touch /ran; echo first; sleep {}; exit 1",
+        PERIOD + 1
+    );
+    w.register(&json!({
+        "family": "adopted", "networkMode": "none",
+        "containerDefinitions": [{ "name": "app", "image": "busybox", "memory": 32,
+            "command": ["sh", "-c", app],
+            "restartPolicy": { "enabled": true, "restartAttemptPeriod": PERIOD } }]
+    }));
+    let out = w.berth(&["run-task", "--task-definition", "adopted"]);
+    assert_ok(&out);
+    let id = task_id(&parse_json(&out)["tasks"][0]);
+    w.wait_task(&id, "RUNNING");
+    // The supervisor dies during the first run; the container runs on.
+    let old = supervisor_of(&w, &id).expect("a supervisor");
+    // SAFETY: kill(2) on a pid this test found; no memory is involved.
+    unsafe {
+        libc::kill(old, libc::SIGKILL);
+    }
+    let deadline = Instant::now() + patience(10);
+    while std::path::Path::new(&format!("/proc/{old}")).exists() {
+        assert!(Instant::now() < deadline, "supervisor {old} did not die");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = w.berth(&["reconcile", "--cluster", "default"]);
+    assert_ok(&out);
+    assert_eq!(
+        parse_json(&out)["tasksAdopted"],
+        json!([id]),
+        "{}",
+        stdout(&out)
+    );
+    // The adopter restarts it when the first run fails past the period.
+    let deadline = Instant::now() + patience(PERIOD + 60);
+    let t = loop {
+        let t = w.describe_task(&id);
+        if container(&t, "app")["restartCount"] == 1 {
+            break t;
+        }
+        assert!(t["lastStatus"] != "STOPPED", "the task stopped: {t}");
+        assert!(Instant::now() < deadline, "app never restarted: {t}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(t["lastStatus"], "RUNNING", "{t}");
+    assert_eq!(container(&t, "app")["lastStatus"], "RUNNING", "{t}");
+    // In place: the second run found the first run's file.
+    let deadline = Instant::now() + patience(20);
+    loop {
+        let logs = stdout(&w.berth(&["logs", &id, "--container", "app"]));
+        if logs == "first\nagain\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "app's logs: {logs:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_ok(&w.berth(&["stop-task", "--task", &id]));
+    let t = w.wait_task(&id, "STOPPED");
+    assert_eq!(container(&t, "app")["restartCount"], 1, "{t}");
+    w.assert_clean();
+}

@@ -338,6 +338,7 @@ impl CommonCreate {
             log_path: None,
             log_max_size: self.log_max_size,
             log_max_files: self.log_max_files,
+            log_forward: None,
             start,
             tee_output,
         }

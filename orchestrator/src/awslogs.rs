@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::model::LogConfiguration;
+use crate::model::{LogConfiguration, TaskDefinition};
 
 /// An awslogs container's group and stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +86,17 @@ fn decode(name: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Whether a task `task_id` of definition `def` writes to a stream of
+/// `group` whose name starts with `prefix` (what `berth logs --log-group
+/// --follow` waits on).
+pub fn writes_to(def: &TaskDefinition, task_id: &str, group: &str, prefix: &str) -> bool {
+    def.container_definitions.iter().any(|c| {
+        let runtime_id = crate::names::runtime_id(task_id, &c.name);
+        stream_of(c.log_configuration.as_ref(), &c.name, task_id, &runtime_id)
+            .is_some_and(|s| s.group == group && s.stream.starts_with(prefix))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +132,24 @@ mod tests {
         };
         assert_eq!(stream_of(Some(&json), "app", "t", "r"), None);
         assert_eq!(stream_of(None, "app", "t", "r"), None);
+    }
+
+    #[test]
+    fn a_task_writes_to_its_containers_streams() {
+        let def: TaskDefinition = serde_json::from_value(serde_json::json!({
+            "family": "web",
+            "containerDefinitions": [
+                { "name": "app", "image": "busybox", "logConfiguration": {
+                    "logDriver": "awslogs", "options": {
+                        "awslogs-group": "/ecs/web", "awslogs-stream-prefix": "ecs" } } },
+                { "name": "side", "image": "busybox" }
+            ]
+        }))
+        .expect("definition");
+        assert!(writes_to(&def, "t1", "/ecs/web", ""));
+        assert!(writes_to(&def, "t1", "/ecs/web", "ecs/app/"));
+        assert!(!writes_to(&def, "t1", "/ecs/web", "other/"));
+        assert!(!writes_to(&def, "t1", "/ecs/db", ""));
     }
 
     #[test]

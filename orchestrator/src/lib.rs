@@ -66,6 +66,7 @@ pub mod host;
 mod lb_sync;
 pub mod load_balancing;
 pub mod log_drivers;
+pub mod log_forwarding;
 pub mod reconcile;
 pub mod resolv;
 pub mod runnable;

@@ -44,11 +44,37 @@ impl LogDriver {
         Self::ALL.into_iter().find(|d| d.as_str() == s)
     }
 
-    /// Whether berth acts on it (the others are accepted and listed as
-    /// ignored): json-file is the default; awslogs is kept locally
-    /// ([`crate::awslogs`]); none keeps nothing.
-    pub fn honoured(self) -> bool {
-        matches!(self, Self::JsonFile | Self::Awslogs | Self::None)
+    /// Whether berth acts on option `key` of this driver (the others
+    /// are accepted and listed as ignored): json-file's rotation, awslogs'
+    /// group and stream names, and what the forwarding drivers
+    /// ([`crate::log_forwarding`]) use.
+    pub fn honours(self, key: &str) -> bool {
+        let forwarding = ["tag", "mode", "max-buffer-size"];
+        match self {
+            Self::JsonFile => matches!(key, "max-size" | "max-file"),
+            Self::Awslogs => matches!(
+                key,
+                "awslogs-group" | "awslogs-stream-prefix" | "awslogs-stream"
+            ),
+            Self::Syslog => {
+                forwarding.contains(&key)
+                    || matches!(key, "syslog-address" | "syslog-facility" | "syslog-format")
+            }
+            Self::Journald => forwarding.contains(&key),
+            Self::Fluentd => {
+                forwarding.contains(&key)
+                    || matches!(
+                        key,
+                        "fluentd-address"
+                            | "fluentd-async"
+                            | "fluentd-async-connect"
+                            | "fluentd-buffer-limit"
+                            | "fluentd-retry-wait"
+                            | "fluentd-sub-second-precision"
+                    )
+            }
+            Self::None => false,
+        }
     }
 
     /// The options it takes, besides [`COMMON`].
@@ -93,15 +119,6 @@ impl LogDriver {
         }
     }
 }
-
-/// The options of the honoured drivers that berth acts on.
-pub const HONOURED_OPTIONS: &[&str] = &[
-    "max-size",
-    "max-file",
-    "awslogs-group",
-    "awslogs-stream-prefix",
-    "awslogs-stream",
-];
 
 /// Options every driver but none takes (Docker's).
 const COMMON: &[&str] = &[
@@ -179,7 +196,9 @@ fn check_value(field: &str, key: &str, value: &str) -> EcsResult<()> {
         "mode" => matches!(value, "blocking" | "non-blocking"),
         "syslog-facility" => FACILITIES.contains(&value),
         "syslog-format" => matches!(value, "" | "rfc3164" | "rfc5424" | "rfc5424micro"),
-        "syslog-address" => address_ok(value, &["tcp", "udp", "tcp+tls", "unix", "unixgram"]),
+        // TLS is not in berth: refused rather than sent in the clear.
+        "syslog-address" => address_ok(value, &["tcp", "udp", "unix", "unixgram"]),
+        "fluentd-retry-wait" => parse_duration_ms(value).is_some(),
         "fluentd-address" => address_ok(value, &["tcp", "unix"]) || host_port_ok(value),
         "awslogs-group" => group_name_ok(value),
         "awslogs-stream-prefix" | "awslogs-stream" => stream_name_ok(value),
@@ -195,7 +214,8 @@ fn check_value(field: &str, key: &str, value: &str) -> EcsResult<()> {
         "mode" => bad("blocking or non-blocking"),
         "syslog-facility" => bad("a syslog facility"),
         "syslog-format" => bad("rfc3164, rfc5424 or rfc5424micro"),
-        "syslog-address" => bad("an address (tcp://, udp://, tcp+tls://, unix://, unixgram://)"),
+        "syslog-address" => bad("an address berth sends to (tcp://, udp://, unix://, unixgram://)"),
+        "fluentd-retry-wait" => bad("a duration (such as 500ms, 1s or 2m)"),
         "fluentd-address" => bad("an address (host:port, tcp://host:port, unix://path)"),
         "awslogs-group" => bad("a log group name (1-512 of A-Z a-z 0-9 _ - / . #)"),
         "awslogs-stream-prefix" | "awslogs-stream" => {
@@ -238,6 +258,30 @@ fn check_driver(
     Ok(())
 }
 
+/// Fargate's own rules (a definition requiring FARGATE): of the drivers
+/// ECS allows there (awslogs, splunk, awsfirelens) berth has awslogs, and
+/// Fargate requires its `awslogs-stream-prefix` (ECS's wording).
+pub fn check_fargate(path: &str, config: &LogConfiguration) -> EcsResult<()> {
+    if LogDriver::parse(&config.log_driver) != Some(LogDriver::Awslogs) {
+        return Err(EcsError::client(format!(
+            "{path}.logDriver: log driver {:?} is not supported on Fargate, which takes awslogs, \
+             splunk and awsfirelens (berth: awslogs)",
+            config.log_driver
+        )));
+    }
+    let has_prefix = config
+        .options
+        .as_ref()
+        .is_some_and(|o| o.contains_key("awslogs-stream-prefix"));
+    if !has_prefix {
+        return Err(EcsError::client(format!(
+            "{path}.options.awslogs-stream-prefix: Fargate requires log configuration options \
+             to include awslogs-stream-prefix to support log driver awslogs"
+        )));
+    }
+    Ok(())
+}
+
 /// json-file's rotation (`max-size`, `max-file`), else the runtime's
 /// defaults; options checked at registration.
 pub fn json_file_limits(config: Option<&LogConfiguration>) -> (u64, u32) {
@@ -266,6 +310,22 @@ pub fn rotation(config: Option<&LogConfiguration>) -> (u64, u32) {
         _ => {}
     }
     json_file_limits(config)
+}
+
+/// Go's durations as Docker's options take them ("500ms", "1s", "2m",
+/// "1h"; a bare number is milliseconds), in milliseconds.
+pub fn parse_duration_ms(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let scale = match unit {
+        "" | "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(scale)
 }
 
 /// Docker's sizes: "1024", "10k", "10m", "1g" (any case, an optional b).
@@ -384,6 +444,10 @@ mod tests {
         assert!(e.contains("options.syslog-address"), "{e}");
         let e = err(&config("syslog", &[("syslog-facility", "nope")]));
         assert!(e.contains("options.syslog-facility"), "{e}");
+        let e = err(&config("syslog", &[("syslog-address", "tcp+tls://h:6514")]));
+        assert!(e.contains("options.syslog-address"), "{e}");
+        let e = err(&config("fluentd", &[("fluentd-retry-wait", "soon")]));
+        assert!(e.contains("options.fluentd-retry-wait"), "{e}");
         let e = err(&config("fluentd", &[("fluentd-address", "host")]));
         assert!(e.contains("options.fluentd-address"), "{e}");
         let e = err(&config("none", &[("tag", "x")]));
@@ -392,6 +456,47 @@ mod tests {
         assert!(e.contains("options.max-buffer-size"), "{e}");
         let e = err(&config("json-file", &[("mode", "fast")]));
         assert!(e.contains("options.mode"), "{e}");
+    }
+
+    #[test]
+    fn fargate_takes_awslogs_with_a_stream_prefix() {
+        let ok = config(
+            "awslogs",
+            &[("awslogs-group", "g"), ("awslogs-stream-prefix", "ecs")],
+        );
+        check_fargate("c", &ok).expect("fargate awslogs");
+        let e = check_fargate("c", &config("awslogs", &[("awslogs-group", "g")]))
+            .expect_err("no prefix")
+            .to_string();
+        assert!(e.contains("c.options.awslogs-stream-prefix"), "{e}");
+        assert!(e.contains("Fargate requires"), "{e}");
+        let e = check_fargate("c", &config("json-file", &[]))
+            .expect_err("json-file")
+            .to_string();
+        assert!(e.contains("c.logDriver"), "{e}");
+    }
+
+    #[test]
+    fn durations_parse_as_gos() {
+        assert_eq!(parse_duration_ms("500ms"), Some(500));
+        assert_eq!(parse_duration_ms("2s"), Some(2000));
+        assert_eq!(parse_duration_ms("1m"), Some(60_000));
+        assert_eq!(parse_duration_ms("1h"), Some(3_600_000));
+        assert_eq!(parse_duration_ms("250"), Some(250));
+        assert_eq!(parse_duration_ms("1d"), None);
+        assert_eq!(parse_duration_ms("s"), None);
+    }
+
+    #[test]
+    fn what_berth_acts_on_per_driver() {
+        assert!(LogDriver::JsonFile.honours("max-size"));
+        assert!(!LogDriver::JsonFile.honours("tag"));
+        assert!(LogDriver::Syslog.honours("syslog-format"));
+        assert!(!LogDriver::Syslog.honours("syslog-tls-ca-cert"));
+        assert!(LogDriver::Journald.honours("tag"));
+        assert!(!LogDriver::Journald.honours("labels"));
+        assert!(LogDriver::Fluentd.honours("fluentd-address"));
+        assert!(!LogDriver::Fluentd.honours("fluentd-request-ack"));
     }
 
     #[test]

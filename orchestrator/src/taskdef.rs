@@ -266,12 +266,8 @@ fn check_log_configuration(
     ignored: &mut Vec<String>,
 ) -> EcsResult<()> {
     let driver = crate::log_drivers::check(path, logs)?;
-    if !driver.honoured() {
-        ignored.push(path.to_string());
-        return Ok(());
-    }
     for key in logs.options.iter().flat_map(|o| o.keys()) {
-        if !crate::log_drivers::HONOURED_OPTIONS.contains(&key.as_str()) {
+        if !driver.honours(key) {
             ignored.push(format!("{path}.options.{key}"));
         }
     }
@@ -835,6 +831,12 @@ pub fn check_fargate(td: &TaskDefinition) -> EcsResult<()> {
             return Err(EcsError::client(format!(
                 "{path}.stopTimeout: {t} seconds is more than Fargate's maximum of {FARGATE_MAX_STOP_TIMEOUT}"
             )));
+        }
+    }
+    for (i, c) in td.container_definitions.iter().enumerate() {
+        if let Some(logs) = &c.log_configuration {
+            let path = format!("containerDefinitions[{i}].logConfiguration");
+            crate::log_drivers::check_fargate(&path, logs)?;
         }
     }
     Ok(())

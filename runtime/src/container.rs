@@ -43,6 +43,8 @@ pub struct CreateOptions {
     pub log_path: Option<PathBuf>,
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// Where the log's lines are forwarded too.
+    pub log_forward: Option<crate::log_forward::Forward>,
     /// Start the process as soon as it is created (`run`).
     pub start: bool,
     /// Copy the container's output to this process's stdout and stderr too.
@@ -57,6 +59,7 @@ impl Default for CreateOptions {
             log_path: None,
             log_max_size: DEFAULT_MAX_SIZE,
             log_max_files: DEFAULT_MAX_FILES,
+            log_forward: None,
             start: false,
             tee_output: false,
         }
@@ -265,6 +268,7 @@ impl Runtime {
                 path: opts.log_path.clone().unwrap_or_else(|| files.default_log()),
                 max_size: opts.log_max_size,
                 max_files: opts.log_max_files,
+                forward: opts.log_forward.clone(),
             },
             created_at: Utc::now(),
         };

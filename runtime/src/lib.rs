@@ -12,6 +12,7 @@ mod container;
 mod error;
 pub mod exit;
 mod fsutil;
+pub mod log_forward;
 pub mod logs;
 mod meta;
 pub mod monitor;

@@ -25,6 +25,9 @@ pub struct LogConfig {
     /// Files kept, the current one included; 0 keeps nothing (Docker's
     /// `none` driver).
     pub max_files: u32,
+    /// Where lines are forwarded too (syslog, journald, fluentd).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<crate::log_forward::Forward>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,6 +290,7 @@ mod tests {
             path: dir.path().join("c.log"),
             max_size: 200,
             max_files: 0,
+            forward: None,
         };
         let mut w = JsonFileWriter::open(config.clone()).expect("open");
         w.write(Stream::Stdout, b"secret\n").expect("write");
@@ -300,6 +304,7 @@ mod tests {
             path: dir.path().join("c.log"),
             max_size: 200,
             max_files: 3,
+            forward: None,
         };
         let mut w = JsonFileWriter::open(config.clone()).expect("open");
         for i in 0..20 {

@@ -1,20 +1,30 @@
 //! `berth logs --log-group G [--log-stream-prefix P]`: the lines of an
 //! awslogs log group kept on this host ([`berth_orchestrator::awslogs`]),
 //! from every stream whose name starts with P, oldest first, each
-//! prefixed with its stream's name, as `aws logs tail` shows them.
+//! prefixed with its stream's name, as `aws logs tail` shows them; with
+//! `--follow`, new lines as they come until no task of the cluster writes
+//! to those streams.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use berth_orchestrator::awslogs;
 use berth_orchestrator::EcsError;
 use chrono::{DateTime, Utc};
 
-/// Print the group's lines not older than `since`.
+/// Where printing a group has got to: how many entries of each stream
+/// are printed (streams are never rotated, so a count marks the place).
+#[derive(Default)]
+pub(super) struct Printed(HashMap<String, usize>);
+
+/// Print the group's lines not older than `since` that `printed` has not
+/// printed yet; a stream that appears meanwhile is read from its start.
 pub(super) fn print(
     state_root: &Path,
     group: &str,
     prefix: &str,
     since: Option<DateTime<Utc>>,
+    printed: &mut Printed,
 ) -> Result<(), EcsError> {
     let dir = awslogs::group_dir(state_root, group);
     let files = match std::fs::read_dir(&dir) {
@@ -42,9 +52,13 @@ pub(super) fn print(
         }
         let entries = berth_runtime::logs::read_entries(&file.path(), 1)
             .map_err(|e| EcsError::invalid(format!("log stream {stream:?}: read: {e}")))?;
+        let done = printed.0.entry(stream.clone()).or_default();
+        let skip = *done;
+        *done = entries.len().max(skip);
         lines.extend(
             entries
                 .into_iter()
+                .skip(skip)
                 .filter(|e| since.is_none_or(|s| e.time >= s))
                 .map(|e| (e.time, stream.clone(), e.log)),
         );

@@ -21,7 +21,7 @@ pub struct Logs {
     task: Option<String>,
     /// An awslogs log group instead of a task: its streams' lines, kept
     /// after their tasks, oldest first, each prefixed with its stream.
-    #[arg(long, conflicts_with_all = ["task", "container", "follow"])]
+    #[arg(long, conflicts_with_all = ["task", "container"])]
     log_group: Option<String>,
     /// With --log-group: only the streams whose names start with this.
     #[arg(long, requires = "log_group")]
@@ -32,7 +32,8 @@ pub struct Logs {
     /// One container (default: all, each line prefixed with its name).
     #[arg(long)]
     container: Option<String>,
-    /// Keep printing new lines until the task stops.
+    /// Keep printing new lines until the task stops (with --log-group:
+    /// until no task of the cluster writes to its streams).
     #[arg(long, short)]
     follow: bool,
     /// Only lines newer than this: a duration (30s, 5m, 2h) or an
@@ -61,7 +62,7 @@ pub(super) fn print(ecs: &Ecs, cfg: &Config, args: Logs) -> Result<Outcome, EcsE
     let task = match (task, log_group) {
         (_, Some(group)) => {
             let prefix = log_stream_prefix.as_deref().unwrap_or("");
-            super::log_groups::print(&cfg.state_root, &group, prefix, since)?;
+            follow_group(ecs, cfg, cluster.as_deref(), &group, prefix, since, follow)?;
             return Ok(Outcome::Printed);
         }
         (Some(task), None) => task,
@@ -84,6 +85,57 @@ pub(super) fn print(ecs: &Ecs, cfg: &Config, args: Logs) -> Result<Outcome, EcsE
         std::thread::sleep(FOLLOW_POLL);
     }
     Ok(Outcome::Printed)
+}
+
+/// A log group's lines; with `follow`, new ones until no task of the
+/// cluster that is not STOPPED writes to its streams. Whether one does is
+/// looked at before reading, so the lines it wrote before it stopped are
+/// printed by the last read.
+fn follow_group(
+    ecs: &Ecs,
+    cfg: &Config,
+    cluster: Option<&str>,
+    group: &str,
+    prefix: &str,
+    since: Option<DateTime<Utc>>,
+    follow: bool,
+) -> Result<(), EcsError> {
+    let cluster = match follow {
+        true => Some(ecs.cluster(cluster)?.cluster_name),
+        false => None,
+    };
+    let mut printed = super::log_groups::Printed::default();
+    loop {
+        let writing = match &cluster {
+            Some(c) => group_writers(ecs, c, group, prefix)?,
+            None => false,
+        };
+        // A task just started may not have made the group yet.
+        let made = berth_orchestrator::awslogs::group_dir(&cfg.state_root, group).exists();
+        if made || !writing {
+            super::log_groups::print(&cfg.state_root, group, prefix, since, &mut printed)?;
+        }
+        let _ = std::io::stdout().flush();
+        if !writing {
+            return Ok(());
+        }
+        std::thread::sleep(FOLLOW_POLL);
+    }
+}
+
+/// Whether a task of `cluster` not STOPPED writes to `group`'s streams
+/// starting with `prefix`.
+fn group_writers(ecs: &Ecs, cluster: &str, group: &str, prefix: &str) -> Result<bool, EcsError> {
+    for t in ecs.all_tasks(cluster)? {
+        if t.is_stopped() {
+            continue;
+        }
+        let def = ecs.task_definition(&t.task_definition_arn)?;
+        if berth_orchestrator::awslogs::writes_to(&def, t.id(), group, prefix) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The containers to print: the one named, or all.

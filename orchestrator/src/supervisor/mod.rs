@@ -24,6 +24,7 @@ mod endpoint;
 mod error;
 mod events;
 mod health;
+mod launch_record;
 mod logs;
 pub mod network_timing;
 mod orphans;

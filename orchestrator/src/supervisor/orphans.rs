@@ -15,6 +15,8 @@ use crate::health;
 use crate::model::{HealthStatus, Task, TaskStatus};
 use crate::names;
 
+type Timestamp = chrono::DateTime<chrono::Utc>;
+
 /// Whether a process may take charge of `task` (run, adopt or finish it):
 /// not once it is STOPPED, nor while another's supervisor (or reaper)
 /// lives. Two at once: the first to record itself has the task.
@@ -133,8 +135,10 @@ impl Supervisor<'_> {
             } else {
                 None
             };
-            self.running
-                .insert(def.name.clone(), Running::new(def, &runtime_id, health));
+            let mut running = Running::new(def, &runtime_id, health);
+            let ended = state.exit.as_ref().map(|e| e.finished_at);
+            self.restore_restarts(&mut running, def, &task, (state.started_at, ended));
+            self.running.insert(def.name.clone(), running);
             if live {
                 events::watch_adopted(
                     self.args.runtime_root.clone(),
@@ -153,6 +157,37 @@ impl Supervisor<'_> {
             self.step()?;
         }
         Ok(())
+    }
+
+    /// An adopted container with an enabled restart policy: how to start
+    /// it again (its predecessor's launch record), how often it was, and
+    /// how long this run lasted (from its start in the runtime to its end,
+    /// or to now), so that it is restarted as its first supervisor would
+    /// have.
+    fn restore_restarts(
+        &self,
+        running: &mut Running,
+        def: &crate::model::ContainerDefinition,
+        task: &Task,
+        (started_at, ended_at): (Option<Timestamp>, Option<Timestamp>),
+    ) {
+        if !def.restart_policy.as_ref().is_some_and(|p| p.enabled) {
+            return;
+        }
+        running.launch = super::launch_record::load(&self.args.task_dir(), &def.name).map(Box::new);
+        running.restarts = task
+            .containers
+            .iter()
+            .find(|c| c.name == def.name)
+            .and_then(|c| c.restart_count)
+            .unwrap_or(0);
+        let end = ended_at.unwrap_or_else(chrono::Utc::now);
+        let ran = started_at
+            .and_then(|s| (end - s).to_std().ok())
+            .unwrap_or_default();
+        running.run_started = std::time::Instant::now()
+            .checked_sub(ran)
+            .unwrap_or_else(std::time::Instant::now);
     }
 
     /// What a supervisor of `task` had made, rebuilt from its record, for

@@ -100,6 +100,16 @@ impl Supervisor<'_> {
             .as_ref()
             .filter(|p| p.enabled)
             .map(|_| Box::new(launch));
+        if let Some(launch) = &running.launch {
+            // Without it a successor only watches the container.
+            if let Err(e) = super::launch_record::save(&self.args.task_dir(), &def.name, launch) {
+                tracing::warn!(
+                    "task {}: keep {}'s launch: {e}",
+                    self.args.task_id,
+                    def.name
+                );
+            }
+        }
         self.running.insert(def.name.clone(), running);
         self.record_container_started(&def.name, &runtime_id);
         self.publish_times(&def.name, &runtime_id);
@@ -111,12 +121,14 @@ impl Supervisor<'_> {
     pub(super) fn launch(&self, runtime_id: &str, launch: &Launch) -> Result<(), String> {
         let (log_max_size, log_max_files) =
             crate::log_drivers::rotation(launch.def.log_configuration.as_ref());
+        let log_forward = self.log_forward(&launch.def, runtime_id)?;
         let opts = CreateOptions {
             cgroup_parent: self.cgroup.clone(),
             cgroup_name: Some(launch.def.name.clone()),
             log_path: Some(launch.log_path.clone()),
             log_max_size,
             log_max_files,
+            log_forward,
             start: true,
             ..Default::default()
         };
@@ -137,7 +149,9 @@ impl Supervisor<'_> {
     }
 }
 
-/// What a container is started from: enough to start it again.
+/// What a container is started from: enough to start it again (kept on
+/// disk for a successor, [`super::launch_record`]).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(super) struct Launch {
     pub def: ContainerDefinition,
     pub spec: ContainerSpec,

@@ -18,6 +18,7 @@ use super::{Message, MonitorArgs, PumpArgs, SYNC_FD, TEE_STDERR_FD, TEE_STDOUT_F
 use crate::cgroups;
 use crate::exit::ExitRecord;
 use crate::fsutil::{read_json, write_json_atomic, write_json_durable};
+use crate::log_forward::Forwarding;
 use crate::logs::{JsonFileWriter, LineSplitter, Stream};
 use crate::meta::{ContainerMeta, Started};
 use crate::paths::ContainerFiles;
@@ -174,9 +175,20 @@ impl Monitor {
         out_r: OwnedFd,
         err_r: OwnedFd,
     ) -> Result<(), String> {
-        let mut log = JsonFileWriter::open(meta.log.clone())
+        let file = JsonFileWriter::open(meta.log.clone())
             .map_err(|e| format!("open log {}: {e}", meta.log.path.display()))?;
-        let status = self.pump(init, &out_r, &err_r, &mut log)?;
+        // A forwarder that cannot start (no thread) leaves the local log.
+        let forward = meta.log.forward.clone().and_then(|f| {
+            Forwarding::start(f)
+                .map_err(|e| tracing::warn!("start log forwarding: {e}"))
+                .ok()
+        });
+        let mut log = LogOutputs { file, forward };
+        let status = self.pump(init, &out_r, &err_r, &mut log);
+        if let Some(forward) = log.forward.take() {
+            forward.close();
+        }
+        let status = status?;
         let oom_killed =
             cgroups::oom_kill_count(cgroups::layout(), &meta.cgroups_path).is_some_and(|n| n > 0);
         let started_at = read_json::<Started>(&self.files.started())
@@ -202,7 +214,7 @@ impl Monitor {
         init: Pid,
         out_r: &OwnedFd,
         err_r: &OwnedFd,
-        log: &mut JsonFileWriter,
+        log: &mut LogOutputs,
     ) -> Result<WaitStatus, String> {
         let mut mask = SigSet::empty();
         for s in [
@@ -308,9 +320,18 @@ impl Monitor {
     }
 }
 
-fn write_entry(log: &mut JsonFileWriter, stream: Stream, line: &[u8]) {
-    if let Err(e) = log.write(stream, line) {
+/// The container's json-file log, and its log driver's receiver if any.
+struct LogOutputs {
+    file: JsonFileWriter,
+    forward: Option<Forwarding>,
+}
+
+fn write_entry(log: &mut LogOutputs, stream: Stream, line: &[u8]) {
+    if let Err(e) = log.file.write(stream, line) {
         tracing::warn!("write log: {e}");
+    }
+    if let Some(forward) = &log.forward {
+        forward.send(stream, line);
     }
 }
 
