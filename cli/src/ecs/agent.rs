@@ -157,14 +157,19 @@ pub(super) fn run(ecs: &Ecs, cfg: &Config, args: AgentArgs) -> Result<Outcome, E
         .or_else(|| settings.cluster.clone())
         .unwrap_or_else(|| "default".into());
     // ECS_INSTANCE_ATTRIBUTES, then --attributes over them.
-    let configured: Vec<Attribute> = settings
-        .instance_attributes
-        .iter()
-        .map(|(name, value)| Attribute {
+    let mut configured: Vec<Attribute> = Vec::new();
+    for (name, value) in &settings.instance_attributes {
+        hosts::check_attribute_name(name).map_err(|e| {
+            EcsError::invalid(format!(
+                "ECS_INSTANCE_ATTRIBUTES: {}",
+                e.message.trim_start_matches("--attributes: ")
+            ))
+        })?;
+        configured.push(Attribute {
             name: name.clone(),
             value: Some(value.clone()),
-        })
-        .collect();
+        });
+    }
     let opts = AgentOptions {
         attributes: hosts::merge_attributes(
             &configured,
