@@ -375,3 +375,78 @@ fn config_file_at(w: &World, name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).expect("write a settings file");
     path
 }
+
+/// run-task of `family` with `ECS_IMAGE_PULL_BEHAVIOR=behavior` (the CLI
+/// path reads the agent's settings too), waited until STOPPED: its stop
+/// reason, None when it ran (exit 0).
+fn run_pulling(w: &World, family: &str, behavior: &str, registry: &str) -> Option<String> {
+    let out = w
+        .command()
+        .args(["run-task", "--task-definition", family])
+        .env("ECS_IMAGE_PULL_BEHAVIOR", behavior)
+        .env("BERTH_INSECURE_REGISTRIES", registry)
+        .output()
+        .expect("run-task");
+    assert_ok(&out);
+    let id = task_id(&parse_json(&out)["tasks"][0]);
+    let t = w.wait_task(&id, "STOPPED");
+    if t["containers"][0]["exitCode"] == 0 {
+        return None;
+    }
+    Some(t["stoppedReason"].as_str().unwrap_or_default().to_string())
+}
+
+#[test]
+fn image_pull_behaviours_decide_when_a_tasks_image_is_pulled() {
+    use berth_tests::oci::Registry;
+    let w = world("hk-pull");
+    // A real registry on loopback holding busybox as lab/bb.
+    let layout = tempfile::tempdir().expect("dir");
+    let dest = format!("oci:{}:latest", layout.path().display());
+    assert_ok(&w.berth(&["image", "export", "busybox", &dest]));
+    let registry = Registry::start(None);
+    registry.push(layout.path(), "lab/bb:latest", None);
+    let addr = registry.addr.clone();
+    let pulled = format!("{addr}/lab/bb:latest");
+    // The same image imported under a name of that registry: in the
+    // store, never pulled by a task.
+    let imported = format!("{addr}/lab/imported:1");
+    w.busybox_image(&imported, &[]);
+    for (family, image) in [("pulled", &pulled), ("imported", &imported)] {
+        w.register(&json!({
+            "family": family, "networkMode": "none",
+            "containerDefinitions": [{ "name": "app", "image": image, "memory": 32,
+                "command": ["true"] }]
+        }));
+    }
+    // Missing: pulled (once records the pull).
+    assert_eq!(run_pulling(&w, "pulled", "once", &addr), None);
+    // The registry gone, what each behaviour does with a cached image.
+    drop(registry);
+    assert_eq!(
+        run_pulling(&w, "pulled", "once", &addr),
+        None,
+        "pulled before: cached"
+    );
+    assert_eq!(run_pulling(&w, "pulled", "default", &addr), None);
+    assert_eq!(run_pulling(&w, "pulled", "prefer-cached", &addr), None);
+    let always = run_pulling(&w, "pulled", "always", &addr).expect("always pulls");
+    assert!(always.starts_with("CannotPullContainerError"), "{always}");
+    assert_eq!(run_pulling(&w, "imported", "prefer-cached", &addr), None);
+    let once = run_pulling(&w, "imported", "once", &addr).expect("once pulls what no task pulled");
+    assert!(once.starts_with("CannotPullContainerError"), "{once}");
+    // A bad value is refused before anything starts, naming its source.
+    let out = w
+        .command()
+        .args(["run-task", "--task-definition", "pulled"])
+        .env("ECS_IMAGE_PULL_BEHAVIOR", "sometimes")
+        .output()
+        .expect("run-task");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("ECS_IMAGE_PULL_BEHAVIOR in the environment"),
+        "{}",
+        stderr(&out)
+    );
+    w.assert_clean();
+}

@@ -56,12 +56,23 @@ pub fn remove_stopped_tasks(
     Ok(())
 }
 
-/// Remove the task's directory under `<state>/tasks/` (its logs) and its
-/// supervisor's log; what could not be removed.
-fn remove_task_files(state_root: &Path, task_id: &str) -> Vec<String> {
+/// The files and directories a STOPPED task's logs left on its host.
+///
+/// Hook for log drivers that keep a task's output elsewhere: awslogs'
+/// streams (`<state>/logs/awslogs/GROUP/STREAM.log`, branch i15-e) are
+/// named from the task definition's `logConfiguration`, not from the task
+/// id alone; once that branch is merged, add here each container's
+/// `awslogs::stream_file(state_root, &stream_of(...))` (the task
+/// definition is `Ecs::task_definition` of `task.task_definition_arn`).
+fn log_paths(state_root: &Path, task_id: &str) -> Vec<std::path::PathBuf> {
     let tasks = state_root.join("tasks");
+    vec![tasks.join(task_id), tasks.join(format!("{task_id}.log"))]
+}
+
+/// Remove what [`log_paths`] names; what could not be removed.
+fn remove_task_files(state_root: &Path, task_id: &str) -> Vec<String> {
     let mut failed = Vec::new();
-    for path in [tasks.join(task_id), tasks.join(format!("{task_id}.log"))] {
+    for path in log_paths(state_root, task_id) {
         let removed = if path.is_dir() {
             std::fs::remove_dir_all(&path)
         } else {
