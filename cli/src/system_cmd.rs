@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use berth_orchestrator::ecs::bench::BenchPlan;
-use berth_orchestrator::reconcile::cleanup_plan::Housekeeping;
 use berth_orchestrator::Ecs;
 use berth_orchestrator::{reconcile, supervisor};
 use clap::Subcommand;
@@ -85,7 +84,7 @@ pub struct GcArgs {
 
 impl GcArgs {
     /// The agent's settings with these flags over them.
-    fn housekeeping(&self) -> anyhow::Result<Housekeeping> {
+    fn housekeeping(&self) -> anyhow::Result<reconcile::cleanup_plan::Housekeeping> {
         let mut config = agent_settings::load(self.config.as_deref())?.config;
         agent_settings::apply_flags(
             &mut config,
@@ -109,7 +108,7 @@ impl GcArgs {
         )?;
         // Asked for: collected even where the agent's are disabled.
         config.disable_image_cleanup = !self.images;
-        Ok(Housekeeping::from_config(&config))
+        Ok(reconcile::cleanup_plan::Housekeeping::from_config(&config))
     }
 }
 
