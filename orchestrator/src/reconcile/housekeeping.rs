@@ -4,17 +4,16 @@
 //! logs), and unused images collected. Run by the agent loop and by
 //! `berth system gc`. Effects only: the choices are [`super::cleanup_plan`]'s.
 //!
-//! What a task leaves on its host after it stopped, all named from its id:
-//! `<state>/tasks/<id>/` (its containers' json-file logs, and any other
-//! per-task output a log driver keeps there: that directory is the hook
-//! for awslogs' streams, removed with it) and `<state>/tasks/<id>.log` (its
-//! supervisor's log). Its containers, root filesystems, cgroup and run
+//! What a task leaves on its host after it stopped, named from its id:
+//! `<state>/tasks/<id>/` (its containers' json-file logs, or links to the
+//! log streams a driver keeps under `<state>/logs/`, removed with it) and
+//! `<state>/tasks/<id>.log` (its supervisor's log). Its containers, root filesystems, cgroup and run
 //! directory (scratch volumes, /etc files) are already gone at STOPPED;
 //! [`teardown::release`] runs again first, so a task whose release failed
 //! keeps its record until it succeeds.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use berth_rootfs::{images, ContentStore, Reference};
 
@@ -56,17 +55,52 @@ pub fn remove_stopped_tasks(
     Ok(())
 }
 
-/// The files and directories a STOPPED task's logs left on its host.
-///
-/// Hook for log drivers that keep a task's output elsewhere: awslogs'
-/// streams (`<state>/logs/awslogs/GROUP/STREAM.log`, branch i15-e) are
-/// named from the task definition's `logConfiguration`, not from the task
-/// id alone; once that branch is merged, add here each container's
-/// `awslogs::stream_file(state_root, &stream_of(...))` (the task
-/// definition is `Ecs::task_definition` of `task.task_definition_arn`).
-fn log_paths(state_root: &Path, task_id: &str) -> Vec<std::path::PathBuf> {
+/// The files and directories a STOPPED task's logs left on its host: its
+/// directory under `<state>/tasks/` and its supervisor's log, and the log
+/// files its directory links to under `<state>/logs/` (awslogs' streams,
+/// `<state>/logs/awslogs/GROUP/STREAM.log`, which live apart from the task
+/// so that they outlive it, until now) with their rotated copies.
+fn log_paths(state_root: &Path, task_id: &str) -> Vec<PathBuf> {
     let tasks = state_root.join("tasks");
-    vec![tasks.join(task_id), tasks.join(format!("{task_id}.log"))]
+    let dir = tasks.join(task_id);
+    let mut paths = linked_logs(&dir, &state_root.join("logs"));
+    paths.push(dir);
+    paths.push(tasks.join(format!("{task_id}.log")));
+    paths
+}
+
+/// The targets of the symbolic links in `dir` that lie under `logs`
+/// (never anything else a link may name), each with its rotated copies
+/// (`FILE.1`, `FILE.2`, …).
+fn linked_logs(dir: &Path, logs: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        // Lexically: a target with `..` could climb out of `logs`.
+        let inside = target.starts_with(logs)
+            && !target
+                .components()
+                .any(|c| c == std::path::Component::ParentDir);
+        let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
+            continue;
+        };
+        if !inside {
+            continue;
+        }
+        let rotated = format!("{}.", name.to_string_lossy());
+        out.extend(
+            std::fs::read_dir(parent)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&rotated))
+                .map(|e| e.path()),
+        );
+        out.push(target);
+    }
+    out
 }
 
 /// Remove what [`log_paths`] names; what could not be removed.
@@ -147,4 +181,40 @@ fn normalized(names: BTreeSet<String>) -> BTreeSet<String> {
         .into_iter()
         .map(|n| n.parse::<Reference>().map(|r| r.to_string()).unwrap_or(n))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tasks_logs_and_the_streams_it_links_to_are_named() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let root = root.path();
+        let dir = root.join("tasks/abc");
+        let group = root.join("logs/awslogs/g");
+        std::fs::create_dir_all(&dir).expect("task dir");
+        std::fs::create_dir_all(&group).expect("group");
+        for f in ["s.log", "s.log.1", "other.log"] {
+            std::fs::write(group.join(f), "x").expect("stream");
+        }
+        std::fs::write(root.join("elsewhere"), "x").expect("outside");
+        std::os::unix::fs::symlink(group.join("s.log"), dir.join("app.log")).expect("link");
+        std::os::unix::fs::symlink(root.join("elsewhere"), dir.join("evil.log")).expect("link");
+        let sneaky = root.join("logs/awslogs/../../elsewhere");
+        std::os::unix::fs::symlink(&sneaky, dir.join("sneaky.log")).expect("link");
+        let mut paths = log_paths(root, "abc");
+        paths.sort();
+        let mut expected = vec![
+            group.join("s.log"),
+            group.join("s.log.1"),
+            dir.clone(),
+            root.join("tasks/abc.log"),
+        ];
+        expected.sort();
+        assert_eq!(paths, expected);
+        assert!(remove_task_files(root, "abc").is_empty());
+        assert!(!dir.exists() && !group.join("s.log").exists() && !group.join("s.log.1").exists());
+        assert!(group.join("other.log").exists() && root.join("elsewhere").exists());
+    }
 }
