@@ -36,7 +36,12 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Loaded> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && named.is_none() => {}
         Err(e) => {
-            return Err(e).with_context(|| format!("--config {shown}: read the agent's settings"))
+            return Err(e).with_context(|| {
+                format!(
+                    "read the agent's settings {shown} (named by --config or {})",
+                    agent_config::PATH_ENV
+                )
+            })
         }
     }
     config.apply_env(|k| std::env::var(k).ok())?;
