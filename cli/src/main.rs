@@ -1,5 +1,6 @@
 //! `berth`: the command line. It parses, calls the libraries, and prints.
 
+mod agent_settings;
 mod docs_cmd;
 mod ecs;
 mod flags;
@@ -188,14 +189,16 @@ impl Roots {
 
     /// What the orchestrator's reconcile needs to name a task's
     /// supervisor: these roots and the cgroup parent (BERTH_CGROUP_PARENT,
-    /// default `berth`).
-    pub fn reconcile_config(&self) -> berth_orchestrator::reconcile::Config {
-        berth_orchestrator::reconcile::Config {
+    /// default `berth`), and the pull behaviour of the host agent's
+    /// settings (`ECS_IMAGE_PULL_BEHAVIOR`), which its supervisors follow.
+    pub fn reconcile_config(&self) -> anyhow::Result<berth_orchestrator::reconcile::Config> {
+        Ok(berth_orchestrator::reconcile::Config {
             state_root: self.state.clone(),
             runtime_root: self.runtime.clone(),
             cgroup_parent: std::env::var("BERTH_CGROUP_PARENT").unwrap_or_else(|_| "berth".into()),
             store: self.store.clone(),
-        }
+            pull: agent_settings::load(None)?.config.image_pull_behavior,
+        })
     }
 
     /// The store could not be opened: say which (an etcd store's error

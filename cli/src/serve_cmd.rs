@@ -105,7 +105,7 @@ pub fn run(args: ServeArgs, roots: &Roots) -> anyhow::Result<i32> {
     // SQLite's file again dropped the first connection's locks; see
     // `store/sqlite.rs` `make_private`.)
     let ecs = std::sync::Arc::new(ecs);
-    let cfg = roots.reconcile_config();
+    let cfg = roots.reconcile_config()?;
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let scheduler = (!args.no_scheduler).then(|| {

@@ -11,19 +11,16 @@ use berth_orchestrator::{reconcile, supervisor};
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::{ecs, output, Roots};
+use crate::{agent_settings, ecs, output, Roots};
 
 #[derive(Subcommand)]
 pub enum SystemCommand {
     /// Finish tasks whose supervisor died, release what stopped tasks left
     /// (containers, root filesystems, namespaces, cgroups, links), leaked
     /// address and port reservations and port mappings, and remove
-    /// networks no task uses.
-    Gc {
-        /// One cluster (default: all).
-        #[arg(long)]
-        cluster: Option<String>,
-    },
+    /// networks no task uses; remove STOPPED tasks past their cleanup wait
+    /// (record, logs, directories) and, with --images, unused images.
+    Gc(GcArgs),
     /// Time a task network's setup and teardown (namespaces, veth, address,
     /// route, port mapping) against a bare network namespace, on the
     /// BERTH_BRIDGE/BERTH_SUBNET network, which must be unused.
@@ -79,9 +76,67 @@ pub enum SecretsKeyCommand {
     },
 }
 
+/// `berth system gc`'s flags.
+#[derive(clap::Args)]
+pub struct GcArgs {
+    /// One cluster (default: all).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Remove the STOPPED tasks that stopped at least this long ago (Go
+    /// syntax: 3h, 90m, 0s; default: the agent's
+    /// ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION, 3h).
+    #[arg(long, value_name = "DURATION")]
+    task_cleanup_wait: Option<String>,
+    /// Also collect unused images, as the agent does every
+    /// ECS_IMAGE_CLEANUP_INTERVAL (never one a task not STOPPED uses).
+    #[arg(long)]
+    images: bool,
+    /// With --images: keep the images pulled more recently than this
+    /// (default: ECS_IMAGE_MINIMUM_CLEANUP_AGE, 1h).
+    #[arg(long, value_name = "DURATION")]
+    image_minimum_cleanup_age: Option<String>,
+    /// With --images: remove at most this many (default:
+    /// ECS_NUM_IMAGES_DELETE_PER_CYCLE, 5).
+    #[arg(long, value_name = "N")]
+    images_delete_per_cycle: Option<String>,
+    /// The agent's settings file (default /etc/berth/agent.config).
+    #[arg(long, env = "BERTH_AGENT_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+}
+
+impl GcArgs {
+    /// The agent's settings with these flags over them.
+    fn housekeeping(&self) -> anyhow::Result<reconcile::cleanup_plan::Housekeeping> {
+        let mut config = agent_settings::load(self.config.as_deref())?.config;
+        agent_settings::apply_flags(
+            &mut config,
+            &[
+                (
+                    "--task-cleanup-wait",
+                    "ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION",
+                    self.task_cleanup_wait.clone(),
+                ),
+                (
+                    "--image-minimum-cleanup-age",
+                    "ECS_IMAGE_MINIMUM_CLEANUP_AGE",
+                    self.image_minimum_cleanup_age.clone(),
+                ),
+                (
+                    "--images-delete-per-cycle",
+                    "ECS_NUM_IMAGES_DELETE_PER_CYCLE",
+                    self.images_delete_per_cycle.clone(),
+                ),
+            ],
+        )?;
+        // Asked for: collected even where the agent's are disabled.
+        config.disable_image_cleanup = !self.images;
+        Ok(reconcile::cleanup_plan::Housekeeping::from_config(&config))
+    }
+}
+
 pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
-    let cluster = match cmd {
-        SystemCommand::Gc { cluster } => cluster,
+    let gc = match cmd {
+        SystemCommand::Gc(gc) => gc,
         SystemCommand::NetworkTiming { runs } => return network_timing(roots, runs),
         SystemCommand::SecretsKey(cmd) => return secrets_key(roots, cmd),
         SystemCommand::PlacementBench {
@@ -117,8 +172,9 @@ pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
     };
     let ecs =
         Ecs::open(&roots.state, &roots.store, ecs::partition()).map_err(|e| roots.open_error(e))?;
-    let report =
-        reconcile::gc(&ecs, &roots.reconcile_config(), cluster).map_err(anyhow::Error::msg)?;
+    let keep = gc.housekeeping()?;
+    let report = reconcile::gc(&ecs, &roots.reconcile_config()?, gc.cluster, &keep)
+        .map_err(anyhow::Error::msg)?;
     for failure in &report.failed {
         eprintln!("berth: gc: {failure}");
     }
@@ -128,6 +184,8 @@ pub fn run(cmd: SystemCommand, roots: &Roots) -> anyhow::Result<i32> {
         "reservationsReleased": report.reservations_released,
         "mappingsRemoved": report.mappings_removed,
         "networksRemoved": report.networks_removed,
+        "tasksRemoved": report.tasks_removed,
+        "imagesRemoved": report.images_removed,
         "failed": report.failed,
     }))?;
     Ok(0)

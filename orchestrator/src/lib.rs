@@ -53,6 +53,7 @@ pub mod taskdef;
 pub use error::{EcsError, EcsResult, ErrorKind};
 // Issue 14's pure rules: ARNs read back, tags, settings, capacity.
 pub mod account_settings;
+pub mod agent_config;
 pub mod arns;
 pub mod attributes;
 pub mod awslogs;

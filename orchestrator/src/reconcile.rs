@@ -9,7 +9,9 @@
 //! service's replacement starts at once.
 
 mod agent;
+pub mod cleanup_plan;
 pub mod gc;
+pub mod housekeeping;
 mod plan;
 pub mod routes;
 mod scheduler;
@@ -172,13 +174,28 @@ pub fn finish_if_orphaned(ecs: &Ecs, cfg: &Config, task: &Task) -> Result<(), St
     supervisor::reap_orphan(ecs, &cfg.supervisor_args(task)).map_err(|e| e.to_string())
 }
 
-/// `berth system gc` over `cluster` (default: every cluster).
-pub fn gc(ecs: &Ecs, cfg: &Config, cluster: Option<String>) -> EcsResult<gc::Report> {
+/// `berth system gc` over `cluster` (default: every cluster): what
+/// crashes left, then the STOPPED tasks past `keep.task_cleanup_wait`,
+/// then (`keep.images` set) one image collection.
+pub fn gc(
+    ecs: &Ecs,
+    cfg: &Config,
+    cluster: Option<String>,
+    keep: &cleanup_plan::Housekeeping,
+) -> EcsResult<gc::Report> {
     let clusters = match cluster {
         Some(c) => vec![c],
         None => ecs.cluster_names()?,
     };
-    gc::collect(ecs, &clusters, |t| cfg.supervisor_args(t))
+    let args_for = |t: &Task| cfg.supervisor_args(t);
+    let mut report = gc::collect(ecs, &clusters, args_for)?;
+    for c in &clusters {
+        housekeeping::remove_stopped_tasks(ecs, c, keep.task_cleanup_wait, &args_for, &mut report)?;
+    }
+    if let Some(images) = &keep.images {
+        housekeeping::collect_images(ecs, &cfg.state_root, images, &mut report)?;
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -198,6 +215,7 @@ pub(crate) mod tests {
             runtime_root: dir.path().join("run"),
             cgroup_parent: "berth".into(),
             store: Default::default(),
+            pull: Default::default(),
         };
         (dir, ecs, cfg)
     }

@@ -53,6 +53,14 @@ pub struct RefEntry {
     /// Digest of the (single-platform) image manifest.
     pub manifest: Digest,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When a task last started from it (image cleanup removes the least
+    /// recently used first). Absent in older stores and until first used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When a task's pull on this host fetched it (the `once` pull
+    /// behaviour pulls an image no task pulled here yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulled_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -304,8 +312,26 @@ impl ContentStore {
                 RefEntry {
                     manifest: manifest.clone(),
                     created_at: chrono::Utc::now(),
+                    last_used_at: None,
+                    pulled_at: None,
                 },
             );
+            Ok(())
+        })
+    }
+
+    /// Record that a task uses `name` now, and with `pulled` that its pull
+    /// fetched it. An image untagged meanwhile is no error: nothing to
+    /// record.
+    pub fn record_use(&self, name: &str, pulled: bool) -> Result<()> {
+        self.update_refs(|refs| {
+            if let Some(entry) = refs.get_mut(name) {
+                let now = chrono::Utc::now();
+                entry.last_used_at = Some(now);
+                if pulled {
+                    entry.pulled_at = Some(now);
+                }
+            }
             Ok(())
         })
     }

@@ -293,7 +293,7 @@ pub fn run(cmd: EcsCommand, roots: &Roots, printer: &Printer) -> anyhow::Result<
     let operation = cmd.operation();
     let ecs =
         Ecs::open(&roots.state, &roots.store, partition()).map_err(|e| roots.open_error(e))?;
-    match call(&ecs, &roots.reconcile_config(), cmd) {
+    match call(&ecs, &roots.reconcile_config()?, cmd) {
         Ok(Outcome::Value(v)) => {
             if let Err(e) = printer.print(operation, &v) {
                 eprintln!("berth: {e:#}");

@@ -17,6 +17,7 @@ use super::{decode, encode, now, retry, Ecs};
 use crate::error::{EcsError, EcsResult};
 use crate::model::{Attribute, Cluster, ContainerInstance, Task};
 use crate::scheduler::hosts::{self, HostLoss, Seen};
+use crate::scheduler::reserved::{self, Reserved};
 use crate::store::{keys, Expect, Op};
 
 use super::instances::AGENT_VERSION;
@@ -117,6 +118,18 @@ impl Ecs {
         cluster: &str,
         attributes: &[Attribute],
     ) -> EcsResult<ContainerInstance> {
+        self.register_agent_reserving(cluster, attributes, &Reserved::default())
+    }
+
+    /// [`Ecs::register_agent`], keeping `reserved` from the host's tasks
+    /// (`ECS_RESERVED_MEMORY`, `ECS_RESERVED_PORTS`): recorded on the
+    /// instance at every registration, as ECS's agent does.
+    pub fn register_agent_reserving(
+        &self,
+        cluster: &str,
+        attributes: &[Attribute],
+        reserved: &Reserved,
+    ) -> EcsResult<ContainerInstance> {
         let cluster = self.cluster(Some(cluster)).map_err(|e| {
             EcsError::new(
                 e.kind,
@@ -134,6 +147,7 @@ impl Ecs {
                 None => (self.new_host_instance(&cluster), Expect::Absent),
             };
             ci.attributes = hosts::merge_attributes(&ci.attributes, attributes);
+            reserved::apply(&mut ci, self.host.memory_mib, reserved);
             ci.agent_connected = true;
             ci.version_info = json!({ "agentVersion": AGENT_VERSION });
             if current.is_some() {

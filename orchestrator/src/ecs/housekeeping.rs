@@ -101,3 +101,42 @@ impl Ecs {
         }
     }
 }
+
+impl Ecs {
+    /// Remove `task`'s record once it is STOPPED (ECS forgets a stopped
+    /// task some time after it stopped: describe-tasks then answers
+    /// MISSING). Only the record as read: a task changed meanwhile is kept
+    /// for the next pass. True: removed.
+    pub fn remove_stopped_task(&self, cluster: &str, task_id: &str) -> EcsResult<bool> {
+        let key = keys::task(cluster, task_id);
+        let Some(rec) = self.store.get(&key)? else {
+            return Ok(false);
+        };
+        if !decode::<Task>(&rec.value)?.is_stopped() {
+            return Ok(false);
+        }
+        let op = Op::Delete {
+            key,
+            expect: Expect::Revision(rec.revision),
+        };
+        match self.store.commit(&[op]) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The images the tasks of this host that are not STOPPED use, in
+    /// every cluster: image cleanup never removes one.
+    pub fn local_images_in_use(&self) -> EcsResult<std::collections::BTreeSet<String>> {
+        let mut used = std::collections::BTreeSet::new();
+        for cluster in self.cluster_names()? {
+            for task in self.local_tasks(&cluster)? {
+                if !task.is_stopped() {
+                    used.extend(task.containers.iter().map(|c| c.image.clone()));
+                }
+            }
+        }
+        Ok(used)
+    }
+}

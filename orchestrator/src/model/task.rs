@@ -254,6 +254,10 @@ impl ContainerInstance {
         Self::resource(&self.remaining_resources, name)
     }
 
+    pub fn registered(&self, name: &str) -> i64 {
+        Self::resource(&self.registered_resources, name)
+    }
+
     /// Take (positive) or give back (negative) CPU units and MiB. Never
     /// wraps: amounts saturate at i64's ends.
     pub fn adjust(&mut self, cpu: i64, memory: i64) {

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::gc;
+use super::housekeeping;
 use super::launch;
 use super::plan::{self, AgentOptions, Config, CLAIM_PATIENCE, WATCH_EVERY};
 use crate::{Ecs, EcsError, EcsResult};
@@ -79,7 +80,7 @@ fn join(ecs: &Ecs, cfg: &Config, opts: &AgentOptions) -> EcsResult<Instant> {
             ),
         ));
     }
-    ecs.register_agent(&opts.cluster, &opts.attributes)?;
+    ecs.register_agent_reserving(&opts.cluster, &opts.attributes, &opts.reserved)?;
     Ok(taken)
 }
 
@@ -145,12 +146,15 @@ fn nap_until(until: Instant, done: &AtomicBool) {
 /// cluster's tasks says something changed.
 fn run(ecs: &Ecs, cfg: &Config, opts: &AgentOptions, stop: &impl Fn() -> bool) {
     let mut started: HashMap<String, Instant> = HashMap::new();
+    // The first image collection one interval after the start, as ECS's.
+    let mut images_due = Instant::now() + image_interval(opts);
     loop {
         // A store that is down fails this pass, not the agent: the next
         // one tries again (the lease's thread fences if it lapsed).
         if let Err(e) = pass(ecs, cfg, &opts.cluster) {
             tracing::warn!("agent pass: {e}");
         }
+        housekeep(ecs, cfg, opts, &mut images_due);
         if stop() {
             return;
         }
@@ -162,6 +166,45 @@ fn run(ecs: &Ecs, cfg: &Config, opts: &AgentOptions, stop: &impl Fn() -> bool) {
                 std::thread::sleep(WATCH_EVERY.min(next.saturating_duration_since(Instant::now())));
             }
         }
+    }
+}
+
+fn image_interval(opts: &AgentOptions) -> Duration {
+    opts.housekeeping
+        .images
+        .as_ref()
+        .map_or(Duration::MAX / 2, |i| i.interval)
+}
+
+/// Each pass: this host's STOPPED tasks of its cluster past their wait
+/// removed; once `images_due`, an image collection.
+fn housekeep(ecs: &Ecs, cfg: &Config, opts: &AgentOptions, images_due: &mut Instant) {
+    let mut report = gc::Report::default();
+    let args_for = |t: &crate::model::Task| cfg.supervisor_args(t);
+    let wait = opts.housekeeping.task_cleanup_wait;
+    if let Err(e) =
+        housekeeping::remove_stopped_tasks(ecs, &opts.cluster, wait, &args_for, &mut report)
+    {
+        tracing::warn!("remove stopped tasks: {e}");
+    }
+    if let Some(images) = &opts.housekeeping.images {
+        if Instant::now() >= *images_due {
+            *images_due = Instant::now() + images.interval;
+            if let Err(e) = housekeeping::collect_images(ecs, &cfg.state_root, images, &mut report)
+            {
+                tracing::warn!("image cleanup: {e}");
+            }
+        }
+    }
+    if !report.tasks_removed.is_empty() || !report.images_removed.is_empty() {
+        tracing::info!(
+            "housekeeping: removed task(s) {:?}, image(s) {:?}",
+            report.tasks_removed,
+            report.images_removed
+        );
+    }
+    for f in &report.failed {
+        tracing::warn!("housekeeping: {f}");
     }
 }
 

@@ -13,6 +13,8 @@
 //! 4. Port mappings in a network's table that no task holds a host port
 //!    for are removed.
 //! 5. Networks (bridge and table) no task has an address on are removed.
+//! 6. STOPPED tasks past their cleanup wait are removed, and with
+//!    `--images` unused images collected ([`super::housekeeping`]).
 
 use std::collections::BTreeSet;
 
@@ -32,6 +34,11 @@ pub struct Report {
     /// `bridge protocol/port` of stale port mappings removed.
     pub mappings_removed: Vec<String>,
     pub networks_removed: Vec<String>,
+    /// ARNs of STOPPED tasks removed after their cleanup wait (record,
+    /// directories, logs).
+    pub tasks_removed: Vec<String>,
+    /// Images collected (unused, old enough).
+    pub images_removed: Vec<String>,
     /// What could not be done (the next pass tries again).
     pub failed: Vec<String>,
 }

@@ -6,7 +6,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::cleanup_plan::Housekeeping;
+use crate::agent_config::PullBehavior;
 use crate::model::{Attribute, Task};
+use crate::scheduler::reserved::Reserved;
 use crate::store::StoreConfig;
 use crate::supervisor::{Recovered, SupervisorArgs};
 
@@ -34,6 +37,9 @@ pub struct Config {
     pub cgroup_parent: String,
     /// The store the CLI opened; its supervisors open the same.
     pub store: StoreConfig,
+    /// `ECS_IMAGE_PULL_BEHAVIOR` of the host's agent config, which every
+    /// supervisor started here follows.
+    pub pull: PullBehavior,
 }
 
 impl Config {
@@ -47,6 +53,7 @@ impl Config {
             cgroup_parent: self.cgroup_parent.clone(),
             adopt: false,
             store: self.store.clone(),
+            pull: self.pull,
         }
     }
 }
@@ -63,6 +70,10 @@ pub struct AgentOptions {
     pub lease_ttl: Duration,
     /// Seconds between reconcile passes (`--interval`).
     pub interval: u64,
+    /// What it keeps from the host's tasks (`ECS_RESERVED_*`).
+    pub reserved: Reserved,
+    /// Stopped tasks' cleanup and image collection (`ECS_*CLEANUP*`).
+    pub housekeeping: Housekeeping,
 }
 
 impl AgentOptions {
@@ -73,6 +84,8 @@ impl AgentOptions {
             attributes: Vec::new(),
             lease_ttl: DEFAULT_LEASE_TTL,
             interval: 5,
+            reserved: Reserved::default(),
+            housekeeping: Housekeeping::default(),
         }
     }
 
@@ -174,6 +187,7 @@ mod tests {
             runtime_root: "/run/b".into(),
             cgroup_parent: "berth.slice".into(),
             store: StoreConfig::parse(Some("etcd://h:1/p"), Default::default()).expect("url"),
+            pull: PullBehavior::Always,
         };
         let t = task("arn:aws:ecs:us-east-1:000000000000:cluster/c1", "abc");
         let args = cfg.supervisor_args(&t);
@@ -184,6 +198,11 @@ mod tests {
         assert_eq!(args.cgroup_parent, "berth.slice");
         assert!(!args.adopt, "a new task is started, not adopted");
         assert_eq!(args.store, cfg.store, "it opens the store its spawner did");
+        assert_eq!(
+            args.pull,
+            PullBehavior::Always,
+            "it pulls as its host's agent says"
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub fn parse_attributes(spec: &str) -> EcsResult<Vec<Attribute>> {
     Ok(out)
 }
 
-fn check_attribute_name(name: &str) -> EcsResult<()> {
+pub fn check_attribute_name(name: &str) -> EcsResult<()> {
     let valid = !name.is_empty()
         && name.len() <= 128
         && name

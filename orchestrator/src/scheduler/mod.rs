@@ -18,3 +18,4 @@ pub mod daemon;
 pub mod deployments;
 pub mod hosts;
 pub mod placement;
+pub mod reserved;

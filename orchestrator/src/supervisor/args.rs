@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use crate::agent_config::PullBehavior;
 use crate::model::{name_from_arn, Task};
 use crate::names;
 use crate::store::{StoreConfig, StoreUrlError};
@@ -26,7 +27,13 @@ pub struct SupervisorArgs {
     /// The store its spawner opened: the supervisor, and the supervisors
     /// it starts in turn, open this one.
     pub store: StoreConfig,
+    /// When the task's images are pulled (`ECS_IMAGE_PULL_BEHAVIOR`, which
+    /// the spawner sets in the supervisor's environment).
+    pub pull: PullBehavior,
 }
+
+/// The variable that carries [`SupervisorArgs::pull`] to the supervisor.
+const PULL_ENV: &str = "ECS_IMAGE_PULL_BEHAVIOR";
 
 impl SupervisorArgs {
     /// The supervisor's arguments when `args` are a supervisor's command
@@ -52,6 +59,12 @@ impl SupervisorArgs {
             cgroup_parent: args.get(6).cloned().unwrap_or_else(|| "berth".into()),
             adopt: args.get(7).map(String::as_str) == Some(ADOPT_ARG),
             store,
+            // Its spawner checked the setting; anything else (a supervisor
+            // started by hand) pulls as by default.
+            pull: std::env::var(PULL_ENV)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default(),
         }))
     }
 
@@ -113,7 +126,8 @@ impl SupervisorArgs {
             .args(self.adopt.then_some(ADOPT_ARG))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .stderr(std::process::Stdio::null())
+            .env(PULL_ENV, self.pull.as_str());
         // Explicitly, not inherited: `--store` may have come as a flag,
         // and a variable inherited from elsewhere must not name another.
         for (name, value) in self.store.env() {

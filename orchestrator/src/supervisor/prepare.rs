@@ -15,6 +15,7 @@ use berth_runtime::{cgroups, Resources};
 use super::error::TaskError;
 use super::secrets::RegistryCredentials;
 use super::{rules, Supervisor};
+use crate::agent_config::PullBehavior;
 use crate::containerize::{
     hosts_file, resolv_conf, volume_dirs, OwnNamespaces, TaskContext, VolumeDir,
 };
@@ -39,7 +40,7 @@ impl Supervisor<'_> {
         let images = ContentStore::open(self.args.state_root.join("images"))?;
         let mut configs = BTreeMap::new();
         for c in &td.container_definitions {
-            let image = ensure_image(&images, &c.image, credentials.get(&c.name))
+            let image = ensure_image(&images, &c.image, credentials.get(&c.name), self.args.pull)
                 .map_err(TaskError::CannotPull)?;
             configs.insert(c.name.clone(), image);
         }
@@ -275,37 +276,62 @@ fn plug_in(netns: &Path, net: &TaskNetwork) -> Result<(), TaskError> {
     .map_err(init)
 }
 
-/// The image a container names: from the store, pulled when missing,
-/// with the container's registry credentials if it has some. The error
-/// is the text after `CannotPullContainerError: `.
+/// The image a container names: from the store, or pulled as `behavior`
+/// says (`ECS_IMAGE_PULL_BEHAVIOR`), with the container's registry
+/// credentials if it has some; its use is recorded for image cleanup
+/// (least recently used first) and for `once`. The error is the text after
+/// `CannotPullContainerError: `.
 fn ensure_image(
     store: &ContentStore,
     image: &str,
     credentials: Option<&RegistryCredentials>,
+    behavior: PullBehavior,
 ) -> Result<Image, String> {
     let reference: Reference = image.parse().map_err(|e| format!("{e}"))?;
     let name = reference.to_string();
-    match Image::load(store, &name) {
-        Ok(i) => Ok(i),
-        Err(berth_rootfs::Error::ImageNotFound(_)) => {
-            let opts = PullOptions {
-                insecure_registries: std::env::var("BERTH_INSECURE_REGISTRIES")
-                    .map(|v| {
-                        v.split(',')
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                credentials: credentials.map(|c| (c.username.clone(), c.password.clone())),
-                max_concurrent_downloads: 4,
-                ..Default::default()
-            };
-            pull::pull_blocking(store, &reference, &opts, std::sync::Arc::new(Quiet))
-                .map_err(|e| pull_error(e, credentials))
-        }
-        Err(e) => Err(e.to_string()),
+    let cached = match Image::load(store, &name) {
+        Ok(i) => Some(i),
+        Err(berth_rootfs::Error::ImageNotFound(_)) => None,
+        Err(e) => return Err(e.to_string()),
+    };
+    let pulled_before = store
+        .refs()
+        .ok()
+        .and_then(|refs| refs.get(&name).and_then(|e| e.pulled_at))
+        .is_some();
+    let pull = behavior.should_pull(cached.is_some(), pulled_before);
+    let image = match cached {
+        Some(image) if !pull => image,
+        _ => pull_image(store, &reference, credentials)?,
+    };
+    // Only bookkeeping: a task never fails for it.
+    if let Err(e) = store.record_use(&name, pull) {
+        tracing::warn!("record the use of image {name}: {e}");
     }
+    Ok(image)
+}
+
+/// Pull `reference` into `store` from its registry.
+fn pull_image(
+    store: &ContentStore,
+    reference: &Reference,
+    credentials: Option<&RegistryCredentials>,
+) -> Result<Image, String> {
+    let opts = PullOptions {
+        insecure_registries: std::env::var("BERTH_INSECURE_REGISTRIES")
+            .map(|v| {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        credentials: credentials.map(|c| (c.username.clone(), c.password.clone())),
+        max_concurrent_downloads: 4,
+        ..Default::default()
+    };
+    pull::pull_blocking(store, reference, &opts, std::sync::Arc::new(Quiet))
+        .map_err(|e| pull_error(e, credentials))
 }
 
 /// A pull's error as a task's reason: a registry that refused says which

@@ -39,6 +39,10 @@ impl Candidate {
         held: BTreeSet<(String, u16)>,
         task_groups: Vec<String>,
     ) -> Self {
+        // The ports the host's agent reserves (ECS_RESERVED_PORTS) are
+        // held as a task's are.
+        let mut held = held;
+        held.extend(crate::scheduler::reserved::reserved_ports(&record));
         let placement = placement::Instance {
             arn: record.container_instance_arn.clone(),
             id: record.id().to_string(),
