@@ -58,6 +58,8 @@ pub mod attributes;
 pub mod capacity;
 pub mod client_tokens;
 pub mod containerize;
+pub mod discovery;
+mod discovery_sync;
 pub mod ecs;
 pub mod health;
 pub mod host;
