@@ -93,7 +93,8 @@ fn exec(w: &World, task: &str, cmd: &str) -> (bool, String) {
 /// busybox 1.35 wget crashes with `-T`: `timeout` bounds it instead.)
 fn get(w: &World, task: &str, url: &str) -> Option<String> {
     let (ok, body) = exec(w, task, &format!("timeout 5 wget -qO- {url}"));
-    ok.then(|| body.trim().to_string()).filter(|b| !b.is_empty())
+    ok.then(|| body.trim().to_string())
+        .filter(|b| !b.is_empty())
 }
 
 fn scale(w: &World, service: &str, n: u32) {
@@ -126,7 +127,13 @@ fn a_service_name_resolves_from_another_service_and_follows_its_tasks() {
         "portName": "http", "discoveryName": "web",
         "clientAliases": [{ "port": 80, "dnsName": "front" }] }] });
     let create = |name: &str, extra: &[&str]| {
-        let mut args = vec!["create-service", "--service-name", name, "--task-definition", name];
+        let mut args = vec![
+            "create-service",
+            "--service-name",
+            name,
+            "--task-definition",
+            name,
+        ];
         args.extend_from_slice(extra);
         w.command()
             .env("BERTH_SERVICE_VIP_RANGE", &range)
@@ -135,12 +142,19 @@ fn a_service_name_resolves_from_another_service_and_follows_its_tasks() {
             .expect("berth")
     };
     // A port name the task definition does not have is refused, named.
-    let bad = json!({ "enabled": true, "namespace": "local", "services": [{ "portName": "grpc" }] });
-    let refused = create("web", &["--service-connect-configuration", &bad.to_string()]);
+    let bad =
+        json!({ "enabled": true, "namespace": "local", "services": [{ "portName": "grpc" }] });
+    let refused = create(
+        "web",
+        &["--service-connect-configuration", &bad.to_string()],
+    );
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("portName"), "{refused:?}");
 
-    let out = create("web", &["--service-connect-configuration", &connect.to_string()]);
+    let out = create(
+        "web",
+        &["--service-connect-configuration", &connect.to_string()],
+    );
     assert_ok(&out);
     let vip = parse_json(&out)["service"]["berthVirtualAddress"]
         .as_str()
@@ -153,7 +167,10 @@ fn a_service_name_resolves_from_another_service_and_follows_its_tasks() {
 
     // Both names are the service's address in the client's /etc/hosts.
     let (_, hosts) = exec(&w, &client, "cat /etc/hosts");
-    assert!(hosts.contains(&format!("{vip}\tweb.local front")), "{hosts}");
+    assert!(
+        hosts.contains(&format!("{vip}\tweb.local front")),
+        "{hosts}"
+    );
     let first = wait_until(30, "web.local to answer", || {
         get(&w, &client, "http://web.local:80/")
     });
@@ -179,12 +196,33 @@ fn a_service_name_resolves_from_another_service_and_follows_its_tasks() {
         assert_eq!(get(&w, &client, "http://web.local/"), Some(last.clone()));
     }
 
+    // A Cloud Map registry: its ARN's name, on the container port, reaches
+    // a task already running (its hosts file rewritten by the pass).
+    let arn = "arn:aws:servicediscovery:local:000000000000:service/api.corp";
+    let registry = format!("registryArn={arn},containerName=web,containerPort=8080");
+    w.register(&json!({ "family": "api", "containerDefinitions": [{
+        "name": "web", "image": "busybox", "memory": 16,
+        "portMappings": [{ "containerPort": 8080 }],
+        "command": ["sh", "-c", "mkdir -p /www; echo api > /www/index.html; httpd -p 8080 -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done"] }] }));
+    assert_ok(&create("api", &["--service-registries", &registry]));
+    wait_running(&w, "api", 1);
+    let api = wait_until(30, "api.corp to answer", || {
+        get(&w, &client, "http://api.corp:8080/")
+    });
+    assert_eq!(api, "api");
+
     // A task started now gets the names at once, from its supervisor.
     scale(&w, "client", 2);
     let clients = wait_running(&w, "client", 2);
-    let newer = clients.iter().find(|c| **c != client).expect("a new client");
+    let newer = clients
+        .iter()
+        .find(|c| **c != client)
+        .expect("a new client");
     let (_, hosts) = exec(&w, newer, "cat /etc/hosts");
-    assert!(hosts.contains(&format!("{vip}\tweb.local front")), "{hosts}");
+    assert!(
+        hosts.contains(&format!("{vip}\tweb.local front")),
+        "{hosts}"
+    );
 
     // Deleted: the names stop resolving and the address's tables go.
     assert_ok(&w.berth(&["delete-service", "--service", "web", "--force"]));
@@ -195,10 +233,22 @@ fn a_service_name_resolves_from_another_service_and_follows_its_tasks() {
     });
     assert_eq!(get(&w, &client, "http://web.local/"), None);
     wait_until(30, "the address's tables to go", || {
-        tables.left().is_empty().then_some(())
+        let left = tables.left();
+        (!left.iter().any(|t| {
+            t.starts_with(&format!(
+                "{prefix}{}_",
+                vip.rsplit('.').next().unwrap_or("")
+            ))
+        }))
+        .then_some(())
     });
 
+    assert_ok(&w.berth(&["delete-service", "--service", "api", "--force"]));
+    wait_running(&w, "api", 0);
     assert_ok(&w.berth(&["delete-service", "--service", "client", "--force"]));
     wait_running(&w, "client", 0);
+    wait_until(30, "every address's table to go", || {
+        tables.left().is_empty().then_some(())
+    });
     w.assert_clean();
 }
