@@ -158,7 +158,7 @@ impl Ecs {
             ops.push(Op::Put {
                 key: key.clone(),
                 value: encode(&service)?,
-                expect: expect.clone(),
+                expect,
             });
             match self.store.commit(&ops) {
                 Err(crate::store::StoreError::Conflict(_)) if self.vip_taken(&claim)? => {
