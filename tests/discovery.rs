@@ -4,6 +4,8 @@
 //! nftables spreads that address over the service's in-service tasks,
 //! following scale-out, scale-in and deletion.
 
+mod api_world;
+
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -206,9 +208,32 @@ fn a_service_name_resolves_from_another_service_and_follows_its_tasks() {
         "command": ["sh", "-c", "mkdir -p /www; echo api > /www/index.html; httpd -p 8080 -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done"] }] }));
     assert_ok(&create("api", &["--service-registries", &registry]));
     wait_running(&w, "api", 1);
-    let api = wait_until(30, "api.corp to answer", || {
-        get(&w, &client, "http://api.corp:8080/")
-    });
+    let deadline = Instant::now() + patience(30);
+    let api = loop {
+        if let Some(body) = get(&w, &client, "http://api.corp:8080/") {
+            break body;
+        }
+        if Instant::now() > deadline {
+            let (_, hosts) = exec(&w, &client, "cat /etc/hosts");
+            let nft = Command::new("nft")
+                .args(["list", "ruleset"])
+                .output()
+                .expect("nft");
+            let log = std::fs::read_dir(w.root.path().join("tasks"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n");
+            panic!(
+                "api.corp never answered; hosts:\n{hosts}\nnft:\n{}\nlogs:\n{log}",
+                stdout(&nft)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert_eq!(api, "api");
 
     // A task started now gets the names at once, from its supervisor.
@@ -251,4 +276,123 @@ fn a_service_name_resolves_from_another_service_and_follows_its_tasks() {
         tables.left().is_empty().then_some(())
     });
     w.assert_clean();
+}
+
+/// One HTTP/1.0 GET of `/` at `addr` from the host; the body, or None.
+fn http_get(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = addr.parse().ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.").then(|| body.trim().to_string())
+}
+
+#[test]
+fn aws_cli_v1_and_v2_create_services_with_discovery_through_berth_serve() {
+    use api_world::{Aws, Served};
+    let pid = std::process::id();
+    let range = format!("10.254.{}.0/24", (pid + 125) % 250);
+    let tables = VipTables(format!("berth_vip_10_254_{}_", (pid + 125) % 250));
+    // berth serve (started below) inherits it: its create-service picks
+    // addresses from the test's own range. Set before any thread starts.
+    std::env::set_var("BERTH_SERVICE_VIP_RANGE", &range);
+    let s = Served::new("discovery-api");
+    let td = json!([{ "name": "web", "image": "busybox", "memory": 16,
+        "portMappings": [{ "containerPort": 8080, "name": "http" }],
+        "command": ["sh", "-c", "mkdir -p /www; echo served > /www/index.html; httpd -p 8080 -h /www; trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]);
+    s.aws_ok(
+        Aws::V2,
+        &[
+            "register-task-definition",
+            "--family",
+            "web",
+            "--container-definitions",
+            &td.to_string(),
+        ],
+    );
+    // aws-cli v2: Service Connect, one task.
+    let connect = json!({ "enabled": true, "namespace": "local", "services": [{
+        "portName": "http", "discoveryName": "web", "clientAliases": [{ "port": 80 }] }] });
+    s.aws_ok(
+        Aws::V2,
+        &[
+            "create-service",
+            "--service-name",
+            "web",
+            "--task-definition",
+            "web",
+            "--desired-count",
+            "1",
+            "--service-connect-configuration",
+            &connect.to_string(),
+        ],
+    );
+    // (botocore's Service has no serviceConnectConfiguration: ECS shows it
+    // in deployments; berth's own describe shows what the API stored.)
+    let described = parse_json(&s.world.berth(&["describe-services", "--services", "web"]));
+    let stored = &described["services"][0]["serviceConnectConfiguration"];
+    assert_eq!(stored["services"][0]["discoveryName"], "web", "{described}");
+    // aws-cli v1: a Cloud Map registry (no task needed to check the shape).
+    let arn = "arn:aws:servicediscovery:local:000000000000:service/api.corp";
+    let made = s.aws_ok(
+        Aws::V1,
+        &[
+            "create-service",
+            "--service-name",
+            "api",
+            "--task-definition",
+            "web",
+            "--desired-count",
+            "0",
+            "--service-registries",
+            &format!("registryArn={arn},containerName=web,containerPort=8080"),
+        ],
+    );
+    assert_eq!(
+        made["service"]["serviceRegistries"][0]["registryArn"], arn,
+        "{made}"
+    );
+    // A bad one is refused naming the field, through the API too.
+    let bad = s.aws(
+        Aws::V1,
+        &[
+            "create-service",
+            "--service-name",
+            "bad",
+            "--task-definition",
+            "web",
+            "--service-registries",
+            "registryArn=arn:aws:ecs:local:0:service/x",
+        ],
+    );
+    assert!(stderr(&bad).contains("registryArn"), "{}", stderr(&bad));
+
+    // The service's address answers from the host too (output chain).
+    let described = parse_json(&s.world.berth(&["describe-services", "--services", "web"]));
+    let vip = described["services"][0]["berthVirtualAddress"]
+        .as_str()
+        .expect("an address")
+        .to_string();
+    assert!(vip.starts_with("10.254."), "{vip}");
+    let body = wait_until(60, "the web service's address to answer", || {
+        http_get(&format!("{vip}:80"))
+    });
+    assert_eq!(body, "served");
+
+    for service in ["web", "api"] {
+        s.aws_ok(
+            Aws::V2,
+            &["delete-service", "--service", service, "--force"],
+        );
+    }
+    wait_running(&s.world, "web", 0);
+    wait_until(30, "the addresses' tables to go", || {
+        tables.left().is_empty().then_some(())
+    });
+    // (Nothing is asked of the address from the host now: with its tables
+    // gone the host would route it as any other address.)
 }

@@ -110,55 +110,65 @@ pub fn discovery_of(
         ));
     }
     if let Some(r) = service.service_registries.first() {
-        let name = registry_name(&r.registry_arn)?;
-        add_name(&mut d, name);
-        let container = match &r.container_name {
-            Some(n) => td
-                .container_definitions
-                .iter()
-                .find(|c| &c.name == n)
-                .ok_or_else(|| {
-                    EcsError::invalid(format!(
-                        "serviceRegistries[0].containerName: the task definition has no container {n:?}"
-                    ))
-                })?,
-            None => td
-                .container_definitions
-                .iter()
-                .find(|c| c.port_mappings.iter().any(|p| p.container_port.is_some()))
-                .ok_or_else(|| {
-                    EcsError::invalid(
-                        "serviceRegistries[0]: no container maps a port; name containerName and containerPort",
-                    )
-                })?,
-        };
-        let ports: Vec<(u16, String)> = match r.port.or(r.container_port) {
-            Some(p) => vec![(p, protocol_of(container, p))],
-            None => container
-                .port_mappings
-                .iter()
-                .filter_map(|p| {
-                    Some((
-                        p.container_port?,
-                        p.protocol.clone().unwrap_or_else(|| "tcp".into()),
-                    ))
-                })
-                .collect(),
-        };
-        for (port, protocol) in ports {
-            add_port(
-                &mut d,
-                "serviceRegistries[0]",
-                VipPort {
-                    port,
-                    protocol,
-                    container: container.name.clone(),
-                    container_port: r.container_port.unwrap_or(port),
-                },
-            )?;
-        }
+        registry_entry(&mut d, r, td)?;
     }
     Ok(d)
+}
+
+/// A Cloud Map registry's name and ports (see the module's doc).
+fn registry_entry(
+    d: &mut Discovery,
+    r: &crate::model::ServiceRegistry,
+    td: &TaskDefinition,
+) -> EcsResult<()> {
+    let name = registry_name(&r.registry_arn)?;
+    add_name(d, name);
+    let container = match &r.container_name {
+        Some(n) => td
+            .container_definitions
+            .iter()
+            .find(|c| &c.name == n)
+            .ok_or_else(|| {
+                EcsError::invalid(format!(
+                    "serviceRegistries[0].containerName: the task definition has no container {n:?}"
+                ))
+            })?,
+        None => td
+            .container_definitions
+            .iter()
+            .find(|c| c.port_mappings.iter().any(|p| p.container_port.is_some()))
+            .ok_or_else(|| {
+                EcsError::invalid(
+                    "serviceRegistries[0]: no container maps a port; name containerName and containerPort",
+                )
+            })?,
+    };
+    let ports: Vec<(u16, String)> = match r.port.or(r.container_port) {
+        Some(p) => vec![(p, protocol_of(container, r.container_port.unwrap_or(p)))],
+        None => container
+            .port_mappings
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.container_port?,
+                    p.protocol.clone().unwrap_or_else(|| "tcp".into()),
+                ))
+            })
+            .collect(),
+    };
+    for (port, protocol) in ports {
+        add_port(
+            d,
+            "serviceRegistries[0]",
+            VipPort {
+                port,
+                protocol,
+                container: container.name.clone(),
+                container_port: r.container_port.unwrap_or(port),
+            },
+        )?;
+    }
+    Ok(())
 }
 
 fn service_connect_entry(
