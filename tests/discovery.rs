@@ -178,28 +178,11 @@ fn a_service_name_resolves_from_another_service_and_follows_its_tasks() {
     });
     assert_eq!(get(&w, &client, "http://front:80/"), Some(first.clone()));
 
-    // Scale out: the address spreads over the three tasks.
-    scale(&w, "web", 3);
-    wait_running(&w, "web", 3);
-    let mut seen = BTreeSet::new();
-    wait_until(60, "answers from every web task", || {
-        seen.extend(get(&w, &client, "http://web.local/"));
-        assert!(seen.len() <= 3, "{seen:?}");
-        (seen.len() == 3).then_some(())
-    });
-    assert!(seen.contains(&first));
-
-    // Scale in: only the one left answers.
-    scale(&w, "web", 1);
-    wait_running(&w, "web", 1);
-    let last = wait_until(30, "one answer", || get(&w, &client, "http://web.local/"));
-    assert!(seen.contains(&last), "{last} {seen:?}");
-    for _ in 0..10 {
-        assert_eq!(get(&w, &client, "http://web.local/"), Some(last.clone()));
-    }
-
     // A Cloud Map registry: its ARN's name, on the container port, reaches
-    // a task already running (its hosts file rewritten by the pass).
+    // a task already running (its hosts file rewritten by the pass). Made
+    // before any task stops: a task on an address a stopped task had is
+    // unreachable from the host while the host's neighbour entry for that
+    // address still names the old MAC (see the report of issue 15's part).
     let arn = "arn:aws:servicediscovery:local:000000000000:service/api.corp";
     let registry = format!("registryArn={arn},containerName=web,containerPort=8080");
     w.register(&json!({ "family": "api", "containerDefinitions": [{
@@ -235,6 +218,26 @@ fn a_service_name_resolves_from_another_service_and_follows_its_tasks() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(api, "api");
+
+    // Scale out: the address spreads over the three tasks.
+    scale(&w, "web", 3);
+    wait_running(&w, "web", 3);
+    let mut seen = BTreeSet::new();
+    wait_until(60, "answers from every web task", || {
+        seen.extend(get(&w, &client, "http://web.local/"));
+        assert!(seen.len() <= 3, "{seen:?}");
+        (seen.len() == 3).then_some(())
+    });
+    assert!(seen.contains(&first));
+
+    // Scale in: only the one left answers.
+    scale(&w, "web", 1);
+    wait_running(&w, "web", 1);
+    let last = wait_until(30, "one answer", || get(&w, &client, "http://web.local/"));
+    assert!(seen.contains(&last), "{last} {seen:?}");
+    for _ in 0..10 {
+        assert_eq!(get(&w, &client, "http://web.local/"), Some(last.clone()));
+    }
 
     // A task started now gets the names at once, from its supervisor.
     scale(&w, "client", 2);
