@@ -40,6 +40,19 @@ pub fn table_name(load_balancer: &str) -> String {
 /// The table for `listener` sending to `backends` (none: nothing is
 /// translated and the host refuses the connection as it would anyway).
 pub fn ruleset(listener: &Listener, backends: &[Backend]) -> Result<String> {
+    ruleset_in(&table_name(&listener.name), listener, backends, "")
+}
+
+/// The table `t` for `listener` sending to `backends`, with `extra`
+/// (chains of the caller's own, e.g. a service address's refusal, see
+/// [`crate::vip`]) before its end: the one copy of the spreading rules
+/// that load balancers and services' virtual addresses share.
+pub(crate) fn ruleset_in(
+    t: &str,
+    listener: &Listener,
+    backends: &[Backend],
+    extra: &str,
+) -> Result<String> {
     let proto = match listener.protocol.as_str() {
         p @ ("tcp" | "udp") => p,
         other => {
@@ -49,7 +62,6 @@ pub fn ruleset(listener: &Listener, backends: &[Backend]) -> Result<String> {
             })
         }
     };
-    let t = table_name(&listener.name);
     let to_listener = match listener.address {
         Some(a) => format!("ip daddr {a} {proto} dport {}", listener.port),
         None => format!("fib daddr type local {proto} dport {}", listener.port),
@@ -98,6 +110,7 @@ pub fn ruleset(listener: &Listener, backends: &[Backend]) -> Result<String> {
             port = listener.port,
         );
     }
+    s += extra;
     s += "}\n";
     Ok(s)
 }
@@ -112,7 +125,13 @@ pub fn apply(listener: &Listener, backends: &[Backend]) -> Result<()> {
         script += &format!("table ip {t}\ndelete table ip {t}\n");
     }
     script += &ruleset(listener, backends)?;
-    nft_script(&script)?;
+    replace_table(&script, backends)
+}
+
+/// Run `script` (which replaces a table whole) and let `backends`'
+/// bridges route what it translates to them.
+pub(crate) fn replace_table(script: &str, backends: &[Backend]) -> Result<()> {
+    nft_script(script)?;
     let mut bridges: Vec<&str> = backends.iter().map(|b| b.bridge.as_str()).collect();
     bridges.sort_unstable();
     bridges.dedup();
@@ -124,16 +143,29 @@ pub fn apply(listener: &Listener, backends: &[Backend]) -> Result<()> {
 pub fn remove(load_balancer: &str) -> Result<()> {
     let legacy = crate::tables::legacy_table("berth_lb_", load_balancer);
     for t in std::iter::once(table_name(load_balancer)).chain(legacy) {
-        match run_nft(&["-f", "-"], &format!("delete table ip {t}\n")) {
-            Err(Error::Netlink { reason, .. }) if reason.contains("No such file") => {}
-            other => other?,
-        }
+        delete_table(&t)?;
     }
     Ok(())
 }
 
+/// Delete the table `t`; gone already is no error.
+pub(crate) fn delete_table(t: &str) -> Result<()> {
+    match run_nft(&["-f", "-"], &format!("delete table ip {t}\n")) {
+        Err(Error::Netlink { reason, .. }) if reason.contains("No such file") => Ok(()),
+        other => other,
+    }
+}
+
 /// The load balancers that have a table in the kernel.
 pub fn tables() -> Result<Vec<String>> {
+    Ok(kernel_tables()?
+        .iter()
+        .filter_map(|t| crate::tables::lb_of_table(t))
+        .collect())
+}
+
+/// Every `ip` table in the kernel, by name.
+pub(crate) fn kernel_tables() -> Result<Vec<String>> {
     let out = std::process::Command::new("nft")
         .args(["list", "tables", "ip"])
         .output()
@@ -144,7 +176,7 @@ pub fn tables() -> Result<Vec<String>> {
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.strip_prefix("table ip "))
-        .filter_map(crate::tables::lb_of_table)
+        .map(str::to_string)
         .collect())
 }
 

@@ -13,6 +13,7 @@ mod links;
 pub mod nat;
 pub mod routes;
 pub mod tables;
+pub mod vip;
 
 pub use ipam::{allocate, free_slice, Subnet};
 pub use links::{add_local_address, attach, detach, ensure_bridge, link_exists, remove_bridge};

@@ -14,6 +14,8 @@
 pub const NETWORK_PREFIX: &str = "berth_net_";
 /// The prefix of a load balancer's table.
 pub const LB_PREFIX: &str = "berth_lb_";
+/// The prefix of a service's virtual address's table ([`crate::vip`]).
+pub const VIP_PREFIX: &str = "berth_vip_";
 /// The table a task's own network namespace holds (never the host's):
 /// the metadata endpoint's redirect ([`crate::nat::redirect_local_port`]).
 pub const LOCAL_REDIRECT_TABLE: &str = "berth_task_endpoint";
@@ -33,6 +35,25 @@ pub fn lb_of_table(table: &str) -> Option<String> {
     unescape(table.strip_prefix(LB_PREFIX)?)
 }
 
+/// The table of a service's virtual address `vip` at `port`: the
+/// address's octets and the port in decimal, which need no escaping.
+pub fn vip_table(vip: std::net::Ipv4Addr, port: u16) -> String {
+    let [a, b, c, d] = vip.octets();
+    format!("{VIP_PREFIX}{a}_{b}_{c}_{d}_{port}")
+}
+
+/// The virtual address and port whose table is `table`, if it is one.
+pub fn vip_of_table(table: &str) -> Option<(std::net::Ipv4Addr, u16)> {
+    let parts: Vec<&str> = table.strip_prefix(VIP_PREFIX)?.split('_').collect();
+    let [a, b, c, d, port] = parts.as_slice() else {
+        return None;
+    };
+    let address = format!("{a}.{b}.{c}.{d}").parse().ok()?;
+    let port: u16 = port.parse().ok()?;
+    // Only the one spelling berth writes (no leading zeros, no sign).
+    (vip_table(address, port) == table).then_some((address, port))
+}
+
 /// The bridge whose network table is `table`, if it is one.
 pub fn network_of_table(table: &str) -> Option<String> {
     unescape(table.strip_prefix(NETWORK_PREFIX)?)
@@ -44,7 +65,9 @@ pub fn network_of_table(table: &str) -> Option<String> {
 /// the current naming, so deleting it harms nothing of today's.
 pub fn legacy_table(prefix: &str, name: &str) -> Option<String> {
     let old = format!("{prefix}{}", name.replace(['-', '.'], "_"));
-    let current = lb_of_table(&old).is_some() || network_of_table(&old).is_some();
+    let current = lb_of_table(&old).is_some()
+        || network_of_table(&old).is_some()
+        || vip_of_table(&old).is_some();
     (!current).then_some(old)
 }
 
@@ -136,6 +159,21 @@ mod tests {
         // The longest: a 15-byte bridge of escaped bytes, a 32-byte name.
         assert!(network_table(&"@".repeat(15)).len() < 256);
         assert!(lb_table(&"-".repeat(32)).len() < 256);
+    }
+
+    #[test]
+    fn vip_tables_read_back() {
+        let vip = std::net::Ipv4Addr::new(10, 255, 0, 7);
+        assert_eq!(vip_table(vip, 80), "berth_vip_10_255_0_7_80");
+        assert_eq!(vip_of_table("berth_vip_10_255_0_7_80"), Some((vip, 80)));
+        for t in [
+            "berth_vip_10_255_0_80",
+            "berth_vip_10_255_0_07_80",
+            "berth_lb_web",
+        ] {
+            assert_eq!(vip_of_table(t), None, "{t}");
+        }
+        assert_eq!(lb_of_table(&vip_table(vip, 80)), None);
     }
 
     #[test]

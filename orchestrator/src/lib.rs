@@ -61,6 +61,9 @@ pub mod capacity;
 pub mod client_tokens;
 pub mod containerize;
 pub mod credentials;
+
+pub mod discovery;
+mod discovery_sync;
 pub mod ecs;
 pub mod health;
 pub mod host;

@@ -71,7 +71,9 @@ pub fn reconcile_and_launch(
     let holder = format!("{}-pid-{}-{call}", ecs.host_id(), std::process::id());
     let deadline = Instant::now() + patience;
     loop {
-        if let Some(pass) = ecs.reconcile(cluster, &holder)? {
+        let discovery =
+            |ecs: &Ecs| crate::discovery_sync::sync(ecs, cluster, |t| args_for(t).task_dir());
+        if let Some(pass) = ecs.reconcile_then(cluster, &holder, discovery)? {
             launch(ecs, &pass.placed, args_for);
             return Ok(Some(pass));
         }

@@ -44,6 +44,9 @@ struct Create {
     tags: Vec<Tag>,
     #[serde(default)]
     capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
+    #[serde(default)]
+    service_registries: Vec<berth_orchestrator::model::ServiceRegistry>,
+    service_connect_configuration: Option<berth_orchestrator::model::ServiceConnectConfiguration>,
 }
 
 /// ECS's deployment configuration (absent percentages at ECS's defaults,
@@ -84,6 +87,8 @@ pub fn create(ctx: &Context<'_>, body: Value) -> Result<Value, ApiError> {
         scheduling_strategy: req.scheduling_strategy,
         tags: req.tags,
         capacity_provider_strategy: req.capacity_provider_strategy,
+        service_registries: req.service_registries,
+        service_connect_configuration: req.service_connect_configuration,
     };
     let out = ctx.ecs.create_service(&create)?;
     reconcile_now(ctx.ecs, ctx.cfg, create.cluster.as_deref())?;

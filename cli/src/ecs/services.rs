@@ -2,13 +2,17 @@
 //! reconcile pass of the cluster (the orchestrator's), so that tasks start
 //! or stop now rather than at the agent's next pass.
 
+use anyhow::Context;
 use berth_orchestrator::ecs::services::CreateService;
-use berth_orchestrator::model::{LaunchType, SchedulingStrategy, ServiceLoadBalancer};
+use berth_orchestrator::model::{
+    LaunchType, SchedulingStrategy, ServiceConnectConfiguration, ServiceLoadBalancer,
+    ServiceRegistry,
+};
 use berth_orchestrator::reconcile::{self, Config};
 use berth_orchestrator::{Ecs, EcsError};
 use serde_json::Value;
 
-use super::input::{parse_deployment_configuration, parse_tags};
+use super::input::{parse_deployment_configuration, parse_tags, typed};
 use super::{structured, usage, Outcome};
 
 // create-service's flags.
@@ -61,6 +65,15 @@ pub struct Create {
     /// the first result whatever the token.
     #[arg(long)]
     client_token: Option<String>,
+    /// Cloud Map: registryArn=arn:…:servicediscovery:…:service/NAME,port=P
+    /// … (or a JSON array): NAME resolves to the service in every task of
+    /// the cluster.
+    #[arg(long, num_args = 1..)]
+    service_registries: Vec<String>,
+    /// Service Connect, as JSON (or file://PATH): enabled, namespace,
+    /// services[{portName, discoveryName, clientAliases[{port, dnsName}]}].
+    #[arg(long)]
+    service_connect_configuration: Option<String>,
 }
 
 // update-service's flags.
@@ -112,6 +125,8 @@ fn create_request(args: Create) -> anyhow::Result<CreateService> {
         tags,
         capacity_provider_strategy,
         client_token: _,
+        service_registries,
+        service_connect_configuration,
     } = args;
     Ok(CreateService {
         cluster,
@@ -139,6 +154,19 @@ fn create_request(args: Create) -> anyhow::Result<CreateService> {
             [] => Vec::new(),
             some => super::ops_input::strategy("capacity-provider-strategy", some)?,
         },
+        service_registries: structured::list::<ServiceRegistry>(
+            "service-registries",
+            &service_registries,
+        )?,
+        service_connect_configuration: service_connect_configuration
+            .map(|v| {
+                let value = structured::one_value::<ServiceConnectConfiguration>(
+                    "service-connect-configuration",
+                    &v,
+                )?;
+                typed(value).context("--service-connect-configuration")
+            })
+            .transpose()?,
     })
 }
 

@@ -24,6 +24,7 @@ pub mod bench;
 // providers, deleting task definitions, idempotency.
 pub mod capacity_providers;
 mod clusters;
+pub mod discovery;
 mod housekeeping;
 mod idempotency;
 pub mod instance_attributes;

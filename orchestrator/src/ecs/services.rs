@@ -66,6 +66,10 @@ pub struct CreateService {
     pub tags: Vec<Tag>,
     /// ECS's `capacityProviderStrategy` (exclusive with `launch_type`).
     pub capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
+    /// Service discovery (`discovery.rs`): Cloud Map registries.
+    pub service_registries: Vec<crate::model::ServiceRegistry>,
+    /// Service discovery: Service Connect's names and client aliases.
+    pub service_connect_configuration: Option<crate::model::ServiceConnectConfiguration>,
 }
 
 impl Ecs {
@@ -102,7 +106,7 @@ impl Ecs {
             req.desired_count
         };
         let at = now();
-        let service = Service {
+        let mut service = Service {
             service_arn: self
                 .partition
                 .arn(&format!("service/{}/{name}", cluster.cluster_name)),
@@ -120,11 +124,15 @@ impl Ecs {
             placement_constraints: req.placement_constraints.clone(),
             load_balancers: req.load_balancers.clone(),
             health_check_grace_period_seconds: req.health_check_grace_period_seconds,
+            service_registries: req.service_registries.clone(),
+            service_connect_configuration: req.service_connect_configuration.clone(),
             tags: req.tags.clone(),
             created_at: at.clone(),
             version: 1,
             ..Default::default()
         };
+        // Discovery's settings checked, its virtual address picked.
+        let mut claim = self.discovery_claim(&cluster, &mut service, &td)?;
         let key = keys::service(&cluster.cluster_name, name);
         let existing = self.store.get(&key)?;
         let expect = match &existing {
@@ -143,12 +151,29 @@ impl Ecs {
             },
             None => Expect::Absent,
         };
-        self.store.commit(&[Op::Put {
-            key,
-            value: encode(&service)?,
-            expect,
-        }])?;
-        Ok(json!({ "service": service }))
+        // The record and its virtual address in one commit; an address
+        // another service took meanwhile: pick again.
+        for _ in 0..8 {
+            let mut ops: Vec<Op> = claim.iter().cloned().collect();
+            ops.push(Op::Put {
+                key: key.clone(),
+                value: encode(&service)?,
+                expect,
+            });
+            match self.store.commit(&ops) {
+                Err(crate::store::StoreError::Conflict(_)) if self.vip_taken(&claim)? => {
+                    claim = self.discovery_claim(&cluster, &mut service, &td)?;
+                }
+                other => {
+                    other?;
+                    return Ok(json!({ "service": service }));
+                }
+            }
+        }
+        Err(EcsError::new(
+            ErrorKind::ServerException,
+            "too much contention on the store for a service address; try again",
+        ))
     }
 
     /// How many of service `name`'s tasks that are not STOPPED each
@@ -313,11 +338,26 @@ impl Ecs {
     /// lease. Returns the tasks it placed (their supervisors are the
     /// caller's to start) or None when another reconciler holds the lease.
     pub fn reconcile(&self, cluster: &str, holder: &str) -> EcsResult<Option<Pass>> {
+        self.reconcile_then(cluster, holder, |_| {})
+    }
+
+    /// [`Ecs::reconcile`], then `then` while the lease is still held: what
+    /// follows the pass on this host (service discovery's tables and hosts
+    /// files, `discovery_sync`) applies the passes in the order they ran.
+    pub fn reconcile_then(
+        &self,
+        cluster: &str,
+        holder: &str,
+        then: impl FnOnce(&Self),
+    ) -> EcsResult<Option<Pass>> {
         let lease = keys::reconcile_lease(cluster);
         if !self.store.acquire_lease(&lease, holder, LEASE_TTL)? {
             return Ok(None);
         }
         let outcome = self.reconcile_held(cluster, holder);
+        if outcome.is_ok() {
+            then(self);
+        }
         self.store.release_lease(&lease, holder)?;
         outcome.map(Some)
     }

@@ -2,6 +2,7 @@
 //! `aws ecs` prints.
 
 mod cluster;
+mod discovery;
 mod load_balancer;
 mod service;
 pub mod status;
@@ -13,6 +14,9 @@ pub mod taskdef_types {
 }
 
 pub use cluster::{CapacityProviderStrategyItem, Cluster, ClusterNetwork, ClusterSetting};
+pub use discovery::{
+    ClientAlias, ServiceConnectConfiguration, ServiceConnectService, ServiceRegistry,
+};
 pub use load_balancer::{LoadBalancer, ServiceLoadBalancer};
 pub use service::{CircuitBreaker, Deployment, DeploymentConfiguration, Service, ServiceEvent};
 pub use status::{

@@ -42,6 +42,15 @@ pub struct Service {
     pub load_balancers: Vec<crate::model::ServiceLoadBalancer>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check_grace_period_seconds: Option<u32>,
+    /// Cloud Map registries (`discovery.rs` names them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_registries: Vec<super::ServiceRegistry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_connect_configuration: Option<super::ServiceConnectConfiguration>,
+    /// berth: the service's virtual address, which its discovery names
+    /// resolve to in every task of the cluster (`vips/<address>` holds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub berth_virtual_address: Option<String>,
     #[serde(default)]
     pub tags: Vec<Tag>,
     pub created_at: String,

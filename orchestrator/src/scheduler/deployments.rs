@@ -675,6 +675,8 @@ pub fn same_creation(first: &Service, again: &Service) -> bool {
         && first.placement_strategy == again.placement_strategy
         && first.placement_constraints == again.placement_constraints
         && first.load_balancers == again.load_balancers
+        && first.service_registries == again.service_registries
+        && first.service_connect_configuration == again.service_connect_configuration
         && first.health_check_grace_period_seconds == again.health_check_grace_period_seconds
         && first.tags == again.tags
 }

@@ -19,6 +19,7 @@
 //! | `client-tokens/<cluster>/<token>` | `ClientToken` (ecs/idempotency.rs): a run-task's request fingerprint, its answer and when; `<token>` escaped as principals are | run-task with a `clientToken` (written in the commit of its first task; read by a retry within 24 h) |
 //! | `slices/<bridge>/<slice-network>` | the host id holding the slice | shared store only (`ecs/slices.rs`): a host's first placement on, or agent pass over, a cluster on `<bridge>`; deleted with the host's last instance on that bridge (deregister-container-instance) |
 //! | `parameters/<name>` | `StoredParameter` (secrets/records.rs): an SSM parameter, its value sealed under the host's `secrets.key`; `<name>` escaped as principals are | put- / delete-parameter |
+//! | `vips/<address>` | holder bytes: `<cluster>/<service>` | create-service with `serviceConnectConfiguration` or `serviceRegistries` (in the service's own commit: the service's virtual address, `discovery.rs`); freed by the reconcile pass (`ecs/discovery.rs`) once the service is no longer ACTIVE, after its tables are gone |
 //! | `secrets/<name>` | `StoredSecret` (secrets/records.rs): a Secrets Manager secret, its ARN and its labelled versions, each value sealed | create-secret, put-secret-value |
 //!
 //! Leases are not keys: they live in the store's own lease namespace
@@ -190,6 +191,24 @@ pub fn ips_of(bridge: &str) -> String {
 pub fn parse_ip(key: &str) -> Option<Ipv4Addr> {
     let (_, address) = key.strip_prefix(IPS)?.rsplit_once('/')?;
     address.parse().ok()
+}
+
+/// Services' virtual addresses (service discovery), cluster-wide.
+pub const VIPS: &str = "vips/";
+
+/// A service's virtual address: Absent on create keeps it one service's.
+pub fn vip(address: Ipv4Addr) -> String {
+    format!("{VIPS}{address}")
+}
+
+/// The address a [`vip`] key holds.
+pub fn parse_vip(key: &str) -> Option<Ipv4Addr> {
+    key.strip_prefix(VIPS)?.parse().ok()
+}
+
+/// A virtual address's holder: `<cluster>/<service>`.
+pub fn vip_holder(cluster: &str, service: &str) -> Vec<u8> {
+    format!("{cluster}/{service}").into_bytes()
 }
 
 /// Every per-host slice of the network on `bridge` (a shared store only:

@@ -228,12 +228,19 @@ impl Supervisor<'_> {
             .iter()
             .map(|cn| (cn.container.clone(), cn.network.address.clone()))
             .collect();
-        let text = hosts_file(
+        let mut text = hosts_file(
             hostname,
             address.as_deref(),
             &addresses,
             &td.container_definitions,
         );
+        // The cluster's services' names (service discovery): kept up to
+        // date after this by each reconcile pass (`discovery_sync`).
+        match self.ecs.discovery_hosts(&self.args.cluster) {
+            Ok((block, true)) => text = crate::discovery::with_block(&text, &block),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("service discovery names: {e}"),
+        }
         std::fs::write(&hosts, text)
             .map_err(|e| init(format!("write {}: {e}", hosts.display())))?;
         let resolv = etc.join("resolv.conf");
