@@ -206,7 +206,7 @@ pub fn arn_suffix(bytes: &[u8; 6]) -> String {
 /// A version id in the UUID shape Secrets Manager prints, from 16 random
 /// bytes.
 pub fn version_id(bytes: &[u8; 16]) -> String {
-    let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let h = crate::random::hex(bytes);
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],

@@ -13,14 +13,16 @@
 //! of the key, which says nothing of it), so that a host with another key
 //! says so, naming its key file, rather than "altered".
 
-use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use sha2::{Digest, Sha256};
+
+use crate::files::{place, Placing};
+use crate::random::{self, hex};
 
 /// The key file's name under the state root.
 pub const KEY_FILE: &str = "secrets.key";
@@ -177,15 +179,14 @@ impl SealingKey {
             std::fs::create_dir_all(dir)
                 .map_err(|e| err(format!("create {}: {e}", dir.display())))?;
         }
-        write_key(&path, &bytes, true).map_err(|e| err(format!("write: {e}")))?;
+        place(&path, &bytes, 0o600, Placing::Replace).map_err(|e| err(format!("write: {e}")))?;
         Ok(Imported::Written(path))
     }
 
     /// `plain` sealed for the record at `store_key`: base64 of the nonce
     /// and the ciphertext.
     pub fn seal(&self, store_key: &str, plain: &str) -> Result<String, SealError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        random(&mut nonce).map_err(SealError::Random)?;
+        let nonce = random::bytes::<NONCE_LEN>().map_err(SealError::Random)?;
         let sealed = self
             .cipher
             .encrypt(
@@ -269,48 +270,12 @@ fn key_id(key: &[u8]) -> [u8; KEY_ID_LEN] {
     id
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Fills `buf` from the kernel's generator.
-pub fn random(buf: &mut [u8]) -> std::io::Result<()> {
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
-}
-
-/// A new key file, whole or not at all: written beside, then linked in,
-/// so a process starting beside this one never reads it half-written; a
-/// race's loser keeps the winner's.
+/// A new key file, whole or not at all ([`place`]): a process starting
+/// beside this one never reads it half-written; a race's loser keeps the
+/// winner's.
 fn create(path: &Path) -> std::io::Result<()> {
-    let mut key = [0u8; KEY_LEN];
-    random(&mut key)?;
-    write_key(path, &key, false)
-}
-
-/// `key` written beside `path`, then linked in (a new file: a race's
-/// loser keeps the winner's) or renamed over it (`replace`).
-fn write_key(path: &Path, key: &[u8], replace: bool) -> std::io::Result<()> {
-    let made = path.with_extension(format!("key.{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&made)?;
-        f.write_all(key)?;
-        f.sync_all()
-    };
-    let placed = write().and_then(|()| {
-        if replace {
-            return std::fs::rename(&made, path);
-        }
-        match std::fs::hard_link(&made, path) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            other => other,
-        }
-    });
-    let _ = std::fs::remove_file(&made);
-    placed
+    let key = random::bytes::<KEY_LEN>()?;
+    place(path, &key, 0o600, Placing::New).map(|_| ())
 }
 
 /// The key's bytes, once the file is seen to be root's alone and of the
@@ -432,8 +397,7 @@ mod tests {
     #[test]
     fn values_sealed_before_key_ids_still_open() {
         let k = key(3, "/k");
-        let mut nonce = [0u8; NONCE_LEN];
-        random(&mut nonce).expect("random");
+        let nonce = random::bytes::<NONCE_LEN>().expect("random");
         let body = k
             .cipher
             .encrypt(

@@ -9,7 +9,7 @@ use super::records::{ParameterType, SecretVersion, StoredParameter, StoredSecret
 #[cfg(test)]
 use super::refs::parse_value_from;
 use super::refs::{self, SecretId, SecretRef};
-use super::sealing::{random, SealError, SealingKey};
+use super::sealing::{SealError, SealingKey};
 use crate::ecs::{decode, encode, now, retry, Ecs};
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::store::{keys, Expect, Op, StoreError};
@@ -34,9 +34,7 @@ fn validation(message: String) -> EcsError {
 }
 
 fn rand_bytes<const N: usize>() -> EcsResult<[u8; N]> {
-    let mut b = [0u8; N];
-    random(&mut b).map_err(SealError::Random)?;
-    Ok(b)
+    Ok(crate::random::bytes().map_err(SealError::Random)?)
 }
 
 fn parameter_not_found(name: &str) -> EcsError {
