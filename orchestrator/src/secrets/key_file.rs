@@ -7,11 +7,12 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use base64::Engine as _;
+use berth_runtime::bounded_read::{open_no_follow, read_regular, ReadError};
 
 use super::sealing::{
     check_meta, key_id, key_location, Imported, SealError, SealingKey, KEY_FILE_VAR, KEY_LEN,
 };
-use crate::files::{place, Placing};
+use crate::files::{place, Placed, Placing};
 use crate::random::{self, hex};
 
 impl SealingKey {
@@ -72,25 +73,41 @@ impl SealingKey {
             path: path.clone(),
             message,
         };
-        if path.exists() {
-            let old = read_checked(&path).map_err(err)?;
+        // The file there is kept if it holds this key and refused if it
+        // holds another (unless `force`); one that cannot be read is
+        // refused either way.
+        let compare = |old: Vec<u8>| {
             if old == bytes {
-                return Ok(Imported::Unchanged(path));
+                return Ok(Imported::Unchanged(path.clone()));
             }
-            if !force {
-                return Err(err(format!(
-                    "holds another key (ID {}; the imported one's is {}): what was sealed \
-                     under it would no longer open; --force replaces it",
-                    hex(&key_id(&old)),
-                    hex(&key_id(&bytes))
-                )));
+            Err(err(format!(
+                "holds another key (ID {}; the imported one's is {}): what was sealed \
+                 under it would no longer open; --force replaces it",
+                hex(&key_id(&old)),
+                hex(&key_id(&bytes))
+            )))
+        };
+        if path.symlink_metadata().is_ok() {
+            let old = read_checked(&path).map_err(err)?;
+            if old == bytes || !force {
+                return compare(old);
             }
         }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| err(format!("create {}: {e}", dir.display())))?;
         }
-        place(&path, &bytes, 0o600, Placing::Replace).map_err(|e| err(format!("write: {e}")))?;
+        // Without `force`, only a new file: one made by another process
+        // since the look above is compared as that one was, not replaced.
+        let how = if force {
+            Placing::Replace
+        } else {
+            Placing::New
+        };
+        match place(&path, &bytes, 0o600, how).map_err(|e| err(format!("write: {e}")))? {
+            Placed::Written => {}
+            Placed::Existed => return compare(read_checked(&path).map_err(err)?),
+        }
         Ok(Imported::Written(path))
     }
 }
@@ -103,15 +120,18 @@ fn create(path: &Path) -> std::io::Result<()> {
     place(path, &key, 0o600, Placing::New).map(|_| ())
 }
 
-/// The key's bytes, once the file is seen to be root's alone and of the
-/// right size.
+/// The key's bytes, once the file is seen to be a regular file, root's
+/// alone and of the right size. Opened once, without following a symlink
+/// or blocking on a FIFO, and checked and read through that descriptor:
+/// what is checked is what is read.
 fn read_checked(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    check_meta(meta.len(), meta.permissions().mode(), meta.uid())?;
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    if bytes.len() != KEY_LEN {
-        return Err(format!("holds {} bytes, not {KEY_LEN}", bytes.len()));
-    }
+    let file = open_no_follow(path).map_err(|e| e.to_string())?;
+    // A little more than a key, so that a longer file is told by its size.
+    let (bytes, meta) = read_regular(file, 4 * KEY_LEN as u64).map_err(|e| match e {
+        ReadError::TooLarge(_) => format!("holds more than {} bytes, not {KEY_LEN}", 4 * KEY_LEN),
+        e => e.to_string(),
+    })?;
+    check_meta(bytes.len() as u64, meta.permissions().mode(), meta.uid())?;
     Ok(bytes)
 }
 
@@ -153,5 +173,45 @@ mod tests {
                 .expect("refused");
             assert!(e.to_string().contains("secrets.key"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_symlinked_or_special_key_file_is_refused() {
+        // The checks of owner and mode need root's files.
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let real = dir.path().join("real.key");
+        place(&real, &[7u8; KEY_LEN], 0o600, Placing::New).expect("key");
+        assert_eq!(read_checked(&real).expect("read"), vec![7u8; KEY_LEN]);
+        let link = dir.path().join("link.key");
+        std::os::unix::fs::symlink(&real, &link).expect("ln");
+        let e = read_checked(&link).expect_err("symlink");
+        assert!(e.contains("symlink"), "{e}");
+        let fifo = dir.path().join("fifo.key");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        let e = read_checked(&fifo).expect_err("fifo");
+        assert!(e.contains("FIFO"), "{e}");
+    }
+
+    #[test]
+    fn import_replaces_another_key_only_with_force() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; KEY_LEN]);
+        let file = dir.path().join(KEY_FILE);
+        let imported = SealingKey::import(dir.path(), &text(1), false).expect("import");
+        assert_eq!(imported, Imported::Written(file.clone()));
+        let again = SealingKey::import(dir.path(), &text(1), false).expect("again");
+        assert_eq!(again, Imported::Unchanged(file.clone()));
+        let e = SealingKey::import(dir.path(), &text(2), false).expect_err("another");
+        assert!(e.to_string().contains("--force"), "{e}");
+        assert_eq!(std::fs::read(&file).expect("read"), vec![1u8; KEY_LEN]);
+        SealingKey::import(dir.path(), &text(2), true).expect("forced");
+        assert_eq!(std::fs::read(&file).expect("read"), vec![2u8; KEY_LEN]);
     }
 }
