@@ -145,8 +145,9 @@ impl SealingKey {
                     ours: self.id(),
                 })
             }
-            // Sealed before values carried their key's ID.
-            None => &bytes[..],
+            // Not this format: every value berth seals carries its key's
+            // ID (an earlier format never left issue 15's branch).
+            None => return Err(fail()),
         };
         self.decrypt(store_key, body).ok_or_else(fail)
     }
@@ -259,9 +260,11 @@ mod tests {
     }
 
     #[test]
-    fn values_sealed_before_key_ids_still_open() {
+    fn a_value_without_the_format_is_refused_as_damaged() {
         let k = key(3, "/k");
-        let nonce = random::bytes::<NONCE_LEN>().expect("random");
+        // A nonce and ciphertext alone under the right key, as an earlier
+        // commit of issue 15 sealed: no longer guessed at.
+        let nonce = [0u8; NONCE_LEN];
         let body = k
             .cipher
             .encrypt(
@@ -272,9 +275,12 @@ mod tests {
                 },
             )
             .expect("encrypt");
-        let legacy =
+        let bare =
             base64::engine::general_purpose::STANDARD.encode([nonce.to_vec(), body].concat());
-        assert_eq!(k.open("o", "parameters/o", &legacy).expect("open"), "old");
+        let e = k.open("o", "parameters/o", &bare).expect_err("bare");
+        assert!(matches!(e, SealError::Open { .. }), "{e}");
+        let e = k.open("o", "parameters/o", "AAAA").expect_err("short");
+        assert!(matches!(e, SealError::Open { .. }), "{e}");
     }
 
     #[test]
