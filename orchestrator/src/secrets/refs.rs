@@ -171,7 +171,10 @@ pub fn parse_secret_id(id: &str) -> Result<SecretId, String> {
         Some(_) => id
             .splitn(7, ':')
             .nth(6)
+            // The service and the resource type: `...:parameter:db` is
+            // no secret.
             .filter(|_| id.split(':').nth(2) == Some("secretsmanager"))
+            .filter(|_| id.split(':').nth(5) == Some("secret"))
             .ok_or_else(|| format!("{id:?} is not a Secrets Manager secret ARN"))?,
     };
     // Keep only the name part of a valueFrom-style tail.
@@ -341,6 +344,8 @@ mod tests {
             }
         );
         assert!(parse_secret_id("arn:aws:ssm:r:1:parameter/x").is_err());
+        // The resource type is checked, not only the service.
+        assert!(parse_secret_id("arn:aws:secretsmanager:r:1:parameter:db").is_err());
     }
 
     #[test]
