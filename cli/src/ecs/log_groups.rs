@@ -40,8 +40,11 @@ pub(super) fn print(
         if !stream.starts_with(prefix) {
             continue;
         }
-        let entries = berth_runtime::logs::read_entries(&file.path(), 1)
-            .map_err(|e| EcsError::invalid(format!("log stream {stream:?}: read: {e}")))?;
+        let entries = berth_runtime::logs::read_entries(
+            &file.path(),
+            berth_orchestrator::log_drivers::AWSLOGS_ROTATION.1,
+        )
+        .map_err(|e| EcsError::invalid(format!("log stream {stream:?}: read: {e}")))?;
         lines.extend(
             entries
                 .into_iter()
