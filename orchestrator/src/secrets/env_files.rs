@@ -168,6 +168,15 @@ pub fn check_container(
         if s.name.is_empty() {
             return Err(format!("{path}.secrets[{i}].name: empty"));
         }
+        // The name becomes an environment variable's: execve cannot take
+        // '=' or NUL in it, and the failure would name nothing.
+        if let Some(problem) = super::refs::env_var_problem(&s.name, "") {
+            return Err(format!(
+                "{path}.secrets[{i}].name {:?}: {problem}, which an environment variable \
+                 cannot have",
+                s.name
+            ));
+        }
         super::refs::parse_value_from(&s.value_from)
             .map_err(|e| format!("{path}.secrets[{i}].valueFrom: {e}"))?;
     }
@@ -250,6 +259,15 @@ mod tests {
         .expect_err("empty");
         assert!(
             e.starts_with("containerDefinitions[0].secrets[0].valueFrom"),
+            "{e}"
+        );
+        let e = check_container(
+            p,
+            &other(serde_json::json!({"secrets": [{"name": "A=B", "valueFrom": "/app/a"}]})),
+        )
+        .expect_err("=");
+        assert!(
+            e.starts_with("containerDefinitions[0].secrets[0].name"),
             "{e}"
         );
         let e = check_container(p, &other(serde_json::json!({"secrets": {"a": 1}})))

@@ -15,6 +15,7 @@ use super::error::TaskError;
 use super::Supervisor;
 use crate::model::TaskDefinition;
 use crate::secrets::env_files::{self, EnvironmentFile, ExtraEnv, Secret};
+use crate::secrets::refs::env_var_problem;
 use crate::secrets::{parse_value_from, registry_auth, SealingKey, SecretRef};
 
 /// ECS's prefix for a secret that could not be read.
@@ -157,6 +158,13 @@ impl Supervisor<'_> {
                     ),
                 })
             })?;
+            if let Some(problem) = env_var_problem(&s.name, &value) {
+                return Err(init(format!(
+                    "{SECRETS_FAILED}: secret {} ({}): {problem}, which an environment \
+                     variable cannot have",
+                    s.name, s.value_from
+                )));
+            }
             out.push((s.name.clone(), value));
         }
         Ok(out)
@@ -173,7 +181,17 @@ fn read_env_file(root: &Path, f: &EnvironmentFile) -> Result<Vec<(String, String
         .map_err(|e| format!("{}: {e}", at()))?
         .ok_or_else(|| format!("{}: no such file", at()))?;
     let text = String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", at()))?;
-    Ok(env_files::parse(&text))
+    let vars = env_files::parse(&text);
+    if let Some((name, problem)) = vars
+        .iter()
+        .find_map(|(k, v)| env_var_problem(k, v).map(|p| (k, p)))
+    {
+        return Err(format!(
+            "{}: variable {name:?}: {problem}, which an environment variable cannot have",
+            at()
+        ));
+    }
+    Ok(vars)
 }
 
 #[cfg(test)]
@@ -205,11 +223,13 @@ mod tests {
         .expect("mkfifo");
         let big = "A=1\n".repeat(env_files::MAX_FILE_BYTES as usize / 4 + 1);
         std::fs::write(b.join("big.env"), big).expect("write");
+        std::fs::write(b.join("nul.env"), "A=x\0y\n").expect("write");
         for (key, reason) in [
             ("link.env", "symlink"),
             ("fifo.env", "FIFO"),
             ("big.env", "larger than"),
             ("none.env", "no such file"),
+            ("nul.env", "NUL byte in its value"),
         ] {
             let e =
                 read_env_file(d.path(), &file(&format!("arn:aws:s3:::b/{key}"))).expect_err(key);
