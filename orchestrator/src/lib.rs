@@ -19,6 +19,8 @@
 //!   routes between hosts' slices: [`reconcile::routes`]),
 //!   [`supervisor`] (one process per task, by phase), `lb_sync` (the
 //!   load balancers' kernel side).
+//! - Shared small effects: [`files`] (a small file made whole and durable),
+//!   [`random`] (random bytes and hex, for ids, nonces and keys).
 //!
 //! # One run-task, file by file
 //!
