@@ -60,6 +60,45 @@ pub fn stream_of_file(file_name: &str) -> Option<String> {
     decode(file_name.strip_suffix(".log")?)
 }
 
+/// The longest encoded name a group's directory or a stream's file may
+/// have: NAME_MAX (255) less a rotated stream file's suffix (`.log.NN`).
+pub const MAX_ENCODED: usize = 255 - ".log.NN".len();
+
+/// Registration's check that `config`'s group and stream (for container
+/// `container`, with a task id of 32 hex digits) encode to file names the
+/// kernel takes: CloudWatch's 512-character names can encode to three
+/// bytes a character, and the failure would otherwise come at every start.
+/// The error names the field under `path` (the `logConfiguration`).
+pub fn check_names(path: &str, config: &LogConfiguration, container: &str) -> Result<(), String> {
+    let task_id = "0".repeat(32);
+    let runtime_id = crate::names::runtime_id(&task_id, container);
+    let Some(s) = stream_of(Some(config), container, &task_id, &runtime_id) else {
+        return Ok(());
+    };
+    let has = |k: &str| config.options.as_ref().is_some_and(|o| o.contains_key(k));
+    let stream_field = if has("awslogs-stream") {
+        "awslogs-stream"
+    } else {
+        "awslogs-stream-prefix"
+    };
+    for (field, name) in [("awslogs-group", &s.group), (stream_field, &s.stream)] {
+        let len = encode(name).len();
+        if len > MAX_ENCODED {
+            return Err(format!(
+                "{path}.options.{field}: the log {} {name:?} is kept as a file name of {len} \
+                 bytes (each character but A-Z a-z 0-9 _ - takes 3), more than {MAX_ENCODED}: \
+                 shorten it",
+                if field == "awslogs-group" {
+                    "group"
+                } else {
+                    "stream"
+                }
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn encode(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
@@ -165,5 +204,41 @@ mod tests {
         let name = file.file_name().and_then(|n| n.to_str()).expect("name");
         assert_eq!(stream_of_file(name).as_deref(), Some("a/../b%"));
         assert_eq!(stream_of_file("x%2"), None);
+    }
+
+    #[test]
+    fn names_too_long_as_file_names_are_refused_naming_the_field() {
+        let p = "containerDefinitions[0].logConfiguration";
+        let ok = config(&[
+            ("awslogs-group", "/ecs/web"),
+            ("awslogs-stream-prefix", "ecs"),
+        ]);
+        check_names(p, &ok, "app").expect("fits");
+        let slashes = "/".repeat(100);
+        let e = check_names(p, &config(&[("awslogs-group", &slashes)]), "app").unwrap_err();
+        assert!(
+            e.starts_with(&format!("{p}.options.awslogs-group: ")),
+            "{e}"
+        );
+        let long = "p".repeat(250);
+        let c = config(&[("awslogs-group", "g"), ("awslogs-stream-prefix", &long)]);
+        let e = check_names(p, &c, "app").unwrap_err();
+        assert!(
+            e.starts_with(&format!("{p}.options.awslogs-stream-prefix: ")),
+            "{e}"
+        );
+        let c = config(&[
+            ("awslogs-group", "g"),
+            ("awslogs-stream", &"\u{1F600}".repeat(30)),
+        ]);
+        let e = check_names(p, &c, "app").unwrap_err();
+        assert!(
+            e.starts_with(&format!("{p}.options.awslogs-stream: ")),
+            "{e}"
+        );
+        // Every name that fits gives a file the kernel takes.
+        let s = stream_of(Some(&ok), "app", "t", "r").expect("awslogs");
+        let file = stream_file(Path::new("/r"), &s);
+        assert!(file.file_name().map_or(0, |n| n.len()) <= MAX_ENCODED + 4);
     }
 }

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use crate::files::{place, Placed, Placing};
+
 /// This host's identity and capacity, as it registers in a cluster.
 #[derive(Clone, Debug)]
 pub struct Host {
@@ -54,28 +56,18 @@ fn host_id(state_root: &Path) -> std::io::Result<String> {
     }
     let id = random_hex32()?;
     std::fs::create_dir_all(state_root)?;
-    let made = state_root.join(format!(".host-id.{id}"));
-    std::fs::write(&made, &id)?;
-    let placed = match std::fs::hard_link(&made, &id_file) {
-        Ok(()) => Ok(id),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read() {
+    match place(&id_file, id.as_bytes(), 0o644, Placing::New)? {
+        Placed::Written => Ok(id),
+        Placed::Existed => match read() {
             Some(theirs) => Ok(theirs),
             // A file that holds no id (written by hand, or cut short).
-            None => std::fs::rename(&made, &id_file).map(|()| id),
+            None => place(&id_file, id.as_bytes(), 0o644, Placing::Replace).map(|_| id),
         },
-        Err(e) => Err(e),
-    };
-    let _ = std::fs::remove_file(&made);
-    placed
+    }
 }
 
 /// A fresh id: 16 bytes from the kernel's generator as hex.
-pub fn random_hex32() -> std::io::Result<String> {
-    use std::io::Read;
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
+pub use crate::random::hex32 as random_hex32;
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,8 @@
 //!   routes between hosts' slices: [`reconcile::routes`]),
 //!   [`supervisor`] (one process per task, by phase), `lb_sync` (the
 //!   load balancers' kernel side).
+//! - Shared small effects: [`files`] (a small file made whole and durable),
+//!   [`random`] (random bytes and hex, for ids, nonces and keys).
 //!
 //! # One run-task, file by file
 //!
@@ -61,16 +63,17 @@ pub mod capacity;
 pub mod client_tokens;
 pub mod containerize;
 pub mod credentials;
-
 pub mod discovery;
 mod discovery_sync;
 pub mod ecs;
+pub mod files;
 pub mod health;
 pub mod host;
 mod lb_sync;
 pub mod load_balancing;
 pub mod log_drivers;
 pub mod log_forwarding;
+pub mod random;
 pub mod reconcile;
 pub mod resolv;
 pub mod runnable;

@@ -300,11 +300,19 @@ pub fn json_file_limits(config: Option<&LogConfiguration>) -> (u64, u32) {
     (size, files)
 }
 
-/// A container log's rotation: json-file's; none for an awslogs stream,
-/// which CloudWatch keeps whole; no file at all for the none driver.
+/// An awslogs stream's rotation. CloudWatch keeps a stream whole, but
+/// here it lives on the state root's filesystem (state.db's): json-file's
+/// defaults (3 files of 10 MiB), the oldest lines dropped past them.
+pub const AWSLOGS_ROTATION: (u64, u32) = (
+    berth_runtime::logs::DEFAULT_MAX_SIZE,
+    berth_runtime::logs::DEFAULT_MAX_FILES,
+);
+
+/// A container log's rotation: json-file's; [`AWSLOGS_ROTATION`] for an
+/// awslogs stream; no file at all for the none driver.
 pub fn rotation(config: Option<&LogConfiguration>) -> (u64, u32) {
     match config.and_then(|c| LogDriver::parse(&c.log_driver)) {
-        Some(LogDriver::Awslogs) => return (u64::MAX / 2, 1),
+        Some(LogDriver::Awslogs) => return AWSLOGS_ROTATION,
         // The runtime keeps no file then.
         Some(LogDriver::None) => return (berth_runtime::logs::DEFAULT_MAX_SIZE, 0),
         _ => {}
@@ -511,9 +519,11 @@ mod tests {
     }
 
     #[test]
-    fn awslogs_is_never_rotated_and_none_keeps_no_file() {
+    fn awslogs_is_capped_and_none_keeps_no_file() {
         let aws = config("awslogs", &[("awslogs-group", "g")]);
-        assert_eq!(rotation(Some(&aws)).1, 1);
+        // Bounded, so that a chatty container cannot fill the state root.
+        assert_eq!(rotation(Some(&aws)), AWSLOGS_ROTATION);
+        assert!(AWSLOGS_ROTATION.0 <= 64 << 20 && AWSLOGS_ROTATION.1 <= 5);
         assert_eq!(rotation(Some(&config("none", &[]))).1, 0);
         let json = config("json-file", &[("max-file", "5")]);
         assert_eq!(rotation(Some(&json)).1, 5);

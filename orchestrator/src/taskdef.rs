@@ -210,6 +210,8 @@ fn check_containers(
         crate::runnable::check(&path, c)?;
         if let Some(logs) = &c.log_configuration {
             check_log_configuration(&format!("{path}.logConfiguration"), logs, ignored)?;
+            crate::awslogs::check_names(&format!("{path}.logConfiguration"), logs, &c.name)
+                .map_err(EcsError::client)?;
         }
         if let Some(policy) = &c.restart_policy {
             check_restart_policy(&format!("{path}.restartPolicy"), policy)?;

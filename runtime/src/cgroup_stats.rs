@@ -50,15 +50,23 @@ pub fn read_under(root: &Path, l: CgroupLayout, path: &str) -> Option<CgroupStat
             s.cpu_total_ns = num(read("cpuacct", "cpuacct.usage")).unwrap_or(0);
             let ticks = parse_flat(&read("cpuacct", "cpuacct.stat").unwrap_or_default());
             // USER_HZ is 100 on Linux: a tick is 10 ms.
-            s.cpu_user_ns = ticks.get("user").copied().unwrap_or(0) * 10_000_000;
-            s.cpu_system_ns = ticks.get("system").copied().unwrap_or(0) * 10_000_000;
+            s.cpu_user_ns = ticks
+                .get("user")
+                .copied()
+                .unwrap_or(0)
+                .saturating_mul(10_000_000);
+            s.cpu_system_ns = ticks
+                .get("system")
+                .copied()
+                .unwrap_or(0)
+                .saturating_mul(10_000_000);
             s.pids = num(read("pids", "pids.current")).unwrap_or(0);
         }
         CgroupLayout::V2 => {
             s.memory_usage = num(read("", "memory.current")).unwrap_or(0);
             s.memory_limit = num(read("", "memory.max"));
             let cpu = read("", "cpu.stat").unwrap_or_default();
-            let us = |k: &str| parse_counter(&cpu, k).unwrap_or(0) * 1000;
+            let us = |k: &str| parse_counter(&cpu, k).unwrap_or(0).saturating_mul(1000);
             (s.cpu_total_ns, s.cpu_user_ns, s.cpu_system_ns) =
                 (us("usage_usec"), us("user_usec"), us("system_usec"));
             s.pids = num(read("", "pids.current")).unwrap_or(0);

@@ -59,10 +59,7 @@ pub fn oom_kill_count(layout: CgroupLayout, path: &str) -> Option<u64> {
 
 /// A `key value` line from a flat-keyed cgroup file.
 pub fn parse_counter(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let (k, v) = line.split_once(' ')?;
-        (k == key).then(|| v.trim().parse().ok()).flatten()
-    })
+    crate::cgroup_stats::parse_flat(text).get(key).copied()
 }
 
 /// True while the cgroup at `path` exists in any hierarchy.

@@ -6,6 +6,7 @@
 //! OCI bundle), a cgroup parent and a state root, and get back container
 //! states, exit records and logs.
 
+pub mod bounded_read;
 pub mod cgroup_stats;
 pub mod cgroups;
 mod container;

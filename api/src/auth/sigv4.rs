@@ -8,6 +8,7 @@
 //! Refusals are the exceptions AWS answers, with messages that say what to
 //! fix; they never contain the expected signature.
 
+use berth_orchestrator::random::hex;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use http::{request::Parts, HeaderMap};
 use ring::{digest, hmac};
@@ -266,10 +267,6 @@ fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::K
         key = hmac::sign(&k, part.as_bytes()).as_ref().to_vec();
     }
     hmac::Key::new(hmac::HMAC_SHA256, &key)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -50,8 +50,11 @@ pub(super) fn print(
         if !stream.starts_with(prefix) {
             continue;
         }
-        let entries = berth_runtime::logs::read_entries(&file.path(), 1)
-            .map_err(|e| EcsError::invalid(format!("log stream {stream:?}: read: {e}")))?;
+        let entries = berth_runtime::logs::read_entries(
+            &file.path(),
+            berth_orchestrator::log_drivers::AWSLOGS_ROTATION.1,
+        )
+        .map_err(|e| EcsError::invalid(format!("log stream {stream:?}: read: {e}")))?;
         let done = printed.0.entry(stream.clone()).or_default();
         let skip = *done;
         *done = entries.len().max(skip);

@@ -1,13 +1,15 @@
-//! The endpoint's listener: a blocking accept loop on one small thread,
-//! bound inside a task's network namespace (or on the host's loopback for
+//! The endpoint's listener: a blocking accept loop on one small thread
+//! (each request answered on a short-lived thread of its own, a few at
+//! most, within a deadline and a size cap), bound inside a task's network namespace (or on the host's loopback for
 //! a host-mode task), answering from the supervisor's snapshot. No async
 //! runtime, no HTTP crate: an idle endpoint is one parked thread.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
@@ -30,10 +32,14 @@ pub const LISTEN_PORT: u16 = 51679;
 /// A request line and headers past this are refused: the endpoint takes
 /// GETs only.
 const MAX_HEAD: usize = 8 * 1024;
-/// A client that sends nothing for this long is dropped, so that it does
-/// not hold the one serving thread.
+/// A client whose request is not all in this long after it connected is
+/// dropped: a deadline for the whole request, so that trickling bytes
+/// cannot hold a serving thread.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The serving thread's stack: it parses a request line and writes JSON.
+/// Requests answered at once, each on its own short-lived thread: a
+/// container that opens connections and sends nothing holds at most these.
+const MAX_CLIENTS: usize = 4;
+/// A serving thread's stack: it parses a request line and writes JSON.
 const STACK: usize = 256 * 1024;
 
 /// Where a listener binds.
@@ -99,45 +105,116 @@ fn join(netns: &Path) -> std::io::Result<()> {
 
 fn serve(listener: &TcpListener, shared: &Shared) {
     // Each container's last stats reading: the next one's precpu_stats.
-    let mut readings = BTreeMap::new();
+    let readings: Arc<Mutex<Readings>> = Arc::default();
+    let busy = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         match stream {
-            Ok(s) => {
-                if let Err(e) = answer(s, shared, &mut readings) {
-                    tracing::debug!("metadata request: {e}");
-                }
-            }
+            Ok(s) => spawn_answer(s, shared, &readings, &busy),
             Err(e) => tracing::warn!("metadata accept: {e}"),
         }
     }
 }
 
-/// One request, one answer, then the connection closes.
-fn answer(stream: TcpStream, shared: &Shared, readings: &mut Readings) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
-    let mut reader = BufReader::new(&stream);
-    let mut line = String::new();
-    let mut head = reader.read_line(&mut line)?;
-    // The headers are read and dropped: nothing in them changes the answer.
-    loop {
-        let mut header = String::new();
-        let n = reader.read_line(&mut header)?;
+/// Answer `stream` on a short-lived thread of its own, so that a slow
+/// client holds only its own thread; past [`MAX_CLIENTS`] at once the
+/// connection is closed unanswered (the SDKs retry), which bounds what a
+/// container can make the supervisor hold.
+fn spawn_answer(
+    stream: TcpStream,
+    shared: &Shared,
+    readings: &Arc<Mutex<Readings>>,
+    busy: &Arc<AtomicUsize>,
+) {
+    if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+        busy.fetch_sub(1, Ordering::SeqCst);
+        tracing::debug!("metadata: {MAX_CLIENTS} requests in progress, one dropped");
+        return;
+    }
+    let (shared, readings, done) = (shared.clone(), readings.clone(), busy.clone());
+    // A thread spawned here inherits this thread's network namespace (the
+    // task's), which the stats route reads through /proc/thread-self.
+    let spawned = std::thread::Builder::new()
+        .name("metadata-client".into())
+        .stack_size(STACK)
+        .spawn(move || {
+            if let Err(e) = answer(stream, &shared, &readings) {
+                tracing::debug!("metadata request: {e}");
+            }
+            done.fetch_sub(1, Ordering::SeqCst);
+        });
+    if let Err(e) = spawned {
+        busy.fetch_sub(1, Ordering::SeqCst);
+        tracing::warn!("metadata: no thread for a request: {e}");
+    }
+}
+
+/// A request's head as read: its request line, or too large.
+#[derive(Debug, PartialEq)]
+enum Head {
+    Line(String),
+    TooLarge,
+}
+
+/// Read the request line and headers of `stream`, at most [`MAX_HEAD`]
+/// bytes in all and within [`CLIENT_TIMEOUT`] of the first read in all:
+/// the deadline is for the whole request, not each read, so a client
+/// trickling a byte at a time is dropped too. The headers are dropped:
+/// nothing in them changes the answer.
+fn read_head(stream: &TcpStream) -> std::io::Result<Head> {
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let mut reader = BufReader::new(Deadline { stream, deadline }.take(MAX_HEAD as u64 + 1));
+    let mut line = Vec::new();
+    let mut head = reader.read_until(b'\n', &mut line)?;
+    let mut header = Vec::new();
+    while head <= MAX_HEAD && line.ends_with(b"\n") {
+        header.clear();
+        let n = reader.read_until(b'\n', &mut header)?;
         head += n;
-        if n == 0 || header == "\r\n" || header == "\n" || head > MAX_HEAD {
+        if n == 0 || header == b"\r\n" || header == b"\n" {
             break;
         }
     }
-    let (status, body) = if head > MAX_HEAD {
-        (431, json!("request header too large"))
-    } else {
+    if head > MAX_HEAD {
+        return Ok(Head::TooLarge);
+    }
+    Ok(Head::Line(String::from_utf8_lossy(&line).into_owned()))
+}
+
+/// A stream whose every read waits at most until `deadline`.
+struct Deadline<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+/// One request, one answer, then the connection closes.
+fn answer(stream: TcpStream, shared: &Shared, readings: &Mutex<Readings>) -> std::io::Result<()> {
+    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    let line = match read_head(&stream)? {
+        Head::Line(line) => line,
+        Head::TooLarge => return write_response(&stream, 431, &json!("request header too large")),
+    };
+    let (status, body) = {
         let snapshot = shared
             .lock()
             .map(|s| s.clone())
             .unwrap_or_else(|p| p.into_inner().clone());
         match (credentials_route(&line), stats_route(&line)) {
             (Some(route), _) => provider::answer(snapshot.credentials.as_deref(), route),
-            (None, Some(route)) => stats(route, &snapshot, readings),
+            (None, Some(route)) => {
+                let mut readings = readings.lock().unwrap_or_else(|p| p.into_inner());
+                stats(route, &snapshot, &mut readings)
+            }
             (None, None) => respond(&line, &snapshot),
         }
     };
@@ -281,5 +358,83 @@ mod tests {
         std::io::Read::read_to_string(&mut s, &mut out).unwrap();
         assert!(out.starts_with("HTTP/1.1 404 "), "{out}");
         assert!(out.contains("no container with id"), "{out}");
+    }
+
+    /// A client that keeps sending without ever ending its request.
+    fn trickle(
+        addr: &str,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::thread::JoinHandle<()> {
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(s, "GET /").unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                if s.write_all(b"a").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    }
+
+    fn get(addr: &str) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        // A guard against hanging the test run, not a timed assertion.
+        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        write!(s, "GET /v4/x HTTP/1.1\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut s, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_client_trickling_bytes_does_not_hold_the_endpoint() {
+        let base = start(Place::HostLoopback, Shared::default()).unwrap();
+        let addr = base.strip_prefix("http://").unwrap().to_string();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let slow = trickle(&addr, stop.clone());
+        std::thread::sleep(Duration::from_millis(300));
+        let out = get(&addr);
+        stop.store(true, Ordering::SeqCst);
+        slow.join().unwrap();
+        assert!(out.starts_with("HTTP/1.1 404 "), "{out:?}");
+    }
+
+    #[test]
+    fn a_trickled_request_is_cut_off_at_the_deadline() {
+        let base = start(Place::HostLoopback, Shared::default()).unwrap();
+        let addr = base.strip_prefix("http://").unwrap().to_string();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Ends when a write fails: the server closed the connection.
+        let slow = trickle(&addr, stop.clone());
+        let guard = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(120));
+                stop.store(true, Ordering::SeqCst);
+            })
+        };
+        slow.join().unwrap();
+        assert!(
+            !stop.load(Ordering::SeqCst),
+            "the server never dropped the client"
+        );
+        drop(guard);
+    }
+
+    #[test]
+    fn an_endless_request_line_is_refused_at_the_cap() {
+        let base = start(Place::HostLoopback, Shared::default()).unwrap();
+        let addr = base.strip_prefix("http://").unwrap();
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        let mut line = b"GET /".to_vec();
+        line.resize(MAX_HEAD * 2, b'a');
+        // The server may close before all is sent: the answer is what counts.
+        let _ = s.write_all(&line);
+        let mut out = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut s, &mut out);
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with("HTTP/1.1 431 "), "{out:?}");
     }
 }

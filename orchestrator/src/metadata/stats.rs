@@ -101,8 +101,9 @@ pub fn system_cpu(proc_stat: &str) -> (u64, u64) {
                 .split_whitespace()
                 .take(8)
                 .filter_map(|v| v.parse::<u64>().ok())
-                .sum();
-            total = ticks * 10_000_000;
+                .fold(0u64, u64::saturating_add);
+            // Saturating: a hostile or corrupt count must not panic.
+            total = ticks.saturating_mul(10_000_000);
         } else if line.starts_with("cpu") {
             cpus += 1;
         }
@@ -127,6 +128,15 @@ mod tests {
         assert_eq!(n["eth0"]["rx_bytes"], 2000);
         assert_eq!(n["eth0"]["tx_packets"], 30);
         assert_eq!(n["eth0"]["tx_dropped"], 4);
+    }
+
+    #[test]
+    fn huge_cpu_counts_saturate_instead_of_overflowing() {
+        let max = u64::MAX;
+        let (ns, _) = system_cpu(&format!("cpu  {max} {max} 1 1 0 0 0 0\ncpu0 1\n"));
+        assert_eq!(ns, u64::MAX);
+        let (ns, _) = system_cpu(&format!("cpu  {} 0 0 0\n", max / 1000));
+        assert_eq!(ns, u64::MAX);
     }
 
     #[test]

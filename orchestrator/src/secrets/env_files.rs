@@ -3,6 +3,7 @@
 //! mirrors buckets, and the layering of files, `environment` and
 //! `secrets`. Pure: the reading is the supervisor's.
 
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
@@ -41,6 +42,13 @@ pub fn s3_root(var: Option<&str>, state_root: &Path) -> PathBuf {
 /// The local file an environment file names: `arn:aws:s3:::bucket/key`
 /// under `root`. The key may not climb out of its bucket.
 pub fn mirror_path(root: &Path, file: &EnvironmentFile) -> Result<PathBuf, String> {
+    mirror_key(file).map(|rel| root.join(rel))
+}
+
+/// The path under the mirror's root that an environment file names,
+/// `bucket/key`, made only of plain components. The reader resolves it
+/// inside the root with no symlinks (`berth_runtime::bounded_read`).
+pub fn mirror_key(file: &EnvironmentFile) -> Result<PathBuf, String> {
     if file.kind != "s3" {
         return Err(format!(
             "environmentFiles type {:?}: only s3 is supported",
@@ -61,8 +69,13 @@ pub fn mirror_path(root: &Path, file: &EnvironmentFile) -> Result<PathBuf, Strin
     if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err(format!("{:?}: the key leaves its bucket", file.value));
     }
-    Ok(root.join(rel))
+    Ok(rel)
 }
+
+/// The largest environment file read. ECS sets no documented limit, but a
+/// container's whole environment must pass execve (a few MiB at most), so
+/// a larger file can only fail later and less clearly.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// An environment file's variables, as ECS reads one: `NAME=VALUE` lines,
 /// the value taken as it is (quotes included); blank lines and lines
@@ -88,11 +101,16 @@ pub fn layer(
     environment: &[(String, String)],
     secrets: &[(String, String)],
 ) -> Vec<String> {
+    // Each name's place in `out`: one lookup per variable, not a scan.
     let mut out: Vec<(String, String)> = Vec::new();
-    let mut set = |k: &str, v: &str, replace: bool| match out.iter_mut().find(|(n, _)| n == k) {
-        Some(e) if replace => e.1 = v.to_string(),
+    let mut at: HashMap<String, usize> = HashMap::new();
+    let mut set = |k: &str, v: &str, replace: bool| match at.get(k) {
+        Some(&i) if replace => out[i].1 = v.to_string(),
         Some(_) => {}
-        None => out.push((k.to_string(), v.to_string())),
+        None => {
+            at.insert(k.to_string(), out.len());
+            out.push((k.to_string(), v.to_string()));
+        }
     };
     for (k, v) in files.iter().flatten() {
         set(k, v, false);
@@ -149,6 +167,15 @@ pub fn check_container(
     for (i, s) in secrets.iter().enumerate() {
         if s.name.is_empty() {
             return Err(format!("{path}.secrets[{i}].name: empty"));
+        }
+        // The name becomes an environment variable's: execve cannot take
+        // '=' or NUL in it, and the failure would name nothing.
+        if let Some(problem) = super::refs::env_var_problem(&s.name, "") {
+            return Err(format!(
+                "{path}.secrets[{i}].name {:?}: {problem}, which an environment variable \
+                 cannot have",
+                s.name
+            ));
         }
         super::refs::parse_value_from(&s.value_from)
             .map_err(|e| format!("{path}.secrets[{i}].valueFrom: {e}"))?;
@@ -232,6 +259,15 @@ mod tests {
         .expect_err("empty");
         assert!(
             e.starts_with("containerDefinitions[0].secrets[0].valueFrom"),
+            "{e}"
+        );
+        let e = check_container(
+            p,
+            &other(serde_json::json!({"secrets": [{"name": "A=B", "valueFrom": "/app/a"}]})),
+        )
+        .expect_err("=");
+        assert!(
+            e.starts_with("containerDefinitions[0].secrets[0].name"),
             "{e}"
         );
         let e = check_container(p, &other(serde_json::json!({"secrets": {"a": 1}})))

@@ -6,11 +6,13 @@
 //!
 //! - [`refs`]: names, ARNs and `valueFrom` (pure);
 //! - [`records`]: the records and their version/label changes (pure);
-//! - [`sealing`]: the key file and encryption;
+//! - [`sealing`]: the encryption (pure but for the nonce's randomness);
+//! - [`key_file`]: the host's key file, read, made, exported, imported;
 //! - [`store`]: the operations on the store, in aws's shapes;
 //! - [`registry_auth`]: a container's `repositoryCredentials` (pure).
 
 pub mod env_files;
+mod key_file;
 pub mod records;
 pub mod refs;
 pub mod registry_auth;

@@ -171,7 +171,10 @@ pub fn parse_secret_id(id: &str) -> Result<SecretId, String> {
         Some(_) => id
             .splitn(7, ':')
             .nth(6)
+            // The service and the resource type: `...:parameter:db` is
+            // no secret.
             .filter(|_| id.split(':').nth(2) == Some("secretsmanager"))
+            .filter(|_| id.split(':').nth(5) == Some("secret"))
             .ok_or_else(|| format!("{id:?} is not a Secrets Manager secret ARN"))?,
     };
     // Keep only the name part of a valueFrom-style tail.
@@ -194,6 +197,38 @@ pub fn secret_name_candidates(tail: &str) -> Vec<String> {
     out
 }
 
+/// SSM's largest value (the Standard tier's; berth has no other tier).
+pub const MAX_PARAMETER_VALUE: usize = 4096;
+/// Secrets Manager's largest SecretString.
+pub const MAX_SECRET_VALUE: usize = 65536;
+
+/// A value of at most `max` bytes, in AWS's words for `field`. Pure.
+pub fn check_value_size(field: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.len() > max {
+        return Err(format!(
+            "1 validation error detected: Value at '{field}' failed to satisfy constraint: \
+             Member must have length less than or equal to {max}"
+        ));
+    }
+    Ok(())
+}
+
+/// What an environment variable cannot hold: `=` or NUL in its name, NUL
+/// in its value (execve takes C strings). `None` when it is fine. Pure.
+pub fn env_var_problem(name: &str, value: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("an empty name")
+    } else if name.contains('=') {
+        Some("'=' in its name")
+    } else if name.contains('\0') {
+        Some("a NUL byte in its name")
+    } else if value.contains('\0') {
+        Some("a NUL byte in its value")
+    } else {
+        None
+    }
+}
+
 /// Six characters from `bytes`, as Secrets Manager's suffixes look.
 pub fn arn_suffix(bytes: &[u8; 6]) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -206,7 +241,7 @@ pub fn arn_suffix(bytes: &[u8; 6]) -> String {
 /// A version id in the UUID shape Secrets Manager prints, from 16 random
 /// bytes.
 pub fn version_id(bytes: &[u8; 16]) -> String {
-    let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let h = crate::random::hex(bytes);
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
@@ -341,6 +376,8 @@ mod tests {
             }
         );
         assert!(parse_secret_id("arn:aws:ssm:r:1:parameter/x").is_err());
+        // The resource type is checked, not only the service.
+        assert!(parse_secret_id("arn:aws:secretsmanager:r:1:parameter:db").is_err());
     }
 
     #[test]
@@ -350,5 +387,30 @@ mod tests {
         assert_eq!(json_key(s, "port"), Ok("5432".into()));
         assert!(json_key(s, "nope").is_err());
         assert!(json_key("plain", "user").is_err());
+    }
+
+    #[test]
+    fn sizes_and_environment_characters() {
+        check_value_size(
+            "value",
+            &"a".repeat(MAX_PARAMETER_VALUE),
+            MAX_PARAMETER_VALUE,
+        )
+        .expect("at the cap");
+        let e = check_value_size(
+            "value",
+            &"a".repeat(MAX_PARAMETER_VALUE + 1),
+            MAX_PARAMETER_VALUE,
+        )
+        .unwrap_err();
+        assert!(e.contains("'value'") && e.contains("4096"), "{e}");
+        assert_eq!(env_var_problem("A", "x"), None);
+        assert_eq!(env_var_problem("A=B", "x"), Some("'=' in its name"));
+        assert_eq!(env_var_problem("A\0", "x"), Some("a NUL byte in its name"));
+        assert_eq!(
+            env_var_problem("A", "x\0y"),
+            Some("a NUL byte in its value")
+        );
+        assert_eq!(env_var_problem("", "x"), Some("an empty name"));
     }
 }

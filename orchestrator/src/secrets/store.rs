@@ -9,7 +9,7 @@ use super::records::{ParameterType, SecretVersion, StoredParameter, StoredSecret
 #[cfg(test)]
 use super::refs::parse_value_from;
 use super::refs::{self, SecretId, SecretRef};
-use super::sealing::{random, SealError, SealingKey};
+use super::sealing::{SealError, SealingKey};
 use crate::ecs::{decode, encode, now, retry, Ecs};
 use crate::error::{EcsError, EcsResult, ErrorKind};
 use crate::store::{keys, Expect, Op, StoreError};
@@ -34,9 +34,7 @@ fn validation(message: String) -> EcsError {
 }
 
 fn rand_bytes<const N: usize>() -> EcsResult<[u8; N]> {
-    let mut b = [0u8; N];
-    random(&mut b).map_err(SealError::Random)?;
-    Ok(b)
+    Ok(crate::random::bytes().map_err(SealError::Random)?)
 }
 
 fn parameter_not_found(name: &str) -> EcsError {
@@ -66,6 +64,8 @@ fn parameter_name(name: &str) -> EcsResult<String> {
 impl Ecs {
     pub fn put_parameter(&self, key: &SealingKey, req: PutParameter) -> EcsResult<Value> {
         refs::check_parameter_name(&req.name).map_err(validation)?;
+        refs::check_value_size("value", &req.value, refs::MAX_PARAMETER_VALUE)
+            .map_err(validation)?;
         let store_key = keys::parameter(&req.name);
         let sealed = key.seal(&store_key, &req.value)?;
         let version = retry(|| {
@@ -149,6 +149,8 @@ impl Ecs {
 
     pub fn create_secret(&self, key: &SealingKey, name: &str, value: &str) -> EcsResult<Value> {
         refs::check_secret_name(name).map_err(validation)?;
+        refs::check_value_size("secretString", value, refs::MAX_SECRET_VALUE)
+            .map_err(validation)?;
         let store_key = keys::secret(name);
         let arn = refs::secret_arn(&self.partition, name, &refs::arn_suffix(&rand_bytes()?));
         let version = self.new_version(key, &store_key, value)?;
@@ -182,6 +184,8 @@ impl Ecs {
         value: &str,
     ) -> EcsResult<Value> {
         let id = refs::parse_secret_id(secret_id).map_err(validation)?;
+        refs::check_value_size("secretString", value, refs::MAX_SECRET_VALUE)
+            .map_err(validation)?;
         let (out, id) = retry(|| {
             let (store_key, rev, mut secret) = self.find_secret(&id)?;
             let version = self.new_version(key, &store_key, value)?;
@@ -210,15 +214,7 @@ impl Ecs {
         version_stage: Option<&str>,
     ) -> EcsResult<Value> {
         let id = refs::parse_secret_id(secret_id).map_err(validation)?;
-        let (store_key, _, secret) = self.find_secret(&id)?;
-        let v = secret
-            .version(version_id, version_stage)
-            .map_err(|m| EcsError::new(ErrorKind::ResourceNotFoundException, m))?;
-        let plain = key.open(
-            &secret_label(&secret.name, &v.id),
-            &version_aad(&store_key, &v.id),
-            &v.sealed,
-        )?;
+        let (secret, v, plain) = self.open_secret(key, &id, version_id, version_stage)?;
         Ok(json!({
             "ARN": secret.arn,
             "Name": secret.name,
@@ -246,21 +242,37 @@ impl Ecs {
                     candidates: refs::secret_name_candidates(id),
                     tail: id.clone(),
                 };
-                let (store_key, _, secret) = self.find_secret(&sid)?;
-                let v = secret
-                    .version(version_id.as_deref(), version_stage.as_deref())
-                    .map_err(|m| EcsError::new(ErrorKind::ResourceNotFoundException, m))?;
-                let plain = key.open(
-                    &secret_label(&secret.name, &v.id),
-                    &version_aad(&store_key, &v.id),
-                    &v.sealed,
-                )?;
+                let (_, _, plain) =
+                    self.open_secret(key, &sid, version_id.as_deref(), version_stage.as_deref())?;
                 match json_key {
                     None => Ok(plain),
                     Some(k) => refs::json_key(&plain, k).map_err(EcsError::invalid),
                 }
             }
         }
+    }
+
+    /// A secret's version (by id or stage; the current one by default)
+    /// and its value, opened: the one lookup of get-secret-value and of a
+    /// task's `secrets`.
+    fn open_secret(
+        &self,
+        key: &SealingKey,
+        id: &SecretId,
+        version_id: Option<&str>,
+        version_stage: Option<&str>,
+    ) -> EcsResult<(StoredSecret, SecretVersion, String)> {
+        let (store_key, _, secret) = self.find_secret(id)?;
+        let v = secret
+            .version(version_id, version_stage)
+            .map_err(|m| EcsError::new(ErrorKind::ResourceNotFoundException, m))?
+            .clone();
+        let plain = key.open(
+            &secret_label(&secret.name, &v.id),
+            &version_aad(&store_key, &v.id),
+            &v.sealed,
+        )?;
+        Ok((secret, v, plain))
     }
 
     /// A new version of the secret at `store_key`, its value sealed.

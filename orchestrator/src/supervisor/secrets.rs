@@ -7,10 +7,15 @@
 
 use std::collections::BTreeMap;
 
+use std::path::Path;
+
+use berth_runtime::bounded_read::{read_in_root, Symlinks};
+
 use super::error::TaskError;
 use super::Supervisor;
 use crate::model::TaskDefinition;
 use crate::secrets::env_files::{self, EnvironmentFile, ExtraEnv, Secret};
+use crate::secrets::refs::env_var_problem;
 use crate::secrets::{parse_value_from, registry_auth, SealingKey, SecretRef};
 
 /// ECS's prefix for a secret that could not be read.
@@ -122,11 +127,8 @@ impl Supervisor<'_> {
         files
             .iter()
             .map(|f| {
-                let fail = |e: String| init(format!("{ENV_FILES_FAILED}: {}: {e}", f.value));
-                let path = env_files::mirror_path(&root, f).map_err(fail)?;
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| fail(format!("{}: {e}", path.display())))?;
-                Ok(env_files::parse(&text))
+                read_env_file(&root, f)
+                    .map_err(|e| init(format!("{ENV_FILES_FAILED}: {}: {e}", f.value)))
             })
             .collect()
     }
@@ -156,8 +158,82 @@ impl Supervisor<'_> {
                     ),
                 })
             })?;
+            if let Some(problem) = env_var_problem(&s.name, &value) {
+                return Err(init(format!(
+                    "{SECRETS_FAILED}: secret {} ({}): {problem}, which an environment \
+                     variable cannot have",
+                    s.name, s.value_from
+                )));
+            }
             out.push((s.name.clone(), value));
         }
         Ok(out)
+    }
+}
+
+/// One environment file's variables, from the mirror at `root`. The
+/// mirror is not trusted: no symlink (it could name any root-only file),
+/// no FIFO or device, a bounded size.
+fn read_env_file(root: &Path, f: &EnvironmentFile) -> Result<Vec<(String, String)>, String> {
+    let rel = env_files::mirror_key(f)?;
+    let at = || root.join(&rel).display().to_string();
+    let bytes = read_in_root(root, &rel, Symlinks::Refused, env_files::MAX_FILE_BYTES)
+        .map_err(|e| format!("{}: {e}", at()))?
+        .ok_or_else(|| format!("{}: no such file", at()))?;
+    let text = String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", at()))?;
+    let vars = env_files::parse(&text);
+    if let Some((name, problem)) = vars
+        .iter()
+        .find_map(|(k, v)| env_var_problem(k, v).map(|p| (k, p)))
+    {
+        return Err(format!(
+            "{}: variable {name:?}: {problem}, which an environment variable cannot have",
+            at()
+        ));
+    }
+    Ok(vars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(value: &str) -> EnvironmentFile {
+        EnvironmentFile {
+            kind: "s3".into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn env_files_are_read_only_as_plain_bounded_files() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let b = d.path().join("b");
+        std::fs::create_dir(&b).expect("mkdir");
+        std::fs::write(b.join("ok.env"), "A=1\n").expect("write");
+        let got = read_env_file(d.path(), &file("arn:aws:s3:::b/ok.env")).expect("read");
+        assert_eq!(got, vec![("A".to_string(), "1".to_string())]);
+
+        std::fs::write(d.path().join("secret"), "K=root-only\n").expect("write");
+        std::os::unix::fs::symlink(d.path().join("secret"), b.join("link.env")).expect("ln");
+        nix::unistd::mkfifo(
+            &b.join("fifo.env"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .expect("mkfifo");
+        let big = "A=1\n".repeat(env_files::MAX_FILE_BYTES as usize / 4 + 1);
+        std::fs::write(b.join("big.env"), big).expect("write");
+        std::fs::write(b.join("nul.env"), "A=x\0y\n").expect("write");
+        for (key, reason) in [
+            ("link.env", "symlink"),
+            ("fifo.env", "FIFO"),
+            ("big.env", "larger than"),
+            ("none.env", "no such file"),
+            ("nul.env", "NUL byte in its value"),
+        ] {
+            let e =
+                read_env_file(d.path(), &file(&format!("arn:aws:s3:::b/{key}"))).expect_err(key);
+            assert!(e.contains(reason) && e.contains(key), "{key}: {e}");
+        }
     }
 }

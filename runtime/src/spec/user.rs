@@ -1,15 +1,10 @@
 //! `user` as Docker and ECS take it (`uid`, `uid:gid`, `name`, `name:group`),
 //! resolved against the container's own /etc/passwd and /etc/group.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::io;
 use std::path::Path;
 
-use nix::errno::Errno;
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
-
+use crate::bounded_read::{read_in_root, ReadError, Symlinks};
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,32 +140,24 @@ pub const MAX_DB_BYTES: u64 = 4 << 20;
 /// (a FIFO cannot hang us), must be a regular file (a device cannot feed us
 /// forever) and is read up to [`MAX_DB_BYTES`].
 fn read_db(rootfs: &Path, rel: &str) -> Result<Vec<Vec<String>>> {
-    let fail = |source: io::Error| {
+    let fail = |e: ReadError| {
+        let source = match e {
+            ReadError::Io(io) => io,
+            ReadError::TooLarge(_) => io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("larger than {} MiB", MAX_DB_BYTES >> 20),
+            ),
+            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+        };
         Error::io(
             format!("read the image's /{rel} ({})", rootfs.join(rel).display()),
             source,
         )
     };
-    let Some(file) = open_in_root(rootfs, rel).map_err(fail)? else {
+    let read = read_in_root(rootfs, Path::new(rel), Symlinks::InRoot, MAX_DB_BYTES);
+    let Some(bytes) = read.map_err(fail)? else {
         return Ok(Vec::new());
     };
-    let meta = file.metadata().map_err(fail)?;
-    if !meta.file_type().is_file() {
-        return Err(fail(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("is {}, not a regular file", kind_of(&meta)),
-        )));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_DB_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(fail)?;
-    if bytes.len() as u64 > MAX_DB_BYTES {
-        return Err(fail(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {} MiB", MAX_DB_BYTES >> 20),
-        )));
-    }
     Ok(String::from_utf8_lossy(&bytes)
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -178,68 +165,10 @@ fn read_db(rootfs: &Path, rel: &str) -> Result<Vec<Vec<String>>> {
         .collect())
 }
 
-fn kind_of(meta: &fs::Metadata) -> &'static str {
-    let ft = meta.file_type();
-    if ft.is_dir() {
-        "a directory"
-    } else if ft.is_fifo() {
-        "a FIFO"
-    } else if ft.is_char_device() {
-        "a character device"
-    } else if ft.is_block_device() {
-        "a block device"
-    } else if ft.is_socket() {
-        "a socket"
-    } else {
-        "a special file"
-    }
-}
-
-/// Open `rel` read-only and non-blocking with `rootfs` as the root of the
-/// resolution: `..` and absolute symlinks stay inside it, as they would in
-/// the container. `None` when it does not exist.
-fn open_in_root(rootfs: &Path, rel: &str) -> io::Result<Option<File>> {
-    let root = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(rootfs)
-    {
-        Ok(root) => root,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    match openat2(root.as_raw_fd(), rel, how) {
-        // SAFETY: openat2 returned a new descriptor that nothing else owns.
-        Ok(fd) => Ok(Some(unsafe { File::from_raw_fd(fd) })),
-        Err(Errno::ENOENT | Errno::ENOTDIR) => Ok(None),
-        // Kernels before 5.6 (or a seccomp filter) lack openat2.
-        Err(Errno::ENOSYS | Errno::EPERM) => open_scoped_fallback(rootfs, rel),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Without openat2: the canonical path must stay inside the rootfs, and the
-/// file is opened without following a last symlink or blocking.
-fn open_scoped_fallback(rootfs: &Path, rel: &str) -> io::Result<Option<File>> {
-    let (Ok(root), Ok(real)) = (rootfs.canonicalize(), rootfs.join(rel).canonicalize()) else {
-        return Ok(None);
-    };
-    if !real.starts_with(&root) {
-        return Ok(None);
-    }
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(real)
-        .map(Some)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::{self, OpenOptions};
 
     fn rootfs() -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
