@@ -283,12 +283,7 @@ fn parse_attributes(value: &str) -> Result<BTreeMap<String, String>, String> {
     for name in attrs.keys() {
         // The rule of `berth agent --attributes` (and of ECS's attribute
         // names).
-        let valid = !name.is_empty()
-            && name.len() <= 128
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./@:".contains(c));
-        if !valid {
+        if !crate::scheduler::hosts::attribute_name_ok(name) {
             return Err(format!(
                 "{name:?} is not an attribute name (1-128 letters, digits, - _ . / @ :)"
             ));

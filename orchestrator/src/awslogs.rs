@@ -141,16 +141,7 @@ mod tests {
     use super::*;
 
     fn config(options: &[(&str, &str)]) -> LogConfiguration {
-        LogConfiguration {
-            log_driver: "awslogs".into(),
-            options: Some(
-                options
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            secret_options: None,
-        }
+        crate::log_drivers::test_config("awslogs", options)
     }
 
     #[test]

@@ -381,22 +381,26 @@ fn stream_name_ok(value: &str) -> bool {
     (1..=512).contains(&value.chars().count()) && !value.contains([':', '*'])
 }
 
+/// A `logConfiguration` for the driver modules' unit tests.
+#[cfg(test)]
+pub(crate) fn test_config(driver: &str, options: &[(&str, &str)]) -> LogConfiguration {
+    LogConfiguration {
+        log_driver: driver.into(),
+        options: Some(
+            options
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        secret_options: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn config(driver: &str, options: &[(&str, &str)]) -> LogConfiguration {
-        LogConfiguration {
-            log_driver: driver.into(),
-            options: Some(
-                options
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            secret_options: None,
-        }
-    }
+    use super::test_config as config;
 
     fn err(c: &LogConfiguration) -> String {
         check("c.logConfiguration", c)

@@ -93,18 +93,7 @@ pub fn forward_of(
 mod tests {
     use super::*;
 
-    fn config(driver: &str, options: &[(&str, &str)]) -> LogConfiguration {
-        LogConfiguration {
-            log_driver: driver.into(),
-            options: Some(
-                options
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            secret_options: None,
-        }
-    }
+    use crate::log_drivers::test_config as config;
 
     fn source() -> Source<'static> {
         Source {

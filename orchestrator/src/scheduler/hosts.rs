@@ -29,13 +29,17 @@ pub fn parse_attributes(spec: &str) -> EcsResult<Vec<Attribute>> {
     Ok(out)
 }
 
-pub fn check_attribute_name(name: &str) -> EcsResult<()> {
-    let valid = !name.is_empty()
+/// ECS's attribute name rule: 1-128 letters, digits, `- _ . / @ :`.
+pub fn attribute_name_ok(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 128
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./@:".contains(c));
-    if !valid {
+            .all(|c| c.is_ascii_alphanumeric() || "-_./@:".contains(c))
+}
+
+pub fn check_attribute_name(name: &str) -> EcsResult<()> {
+    if !attribute_name_ok(name) {
         return Err(EcsError::invalid(format!(
             "--attributes: {name:?} is not an attribute name (1-128 letters, digits, - _ . / @ :)"
         )));
