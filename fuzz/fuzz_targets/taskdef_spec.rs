@@ -116,6 +116,7 @@ fn context(td: &TaskDefinition, launch_type: &LaunchType) -> Option<(TaskContext
             (task_dir.join("etc/hosts"), "/etc/hosts".into()),
             (task_dir.join("etc/resolv.conf"), "/etc/resolv.conf".into()),
         ],
+        extra_env: Default::default(),
     };
     Some((ctx, host_sources))
 }
