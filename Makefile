@@ -136,6 +136,7 @@ bench: bench-deps api-deps images bench-images
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench.py
 	BERTH=$(BERTH_RELEASE) LAYERS=$(CURDIR)/.build/debian python3 scripts/bench_images.py
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench_tasks.py
+	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench_density.py
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench_network.py
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench_services.py
 	BERTH=$(BERTH_RELEASE) ROOTFS=$(ROOTFS) python3 scripts/bench_metadata.py
