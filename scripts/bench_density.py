@@ -190,6 +190,28 @@ def fds_to_memfd(pids):
     return n
 
 
+def cpu_ticks(pids):
+    """utime + stime of `pids`, in clock ticks."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def idle_cpu(pids, seconds=5):
+    """Share of one core that `pids` use while the tasks idle (the
+    supervisors poll the store every 100 ms)."""
+    before, start = cpu_ticks(pids), time.perf_counter()
+    time.sleep(seconds)
+    used = (cpu_ticks(pids) - before) / os.sysconf("SC_CLK_TCK")
+    return used / (time.perf_counter() - start)
+
+
 def ms(xs):
     xs = sorted(xs)
     return statistics.median(xs) * 1000, xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))] * 1000
@@ -348,6 +370,7 @@ def main():
         r["one"] = breakdown(sups[0]) if sups else {}
         r["one_mon"] = breakdown(mons[0]) if mons else {}
         r["load"] = os.getloadavg()
+        r["cpu_sup"], r["cpu_mon"] = idle_cpu(sups), idle_cpu(mons)
         r["load_before"] = load_before
 
         sample = ids[:100]
@@ -391,7 +414,9 @@ def main():
     print(f"  /proc/meminfo Shmem delta: {kib(r['shmem'])} ({r['shmem'] // max(n, 1)} KiB per task; "
           f"{r['memfd_fds']} fds on /memfd:berth), MemAvailable down {kib(r['avail'])} "
           f"({r['avail'] // max(n, 1)} KiB per task)")
-    print(f"  load average: {r['load_before'][0]:.2f} before, {r['load'][0]:.2f} after start")
+    print(f"  load average (1 min): {r['load_before'][0]:.2f} before, {r['load'][0]:.2f} after start")
+    print(f"  idle CPU (5 s each): supervisors {r['cpu_sup'] * 100:.1f}% of a core, "
+          f"monitors {r['cpu_mon'] * 100:.1f}%")
     print(f"  over {n} running tasks (median, p95 of 20; target < 50 ms):")
     for label, key in [("list-tasks", "list"), (f"describe-tasks ({min(n, 100)} tasks)", "desc"),
                        ("describe-tasks (1 task)", "desc1")]:
