@@ -86,6 +86,18 @@ def meminfo():
     return out
 
 
+def memory_cgroups():
+    """The memory controller's cgroup count (/proc/cgroups): it includes the
+    dying ones, removed but kept by the kernel while page cache is charged to
+    them, which no directory listing shows."""
+    with open("/proc/cgroups") as f:
+        for line in f:
+            parts = line.split()
+            if parts and parts[0] == "memory":
+                return int(parts[2])
+    return 0
+
+
 def berth_pids(root):
     """(supervisor pids, monitor pids) of this bench's state root."""
     sups, mons = [], []
@@ -351,6 +363,7 @@ def main():
         berth(root, e, "register-task-definition", "--cli-input-json", json.dumps(td))
 
         before = meminfo()
+        r["memcg_before"] = memory_cgroups()
         load_before = os.getloadavg()
         start = time.perf_counter()
         ids = start_all(root, e, a.tasks)
@@ -392,6 +405,7 @@ def main():
         r["left"] = settle(root)
         r["settled"] = time.perf_counter() - start
         r["shmem_after"] = meminfo()["Shmem"] - before["Shmem"]
+        r["memcg_after"] = memory_cgroups()
         wal = os.path.join(root, "state.db-wal")
         r["wal"] = os.path.getsize(wal) if os.path.exists(wal) else 0
     finally:
@@ -425,7 +439,8 @@ def main():
           f"berth runtime list {r['rtlist'][0]:.1f} ms (median of 5)")
     print(f"  time to all STOPPED: {r['stopped'] * 1000:.0f} ms; nothing left after {r['settled'] * 1000:.0f} ms"
           if not r["left"] else f"  time to all STOPPED: {r['stopped'] * 1000:.0f} ms; LEFT BEHIND: {r['left']}")
-    print(f"  Shmem delta after stop: {kib(r['shmem_after'])}; state.db-wal {r['wal'] // 1024} KiB")
+    print(f"  Shmem delta after stop: {kib(r['shmem_after'])}; state.db-wal {r['wal'] // 1024} KiB; "
+          f"memory cgroups (live + dying, /proc/cgroups) {r['memcg_before']} before, {r['memcg_after']} after")
     for title, b in [("one idle supervisor", r["one"]), ("one idle monitor", r["one_mon"])]:
         print(f"  {title}, by mapping (KiB: RSS, PSS, private dirty):")
         for cls, (rss, pss, dirty) in b.items():
