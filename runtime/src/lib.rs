@@ -15,6 +15,7 @@ pub mod exit;
 mod fsutil;
 pub mod log_forward;
 pub mod logs;
+pub mod memory;
 mod meta;
 pub mod monitor;
 pub mod namespaces;

@@ -150,7 +150,7 @@ impl Monitor {
 
     fn pump_phase(&mut self, pump: PumpArgs) -> Result<(), String> {
         let meta = self.meta()?;
-        release_startup_pages();
+        crate::memory::release_startup_pages();
         // SAFETY: the setup phase left these fds open for this image alone.
         let (out_r, err_r) = unsafe {
             (
@@ -382,81 +382,6 @@ fn reexec_as_pump(args: &MonitorArgs, pump: &PumpArgs) -> Result<(), String> {
         .collect();
     let err = nix::unistd::execve(&exe, &argv, &env).err();
     Err(format!("execve: {err:?}"))
-}
-
-/// Drop the pages of the binary and its libraries that start-up faulted in
-/// (the kernel maps 64 KiB around each fault), so that only what the pump
-/// loop touches comes back: the monitor lives as long as its container.
-/// Only pages that are still the file's own are dropped (pagemap says so);
-/// relocated, copied-on-write pages would lose their contents and stay.
-fn release_startup_pages() {
-    const PRESENT: u64 = 1 << 63;
-    const FILE_OR_SHARED: u64 = 1 << 61;
-    let (Ok(maps), Ok(pagemap)) = (
-        std::fs::read_to_string("/proc/self/maps"),
-        File::open("/proc/self/pagemap"),
-    ) else {
-        return;
-    };
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096) as usize;
-    for line in maps.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        let path = fields.nth(3).unwrap_or("");
-        if !(perms == "r-xp" || perms == "r--p") || !path.starts_with('/') {
-            continue;
-        }
-        let Some((start, end)) = range.split_once('-').and_then(|(s, e)| {
-            Some((
-                usize::from_str_radix(s, 16).ok()?,
-                usize::from_str_radix(e, 16).ok()?,
-            ))
-        }) else {
-            continue;
-        };
-        let pages = (end - start) / page;
-        let mut entries = vec![0u8; pages * 8];
-        let offset = (start / page * 8) as u64;
-        if std::os::unix::fs::FileExt::read_exact_at(&pagemap, &mut entries, offset).is_err() {
-            continue;
-        }
-        let droppable = |i: usize| {
-            let bytes: [u8; 8] = entries[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]);
-            let entry = u64::from_ne_bytes(bytes);
-            entry & PRESENT != 0 && entry & FILE_OR_SHARED != 0
-        };
-        let mut i = 0;
-        while i < pages {
-            if !droppable(i) {
-                i += 1;
-                continue;
-            }
-            let run_start = i;
-            while i < pages && droppable(i) {
-                i += 1;
-            }
-            let Some(addr) =
-                std::ptr::NonNull::new((start + run_start * page) as *mut std::ffi::c_void)
-            else {
-                continue;
-            };
-            // SAFETY: these pages are unmodified file pages of a private
-            // mapping: dropping them loses nothing, and a later access
-            // faults them back in from the page cache.
-            let _ = unsafe {
-                nix::sys::mman::madvise(
-                    addr,
-                    (i - run_start) * page,
-                    nix::sys::mman::MmapAdvise::MADV_DONTNEED,
-                )
-            };
-        }
-    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
