@@ -257,6 +257,13 @@ impl ContentStore {
         self.flock("gc.lock", nix::fcntl::FlockArg::LockShared)
     }
 
+    /// Held while layers are unpacked: tasks started together from an
+    /// image never run before would otherwise each unpack every layer, and
+    /// all but one would throw their work away.
+    pub fn unpack_lock(&self) -> Result<StoreLock> {
+        self.flock("unpack.lock", nix::fcntl::FlockArg::LockExclusive)
+    }
+
     /// Held by garbage collection: no writer runs meanwhile.
     pub fn gc_lock(&self) -> Result<StoreLock> {
         self.flock("gc.lock", nix::fcntl::FlockArg::LockExclusive)

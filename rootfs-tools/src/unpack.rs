@@ -744,7 +744,8 @@ pub fn unpack_layer_with_limits(
 
 /// The unpacked directories of an image's layers, bottom first, unpacking
 /// (in parallel) those not yet on disk. Each layer is unpacked once, by
-/// digest, and checked against its diff id.
+/// digest, and checked against its diff id: callers racing on an image's
+/// first use wait for one another instead of each unpacking it.
 pub fn ensure_layers(store: &ContentStore, image: &Image) -> Result<Vec<PathBuf>> {
     ensure_layers_with(store, image, &Quiet)
 }
@@ -761,7 +762,15 @@ pub fn ensure_layers_with(
         .iter()
         .map(|l| store.layers_dir().join(l.digest.hex()))
         .collect();
-    let missing: Vec<usize> = (0..layers.len()).filter(|&i| !dirs[i].is_dir()).collect();
+    let missing = |dirs: &[PathBuf]| -> Vec<usize> {
+        (0..dirs.len()).filter(|&i| !dirs[i].is_dir()).collect()
+    };
+    if missing(&dirs).is_empty() {
+        return Ok(dirs);
+    }
+    // One unpacker at a time: who waited finds the layers another unpacked.
+    let _lock = store.unpack_lock()?;
+    let missing = missing(&dirs);
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .max(1);
@@ -1242,5 +1251,66 @@ mod tests {
         // A long name that describes nothing.
         let tar = archive(&[(header(T::GNULongName, "././@LongLink", 2), b"a\0")]);
         refused_by(&tar[..], &UnpackLimits::default(), &["describes no entry"]);
+    }
+}
+
+#[cfg(test)]
+mod first_use {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::build_image::build_rootfs;
+    use crate::image::ContainerConfig;
+    use crate::progress::Progress;
+
+    /// Counts the layers a caller unpacked.
+    #[derive(Default)]
+    struct Unpacked(AtomicUsize);
+
+    impl Progress for Unpacked {
+        fn blob_started(&self, _digest: &Digest, _size: u64) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn callers_racing_on_an_image_first_use_unpack_it_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tree = dir.path().join("tree");
+        fs::create_dir_all(tree.join("bin")).expect("mkdir");
+        for i in 0..200 {
+            fs::write(tree.join("bin").join(format!("tool{i}")), b"x").expect("write");
+        }
+        let root = dir.path().join("store");
+        let store = ContentStore::open(&root).expect("store");
+        let name: crate::Reference = "race:latest".parse().expect("reference");
+        let image = build_rootfs(
+            &store,
+            &[tree.as_path()],
+            &name,
+            &ContainerConfig::default(),
+        )
+        .expect("build");
+        let unpacked = Unpacked::default();
+        let dirs: Vec<Vec<PathBuf>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let (root, image, unpacked) = (&root, &image, &unpacked);
+                    // Each caller opens the store as a process of its own would.
+                    scope.spawn(move || {
+                        let store = ContentStore::open(root).expect("store");
+                        ensure_layers_with(&store, image, unpacked).expect("ensure")
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        assert_eq!(unpacked.0.load(Ordering::SeqCst), 1);
+        assert!(dirs
+            .iter()
+            .all(|d| d == &dirs[0] && d[0].join("bin/tool199").is_file()));
     }
 }
