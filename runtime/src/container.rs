@@ -274,6 +274,7 @@ impl Runtime {
         };
         write_json_atomic(&files.meta(), &meta)?;
         let mut handle = monitor::spawn(
+            self.root.dir(),
             &files.dir,
             &self.root.libcontainer_root(),
             opts.start,
