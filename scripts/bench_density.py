@@ -153,6 +153,8 @@ def mapping_class(name, exe):
         return "vdso/vvar"
     if name.startswith("/memfd:"):
         return "memfd (sealed binary)"
+    if "/run/exe/berth-" in name:
+        return "shared sealed copy"
     if name.endswith("-shm"):
         return "sqlite -shm"
     if name == exe or name.endswith("/berth") or name.endswith("/berth (deleted)"):
@@ -179,7 +181,7 @@ def breakdown(pid):
             if "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
                 name = " ".join(parts[5:]) if len(parts) > 5 else ""
                 cls = mapping_class(name, exe)
-                if cls in ("berth binary", "memfd (sealed binary)"):
+                if cls in ("berth binary", "memfd (sealed binary)", "shared sealed copy"):
                     cls += f" {parts[1][:3]}"
                 cur = classes.setdefault(cls, [0, 0, 0])
             elif cur is not None and parts[0] in ("Rss:", "Pss:", "Private_Dirty:"):
@@ -287,8 +289,10 @@ def leftovers(root):
             cgroups += [os.path.join(top, c) for c in os.listdir(top) if os.path.isdir(os.path.join(top, c))]
     if cgroups:
         left["cgroups"] = cgroups
+    # berth's shared sealed copy of itself (run/exe/*) lives as long as the root.
     with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f if line.split()[4].startswith(root)]
+        mounts = [line.split()[4] for line in f if line.split()[4].startswith(root)
+                  and not line.split()[4].startswith(os.path.join(root, "run/exe/"))]
     if mounts:
         left["mounts"] = mounts
     netns = []
