@@ -86,6 +86,41 @@ def meminfo():
     return out
 
 
+def executables(pids):
+    """The distinct files berth's processes run from other than a file on
+    disk that is no copy: (count, total bytes) of the sealed copies (a memfd
+    each, or the root's shared copy), which is their Shmem, measured without
+    what other processes on the host do to /proc/meminfo."""
+    seen = {}
+    for pid in pids:
+        try:
+            link = os.readlink(f"/proc/{pid}/exe")
+            st = os.stat(f"/proc/{pid}/exe")
+        except OSError:
+            continue
+        if link.startswith("/memfd:") or "/run/exe/berth-" in link:
+            seen[(st.st_dev, st.st_ino)] = st.st_size
+    return len(seen), sum(seen.values())
+
+
+def parent_charge():
+    """Page cache still charged under the tasks' cgroup parent (memory
+    controller) once every task cgroup is removed: what keeps removed task
+    memcgs in the kernel as dying ones, this run's own share of them
+    (v1 memory.stat total_cache, v2 memory.stat file), in bytes."""
+    for path, key in [(f"/sys/fs/cgroup/memory/{PARENT}/memory.stat", "total_cache"),
+                      (f"/sys/fs/cgroup/{PARENT}/memory.stat", "file")]:
+        try:
+            with open(path) as f:
+                for line in f:
+                    k, _, v = line.partition(" ")
+                    if k == key:
+                        return int(v)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def memory_cgroups():
     """The memory controller's cgroup count (/proc/cgroups): it includes the
     dying ones, removed but kept by the kernel while page cache is charged to
@@ -382,6 +417,7 @@ def main():
         r["mons"], r["mon_rss"] = totals(mons)
         r["nsup"], r["nmon"] = len(sups), len(mons)
         r["memfd_fds"] = fds_to_memfd(sups + mons)
+        r["copies"], r["copies_bytes"] = executables(sups + mons)
         r["shmem"] = during["Shmem"] - before["Shmem"]
         r["avail"] = before["MemAvailable"] - during["MemAvailable"]
         r["one"] = breakdown(sups[0]) if sups else {}
@@ -410,6 +446,7 @@ def main():
         r["settled"] = time.perf_counter() - start
         r["shmem_after"] = meminfo()["Shmem"] - before["Shmem"]
         r["memcg_after"] = memory_cgroups()
+        r["parent_charge"] = parent_charge()
         wal = os.path.join(root, "state.db-wal")
         r["wal"] = os.path.getsize(wal) if os.path.exists(wal) else 0
     finally:
@@ -443,6 +480,11 @@ def main():
           f"berth runtime list {r['rtlist'][0]:.1f} ms (median of 5)")
     print(f"  time to all STOPPED: {r['stopped'] * 1000:.0f} ms; nothing left after {r['settled'] * 1000:.0f} ms"
           if not r["left"] else f"  time to all STOPPED: {r['stopped'] * 1000:.0f} ms; LEFT BEHIND: {r['left']}")
+    print(f"  sealed copies run by them: {r['copies']} distinct, {kib(r['copies_bytes'] // 1024)} "
+          f"({r['copies_bytes'] // 1024 // max(n, 1)} KiB per task)")
+    charge = r["parent_charge"]
+    print(f"  still charged to the tasks' cgroup parent after stop: "
+          f"{'n/a' if charge is None else kib(charge // 1024)} (page cache of dying task memcgs)")
     print(f"  Shmem delta after stop: {kib(r['shmem_after'])}; state.db-wal {r['wal'] // 1024} KiB; "
           f"memory cgroups (live + dying, /proc/cgroups) {r['memcg_before']} before, {r['memcg_after']} after")
     for title, b in [("one idle supervisor", r["one"]), ("one idle monitor", r["one_mon"])]:
