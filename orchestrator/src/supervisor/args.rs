@@ -121,7 +121,9 @@ impl SupervisorArgs {
         // text for every task, and no copy of its own per supervisor).
         let mut cmd = berth_runtime::sealed_exe::command(&self.runtime_root)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        cmd.arg(SUPERVISOR_ARG)
+        // `berth`, not `/proc/self/fd/N`, in ps.
+        cmd.arg0("berth")
+            .arg(SUPERVISOR_ARG)
             .arg(&self.state_root)
             .arg(&self.runtime_root)
             .arg(&self.cluster)
