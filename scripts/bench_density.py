@@ -372,9 +372,22 @@ def cleanup(root):
         mounts = [line.split()[4] for line in f if line.split()[4].startswith(root)]
     for m in sorted(mounts, key=len, reverse=True):
         subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
-    for d in [f"/sys/fs/cgroup/{c}/{PARENT}" for c in os.listdir("/sys/fs/cgroup")] + [f"/sys/fs/cgroup/{PARENT}"]:
+    parents = [f"/sys/fs/cgroup/{c}/{PARENT}" for c in os.listdir("/sys/fs/cgroup")] + [f"/sys/fs/cgroup/{PARENT}"]
+    for d in parents:
         subprocess.run(["find", d, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
                        stderr=subprocess.DEVNULL)
+    # The kernel takes a children's removal offline asynchronously (EBUSY
+    # meanwhile): the parent may need a few tries.
+    for _ in range(50):
+        left = [d for d in parents if os.path.isdir(d)]
+        if not left:
+            break
+        for d in left:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        time.sleep(0.1)
     subprocess.run(["ip", "link", "del", BRIDGE], stderr=subprocess.DEVNULL)
 
 
