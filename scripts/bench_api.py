@@ -297,6 +297,10 @@ def main():
             if p:
                 p.kill()
         remove_host_state()
+        # berth's shared sealed copy of itself (<root>/run/exe/*) is a mount.
+        for m in sorted((l.split()[4] for l in open("/proc/self/mountinfo")
+                         if l.split()[4].startswith(work + "/")), reverse=True):
+            subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
         shutil.rmtree(work, ignore_errors=True)
     table(results, valid)
 

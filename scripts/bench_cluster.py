@@ -70,6 +70,10 @@ def placement_through_store():
         if etcd is not None:
             etcd.kill()
             etcd.wait()
+        # berth's shared sealed copy of itself (<root>/run/exe/*) is a mount.
+        for m in sorted((l.split()[4] for l in open("/proc/self/mountinfo")
+                         if l.split()[4].startswith(work + "/")), reverse=True):
+            subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -86,6 +86,41 @@ def meminfo():
     return out
 
 
+def executables(pids):
+    """The distinct files berth's processes run from other than a file on
+    disk that is no copy: (count, total bytes) of the sealed copies (a memfd
+    each, or the root's shared copy), which is their Shmem, measured without
+    what other processes on the host do to /proc/meminfo."""
+    seen = {}
+    for pid in pids:
+        try:
+            link = os.readlink(f"/proc/{pid}/exe")
+            st = os.stat(f"/proc/{pid}/exe")
+        except OSError:
+            continue
+        if link.startswith("/memfd:") or "/run/exe/berth-" in link:
+            seen[(st.st_dev, st.st_ino)] = st.st_size
+    return len(seen), sum(seen.values())
+
+
+def parent_charge():
+    """Page cache still charged under the tasks' cgroup parent (memory
+    controller) once every task cgroup is removed: what keeps removed task
+    memcgs in the kernel as dying ones, this run's own share of them
+    (v1 memory.stat total_cache, v2 memory.stat file), in bytes."""
+    for path, key in [(f"/sys/fs/cgroup/memory/{PARENT}/memory.stat", "total_cache"),
+                      (f"/sys/fs/cgroup/{PARENT}/memory.stat", "file")]:
+        try:
+            with open(path) as f:
+                for line in f:
+                    k, _, v = line.partition(" ")
+                    if k == key:
+                        return int(v)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def memory_cgroups():
     """The memory controller's cgroup count (/proc/cgroups): it includes the
     dying ones, removed but kept by the kernel while page cache is charged to
@@ -153,6 +188,8 @@ def mapping_class(name, exe):
         return "vdso/vvar"
     if name.startswith("/memfd:"):
         return "memfd (sealed binary)"
+    if "/run/exe/berth-" in name:
+        return "shared sealed copy"
     if name.endswith("-shm"):
         return "sqlite -shm"
     if name == exe or name.endswith("/berth") or name.endswith("/berth (deleted)"):
@@ -179,7 +216,7 @@ def breakdown(pid):
             if "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
                 name = " ".join(parts[5:]) if len(parts) > 5 else ""
                 cls = mapping_class(name, exe)
-                if cls in ("berth binary", "memfd (sealed binary)"):
+                if cls in ("berth binary", "memfd (sealed binary)", "shared sealed copy"):
                     cls += f" {parts[1][:3]}"
                 cur = classes.setdefault(cls, [0, 0, 0])
             elif cur is not None and parts[0] in ("Rss:", "Pss:", "Private_Dirty:"):
@@ -287,8 +324,10 @@ def leftovers(root):
             cgroups += [os.path.join(top, c) for c in os.listdir(top) if os.path.isdir(os.path.join(top, c))]
     if cgroups:
         left["cgroups"] = cgroups
+    # berth's shared sealed copy of itself (run/exe/*) lives as long as the root.
     with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f if line.split()[4].startswith(root)]
+        mounts = [line.split()[4] for line in f if line.split()[4].startswith(root)
+                  and not line.split()[4].startswith(os.path.join(root, "run/exe/"))]
     if mounts:
         left["mounts"] = mounts
     netns = []
@@ -333,9 +372,22 @@ def cleanup(root):
         mounts = [line.split()[4] for line in f if line.split()[4].startswith(root)]
     for m in sorted(mounts, key=len, reverse=True):
         subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
-    for d in [f"/sys/fs/cgroup/{c}/{PARENT}" for c in os.listdir("/sys/fs/cgroup")] + [f"/sys/fs/cgroup/{PARENT}"]:
+    parents = [f"/sys/fs/cgroup/{c}/{PARENT}" for c in os.listdir("/sys/fs/cgroup")] + [f"/sys/fs/cgroup/{PARENT}"]
+    for d in parents:
         subprocess.run(["find", d, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
                        stderr=subprocess.DEVNULL)
+    # The kernel takes a children's removal offline asynchronously (EBUSY
+    # meanwhile): the parent may need a few tries.
+    for _ in range(50):
+        left = [d for d in parents if os.path.isdir(d)]
+        if not left:
+            break
+        for d in left:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        time.sleep(0.1)
     subprocess.run(["ip", "link", "del", BRIDGE], stderr=subprocess.DEVNULL)
 
 
@@ -378,6 +430,7 @@ def main():
         r["mons"], r["mon_rss"] = totals(mons)
         r["nsup"], r["nmon"] = len(sups), len(mons)
         r["memfd_fds"] = fds_to_memfd(sups + mons)
+        r["copies"], r["copies_bytes"] = executables(sups + mons)
         r["shmem"] = during["Shmem"] - before["Shmem"]
         r["avail"] = before["MemAvailable"] - during["MemAvailable"]
         r["one"] = breakdown(sups[0]) if sups else {}
@@ -406,6 +459,7 @@ def main():
         r["settled"] = time.perf_counter() - start
         r["shmem_after"] = meminfo()["Shmem"] - before["Shmem"]
         r["memcg_after"] = memory_cgroups()
+        r["parent_charge"] = parent_charge()
         wal = os.path.join(root, "state.db-wal")
         r["wal"] = os.path.getsize(wal) if os.path.exists(wal) else 0
     finally:
@@ -439,6 +493,11 @@ def main():
           f"berth runtime list {r['rtlist'][0]:.1f} ms (median of 5)")
     print(f"  time to all STOPPED: {r['stopped'] * 1000:.0f} ms; nothing left after {r['settled'] * 1000:.0f} ms"
           if not r["left"] else f"  time to all STOPPED: {r['stopped'] * 1000:.0f} ms; LEFT BEHIND: {r['left']}")
+    print(f"  sealed copies run by them: {r['copies']} distinct, {kib(r['copies_bytes'] // 1024)} "
+          f"({r['copies_bytes'] // 1024 // max(n, 1)} KiB per task)")
+    charge = r["parent_charge"]
+    print(f"  still charged to the tasks' cgroup parent after stop: "
+          f"{'n/a' if charge is None else kib(charge // 1024)} (page cache of dying task memcgs)")
     print(f"  Shmem delta after stop: {kib(r['shmem_after'])}; state.db-wal {r['wal'] // 1024} KiB; "
           f"memory cgroups (live + dying, /proc/cgroups) {r['memcg_before']} before, {r['memcg_after']} after")
     for title, b in [("one idle supervisor", r["one"]), ("one idle monitor", r["one_mon"])]:

@@ -151,6 +151,10 @@ def main():
             subprocess.run(["find", d, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
                            stderr=subprocess.DEVNULL)
         subprocess.run(["ip", "link", "del", ENV["BERTH_BRIDGE"]], stderr=subprocess.DEVNULL)
+        # berth's shared sealed copy of itself (<root>/run/exe/*) is a mount.
+        for m in sorted((l.split()[4] for l in open("/proc/self/mountinfo")
+                         if l.split()[4].startswith(work + "/")), reverse=True):
+            subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
         shutil.rmtree(work, ignore_errors=True)
 
     names = {paths[0]: "GET /v4/<id>", paths[1]: "GET /v4/<id>/task", paths[2]: "GET /v2/credentials/<id>"}

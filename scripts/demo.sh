@@ -25,6 +25,8 @@ cleanup() {
         sleep 0.1
     done
     b delete-load-balancer --name demo-lb >/dev/null 2>&1 || true
+    # berth's shared sealed copy of itself ($root/run/exe/*) is a mount.
+    grep -o " $root/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
     rm -rf "$root"
 }
 trap cleanup EXIT

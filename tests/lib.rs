@@ -356,6 +356,8 @@ impl World {
         }
         assert!(self.monitors().is_empty(), "monitors still running");
         assert_eq!(self.mounts(), Vec::<String>::new(), "mounts left");
+        let copies = self.sealed_copies();
+        assert!(copies.len() <= 1, "more than one sealed copy: {copies:?}");
         for bridge in self.bridges() {
             assert!(!link_exists(bridge), "bridge {bridge} left");
             let table = nft_table(bridge);
@@ -373,8 +375,18 @@ impl World {
         assert!(left.is_empty(), "snapshots left: {left:?}");
     }
 
-    /// Mount points under this world's root, deepest first.
+    /// Mount points under this world's root, deepest first, but for the
+    /// sealed copy of berth shared by the root's processes (see
+    /// [`World::sealed_copies`]), which lives as long as the root.
     pub fn mounts(&self) -> Vec<String> {
+        let copies = self.sealed_copy_dir().display().to_string() + "/";
+        let mut out = self.all_mounts();
+        out.retain(|m| !m.starts_with(&copies));
+        out
+    }
+
+    /// Every mount point under this world's root, deepest first.
+    fn all_mounts(&self) -> Vec<String> {
         let root = self.root.path().display().to_string();
         let mut out: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap_or_default()
@@ -383,6 +395,23 @@ impl World {
             .filter(|m| m.starts_with(&root))
             .collect();
         out.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        out
+    }
+
+    /// Where the root's shared sealed copy of berth is mounted.
+    pub fn sealed_copy_dir(&self) -> PathBuf {
+        self.root
+            .path()
+            .join("run")
+            .join(berth_runtime::sealed_exe::SHARED_DIR)
+    }
+
+    /// The shared sealed copies mounted under this world's root (each a
+    /// read-only tmpfs holding `berth`).
+    pub fn sealed_copies(&self) -> Vec<String> {
+        let copies = self.sealed_copy_dir().display().to_string() + "/";
+        let mut out = self.all_mounts();
+        out.retain(|m| m.starts_with(&copies));
         out
     }
 
@@ -435,7 +464,8 @@ impl Drop for World {
         for pid in self.monitors() {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
-        for mount in self.mounts() {
+        // The shared sealed copy of berth too: it lives as long as the root.
+        for mount in self.all_mounts() {
             let _ = Command::new("umount").args(["-l", &mount]).status();
         }
         for bridge in self.bridges() {

@@ -729,9 +729,15 @@ fn security_container_init_and_exec_run_from_a_sealed_copy() {
     let state = parse_json(&out);
     let init = state["pid"].as_i64().expect("init pid");
     let monitor = state["monitor"]["pid"].as_i64().expect("monitor pid");
+    // The shared copy of the root (a read-only tmpfs, immutable), or a
+    // sealed memfd where it cannot be made.
+    let shared = w.sealed_copy_dir().display().to_string();
     for pid in [init, monitor] {
         let exe = exe_of(pid);
-        assert!(exe.starts_with("/memfd:berth"), "pid {pid} runs {exe:?}");
+        assert!(
+            exe.starts_with("/memfd:berth") || exe.starts_with(&shared),
+            "pid {pid} runs {exe:?}"
+        );
         assert!(exe_is_unwritable(pid), "pid {pid}'s executable is writable");
     }
     assert_ok(&w.berth(&["runtime", "start", "c"]));
@@ -767,6 +773,160 @@ fn security_container_init_and_exec_run_from_a_sealed_copy() {
     assert!(exe.starts_with("/memfd:berth"), "exec CLI runs {exe:?}");
     assert!(unwritable, "the exec CLI's executable is writable");
     w.delete_force("c");
+    w.assert_clean();
+}
+
+/// (device, inode) of the file behind `path`, /proc links followed.
+fn inode_of(path: &str) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("stat {path}: {e}"));
+    (meta.dev(), meta.ino())
+}
+
+fn monitor_pid(state: &serde_json::Value) -> i64 {
+    state["monitor"]["pid"].as_i64().expect("monitor pid")
+}
+
+#[test]
+fn security_racing_clis_share_one_sealed_copy() {
+    let w = World::new("onecopy");
+    // Four CLIs at once on a root with no copy yet: the lock makes them
+    // agree on one, which all four monitors run.
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            w.command()
+                .args(w.run_args(&["-d", "--id", &format!("c{i}")], &["sleep", "60"]))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn berth")
+        })
+        .collect();
+    let states: Vec<_> = children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().expect("wait for berth");
+            assert_ok(&out);
+            parse_json(&out)
+        })
+        .collect();
+    let copies = w.sealed_copies();
+    assert_eq!(copies.len(), 1, "one shared copy: {copies:?}");
+    let exe = format!("{}/berth", copies[0]);
+    let copy = inode_of(&exe);
+    for state in &states {
+        let monitor = monitor_pid(state);
+        assert_eq!(
+            inode_of(&format!("/proc/{monitor}/exe")),
+            copy,
+            "monitor {monitor} runs another copy"
+        );
+        assert!(
+            exe_is_unwritable(monitor),
+            "monitor {monitor}'s executable is writable"
+        );
+    }
+    // Neither through the mount.
+    assert!(std::fs::OpenOptions::new().write(true).open(&exe).is_err());
+    for i in 0..4 {
+        w.delete_force(&format!("c{i}"));
+    }
+    w.assert_clean();
+    assert_eq!(
+        w.sealed_copies(),
+        copies,
+        "the copy outlives the containers"
+    );
+}
+
+#[test]
+fn security_a_changed_berth_binary_gets_a_new_sealed_copy() {
+    let w = World::new("newcopy");
+    let old = w.run_detached("old", &[], &["sleep", "60"]);
+    let first = w.sealed_copies();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let old_exe = inode_of(&format!("/proc/{}/exe", monitor_pid(&old)));
+    assert_eq!(old_exe, inode_of(&format!("{}/berth", first[0])));
+    // An upgraded berth: another file (a new inode and mtime).
+    let upgraded = w.root.path().join("berth-upgraded");
+    std::fs::copy(berth_tests::berth_bin(), &upgraded).expect("copy berth");
+    let out = Command::new(&upgraded)
+        .arg("--root")
+        .arg(w.root.path())
+        .args(w.run_args(&["-d", "--id", "new"], &["sleep", "60"]))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the upgraded berth");
+    assert_ok(&out);
+    let new = parse_json(&out);
+    let second = w.sealed_copies();
+    assert_eq!(second.len(), 1, "the old copy is unmounted: {second:?}");
+    assert_ne!(second, first, "a new copy for the new binary");
+    let new_exe = inode_of(&format!("/proc/{}/exe", monitor_pid(&new)));
+    assert_eq!(new_exe, inode_of(&format!("{}/berth", second[0])));
+    assert_ne!(new_exe, old_exe);
+    // The container started before keeps running from the old copy.
+    assert_eq!(
+        inode_of(&format!("/proc/{}/exe", monitor_pid(&old))),
+        old_exe
+    );
+    let state = parse_json(&w.berth(&["runtime", "state", "old"]));
+    assert_eq!(state["status"], "running");
+    w.delete_force("old");
+    w.delete_force("new");
+    w.assert_clean();
+}
+
+#[test]
+fn security_a_shebang_of_proc_self_exe_cannot_change_berth() {
+    let w = World::new("shebang");
+    let bin = berth_tests::berth_bin();
+    let before = std::fs::read(&bin).expect("read berth");
+    let host = tempfile::tempdir().expect("host dir");
+    // CVE-2019-5736's way in: a file whose interpreter is /proc/self/exe,
+    // run by a process that is still berth (an exec's joining process),
+    // runs berth itself in the container; the container's other
+    // processes then try to write through its /proc/PID/exe.
+    let evil = host.path().join("evil");
+    std::fs::write(&evil, "#!/proc/self/exe\n").expect("write evil");
+    std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod evil");
+    let vol = format!("{}:/x", host.path().display());
+    let writer = "while :; do for p in /proc/[0-9]*; do \
+                  case $(readlink $p/exe) in /memfd:*) \
+                  (printf x >> $p/exe) 2>/dev/null && echo WROTE >> /x/log; \
+                  (: > $p/exe) 2>/dev/null && echo TRUNCATED >> /x/log;; esac; \
+                  done; done";
+    // berth is linked against the host's libc: lend the container its
+    // libraries (read-only; the image's overlay takes the mount points).
+    w.busybox_image("busybox", &[]);
+    let mut flags = vec!["--image", "busybox", "--volume", &vol];
+    flags.extend(["--volume", "/usr/lib:/lib:ro"]);
+    if std::path::Path::new("/usr/lib64").is_dir() {
+        flags.extend(["--volume", "/usr/lib64:/lib64:ro"]);
+    }
+    w.run_detached("c", &flags, &["sh", "-c", writer]);
+    for _ in 0..10 {
+        let out = w.berth(&["runtime", "exec", "c", "--", "/x/evil"]);
+        // It was berth that ran: its own usage error.
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("subcommand"), "{}", stderr(&out));
+    }
+    w.delete_force("c");
+    let log = std::fs::read_to_string(host.path().join("log")).unwrap_or_default();
+    assert_eq!(log, "", "the container changed a berth executable");
+    assert!(
+        std::fs::read(&bin).expect("read berth") == before,
+        "berth changed"
+    );
+    for copy in w.sealed_copies() {
+        assert_eq!(
+            std::fs::metadata(format!("{copy}/berth"))
+                .expect("copy")
+                .len(),
+            before.len() as u64
+        );
+    }
     w.assert_clean();
 }
 

@@ -11,6 +11,7 @@ mod ipam;
 pub mod lb;
 mod links;
 pub mod nat;
+mod nft_netlink;
 pub mod routes;
 pub mod tables;
 pub mod vip;

@@ -314,7 +314,15 @@ pub fn redirect_local_port(netns: &Path, address: Ipv4Addr, from: u16, to: u16) 
                 reason: e.to_string(),
             }
         })?;
-        nft_script(&script)
+        // Straight to nf_tables (no nft to fork on the task's way to
+        // RUNNING); the nft script where that fails.
+        match crate::nft_netlink::redirect(t, address, from, to) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::debug!("the metadata redirect over netlink: {e}; running nft");
+                nft_script(&script)
+            }
+        }
     })
     .join()
     .map_err(|_| Error::Netlink {

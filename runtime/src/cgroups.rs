@@ -67,6 +67,51 @@ pub fn exists(path: &str) -> bool {
     Cgroup::load(hierarchies::auto(), path.trim_start_matches('/')).exists()
 }
 
+/// What empties the memory cgroup at `path` under the cgroup mount `root`:
+/// the file and what to write to it. cgroup v1: `memory.force_empty`,
+/// "0". cgroup v2: `memory.reclaim`, the bytes charged (`current`, its
+/// `memory.current`); nothing when none are or the count is unknown.
+pub fn reclaim_request(
+    root: &Path,
+    layout: CgroupLayout,
+    path: &str,
+    current: Option<u64>,
+) -> Option<(PathBuf, String)> {
+    match layout {
+        CgroupLayout::V1 => Some((
+            dir_under(root, layout, "memory", path).join("memory.force_empty"),
+            "0".to_string(),
+        )),
+        CgroupLayout::V2 => current.filter(|&bytes| bytes > 0).map(|bytes| {
+            (
+                dir_under(root, layout, "", path).join("memory.reclaim"),
+                bytes.to_string(),
+            )
+        }),
+    }
+}
+
+/// Reclaim the page cache still charged to the memory cgroup at `path`,
+/// best effort, before it is removed. Why: a removed memory cgroup whose
+/// pages are still charged stays in the kernel as a dying cgroup until
+/// they are reclaimed, and each finished task left one: thousands of them
+/// slowed every new task's start (i16-status.md). The kernel refuses
+/// (EBUSY, EAGAIN) while processes remain or pages are in use; fine.
+pub fn reclaim(path: &str) {
+    let layout = layout();
+    let current = match layout {
+        CgroupLayout::V1 => None,
+        CgroupLayout::V2 => fs::read_to_string(dir_of(layout, "", path).join("memory.current"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok()),
+    };
+    if let Some((file, value)) = reclaim_request(Path::new(CGROUP_ROOT), layout, path, current) {
+        if let Err(e) = fs::write(&file, value) {
+            tracing::debug!("reclaim {}: {e}", file.display());
+        }
+    }
+}
+
 /// Kill whatever is left in the cgroup at `path` and remove it from every
 /// hierarchy. Missing cgroups are fine: removal must work on half-made
 /// containers.
@@ -83,7 +128,13 @@ pub fn remove(path: &str) -> Result<(), String> {
     }
     // Killed processes leave the cgroup asynchronously; rmdir retries briefly.
     let mut last = String::new();
+    let mut reclaimed = false;
     for _ in 0..50 {
+        // Once the processes have gone (v1 refuses while any is left).
+        if !reclaimed && cgroup.procs().is_empty() {
+            reclaim(path);
+            reclaimed = true;
+        }
         match cgroup.delete() {
             Ok(()) if !cgroup.exists() => return Ok(()),
             Ok(()) => {}
@@ -154,6 +205,7 @@ pub fn remove_if_empty(path: &str) -> Result<(), String> {
     if !cgroup.procs().is_empty() {
         return Err(format!("cgroup {path} still has processes"));
     }
+    reclaim(path);
     cgroup
         .delete()
         .map_err(|e| format!("remove cgroup {path}: {e}"))
@@ -162,6 +214,34 @@ pub fn remove_if_empty(path: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reclaim_writes_force_empty_on_v1_and_memory_reclaim_on_v2() {
+        let root = Path::new("/cg");
+        assert_eq!(
+            reclaim_request(root, CgroupLayout::V1, "/berth/t1", None),
+            Some((
+                PathBuf::from("/cg/memory/berth/t1/memory.force_empty"),
+                "0".to_string()
+            ))
+        );
+        assert_eq!(
+            reclaim_request(root, CgroupLayout::V2, "/berth/t1", Some(4096)),
+            Some((
+                PathBuf::from("/cg/berth/t1/memory.reclaim"),
+                "4096".to_string()
+            ))
+        );
+        // Nothing charged, or unknown: nothing to ask for.
+        assert_eq!(
+            reclaim_request(root, CgroupLayout::V2, "/berth/t1", Some(0)),
+            None
+        );
+        assert_eq!(
+            reclaim_request(root, CgroupLayout::V2, "/berth/t1", None),
+            None
+        );
+    }
 
     #[test]
     fn paths() {

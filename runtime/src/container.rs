@@ -274,6 +274,7 @@ impl Runtime {
         };
         write_json_atomic(&files.meta(), &meta)?;
         let mut handle = monitor::spawn(
+            self.root.dir(),
             &files.dir,
             &self.root.libcontainer_root(),
             opts.start,
@@ -494,6 +495,11 @@ impl Runtime {
     /// Tear down whatever exists of container `id`, in any state.
     fn remove(&self, id: &str, files: &ContainerFiles) -> Result<()> {
         let meta: Option<ContainerMeta> = read_json(&files.meta()).ok().flatten();
+        // Before libcontainer removes the cgroup: else its page cache keeps
+        // it in the kernel as a dying memory cgroup.
+        if let Some(meta) = &meta {
+            cgroups::reclaim(&meta.cgroups_path);
+        }
         if let Ok(mut container) = self.load(id) {
             // With force, libcontainer kills whatever still runs.
             if let Err(e) = container.delete(true) {

@@ -107,7 +107,7 @@ pub fn probe(
     };
     // The probe forks the process that joins the container: it runs from
     // the sealed copy of berth.
-    let mut child = crate::sealed_exe::command()?
+    let mut child = crate::sealed_exe::command(runtime_root)?
         .args(args.to_argv())
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -116,8 +116,14 @@ impl SupervisorArgs {
         if let Some(dir) = self.log_file().parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut cmd = std::process::Command::new(std::env::current_exe()?);
-        cmd.arg(SUPERVISOR_ARG)
+        // From the sealed copy shared under the runtime root, which its
+        // monitors and probes then share too (one page-cache copy of the
+        // text for every task, and no copy of its own per supervisor).
+        let mut cmd = berth_runtime::sealed_exe::command(&self.runtime_root)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        // `berth`, not `/proc/self/fd/N`, in ps.
+        cmd.arg0("berth")
+            .arg(SUPERVISOR_ARG)
             .arg(&self.state_root)
             .arg(&self.runtime_root)
             .arg(&self.cluster)

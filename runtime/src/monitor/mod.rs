@@ -219,8 +219,10 @@ fn dup_high(fd: RawFd) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
-/// Start a monitor for the container whose state is in `container_dir`.
+/// Start a monitor for the container whose state is in `container_dir`,
+/// from the sealed copy of berth shared under `runtime_root`.
 pub(crate) fn spawn(
+    runtime_root: &Path,
     container_dir: &Path,
     libcontainer_root: &Path,
     start: bool,
@@ -244,7 +246,7 @@ pub(crate) fn spawn(
     };
     // The container's init is cloned from the monitor: run it from the
     // sealed copy, with no LISTEN_FDS for libcontainer to keep fds open by.
-    let mut cmd = crate::sealed_exe::command()?;
+    let mut cmd = crate::sealed_exe::command(runtime_root)?;
     cmd.args(&args.to_argv(None)[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -9,19 +9,26 @@
 //! So those processes run from an in-memory copy sealed against any
 //! change: what the container can reach is a copy nobody can write.
 //!
-//! One copy is made per process that starts others (a task supervisor, a
-//! CLI) and shared by all it starts, which run it as
-//! `/proc/self/fd/N`; a process that already runs from a sealed copy
-//! hands out that copy instead of making another.
+//! One copy is shared by every process started under a runtime root
+//! (CLIs, task supervisors, monitors, probes): [`shared`] keeps it on a
+//! read-only tmpfs at `<runtime root>/exe/<identity>/berth`, immutable,
+//! and a process runs it as `/proc/self/fd/N` of the file it opened and
+//! checked. A process that already runs from an unchangeable copy hands
+//! out that copy; one that cannot share makes a sealed memfd of its own
+//! (all four seals).
 
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
+
+mod shared;
+pub use shared::{remove_all as remove_shared, DIR as SHARED_DIR};
 
 /// Every seal: no more seals, no shrinking, no growing, no writing.
 const SEALS: libc::c_int =
@@ -39,27 +46,46 @@ fn is_sealed(file: &File) -> bool {
     seals >= 0 && seals & SEALS == SEALS
 }
 
-/// True when this process runs from a sealed copy.
-pub fn running_sealed() -> bool {
-    File::open("/proc/self/exe").is_ok_and(|f| is_sealed(&f))
+/// True when `file` cannot change: a sealed memfd, or the shared copy.
+fn unchangeable(file: &File) -> bool {
+    is_sealed(file) || shared::is_shared_copy(file)
 }
 
-/// A sealed copy of this process's executable (made once per process).
-fn sealed_copy() -> Result<&'static OwnedFd> {
+/// True when this process runs from a copy nothing can change (a sealed
+/// memfd, or the shared copy).
+pub fn running_sealed() -> bool {
+    File::open("/proc/self/exe").is_ok_and(|f| unchangeable(&f))
+}
+
+/// The sealed copy this process hands out (found or made once per
+/// process): the one it runs from, else the one shared under
+/// `shared_in` (a runtime root), else a copy of its own.
+fn sealed_copy(shared_in: Option<&Path>) -> Result<&'static OwnedFd> {
     static COPY: OnceLock<OwnedFd> = OnceLock::new();
     if let Some(fd) = COPY.get() {
         return Ok(fd);
     }
-    let fd = make_sealed_copy()?;
+    let fd = find_or_make(shared_in)?;
     Ok(COPY.get_or_init(|| fd))
 }
 
-fn make_sealed_copy() -> Result<OwnedFd> {
+fn find_or_make(shared_in: Option<&Path>) -> Result<OwnedFd> {
     let mut exe = File::open("/proc/self/exe").map_err(|e| Error::io("open /proc/self/exe", e))?;
-    if is_sealed(&exe) {
+    if unchangeable(&exe) {
         // Already a sealed copy: hand out the same one (close-on-exec).
         return Ok(OwnedFd::from(exe));
     }
+    match shared_in {
+        Some(root) => shared::open_or_make(root, &mut exe),
+        None => seal_copy(&mut exe),
+    }
+}
+
+/// A new memfd holding all of `exe` (read from its start), sealed.
+fn seal_copy(exe: &mut File) -> Result<OwnedFd> {
+    use std::io::Seek;
+    exe.rewind()
+        .map_err(|e| Error::io("rewind /proc/self/exe", e))?;
     let name = CString::new("berth").map_err(|e| Error::io("memfd name", e.into()))?;
     // SAFETY: a valid C string and flags; the result is checked below.
     let raw =
@@ -72,8 +98,7 @@ fn make_sealed_copy() -> Result<OwnedFd> {
     }
     // SAFETY: memfd_create just returned this fd and nothing else owns it.
     let mut copy = unsafe { File::from_raw_fd(raw) };
-    std::io::copy(&mut exe, &mut copy)
-        .map_err(|e| Error::io("copy /proc/self/exe into a memfd", e))?;
+    std::io::copy(exe, &mut copy).map_err(|e| Error::io("copy /proc/self/exe into a memfd", e))?;
     // SAFETY: F_ADD_SEALS on an fd this function owns.
     if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } < 0 {
         return Err(Error::io(
@@ -84,10 +109,10 @@ fn make_sealed_copy() -> Result<OwnedFd> {
     Ok(OwnedFd::from(copy))
 }
 
-/// A [`Command`] that runs berth from the sealed copy, with the
-/// [`SCRUBBED_ENV`] removed.
-pub fn command() -> Result<Command> {
-    let fd = sealed_copy()?;
+/// A [`Command`] that runs berth from the sealed copy shared under
+/// `runtime_root` (made there if missing), with the [`SCRUBBED_ENV`] removed.
+pub fn command(runtime_root: &Path) -> Result<Command> {
+    let fd = sealed_copy(Some(runtime_root))?;
     // The kernel opens the path before close-on-exec fds go, so the child's
     // copy of the fd is still there when its execve looks it up.
     let mut cmd = Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()));
@@ -105,7 +130,7 @@ pub fn reexec_sealed() -> Result<()> {
     if running_sealed() {
         return Ok(());
     }
-    let fd = sealed_copy()?;
+    let fd = sealed_copy(None)?;
     let cstrings = |items: Vec<Vec<u8>>| -> Result<Vec<CString>> {
         items
             .into_iter()
@@ -140,7 +165,7 @@ mod tests {
 
     #[test]
     fn the_copy_is_sealed_against_writes() {
-        let fd = sealed_copy().expect("sealed copy");
+        let fd = sealed_copy(None).expect("sealed copy");
         let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
         let file = File::open(&path).expect("open the copy");
         assert!(is_sealed(&file));
@@ -156,6 +181,9 @@ mod tests {
         assert!(w.set_len(0).is_err());
         assert!(w.set_len(exe_len + 1).is_err());
         // Asked again, the same copy comes back.
-        assert_eq!(sealed_copy().expect("again").as_raw_fd(), fd.as_raw_fd());
+        assert_eq!(
+            sealed_copy(None).expect("again").as_raw_fd(),
+            fd.as_raw_fd()
+        );
     }
 }
