@@ -48,7 +48,15 @@ impl Supervisor<'_> {
             self.health_enforced_after,
         ];
         let wait = rules::until_due(now, due).unwrap_or(self.store_look_period());
-        let look = match self.events.1.recv_timeout(wait) {
+        // The first step looks at once: a stop may have come before this
+        // process could be woken (an adopted task's, asked of the dead one).
+        let overdue = look.is_some_and(|at| now >= at);
+        let event = if overdue {
+            Ok(Event::Wake)
+        } else {
+            self.events.1.recv_timeout(wait)
+        };
+        let look = match event {
             Ok(Event::Wake) => true,
             Ok(event) => {
                 self.handle(event);
@@ -60,7 +68,9 @@ impl Supervisor<'_> {
         if look && !self.stopping {
             self.next_store_look = Instant::now() + self.store_look_period();
             let asked = self.stop_asked_or_outage()?;
-            self.release_store_memory();
+            // What the read faulted in (SQLite, serde) is not needed
+            // until the next one, seconds away.
+            self.shed();
             if asked {
                 self.begin_stop();
             }
@@ -111,8 +121,9 @@ impl Supervisor<'_> {
     /// client's cache. Only what the idle wait touches comes back.
     pub(super) fn shed(&self) {
         self.release_store_memory();
-        berth_runtime::memory::release_startup_pages();
         berth_runtime::memory::trim_heap();
+        // Last: what runs after it faults its code back in.
+        berth_runtime::memory::release_startup_pages();
     }
 
     /// A container ended (`exit` None: its monitor died first, and berth
