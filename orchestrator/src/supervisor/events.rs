@@ -54,6 +54,11 @@ impl Supervisor<'_> {
         let event = if overdue {
             Ok(Event::Wake)
         } else {
+            // Shed right before the wait: only the few pages the wait
+            // itself runs come back until the next event.
+            if std::mem::take(&mut self.shed_pending) {
+                self.shed();
+            }
             self.events.1.recv_timeout(wait)
         };
         let look = match event {
@@ -70,7 +75,7 @@ impl Supervisor<'_> {
             let asked = self.stop_asked_or_outage()?;
             // What the read faulted in (SQLite, serde) is not needed
             // until the next one, seconds away.
-            self.shed();
+            self.shed_pending = true;
             if asked {
                 self.begin_stop();
             }
@@ -115,11 +120,12 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Once the task runs, and after each rare burst of work (a restart,
-    /// the service's settle), give back what that work left resident: the
-    /// binary's pages it faulted in, the heap's free memory and the store
-    /// client's cache. Only what the idle wait touches comes back.
-    pub(super) fn shed(&self) {
+    /// Once the task runs, and after each rare burst of work (a read of
+    /// the store, a restart, the service's settle), give back what that
+    /// work left resident: the binary's pages it faulted in, the heap's
+    /// free memory and the store client's cache. Only what the idle wait
+    /// touches comes back.
+    fn shed(&self) {
         self.release_store_memory();
         berth_runtime::memory::trim_heap();
         // Last: what runs after it faults its code back in.

@@ -190,6 +190,9 @@ struct Supervisor<'a> {
     /// When the record is next read for a stop request nobody woke this
     /// process for.
     next_store_look: Instant,
+    /// Work that faulted in code and data is over: shed it before the
+    /// next wait ([`Supervisor::shed`]).
+    shed_pending: bool,
     network: Option<crate::model::TaskNetwork>,
     /// Port mappings made in the kernel, to remove.
     host_ports: Vec<crate::model::HostPort>,
@@ -222,6 +225,7 @@ impl<'a> Supervisor<'a> {
             draining_until: None,
             settle_at: None,
             next_store_look: Instant::now(),
+            shed_pending: false,
             network: None,
             host_ports: Vec::new(),
             container_namespaces: Vec::new(),
@@ -262,13 +266,13 @@ impl<'a> Supervisor<'a> {
     fn watch(&mut self, service_task: bool) -> Result<(), TaskError> {
         self.settle_at =
             service_task.then(|| Instant::now() + crate::scheduler::deployments::SETTLE + POLL);
-        self.shed();
+        self.shed_pending = true;
         while self.any_running() {
             self.step()?;
             if self.settle_at.is_some_and(|at| Instant::now() >= at) {
                 self.settle_at = None;
                 self.reconcile_service();
-                self.shed();
+                self.shed_pending = true;
             }
         }
         Ok(())

@@ -64,7 +64,7 @@ impl Supervisor<'_> {
         tracing::info!("task {}: {name} restarted ({count})", self.args.task_id);
         self.record_container_restarted(name, count, exit_code);
         // The restart's work (a new monitor, the store) is over.
-        self.shed();
+        self.shed_pending = true;
         true
     }
 }
