@@ -64,7 +64,10 @@ impl Supervisor<'_> {
         let look = match event {
             Ok(Event::Wake) => true,
             Ok(event) => {
+                // Rare (an exit, a change of health) and followed by
+                // writes to the record: shed what they faulted in.
                 self.handle(event);
+                self.shed_pending = true;
                 false
             }
             Err(mpsc::RecvTimeoutError::Timeout) => Instant::now() >= self.next_store_look,

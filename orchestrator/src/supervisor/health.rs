@@ -147,6 +147,10 @@ pub(super) fn watch_health(
                         return;
                     }
                 }
+                // The probe's spawn and read faulted code in; the thread
+                // now sleeps for an interval.
+                berth_runtime::memory::trim_heap();
+                berth_runtime::memory::release_startup_pages();
             }
         });
     match spawned {
