@@ -44,6 +44,7 @@ impl Ecs {
         // A stop asked for here reaches the task's supervisor at once.
         let mut stop_asked = false;
         let task = retry(|| {
+            stop_asked = false;
             let key = keys::task(cluster, id);
             let rec = self
                 .store
