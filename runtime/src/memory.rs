@@ -48,6 +48,7 @@ pub fn release_startup_pages() {
         .ok()
         .flatten()
         .unwrap_or(4096) as usize;
+    let mut runs = Vec::new();
     for line in maps.lines() {
         let mut fields = line.split_whitespace();
         let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
@@ -86,21 +87,21 @@ pub fn release_startup_pages() {
             while i < pages && droppable(i) {
                 i += 1;
             }
-            let Some(addr) =
-                std::ptr::NonNull::new((start + run_start * page) as *mut std::ffi::c_void)
-            else {
-                continue;
-            };
-            // SAFETY: these pages are unmodified file pages of a private
-            // mapping: dropping them loses nothing, and a later access
-            // faults them back in from the page cache.
-            let _ = unsafe {
-                nix::sys::mman::madvise(
-                    addr,
-                    (i - run_start) * page,
-                    nix::sys::mman::MmapAdvise::MADV_DONTNEED,
-                )
-            };
+            runs.push((start + run_start * page, (i - run_start) * page));
         }
+    }
+    // Dropped last, in one short loop: what runs after a drop faults its
+    // code back (a whole page-cache folio, up to hundreds of KiB, each).
+    drop((maps, pagemap));
+    for (addr, len) in runs {
+        let Some(addr) = std::ptr::NonNull::new(addr as *mut std::ffi::c_void) else {
+            continue;
+        };
+        // SAFETY: these pages are unmodified file pages of a private
+        // mapping: dropping them loses nothing, and a later access
+        // faults them back in from the page cache.
+        let _ = unsafe {
+            nix::sys::mman::madvise(addr, len, nix::sys::mman::MmapAdvise::MADV_DONTNEED)
+        };
     }
 }

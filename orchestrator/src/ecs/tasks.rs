@@ -41,7 +41,10 @@ impl Ecs {
         id: &str,
         mut change: impl FnMut(&mut Task),
     ) -> EcsResult<Task> {
-        retry(|| {
+        // A stop asked for here reaches the task's supervisor at once.
+        let mut stop_asked = false;
+        let task = retry(|| {
+            stop_asked = false;
             let key = keys::task(cluster, id);
             let rec = self
                 .store
@@ -101,8 +104,14 @@ impl Ecs {
                     }
                 }
             }
+            stop_asked = task.desired_status == DesiredStatus::Stopped
+                && before.desired_status != DesiredStatus::Stopped;
             Ok(self.store.commit(&ops).map(|_| task))
-        })
+        })?;
+        if stop_asked && self.is_local(&task) {
+            crate::supervisor::wake_supervisor(&task);
+        }
+        Ok(task)
     }
 
     pub fn describe_tasks(&self, cluster: Option<&str>, ids: &[String]) -> EcsResult<Value> {

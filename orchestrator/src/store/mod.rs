@@ -130,6 +130,12 @@ pub trait Store: Send + Sync {
     fn shared(&self) -> bool {
         false
     }
+
+    /// Give back the memory the store's client keeps between accesses
+    /// (SQLite: its page cache and lookaside), for a long-lived process
+    /// that reads it rarely (a task supervisor once its task runs). The
+    /// next access reads from disk again. Best effort.
+    fn release_memory(&self) {}
 }
 
 /// One store shared by several users in a process (the agent's threads,
@@ -186,5 +192,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
 
     fn shared(&self) -> bool {
         (**self).shared()
+    }
+
+    fn release_memory(&self) {
+        (**self).release_memory()
     }
 }

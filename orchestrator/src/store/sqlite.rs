@@ -272,6 +272,15 @@ impl Store for SqliteStore {
         }
     }
 
+    /// `shrink_memory` frees the page cache and what else the connection
+    /// can; the connection itself stays open (closing it could drop this
+    /// process's POSIX locks, see [`make_private`]).
+    fn release_memory(&self) {
+        if let Ok(conn) = self.conn() {
+            let _ = conn.execute_batch("PRAGMA shrink_memory");
+        }
+    }
+
     fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
         self.conn()?
             .execute(

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::error::StopCause;
 use super::events::Event;
-use super::{rules, Supervisor, POLL};
+use super::{rules, Supervisor};
 use crate::health::{self, HealthCheck, HealthTracker};
 use crate::model::{ContainerDefinition, HealthStatus};
 
@@ -23,7 +23,7 @@ impl Supervisor<'_> {
     ) -> Option<HealthWatch> {
         let check = def.health_check.as_ref()?;
         let done = Arc::new(AtomicBool::new(false));
-        watch_health(
+        let thread = watch_health(
             check.clone(),
             self.args.runtime_root.clone(),
             runtime_id.to_string(),
@@ -31,7 +31,11 @@ impl Supervisor<'_> {
             self.events.0.clone(),
             done.clone(),
         );
-        Some(HealthWatch { status, done })
+        Some(HealthWatch {
+            status,
+            done,
+            thread,
+        })
     }
 
     /// A container's health changed: recorded with the task's, which
@@ -71,17 +75,33 @@ impl Supervisor<'_> {
 pub(super) struct HealthWatch {
     pub(super) status: HealthStatus,
     /// Tells the thread to stop probing.
-    pub(super) done: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+    /// The thread, woken from its sleep to see `done`.
+    thread: Option<std::thread::Thread>,
+}
+
+impl HealthWatch {
+    /// No more probes: the thread ends now, not at its next probe.
+    pub(super) fn finish(&self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(t) = &self.thread {
+            t.unpark();
+        }
+    }
 }
 
 impl Drop for HealthWatch {
     fn drop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
+        self.finish();
     }
 }
 
+/// The probing thread waits, signals and reads a probe's output: its stack.
+const HEALTH_STACK: usize = 256 * 1024;
+
 /// Probe `container` every interval (the first after one interval, as
-/// Docker does) and send each change of its health, until `done`.
+/// Docker does) and send each change of its health, until `done`; the
+/// thread sleeps between probes (None: it could not start).
 pub(super) fn watch_health(
     check: HealthCheck,
     runtime_root: PathBuf,
@@ -89,37 +109,55 @@ pub(super) fn watch_health(
     container: String,
     events: mpsc::Sender<Event>,
     done: Arc<AtomicBool>,
-) {
-    std::thread::spawn(move || {
-        let argv = check.argv();
-        let mut tracker = HealthTracker::new(&check, Instant::now());
-        loop {
-            let next = Instant::now() + check.interval();
-            while Instant::now() < next {
+) -> Option<std::thread::Thread> {
+    let spawned = std::thread::Builder::new()
+        .stack_size(HEALTH_STACK)
+        .spawn(move || {
+            let argv = check.argv();
+            let mut tracker = HealthTracker::new(&check, Instant::now());
+            loop {
+                let next = Instant::now() + check.interval();
+                // Parked until the probe is due, or woken by `finish`.
+                loop {
+                    if done.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let now = Instant::now();
+                    if now >= next {
+                        break;
+                    }
+                    std::thread::park_timeout(next - now);
+                }
+                let passed =
+                    berth_runtime::probe::probe(&runtime_root, &runtime_id, &argv, check.timeout())
+                        .map(|outcome| outcome.passed())
+                        .unwrap_or_else(|e| {
+                            tracing::warn!("health check of {container}: {e}");
+                            false
+                        });
+                // A container that stopped meanwhile failed nothing.
                 if done.load(Ordering::Relaxed) {
                     return;
                 }
-                std::thread::sleep(POLL);
-            }
-            let passed =
-                berth_runtime::probe::probe(&runtime_root, &runtime_id, &argv, check.timeout())
-                    .map(|outcome| outcome.passed())
-                    .unwrap_or_else(|e| {
-                        tracing::warn!("health check of {container}: {e}");
-                        false
-                    });
-            // A container that stopped meanwhile failed nothing.
-            if done.load(Ordering::Relaxed) {
-                return;
-            }
-            if let Some(status) = tracker.record(passed, Instant::now()) {
-                if events
-                    .send(Event::Health(container.clone(), status))
-                    .is_err()
-                {
-                    return;
+                if let Some(status) = tracker.record(passed, Instant::now()) {
+                    if events
+                        .send(Event::Health(container.clone(), status))
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
+                // The probe's spawn and read faulted code in; the thread
+                // now sleeps for an interval.
+                berth_runtime::memory::trim_heap();
+                berth_runtime::memory::release_startup_pages();
             }
+        });
+    match spawned {
+        Ok(handle) => Some(handle.thread().clone()),
+        Err(e) => {
+            tracing::error!("start the health check of a container: {e}");
+            None
         }
-    });
+    }
 }

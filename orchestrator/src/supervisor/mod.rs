@@ -38,6 +38,7 @@ mod start;
 mod stop;
 mod task_role;
 pub mod teardown;
+mod wake;
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -56,16 +57,28 @@ use health::HealthWatch;
 pub use orphans::{
     is_orphaned, may_claim, reap_orphan, recover_orphan, supervisor_alive, Recovered,
 };
+pub use wake::wake as wake_supervisor;
 
 use crate::ecs::Ecs;
 use crate::model::{ContainerDefinition, DesiredStatus, Partition, TaskStatus};
 
-/// How often the supervisor looks for a stop request between events.
+/// How often the supervisor waits for its containers' ends while it
+/// cleans up, between other events.
 const POLL: Duration = Duration::from_millis(100);
+/// How often a running task's supervisor reads its record for a stop
+/// request nobody woke it for ([`wake`]): with SQLite, every stop on
+/// this host wakes it, so this is only a safety net ...
+const STORE_LOOK: Duration = Duration::from_secs(5);
+/// ... while with a shared store (etcd) a stop may be committed on
+/// another host, which cannot wake it: this is that stop's latency.
+const SHARED_STORE_LOOK: Duration = Duration::from_secs(1);
 
 /// Run as a task supervisor; returns the process exit code. Call before
 /// any thread exists: it forks.
 pub fn run(args: SupervisorArgs, partition: Partition) -> i32 {
+    // Before any thread: the transient threads of set-up (netlink,
+    // namespaces, image pulls) leave no arenas behind for the task's life.
+    berth_runtime::memory::limit_arenas();
     // SAFETY: single-threaded here (the caller's contract).
     match unsafe { fork() } {
         Ok(ForkResult::Parent { .. }) => return 0,
@@ -83,6 +96,8 @@ pub fn run(args: SupervisorArgs, partition: Partition) -> i32 {
         }
     };
     let mut sup = Supervisor::new(&ecs, &args);
+    // Listening before the claim records who to wake.
+    wake::listen(sup.events.0.clone());
     match orphans::claim(&ecs, &args) {
         Ok(true) => {}
         Ok(false) => return 0,
@@ -169,6 +184,15 @@ struct Supervisor<'a> {
     drain: Option<Duration>,
     /// Taken out of its load balancers; stopped at this time.
     draining_until: Option<Instant>,
+    /// A service task, once RUNNING: its service is reconciled again at
+    /// this time, when the task has settled.
+    settle_at: Option<Instant>,
+    /// When the record is next read for a stop request nobody woke this
+    /// process for.
+    next_store_look: Instant,
+    /// Work that faulted in code and data is over: shed it before the
+    /// next wait ([`Supervisor::shed`]).
+    shed_pending: bool,
     network: Option<crate::model::TaskNetwork>,
     /// Port mappings made in the kernel, to remove.
     host_ports: Vec<crate::model::HostPort>,
@@ -199,6 +223,9 @@ impl<'a> Supervisor<'a> {
             health_enforced_after: None,
             drain: None,
             draining_until: None,
+            settle_at: None,
+            next_store_look: Instant::now(),
+            shed_pending: false,
             network: None,
             host_ports: Vec::new(),
             container_namespaces: Vec::new(),
@@ -237,13 +264,15 @@ impl<'a> Supervisor<'a> {
     /// The event loop, until every container ended. A service task, once
     /// settled, may complete a deployment: its service is told.
     fn watch(&mut self, service_task: bool) -> Result<(), TaskError> {
-        let mut settle_at =
+        self.settle_at =
             service_task.then(|| Instant::now() + crate::scheduler::deployments::SETTLE + POLL);
+        self.shed_pending = true;
         while self.any_running() {
             self.step()?;
-            if settle_at.is_some_and(|at| Instant::now() >= at) {
-                settle_at = None;
+            if self.settle_at.is_some_and(|at| Instant::now() >= at) {
+                self.settle_at = None;
                 self.reconcile_service();
+                self.shed_pending = true;
             }
         }
         Ok(())

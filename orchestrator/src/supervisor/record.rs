@@ -80,6 +80,21 @@ impl Supervisor<'_> {
         Ok((task, td))
     }
 
+    /// How long the record may go unread while the task runs: a stop
+    /// committed where it cannot wake this process waits this long.
+    pub(super) fn store_look_period(&self) -> Duration {
+        if self.ecs.store.shared() {
+            super::SHARED_STORE_LOOK
+        } else {
+            super::STORE_LOOK
+        }
+    }
+
+    /// The store client's memory between the now rare reads.
+    pub(super) fn release_store_memory(&self) {
+        self.ecs.store.release_memory();
+    }
+
     /// A stop has been asked for (stop-task, a service, this supervisor).
     pub(super) fn stop_asked(&self) -> Result<bool, TaskError> {
         let task = self.task()?;

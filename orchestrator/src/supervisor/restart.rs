@@ -3,7 +3,6 @@
 //! task, namespaces, cgroup parent and root filesystem (as `docker
 //! restart` keeps a container's), while the task stays RUNNING.
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::restart_policy::{self, Decision, Ended};
@@ -35,7 +34,7 @@ impl Supervisor<'_> {
         }
         let runtime_id = r.runtime_id.clone();
         if let Some(h) = &r.health {
-            h.done.store(true, Ordering::Relaxed);
+            h.finish();
         }
         // The ended container's record goes; its root filesystem stays.
         if let Err(e) = self.runtime.delete(&runtime_id, false) {
@@ -64,6 +63,8 @@ impl Supervisor<'_> {
         let count = r.restarts;
         tracing::info!("task {}: {name} restarted ({count})", self.args.task_id);
         self.record_container_restarted(name, count, exit_code);
+        // The restart's work (a new monitor, the store) is over.
+        self.shed_pending = true;
         true
     }
 }

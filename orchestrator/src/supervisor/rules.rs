@@ -1,7 +1,7 @@
 //! The supervisor's pure decisions: no store, no kernel, no clock of its
 //! own (the time is an argument). The phase files ask these and act.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -209,9 +209,33 @@ pub(super) fn adoptable(task: &Task, td: &TaskDefinition, alive: impl Fn(&str) -
             .all(|c| alive(&c.name))
 }
 
+/// How long to sleep from `now` until the first of `due` still ahead;
+/// None when nothing is (the caller's default wait).
+pub(super) fn until_due(
+    now: Instant,
+    due: impl IntoIterator<Item = Option<Instant>>,
+) -> Option<Duration> {
+    due.into_iter()
+        .flatten()
+        .filter(|at| *at > now)
+        .min()
+        .map(|at| at - now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wait_ends_at_the_first_time_still_ahead() {
+        let now = Instant::now();
+        let s = Duration::from_secs;
+        let due = [Some(now + s(5)), None, Some(now + s(2)), Some(now)];
+        assert_eq!(until_due(now, due), Some(s(2)));
+        // Past times and none at all: nothing due, the default wait.
+        assert_eq!(until_due(now + s(9), due), None);
+        assert_eq!(until_due(now, [None, None]), None);
+    }
     use crate::model::{DependsOn, TaskInternals};
 
     fn def(name: &str, deps: &[(&str, ContainerCondition)]) -> ContainerDefinition {

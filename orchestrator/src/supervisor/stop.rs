@@ -2,7 +2,6 @@
 //! the containers' stop, and the release of what the task made
 //! ([`super::teardown`]), tried again a few times before it is left to gc.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use berth_runtime::{Runtime, RuntimeRoot};
@@ -18,6 +17,8 @@ const RELEASE_ATTEMPTS: usize = 3;
 const RELEASE_RETRY: Duration = Duration::from_millis(500);
 /// How long cleanup waits for containers beyond their stop timeout.
 const STOP_SLACK: Duration = Duration::from_secs(15);
+/// A container's stop waits and signals: a small stack for its thread.
+const STOP_STACK: usize = 256 * 1024;
 
 impl Supervisor<'_> {
     /// The supervisor stops the task for `cause` (unless a stop with its
@@ -50,18 +51,23 @@ impl Supervisor<'_> {
         self.stopping = true;
         self.draining_until = None;
         for h in self.running.values().filter_map(|r| r.health.as_ref()) {
-            h.done.store(true, Ordering::Relaxed);
+            h.finish();
         }
         self.record_deactivating();
         let root = self.args.runtime_root.clone();
         for r in self.running.values().filter(|r| r.exit.is_none()) {
             let (id, timeout, root) = (r.runtime_id.clone(), r.stop_timeout, root.clone());
-            std::thread::spawn(move || {
-                let runtime = Runtime::new(RuntimeRoot::new(root));
-                if let Err(e) = runtime.stop(&id, timeout, None) {
-                    tracing::warn!("stop {id}: {e}");
-                }
-            });
+            let stopper = std::thread::Builder::new()
+                .stack_size(STOP_STACK)
+                .spawn(move || {
+                    let runtime = Runtime::new(RuntimeRoot::new(root));
+                    if let Err(e) = runtime.stop(&id, timeout, None) {
+                        tracing::warn!("stop {id}: {e}");
+                    }
+                });
+            if let Err(e) = stopper {
+                tracing::error!("stop {}: start a thread: {e}", r.runtime_id);
+            }
         }
     }
 
