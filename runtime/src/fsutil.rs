@@ -42,6 +42,11 @@ fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     result
 }
 
+/// Write `bytes` to `path` atomically (not durably: for caches).
+pub(crate) fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, bytes, false)
+}
+
 /// Mode of every directory berth makes under its roots: nobody but root
 /// may list or traverse state that holds secrets, logs and image layers.
 pub(crate) const PRIVATE_DIR: u32 = 0o700;

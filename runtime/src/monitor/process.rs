@@ -112,6 +112,10 @@ impl Monitor {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let devnull = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+        crate::seccomp_cache::prepare(
+            &meta.bundle,
+            &crate::seccomp_cache::cache_dir(&args.libcontainer_root),
+        );
         let mut container = ContainerBuilder::new(meta.id.clone(), SyscallType::default())
             .with_root_path(args.libcontainer_root.clone())
             .and_then(|b| b.validate_id())

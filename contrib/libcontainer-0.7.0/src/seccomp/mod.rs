@@ -1,6 +1,7 @@
 use std::collections::HashSet;
+use std::io;
 use std::num::TryFromIntError;
-use std::os::unix::io;
+use std::os::unix::io as unix_io;
 
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
@@ -44,6 +45,8 @@ pub enum SeccompError {
         source: libseccomp::error::SeccompError,
         flag: LinuxSeccompFilterFlag,
     },
+    #[error("precompiled seccomp filter")]
+    Precompiled { source: io::Error },
     #[error("failed to set SCMP_FLTATR_CTL_NNP")]
     SetCtlNnp {
         source: libseccomp::error::SeccompError,
@@ -146,10 +149,111 @@ fn check_seccomp(seccomp: &LinuxSeccomp) -> Result<()> {
     Ok(())
 }
 
-#[tracing::instrument(level = "trace", skip(seccomp))]
-pub fn initialize_seccomp(seccomp: &LinuxSeccomp) -> Result<Option<io::RawFd>> {
-    check_seccomp(seccomp)?;
+/// berth patch: a filter compiled ahead of time, with the profile it was
+/// compiled from. Set in the process that builds the container, before the
+/// container's processes are cloned from it, so that the init finds it in
+/// its copy of the memory and skips libseccomp's compilation (≈10 ms for a
+/// Docker-sized profile on three x86 architectures).
+static PRECOMPILED: std::sync::OnceLock<(LinuxSeccomp, Vec<u8>)> = std::sync::OnceLock::new();
 
+/// berth patch: the BPF program that [`initialize_seccomp`] would load for
+/// `seccomp`, as libseccomp generates it (`seccomp_export_bpf`).
+pub fn compile_bpf(seccomp: &LinuxSeccomp) -> Result<Vec<u8>> {
+    use std::io::{Read, Seek};
+    check_seccomp(seccomp)?;
+    let ctx = build_context(seccomp)?;
+    // SAFETY: memfd_create takes a NUL-terminated name and flags only.
+    let fd = unsafe { libc::memfd_create(c"seccomp-bpf".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(SeccompError::Precompiled {
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: memfd_create just returned this fd and nothing else owns it.
+    let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    ctx.export_bpf(&file)
+        .map_err(|err| SeccompError::LoadContext { source: err })?;
+    let mut bpf = Vec::new();
+    file.rewind()
+        .and_then(|_| file.read_to_end(&mut bpf))
+        .map_err(|source| SeccompError::Precompiled { source })?;
+    Ok(bpf)
+}
+
+/// berth patch: load `bpf` instead of compiling `seccomp` when the
+/// container's profile is exactly `seccomp` and loading it needs no filter
+/// flags and no notify fd (libseccomp would then make the same one
+/// `seccomp(SECCOMP_SET_MODE_FILTER, 0, prog)` call). Returns false if a
+/// program was already set, or `bpf` is not a whole, loadable program.
+pub fn set_precompiled(seccomp: &LinuxSeccomp, bpf: Vec<u8>) -> bool {
+    let insns = bpf.len() / std::mem::size_of::<libc::sock_filter>();
+    if bpf.len() % std::mem::size_of::<libc::sock_filter>() != 0 || insns == 0 || insns > 4096 {
+        return false;
+    }
+    PRECOMPILED.set((seccomp.clone(), bpf)).is_ok()
+}
+
+/// The precompiled program for `seccomp`, if one was set for it and it can
+/// be loaded without libseccomp.
+fn precompiled_for(seccomp: &LinuxSeccomp) -> Option<&'static [u8]> {
+    let (profile, bpf) = PRECOMPILED.get()?;
+    let plain = seccomp.flags().as_ref().is_none_or(|f| f.is_empty()) && !is_notify(seccomp);
+    (plain && profile == seccomp).then_some(bpf.as_slice())
+}
+
+fn load_precompiled(bpf: &[u8]) -> Result<()> {
+    let prog = libc::sock_fprog {
+        len: (bpf.len() / std::mem::size_of::<libc::sock_filter>()) as u16,
+        filter: bpf.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: prog points at a whole program of len instructions, alive for
+    // the call; the kernel copies it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if rc != 0 {
+        return Err(SeccompError::Precompiled {
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+#[tracing::instrument(level = "trace", skip(seccomp))]
+pub fn initialize_seccomp(seccomp: &LinuxSeccomp) -> Result<Option<unix_io::RawFd>> {
+    check_seccomp(seccomp)?;
+    if let Some(bpf) = precompiled_for(seccomp) {
+        tracing::trace!("loading the precompiled seccomp filter");
+        return load_precompiled(bpf).map(|()| None);
+    }
+    let ctx = build_context(seccomp)?;
+
+    // In order to use the SECCOMP_SET_MODE_FILTER operation, either the calling
+    // thread must have the CAP_SYS_ADMIN capability in its user namespace, or
+    // the thread must already have the no_new_privs bit set.
+    // Ref: https://man7.org/linux/man-pages/man2/seccomp.2.html
+    ctx.load()
+        .map_err(|err| SeccompError::LoadContext { source: err })?;
+
+    let fd = if is_notify(seccomp) {
+        Some(
+            ctx.get_notify_fd()
+                .map_err(|err| SeccompError::GetNotifyId { source: err })?,
+        )
+    } else {
+        None
+    };
+
+    Ok(fd)
+}
+
+/// The libseccomp filter context for `seccomp`, with every rule added.
+fn build_context(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     tracing::trace!(default_action = ?seccomp.default_action(), errno = ?seccomp.default_errno_ret(), "initializing seccomp");
     let default_action = translate_action(seccomp.default_action(), seccomp.default_errno_ret())?;
     let mut ctx =
@@ -297,23 +401,7 @@ pub fn initialize_seccomp(seccomp: &LinuxSeccomp) -> Result<Option<io::RawFd>> {
         }
     }
 
-    // In order to use the SECCOMP_SET_MODE_FILTER operation, either the calling
-    // thread must have the CAP_SYS_ADMIN capability in its user namespace, or
-    // the thread must already have the no_new_privs bit set.
-    // Ref: https://man7.org/linux/man-pages/man2/seccomp.2.html
-    ctx.load()
-        .map_err(|err| SeccompError::LoadContext { source: err })?;
-
-    let fd = if is_notify(seccomp) {
-        Some(
-            ctx.get_notify_fd()
-                .map_err(|err| SeccompError::GetNotifyId { source: err })?,
-        )
-    } else {
-        None
-    };
-
-    Ok(fd)
+    Ok(ctx)
 }
 
 pub fn is_notify(seccomp: &LinuxSeccomp) -> bool {
