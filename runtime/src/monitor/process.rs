@@ -17,7 +17,7 @@ use nix::unistd::{fork, ForkResult, Pid};
 use super::{Message, MonitorArgs, PumpArgs, SYNC_FD, TEE_STDERR_FD, TEE_STDOUT_FD};
 use crate::cgroups;
 use crate::exit::ExitRecord;
-use crate::fsutil::{read_json, write_json_atomic, write_json_durable};
+use crate::fsutil::{read_json, sync_dir_of, write_json_atomic, write_json_synced};
 use crate::log_forward::Forwarding;
 use crate::logs::{JsonFileWriter, LineSplitter, Stream};
 use crate::meta::{ContainerMeta, Started};
@@ -225,13 +225,20 @@ impl Monitor {
             .map(|s| s.at);
         let record = ExitRecord::from_wait(status, oom_killed, started_at)
             .ok_or("init ended without an exit status")?;
-        write_json_durable(&self.files.exit(), &record).map_err(|e| e.to_string())?;
+        let exit_file = self.files.exit();
+        write_json_synced(&exit_file, &record).map_err(|e| e.to_string())?;
         tracing::info!(
             exit_code = record.exit_code,
             oom = record.oom_killed,
             "container exited"
         );
         self.send(&Message::Exited(record));
+        // The record is whole on disk already; only its name waits for this.
+        // The starter may be deleting the container meanwhile (then the
+        // directory is gone, and so is the need).
+        if let Err(e) = sync_dir_of(&exit_file) {
+            tracing::debug!("{e}");
+        }
         Ok(())
     }
 
