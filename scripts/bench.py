@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """make bench: create+start+wait+delete of /bin/true with berth, runc and
-crun on the same bundle, side by side; and the monitor's memory per running
-container."""
+crun on the same bundle, side by side (interleaved: run i of each runtime
+follows run i of the others, so that load from elsewhere on the host falls
+on all alike); and the monitor's memory per running container, once it has
+settled, with one monitor's memory by mapping.
+
+Env: BERTH (the binary), ROOTFS (a busybox root), BENCH_RUNS (default 50)."""
 
 import json
 import os
@@ -37,14 +41,17 @@ def make_bundle(root, work):
     return bundle
 
 
-def timed(cmds_for, n):
-    """Time n runs; cmds_for(i) gives the command lines of one run."""
-    samples = []
+def timed(runtimes, n):
+    """Time n runs of each runtime, interleaved; runtimes maps a name to
+    cmds_for(i), the command lines of its run i. Returns name -> ms list."""
+    samples = {name: [] for name in runtimes}
     for i in range(n):
-        start = time.perf_counter()
-        for cmd in cmds_for(i):
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        samples.append((time.perf_counter() - start) * 1000)
+        for name, cmds_for in runtimes.items():
+            start = time.perf_counter()
+            for cmd in cmds_for(i):
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            samples[name].append((time.perf_counter() - start) * 1000)
     return samples
 
 
@@ -62,10 +69,56 @@ def set_cgroup_path(bundle, path):
         json.dump(cfg, f)
 
 
+def mapping_class(name):
+    if name == "[heap]":
+        return "heap"
+    if name.startswith("[stack"):
+        return "stack"
+    if name.startswith("[v"):
+        return "vdso/vvar"
+    if name.startswith("/memfd:") or name.endswith("berth") or "/berth (deleted)" in name:
+        return "berth binary"
+    if ".so" in name:
+        return "shared libraries"
+    return "anon" if name == "" else "other files"
+
+
+def breakdown(pid):
+    """A process's smaps by mapping class (the binary by r-x/r--/rw-):
+    KiB of (Rss, Pss, Private_Dirty)."""
+    classes = {}
+    cur = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
+                cls = mapping_class(" ".join(parts[5:]))
+                if cls == "berth binary":
+                    cls += f" {parts[1][:3]}"
+                cur = classes.setdefault(cls, [0, 0, 0])
+            elif cur is not None and parts[0] in ("Rss:", "Pss:", "Private_Dirty:"):
+                cur[("Rss:", "Pss:", "Private_Dirty:").index(parts[0])] += int(parts[1])
+    return dict(sorted(classes.items(), key=lambda kv: -kv[1][0]))
+
+
+def rollup(pid):
+    fields = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                fields[parts[0].rstrip(":")] = int(parts[1])
+    return (fields["Rss"], fields["Pss"],
+            fields["Private_Clean"] + fields["Private_Dirty"])
+
+
 def monitor_rss(root, count=5):
     """Start `count` sleeping containers; (RSS, PSS, private) KiB of each
-    monitor. RSS counts the berth binary's and libc's pages that all
-    monitors share; private memory is what one more container costs."""
+    monitor at 0.5 s and once settled (3 s: the pump drops its start-up
+    pages again at 2 s), and one settled monitor's breakdown. RSS counts
+    the berth binary's and libc's pages that all monitors share; private
+    memory is what one more container costs."""
+    early = []
     rss = []
     pids = []
     ids = [f"rss{i}" for i in range(count)]
@@ -78,20 +131,15 @@ def monitor_rss(root, count=5):
             pid = state["monitor"]["pid"]
             pids.append(pid)
         time.sleep(0.5)
-        for pid in pids:
-            fields = {}
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                for line in f:
-                    parts = line.split()
-                    if len(parts) >= 2 and parts[1].isdigit():
-                        fields[parts[0].rstrip(":")] = int(parts[1])
-            rss.append((fields["Rss"], fields["Pss"],
-                        fields["Private_Clean"] + fields["Private_Dirty"]))
+        early = [rollup(pid) for pid in pids]
+        time.sleep(2.5)
+        rss = [rollup(pid) for pid in pids]
+        parts = breakdown(pids[0])
     finally:
         for cid in ids:
             subprocess.run([BERTH, "--root", root, "runtime", "delete", "--force", cid],
                            stderr=subprocess.DEVNULL)
-    return rss
+    return early, rss, parts
 
 
 def main():
@@ -103,16 +151,15 @@ def main():
         # Warm caches once per runtime.
         berth(root, "runtime", "run", "--bundle", bundle, "--id", "warm",
               stdout=subprocess.DEVNULL)
-        results["berth"] = timed(
-            lambda i: [[BERTH, "--root", root, "runtime", "run", "--bundle", bundle,
-                        "--id", f"b{i}"]], RUNS)
+        runtimes = {"berth": lambda i: [[BERTH, "--root", root, "runtime", "run",
+                                         "--bundle", bundle, "--id", f"b{i}"]]}
         if shutil.which("runc"):
             runc_root = os.path.join(work, "runc")
             rb = os.path.join(work, "runc-bundle")
             shutil.copytree(bundle, rb)
             set_cgroup_path(rb, f"/{PARENT}/runc")
-            results["runc"] = timed(
-                lambda i: [["runc", "--root", runc_root, "run", "--bundle", rb, f"r{i}"]], RUNS)
+            runtimes["runc"] = lambda i: [["runc", "--root", runc_root, "run", "--bundle", rb,
+                                           f"r{i}"]]
         if shutil.which("crun"):
             crun_root = os.path.join(work, "crun")
             cb = os.path.join(work, "crun-bundle")
@@ -127,8 +174,9 @@ def main():
                     return [["unshare", "-m", "--propagation", "private", "sh", "-c",
                              f"umount /sys/fs/cgroup/unified && exec {run}"]]
                 return [run.split()]
-            results["crun"] = timed(crun_cmd, RUNS)
-        rss = monitor_rss(root)
+            runtimes["crun"] = crun_cmd
+        results = timed(runtimes, RUNS)
+        early, rss, parts = monitor_rss(root)
     finally:
         for d in [f"/sys/fs/cgroup/{c}/{PARENT}" for c in os.listdir("/sys/fs/cgroup")] + [f"/sys/fs/cgroup/{PARENT}"]:
             for sub in ("runc", "crun"):
@@ -146,12 +194,12 @@ def main():
             subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\ncreate+start+wait+delete of /bin/true, {RUNS} runs (ms)")
-    print(f"{'runtime':<8} {'median':>8} {'p95':>8} {'vs berth':>9}")
+    print(f"\ncreate+start+wait+delete of /bin/true, {RUNS} runs each, interleaved (ms)")
+    print(f"{'runtime':<8} {'median':>8} {'p95':>8} {'min':>8} {'vs berth':>9}")
     base = statistics.median(results["berth"])
     for name, xs in results.items():
         med = statistics.median(xs)
-        print(f"{name:<8} {med:8.1f} {p95(xs):8.1f} {med / base:8.2f}x")
+        print(f"{name:<8} {med:8.1f} {p95(xs):8.1f} {min(xs):8.1f} {med / base:8.2f}x")
     goals = []
     if "crun" in results:
         goals.append(("median <= crun's", base <= statistics.median(results["crun"])))
@@ -159,9 +207,18 @@ def main():
         goals.append(("median <= half of runc's", base <= statistics.median(results["runc"]) / 2))
     for goal, met in goals:
         print(f"goal: {goal}: {'met' if met else 'not met'}")
-    med = lambda i: statistics.median(r[i] for r in rss)
+    if "crun" in results:
+        ratio = base / statistics.median(results["crun"])
+        print(f"berth / crun: {ratio:.2f} (goal of issue 16: <= 0.8)")
+    med = lambda rs, i: statistics.median(r[i] for r in rs)
     print(f"\nmonitor memory per running container, {len(rss)} running (KiB, median):")
-    print(f"  RSS {med(0):.0f}   PSS {med(1):.0f}   private {med(2):.0f}   (goal: RSS <= 2048)")
+    print(f"  at 0.5 s: RSS {med(early, 0):.0f}   PSS {med(early, 1):.0f}   "
+          f"private {med(early, 2):.0f}")
+    print(f"  settled:  RSS {med(rss, 0):.0f}   PSS {med(rss, 1):.0f}   "
+          f"private {med(rss, 2):.0f}   (goal: RSS <= 1536)")
+    print("  one settled monitor by mapping (RSS / PSS / private dirty):")
+    for cls, (r, p, d) in parts.items():
+        print(f"    {cls:<22} {r:6d} {p:6d} {d:6d}")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use berth_runtime::cgroups::{self, CgroupLayout};
 use berth_runtime::Resources;
-use berth_tests::{assert_ok, parse_json, stderr, stdout, World};
+use berth_tests::{assert_ok, parse_json, patience, stderr, stdout, World};
 
 fn code(out: &std::process::Output) -> Option<i32> {
     out.status.code()
@@ -419,6 +419,18 @@ fn killing_the_monitor_orphans_the_container() {
     w.assert_clean();
 }
 
+/// Wait until container `id` has logged "ready" (its traps are set).
+fn wait_for_ready(w: &World, id: &str) {
+    let deadline = std::time::Instant::now() + patience(10);
+    while !stdout(&w.berth(&["runtime", "logs", id])).contains("ready\n") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id} never logged ready"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn stop_escalates_to_sigkill_after_the_timeout() {
     let w = World::new("stop");
@@ -431,6 +443,7 @@ fn stop_escalates_to_sigkill_after_the_timeout() {
             "trap '' TERM; echo ready; while true; do sleep 0.1; done",
         ],
     );
+    wait_for_ready(&w, "stubborn");
     let out = w.berth(&["runtime", "stop", "--time", "1", "stubborn"]);
     assert_ok(&out);
     let outcome = parse_json(&out);
@@ -444,9 +457,12 @@ fn stop_escalates_to_sigkill_after_the_timeout() {
         &[
             "sh",
             "-c",
-            "trap 'exit 0' USR1; while true; do sleep 0.1; done",
+            "trap 'exit 0' USR1; echo ready; while true; do sleep 0.1; done",
         ],
     );
+    // A signal sent before the trap is set would be ignored (the shell is
+    // its pid namespace's init), and the stop would end in SIGKILL.
+    wait_for_ready(&w, "polite");
     let out = w.berth(&["runtime", "stop", "--time", "10", "polite"]);
     assert_ok(&out);
     let outcome = parse_json(&out);

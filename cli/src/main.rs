@@ -29,6 +29,16 @@ const GLOBAL: &str = "Global options";
 #[derive(Parser)]
 #[command(name = "berth", version, about = "Amazon ECS on your own Linux hosts")]
 struct Cli {
+    #[command(flatten)]
+    globals: Globals,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The flags every verb takes.
+#[derive(clap::Args)]
+struct Globals {
     /// Keep all of berth's state under DIR (runtime state in DIR/run).
     /// Default: /var/lib/berth, with runtime state in /run/berth.
     #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR", help_heading = GLOBAL)]
@@ -72,9 +82,6 @@ struct Cli {
         help_heading = GLOBAL
     )]
     log_level: String,
-
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Subcommand)]
@@ -132,6 +139,76 @@ fn command() -> clap::Command {
         });
     }
     cmd
+}
+
+/// [`Cli`] with the runtime verbs only. Building clap's whole tree, the
+/// aws-shaped ECS verbs included, is most of the parsing a runtime verb
+/// pays at every container start; this tree gives the same `runtime`
+/// subcommand, flags and help (a test compares them).
+#[derive(Parser)]
+#[command(name = "berth", version, about = "Amazon ECS on your own Linux hosts")]
+struct RuntimeCli {
+    #[command(flatten)]
+    globals: Globals,
+
+    #[command(subcommand)]
+    command: RuntimeOnly,
+}
+
+#[derive(Subcommand)]
+enum RuntimeOnly {
+    /// Low-level OCI runtime verbs, for tests, benchmarks and debugging.
+    #[command(subcommand)]
+    Runtime(runtime_cmd::RuntimeCommand),
+}
+
+/// Global flags that take their value as the next argument.
+const GLOBAL_VALUE_FLAGS: &[&str] = &[
+    "--root",
+    "--store",
+    "--store-ca",
+    "--store-cert",
+    "--store-key",
+    "--output",
+    "--query",
+    "--log-level",
+];
+
+/// Whether the verb is `runtime`, after nothing but global flags: only
+/// then does the small tree parse it.
+fn names_a_runtime_verb(args: &[String]) -> bool {
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        if arg == "runtime" {
+            return true;
+        }
+        if GLOBAL_VALUE_FLAGS.contains(&arg.as_str()) {
+            rest.next();
+            continue;
+        }
+        let with_value = arg
+            .split_once('=')
+            .is_some_and(|(flag, _)| GLOBAL_VALUE_FLAGS.contains(&flag));
+        if !with_value {
+            return false;
+        }
+    }
+    false
+}
+
+/// Parse the command line (exits on an error or `--help`, as clap does).
+fn parse(args: Vec<String>) -> Cli {
+    if names_a_runtime_verb(&args) {
+        let matches = RuntimeCli::command().get_matches_from(args);
+        let cli = RuntimeCli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let RuntimeOnly::Runtime(cmd) = cli.command;
+        return Cli {
+            globals: cli.globals,
+            command: Command::Runtime(cmd),
+        };
+    }
+    let matches = command().get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 impl Command {
@@ -266,8 +343,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let matches = command().get_matches_from(args);
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let cli = parse(args);
     match cli.command {
         Command::Completion { shell } => return exit(docs_cmd::completion(shell, command())),
         Command::Man(args) => return exit(docs_cmd::man(args, command())),
@@ -287,20 +363,21 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    init_logging(&cli.log_level);
+    let globals = cli.globals;
+    init_logging(&globals.log_level);
     let tls = TlsFiles {
-        ca: cli.store_ca,
-        cert: cli.store_cert,
-        key: cli.store_key,
+        ca: globals.store_ca,
+        cert: globals.store_cert,
+        key: globals.store_key,
     };
-    let store = match StoreConfig::parse(cli.store.as_deref(), tls) {
+    let store = match StoreConfig::parse(globals.store.as_deref(), tls) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("berth: {e}");
             return ExitCode::from(2);
         }
     };
-    let roots = Roots::new(cli.root, store);
+    let roots = Roots::new(globals.root, store);
     if let Err(e) = roots.make_private() {
         eprintln!("berth: {e:#}");
         return ExitCode::from(1);
@@ -331,13 +408,13 @@ fn exit(result: anyhow::Result<i32>) -> ExitCode {
 
 /// `--output` and `--query`, the latter compiled before anything runs.
 fn printer(cli: &Cli) -> anyhow::Result<output::Printer> {
-    let query = match (&cli.query, &cli.command) {
+    let query = match (&cli.globals.query, &cli.command) {
         (None, _) => None,
         (Some(q), Command::Ecs(_)) => Some(output::Query::compile(q)?),
         (Some(_), _) => anyhow::bail!("--query: only the ECS verbs take it"),
     };
     Ok(output::Printer {
-        format: cli.output,
+        format: cli.globals.output,
         query,
     })
 }
@@ -378,6 +455,74 @@ fn init_file_logging(path: &std::path::Path) {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn only_runtime_verbs_take_the_small_tree() {
+        for line in [
+            "berth runtime run --bundle b --id x",
+            "berth --root /r runtime list",
+            "berth --root=/r --log-level debug runtime delete x",
+            "berth runtime",
+        ] {
+            assert!(super::names_a_runtime_verb(&args(line)), "{line}");
+        }
+        for line in [
+            "berth",
+            "berth list-tasks",
+            "berth --root /r image ls",
+            "berth --help runtime",
+            "berth --version",
+            "berth help runtime",
+            "berth --root runtime",
+            "berth --bogus runtime list",
+        ] {
+            assert!(!super::names_a_runtime_verb(&args(line)), "{line}");
+        }
+    }
+
+    /// The small tree's `runtime` is the full tree's: the same verbs, flags
+    /// and help, global flags included.
+    #[test]
+    fn the_small_tree_has_the_same_runtime_verbs_and_help() {
+        fn helps(cmd: &mut clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+            let path = format!("{path} {}", cmd.get_name());
+            out.push((path.clone(), cmd.render_long_help().to_string()));
+            for sub in cmd.get_subcommands_mut() {
+                helps(sub, &path, out);
+            }
+        }
+        let mut full = super::command();
+        full.build();
+        let mut small = super::RuntimeCli::command();
+        small.build();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        helps(
+            full.find_subcommand_mut("runtime").expect("runtime"),
+            "berth",
+            &mut a,
+        );
+        helps(
+            small.find_subcommand_mut("runtime").expect("runtime"),
+            "berth",
+            &mut b,
+        );
+        assert!(a.len() > 5);
+        assert_eq!(a, b);
+        // And the same command line parses to the same verb.
+        let line = args("berth --root /r runtime run --id x --rootfs /x -- true");
+        let cli = super::parse(line);
+        assert_eq!(
+            cli.globals.root.as_deref(),
+            Some(std::path::Path::new("/r"))
+        );
+        assert!(matches!(cli.command, super::Command::Runtime(_)));
+    }
+
     /// Every verb and every flag says what it is for (`--help`, the man
     /// page and the completions show it).
     #[test]

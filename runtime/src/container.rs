@@ -520,12 +520,21 @@ impl Runtime {
         }
         // Nor do its clones: libcontainer's intermediate and init processes
         // stuck before they reached the cgroup, their monitor killed while
-        // it created the container (they carry the monitor's argv).
+        // it created the container (they carry the monitor's argv). An exit
+        // record means creation finished and init was reaped: no clone can
+        // be left, and the scan, which reads every process's cmdline (tens
+        // of ms on a host running a thousand tasks), is skipped.
+        let exited = files.exit().exists();
         let dir = files.dir.to_string_lossy();
-        for pid in crate::proc::find(|argv| {
-            argv.get(1).is_some_and(|a| a == monitor::MONITOR_ARG)
-                && argv.get(2).is_some_and(|d| *d == dir)
-        }) {
+        let clones = if exited {
+            Vec::new()
+        } else {
+            crate::proc::find(|argv| {
+                argv.get(1).is_some_and(|a| a == monitor::MONITOR_ARG)
+                    && argv.get(2).is_some_and(|d| *d == dir)
+            })
+        };
+        for pid in clones {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
         }
         let lc_dir = self.root.libcontainer_root().join(id);

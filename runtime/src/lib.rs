@@ -24,6 +24,7 @@ pub mod probe;
 pub mod proc;
 pub mod resources;
 pub mod sealed_exe;
+mod seccomp_cache;
 pub mod spec;
 
 pub use container::{

@@ -17,7 +17,7 @@ use nix::unistd::{fork, ForkResult, Pid};
 use super::{Message, MonitorArgs, PumpArgs, SYNC_FD, TEE_STDERR_FD, TEE_STDOUT_FD};
 use crate::cgroups;
 use crate::exit::ExitRecord;
-use crate::fsutil::{read_json, write_json_atomic, write_json_durable};
+use crate::fsutil::{read_json, sync_dir_of, write_json_atomic, write_json_synced};
 use crate::log_forward::Forwarding;
 use crate::logs::{JsonFileWriter, LineSplitter, Stream};
 use crate::meta::{ContainerMeta, Started};
@@ -27,10 +27,26 @@ use crate::proc::ProcessId;
 /// How long output may still arrive after init exits (from processes that
 /// escaped the container's pid namespace teardown, which should be none).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+/// How long a freshly started container may take to exit before the
+/// monitor re-executes itself as the lean pump: one that has ended by then
+/// (a `true`, a failed command) is finished in place, sparing its starter
+/// an execve and a page walk on the way to its exit status.
+const EXIT_SOON: Duration = Duration::from_millis(50);
+/// When the pump drops its start-up pages once more: what its first log
+/// lines and the exit of the setup code faulted in is not needed again.
+const SETTLED: Duration = Duration::from_secs(2);
+/// The pump's read size. A pipe hands over at most 64 KiB at a time; a
+/// smaller buffer costs only more reads of a busy container, and keeps
+/// every idle monitor's heap smaller.
+const READ_BUF: usize = 16 * 1024;
 
 /// Run as a monitor; returns the process exit code. Call it before any
 /// thread exists: it forks.
 pub fn run(args: MonitorArgs) -> i32 {
+    // Before any thread exists: a log forwarder's thread then leaves no
+    // arena of its own behind in a process that lives as long as its
+    // container.
+    crate::memory::limit_arenas();
     if args.pump.is_none() {
         // SAFETY: the process is single-threaded here (the caller's contract).
         match unsafe { fork() } {
@@ -112,6 +128,10 @@ impl Monitor {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let devnull = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+        crate::seccomp_cache::prepare(
+            &meta.bundle,
+            &crate::seccomp_cache::cache_dir(&args.libcontainer_root),
+        );
         let mut container = ContainerBuilder::new(meta.id.clone(), SyscallType::default())
             .with_root_path(args.libcontainer_root.clone())
             .and_then(|b| b.validate_id())
@@ -132,6 +152,9 @@ impl Monitor {
         }
         self.send(&Message::Created { pid: init.as_raw() });
         drop(container);
+        if args.start && exits_within(init, EXIT_SOON) {
+            return self.finish(&meta, init, out_r, err_r, false);
+        }
 
         // The pages libcontainer touched would stay resident for the
         // container's whole life; a fresh image of the same binary that only
@@ -145,12 +168,13 @@ impl Monitor {
         if let Err(e) = reexec_as_pump(args, &pump) {
             tracing::warn!("re-exec as pump failed ({e}); pumping in place");
         }
-        self.finish(&meta, init, out_r, err_r)
+        self.finish(&meta, init, out_r, err_r, false)
     }
 
     fn pump_phase(&mut self, pump: PumpArgs) -> Result<(), String> {
         let meta = self.meta()?;
         crate::memory::release_startup_pages();
+        crate::memory::trim_heap();
         // SAFETY: the setup phase left these fds open for this image alone.
         let (out_r, err_r) = unsafe {
             (
@@ -158,7 +182,7 @@ impl Monitor {
                 OwnedFd::from_raw_fd(pump.stderr_fd),
             )
         };
-        self.finish(&meta, Pid::from_raw(pump.init_pid), out_r, err_r)
+        self.finish(&meta, Pid::from_raw(pump.init_pid), out_r, err_r, true)
     }
 
     fn meta(&self) -> Result<ContainerMeta, String> {
@@ -168,12 +192,15 @@ impl Monitor {
     }
 
     /// Log the container's output until it exits; record and report how.
+    /// `lean`: this is the pump's image, which drops its start-up pages
+    /// once more when it has settled.
     fn finish(
         &mut self,
         meta: &ContainerMeta,
         init: Pid,
         out_r: OwnedFd,
         err_r: OwnedFd,
+        lean: bool,
     ) -> Result<(), String> {
         let file = JsonFileWriter::open(meta.log.clone())
             .map_err(|e| format!("open log {}: {e}", meta.log.path.display()))?;
@@ -184,7 +211,8 @@ impl Monitor {
                 .ok()
         });
         let mut log = LogOutputs { file, forward };
-        let status = self.pump(init, &out_r, &err_r, &mut log);
+        let settle_at = lean.then(|| Instant::now() + SETTLED);
+        let status = self.pump(init, &out_r, &err_r, &mut log, settle_at);
         if let Some(forward) = log.forward.take() {
             forward.close();
         }
@@ -197,24 +225,33 @@ impl Monitor {
             .map(|s| s.at);
         let record = ExitRecord::from_wait(status, oom_killed, started_at)
             .ok_or("init ended without an exit status")?;
-        write_json_durable(&self.files.exit(), &record).map_err(|e| e.to_string())?;
+        let exit_file = self.files.exit();
+        write_json_synced(&exit_file, &record).map_err(|e| e.to_string())?;
         tracing::info!(
             exit_code = record.exit_code,
             oom = record.oom_killed,
             "container exited"
         );
         self.send(&Message::Exited(record));
+        // The record is whole on disk already; only its name waits for this.
+        // The starter may be deleting the container meanwhile (then the
+        // directory is gone, and so is the need).
+        if let Err(e) = sync_dir_of(&exit_file) {
+            tracing::debug!("{e}");
+        }
         Ok(())
     }
 
     /// Copy output into the log until init has exited and its pipes closed;
-    /// reap every child meanwhile. Returns init's wait status.
+    /// reap every child meanwhile. Returns init's wait status. At
+    /// `settle_at`, drop the pages start-up faulted in (once).
     fn pump(
         &mut self,
         init: Pid,
         out_r: &OwnedFd,
         err_r: &OwnedFd,
         log: &mut LogOutputs,
+        mut settle_at: Option<Instant>,
     ) -> Result<WaitStatus, String> {
         let mut mask = SigSet::empty();
         for s in [
@@ -237,7 +274,7 @@ impl Monitor {
         // A SIGCHLD may have come before the mask: look once up front.
         let mut status = reap(init);
         let mut deadline = status.map(|_| Instant::now() + DRAIN_AFTER_EXIT);
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; READ_BUF];
         loop {
             let open: Vec<BorrowedFd> = streams.iter().filter_map(|s| s.0).collect();
             if open.is_empty() && status.is_some() {
@@ -251,8 +288,16 @@ impl Monitor {
                 .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
                 .collect();
             fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
+            if settle_at.is_some_and(|t| Instant::now() >= t) {
+                settle_at = None;
+                crate::memory::release_startup_pages();
+                crate::memory::trim_heap();
+            }
             let timeout = if deadline.is_some() {
                 PollTimeout::from(100u16)
+            } else if let Some(t) = settle_at {
+                let ms = t.saturating_duration_since(Instant::now()).as_millis() + 1;
+                PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
             } else {
                 PollTimeout::NONE
             };
@@ -332,6 +377,46 @@ fn write_entry(log: &mut LogOutputs, stream: Stream, line: &[u8]) {
     }
     if let Some(forward) = &log.forward {
         forward.send(stream, line);
+    }
+}
+
+/// Whether init exits within `limit`. It is not reaped: the pump does that
+/// (its first look finds the status). SIGCHLD stays blocked, for the pump's
+/// signalfd, which keeps a pending signal, across the pump's re-exec too.
+fn exits_within(init: Pid, limit: Duration) -> bool {
+    use nix::sys::wait::{waitid, Id};
+    let exited = || {
+        matches!(
+            waitid(
+                Id::Pid(init),
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT
+            ),
+            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
+        )
+    };
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    let Ok(sfd) = mask
+        .thread_block()
+        .and_then(|()| SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC))
+    else {
+        return exited();
+    };
+    let deadline = Instant::now() + limit;
+    loop {
+        if exited() {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ms = u16::try_from(left.as_millis() + 1).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::from(ms));
+        // Drained: the pump looks at its children once up front, whatever
+        // its own signalfd then says.
+        while let Ok(Some(_)) = sfd.read_signal() {}
     }
 }
 

@@ -1,7 +1,7 @@
 //! berth's description of one container, and its OCI runtime spec.
 
 mod defaults;
-mod seccomp;
+pub(crate) mod seccomp;
 pub mod user;
 
 use std::collections::BTreeMap;
