@@ -62,6 +62,21 @@ def stored_statuses(root):
     return [json.loads(v)["lastStatus"] for (v,) in rows]
 
 
+def stopped_reasons(root):
+    """Why the stopped tasks stopped (task and container reasons), to say it."""
+    db = sqlite3.connect(f"file:{root}/state.db?mode=ro", uri=True, timeout=30)
+    try:
+        rows = db.execute("SELECT value FROM kv WHERE key LIKE 'tasks/default/%'").fetchall()
+    finally:
+        db.close()
+    out = []
+    for task in (json.loads(v) for (v,) in rows):
+        if task["lastStatus"] == "STOPPED":
+            containers = [c.get("reason") for c in task.get("containers", []) if c.get("reason")]
+            out.append(f"{task.get('stopCode')}: {task.get('stoppedReason')} {containers}")
+    return out
+
+
 def wait_all(root, n, status, timeout):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -72,7 +87,8 @@ def wait_all(root, n, status, timeout):
         if len(got) == n and all(s == status for s in got):
             return
         if status != "STOPPED" and "STOPPED" in got:
-            raise SystemExit(f"{got.count('STOPPED')} task(s) stopped before all were {status}")
+            raise SystemExit(f"{got.count('STOPPED')} task(s) stopped before all were {status}: "
+                             + "; ".join(stopped_reasons(root)))
         time.sleep(0.02)
     raise SystemExit(f"tasks never all reached {status}")
 

@@ -26,6 +26,7 @@ use crate::monitor;
 use crate::paths::{validate_id, ContainerFiles, RuntimeRoot};
 use crate::proc::ProcessId;
 use crate::spec::{parse_signal, user, ContainerSpec, STOP_SIGNAL_ANNOTATION};
+use crate::start_slots;
 
 /// How long a stopped container's monitor gets to finish its records.
 const MONITOR_GRACE: Duration = Duration::from_secs(5);
@@ -273,6 +274,9 @@ impl Runtime {
             created_at: Utc::now(),
         };
         write_json_atomic(&files.meta(), &meta)?;
+        // Held until the monitor says "created": the wait below then times
+        // the creation alone, not a host-wide queue of them.
+        let _slot = start_slots::take(self.root.dir(), start_slots::slots())?;
         let mut handle = monitor::spawn(
             self.root.dir(),
             &files.dir,

@@ -26,6 +26,7 @@ pub mod resources;
 pub mod sealed_exe;
 mod seccomp_cache;
 pub mod spec;
+pub mod start_slots;
 
 pub use container::{
     ContainerState, ContainerStatus, CreateOptions, Created, ExecSpec, ExitWaiter, MonitorStatus,

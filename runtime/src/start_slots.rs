@@ -1,0 +1,121 @@
+//! A bound on how many containers are being created at once on a host.
+//!
+//! Creating a container is mostly CPU and kernel locks (clones, namespace
+//! and mount set-up, the cgroup v1 `cgroup.procs` write that waits for an
+//! RCU grace period, the init's mounts). A thousand tasks started together
+//! on two cores would otherwise all create at once: each creation then
+//! takes as long as all of them together, and the monitor's bounded wait
+//! for "created" (`CREATE_TIMEOUT`) would measure the queue, not the
+//! creation. So a creation first takes one of a few slots (flocks on
+//! `<runtime root>/start-slots/<n>`, released with the file, also when a
+//! process dies), and its time limit starts once it holds one.
+//!
+//! No daemon and no queue file: a process that finds every slot taken
+//! blocks on one of them (chosen by its pid), so the waiters spread over
+//! the slots and each slot serves its waiters in turn.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// The directory of the slot files under a runtime root.
+const DIR: &str = "start-slots";
+
+/// How many creations may run at once: two per CPU, at least four, so
+/// that one waiting on I/O or a grace period leaves the CPUs busy.
+pub fn slots() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (2 * cpus).max(4)
+}
+
+/// A held slot; dropping it frees the slot.
+#[derive(Debug)]
+pub struct Slot {
+    _file: File,
+}
+
+/// Take a creation slot under `runtime_root`, waiting for one if all
+/// `count` are taken.
+pub fn take(runtime_root: &Path, count: usize) -> Result<Slot> {
+    let dir = runtime_root.join(DIR);
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    let count = count.max(1);
+    let mut files = (0..count)
+        .map(|n| open(&dir, n))
+        .collect::<Result<Vec<File>>>()?;
+    if let Some(free) = files
+        .iter()
+        .position(|f| flock(f, libc::LOCK_EX | libc::LOCK_NB).is_ok())
+    {
+        return Ok(Slot {
+            _file: files.swap_remove(free),
+        });
+    }
+    let n = std::process::id() as usize % count;
+    let file = files.swap_remove(n);
+    loop {
+        match flock(&file, libc::LOCK_EX) {
+            Ok(()) => return Ok(Slot { _file: file }),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let path = dir.join(n.to_string());
+                return Err(Error::io(format!("lock {}", path.display()), e));
+            }
+        }
+    }
+}
+
+fn open(dir: &Path, n: usize) -> Result<File> {
+    let path = dir.join(n.to_string());
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| Error::io(format!("open {}", path.display()), e))
+}
+
+fn flock(file: &File, op: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: flock on an fd this module owns.
+    if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_more_than_the_slots_are_held_at_once_and_a_freed_slot_serves_a_waiter() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = take(dir.path(), 2).expect("first");
+        let b = take(dir.path(), 2).expect("second");
+        // The two holders hold both slots, not one twice.
+        let slot_dir = dir.path().join(DIR);
+        for n in 0..2 {
+            let file = open(&slot_dir, n).expect("open");
+            assert!(
+                flock(&file, libc::LOCK_EX | libc::LOCK_NB).is_err(),
+                "slot {n} free"
+            );
+        }
+        let root = dir.path().to_path_buf();
+        let waiter = std::thread::spawn(move || take(&root, 2).expect("third"));
+        drop(a);
+        drop(b);
+        drop(waiter.join().expect("thread"));
+    }
+}
