@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 
+from memstat import breakdown, private_kib, rollup
+
 BERTH = os.environ["BERTH"]
 ROOTFS = os.environ["ROOTFS"]
 RUNS = int(os.environ.get("BENCH_RUNS", "50"))
@@ -69,47 +71,9 @@ def set_cgroup_path(bundle, path):
         json.dump(cfg, f)
 
 
-def mapping_class(name):
-    if name == "[heap]":
-        return "heap"
-    if name.startswith("[stack"):
-        return "stack"
-    if name.startswith("[v"):
-        return "vdso/vvar"
-    if name.startswith("/memfd:") or name.endswith("berth") or "/berth (deleted)" in name:
-        return "berth binary"
-    if ".so" in name:
-        return "shared libraries"
-    return "anon" if name == "" else "other files"
-
-
-def breakdown(pid):
-    """A process's smaps by mapping class (the binary by r-x/r--/rw-):
-    KiB of (Rss, Pss, Private_Dirty)."""
-    classes = {}
-    cur = None
-    with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            parts = line.split()
-            if "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
-                cls = mapping_class(" ".join(parts[5:]))
-                if cls == "berth binary":
-                    cls += f" {parts[1][:3]}"
-                cur = classes.setdefault(cls, [0, 0, 0])
-            elif cur is not None and parts[0] in ("Rss:", "Pss:", "Private_Dirty:"):
-                cur[("Rss:", "Pss:", "Private_Dirty:").index(parts[0])] += int(parts[1])
-    return dict(sorted(classes.items(), key=lambda kv: -kv[1][0]))
-
-
-def rollup(pid):
-    fields = {}
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 2 and parts[1].isdigit():
-                fields[parts[0].rstrip(":")] = int(parts[1])
-    return (fields["Rss"], fields["Pss"],
-            fields["Private_Clean"] + fields["Private_Dirty"])
+def kib(fields):
+    """(RSS, PSS, private) KiB of a rollup."""
+    return fields.get("Rss", 0), fields.get("Pss", 0), private_kib(fields)
 
 
 def monitor_rss(root, count=5):
@@ -131,9 +95,9 @@ def monitor_rss(root, count=5):
             pid = state["monitor"]["pid"]
             pids.append(pid)
         time.sleep(0.5)
-        early = [rollup(pid) for pid in pids]
+        early = [kib(rollup(pid)) for pid in pids]
         time.sleep(2.5)
-        rss = [rollup(pid) for pid in pids]
+        rss = [kib(rollup(pid)) for pid in pids]
         parts = breakdown(pids[0])
     finally:
         for cid in ids:

@@ -16,6 +16,8 @@ import tempfile
 import threading
 import time
 
+from memstat import private_kib, rollup
+
 BERTH = os.environ["BERTH"]
 ROOTFS = os.environ["ROOTFS"]
 TAG = os.getpid() % 100000
@@ -69,18 +71,6 @@ def rss_kib(pid):
     raise SystemExit(f"no VmRSS for {pid}")
 
 
-def private_kib(pid):
-    """Private (clean + dirty) KiB: what this supervisor costs beyond the
-    berth binary's and libc's pages that every berth process shares."""
-    fields = {}
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 2 and parts[1].isdigit():
-                fields[parts[0].rstrip(":")] = int(parts[1])
-    return fields["Private_Clean"] + fields["Private_Dirty"]
-
-
 def supervisor_pid(root, tid):
     db = sqlite3.connect(os.path.join(root, "state.db"))
     (value,) = db.execute("SELECT value FROM kv WHERE key = ?", (f"tasks/default/{tid}",)).fetchone()
@@ -124,7 +114,7 @@ def main():
         pid = supervisor_pid(root, tid)
         netns = os.path.join(root, "run", "tasks", tid, "ns", "network")
         time.sleep(1)
-        idle, idle_private = rss_kib(pid), private_kib(pid)
+        idle, idle_private = rss_kib(pid), private_kib(rollup(pid))
         # The supervisor's RSS sampled while the client runs.
         peak, done = [idle], threading.Event()
 
@@ -141,7 +131,7 @@ def main():
         wall = time.perf_counter() - start
         done.set()
         sampler.join()
-        after, after_private = rss_kib(pid), private_kib(pid)
+        after, after_private = rss_kib(pid), private_kib(rollup(pid))
         times = json.loads(res.stdout)
         berth(root, "stop-task", "--task", tid)
         wait("STOPPED", lambda: berth(root, "describe-tasks", "--tasks", tid)["tasks"][0]["lastStatus"] == "STOPPED")

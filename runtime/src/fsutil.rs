@@ -57,6 +57,35 @@ pub(crate) fn private_file(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// Open (creating, never truncating) a lock file only its owner can use;
+/// a symlink in its place is refused.
+pub(crate) fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(PRIVATE_FILE)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// `flock(2)` on `file` with `op` (`LOCK_EX`, `LOCK_NB`, ...), a wait
+/// interrupted by a signal taken up again.
+pub(crate) fn flock(file: &File, op: libc::c_int) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: flock on an fd the caller owns for the call's length.
+        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
 /// `create_dir_all` whose new directories are [`PRIVATE_DIR`].
 pub(crate) fn create_private_dir_all(path: &Path) -> std::io::Result<()> {
     fs::DirBuilder::new()

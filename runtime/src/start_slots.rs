@@ -14,12 +14,11 @@
 //! blocks on one of them (chosen by its pid), so the waiters spread over
 //! the slots and each slot serves its waiters in turn.
 
-use std::fs::{self, File, OpenOptions};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::File;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::fsutil::{create_private_dir_all, flock, open_lock_file};
 
 /// The directory of the slot files under a runtime root.
 const DIR: &str = "start-slots";
@@ -41,11 +40,7 @@ pub struct Slot {
 /// `count` are taken.
 pub fn take(runtime_root: &Path, count: usize) -> Result<Slot> {
     let dir = runtime_root.join(DIR);
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    create_private_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
     let count = count.max(1);
     let mut files = (0..count)
         .map(|n| open(&dir, n))
@@ -60,38 +55,16 @@ pub fn take(runtime_root: &Path, count: usize) -> Result<Slot> {
     }
     let n = std::process::id() as usize % count;
     let file = files.swap_remove(n);
-    loop {
-        match flock(&file, libc::LOCK_EX) {
-            Ok(()) => return Ok(Slot { _file: file }),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let path = dir.join(n.to_string());
-                return Err(Error::io(format!("lock {}", path.display()), e));
-            }
-        }
-    }
+    flock(&file, libc::LOCK_EX).map_err(|e| {
+        let path = dir.join(n.to_string());
+        Error::io(format!("lock {}", path.display()), e)
+    })?;
+    Ok(Slot { _file: file })
 }
 
 fn open(dir: &Path, n: usize) -> Result<File> {
     let path = dir.join(n.to_string());
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(|e| Error::io(format!("open {}", path.display()), e))
-}
-
-fn flock(file: &File, op: libc::c_int) -> std::io::Result<()> {
-    // SAFETY: flock on an fd this module owns.
-    if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    open_lock_file(&path).map_err(|e| Error::io(format!("open {}", path.display()), e))
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use super::seal_copy;
 use crate::error::{Error, Result};
+use crate::fsutil::{create_private_dir_all, flock, open_lock_file};
 
 /// The directory under a runtime root that holds the shared copy.
 pub const DIR: &str = "exe";
@@ -167,31 +168,12 @@ pub(super) fn is_shared_copy(file: &File) -> bool {
 /// An exclusive flock on `<dir>/lock` (the directory made 0700 if
 /// missing), released when the file is dropped.
 fn lock(dir: &Path) -> Result<File> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    create_private_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
     let path = dir.join(LOCK);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-    loop {
-        // SAFETY: flock on an fd this function owns.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(file);
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(Error::io(format!("lock {}", path.display()), err));
-        }
-    }
+    let file =
+        open_lock_file(&path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+    flock(&file, libc::LOCK_EX).map_err(|e| Error::io(format!("lock {}", path.display()), e))?;
+    Ok(file)
 }
 
 /// With the lock held: unmount every other entry of `dir` (copies of
