@@ -152,7 +152,7 @@ impl Monitor {
         }
         self.send(&Message::Created { pid: init.as_raw() });
         drop(container);
-        if args.start && exits_within(init, EXIT_SOON) {
+        if args.start && exits_within(init, EXIT_SOON, [out_r.as_fd(), err_r.as_fd()]) {
             return self.finish(&meta, init, out_r, err_r, false);
         }
 
@@ -380,10 +380,13 @@ fn write_entry(log: &mut LogOutputs, stream: Stream, line: &[u8]) {
     }
 }
 
-/// Whether init exits within `limit`. It is not reaped: the pump does that
-/// (its first look finds the status). SIGCHLD stays blocked, for the pump's
-/// signalfd, which keeps a pending signal, across the pump's re-exec too.
-fn exits_within(init: Pid, limit: Duration) -> bool {
+/// Whether init exits within `limit`, with no output waiting on `pipes`
+/// meanwhile: a container that writes is left to the pump at once, so its
+/// first lines reach the log without this wait. Init is not reaped: the
+/// pump does that (its first look finds the status). SIGCHLD stays blocked,
+/// for the pump's signalfd, which keeps a pending signal, across the pump's
+/// re-exec too.
+fn exits_within(init: Pid, limit: Duration, pipes: [BorrowedFd<'_>; 2]) -> bool {
     use nix::sys::wait::{waitid, Id};
     let exited = || {
         matches!(
@@ -403,6 +406,7 @@ fn exits_within(init: Pid, limit: Duration) -> bool {
         return exited();
     };
     let deadline = Instant::now() + limit;
+    let mut open = pipes.to_vec();
     loop {
         if exited() {
             return true;
@@ -412,8 +416,23 @@ fn exits_within(init: Pid, limit: Duration) -> bool {
             return false;
         }
         let ms = u16::try_from(left.as_millis() + 1).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        fds.extend(open.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
         let _ = poll(&mut fds, PollTimeout::from(ms));
+        let events: Vec<PollFlags> = fds[1..]
+            .iter()
+            .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
+            .collect();
+        if events.iter().any(|e| e.contains(PollFlags::POLLIN)) {
+            return false;
+        }
+        // A pipe whose every writer is gone (init exiting, or closing its
+        // output) says so at every poll: leave it out from now on.
+        let mut i = 0;
+        open.retain(|_| {
+            i += 1;
+            !events[i - 1].intersects(PollFlags::POLLHUP | PollFlags::POLLERR)
+        });
         // Drained: the pump looks at its children once up front, whatever
         // its own signalfd then says.
         while let Ok(Some(_)) = sfd.read_signal() {}
