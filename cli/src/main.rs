@@ -162,33 +162,34 @@ enum RuntimeOnly {
     Runtime(runtime_cmd::RuntimeCommand),
 }
 
-/// Global flags that take their value as the next argument.
-const GLOBAL_VALUE_FLAGS: &[&str] = &[
-    "--root",
-    "--store",
-    "--store-ca",
-    "--store-cert",
-    "--store-key",
-    "--output",
-    "--query",
-    "--log-level",
-];
+/// The global flags that take a value (`--root DIR`), read from
+/// [`Globals`] itself so that a new one needs no second list here.
+fn global_value_flags() -> Vec<String> {
+    use clap::Args;
+    Globals::augment_args(clap::Command::new("berth"))
+        .get_arguments()
+        .filter(|a| a.get_action().takes_values())
+        .filter_map(|a| a.get_long().map(|long| format!("--{long}")))
+        .collect()
+}
 
 /// Whether the verb is `runtime`, after nothing but global flags: only
 /// then does the small tree parse it.
 fn names_a_runtime_verb(args: &[String]) -> bool {
+    let value_flags = global_value_flags();
+    let takes_value = |flag: &str| value_flags.iter().any(|f| f == flag);
     let mut rest = args.iter().skip(1);
     while let Some(arg) = rest.next() {
         if arg == "runtime" {
             return true;
         }
-        if GLOBAL_VALUE_FLAGS.contains(&arg.as_str()) {
+        if takes_value(arg) {
             rest.next();
             continue;
         }
         let with_value = arg
             .split_once('=')
-            .is_some_and(|(flag, _)| GLOBAL_VALUE_FLAGS.contains(&flag));
+            .is_some_and(|(flag, _)| takes_value(flag));
         if !with_value {
             return false;
         }
@@ -483,6 +484,25 @@ mod tests {
         ] {
             assert!(!super::names_a_runtime_verb(&args(line)), "{line}");
         }
+    }
+
+    #[test]
+    fn the_global_flags_that_take_a_value_are_read_from_globals() {
+        let mut flags = super::global_value_flags();
+        flags.sort();
+        assert_eq!(
+            flags,
+            [
+                "--log-level",
+                "--output",
+                "--query",
+                "--root",
+                "--store",
+                "--store-ca",
+                "--store-cert",
+                "--store-key"
+            ]
+        );
     }
 
     /// The small tree's `runtime` is the full tree's: the same verbs, flags
