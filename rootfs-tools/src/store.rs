@@ -73,6 +73,10 @@ pub struct StoreLock {
     _lock: nix::fcntl::Flock<File>,
 }
 
+/// How old an image's recorded last use may be before a new use is
+/// written ([`ContentStore::record_use`]).
+const USE_RESOLUTION_SECS: i64 = 60;
+
 impl ContentStore {
     /// Open (creating if needed) the store under `root`. Its directories
     /// are root's alone (0700), older stores' included: unpacked layers
@@ -331,6 +335,19 @@ impl ContentStore {
     /// fetched it. An image untagged meanwhile is no error: nothing to
     /// record.
     pub fn record_use(&self, name: &str, pulled: bool) -> Result<()> {
+        // Least recently used is all image cleanup asks (of images unused
+        // for hours): a use recorded within the last minute is recent
+        // enough, and a task's start skips the locked, fsynced rewrite.
+        let recent = chrono::Utc::now() - chrono::Duration::seconds(USE_RESOLUTION_SECS);
+        if !pulled
+            && self
+                .refs()?
+                .get(name)
+                .and_then(|e| e.last_used_at)
+                .is_some_and(|at| at > recent)
+        {
+            return Ok(());
+        }
         self.update_refs(|refs| {
             if let Some(entry) = refs.get_mut(name) {
                 let now = chrono::Utc::now();

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{Expect, Op, Record, Store, StoreError, StoreResult};
@@ -86,6 +87,13 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(backend)?;
+        // Each CLI call opens and closes the store: by default the last
+        // connection to close checkpoints the log into the database (two
+        // fsyncs) and deletes it, and the next one makes it again. The
+        // log stays instead; commits past its size limit checkpoint it as
+        // they go (wal_autocheckpoint), so it does not grow without end.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(backend)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS kv (

@@ -206,6 +206,9 @@ struct Supervisor<'a> {
     /// its containers are told (None: not served).
     metadata: Option<crate::metadata::server::Shared>,
     metadata_base: Option<String>,
+    /// The images the task found in the store: their use is recorded
+    /// once it runs, off its start's path.
+    image_uses: Vec<String>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -233,6 +236,7 @@ impl<'a> Supervisor<'a> {
             store_unreachable: false,
             metadata: None,
             metadata_base: None,
+            image_uses: Vec::new(),
         }
     }
 
@@ -254,6 +258,7 @@ impl<'a> Supervisor<'a> {
         let service_task = self
             .record_running()
             .is_some_and(|t| t.last_status == TaskStatus::Running && rules::is_service_task(&t));
+        self.record_image_uses();
         // A service counts its task, and may go on with a deployment.
         if service_task {
             self.reconcile_service();

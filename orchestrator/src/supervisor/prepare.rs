@@ -40,13 +40,29 @@ impl Supervisor<'_> {
         let images = ContentStore::open(self.args.state_root.join("images"))?;
         let mut configs = BTreeMap::new();
         for c in &td.container_definitions {
-            let image = ensure_image(&images, &c.image, credentials.get(&c.name), self.args.pull)
-                .map_err(TaskError::CannotPull)?;
+            let (image, pulled) =
+                ensure_image(&images, &c.image, credentials.get(&c.name), self.args.pull)
+                    .map_err(TaskError::CannotPull)?;
+            match pulled {
+                // `once` asks whether it was ever pulled: recorded now.
+                ImageUse::Pulled(name) => record_use(&images, &name, true),
+                // Only its time, once the task runs (Supervisor::supervise).
+                ImageUse::Cached(name) => self.image_uses.push(name),
+            }
             configs.insert(c.name.clone(), image);
         }
         self.images = Some(images);
         self.record_pulled();
         Ok(configs)
+    }
+
+    /// Record the use of the images the task found in the store.
+    pub(super) fn record_image_uses(&mut self) {
+        if let Some(images) = &self.images {
+            for name in std::mem::take(&mut self.image_uses) {
+                record_use(images, &name, false);
+            }
+        }
     }
 
     /// Namespaces, network, port mappings, cgroup, scratch volumes and
@@ -285,15 +301,14 @@ fn plug_in(netns: &Path, net: &TaskNetwork) -> Result<(), TaskError> {
 
 /// The image a container names: from the store, or pulled as `behavior`
 /// says (`ECS_IMAGE_PULL_BEHAVIOR`), with the container's registry
-/// credentials if it has some; its use is recorded for image cleanup
-/// (least recently used first) and for `once`. The error is the text after
-/// `CannotPullContainerError: `.
+/// credentials if it has some; and whether it was pulled. The error is
+/// the text after `CannotPullContainerError: `.
 fn ensure_image(
     store: &ContentStore,
     image: &str,
     credentials: Option<&RegistryCredentials>,
     behavior: PullBehavior,
-) -> Result<Image, String> {
+) -> Result<(Image, ImageUse), String> {
     let reference: Reference = image.parse().map_err(|e| format!("{e}"))?;
     let name = reference.to_string();
     let cached = match Image::load(store, &name) {
@@ -311,11 +326,29 @@ fn ensure_image(
         Some(image) if !pull => image,
         _ => pull_image(store, &reference, credentials)?,
     };
-    // Only bookkeeping: a task never fails for it.
-    if let Err(e) = store.record_use(&name, pull) {
+    Ok((
+        image,
+        if pull {
+            ImageUse::Pulled(name)
+        } else {
+            ImageUse::Cached(name)
+        },
+    ))
+}
+
+/// How a task came by an image, by the image's name.
+enum ImageUse {
+    Pulled(String),
+    Cached(String),
+}
+
+/// Record for image cleanup (least recently used first) and for `once`
+/// that a task uses image `name`. Only bookkeeping: a task never fails
+/// for it.
+fn record_use(store: &ContentStore, name: &str, pulled: bool) {
+    if let Err(e) = store.record_use(name, pulled) {
         tracing::warn!("record the use of image {name}: {e}");
     }
-    Ok(image)
 }
 
 /// Pull `reference` into `store` from its registry.
