@@ -107,10 +107,10 @@ pub enum Removal {
     Absent,
 }
 
-/// Under the exclusive hold of the bridge's lock in `locks`: unless `keep()` (what the caller's
-/// own records say, asked under the lock) or a link still plugged into it
-/// holds the bridge, remove its NAT table and the bridge. Both removals
-/// are tried; the first failure is returned.
+/// Under the exclusive hold of the bridge's lock in `locks`: unless
+/// `keep()` (what the caller's own records say, asked under the lock) or a
+/// link still plugged into it holds the bridge, remove its NAT table and
+/// the bridge. Both removals are tried; the first failure is returned.
 pub fn remove_bridge_if_unused(
     locks: &Path,
     bridge: &str,
