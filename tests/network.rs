@@ -735,3 +735,162 @@ fn tasks_on_a_systemd_resolved_host_get_its_upstream_nameservers() {
     assert_eq!(hosted, "nameserver 127.0.0.53\noptions edns0 trust-ad\n");
     w.assert_clean();
 }
+
+/// Whether a process of this world's runs with `needle` on its command
+/// line (a task's supervisor names its task id).
+fn supervising(w: &World, needle: &str) -> bool {
+    w.monitors().into_iter().any(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+    })
+}
+
+/// The links plugged into `bridge` (none when it is gone).
+fn ports_of(bridge: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The last task on a bridge stops as the next one starts on it, again and
+/// again, stop and start racing (the stop sent first, the start at once
+/// after): the stopping task's supervisor must not remove the bridge
+/// between the new task's making it and plugging into it, nor after. Each
+/// new task reaches RUNNING, and once the old one's supervisor is gone its
+/// veth is still a port of the bridge.
+#[test]
+fn a_task_started_as_the_last_one_stops_keeps_its_bridge() {
+    let w = World::new("net-handover");
+    w.busybox_image("busybox:latest", &[]);
+    w.register(&json!({
+        "family": "handover", "networkMode": "awsvpc",
+        "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 16,
+            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
+    }));
+    let run = || {
+        let out = parse_json(&w.berth(&["run-task", "--task-definition", "handover"]));
+        task_ids(&out)
+            .pop()
+            .unwrap_or_else(|| panic!("no task: {out}"))
+    };
+    let mut last = run();
+    w.wait_task(&last, "RUNNING");
+    for round in 0..15 {
+        let stop = w
+            .command()
+            .args(["stop-task", "--task", &last])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn stop-task");
+        let next = run();
+        assert!(stop.wait_with_output().expect("stop-task").status.success());
+        let t = w.wait_task(&next, "RUNNING");
+        w.wait_task(&last, "STOPPED");
+        // The old supervisor's last act is the bridge's removal, if any.
+        let deadline = Instant::now() + berth_tests::patience(10);
+        while supervising(&w, &last) {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: {last} supervised on"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            ports_of(&w.bridge).len(),
+            1,
+            "round {round}: task {next} is not on bridge {}: {t}",
+            w.bridge
+        );
+        last = next;
+    }
+    assert_ok(&w.berth(&["stop-task", "--task", &last]));
+    w.wait_task(&last, "STOPPED");
+    w.assert_clean();
+}
+
+/// A directory holding an `nft` that waits `secs` before running the real
+/// one, under the world's root (removed with it): the bridge's removal
+/// (its NAT table first) then takes that long, which opens the gap a task
+/// placed meanwhile could fall into wide enough to hit every time.
+fn slow_nft(w: &World, secs: u32) -> String {
+    let dir = w.root.path().join("slow-nft");
+    std::fs::create_dir_all(&dir).expect("shim dir");
+    let real = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("nft installed");
+    let shim = dir.join("nft");
+    std::fs::write(
+        &shim,
+        format!("#!/bin/sh\nsleep {secs}\nexec {real} \"$@\"\n"),
+    )
+    .expect("write shim");
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod shim");
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// The last task's supervisor finds the bridge unused and removes it,
+/// slowly (its `nft` waits 2 s); a task placed just after it found that
+/// must still start on the bridge and stay on it: the removal waits for
+/// the new task's plug-in, or the plug-in for the removal, never a mix.
+#[test]
+fn a_task_placed_while_the_bridge_is_being_removed_starts_on_it() {
+    let w = World::new("net-removal");
+    w.busybox_image("busybox:latest", &[]);
+    w.register(&json!({
+        "family": "removal", "networkMode": "awsvpc",
+        "containerDefinitions": [{ "name": "a", "image": "busybox", "memory": 16,
+            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"] }]
+    }));
+    let path = slow_nft(&w, 2);
+    let berth = |args: &[&str]| {
+        w.command()
+            .env("PATH", &path)
+            .args(args)
+            .output()
+            .expect("run berth")
+    };
+    let run = || {
+        let out = parse_json(&berth(&["run-task", "--task-definition", "removal"]));
+        task_ids(&out)
+            .pop()
+            .unwrap_or_else(|| panic!("no task: {out}"))
+    };
+    let mut last = run();
+    w.wait_task(&last, "RUNNING");
+    for round in 0..2 {
+        assert_ok(&berth(&["stop-task", "--task", &last]));
+        // STOPPED, its address released: its supervisor has asked whether
+        // the bridge is unused, and is removing it.
+        w.wait_task(&last, "STOPPED");
+        let next = run();
+        let t = w.wait_task(&next, "RUNNING");
+        let deadline = Instant::now() + berth_tests::patience(20);
+        while supervising(&w, &last) {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: {last} supervised on"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            ports_of(&w.bridge).len(),
+            1,
+            "round {round}: task {next} is not on bridge {}: {t}",
+            w.bridge
+        );
+        last = next;
+    }
+    assert_ok(&berth(&["stop-task", "--task", &last]));
+    w.wait_task(&last, "STOPPED");
+    w.assert_clean();
+}

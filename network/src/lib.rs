@@ -7,6 +7,7 @@
 //! opens it, so work inside a task's namespace runs on a thread of its own
 //! that has joined it.
 
+mod bridges;
 mod ipam;
 pub mod lb;
 mod links;
@@ -16,6 +17,7 @@ pub mod routes;
 pub mod tables;
 pub mod vip;
 
+pub use bridges::{has_ports, plug_in, remove_bridge_if_unused, BridgeLock, Removal};
 pub use ipam::{allocate, free_slice, Subnet};
 pub use links::{add_local_address, attach, detach, ensure_bridge, link_exists, remove_bridge};
 

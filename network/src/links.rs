@@ -50,7 +50,7 @@ pub(crate) fn with_handle<T: Send + 'static>(
     .map_err(|_| err("netlink thread", "panicked"))?
 }
 
-async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>> {
+pub(crate) async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>> {
     let mut links = handle.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {
         Ok(Some(link)) => Ok(Some(link.header.index)),

@@ -190,7 +190,8 @@ pub fn gc(
         None => ecs.cluster_names()?,
     };
     let args_for = |t: &Task| cfg.supervisor_args(t);
-    let mut report = gc::collect(ecs, &clusters, args_for)?;
+    let locks = supervisor::bridge_locks(&cfg.runtime_root);
+    let mut report = gc::collect(ecs, &clusters, &locks, args_for)?;
     for c in &clusters {
         housekeeping::remove_stopped_tasks(ecs, c, keep.task_cleanup_wait, &args_for, &mut report)?;
     }

@@ -258,7 +258,7 @@ fn pass(ecs: &Ecs, cfg: &Config, own: &str) -> EcsResult<()> {
         clusters.push(own.to_string());
     }
     super::scheduler::pass_clusters(ecs, cfg, &clusters);
-    super::routes::sync_all(ecs);
+    super::routes::sync_all(ecs, &crate::supervisor::bridge_locks(&cfg.runtime_root));
     ecs.compact_store();
     // Listeners come back after a reboot, used or not.
     if let Err(e) = ecs.sync_load_balancers(&ecs.load_balancer_names()?) {

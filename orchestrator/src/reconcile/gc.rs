@@ -17,6 +17,9 @@
 //!    `--images` unused images collected ([`super::housekeeping`]).
 
 use std::collections::BTreeSet;
+use std::path::Path;
+
+use berth_net::Removal;
 
 use crate::model::Task;
 use crate::supervisor::teardown::{self, Ports};
@@ -44,10 +47,11 @@ pub struct Report {
 }
 
 /// One pass over `clusters`; `args_for` names each task's supervisor
-/// (roots and cgroup parent).
+/// (roots and cgroup parent); `bridge_locks` holds the bridges' locks.
 pub fn collect(
     ecs: &Ecs,
     clusters: &[String],
+    bridge_locks: &Path,
     args_for: impl Fn(&Task) -> SupervisorArgs,
 ) -> EcsResult<Report> {
     let mut report = Report::default();
@@ -65,16 +69,18 @@ pub fn collect(
     for bridge in &bridges {
         remove_stale_mappings(ecs, bridge, &mut report)?;
     }
-    // Each cluster network, once no task holds an address on it.
+    // Each cluster network, once no task holds an address on it and no
+    // link is plugged into it, under the bridge's lock (see
+    // `berth_net::plug_in`).
     for bridge in bridges {
-        if !ecs.addresses_in_use(&bridge).unwrap_or(true)
-            && berth_net::link_exists(&bridge).unwrap_or(false)
-        {
-            let _ = berth_net::nat::remove_table(&bridge);
-            match berth_net::remove_bridge(&bridge) {
-                Ok(()) => report.networks_removed.push(bridge),
-                Err(e) => report.failed.push(format!("remove bridge {bridge}: {e}")),
-            }
+        if !berth_net::link_exists(&bridge).unwrap_or(false) {
+            continue;
+        }
+        let keep = || ecs.addresses_in_use(&bridge).unwrap_or(true);
+        match berth_net::remove_bridge_if_unused(bridge_locks, &bridge, keep) {
+            Ok(Removal::Removed) => report.networks_removed.push(bridge),
+            Ok(_) => {}
+            Err(e) => report.failed.push(format!("remove bridge {bridge}: {e}")),
         }
     }
     Ok(report)

@@ -8,6 +8,7 @@
 //! nothing to route) or before the agent set this host's address.
 
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
 
 use berth_net::routes::{self, RoutePlan};
 
@@ -60,7 +61,7 @@ pub fn host_address(explicit: Option<Ipv4Addr>, store: &StoreUrl) -> EcsResult<O
 
 /// [`sync`] over every cluster this host has an instance in, each failure
 /// logged: the agent's one call each pass.
-pub fn sync_all(ecs: &Ecs) {
+pub fn sync_all(ecs: &Ecs, bridge_locks: &Path) {
     if !ecs.shared_store() || ecs.host_address().is_none() {
         return;
     }
@@ -73,7 +74,7 @@ pub fn sync_all(ecs: &Ecs) {
     };
     for c in clusters {
         if matches!(ecs.has_instance(&c), Ok(true)) {
-            if let Err(e) = sync(ecs, &c) {
+            if let Err(e) = sync(ecs, &c, bridge_locks) {
                 tracing::warn!("routes of cluster {c}: {e}");
             }
         }
@@ -85,8 +86,10 @@ pub fn sync_all(ecs: &Ecs) {
 /// slices routed via their addresses (exactly those of berth's routes in
 /// the network), forwarding between the bridge and the underlay link for
 /// the network. What changed in the routes; None with the embedded store
-/// or before this host's address is set.
-pub fn sync(ecs: &Ecs, cluster: &str) -> EcsResult<Option<RoutePlan>> {
+/// or before this host's address is set. The bridge is made and opened
+/// under a shared hold of its lock in `bridge_locks`, as a task's plug-in
+/// is (`berth_net::plug_in`): a supervisor removing it waits.
+pub fn sync(ecs: &Ecs, cluster: &str, bridge_locks: &Path) -> EcsResult<Option<RoutePlan>> {
     let Some(address) = ecs.host_address().filter(|_| ecs.shared_store()) else {
         return Ok(None);
     };
@@ -107,10 +110,13 @@ pub fn sync(ecs: &Ecs, cluster: &str) -> EcsResult<Option<RoutePlan>> {
                 "host address {address} is on no link of this host any more"
             ))
         })?;
+    let lock = berth_net::BridgeLock::shared(bridge_locks, &net.bridge)
+        .map_err(|e| kernel(format!("bridge {}: {e}", net.bridge)))?;
     berth_net::ensure_bridge(&net.bridge, slice.gateway(), slice.prefix)
         .map_err(|e| kernel(format!("bridge {} for slice {slice}: {e}", net.bridge)))?;
     routes::open_underlay(&net.bridge, &slice, &net.subnet, &underlay)
         .map_err(|e| kernel(format!("open {underlay} to {}: {e}", net.subnet)))?;
+    drop(lock);
     let plan = routes::sync_routes(&net.subnet, &wanted)
         .map_err(|e| kernel(format!("routes of {}: {e}", net.subnet)))?;
     if !plan.is_empty() {
@@ -155,6 +161,9 @@ mod tests {
     fn nothing_is_routed_with_the_embedded_store() {
         let (_dir, ecs) = crate::ecs::fixtures::ecs();
         ecs.set_host_address(Ipv4Addr::new(192, 0, 2, 1));
-        assert_eq!(sync(&ecs, "default").expect("no-op"), None);
+        assert_eq!(
+            sync(&ecs, "default", Path::new("/nonexistent")).expect("no-op"),
+            None
+        );
     }
 }

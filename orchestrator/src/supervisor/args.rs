@@ -32,6 +32,12 @@ pub struct SupervisorArgs {
     pub pull: PullBehavior,
 }
 
+/// Where the host's bridges have their lock files (`berth_net::BridgeLock`):
+/// under the runtime root, which like a bridge lasts until reboot.
+pub fn bridge_locks(runtime_root: &std::path::Path) -> PathBuf {
+    runtime_root.join("bridges")
+}
+
 /// The variable that carries [`SupervisorArgs::pull`] to the supervisor.
 const PULL_ENV: &str = "ECS_IMAGE_PULL_BEHAVIOR";
 
@@ -81,6 +87,11 @@ impl SupervisorArgs {
     /// The task's run directory: namespace files, scratch volumes, /etc.
     pub(crate) fn task_dir(&self) -> PathBuf {
         self.runtime_root.join("tasks").join(&self.task_id)
+    }
+
+    /// The bridges' lock files ([`bridge_locks`]).
+    pub(crate) fn bridge_locks(&self) -> PathBuf {
+        bridge_locks(&self.runtime_root)
     }
 
     /// Bridge mode: a container's own namespaces.

@@ -50,7 +50,7 @@ use berth_runtime::namespaces::SharedNamespaces;
 use berth_runtime::{Runtime, RuntimeRoot};
 use nix::unistd::{fork, ForkResult};
 
-pub use args::{SupervisorArgs, SUPERVISOR_ARG};
+pub use args::{bridge_locks, SupervisorArgs, SUPERVISOR_ARG};
 pub use error::{StopCause, TaskError};
 use events::Event;
 use health::HealthWatch;

@@ -123,7 +123,7 @@ impl Supervisor<'_> {
                 .path("network")
                 .ok_or_else(|| init("the task has no network namespace"))?;
             self.network = Some(net.clone());
-            plug_in(&netns, &net)?;
+            plug_in(&self.args.bridge_locks(), &netns, &net)?;
             self.record_attached();
         }
         Ok(ns)
@@ -144,7 +144,7 @@ impl Supervisor<'_> {
                 .path("network")
                 .ok_or_else(|| init("no network namespace"))?;
             self.links.push(cn.network.clone());
-            plug_in(&netns, &cn.network)?;
+            plug_in(&self.args.bridge_locks(), &netns, &cn.network)?;
             per_container.insert(
                 cn.container.clone(),
                 (Some(netns), cns.path("ipc"), cns.path("uts")),
@@ -280,15 +280,17 @@ impl Supervisor<'_> {
 }
 
 /// Plug the namespace at `netns` into the network `net` describes (making
-/// its bridge on first use).
-fn plug_in(netns: &Path, net: &TaskNetwork) -> Result<(), TaskError> {
+/// its bridge on first use), under the bridge's lock in `locks`: a
+/// supervisor removing the bridge as its last task stops waits for the
+/// veth to be in, and then keeps the bridge.
+fn plug_in(locks: &Path, netns: &Path, net: &TaskNetwork) -> Result<(), TaskError> {
     let parse = |a: &str| {
         a.parse::<std::net::Ipv4Addr>()
             .map_err(|e| init(format!("{a}: {e}")))
     };
     let (address, gateway) = (parse(&net.address)?, parse(&net.gateway)?);
-    berth_net::ensure_bridge(&net.bridge, gateway, net.prefix).map_err(init)?;
-    berth_net::attach(
+    berth_net::plug_in(
+        locks,
         netns,
         &net.bridge,
         &net.host_ifname,

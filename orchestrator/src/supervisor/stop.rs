@@ -93,9 +93,21 @@ impl Supervisor<'_> {
         }
         self.record_stopped();
         if let Some(net) = bridge_of(&task) {
-            if self.bridge_unused(&net.bridge) {
-                remove_bridge(&net.bridge);
-            }
+            self.remove_bridge_if_unused(&net.bridge);
+        }
+    }
+
+    /// The bridge and its NAT table, once no task needs them any more:
+    /// none holds an address on it and no link is plugged into it, both
+    /// asked under the bridge's lock, which a starting task holds from
+    /// making the bridge until its veth is in (`berth_net::plug_in`).
+    /// Asked before, a task placed just after could find its bridge gone
+    /// between making it and plugging into it.
+    fn remove_bridge_if_unused(&self, bridge: &str) {
+        let locks = self.args.bridge_locks();
+        let keep = || !self.bridge_unused(bridge);
+        if let Err(e) = berth_net::remove_bridge_if_unused(&locks, bridge, keep) {
+            tracing::warn!("remove bridge {bridge} and its NAT table: {e}");
         }
     }
 
@@ -138,14 +150,4 @@ fn bridge_of(task: &Task) -> Option<TaskNetwork> {
             .clone()
             .or_else(|| b.container_networks.first().map(|cn| cn.network.clone()))
     })
-}
-
-/// The bridge and its NAT table, once no task needs them any more.
-fn remove_bridge(bridge: &str) {
-    if let Err(e) = berth_net::nat::remove_table(bridge) {
-        tracing::warn!("remove NAT table of {bridge}: {e}");
-    }
-    if let Err(e) = berth_net::remove_bridge(bridge) {
-        tracing::warn!("remove bridge {bridge}: {e}");
-    }
 }
