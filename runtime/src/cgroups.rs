@@ -24,6 +24,18 @@ pub fn layout() -> CgroupLayout {
     }
 }
 
+/// Read the v1 hierarchies' mount points into libcgroups' per-process
+/// cache (contrib/libcgroups-0.7.0/BERTH.md) before a container is
+/// created: its intermediate and init processes, forked from this one,
+/// then use the list instead of each reading the host's mountinfo, which
+/// grows with every running container. Nothing to do on v2; a failure
+/// only leaves the reads to them.
+pub fn warm_mount_cache() {
+    if layout() == CgroupLayout::V1 {
+        let _ = libcgroups::v1::util::list_subsystem_mount_points();
+    }
+}
+
 /// `/<parent>/<id>`: the OCI `linux.cgroupsPath` of a container.
 pub fn container_path(parent: &str, id: &str) -> String {
     let parent = parent.trim_matches('/');

@@ -132,6 +132,7 @@ impl Monitor {
             &meta.bundle,
             &crate::seccomp_cache::cache_dir(&args.libcontainer_root),
         );
+        crate::cgroups::warm_mount_cache();
         let mut container = ContainerBuilder::new(meta.id.clone(), SyscallType::default())
             .with_root_path(args.libcontainer_root.clone())
             .and_then(|b| b.validate_id())

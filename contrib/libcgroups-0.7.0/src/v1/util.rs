@@ -24,7 +24,23 @@ pub enum V1MountPointError {
 
 /// List all cgroup v1 subsystem mount points on the system. This can include unsupported
 /// subsystems, comounted controllers and named hierarchies.
+///
+/// berth patch: read once per process and kept (cgroup hierarchies are
+/// mounted at boot), so that the processes a container start forks from
+/// its runtime (the intermediate and the init) inherit the list instead of
+/// reading mountinfo again: on a host with hundreds of mounts (a few per
+/// running container) each read costs a millisecond or more of kernel
+/// time, for every container start.
 pub fn list_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
+    static MOUNT_POINTS: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+    if let Some(known) = MOUNT_POINTS.get() {
+        return Ok(known.clone());
+    }
+    let read = read_subsystem_mount_points()?;
+    Ok(MOUNT_POINTS.get_or_init(|| read).clone())
+}
+
+fn read_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
     let reader = BufReader::new(ProcfsHandle::new()?.open(
         ProcfsBase::ProcSelf,
         "mountinfo",

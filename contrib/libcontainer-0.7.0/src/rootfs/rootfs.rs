@@ -62,7 +62,14 @@ impl RootFS {
 
         let mounter = Mount::new();
 
-        mounter.make_parent_mount_private(rootfs)?;
+        // berth patch: after the recursive MS_SLAVE above (the default
+        // propagation) no mount of this namespace is shared, so the
+        // rootfs' parent mount cannot be: looking it up would only read
+        // and parse the whole mountinfo, which grows with every running
+        // container (contrib/libcontainer-0.7.0/BERTH.md).
+        if !flags.contains(MsFlags::MS_SLAVE) {
+            mounter.make_parent_mount_private(rootfs)?;
+        }
 
         tracing::debug!("mount root fs {:?}", rootfs);
         self.syscall
