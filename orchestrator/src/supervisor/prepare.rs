@@ -36,13 +36,26 @@ impl Supervisor<'_> {
         // Registry credentials first: a secret that cannot be read stops
         // the task before anything is pulled.
         let credentials = self.registry_credentials(td)?;
-        self.record_pulling();
+        let started = crate::ecs::now();
+        // PULLING is recorded when a pull begins; a task whose images are
+        // all in the store records its pull times once, at the end.
+        let mut pulling = false;
         let images = ContentStore::open(self.args.state_root.join("images"))?;
         let mut configs = BTreeMap::new();
         for c in &td.container_definitions {
-            let (image, pulled) =
-                ensure_image(&images, &c.image, credentials.get(&c.name), self.args.pull)
-                    .map_err(TaskError::CannotPull)?;
+            let before_pull = || {
+                if !std::mem::replace(&mut pulling, true) {
+                    self.record_pulling();
+                }
+            };
+            let (image, pulled) = ensure_image(
+                &images,
+                &c.image,
+                credentials.get(&c.name),
+                self.args.pull,
+                before_pull,
+            )
+            .map_err(TaskError::CannotPull)?;
             match pulled {
                 // `once` asks whether it was ever pulled: recorded now.
                 ImageUse::Pulled(name) => record_use(&images, &name, true),
@@ -52,7 +65,11 @@ impl Supervisor<'_> {
             configs.insert(c.name.clone(), image);
         }
         self.images = Some(images);
-        self.record_pulled();
+        if pulling {
+            self.record_pulled();
+        } else {
+            self.record_pull_times(started);
+        }
         Ok(configs)
     }
 
@@ -303,13 +320,15 @@ fn plug_in(locks: &Path, netns: &Path, net: &TaskNetwork) -> Result<(), TaskErro
 
 /// The image a container names: from the store, or pulled as `behavior`
 /// says (`ECS_IMAGE_PULL_BEHAVIOR`), with the container's registry
-/// credentials if it has some; and whether it was pulled. The error is
+/// credentials if it has some (`before_pull` is called before a pull);
+/// and whether it was pulled. The error is
 /// the text after `CannotPullContainerError: `.
 fn ensure_image(
     store: &ContentStore,
     image: &str,
     credentials: Option<&RegistryCredentials>,
     behavior: PullBehavior,
+    before_pull: impl FnOnce(),
 ) -> Result<(Image, ImageUse), String> {
     let reference: Reference = image.parse().map_err(|e| format!("{e}"))?;
     let name = reference.to_string();
@@ -326,7 +345,10 @@ fn ensure_image(
     let pull = behavior.should_pull(cached.is_some(), pulled_before);
     let image = match cached {
         Some(image) if !pull => image,
-        _ => pull_image(store, &reference, credentials)?,
+        _ => {
+            before_pull();
+            pull_image(store, &reference, credentials)?
+        }
     };
     Ok((
         image,

@@ -168,6 +168,16 @@ impl Supervisor<'_> {
         self.set(|t| t.pull_stopped_at = Some(now()));
     }
 
+    /// Every image was in the store: the look, from `started`, in one
+    /// write.
+    pub(super) fn record_pull_times(&self, started: String) {
+        self.set(|t| {
+            t.last_status = TaskStatus::Pending;
+            t.pull_started_at = Some(started.clone());
+            t.pull_stopped_at = Some(now());
+        });
+    }
+
     /// The task's network interface is plugged in.
     pub(super) fn record_attached(&self) {
         self.set(|t| {

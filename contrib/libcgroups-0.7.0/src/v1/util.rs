@@ -36,8 +36,39 @@ pub fn list_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> 
     if let Some(known) = MOUNT_POINTS.get() {
         return Ok(known.clone());
     }
-    let read = read_subsystem_mount_points()?;
+    let read = match conventional_mount_points() {
+        Some(found) => found,
+        None => read_subsystem_mount_points()?,
+    };
     Ok(MOUNT_POINTS.get_or_init(|| read).clone())
+}
+
+/// berth patch: the cgroup v1 hierarchies mounted where every distribution
+/// mounts them, in a tmpfs at /sys/fs/cgroup, found without reading
+/// mountinfo: each directory there (not a symlink: `cpu` and `cpuacct`
+/// link to `cpu,cpuacct`) whose filesystem is a cgroup one is a mount
+/// point, as its parent is a tmpfs. None (read mountinfo) when
+/// /sys/fs/cgroup is not such a tmpfs or holds no hierarchy.
+fn conventional_mount_points() -> Option<Vec<PathBuf>> {
+    use nix::sys::statfs::{statfs, FsType, TMPFS_MAGIC};
+    // linux/magic.h: CGROUP_SUPER_MAGIC, the v1 hierarchies' type.
+    const CGROUP_SUPER_MAGIC: FsType = FsType(0x27e0eb);
+    let root = std::path::Path::new(crate::common::DEFAULT_CGROUP_ROOT);
+    if statfs(root).ok()?.filesystem_type() != TMPFS_MAGIC {
+        return None;
+    }
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(root).ok()? {
+        let entry = entry.ok()?;
+        if !entry.file_type().ok()?.is_dir() {
+            continue;
+        }
+        let path = entry.path();
+        if statfs(&path).ok()?.filesystem_type() == CGROUP_SUPER_MAGIC {
+            found.push(path);
+        }
+    }
+    (!found.is_empty()).then_some(found)
 }
 
 fn read_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
