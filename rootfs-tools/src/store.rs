@@ -387,6 +387,34 @@ mod tests {
     }
 
     #[test]
+    fn a_use_is_written_at_most_once_a_minute_but_a_pull_always() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ContentStore::open(dir.path()).expect("open");
+        let name = "docker.io/library/busybox:latest";
+        store.set_ref(name, &Digest::of(b"m")).expect("set");
+        let entry = |s: &ContentStore| s.refs().expect("refs")[name].clone();
+        store.record_use(name, false).expect("first use");
+        let first = entry(&store).last_used_at.expect("recorded");
+        store.record_use(name, false).expect("second use");
+        assert_eq!(entry(&store).last_used_at, Some(first), "within the minute");
+        store.record_use(name, true).expect("pulled");
+        let pulled = entry(&store);
+        assert!(pulled.pulled_at.is_some() && pulled.last_used_at > Some(first));
+        // An old use is brought up to date.
+        let old = chrono::Utc::now() - chrono::Duration::seconds(USE_RESOLUTION_SECS + 1);
+        store
+            .update_refs(|r| {
+                r.get_mut(name).expect("entry").last_used_at = Some(old);
+                Ok(())
+            })
+            .expect("age");
+        store.record_use(name, false).expect("use");
+        assert!(entry(&store).last_used_at > Some(old));
+        // An image untagged meanwhile: nothing to record, no error.
+        store.record_use("localhost/gone:1", false).expect("gone");
+    }
+
+    #[test]
     fn refs_round_trip() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = ContentStore::open(dir.path()).expect("open");

@@ -255,6 +255,28 @@ mod tests {
         );
     }
 
+    /// The v1 hierarchies libcgroups finds at /sys/fs/cgroup without
+    /// mountinfo (contrib/libcgroups-0.7.0/BERTH.md) are the cgroup
+    /// mounts mountinfo lists: on this host's own layout (none on a v2
+    /// host, where /sys/fs/cgroup is not a tmpfs of hierarchies).
+    #[test]
+    fn v1_hierarchies_found_without_mountinfo_are_the_mounted_ones() {
+        let mut mounted: Vec<PathBuf> = fs::read_to_string("/proc/self/mountinfo")
+            .expect("mountinfo")
+            .lines()
+            .filter_map(|l| {
+                let (before, after) = l.split_once(" - ")?;
+                let point = before.split_whitespace().nth(4)?;
+                (after.split_whitespace().next()? == "cgroup").then(|| PathBuf::from(point))
+            })
+            .collect();
+        let mut found = libcgroups::v1::util::list_subsystem_mount_points().expect("list");
+        mounted.sort();
+        found.sort();
+        assert_eq!(found.is_empty(), layout() == CgroupLayout::V2);
+        assert_eq!(found, mounted);
+    }
+
     #[test]
     fn paths() {
         assert_eq!(container_path("berth", "c1"), "/berth/c1");

@@ -419,6 +419,25 @@ mod tests {
         assert_eq!(mode(&path), 0o600);
     }
 
+    /// Closing the last connection leaves the log as it is (no checkpoint:
+    /// no fsync, no delete and re-create at the next CLI call), and the
+    /// next open reads the commits from it.
+    #[test]
+    fn the_log_outlives_a_close_and_its_commits_are_read_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        let store = SqliteStore::open(&path).expect("open");
+        store
+            .commit(&[put("k", "v", Expect::Absent)])
+            .expect("commit");
+        drop(store);
+        let wal = std::fs::metadata(dir.path().join("state.db-wal")).expect("the log stays");
+        assert!(wal.len() > 0, "not checkpointed into the database on close");
+        let again = SqliteStore::open(&path).expect("reopen");
+        let got = again.get("k").expect("get").expect("present");
+        assert_eq!(got.value, b"v");
+    }
+
     /// How many POSIX locks this process holds on `path` (/proc/locks).
     fn my_locks(path: &Path) -> usize {
         use std::os::unix::fs::MetadataExt;
