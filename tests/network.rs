@@ -736,6 +736,32 @@ fn tasks_on_a_systemd_resolved_host_get_its_upstream_nameservers() {
     w.assert_clean();
 }
 
+/// Once task `last`'s supervisor is gone (within `patience` seconds,
+/// scaled), task `next` (`t`, its record) is the one port of the bridge.
+fn assert_handed_over(
+    w: &World,
+    round: usize,
+    last: &str,
+    next: &str,
+    t: &serde_json::Value,
+    patience: u64,
+) {
+    let deadline = Instant::now() + berth_tests::patience(patience);
+    while supervising(w, last) {
+        assert!(
+            Instant::now() < deadline,
+            "round {round}: {last} supervised on"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        ports_of(&w.bridge).len(),
+        1,
+        "round {round}: task {next} is not on bridge {}: {t}",
+        w.bridge
+    );
+}
+
 /// Whether a process of this world's runs with `needle` on its command
 /// line (a task's supervisor names its task id).
 fn supervising(w: &World, needle: &str) -> bool {
@@ -791,20 +817,7 @@ fn a_task_started_as_the_last_one_stops_keeps_its_bridge() {
         let t = w.wait_task(&next, "RUNNING");
         w.wait_task(&last, "STOPPED");
         // The old supervisor's last act is the bridge's removal, if any.
-        let deadline = Instant::now() + berth_tests::patience(10);
-        while supervising(&w, &last) {
-            assert!(
-                Instant::now() < deadline,
-                "round {round}: {last} supervised on"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(
-            ports_of(&w.bridge).len(),
-            1,
-            "round {round}: task {next} is not on bridge {}: {t}",
-            w.bridge
-        );
+        assert_handed_over(&w, round, &last, &next, &t, 10);
         last = next;
     }
     assert_ok(&w.berth(&["stop-task", "--task", &last]));
@@ -874,20 +887,7 @@ fn a_task_placed_while_the_bridge_is_being_removed_starts_on_it() {
         w.wait_task(&last, "STOPPED");
         let next = run();
         let t = w.wait_task(&next, "RUNNING");
-        let deadline = Instant::now() + berth_tests::patience(20);
-        while supervising(&w, &last) {
-            assert!(
-                Instant::now() < deadline,
-                "round {round}: {last} supervised on"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(
-            ports_of(&w.bridge).len(),
-            1,
-            "round {round}: task {next} is not on bridge {}: {t}",
-            w.bridge
-        );
+        assert_handed_over(&w, round, &last, &next, &t, 20);
         last = next;
     }
     assert_ok(&berth(&["stop-task", "--task", &last]));
