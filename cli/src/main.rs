@@ -291,17 +291,18 @@ impl Roots {
     }
 
     fn new(root: Option<PathBuf>, store: StoreConfig) -> Self {
+        Self {
+            runtime: Self::runtime_of(root.as_deref()),
+            state: root.unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
+            store,
+        }
+    }
+
+    /// The runtime root that goes with `--root` (none: the default).
+    fn runtime_of(root: Option<&std::path::Path>) -> PathBuf {
         match root {
-            Some(dir) => Self {
-                runtime: dir.join("run"),
-                state: dir,
-                store,
-            },
-            None => Self {
-                state: PathBuf::from("/var/lib/berth"),
-                runtime: PathBuf::from("/run/berth"),
-                store,
-            },
+            Some(dir) => dir.join("run"),
+            None => PathBuf::from("/run/berth"),
         }
     }
 }
@@ -310,7 +311,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if let Some(monitor_args) = MonitorArgs::from_args(&args) {
         // Its clone becomes the container's init: from the sealed copy.
-        let sealed = sealed_exe::reexec_sealed();
+        let sealed = sealed_exe::reexec_sealed(None);
         init_file_logging(&monitor_args.log_file());
         if let Err(e) = sealed {
             tracing::error!("{e}");
@@ -319,7 +320,7 @@ fn main() -> ExitCode {
         return ExitCode::from(monitor::run(monitor_args).clamp(0, 255) as u8);
     }
     if let Some(probe_args) = ProbeArgs::from_args(&args) {
-        if let Err(e) = sealed_exe::reexec_sealed() {
+        if let Err(e) = sealed_exe::reexec_sealed(None) {
             eprintln!("berth: {e}");
             return ExitCode::from(125);
         }
@@ -358,8 +359,11 @@ fn main() -> ExitCode {
         }
     };
     if cli.command.enters_a_container() {
-        // It forks the process that joins the container: from the sealed copy.
-        if let Err(e) = sealed_exe::reexec_sealed() {
+        // It forks the process that joins the container: from the sealed
+        // copy its runtime root shares (as the supervisors and monitors
+        // do), not a 28 MiB copy of its own per call.
+        let runtime = Roots::runtime_of(cli.globals.root.as_deref());
+        if let Err(e) = sealed_exe::reexec_sealed(Some(&runtime)) {
             eprintln!("berth: {e}");
             return ExitCode::from(1);
         }

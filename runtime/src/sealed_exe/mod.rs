@@ -123,14 +123,15 @@ pub fn command(runtime_root: &Path) -> Result<Command> {
 }
 
 /// Make sure this process runs from the sealed copy: if not, re-execute
-/// it from one, with the same arguments and the environment less
-/// [`SCRUBBED_ENV`]. Returns only if it already does (or on failure). Call
-/// it first thing, before any thread exists.
-pub fn reexec_sealed() -> Result<()> {
+/// it from one (the one shared under `shared_in`, a runtime root, when
+/// given: no copy of its own to make), with the same arguments and the
+/// environment less [`SCRUBBED_ENV`]. Returns only if it already does (or
+/// on failure). Call it first thing, before any thread exists.
+pub fn reexec_sealed(shared_in: Option<&Path>) -> Result<()> {
     if running_sealed() {
         return Ok(());
     }
-    let fd = sealed_copy(None)?;
+    let fd = sealed_copy(shared_in)?;
     let cstrings = |items: Vec<Vec<u8>>| -> Result<Vec<CString>> {
         items
             .into_iter()
