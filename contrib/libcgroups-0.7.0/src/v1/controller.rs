@@ -13,9 +13,11 @@ pub(super) trait Controller {
     type Resource;
 
     /// Adds a new task specified by its pid to the cgroup
-    fn add_task(pid: Pid, cgroup_path: &Path) -> Result<(), Self::Error> {
+    /// (berth patch: a pid, or a [`Member`] decided once for several
+    /// cgroups)
+    fn add_task(member: impl Into<Member>, cgroup_path: &Path) -> Result<(), Self::Error> {
         fs::create_dir_all(cgroup_path).wrap_create_dir(cgroup_path)?;
-        join(pid, cgroup_path)?;
+        join(member.into(), cgroup_path)?;
         Ok(())
     }
 
@@ -26,7 +28,7 @@ pub(super) trait Controller {
     fn needs_to_handle<'a>(controller_opt: &'a ControllerOpt) -> Option<&'a Self::Resource>;
 }
 
-/// berth patch: put process `pid` into the cgroup at `cgroup_path`.
+/// berth patch: a process to put into cgroups, and how.
 ///
 /// Writing a pid into `cgroup.procs` (or any pid into `tasks`) takes the
 /// kernel's global threadgroup lock for writing, which waits for an RCU
@@ -36,12 +38,35 @@ pub(super) trait Controller {
 /// writes "0" into `tasks` (cgroup_procs_write_start): that is what a
 /// container's intermediate process does here. Anything else (another
 /// process, or a process with several threads) is written into
-/// `cgroup.procs` as before.
-pub(super) fn join(pid: Pid, cgroup_path: &Path) -> Result<(), WrappedIoError> {
-    if pid == nix::unistd::getpid() && is_single_threaded() {
+/// `cgroup.procs` as before. Decided once ([`Member::of`]) for all the
+/// hierarchies a process joins.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Member {
+    pid: Pid,
+    moves_itself: bool,
+}
+
+impl Member {
+    pub(super) fn of(pid: Pid) -> Self {
+        Self {
+            pid,
+            moves_itself: pid == nix::unistd::getpid() && is_single_threaded(),
+        }
+    }
+}
+
+impl From<Pid> for Member {
+    fn from(pid: Pid) -> Self {
+        Self::of(pid)
+    }
+}
+
+/// berth patch: put `member` into the cgroup at `cgroup_path`.
+pub(super) fn join(member: Member, cgroup_path: &Path) -> Result<(), WrappedIoError> {
+    if member.moves_itself {
         common::write_cgroup_file(cgroup_path.join(CGROUP_TASKS), 0)
     } else {
-        common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)
+        common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), member.pid)
     }
 }
 

@@ -187,20 +187,22 @@ impl CgroupManager for Manager {
     }
 
     fn add_task(&self, pid: Pid) -> Result<(), Self::Error> {
+        // berth patch: how it joins, decided once for every hierarchy.
+        let member = super::controller::Member::of(pid);
         for (ctrl_type, cgroup_path) in &self.subsystems {
             match ctrl_type {
-                CtrlType::Cpu => Cpu::add_task(pid, cgroup_path)?,
-                CtrlType::CpuAcct => CpuAcct::add_task(pid, cgroup_path)?,
-                CtrlType::CpuSet => CpuSet::add_task(pid, cgroup_path)?,
-                CtrlType::Devices => Devices::add_task(pid, cgroup_path)?,
-                CtrlType::HugeTlb => HugeTlb::add_task(pid, cgroup_path)?,
-                CtrlType::Memory => Memory::add_task(pid, cgroup_path)?,
-                CtrlType::Pids => Pids::add_task(pid, cgroup_path)?,
-                CtrlType::PerfEvent => PerfEvent::add_task(pid, cgroup_path)?,
-                CtrlType::Blkio => Blkio::add_task(pid, cgroup_path)?,
-                CtrlType::NetworkPriority => NetworkPriority::add_task(pid, cgroup_path)?,
-                CtrlType::NetworkClassifier => NetworkClassifier::add_task(pid, cgroup_path)?,
-                CtrlType::Freezer => Freezer::add_task(pid, cgroup_path)?,
+                CtrlType::Cpu => Cpu::add_task(member, cgroup_path)?,
+                CtrlType::CpuAcct => CpuAcct::add_task(member, cgroup_path)?,
+                CtrlType::CpuSet => CpuSet::add_task(member, cgroup_path)?,
+                CtrlType::Devices => Devices::add_task(member, cgroup_path)?,
+                CtrlType::HugeTlb => HugeTlb::add_task(member, cgroup_path)?,
+                CtrlType::Memory => Memory::add_task(member, cgroup_path)?,
+                CtrlType::Pids => Pids::add_task(member, cgroup_path)?,
+                CtrlType::PerfEvent => PerfEvent::add_task(member, cgroup_path)?,
+                CtrlType::Blkio => Blkio::add_task(member, cgroup_path)?,
+                CtrlType::NetworkPriority => NetworkPriority::add_task(member, cgroup_path)?,
+                CtrlType::NetworkClassifier => NetworkClassifier::add_task(member, cgroup_path)?,
+                CtrlType::Freezer => Freezer::add_task(member, cgroup_path)?,
             }
         }
 
