@@ -321,8 +321,8 @@ fn plug_in(locks: &Path, netns: &Path, net: &TaskNetwork) -> Result<(), TaskErro
 /// The image a container names: from the store, or pulled as `behavior`
 /// says (`ECS_IMAGE_PULL_BEHAVIOR`), with the container's registry
 /// credentials if it has some (`before_pull` is called before a pull);
-/// and whether it was pulled. The error is
-/// the text after `CannotPullContainerError: `.
+/// and whether it was pulled. The error is the text after
+/// `CannotPullContainerError: `.
 fn ensure_image(
     store: &ContentStore,
     image: &str,
