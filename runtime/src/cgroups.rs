@@ -277,6 +277,83 @@ mod tests {
         assert_eq!(found, mounted);
     }
 
+    /// The containers of one task are created at once, and each makes its
+    /// cgroup under the task's new parent. libcgroups makes each missing
+    /// ancestor with a test and a mkdir on v2 (contrib/libcgroups-0.7.0/
+    /// BERTH.md): the one that loses that race must still join.
+    #[test]
+    fn cgroup_managers_racing_on_a_new_parent_all_join() {
+        use libcgroups::common::{create_cgroup_manager, CgroupConfig, CgroupManager};
+        use std::process::{Child, Command};
+        use std::sync::{Arc, Barrier};
+
+        const ROUNDS: usize = 10;
+        const RACERS: usize = 8;
+        /// Kills the sleepers and removes the cgroups, deepest first,
+        /// whether the test passed or not.
+        struct Made {
+            children: Vec<Child>,
+            cgroups: Vec<String>,
+        }
+        impl Drop for Made {
+            fn drop(&mut self) {
+                for child in &mut self.children {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                for path in self.cgroups.iter().rev() {
+                    let _ = remove_if_empty(path);
+                }
+            }
+        }
+
+        let parent = format!("/berth-unit-race-{}", std::process::id());
+        let mut made = Made {
+            children: Vec::new(),
+            cgroups: vec![parent.clone()],
+        };
+        let mut joined = Vec::new();
+        for round in 0..ROUNDS {
+            let base = format!("{parent}/r{round}");
+            made.cgroups.push(base.clone());
+            let start = Arc::new(Barrier::new(RACERS));
+            let racers: Vec<_> = (0..RACERS)
+                .map(|i| {
+                    let child = Command::new("sleep")
+                        .arg("60")
+                        .spawn()
+                        .expect("spawn sleep");
+                    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+                    let path = format!("{base}/c{i}");
+                    made.cgroups.push(path.clone());
+                    joined.push((child.id(), path.clone()));
+                    made.children.push(child);
+                    let start = Arc::clone(&start);
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let manager = create_cgroup_manager(CgroupConfig {
+                            cgroup_path: PathBuf::from(&path),
+                            systemd_cgroup: false,
+                            container_name: format!("c{i}"),
+                        })
+                        .map_err(|e| format!("manager for {path}: {e}"))?;
+                        manager
+                            .add_task(pid)
+                            .map_err(|e| format!("round {round}: join {path}: {e}"))
+                    })
+                })
+                .collect();
+            for racer in racers {
+                racer.join().expect("racer panicked").expect("joined");
+            }
+        }
+        for (pid, path) in &joined {
+            let procs = dir_of(layout(), "pids", path).join("cgroup.procs");
+            let listed = fs::read_to_string(&procs).expect("read cgroup.procs");
+            assert_eq!(listed.trim(), pid.to_string(), "{procs:?}");
+        }
+    }
+
     #[test]
     fn paths() {
         assert_eq!(container_path("berth", "c1"), "/berth/c1");
