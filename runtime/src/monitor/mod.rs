@@ -2,10 +2,12 @@
 //!
 //! `berth` re-executes itself with [`MONITOR_ARG`]; the monitor forks once
 //! more so that it is parented by init (or the nearest subreaper), not by
-//! the command that started it, becomes a child subreaper, builds the
-//! container through libcontainer (so the container's init is its child),
-//! copies the container's stdout/stderr into the log, reaps it and records
-//! how it ended. It talks to its starter over one pipe, fd 3, with JSON
+//! the command that started it, and becomes a child subreaper. A child of
+//! it, the builder, builds the container through libcontainer and exits,
+//! so the container's init becomes the monitor's child, and the pages
+//! libcontainer touched leave with the builder. The monitor copies the
+//! container's stdout/stderr into the log, reaps it and records how it
+//! ended. It talks to its starter over one pipe, fd 3, with JSON
 //! lines: first [`Message::Created`] or [`Message::Failed`], then
 //! [`Message::Exited`]. The starter may go away at any time.
 
@@ -51,16 +53,6 @@ pub struct MonitorArgs {
     pub start: bool,
     /// Also copy output to fds 4 and 5 (the starter's stdout and stderr).
     pub tee: bool,
-    /// Set in the monitor's second image, which only pumps output and
-    /// records the exit of an already created container.
-    pub pump: Option<PumpArgs>,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct PumpArgs {
-    pub init_pid: i32,
-    pub stdout_fd: RawFd,
-    pub stderr_fd: RawFd,
 }
 
 impl MonitorArgs {
@@ -69,25 +61,16 @@ impl MonitorArgs {
         if args.get(1).map(String::as_str) != Some(MONITOR_ARG) {
             return None;
         }
-        let pump = args.iter().position(|a| a == "--pump").and_then(|i| {
-            let num = |n: usize| args.get(i + n)?.parse().ok();
-            Some(PumpArgs {
-                init_pid: num(1)?,
-                stdout_fd: num(2)?,
-                stderr_fd: num(3)?,
-            })
-        });
         Some(Self {
             container_dir: PathBuf::from(args.get(2)?),
             libcontainer_root: PathBuf::from(args.get(3)?),
             start: args.iter().any(|a| a == "--start"),
             tee: args.iter().any(|a| a == "--tee"),
-            pump,
         })
     }
 
     /// The argv that [`from_args`](Self::from_args) reads back.
-    pub(crate) fn to_argv(&self, pump: Option<&PumpArgs>) -> Vec<std::ffi::OsString> {
+    pub(crate) fn to_argv(&self) -> Vec<std::ffi::OsString> {
         let mut argv: Vec<std::ffi::OsString> = vec![
             "berth".into(),
             MONITOR_ARG.into(),
@@ -99,12 +82,6 @@ impl MonitorArgs {
         }
         if self.tee {
             argv.push("--tee".into());
-        }
-        if let Some(p) = pump {
-            argv.push("--pump".into());
-            for n in [p.init_pid, p.stdout_fd, p.stderr_fd] {
-                argv.push(n.to_string().into());
-            }
         }
         argv
     }
@@ -242,12 +219,11 @@ pub(crate) fn spawn(
         libcontainer_root: libcontainer_root.to_path_buf(),
         start,
         tee,
-        pump: None,
     };
     // The container's init is cloned from the monitor: run it from the
     // sealed copy, with no LISTEN_FDS for libcontainer to keep fds open by.
     let mut cmd = crate::sealed_exe::command(runtime_root)?;
-    cmd.args(&args.to_argv(None)[1..])
+    cmd.args(&args.to_argv()[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -290,23 +266,15 @@ mod tests {
             libcontainer_root: "/run/berth/libcontainer".into(),
             start: true,
             tee: false,
-            pump: None,
-        };
-        let pump = PumpArgs {
-            init_pid: 42,
-            stdout_fd: 7,
-            stderr_fd: 9,
         };
         let argv: Vec<String> = args
-            .to_argv(Some(&pump))
+            .to_argv()
             .into_iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         let back = MonitorArgs::from_args(&argv).expect("monitor args");
         assert_eq!(back.container_dir, args.container_dir);
         assert!(back.start && !back.tee);
-        let p = back.pump.expect("pump");
-        assert_eq!((p.init_pid, p.stdout_fd, p.stderr_fd), (42, 7, 9));
         assert!(MonitorArgs::from_args(&["berth".into(), "runtime".into()]).is_none());
     }
 }

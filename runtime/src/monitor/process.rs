@@ -1,7 +1,7 @@
 //! The monitor process itself.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
-use super::{Message, MonitorArgs, PumpArgs, SYNC_FD, TEE_STDERR_FD, TEE_STDOUT_FD};
+use super::{Message, MonitorArgs, SYNC_FD, TEE_STDERR_FD, TEE_STDOUT_FD};
 use crate::cgroups;
 use crate::exit::ExitRecord;
 use crate::fsutil::{read_json, sync_dir_of, write_json_atomic, write_json_synced};
@@ -27,13 +27,13 @@ use crate::proc::ProcessId;
 /// How long output may still arrive after init exits (from processes that
 /// escaped the container's pid namespace teardown, which should be none).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
-/// How long a freshly started container may take to exit before the
-/// monitor re-executes itself as the lean pump: one that has ended by then
-/// (a `true`, a failed command) is finished in place, sparing its starter
-/// an execve and a page walk on the way to its exit status.
-const EXIT_SOON: Duration = Duration::from_millis(50);
-/// When the pump drops its start-up pages once more: what its first log
-/// lines and the exit of the setup code faulted in is not needed again.
+/// The builder's exit codes: the container was made and reported; or its
+/// failure was.
+const BUILT: i32 = 0;
+const REPORTED: i32 = 3;
+/// When the monitor drops its start-up pages: by then the container's
+/// first log lines have been written, and what start-up and they faulted
+/// in is not needed again.
 const SETTLED: Duration = Duration::from_secs(2);
 /// The pump's read size. A pipe hands over at most 64 KiB at a time; a
 /// smaller buffer costs only more reads of a busy container, and keeps
@@ -47,19 +47,16 @@ pub fn run(args: MonitorArgs) -> i32 {
     // arena of its own behind in a process that lives as long as its
     // container.
     crate::memory::limit_arenas();
-    if args.pump.is_none() {
-        // SAFETY: the process is single-threaded here (the caller's contract).
-        match unsafe { fork() } {
-            Ok(ForkResult::Parent { .. }) => return 0,
-            Ok(ForkResult::Child) => {}
-            Err(e) => {
-                tracing::error!("monitor fork: {e}");
-                return 1;
-            }
+    // SAFETY: the process is single-threaded here (the caller's contract).
+    match unsafe { fork() } {
+        Ok(ForkResult::Parent { .. }) => return 0,
+        Ok(ForkResult::Child) => {}
+        Err(e) => {
+            tracing::error!("monitor fork: {e}");
+            return 1;
         }
     }
-    // SAFETY: fd 3 was set up by `spawn` for this process alone, and kept
-    // open across the re-exec into pump mode.
+    // SAFETY: fd 3 was set up by `spawn` for this process alone.
     let sync = unsafe { File::from_raw_fd(SYNC_FD) };
     let mut monitor = Monitor {
         files: ContainerFiles::new(args.container_dir.clone()),
@@ -74,17 +71,27 @@ pub fn run(args: MonitorArgs) -> i32 {
             }
         }),
     };
-    let result = match args.pump {
-        Some(pump) => monitor.pump_phase(pump),
-        None => monitor.setup_phase(&args),
-    };
-    match result {
+    match monitor.monitor(&args) {
         Ok(()) => 0,
-        Err(error) => {
+        // The builder has told the starter already.
+        Err(Failure::Reported) => 1,
+        Err(Failure::Unreported(error)) => {
             tracing::error!("{error}");
             monitor.send(&Message::Failed { error });
             1
         }
+    }
+}
+
+/// How a monitor failed: whether its starter has been told.
+enum Failure {
+    Reported,
+    Unreported(String),
+}
+
+impl From<String> for Failure {
+    fn from(error: String) -> Self {
+        Failure::Unreported(error)
     }
 }
 
@@ -107,9 +114,9 @@ impl Monitor {
         }
     }
 
-    /// Create (and with `--start`, start) the container, report it, then
-    /// become the lean pump.
-    fn setup_phase(&mut self, args: &MonitorArgs) -> Result<(), String> {
+    /// Have the container created (and with `--start`, started), then log
+    /// its output and record its end.
+    fn monitor(&mut self, args: &MonitorArgs) -> Result<(), Failure> {
         // The container inherits this mask: start it from a clean one, whatever
         // the starter had blocked.
         SigSet::empty()
@@ -120,70 +127,86 @@ impl Monitor {
         unsafe {
             let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
         }
+        // Init is cloned as the builder's child: when the builder exits, it
+        // is reparented here.
         nix::sys::prctl::set_child_subreaper(true).map_err(|e| format!("set subreaper: {e}"))?;
-        let me = ProcessId::of(std::process::id() as i32).ok_or("read own /proc/self/stat")?;
+        let me = ProcessId::of(std::process::id() as i32)
+            .ok_or_else(|| "read own /proc/self/stat".to_string())?;
         write_json_atomic(&self.files.monitor(), &me).map_err(|e| e.to_string())?;
         let meta = self.meta()?;
-
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        let devnull = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
-        crate::seccomp_cache::prepare(
-            &meta.bundle,
-            &crate::seccomp_cache::cache_dir(&args.libcontainer_root),
-        );
-        crate::cgroups::warm_mount_cache();
-        let mut container = ContainerBuilder::new(meta.id.clone(), SyscallType::default())
-            .with_root_path(args.libcontainer_root.clone())
-            .and_then(|b| b.validate_id())
-            .map_err(|e| e.to_string())?
-            .with_stdin(OwnedFd::from(devnull))
-            .with_stdout(out_w)
-            .with_stderr(err_w)
-            .as_init(&meta.bundle)
-            .with_systemd(false)
-            .with_detach(true)
-            .build()
-            .map_err(|e| format!("create: {e}"))?;
-        let init = container.pid().ok_or("libcontainer reported no init pid")?;
-        if args.start {
-            write_json_atomic(&self.files.started(), &Started { at: Utc::now() })
-                .map_err(|e| e.to_string())?;
-            container.start().map_err(|e| format!("start: {e}"))?;
-        }
-        self.send(&Message::Created { pid: init.as_raw() });
-        drop(container);
-        if args.start && exits_within(init, EXIT_SOON, [out_r.as_fd(), err_r.as_fd()]) {
-            return self.finish(&meta, init, out_r, err_r, false);
-        }
-
-        // The pages libcontainer touched would stay resident for the
-        // container's whole life; a fresh image of the same binary that only
-        // pumps keeps the monitor small. Same process, so init stays our
-        // child, and the subreaper flag survives execve.
-        let pump = PumpArgs {
-            init_pid: init.as_raw(),
-            stdout_fd: out_r.as_raw_fd(),
-            stderr_fd: err_r.as_raw_fd(),
-        };
-        if let Err(e) = reexec_as_pump(args, &pump) {
-            tracing::warn!("re-exec as pump failed ({e}); pumping in place");
-        }
-        self.finish(&meta, init, out_r, err_r, false)
+        let init = self.build_in_child(args, &meta, out_w, err_w)?;
+        Ok(self.finish(&meta, init, out_r, err_r)?)
     }
 
-    fn pump_phase(&mut self, pump: PumpArgs) -> Result<(), String> {
-        let meta = self.meta()?;
-        crate::memory::release_startup_pages();
-        crate::memory::trim_heap();
-        // SAFETY: the setup phase left these fds open for this image alone.
-        let (out_r, err_r) = unsafe {
-            (
-                OwnedFd::from_raw_fd(pump.stdout_fd),
-                OwnedFd::from_raw_fd(pump.stderr_fd),
-            )
+    /// Create (and start) the container in a child that exits once it has
+    /// reported it. libcontainer's work (the spec, the seccomp program,
+    /// the intermediate and init processes it clones) touches pages this
+    /// process would otherwise hold for the container's whole life; in
+    /// the child they go with it, and no second image of the binary has to
+    /// be loaded to be rid of them. Returns init's pid: init is the child's
+    /// child, and this process's once the child has exited.
+    fn build_in_child(
+        &mut self,
+        args: &MonitorArgs,
+        meta: &ContainerMeta,
+        out_w: OwnedFd,
+        err_w: OwnedFd,
+    ) -> Result<Pid, Failure> {
+        let (pid_r, pid_w) = pipe()?;
+        // SAFETY: this process is single-threaded (log forwarding starts
+        // later, in `finish`).
+        let builder = match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                drop(pid_r);
+                let code = match build(args, meta, out_w, err_w) {
+                    Ok(init) => match nix::unistd::write(&pid_w, &init.as_raw().to_ne_bytes()) {
+                        Ok(_) => {
+                            self.send(&Message::Created { pid: init.as_raw() });
+                            BUILT
+                        }
+                        // The starter removes what was made.
+                        Err(e) => {
+                            let error = format!("hand init's pid to the monitor: {e}");
+                            self.send(&Message::Failed { error });
+                            REPORTED
+                        }
+                    },
+                    Err(error) => {
+                        tracing::error!("{error}");
+                        self.send(&Message::Failed { error });
+                        REPORTED
+                    }
+                };
+                // SAFETY: _exit ends the child without running the
+                // parent's exit handlers or destructors a second time.
+                unsafe { libc::_exit(code) }
+            }
+            Ok(ForkResult::Parent { child }) => child,
+            Err(e) => return Err(format!("fork the container's builder: {e}").into()),
         };
-        self.finish(&meta, Pid::from_raw(pump.init_pid), out_r, err_r, true)
+        // Only init and the builder hold the write ends now: EOF on them
+        // means init has gone.
+        drop((out_w, err_w, pid_w));
+        let mut bytes = [0u8; 4];
+        let read = File::from(pid_r).read_exact(&mut bytes);
+        let status = loop {
+            match waitpid(builder, None) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other,
+            }
+        };
+        match (read, status) {
+            (Ok(()), Ok(WaitStatus::Exited(_, BUILT))) => {
+                Ok(Pid::from_raw(i32::from_ne_bytes(bytes)))
+            }
+            (_, Ok(WaitStatus::Exited(_, REPORTED))) => Err(Failure::Reported),
+            (_, status) => Err(format!(
+                "the container's builder ended before reporting ({status:?}; see monitor.log)"
+            )
+            .into()),
+        }
     }
 
     fn meta(&self) -> Result<ContainerMeta, String> {
@@ -193,15 +216,12 @@ impl Monitor {
     }
 
     /// Log the container's output until it exits; record and report how.
-    /// `lean`: this is the pump's image, which drops its start-up pages
-    /// once more when it has settled.
     fn finish(
         &mut self,
         meta: &ContainerMeta,
         init: Pid,
         out_r: OwnedFd,
         err_r: OwnedFd,
-        lean: bool,
     ) -> Result<(), String> {
         let file = JsonFileWriter::open(meta.log.clone())
             .map_err(|e| format!("open log {}: {e}", meta.log.path.display()))?;
@@ -212,7 +232,7 @@ impl Monitor {
                 .ok()
         });
         let mut log = LogOutputs { file, forward };
-        let settle_at = lean.then(|| Instant::now() + SETTLED);
+        let settle_at = Some(Instant::now() + SETTLED);
         let status = self.pump(init, &out_r, &err_r, &mut log, settle_at);
         if let Some(forward) = log.forward.take() {
             forward.close();
@@ -381,63 +401,41 @@ fn write_entry(log: &mut LogOutputs, stream: Stream, line: &[u8]) {
     }
 }
 
-/// Whether init exits within `limit`, with no output waiting on `pipes`
-/// meanwhile: a container that writes is left to the pump at once, so its
-/// first lines reach the log without this wait. Init is not reaped: the
-/// pump does that (its first look finds the status). SIGCHLD stays blocked,
-/// for the pump's signalfd, which keeps a pending signal, across the pump's
-/// re-exec too.
-fn exits_within(init: Pid, limit: Duration, pipes: [BorrowedFd<'_>; 2]) -> bool {
-    use nix::sys::wait::{waitid, Id};
-    let exited = || {
-        matches!(
-            waitid(
-                Id::Pid(init),
-                WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT
-            ),
-            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
-        )
-    };
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGCHLD);
-    let Ok(sfd) = mask
-        .thread_block()
-        .and_then(|()| SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC))
-    else {
-        return exited();
-    };
-    let deadline = Instant::now() + limit;
-    let mut open = pipes.to_vec();
-    loop {
-        if exited() {
-            return true;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        let ms = u16::try_from(left.as_millis() + 1).unwrap_or(u16::MAX);
-        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        fds.extend(open.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
-        let _ = poll(&mut fds, PollTimeout::from(ms));
-        let events: Vec<PollFlags> = fds[1..]
-            .iter()
-            .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
-            .collect();
-        if events.iter().any(|e| e.contains(PollFlags::POLLIN)) {
-            return false;
-        }
-        // A pipe whose every writer is gone (init exiting, or closing its
-        // output) says so at every poll: leave it out from now on.
-        let mut i = 0;
-        open.retain(|_| {
-            i += 1;
-            !events[i - 1].intersects(PollFlags::POLLHUP | PollFlags::POLLERR)
-        });
-        // Drained: the pump looks at its children once up front, whatever
-        // its own signalfd then says.
-        while let Ok(Some(_)) = sfd.read_signal() {}
+/// Create the container through libcontainer, and with `--start` start
+/// it (its start time recorded first); returns init's pid. Runs in the
+/// builder child.
+fn build(
+    args: &MonitorArgs,
+    meta: &ContainerMeta,
+    out_w: OwnedFd,
+    err_w: OwnedFd,
+) -> Result<Pid, String> {
+    let devnull = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+    crate::seccomp_cache::prepare(
+        &meta.bundle,
+        &crate::seccomp_cache::cache_dir(&args.libcontainer_root),
+    );
+    crate::cgroups::warm_mount_cache();
+    let mut container = ContainerBuilder::new(meta.id.clone(), SyscallType::default())
+        .with_root_path(args.libcontainer_root.clone())
+        .and_then(|b| b.validate_id())
+        .map_err(|e| e.to_string())?
+        .with_stdin(OwnedFd::from(devnull))
+        .with_stdout(out_w)
+        .with_stderr(err_w)
+        .as_init(&meta.bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| format!("create: {e}"))?;
+    let init = container.pid().ok_or("libcontainer reported no init pid")?;
+    if args.start {
+        let files = ContainerFiles::new(args.container_dir.clone());
+        write_json_atomic(&files.started(), &Started { at: Utc::now() })
+            .map_err(|e| e.to_string())?;
+        container.start().map_err(|e| format!("start: {e}"))?;
     }
+    Ok(init)
 }
 
 /// Reap every exited child; return init's status if it was among them.
@@ -455,38 +453,6 @@ fn reap(init: Pid) -> Option<WaitStatus> {
             }
         }
     }
-}
-
-/// Replace this process's image with `berth __berth-monitor … --pump …`,
-/// keeping the sync, tee and output fds. Returns only on failure.
-fn reexec_as_pump(args: &MonitorArgs, pump: &PumpArgs) -> Result<(), String> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    for fd in [pump.stdout_fd, pump.stderr_fd] {
-        nix::fcntl::fcntl(
-            fd,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-        )
-        .map_err(|e| format!("keep fd {fd} open: {e}"))?;
-    }
-    let argv: Vec<CString> = args
-        .to_argv(Some(pump))
-        .iter()
-        .map(|a| CString::new(a.as_bytes()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
-    // /proc/self/exe works even if the binary was replaced since.
-    let exe = CString::new("/proc/self/exe").map_err(|e| e.to_string())?;
-    let env: Vec<CString> = std::env::vars_os()
-        .filter_map(|(k, v)| {
-            let mut kv = k.as_bytes().to_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            CString::new(kv).ok()
-        })
-        .collect();
-    let err = nix::unistd::execve(&exe, &argv, &env).err();
-    Err(format!("execve: {err:?}"))
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
