@@ -78,8 +78,8 @@ def kib(fields):
 
 def monitor_rss(root, count=5):
     """Start `count` sleeping containers; (RSS, PSS, private) KiB of each
-    monitor at 0.5 s and once settled (3 s: the pump drops its start-up
-    pages again at 2 s), and one settled monitor's breakdown. RSS counts
+    monitor at 0.5 s and once settled (3 s: the monitor drops its start-up
+    pages at 2 s), and one settled monitor's breakdown. RSS counts
     the berth binary's and libc's pages that all monitors share; private
     memory is what one more container costs."""
     early = []

@@ -25,6 +25,7 @@ pub mod proc;
 pub mod resources;
 pub mod sealed_exe;
 mod seccomp_cache;
+pub mod spawn;
 pub mod spec;
 pub mod start_slots;
 

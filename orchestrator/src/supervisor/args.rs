@@ -153,10 +153,11 @@ impl SupervisorArgs {
                 None => cmd.env_remove(name),
             };
         }
-        // SAFETY: setsid is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(Into::into));
-        }
+        // A process group of its own at once, so that a ^C to the CLI
+        // never reaches it; the supervisor leaves the CLI's session after
+        // its fork (`run`). No code runs between fork and exec, so the
+        // spawn is a posix_spawn: no copy of the CLI's page tables.
+        cmd.process_group(0);
         // The supervisor forks and this child exits at once.
         cmd.spawn()?.wait().map(|_| ())
     }

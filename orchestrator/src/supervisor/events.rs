@@ -56,7 +56,7 @@ impl Supervisor<'_> {
         } else {
             // Shed right before the wait: only the few pages the wait
             // itself runs come back until the next event.
-            if std::mem::take(&mut self.shed_pending) {
+            if now >= self.shed_after && std::mem::take(&mut self.shed_pending) {
                 self.shed();
             }
             self.events.1.recv_timeout(wait)

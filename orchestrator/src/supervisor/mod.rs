@@ -72,6 +72,10 @@ const STORE_LOOK: Duration = Duration::from_secs(5);
 /// ... while with a shared store (etcd) a stop may be committed on
 /// another host, which cannot wake it: this is that stop's latency.
 const SHARED_STORE_LOOK: Duration = Duration::from_secs(1);
+/// How long after its start the supervisor first sheds: tasks are often
+/// started many at once, and the page walk is better spent when they are
+/// all running (an idle supervisor's next wait is seconds long anyway).
+const FIRST_SHED_AFTER: Duration = Duration::from_secs(2);
 
 /// Run as a task supervisor; returns the process exit code. Call before
 /// any thread exists: it forks.
@@ -87,6 +91,11 @@ pub fn run(args: SupervisorArgs, partition: Partition) -> i32 {
             tracing::error!("fork: {e}");
             return 1;
         }
+    }
+    // Out of the starter's session (and terminal): a forked child leads no
+    // process group, so this cannot fail but for a kernel out of ids.
+    if let Err(e) = nix::unistd::setsid() {
+        tracing::warn!("setsid: {e}");
     }
     let ecs = match Ecs::open(&args.state_root, &args.store, partition) {
         Ok(e) => e,
@@ -191,8 +200,9 @@ struct Supervisor<'a> {
     /// process for.
     next_store_look: Instant,
     /// Work that faulted in code and data is over: shed it before the
-    /// next wait ([`Supervisor::shed`]).
+    /// next wait ([`Supervisor::shed`]), from `shed_after` on.
     shed_pending: bool,
+    shed_after: Instant,
     network: Option<crate::model::TaskNetwork>,
     /// Port mappings made in the kernel, to remove.
     host_ports: Vec<crate::model::HostPort>,
@@ -229,6 +239,7 @@ impl<'a> Supervisor<'a> {
             settle_at: None,
             next_store_look: Instant::now(),
             shed_pending: false,
+            shed_after: Instant::now() + FIRST_SHED_AFTER,
             network: None,
             host_ports: Vec::new(),
             container_namespaces: Vec::new(),

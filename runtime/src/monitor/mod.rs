@@ -16,9 +16,7 @@ mod process;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use serde::{Deserialize, Serialize};
 
@@ -222,34 +220,27 @@ pub(crate) fn spawn(
     };
     // The container's init is cloned from the monitor: run it from the
     // sealed copy, with no LISTEN_FDS for libcontainer to keep fds open by.
-    let mut cmd = crate::sealed_exe::command(runtime_root)?;
-    cmd.args(&args.to_argv()[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let sync_raw = sync_w.as_raw_fd();
-    let tee_raw = tee_fds
-        .as_ref()
-        .map(|(o, e)| (o.as_raw_fd(), e.as_raw_fd()));
-    // SAFETY: between fork and exec only async-signal-safe calls are made.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::unistd::setsid()?;
-            nix::unistd::dup2(sync_raw, SYNC_FD)?;
-            if let Some((out, err)) = tee_raw {
-                nix::unistd::dup2(out, TEE_STDOUT_FD)?;
-                nix::unistd::dup2(err, TEE_STDERR_FD)?;
-            }
-            Ok(())
-        });
+    let program = crate::sealed_exe::program(runtime_root)?;
+    let env = crate::spawn::env_without(crate::sealed_exe::SCRUBBED_ENV);
+    let mut spawn = crate::spawn::Spawn::new(&program, &args.to_argv(), env)?
+        .fd(sync_w.as_raw_fd(), SYNC_FD)
+        .setsid();
+    if let Some((out, err)) = &tee_fds {
+        spawn = spawn
+            .fd(out.as_raw_fd(), TEE_STDOUT_FD)
+            .fd(err.as_raw_fd(), TEE_STDERR_FD);
     }
-    let mut child = cmd.spawn().map_err(|e| Error::io("start monitor", e))?;
+    let child = spawn.spawn()?;
     drop(sync_w);
     drop(tee_fds);
     // The monitor's first act is to fork and let this child exit.
-    child
-        .wait()
-        .map_err(|e| Error::io("wait for monitor to detach", e))?;
+    loop {
+        match nix::sys::wait::waitpid(child, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("wait for monitor to detach", e)),
+            Ok(_) => break,
+        }
+    }
     Ok(MonitorHandle {
         reader: BufReader::new(File::from(sync_r)),
     })

@@ -21,7 +21,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -112,14 +112,21 @@ fn seal_copy(exe: &mut File) -> Result<OwnedFd> {
 /// A [`Command`] that runs berth from the sealed copy shared under
 /// `runtime_root` (made there if missing), with the [`SCRUBBED_ENV`] removed.
 pub fn command(runtime_root: &Path) -> Result<Command> {
-    let fd = sealed_copy(Some(runtime_root))?;
-    // The kernel opens the path before close-on-exec fds go, so the child's
-    // copy of the fd is still there when its execve looks it up.
-    let mut cmd = Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    let mut cmd = Command::new(program(runtime_root)?);
     for key in SCRUBBED_ENV {
         cmd.env_remove(key);
     }
     Ok(cmd)
+}
+
+/// The path a child executes to run berth from the sealed copy shared
+/// under `runtime_root` (made there if missing): `/proc/self/fd/N` of
+/// this process's fd on it, kept open for the process's life. The kernel
+/// opens the path before close-on-exec fds go, so the child's copy of the
+/// fd is still there when its execve looks it up.
+pub fn program(runtime_root: &Path) -> Result<PathBuf> {
+    let fd = sealed_copy(Some(runtime_root))?;
+    Ok(PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())))
 }
 
 /// Make sure this process runs from the sealed copy: if not, re-execute
