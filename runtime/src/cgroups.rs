@@ -292,7 +292,8 @@ pub fn create_parent(path: &str, resources: &crate::Resources) -> Result<(), Str
     match layout {
         CgroupLayout::V1 => {
             // create_dir_all counts a directory made meanwhile by a racing
-            // creator (another container of the task) as made.
+            // creator (another task's supervisor making the shared parent)
+            // as made.
             for dir in hierarchy_dirs(path).map_err(fail)? {
                 fs::create_dir_all(&dir)
                     .map_err(|e| fail(format!("mkdir {}: {e}", dir.display())))?;
@@ -348,8 +349,8 @@ fn fill_cpuset(path: &str) -> Result<(), String> {
 /// `cgroup.subtree_control` (not the cgroup's own: the kernel would then
 /// refuse processes in it), as cgroups-rs did: the cgroup's `cpu.weight`
 /// and `memory.max` exist only so. libcontainer enables the same again
-/// for the containers' cgroups below. Two containers of a task starting
-/// at once may race to make an ancestor: EEXIST counts as made.
+/// for the containers' cgroups below. Tasks starting at once race to
+/// make their shared parent: EEXIST counts as made.
 fn create_v2(path: &str) -> Result<(), String> {
     let root = Path::new(CGROUP_ROOT);
     let rel = relative(path).ok_or("not a cgroup below the root")?;
