@@ -147,18 +147,27 @@ pub fn env_without(remove: &[&str]) -> Vec<(OsString, OsString)> {
         .collect()
 }
 
+/// A `T` on the heap (it must not move once initialized), set up by
+/// `init`: `posix_spawn_file_actions_init` or `posix_spawnattr_init`.
+fn initialized<T>(
+    init: unsafe extern "C" fn(*mut T) -> libc::c_int,
+) -> std::result::Result<Box<T>, libc::c_int> {
+    // SAFETY: both types are plain C structs for which all-zero bytes are
+    // a valid (if meaningless) value, overwritten by `init`.
+    let mut value: Box<T> = Box::new(unsafe { std::mem::zeroed() });
+    // SAFETY: `init` initializes the value just allocated.
+    match unsafe { init(&mut *value) } {
+        0 => Ok(value),
+        rc => Err(rc),
+    }
+}
+
 /// `posix_spawn_file_actions_t`, destroyed when dropped.
 struct FileActions(Box<libc::posix_spawn_file_actions_t>);
 
 impl FileActions {
     fn new() -> std::result::Result<Self, libc::c_int> {
-        // SAFETY: an all-zero value is a valid target for _init.
-        let mut actions = Box::new(unsafe { std::mem::zeroed() });
-        // SAFETY: initializes the value just allocated.
-        match unsafe { libc::posix_spawn_file_actions_init(&mut *actions) } {
-            0 => Ok(Self(actions)),
-            rc => Err(rc),
-        }
+        initialized(libc::posix_spawn_file_actions_init).map(Self)
     }
 
     fn ptr(&self) -> *mut libc::posix_spawn_file_actions_t {
@@ -178,13 +187,7 @@ struct Attributes(Box<libc::posix_spawnattr_t>);
 
 impl Attributes {
     fn new() -> std::result::Result<Self, libc::c_int> {
-        // SAFETY: an all-zero value is a valid target for _init.
-        let mut attr = Box::new(unsafe { std::mem::zeroed() });
-        // SAFETY: initializes the value just allocated.
-        match unsafe { libc::posix_spawnattr_init(&mut *attr) } {
-            0 => Ok(Self(attr)),
-            rc => Err(rc),
-        }
+        initialized(libc::posix_spawnattr_init).map(Self)
     }
 
     fn ptr(&self) -> *const libc::posix_spawnattr_t {
