@@ -5,8 +5,8 @@ stored tasks.
 
 A task's latency runs from the moment run-task is started to the `startedAt`
 its supervisor records with RUNNING (millisecond precision), so the waiting
-itself (describe-tasks every 50 ms) neither adds to it nor takes the CPU
-from the start it measures. As in berth's default layout (state in
+itself neither adds to it nor, put off while the starts run (`wait_all`),
+takes the CPU from the starts it measures. As in berth's default layout (state in
 /var/lib/berth, runtime state in /run/berth, a tmpfs on every systemd host),
 the runtime root (<root>/run) is a tmpfs; the state root (images,
 snapshots, logs, the store) is on the disk."""
@@ -43,16 +43,22 @@ def records(root, ids):
     return tasks
 
 
-def wait_all(root, ids, status, timeout=120):
-    """The tasks' records once every one reached `status`."""
+def wait_all(root, ids, status, timeout=120, first=0.0, every=0.05):
+    """The tasks' records once every one reached `status`: looked at after
+    `first` seconds, then every `every`. A look is a berth process (a
+    describe-tasks of 100 costs ~14 ms of CPU): while tasks whose start is
+    timed are still starting, looks are put off and spaced, so that they
+    do not take the CPU from those starts (the time measured is the
+    startedAt each supervisor records, whenever it is read)."""
     deadline = time.time() + timeout
+    time.sleep(first)
     while time.time() < deadline:
         tasks = records(root, ids)
         if len(tasks) == len(ids) and all(t["lastStatus"] == status for t in tasks):
             return tasks
         if any(t["lastStatus"] == "STOPPED" for t in tasks) and status != "STOPPED":
             raise SystemExit(f"a task stopped: {[t.get('stoppedReason') for t in tasks]}")
-        time.sleep(0.05)
+        time.sleep(every)
     raise SystemExit(f"tasks never reached {status}")
 
 
@@ -72,7 +78,7 @@ def single_starts(root, family, n=15):
         time.sleep(0.2)
         start = time.time()
         ids = run_tasks(root, family)
-        xs.append(started_at(wait_all(root, ids, "RUNNING")[0]) - start)
+        xs.append(started_at(wait_all(root, ids, "RUNNING", first=0.1)[0]) - start)
         berth(root, "stop-task", "--task", ids[0])
         wait_all(root, ids, "STOPPED")
     return xs
@@ -91,7 +97,7 @@ def many_at_once(root, family, clis=10):
         out = json.loads(p.communicate()[0])
         ids += [t["taskArn"].rsplit("/", 1)[1] for t in out["tasks"]]
     clis_done = time.time() - start
-    tasks = wait_all(root, ids, "RUNNING")
+    tasks = wait_all(root, ids, "RUNNING", every=0.5)
     all_running = max(started_at(t) for t in tasks) - start
     for tid in ids:
         berth(root, "stop-task", "--task", tid)
