@@ -11,6 +11,7 @@ mod bridges;
 mod ipam;
 pub mod lb;
 mod links;
+mod local_address;
 pub mod nat;
 mod nft_netlink;
 pub mod routes;
@@ -19,7 +20,8 @@ pub mod vip;
 
 pub use bridges::{has_ports, plug_in, remove_bridge_if_unused, BridgeLock, Removal};
 pub use ipam::{allocate, free_slice, Subnet};
-pub use links::{add_local_address, attach, detach, ensure_bridge, link_exists, remove_bridge};
+pub use links::{attach, detach, ensure_bridge, link_exists, remove_bridge};
+pub use local_address::add_local_address_here;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -229,23 +229,3 @@ pub fn attach(
         })
     })
 }
-
-/// Give `lo` of the namespace at `netns` the address `address/32`: an
-/// address every process of the namespace reaches locally (the task
-/// metadata endpoint's 169.254.170.2). Already there (a supervisor that
-/// adopted its task): fine.
-pub fn add_local_address(netns: &Path, address: Ipv4Addr) -> Result<()> {
-    with_handle(Some(netns), move |h| {
-        Box::pin(async move {
-            let index = index_of(&h, "lo")
-                .await?
-                .ok_or_else(|| err("loopback in namespace", "not found"))?;
-            match h.address().add(index, address.into(), 32).execute().await {
-                Ok(()) => Ok(()),
-                // EEXIST: the address is there already.
-                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -17 => Ok(()),
-                Err(e) => Err(err(format!("address {address}/32 on lo"), e)),
-            }
-        })
-    })
-}

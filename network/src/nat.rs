@@ -10,7 +10,6 @@
 
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
@@ -288,47 +287,27 @@ fn map_keys(listed: &Value) -> Vec<(String, u16)> {
         .collect()
 }
 
-/// Inside the namespace at `netns`, send what its processes connect to at
-/// `address:from` to `address:to` (nftables DNAT in its own `output`
-/// chain). The task metadata endpoint listens on 169.254.170.2:51679 and
+/// Inside the calling thread's network namespace, send what its processes
+/// connect to at `address:from` to `address:to` (nftables DNAT in its own
+/// `output` chain). The task metadata endpoint listens on 169.254.170.2:51679 and
 /// is reached at :80 so that a container may still bind 0.0.0.0:80 there.
 /// Made again whole when it exists (a supervisor adopting its task).
-pub fn redirect_local_port(netns: &Path, address: Ipv4Addr, from: u16, to: u16) -> Result<()> {
+pub fn redirect_local_port_here(address: Ipv4Addr, from: u16, to: u16) -> Result<()> {
     let t = crate::tables::LOCAL_REDIRECT_TABLE;
-    let script = format!(
-        "add table ip {t}\n\
-         flush table ip {t}\n\
-         add chain ip {t} output {{ type nat hook output priority -100; policy accept; }}\n\
-         add rule ip {t} output ip daddr {address} tcp dport {from} dnat to {address}:{to}\n"
-    );
-    let netns = netns.to_path_buf();
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&netns).map_err(|e| Error::Netlink {
-            context: format!("open {}", netns.display()),
-            reason: e.to_string(),
-        })?;
-        // This thread only: the nft it starts inherits the namespace.
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
-            Error::Netlink {
-                context: format!("join {}", netns.display()),
-                reason: e.to_string(),
-            }
-        })?;
-        // Straight to nf_tables (no nft to fork on the task's way to
-        // RUNNING); the nft script where that fails.
-        match crate::nft_netlink::redirect(t, address, from, to) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                tracing::debug!("the metadata redirect over netlink: {e}; running nft");
-                nft_script(&script)
-            }
+    // Straight to nf_tables (no nft to fork on the task's way to RUNNING);
+    // the nft script where that fails.
+    match crate::nft_netlink::redirect(t, address, from, to) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::debug!("the metadata redirect over netlink: {e}; running nft");
+            nft_script(&format!(
+                "add table ip {t}\n\
+                 flush table ip {t}\n\
+                 add chain ip {t} output {{ type nat hook output priority -100; policy accept; }}\n\
+                 add rule ip {t} output ip daddr {address} tcp dport {from} dnat to {address}:{to}\n"
+            ))
         }
-    })
-    .join()
-    .map_err(|_| Error::Netlink {
-        context: "nft thread".into(),
-        reason: "panicked".into(),
-    })?
+    }
 }
 
 #[cfg(test)]

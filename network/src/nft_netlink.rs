@@ -1,7 +1,7 @@
 //! The metadata endpoint's redirect written straight to nf_tables over
 //! netlink, without running `nft`: one batch of table, rule flush, chain
 //! and rule, as `nft -f` would send for the script in
-//! [`crate::nat::redirect_local_port`]. Why: that runs once per task on
+//! [`crate::nat::redirect_local_port_here`]. Why: that runs once per task on
 //! the way to RUNNING, and forking `nft` in the task's namespace took
 //! 3–17 ms there (parse, cache, exit), against well under 1 ms for the
 //! batch itself. Building the messages is pure (unit-tested); sending
@@ -263,27 +263,44 @@ pub(crate) fn acks(buf: &[u8]) -> Vec<(u32, i32)> {
 /// Send the redirect batch on a netfilter socket of the calling thread's
 /// network namespace and wait for the kernel's four answers.
 pub(crate) fn redirect(table: &str, address: Ipv4Addr, from: u16, to: u16) -> std::io::Result<()> {
+    let first = 1;
+    let batch = redirect_batch(table, address, from, to, first);
+    match exchange(libc::NETLINK_NETFILTER, &batch, first..first + 4)? {
+        0 => Ok(()),
+        errno => Err(std::io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// Send `messages` on a netlink socket of `protocol` in the calling
+/// thread's network namespace and wait until the kernel has acknowledged
+/// each sequence number of `acked` (0: done), or refused one: the first
+/// errno other than 0 is the answer then, as a batch that failed is not
+/// acknowledged further.
+pub(crate) fn exchange(
+    protocol: libc::c_int,
+    messages: &[u8],
+    acked: std::ops::Range<u32>,
+) -> std::io::Result<i32> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut left = acked.len();
     // SAFETY: plain socket/send/recv calls on a socket this function owns,
     // with buffers of the lengths passed.
     unsafe {
         let raw = libc::socket(
             libc::AF_NETLINK,
             libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_NETFILTER,
+            protocol,
         );
         if raw < 0 {
             return Err(std::io::Error::last_os_error());
         }
         let sock = OwnedFd::from_raw_fd(raw);
-        let first = 1;
-        let batch = redirect_batch(table, address, from, to, first);
         let mut dest: libc::sockaddr_nl = std::mem::zeroed();
         dest.nl_family = libc::AF_NETLINK as libc::sa_family_t;
         let sent = libc::sendto(
             sock.as_raw_fd(),
-            batch.as_ptr().cast(),
-            batch.len(),
+            messages.as_ptr().cast(),
+            messages.len(),
             0,
             (&dest as *const libc::sockaddr_nl).cast(),
             std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
@@ -291,24 +308,23 @@ pub(crate) fn redirect(table: &str, address: Ipv4Addr, from: u16, to: u16) -> st
         if sent < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let mut done = 0;
         let mut buf = vec![0u8; 8192];
-        while done < 4 {
+        while left > 0 {
             let n = libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0);
             if n < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             for (seq, errno) in acks(&buf[..n as usize]) {
                 if errno != 0 {
-                    return Err(std::io::Error::from_raw_os_error(errno));
+                    return Ok(errno);
                 }
-                if (first..first + 4).contains(&seq) {
-                    done += 1;
+                if acked.contains(&seq) {
+                    left -= 1;
                 }
             }
         }
     }
-    Ok(())
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub const LB_PREFIX: &str = "berth_lb_";
 /// The prefix of a service's virtual address's table ([`crate::vip`]).
 pub const VIP_PREFIX: &str = "berth_vip_";
 /// The table a task's own network namespace holds (never the host's):
-/// the metadata endpoint's redirect ([`crate::nat::redirect_local_port`]).
+/// the metadata endpoint's redirect ([`crate::nat::redirect_local_port_here`]).
 pub const LOCAL_REDIRECT_TABLE: &str = "berth_task_endpoint";
 
 /// The table of the network on `bridge`.

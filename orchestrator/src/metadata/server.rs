@@ -84,13 +84,18 @@ fn base_uri(place: &Place, bound: SocketAddr) -> String {
     }
 }
 
-/// Join the namespace (this thread only) and bind there: the socket stays
-/// in that namespace whichever thread uses it.
+/// Join the namespace (this thread only), give its `lo` the address and
+/// redirect port 80 to the listener, and bind there: the socket stays in
+/// that namespace whichever thread uses it. All from the one thread that
+/// serves, which joins the namespace once.
 fn bind(place: &Place) -> std::io::Result<TcpListener> {
     match place {
         Place::Namespace(netns) => {
             join(netns)?;
             let address: Ipv4Addr = ADDRESS.parse().map_err(std::io::Error::other)?;
+            berth_net::add_local_address_here(address).map_err(std::io::Error::other)?;
+            berth_net::nat::redirect_local_port_here(address, PORT, LISTEN_PORT)
+                .map_err(std::io::Error::other)?;
             TcpListener::bind((address, LISTEN_PORT))
         }
         Place::HostLoopback => TcpListener::bind((Ipv4Addr::LOCALHOST, 0)),

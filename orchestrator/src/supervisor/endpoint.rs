@@ -6,7 +6,6 @@
 //! Kernel work only: the answers are `metadata::json`'s.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +16,7 @@ use super::error::TaskError;
 use super::Supervisor;
 use crate::containerize::TaskContext;
 use crate::metadata::server::{self, Place};
-use crate::metadata::{ContainerTimes, Snapshot, ADDRESS};
+use crate::metadata::{ContainerTimes, Snapshot};
 use crate::model::{Task, TaskDefinition, TaskStatus};
 
 /// The environment variables that name the endpoint, as the agent sets
@@ -192,13 +191,8 @@ fn places(ctx: &TaskContext) -> Vec<Place> {
     }
 }
 
-/// The address on the namespace's `lo`, then a listener there; its base URI.
+/// A listener at `place` (in a namespace: with the address on its `lo`
+/// and port 80 redirected to it); its base URI.
 fn serve_at(place: Place, shared: &server::Shared) -> Result<String, String> {
-    if let Place::Namespace(netns) = &place {
-        let address: Ipv4Addr = ADDRESS.parse().map_err(|e| format!("{ADDRESS}: {e}"))?;
-        berth_net::add_local_address(netns, address).map_err(|e| e.to_string())?;
-        berth_net::nat::redirect_local_port(netns, address, server::PORT, server::LISTEN_PORT)
-            .map_err(|e| e.to_string())?;
-    }
     server::start(place, shared.clone()).map_err(|e| format!("listen: {e}"))
 }
