@@ -13,6 +13,7 @@ pub mod lb;
 mod links;
 mod local_address;
 pub mod nat;
+mod netlink_msg;
 mod nft_netlink;
 pub mod routes;
 pub mod tables;

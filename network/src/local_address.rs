@@ -3,18 +3,18 @@
 //! a route netlink socket. Why not rtnetlink's handle: that is a tokio
 //! runtime and a connection made for one message, on every task's way to
 //! RUNNING. Building the message is pure (unit-tested); sending it is
-//! [`crate::nft_netlink::exchange`].
+//! [`crate::netlink_msg::exchange`].
 
 use std::net::Ipv4Addr;
 
 use crate::{Error, Result};
 
-// linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h.
+use crate::netlink_msg::{
+    exchange, header, Attrs, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
+};
+
+// linux/rtnetlink.h, linux/if_addr.h.
 const RTM_NEWADDR: u16 = 20;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_EXCL: u16 = 0x200;
-const NLM_F_CREATE: u16 = 0x400;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const AF_INET: u8 = 2;
@@ -22,20 +22,17 @@ const AF_INET: u8 = 2;
 /// The message that adds `address`/32 to the link `index` (scope
 /// universe, as `ip addr add` gives it), acknowledged as `seq`.
 fn new_address(index: u32, address: Ipv4Addr, seq: u32) -> Vec<u8> {
+    // ifaddrmsg: family, prefix length, flags, scope, the link's index.
     let mut body = vec![AF_INET, 32, 0, 0];
     body.extend_from_slice(&index.to_ne_bytes());
-    for kind in [IFA_LOCAL, IFA_ADDRESS] {
-        body.extend_from_slice(&8u16.to_ne_bytes());
-        body.extend_from_slice(&kind.to_ne_bytes());
-        body.extend_from_slice(&address.octets());
-    }
+    let mut attrs = Attrs::new();
+    attrs
+        .raw(IFA_LOCAL, &address.octets())
+        .raw(IFA_ADDRESS, &address.octets());
+    body.extend_from_slice(&attrs.0);
     let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
     let mut out = Vec::with_capacity(16 + body.len());
-    out.extend_from_slice(&(16 + body.len() as u32).to_ne_bytes());
-    out.extend_from_slice(&RTM_NEWADDR.to_ne_bytes());
-    out.extend_from_slice(&flags.to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
+    header(&mut out, RTM_NEWADDR, flags, seq, body.len());
     out.extend(body);
     out
 }
@@ -56,7 +53,7 @@ pub fn add_local_address_here(address: Ipv4Addr) -> Result<()> {
         )));
     }
     let seq = 1;
-    match crate::nft_netlink::exchange(
+    match exchange(
         libc::NETLINK_ROUTE,
         &new_address(index, address, seq),
         seq..seq + 1,

@@ -9,12 +9,10 @@
 
 use std::net::Ipv4Addr;
 
+use crate::netlink_msg::{exchange, header, Attrs, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST};
+
 // linux/netlink.h, linux/netfilter/nfnetlink.h, nf_tables.h, netfilter.h.
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
 const NLM_F_APPEND: u16 = 0x800;
-const NLM_F_CREATE: u16 = 0x400;
-const NLMSG_ERROR: u16 = 0x2;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -23,7 +21,6 @@ const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_DELRULE: u16 = 8;
 const NFPROTO_IPV4: u8 = 2;
-const NLA_F_NESTED: u16 = 0x8000;
 const NF_INET_LOCAL_OUT: u32 = 3;
 const NF_ACCEPT: u32 = 1;
 const NFT_REG_1: u32 = 1;
@@ -33,45 +30,6 @@ const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
 const NFT_META_L4PROTO: u32 = 16;
 const NFT_CMP_EQ: u32 = 0;
 const NFT_NAT_DNAT: u32 = 1;
-
-/// Netlink attributes being written into a buffer (4-byte aligned).
-struct Attrs(Vec<u8>);
-
-impl Attrs {
-    fn new() -> Self {
-        Self(Vec::new())
-    }
-
-    fn raw(&mut self, kind: u16, value: &[u8]) -> &mut Self {
-        let len = 4 + value.len();
-        self.0.extend_from_slice(&(len as u16).to_ne_bytes());
-        self.0.extend_from_slice(&kind.to_ne_bytes());
-        self.0.extend_from_slice(value);
-        self.pad();
-        self
-    }
-
-    fn pad(&mut self) {
-        while !self.0.len().is_multiple_of(4) {
-            self.0.push(0);
-        }
-    }
-
-    fn string(&mut self, kind: u16, value: &str) -> &mut Self {
-        let mut bytes = value.as_bytes().to_vec();
-        bytes.push(0);
-        self.raw(kind, &bytes)
-    }
-
-    /// nf_tables numbers are big-endian.
-    fn be32(&mut self, kind: u16, value: u32) -> &mut Self {
-        self.raw(kind, &value.to_be_bytes())
-    }
-
-    fn nested(&mut self, kind: u16, inner: &Attrs) -> &mut Self {
-        self.raw(kind | NLA_F_NESTED, &inner.0)
-    }
-}
 
 /// One expression of a rule: its name and its attributes.
 fn expr(name: &str, data: &Attrs) -> Attrs {
@@ -139,13 +97,8 @@ fn rule_expressions(address: Ipv4Addr, from: u16, to: u16) -> Attrs {
 
 /// A netlink message: header, nfgenmsg, attributes.
 fn message(out: &mut Vec<u8>, kind: u16, flags: u16, seq: u32, family: u8, attrs: &Attrs) {
-    let len = 16 + 4 + attrs.0.len();
-    out.extend_from_slice(&(len as u32).to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(&flags.to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
-                                                // nfgenmsg: family, version, resource id (the subsystem, for batches).
+    header(out, kind, flags, seq, 4 + attrs.0.len());
+    // nfgenmsg: family, version, resource id (the subsystem, for batches).
     out.push(family);
     out.push(0);
     let res_id = if kind == NFNL_MSG_BATCH_BEGIN || kind == NFNL_MSG_BATCH_END {
@@ -237,29 +190,6 @@ pub(crate) fn redirect_batch(
     out
 }
 
-/// The errors in the kernel's answers (NLMSG_ERROR messages): each
-/// acknowledged sequence number, with its errno (0: done).
-pub(crate) fn acks(buf: &[u8]) -> Vec<(u32, i32)> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at + 16 <= buf.len() {
-        let word = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
-        let len = word(at) as usize;
-        if len < 16 || at + len > buf.len() {
-            break;
-        }
-        let kind = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
-        if kind == NLMSG_ERROR && len >= 20 + 16 {
-            let errno = word(at + 16) as i32;
-            // The original header follows: its sequence number.
-            let seq = word(at + 20 + 8);
-            out.push((seq, -errno));
-        }
-        at += (len + 3) & !3;
-    }
-    out
-}
-
 /// Send the redirect batch on a netfilter socket of the calling thread's
 /// network namespace and wait for the kernel's four answers.
 pub(crate) fn redirect(table: &str, address: Ipv4Addr, from: u16, to: u16) -> std::io::Result<()> {
@@ -269,62 +199,6 @@ pub(crate) fn redirect(table: &str, address: Ipv4Addr, from: u16, to: u16) -> st
         0 => Ok(()),
         errno => Err(std::io::Error::from_raw_os_error(errno)),
     }
-}
-
-/// Send `messages` on a netlink socket of `protocol` in the calling
-/// thread's network namespace and wait until the kernel has acknowledged
-/// each sequence number of `acked` (0: done), or refused one: the first
-/// errno other than 0 is the answer then, as a batch that failed is not
-/// acknowledged further.
-pub(crate) fn exchange(
-    protocol: libc::c_int,
-    messages: &[u8],
-    acked: std::ops::Range<u32>,
-) -> std::io::Result<i32> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let mut left = acked.len();
-    // SAFETY: plain socket/send/recv calls on a socket this function owns,
-    // with buffers of the lengths passed.
-    unsafe {
-        let raw = libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            protocol,
-        );
-        if raw < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let sock = OwnedFd::from_raw_fd(raw);
-        let mut dest: libc::sockaddr_nl = std::mem::zeroed();
-        dest.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        let sent = libc::sendto(
-            sock.as_raw_fd(),
-            messages.as_ptr().cast(),
-            messages.len(),
-            0,
-            (&dest as *const libc::sockaddr_nl).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        );
-        if sent < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let mut buf = vec![0u8; 8192];
-        while left > 0 {
-            let n = libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0);
-            if n < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            for (seq, errno) in acks(&buf[..n as usize]) {
-                if errno != 0 {
-                    return Ok(errno);
-                }
-                if acked.contains(&seq) {
-                    left -= 1;
-                }
-            }
-        }
-    }
-    Ok(0)
 }
 
 #[cfg(test)]
@@ -361,24 +235,5 @@ mod tests {
         assert!(text);
         assert!(batch.windows(4).any(|w| w == [169, 254, 170, 2]));
         assert!(batch.windows(2).any(|w| w == 51679u16.to_be_bytes()));
-    }
-
-    #[test]
-    fn acks_reads_errors_and_their_sequence_numbers() {
-        let mut buf = Vec::new();
-        for (seq, errno) in [(1u32, 0i32), (2, -2)] {
-            buf.extend_from_slice(&36u32.to_ne_bytes());
-            buf.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
-            buf.extend_from_slice(&0u16.to_ne_bytes());
-            buf.extend_from_slice(&seq.to_ne_bytes());
-            buf.extend_from_slice(&0u32.to_ne_bytes());
-            buf.extend_from_slice(&errno.to_ne_bytes());
-            // The original header: length, type, flags, seq, pid.
-            buf.extend_from_slice(&0u32.to_ne_bytes());
-            buf.extend_from_slice(&0u32.to_ne_bytes());
-            buf.extend_from_slice(&seq.to_ne_bytes());
-            buf.extend_from_slice(&0u32.to_ne_bytes());
-        }
-        assert_eq!(acks(&buf), vec![(1, 0), (2, 2)]);
     }
 }
