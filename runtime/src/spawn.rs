@@ -44,23 +44,10 @@ impl Spawn {
         argv: &[OsString],
         env: impl IntoIterator<Item = (OsString, OsString)>,
     ) -> Result<Self> {
-        let argv = argv
-            .iter()
-            .map(|a| c_string("an argument", a.as_bytes()))
-            .collect::<Result<_>>()?;
-        let env = env
-            .into_iter()
-            .map(|(k, v)| {
-                let mut kv = k.as_bytes().to_vec();
-                kv.push(b'=');
-                kv.extend_from_slice(v.as_bytes());
-                c_string("an environment variable", &kv)
-            })
-            .collect::<Result<_>>()?;
         Ok(Self {
             program: c_string("the program's path", program.as_os_str().as_bytes())?,
-            argv,
-            env,
+            argv: c_args(argv)?,
+            env: c_env(env)?,
             fds: Vec::new(),
             setsid: false,
         })
@@ -138,6 +125,25 @@ impl Spawn {
         }
         Ok(Pid::from_raw(pid))
     }
+}
+
+/// `argv` as C strings, for an exec.
+pub(crate) fn c_args(argv: &[OsString]) -> Result<Vec<CString>> {
+    argv.iter()
+        .map(|a| c_string("an argument", a.as_bytes()))
+        .collect()
+}
+
+/// `env` as `KEY=value` C strings, for an exec.
+pub(crate) fn c_env(env: impl IntoIterator<Item = (OsString, OsString)>) -> Result<Vec<CString>> {
+    env.into_iter()
+        .map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            c_string("an environment variable", &kv)
+        })
+        .collect()
 }
 
 /// This process's environment less the variables named in `remove`.

@@ -76,8 +76,7 @@ pub fn run(args: MonitorArgs) -> i32 {
         // The builder has told the starter already.
         Err(Failure::Reported) => 1,
         Err(Failure::Unreported(error)) => {
-            tracing::error!("{error}");
-            monitor.send(&Message::Failed { error });
+            monitor.fail(error);
             1
         }
     }
@@ -112,6 +111,12 @@ impl Monitor {
         if sync.write_all(&line).is_err() {
             self.sync = None;
         }
+    }
+
+    /// Log a failure and tell the starter.
+    fn fail(&mut self, error: String) {
+        tracing::error!("{error}");
+        self.send(&Message::Failed { error });
     }
 
     /// Have the container created (and with `--start`, started), then log
@@ -160,7 +165,7 @@ impl Monitor {
         let builder = match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 drop(pid_r);
-                let code = match build(args, meta, out_w, err_w) {
+                let code = match build(args, meta, &self.files, out_w, err_w) {
                     Ok(init) => match nix::unistd::write(&pid_w, &init.as_raw().to_ne_bytes()) {
                         Ok(_) => {
                             self.send(&Message::Created { pid: init.as_raw() });
@@ -174,8 +179,7 @@ impl Monitor {
                         }
                     },
                     Err(error) => {
-                        tracing::error!("{error}");
-                        self.send(&Message::Failed { error });
+                        self.fail(error);
                         REPORTED
                     }
                 };
@@ -232,8 +236,7 @@ impl Monitor {
                 .ok()
         });
         let mut log = LogOutputs { file, forward };
-        let settle_at = Some(Instant::now() + SETTLED);
-        let status = self.pump(init, &out_r, &err_r, &mut log, settle_at);
+        let status = self.pump(init, &out_r, &err_r, &mut log);
         if let Some(forward) = log.forward.take() {
             forward.close();
         }
@@ -264,16 +267,16 @@ impl Monitor {
     }
 
     /// Copy output into the log until init has exited and its pipes closed;
-    /// reap every child meanwhile. Returns init's wait status. At
-    /// `settle_at`, drop the pages start-up faulted in (once).
+    /// reap every child meanwhile. Returns init's wait status. [`SETTLED`]
+    /// in, drop the pages start-up faulted in (once).
     fn pump(
         &mut self,
         init: Pid,
         out_r: &OwnedFd,
         err_r: &OwnedFd,
         log: &mut LogOutputs,
-        mut settle_at: Option<Instant>,
     ) -> Result<WaitStatus, String> {
+        let mut settle_at = Some(Instant::now() + SETTLED);
         let mut mask = SigSet::empty();
         for s in [
             Signal::SIGCHLD,
@@ -407,6 +410,7 @@ fn write_entry(log: &mut LogOutputs, stream: Stream, line: &[u8]) {
 fn build(
     args: &MonitorArgs,
     meta: &ContainerMeta,
+    files: &ContainerFiles,
     out_w: OwnedFd,
     err_w: OwnedFd,
 ) -> Result<Pid, String> {
@@ -430,7 +434,6 @@ fn build(
         .map_err(|e| format!("create: {e}"))?;
     let init = container.pid().ok_or("libcontainer reported no init pid")?;
     if args.start {
-        let files = ContainerFiles::new(args.container_dir.clone());
         write_json_atomic(&files.started(), &Started { at: Utc::now() })
             .map_err(|e| e.to_string())?;
         container.start().map_err(|e| format!("start: {e}"))?;

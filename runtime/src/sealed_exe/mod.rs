@@ -20,7 +20,6 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -139,25 +138,8 @@ pub fn reexec_sealed(shared_in: Option<&Path>) -> Result<()> {
         return Ok(());
     }
     let fd = sealed_copy(shared_in)?;
-    let cstrings = |items: Vec<Vec<u8>>| -> Result<Vec<CString>> {
-        items
-            .into_iter()
-            .map(CString::new)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| Error::io("argument with a NUL byte", e.into()))
-    };
-    let argv = cstrings(std::env::args_os().map(|a| a.as_bytes().to_vec()).collect())?;
-    let env = cstrings(
-        std::env::vars_os()
-            .filter(|(k, _)| !SCRUBBED_ENV.iter().any(|s| k.as_bytes() == s.as_bytes()))
-            .map(|(k, v)| {
-                let mut kv = k.as_bytes().to_vec();
-                kv.push(b'=');
-                kv.extend_from_slice(v.as_bytes());
-                kv
-            })
-            .collect(),
-    )?;
+    let argv = crate::spawn::c_args(&std::env::args_os().collect::<Vec<_>>())?;
+    let env = crate::spawn::c_env(crate::spawn::env_without(SCRUBBED_ENV))?;
     let err = nix::unistd::fexecve(fd.as_raw_fd(), &argv, &env)
         .err()
         .map(std::io::Error::from)
